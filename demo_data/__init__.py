@@ -1,0 +1,1 @@
+"""Deterministic demo source data for the pipeline (see generator.py)."""

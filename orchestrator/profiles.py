@@ -1,0 +1,77 @@
+"""Profiles: which Meltano environment, extractors, loader and dbt target run.
+
+Read from the orchestration config file (`orchestration.yml`). The active
+profile is `$PIPELINE_PROFILE`, else the file's `default_profile`. A profile's
+`env` holds defaults for the variables that meltano.yml and dbt's profiles.yml
+reference; the process environment always overrides them.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping
+
+import yaml
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_CONFIG = REPO_ROOT / "orchestration.yml"
+PROFILE_VAR = "PIPELINE_PROFILE"
+_PATH_VARS = ("DEMO_DATA_DIR", "WAREHOUSE_DUCKDB_PATH")
+
+
+class ConfigError(ValueError):
+    """A configuration file is missing or wrong; the message names the file."""
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    meltano_environment: str
+    loader: str
+    dbt_target: str
+    extractors: tuple[str, ...]
+    env_defaults: Mapping[str, str] = field(default_factory=dict)
+    description: str = ""
+
+    def environment(self, base: Mapping[str, str] | None = None) -> dict[str, str]:
+        """The process environment for Meltano and dbt: defaults, then `base` (default os.environ) on top."""
+        base = os.environ if base is None else base
+        env = {**self.env_defaults, **base}
+        env[PROFILE_VAR] = self.name
+        env["DBT_TARGET"] = base.get("DBT_TARGET", self.dbt_target)
+        env["MELTANO_SEND_ANONYMOUS_USAGE_STATS"] = "false"
+        return env
+
+
+def _load_yaml(path: Path) -> dict:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ConfigError(f"{path}: file not found") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
+    return data
+
+
+def load_profile(name: str | None = None, config_path: str | Path | None = None) -> Profile:
+    path = Path(config_path or os.environ.get("ORCHESTRATION_CONFIG") or DEFAULT_CONFIG).resolve()
+    data = _load_yaml(path)
+    profiles = data.get("profiles") or {}
+    name = name or os.environ.get(PROFILE_VAR) or data.get("default_profile") or "embedded"
+    if name not in profiles:
+        raise ConfigError(f"{path}: no profile {name!r} (known: {', '.join(sorted(profiles)) or 'none'})")
+    raw = profiles[name]
+    missing = [k for k in ("meltano_environment", "loader", "dbt_target", "extractors") if not raw.get(k)]
+    if missing:
+        raise ConfigError(f"{path}: profile {name!r} lacks {', '.join(missing)}")
+    env = {str(k): "" if v is None else str(v) for k, v in (raw.get("env") or {}).items()}
+    for var in _PATH_VARS:  # relative paths are relative to the config file
+        if env.get(var) and not os.path.isabs(env[var]):
+            env[var] = str(path.parent / env[var])
+    return Profile(name=name, meltano_environment=raw["meltano_environment"], loader=raw["loader"],
+                   dbt_target=raw["dbt_target"], extractors=tuple(raw["extractors"]), env_defaults=env,
+                   description=raw.get("description", ""))

@@ -1,0 +1,1 @@
+"""Runners: execute Meltano and dbt with argument lists, never a shell string."""

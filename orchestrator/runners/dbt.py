@@ -1,0 +1,107 @@
+"""Run dbt in-process with dbt's programmatic runner (dbtRunner).
+
+Results come back as plain records, one per node (model, test, seed,
+snapshot): status, rows affected, duration and message, which the callers
+turn into a summary, Asset events or a failure listing what failed.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator, Mapping, Sequence
+
+from ..profiles import REPO_ROOT
+
+DBT_PROJECT = REPO_ROOT / "dbt_project"
+_FAILED = {"error", "fail", "runtime error"}
+
+
+@dataclass(frozen=True)
+class NodeResult:
+    unique_id: str
+    resource_type: str
+    status: str          # success | error | pass | fail | warn | skipped ...
+    duration_s: float
+    rows_affected: int | None = None
+    message: str | None = None
+    failures: int | None = None
+
+    @property
+    def failed(self) -> bool:
+        return self.status in _FAILED
+
+
+@dataclass
+class DbtRunResult:
+    args: list[str]
+    success: bool
+    duration_s: float
+    nodes: list[NodeResult] = field(default_factory=list)
+    exception: str | None = None
+
+    def of_type(self, resource_type: str) -> list[NodeResult]:
+        return [n for n in self.nodes if n.resource_type == resource_type]
+
+    @property
+    def failed(self) -> list[NodeResult]:
+        return [n for n in self.nodes if n.failed]
+
+
+class DbtError(RuntimeError):
+    def __init__(self, result: DbtRunResult):
+        self.result = result
+        lines = [f"dbt {' '.join(result.args)} failed"]
+        if result.exception:
+            lines.append(result.exception)
+        lines += [f"  {n.resource_type} {n.unique_id}: {n.status}: {(n.message or '').strip()[:500]}"
+                  for n in result.failed]
+        skipped = [n for n in result.nodes if n.status == "skipped"]
+        if skipped:
+            lines.append(f"  {len(skipped)} node(s) skipped because an upstream failed")
+        super().__init__("\n".join(lines))
+
+
+@contextmanager
+def _environ(env: Mapping[str, str]) -> Iterator[None]:
+    """dbt's env_var() reads os.environ: expose `env` for the duration of the call."""
+    saved = dict(os.environ)
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+def _node_result(r) -> NodeResult:
+    adapter = getattr(r, "adapter_response", None) or {}
+    rows = adapter.get("rows_affected") if isinstance(adapter, dict) else None
+    return NodeResult(
+        unique_id=r.node.unique_id, resource_type=str(r.node.resource_type),
+        status=str(r.status), duration_s=float(r.execution_time or 0.0),
+        rows_affected=rows if isinstance(rows, int) and rows >= 0 else None,
+        message=r.message, failures=getattr(r, "failures", None),
+    )
+
+
+def run_dbt(args: Sequence[str], *, env: Mapping[str, str], project_dir: str | Path = DBT_PROJECT,
+            manifest=None, raise_on_failure: bool = True) -> DbtRunResult:
+    """`dbt <args>` against the project, with its profiles.yml; returns per-node results."""
+    from dbt.cli.main import dbtRunner  # heavy import: only when dbt actually runs
+
+    project_dir = str(project_dir)
+    full = [*args, "--project-dir", project_dir, "--profiles-dir", project_dir]
+    started = time.monotonic()
+    with _environ(env):
+        res = dbtRunner(manifest=manifest).invoke(full)
+    results = getattr(res.result, "results", None) or []
+    out = DbtRunResult(args=list(args), success=bool(res.success), duration_s=time.monotonic() - started,
+                       nodes=[_node_result(r) for r in results if hasattr(r, "node")],
+                       exception=str(res.exception) if res.exception else None)
+    if raise_on_failure and not out.success:
+        raise DbtError(out)
+    return out

@@ -1,0 +1,53 @@
+"""Shared fixtures. Services are real: the tests that need PostgreSQL or MariaDB
+skip with the reason when one cannot be reached (.ci/run starts them first)."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import pytest
+
+from orchestrator.profiles import REPO_ROOT, load_profile
+
+
+def _reachable(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def require_services(*names: str) -> None:
+    ports = {"postgres": 5432, "mariadb": 3306, "redis": 6379}
+    down = [n for n in names if not _reachable(ports[n])]
+    if down:
+        pytest.skip(f"{', '.join(down)} not reachable on 127.0.0.1 (start with: scripts/services.sh start)")
+
+
+def _require_setup(*paths: str) -> None:
+    missing = [p for p in paths if not (REPO_ROOT / p).exists()]
+    if missing:
+        pytest.fail(f"not set up ({', '.join(missing)} missing): run `make test`, which sets up first")
+
+
+@pytest.fixture(scope="session")
+def meltano_installed() -> None:
+    _require_setup("meltano/.meltano/.installed")
+
+
+@pytest.fixture(scope="session")
+def installed(meltano_installed) -> None:
+    """The data-plane tests need `make setup`: Meltano plugins and the dbt manifest."""
+    _require_setup("dbt_project/target/manifest.json")
+
+
+@pytest.fixture
+def embedded(tmp_path: Path, meltano_installed):
+    """The embedded profile, isolated in tmp_path: its own source files, warehouse and Meltano state."""
+    profile = load_profile("embedded")
+    env = profile.environment()
+    env.update(DEMO_DATA_DIR=str(tmp_path / "demo_data"), WAREHOUSE_DUCKDB_PATH=str(tmp_path / "warehouse.duckdb"),
+               MELTANO_DATABASE_URI=f"sqlite:///{tmp_path / 'meltano.db'}")
+    return profile, env

@@ -1,0 +1,41 @@
+"""The Meltano runner: argv only, streamed log, failures carry the log tail."""
+
+from __future__ import annotations
+
+import pytest
+
+from orchestrator.runners.meltano import MeltanoError, record_counts, run_meltano
+
+LINES = [
+    '2026-01-01T00:00:00Z [info     ] tap-shop METRIC: {"type":"counter","metric":"record_count","value":60,"tags":{"stream":"orders"}}',
+    '2026-01-01T00:00:00Z [info     ] tap-shop METRIC: {"type":"counter","metric":"record_count","value":5,"tags":{"stream":"orders"}}',
+    '2026-01-01T00:00:00Z [info     ] tap-shop-mariadb METRIC: {"type":"counter","metric":"record_count","value":7,"tags":{"database":"demo_shop","table":"payments"}}',
+    '2026-01-01T00:00:00Z [info     ] target-postgres METRIC: {"type":"counter","metric":"record_count","value":60,"tags":{"stream":"orders"}}',
+    '2026-01-01T00:00:00Z [info     ] tap-shop METRIC: {"type":"timer","metric":"sync_duration","value":0.1,"tags":{}}',
+    '2026-01-01T00:00:00Z [info     ] tap-shop METRIC: {not json',
+]
+
+
+def test_record_counts_count_the_extractor_only():
+    assert record_counts(LINES, "tap-shop") == {"orders": 65}
+    assert record_counts(LINES, "tap-shop-mariadb") == {"payments": 7}
+
+
+def test_failure_raises_with_the_log_tail(embedded):
+    profile, env = embedded
+    seen: list[str] = []
+    with pytest.raises(MeltanoError) as err:
+        run_meltano(["run", "tap-shop", "target-does-not-exist"], environment="dev", env=env, log=seen.append)
+    assert err.value.returncode != 0
+    assert any("target-does-not-exist" in line for line in err.value.tail)
+    assert err.value.tail == seen[-len(err.value.tail):], "the tail is the end of the streamed log"
+    assert "target-does-not-exist" in str(err.value)
+
+
+def test_arguments_never_reach_a_shell(embedded, tmp_path):
+    profile, env = embedded
+    marker = tmp_path / "pwned"
+    with pytest.raises(MeltanoError):
+        run_meltano(["run", f"tap-shop; touch {marker}", "target-duckdb"], environment="dev", env=env,
+                    log=lambda line: None)
+    assert not marker.exists()

@@ -1,0 +1,45 @@
+from __future__ import annotations
+
+import pytest
+
+from orchestrator.profiles import REPO_ROOT, ConfigError, load_profile
+
+
+def test_embedded_is_the_default_and_resolves_paths(monkeypatch):
+    monkeypatch.delenv("PIPELINE_PROFILE", raising=False)
+    profile = load_profile()
+    assert profile.name == "embedded" and profile.dbt_target == "duckdb"
+    env = profile.environment({})
+    assert env["WAREHOUSE_DUCKDB_PATH"] == str(REPO_ROOT / "var" / "warehouse.duckdb")
+    assert env["DBT_TARGET"] == "duckdb" and env["MELTANO_SEND_ANONYMOUS_USAGE_STATS"] == "false"
+
+
+def test_one_setting_switches_to_production(monkeypatch):
+    monkeypatch.setenv("PIPELINE_PROFILE", "production")
+    profile = load_profile()
+    assert (profile.meltano_environment, profile.loader, profile.dbt_target) == ("prod", "target-postgres", "postgres")
+    assert profile.extractors == ("tap-shop-mariadb", "tap-crm-postgres", "tap-marketing-postgres")
+
+
+def test_process_environment_wins_over_profile_defaults():
+    env = load_profile("production").environment({"WAREHOUSE_PG_DATABASE": "elsewhere", "SECRET": "x"})
+    assert env["WAREHOUSE_PG_DATABASE"] == "elsewhere"
+    assert env["SOURCE_PG_DATABASE"] == "demo_sources"
+
+
+@pytest.mark.parametrize("text, problem", [
+    ("profiles: [", "not valid YAML"),
+    ("- a list", "expected a mapping"),
+    ("profiles: {embedded: {loader: x}}", "lacks meltano_environment"),
+])
+def test_bad_config_names_the_file_and_problem(tmp_path, text, problem):
+    path = tmp_path / "orchestration.yml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=problem) as err:
+        load_profile("embedded", path)
+    assert str(path) in str(err.value)
+
+
+def test_unknown_profile_lists_the_known_ones():
+    with pytest.raises(ConfigError, match="no profile 'nope' \\(known: embedded, production\\)"):
+        load_profile("nope")
