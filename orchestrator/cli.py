@@ -24,6 +24,17 @@ def _cycle(args: argparse.Namespace) -> int:
     return 0
 
 
+def _env(args: argparse.Namespace) -> int:
+    import shlex
+
+    profile = load_profile(args.profile, args.config)
+    env = profile.environment()  # resolved against this shell: its own values win
+    keys = {*profile.env_defaults, "PIPELINE_PROFILE", "DBT_TARGET", "MELTANO_SEND_ANONYMOUS_USAGE_STATS"}
+    for key in sorted(keys):
+        print(f"export {key}={shlex.quote(env[key])}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="orchestrator", description="Meltano + dbt on Airflow 3, wired by Assets.")
     parser.add_argument("--config", help="orchestration config file (default: orchestration.yml of this repo)")
@@ -34,6 +45,10 @@ def main(argv: list[str] | None = None) -> int:
     cycle.add_argument("--no-new-day", action="store_true", help="load what the sources hold; write no new day")
     cycle.add_argument("-v", "--verbose", action="store_true", help="stream Meltano's log")
     cycle.set_defaults(func=_cycle)
+
+    env = sub.add_parser("env", help="print the profile's variables as shell exports, "
+                                      "for running meltano or dbt by hand: eval \"$(orchestrator env)\"")
+    env.set_defaults(func=_env)
 
     args = parser.parse_args(argv)
     try:

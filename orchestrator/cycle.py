@@ -7,6 +7,7 @@ README's main command runs, and what the data-plane tests exercise.
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -55,6 +56,8 @@ def advance_sources(profile: Profile, env: dict[str, str]) -> list[int]:
 
 
 def prepare_warehouse(profile: Profile, env: dict[str, str]) -> None:
+    if profile.dbt_target == "duckdb":  # neither dbt-duckdb nor target-duckdb creates the directory
+        Path(env["WAREHOUSE_DUCKDB_PATH"]).parent.mkdir(parents=True, exist_ok=True)
     if profile.dbt_target == "postgres":
         ensure_postgres_database(postgres_url(env))
     if env.get("MELTANO_DATABASE_URI", "").startswith("postgresql"):

@@ -70,3 +70,15 @@ def test_state_bookmarks_the_last_loaded_change(two_cycles):
     day2 = changes_for_day(2)["shop"]
     for table in ("customers", "orders", "payments"):
         assert bookmarks[table]["replication_key_value"] == max(r["updated_at"] for r in day2[table])
+
+
+def test_dbt_builds_the_marts_with_the_expected_numbers(two_cycles):
+    from pipeline_expectations import CAMPAIGN_SQL, DAILY_SQL, assert_marts_match
+
+    _, env, _, _, second = two_cycles
+    assert second.dbt is not None and second.dbt.success
+    models, tests = second.dbt.of_type("model"), second.dbt.of_type("test")
+    assert len(models) == 12 and all(m.status == "success" for m in models)  # 13 models, 1 ephemeral
+    assert len(tests) == 53 and all(t.status == "pass" for t in tests)
+    with duckdb.connect(env["WAREHOUSE_DUCKDB_PATH"], read_only=True) as conn:
+        assert_marts_match(conn.execute(DAILY_SQL).fetchall(), conn.execute(CAMPAIGN_SQL).fetchall(), last_day=2)

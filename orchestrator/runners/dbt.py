@@ -77,6 +77,19 @@ def _environ(env: Mapping[str, str]) -> Iterator[None]:
         os.environ.update(saved)
 
 
+def _release_duckdb() -> None:
+    """dbt-duckdb keeps its database open in-process after a run; DuckDB allows one writer per
+    file, so the next Meltano load (another process) would fail. Close it when dbt is done."""
+    try:
+        from dbt.adapters.duckdb.connections import DuckDBConnectionManager as manager
+    except ImportError:
+        return
+    with manager._LOCK:
+        if manager._ENV is not None:
+            manager._ENV.close()
+            manager._ENV = None
+
+
 def _node_result(r) -> NodeResult:
     adapter = getattr(r, "adapter_response", None) or {}
     rows = adapter.get("rows_affected") if isinstance(adapter, dict) else None
@@ -97,7 +110,10 @@ def run_dbt(args: Sequence[str], *, env: Mapping[str, str], project_dir: str | P
     full = [*args, "--project-dir", project_dir, "--profiles-dir", project_dir]
     started = time.monotonic()
     with _environ(env):
-        res = dbtRunner(manifest=manifest).invoke(full)
+        try:
+            res = dbtRunner(manifest=manifest).invoke(full)
+        finally:
+            _release_duckdb()
     results = getattr(res.result, "results", None) or []
     out = DbtRunResult(args=list(args), success=bool(res.success), duration_s=time.monotonic() - started,
                        nodes=[_node_result(r) for r in results if hasattr(r, "node")],

@@ -1,0 +1,77 @@
+"""The production data plane for real: MariaDB + PostgreSQL sources -> Meltano -> PostgreSQL -> dbt,
+with Meltano's state in a PostgreSQL system database."""
+
+from __future__ import annotations
+
+import pytest
+import sqlalchemy as sa
+
+from conftest import require_services
+from orchestrator.cycle import run_cycle
+from pipeline_expectations import expected_extracted, expected_row_counts
+
+pytestmark = [pytest.mark.meltano, pytest.mark.production]
+EXTRACTOR_SOURCE = {"tap-shop-mariadb": "shop", "tap-crm-postgres": "crm", "tap-marketing-postgres": "marketing"}
+PG = "postgresql+psycopg2://postgres@127.0.0.1:5432"
+
+
+def _fresh_databases() -> None:
+    engine = sa.create_engine(f"{PG}/postgres", isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        for db in ("demo_sources_ci", "warehouse_ci", "meltano_ci"):
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)'))
+    engine.dispose()
+    engine = sa.create_engine("mysql+pymysql://root@127.0.0.1:3306/mysql")
+    with engine.begin() as conn:
+        conn.execute(sa.text("DROP DATABASE IF EXISTS demo_shop_ci"))
+    engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def production(installed):
+    require_services("postgres", "mariadb")
+    from orchestrator.profiles import load_profile
+
+    _fresh_databases()
+    profile = load_profile("production")
+    env = profile.environment()
+    env.update(SOURCE_MARIADB_DATABASE="demo_shop_ci", DEMO_MARIADB_URL="mysql+pymysql://root@127.0.0.1:3306/demo_shop_ci",
+               SOURCE_PG_DATABASE="demo_sources_ci", DEMO_POSTGRES_URL=f"{PG}/demo_sources_ci",
+               WAREHOUSE_PG_DATABASE="warehouse_ci",
+               MELTANO_DATABASE_URI="postgresql+psycopg://postgres:postgres@127.0.0.1:5432/meltano_ci")
+    first = run_cycle(profile, env=env, log=lambda m: None)
+    second = run_cycle(profile, env=env, log=lambda m: None)
+    return profile, env, first, second
+
+
+def test_every_row_lands_in_postgres_and_the_second_cycle_is_incremental(production):
+    _, _, first, second = production
+    assert first.source_days == [1] and second.source_days == [2]
+    assert first.raw_rows == expected_row_counts(1)
+    assert second.raw_rows == expected_row_counts(2)
+    for extractor, source in EXTRACTOR_SOURCE.items():
+        assert first.loads[extractor].records == expected_extracted(1, source, database=True), extractor
+        assert second.loads[extractor].records == expected_extracted(2, source, database=True), extractor
+
+
+def test_meltano_state_lives_in_postgres(production):
+    engine = sa.create_engine(f"{PG}/meltano_ci")
+    with engine.connect() as conn:
+        ids = {r[0] for r in conn.execute(sa.text("select state_id from state"))}
+    engine.dispose()
+    assert ids == {f"prod:{e}-to-target-postgres" for e in EXTRACTOR_SOURCE}
+
+
+def test_dbt_builds_every_model_and_passes_every_test_on_postgres(production):
+    _, _, _, second = production
+    assert second.dbt is not None and second.dbt.success
+    assert second.dbt.of_type("model") and all(m.status == "success" for m in second.dbt.of_type("model"))
+    assert second.dbt.of_type("test") and all(t.status == "pass" for t in second.dbt.of_type("test"))
+
+
+def test_marts_on_postgres_hold_the_expected_numbers(production):
+    from orchestrator.warehouse import query
+    from pipeline_expectations import CAMPAIGN_SQL, DAILY_SQL, assert_marts_match
+
+    _, env, _, _ = production
+    assert_marts_match(query("postgres", env, DAILY_SQL), query("postgres", env, CAMPAIGN_SQL), last_day=2)
