@@ -35,6 +35,54 @@ def _env(args: argparse.Namespace) -> int:
     return 0
 
 
+def _load_plan(args: argparse.Namespace):
+    from pathlib import Path
+
+    from .plan import load_config, plan_from_config
+
+    config = load_config(args.config, args.profile).with_overrides(
+        tags=tuple(t.strip() for t in args.tags.split(",") if t.strip()) if args.tags is not None else None,
+        mode=args.mode,
+        manifest=Path(args.manifest).resolve() if args.manifest else None,
+        meltano_project=Path(args.meltano_project).resolve() if args.meltano_project else None,
+    )
+    return plan_from_config(config, cache_dir=None)  # the CLI always reads the files afresh
+
+
+def _plan(args: argparse.Namespace) -> int:
+    import json
+
+    plan = _load_plan(args)
+    if args.json:
+        print(json.dumps(plan.to_dict(), indent=2))
+        return 0
+    print(f"profile: {plan.profile}")
+    print(f"{'DAG':<28}{'kind':<15}{'schedule':<40}{'outlets':>8}")
+    for d in plan.dags:
+        sched = d.schedule.cron or (" & ".join(d.schedule.assets) if d.schedule.assets else "manual")
+        print(f"{d.dag_id:<28}{d.kind:<15}{sched[:38]:<40}{len(d.outlets):>8}")
+    print(f"{len(plan.warnings)} warning(s), {len(plan.errors)} error(s): `orchestrator check` lists them")
+    return 1 if plan.errors else 0
+
+
+def _check(args: argparse.Namespace) -> int:
+    plan = _load_plan(args)
+    for w in plan.warnings:
+        print(f"warning: {w}")
+    for e in plan.errors:
+        print(f"error: {e}", file=sys.stderr)
+    n_dbt = len(plan.of_kind("dbt"))
+    print(f"{len(plan.dags)} DAGs ({n_dbt} dbt), {len(plan.warnings)} warning(s), {len(plan.errors)} error(s)")
+    return 1 if plan.errors else 0
+
+
+def _graph(args: argparse.Namespace) -> int:
+    from .plan.mermaid import mermaid
+
+    print(mermaid(_load_plan(args)))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="orchestrator", description="Meltano + dbt on Airflow 3, wired by Assets.")
     parser.add_argument("--config", help="orchestration config file (default: orchestration.yml of this repo)")
@@ -46,6 +94,18 @@ def main(argv: list[str] | None = None) -> int:
     cycle.add_argument("-v", "--verbose", action="store_true", help="stream Meltano's log")
     cycle.set_defaults(func=_cycle)
 
+    for name, func, text in (("plan", _plan, "print the plan: every DAG, its schedule and outlets"),
+                             ("check", _check, "list warnings and errors; exit 1 on errors"),
+                             ("graph", _graph, "print the tick -> Meltano -> dbt flow as a Mermaid diagram")):
+        p = sub.add_parser(name, help=text)
+        p.add_argument("--manifest", help="dbt manifest.json or .json.gz (default: the config's dbt.manifest)")
+        p.add_argument("--meltano-project", help="a Meltano project directory or its meltano.yml")
+        p.add_argument("--tags", help="orchestration tags, comma-separated, in precedence order (overrides the config)")
+        p.add_argument("--mode", choices=["multi", "monolith"], help="one DAG per tag, or one for the project")
+        if name == "plan":
+            p.add_argument("--json", action="store_true", help='JSON: {"dags": [...], "warnings": [...], "errors": [...]}')
+        p.set_defaults(func=func)
+
     env = sub.add_parser("env", help="print the profile's variables as shell exports, "
                                       "for running meltano or dbt by hand: eval \"$(orchestrator env)\"")
     env.set_defaults(func=_env)
@@ -53,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except ConfigError as exc:
+    except (ConfigError, ValueError) as exc:  # ManifestError and MeltanoProjectError name their file
         print(f"error: {exc}", file=sys.stderr)
         return 2
 

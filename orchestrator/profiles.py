@@ -19,6 +19,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CONFIG = REPO_ROOT / "orchestration.yml"
 PROFILE_VAR = "PIPELINE_PROFILE"
 _PATH_VARS = ("DEMO_DATA_DIR", "WAREHOUSE_DUCKDB_PATH")
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # the C loader: YAML is read at every DAG parse
 
 
 class ConfigError(ValueError):
@@ -34,6 +35,8 @@ class Profile:
     extractors: tuple[str, ...]
     env_defaults: Mapping[str, str] = field(default_factory=dict)
     description: str = ""
+    warehouse_uri: str = ""            # Asset URIs: <warehouse_uri>/<schema>/<table>
+    warehouse_pool: str | None = None  # an Airflow pool serialising warehouse writes (DuckDB: one writer)
 
     def environment(self, base: Mapping[str, str] | None = None) -> dict[str, str]:
         """The process environment for Meltano and dbt: defaults, then `base` (default os.environ) on top."""
@@ -45,9 +48,9 @@ class Profile:
         return env
 
 
-def _load_yaml(path: Path) -> dict:
+def load_yaml(path: Path) -> dict:
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_Loader)
     except FileNotFoundError as exc:
         raise ConfigError(f"{path}: file not found") from exc
     except yaml.YAMLError as exc:
@@ -57,9 +60,11 @@ def _load_yaml(path: Path) -> dict:
     return data
 
 
-def load_profile(name: str | None = None, config_path: str | Path | None = None) -> Profile:
-    path = Path(config_path or os.environ.get("ORCHESTRATION_CONFIG") or DEFAULT_CONFIG).resolve()
-    data = _load_yaml(path)
+def config_path(path: str | Path | None = None) -> Path:
+    return Path(path or os.environ.get("ORCHESTRATION_CONFIG") or DEFAULT_CONFIG).resolve()
+
+
+def profile_from_config(data: dict, path: Path, name: str | None = None) -> Profile:
     profiles = data.get("profiles") or {}
     name = name or os.environ.get(PROFILE_VAR) or data.get("default_profile") or "embedded"
     if name not in profiles:
@@ -74,4 +79,10 @@ def load_profile(name: str | None = None, config_path: str | Path | None = None)
             env[var] = str(path.parent / env[var])
     return Profile(name=name, meltano_environment=raw["meltano_environment"], loader=raw["loader"],
                    dbt_target=raw["dbt_target"], extractors=tuple(raw["extractors"]), env_defaults=env,
-                   description=raw.get("description", ""))
+                   description=raw.get("description", ""), warehouse_uri=raw.get("warehouse_uri") or "",
+                   warehouse_pool=raw.get("warehouse_pool") or None)
+
+
+def load_profile(name: str | None = None, path: str | Path | None = None) -> Profile:
+    resolved = config_path(path)
+    return profile_from_config(load_yaml(resolved), resolved, name)

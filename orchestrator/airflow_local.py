@@ -1,0 +1,649 @@
+"""A real Airflow 3.3, run locally as plain processes, and a small REST client to drive it.
+
+`LocalAirflow` runs `airflow db migrate`, then `scheduler`, `dag-processor`, `api-server` and
+`triggerer` as separate subprocesses (each in its own process group, log in `<home>/logs/<name>.log`)
+and stops them all again. `AirflowClient` talks to Airflow's public REST API v2 (JWT from the simple
+auth manager): wait for DAGs, unpause, trigger, follow runs, read asset events. `cycle_report`
+follows one event-driven cycle and `format_report` prints it.
+
+    python -m orchestrator.airflow_local up      --home var/airflow --dags dags
+    python -m orchestrator.airflow_local cycle   --home var/airflow --dags dags --trigger tick
+
+Nothing here is a mock: it is the same scheduler, executor and API a deployment runs, on SQLite
+(default, a file in the home) or PostgreSQL (`--db-url postgresql+psycopg2://...`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import atexit
+import base64
+import json
+import os
+import secrets
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+WORKER_LOG_SERVER_PORT = 8793  # Airflow's default worker log server port: never our API port
+ADMIN_USER = "admin"
+TERMINAL_STATES = ("success", "failed")
+PROCESSES = ("scheduler", "dag-processor", "api-server", "triggerer")
+
+
+class AirflowLocalError(RuntimeError):
+    """Airflow did not start, or did not do what we waited for in time."""
+
+
+# --------------------------------------------------------------------------- environment
+
+
+def free_port(avoid: Iterable[int] = ()) -> int:
+    """A free TCP port on 127.0.0.1 (never 8793, the worker log server's default)."""
+    avoid = {WORKER_LOG_SERVER_PORT, *avoid}
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in avoid:
+            return port
+
+
+def local_secrets(home: Path) -> dict[str, str]:
+    """Secrets every process of this home must share, created once and kept in `<home>/local_secrets.json`
+    (mode 600) so that a restart keeps sessions, task tokens and encrypted connections valid."""
+    path = Path(home) / "local_secrets.json"
+    if path.exists():
+        return json.loads(path.read_text())
+    values = {
+        "admin_password": secrets.token_urlsafe(16),
+        "jwt_secret": secrets.token_urlsafe(32),
+        "api_secret_key": secrets.token_urlsafe(32),
+        "fernet_key": base64.urlsafe_b64encode(os.urandom(32)).decode(),  # what Fernet.generate_key() does
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.touch(mode=0o600)
+    path.write_text(json.dumps(values, indent=1))
+    return values
+
+
+def airflow_env(home: Path, dags_folder: Path, *, port: int, metadata_db_url: str | None = None,
+                executor: str = "LocalExecutor", extra: dict | None = None) -> dict[str, str]:
+    """The full process environment for every Airflow process of one local instance.
+
+    Starts from this process's environment without any inherited `AIRFLOW_HOME`/`AIRFLOW_CONFIG`/
+    `AIRFLOW__*` (a developer's shell must not silently reconfigure the instance); `extra` wins last.
+    Writes `<home>/local_secrets.json` and the simple auth manager's password file on first use.
+    """
+    if port == WORKER_LOG_SERVER_PORT:
+        raise ValueError(f"port {port} is Airflow's worker log server port; pick another for the API server")
+    home, dags_folder = Path(home).resolve(), Path(dags_folder).resolve()
+    sec = local_secrets(home)
+    passwords_file = home / "simple_auth_manager_passwords.json"
+    if not passwords_file.exists():
+        passwords_file.write_text(json.dumps({ADMIN_USER: sec["admin_password"]}))
+        passwords_file.chmod(0o600)
+
+    env = {k: v for k, v in os.environ.items()
+           if not (k.startswith("AIRFLOW__") or k in ("AIRFLOW_HOME", "AIRFLOW_CONFIG"))}
+    env.update({
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(dags_folder),
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": metadata_db_url or f"sqlite:///{home / 'airflow.db'}",
+        "AIRFLOW__CORE__EXECUTOR": executor,
+        # No example DAGs: they would be parsed, listed and (unpaused) scheduled next to ours.
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        # New DAGs stay paused until we unpause them: a cron DAG unpaused at creation would start a
+        # run for its latest interval at once.
+        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
+        # 2 cores: at most 8 task processes at once (default 32); pools narrow it further per resource.
+        "AIRFLOW__CORE__PARALLELISM": "8",
+        # Connections/variables stored in the metadata DB are encrypted with a key kept in the home.
+        "AIRFLOW__CORE__FERNET_KEY": sec["fernet_key"],
+
+        # The API server: local only, on the port we chose. Task processes reach the Execution API
+        # on the same server, so this URL must carry the same port (8793 is the log server, not it).
+        "AIRFLOW__API__HOST": "127.0.0.1",
+        "AIRFLOW__API__PORT": str(port),
+        "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{port}",  # links in logs and notifications
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
+        # One worker is plenty for one user and our client, and leaves the 2 cores to the tasks.
+        "AIRFLOW__API__WORKERS": "1",
+        # Same signing secrets in every process: the scheduler signs task tokens that the API server
+        # checks (JWT), and API sessions survive a restart (secret key).
+        "AIRFLOW__API_AUTH__JWT_SECRET": sec["jwt_secret"],
+        "AIRFLOW__API__SECRET_KEY": sec["api_secret_key"],
+
+        # Auth: Airflow 3's simple auth manager with one admin whose password we write ourselves
+        # (Airflow would otherwise generate one and only print it). Our client POSTs it to
+        # /auth/token for a JWT. (`SIMPLE_AUTH_MANAGER_ALL_ADMINS=True` would also work, but makes
+        # every request admin without any credentials.)
+        "AIRFLOW__CORE__AUTH_MANAGER":
+            "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{ADMIN_USER}:admin",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords_file),
+
+        # Low latency of asset-triggered runs. The scheduler creates the run of an asset-scheduled
+        # DAG in the first loop after the event and starts it in the same loop; it sleeps only when
+        # a loop found nothing to do, for this long (default 1 s). 0.25 s costs a few % of a core.
+        "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "0.25",
+        # (`[scheduler] scheduler_heartbeat_sec` is only the liveness heartbeat in 3.3, not the loop
+        # pace: the default 5 s is kept.)
+
+        # DAG files: look for new files every 10 s (default 300 s). Changed files are re-parsed at
+        # once anyway (file_parsing_sort_mode=modified_time); unchanged ones every 30 s (dbt/Meltano
+        # DAGs read their project files at parse time, so they need a periodic re-parse).
+        "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "10",
+        "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "30",
+        "AIRFLOW__DAG_PROCESSOR__PARSING_PROCESSES": "2",  # one per core
+
+        # Log servers on free ports (not the fixed 8793/8794), so two local instances never clash.
+        "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port(avoid={port})),
+        "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port(avoid={port})),
+        # Process logs go to files: no ANSI colour codes in them.
+        "AIRFLOW__LOGGING__COLORED_CONSOLE_LOG": "False",
+    })
+    env.update({k: str(v) for k, v in (extra or {}).items()})
+    return env
+
+
+def ensure_postgres_database(url: str) -> None:
+    """Create the PostgreSQL database of a SQLAlchemy URL if it does not exist (same credentials)."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    target = make_url(url)
+    engine = create_engine(target.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as conn:
+            if not conn.scalar(text("SELECT 1 FROM pg_database WHERE datname = :d"), {"d": target.database}):
+                conn.execute(text(f'CREATE DATABASE "{target.database}"'))
+    finally:
+        engine.dispose()
+
+
+# --------------------------------------------------------------------------- processes
+
+
+def _descendants(pids: Iterable[int]) -> set[int]:
+    """All descendants of `pids` (from /proc): task processes move to process groups of their own,
+    so killing our groups alone could leave them behind."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, todo = set(), list(pids)
+    while todo:
+        for child in children.get(todo.pop(), []):
+            if child not in found:
+                found.add(child)
+                todo.append(child)
+    return found
+
+
+def _signal(pids: Iterable[int], sig: int, groups: bool) -> None:
+    for pid in pids:
+        try:
+            os.killpg(pid, sig) if groups else os.kill(pid, sig)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
+class LocalAirflow:
+    """A local Airflow: `with LocalAirflow(home, dags) as af: af.client.trigger("tick")`."""
+
+    def __init__(self, home: Path, dags_folder: Path, *, port: int | None = None,
+                 metadata_db_url: str | None = None, executor: str = "LocalExecutor",
+                 extra: dict | None = None, startup_timeout: float = 180):
+        self.home = Path(home).resolve()
+        self.dags_folder = Path(dags_folder).resolve()
+        self.port = port or free_port()
+        self.metadata_db_url = metadata_db_url
+        self.env = airflow_env(self.home, self.dags_folder, port=self.port, metadata_db_url=metadata_db_url,
+                               executor=executor, extra=extra)
+        self.startup_timeout = startup_timeout
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.processes: dict[str, subprocess.Popen] = {}
+        self.startup_seconds: float | None = None
+        self._client: AirflowClient | None = None
+
+    @property
+    def log_dir(self) -> Path:
+        return self.home / "logs"
+
+    @property
+    def client(self) -> AirflowClient:
+        if self._client is None:
+            self._client = AirflowClient(self.url, ADMIN_USER, local_secrets(self.home)["admin_password"])
+        return self._client
+
+    def airflow(self, *args: str, timeout: float = 600) -> str:
+        """Run one `airflow ...` CLI command against this instance; its output, or AirflowLocalError."""
+        done = subprocess.run([sys.executable, "-m", "airflow", *args], env=self.env, cwd=self.home,
+                              capture_output=True, text=True, timeout=timeout)
+        if done.returncode:
+            raise AirflowLocalError(f"airflow {' '.join(args)} failed ({done.returncode}):\n"
+                                    f"{done.stdout[-3000:]}{done.stderr[-3000:]}")
+        return done.stdout
+
+    def start(self) -> LocalAirflow:
+        t0 = time.monotonic()
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        if self.metadata_db_url and self.metadata_db_url.startswith("postgresql"):
+            ensure_postgres_database(self.metadata_db_url)
+        # Idempotent: creates the schema on a new database, upgrades an old one, else a no-op.
+        (self.log_dir / "db-migrate.log").write_text(self.airflow("db", "migrate"))
+        atexit.register(self.stop)
+        try:
+            for name in PROCESSES:
+                args = [name, "--port", str(self.port)] if name == "api-server" else [name]
+                with open(self.log_dir / f"{name}.log", "ab") as log:
+                    # start_new_session: each component leads its own process group, which stop()
+                    # signals as a whole (LocalExecutor workers, log server, parsing processes).
+                    self.processes[name] = subprocess.Popen(
+                        [sys.executable, "-m", "airflow", *args], env=self.env, cwd=self.home,
+                        stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+            self.wait_healthy(self.startup_timeout - (time.monotonic() - t0))
+        except BaseException:
+            self.stop()
+            raise
+        self.startup_seconds = time.monotonic() - t0
+        return self
+
+    def _check_alive(self) -> None:
+        for name, proc in self.processes.items():
+            if proc.poll() is not None:
+                tail = (self.log_dir / f"{name}.log").read_text(errors="replace")[-4000:]
+                raise AirflowLocalError(f"airflow {name} exited with {proc.returncode}; end of its log:\n{tail}")
+
+    def wait_healthy(self, timeout: float) -> dict:
+        """Until /api/v2/monitor/health says the metadata DB, scheduler, triggerer and dag-processor are
+        healthy (each component heartbeats into the metadata DB; the API server reads them)."""
+        deadline, health = time.monotonic() + timeout, {}
+        while time.monotonic() < deadline:
+            self._check_alive()
+            try:
+                health = httpx.get(f"{self.url}/api/v2/monitor/health", timeout=5).json()
+                if all((health.get(c) or {}).get("status") == "healthy"
+                       for c in ("metadatabase", "scheduler", "triggerer", "dag_processor")):
+                    return health
+            except (httpx.HTTPError, ValueError):
+                pass  # API server not listening yet
+            time.sleep(0.5)
+        raise AirflowLocalError(f"Airflow not healthy after {timeout:.0f}s: {health} (logs in {self.log_dir})")
+
+    def stop(self, timeout: float = 20) -> None:
+        """SIGTERM every process group, SIGKILL what is left after `timeout` s (descendants included)."""
+        atexit.unregister(self.stop)
+        if self._client:
+            self._client.close()
+            self._client = None
+        procs = [p for p in self.processes.values() if p.poll() is None]
+        pids = [p.pid for p in procs]
+        family = _descendants(pids)
+        _signal(pids, signal.SIGTERM, groups=True)
+        deadline = time.monotonic() + timeout
+        for proc in procs:
+            try:
+                proc.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                pass
+        leftover = [pid for pid in pids if _alive(pid)]
+        _signal(leftover, signal.SIGKILL, groups=True)
+        _signal(family | _descendants(pids), signal.SIGKILL, groups=False)
+        for proc in procs:
+            proc.wait()
+        self.processes.clear()
+
+    def __enter__(self) -> LocalAirflow:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+
+
+# --------------------------------------------------------------------------- REST client
+
+
+def parse_ts(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class AirflowClient:
+    """Airflow's public REST API v2, authenticated with a JWT from the simple auth manager."""
+
+    def __init__(self, base_url: str, username: str, password: str, timeout: float = 30):
+        self.base_url, self._credentials = base_url.rstrip("/"), {"username": username, "password": password}
+        self.http = httpx.Client(base_url=self.base_url, timeout=timeout)
+
+    def close(self) -> None:
+        self.http.close()
+
+    def _login(self) -> None:
+        resp = self.http.post("/auth/token", json=self._credentials)
+        resp.raise_for_status()
+        self.http.headers["Authorization"] = f"Bearer {resp.json()['access_token']}"
+
+    def request(self, method: str, path: str, **kwargs) -> httpx.Response:
+        """One API call (path under /api/v2); logs in first, and again once if the token expired."""
+        if "Authorization" not in self.http.headers:
+            self._login()
+        resp = self.http.request(method, f"/api/v2{path}", **kwargs)
+        if resp.status_code == 401:
+            self._login()
+            resp = self.http.request(method, f"/api/v2{path}", **kwargs)
+        return resp
+
+    def get(self, path: str, **params) -> Any:
+        resp = self.request("GET", path, params={k: v for k, v in params.items() if v is not None})
+        resp.raise_for_status()
+        return resp.json()
+
+    def _all(self, path: str, key: str, **params) -> list[dict]:
+        """Every item of a paginated collection (the API caps a page at 100)."""
+        items: list[dict] = []
+        while True:
+            page = self.get(path, limit=100, offset=len(items), **params)
+            items += page[key]
+            if not page[key] or len(items) >= page["total_entries"]:
+                return items
+
+    # ---- DAGs
+
+    def import_errors(self) -> list[dict]:
+        """DAG files the dag-processor could not load: filename (relative to the bundle), stack_trace, ..."""
+        return self._all("/importErrors", "import_errors")
+
+    def dag(self, dag_id: str) -> dict | None:
+        resp = self.request("GET", f"/dags/{dag_id}")
+        if resp.status_code == 404:
+            return None
+        resp.raise_for_status()
+        return resp.json()
+
+    def wait_for_dags(self, dag_ids: Iterable[str], timeout: float = 120) -> dict[str, dict]:
+        """Until the dag-processor has parsed and serialized every DAG; fails early (with the stack
+        trace) if the file of one is an import error."""
+        wanted, found, deadline = list(dag_ids), {}, time.monotonic() + timeout
+        while True:
+            for dag_id in wanted:
+                if dag_id not in found and (dag := self.dag(dag_id)) and not dag.get("is_stale"):
+                    found[dag_id] = dag
+            if len(found) == len(wanted):
+                return found
+            errors = self.import_errors()
+            if time.monotonic() > deadline:
+                raise AirflowLocalError(f"DAGs not parsed after {timeout:.0f}s: "
+                                        f"{sorted(set(wanted) - set(found))}; import errors: {errors}")
+            time.sleep(1)
+
+    def unpause(self, dag_id: str) -> None:
+        self.request("PATCH", f"/dags/{dag_id}", json={"is_paused": False}).raise_for_status()
+
+    def downstream_dags(self, dag_id: str) -> list[str]:
+        """DAGs scheduled (directly or transitively) on assets `dag_id` produces: what a run of it can
+        set off. An over-approximation where a DAG waits on an AND of assets from elsewhere too."""
+        producers: dict[str, set[str]] = {}  # dag_id -> DAGs scheduled on an asset it produces
+        for asset in self._all("/assets", "assets"):
+            for task in asset.get("producing_tasks", []):
+                producers.setdefault(task["dag_id"], set()).update(d["dag_id"] for d in asset["scheduled_dags"])
+        seen, todo = [], [dag_id]
+        while todo:
+            for nxt in sorted(producers.get(todo.pop(0), ())):
+                if nxt not in seen and nxt != dag_id:
+                    seen.append(nxt)
+                    todo.append(nxt)
+        return seen
+
+    # ---- runs
+
+    def trigger(self, dag_id: str, conf: dict | None = None) -> str:
+        """A manual run now; its run_id. (logical_date must be sent, null for "no logical date".)"""
+        resp = self.request("POST", f"/dags/{dag_id}/dagRuns", json={"logical_date": None, "conf": conf or {}})
+        resp.raise_for_status()
+        return resp.json()["dag_run_id"]
+
+    def dag_runs(self, dag_id: str, since: datetime | None = None) -> list[dict]:
+        """Runs of a DAG, oldest first; with `since`, only those created (run_after) from then on."""
+        return self._all(f"/dags/{dag_id}/dagRuns", "dag_runs", order_by="id",
+                         run_after_gte=since.isoformat() if since else None)
+
+    def wait_for_runs(self, dag_id: str, predicate: Callable[[dict], bool] = lambda r: r["state"] in TERMINAL_STATES,
+                      *, count: int = 1, since: datetime | None = None, timeout: float = 120) -> list[dict]:
+        """Until at least `count` runs of `dag_id` (since `since`) satisfy `predicate` (default:
+        finished); returns those runs."""
+        deadline = time.monotonic() + timeout
+        while True:
+            runs = [r for r in self.dag_runs(dag_id, since) if predicate(r)]
+            if len(runs) >= count:
+                return runs
+            if time.monotonic() > deadline:
+                raise AirflowLocalError(f"{dag_id}: {len(runs)}/{count} matching runs after {timeout:.0f}s; "
+                                        f"runs: {[(r['dag_run_id'], r['state']) for r in self.dag_runs(dag_id, since)]}")
+            time.sleep(0.5)
+
+    def task_instances(self, dag_id: str, run_id: str) -> list[dict]:
+        return self._all(f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances", "task_instances")
+
+    def triggering_asset_events(self, dag_id: str, run_id: str) -> list[dict]:
+        """The asset events that created an asset-triggered run (empty for other runs)."""
+        return self.get(f"/dags/{dag_id}/dagRuns/{run_id}/upstreamAssetEvents")["asset_events"]
+
+    def queued_asset_events(self, dag_id: str) -> list[dict]:
+        """Asset events a DAG has received but not yet run on (e.g. one half of an AND)."""
+        resp = self.request("GET", f"/dags/{dag_id}/assets/queuedEvents")
+        if resp.status_code == 404:  # none queued
+            return []
+        resp.raise_for_status()
+        return resp.json()["queued_events"]
+
+    # ---- assets and pools
+
+    def asset_events(self, since: datetime | None = None, **filters) -> list[dict]:
+        """Asset events, oldest first: name, uri, extra, source_dag_id/run_id/task_id, timestamp,
+        created_dagruns. `filters`: any of the API's (source_dag_id=..., source_run_id=...)."""
+        return self._all("/assets/events", "asset_events", order_by="timestamp",
+                         timestamp_gte=since.isoformat() if since else None, **filters)
+
+    def asset_id(self, name: str) -> int:
+        for asset in self._all("/assets", "assets", name_pattern=name):
+            if asset["name"] == name:
+                return asset["id"]
+        raise AirflowLocalError(f"no asset named {name!r}")
+
+    def emit_asset_event(self, name: str, extra: dict | None = None) -> dict:
+        """An asset event from outside (as an external loader would post it); the API adds
+        extra.from_rest_api = true."""
+        resp = self.request("POST", "/assets/events", json={"asset_id": self.asset_id(name), "extra": extra or {}})
+        resp.raise_for_status()
+        return resp.json()
+
+    def create_pool(self, name: str, slots: int, description: str = "") -> dict:
+        """Create the pool, or set its slots if it exists."""
+        body = {"name": name, "slots": slots, "description": description}
+        resp = self.request("POST", "/pools", json=body)
+        if resp.status_code == 409:
+            resp = self.request("PATCH", f"/pools/{name}", json={"slots": slots, "description": description},
+                                params={"update_mask": ["slots", "description"]})
+        resp.raise_for_status()
+        return resp.json()
+
+    def pools(self) -> list[dict]:
+        return self._all("/pools", "pools")
+
+
+# --------------------------------------------------------------------------- cycle report
+
+
+@dataclass
+class RunReport:
+    dag_id: str
+    run_id: str
+    state: str
+    run_type: str
+    start: datetime | None
+    end: datetime | None
+    triggered_by: list[dict] = field(default_factory=list)  # asset events that created the run
+    emitted: list[dict] = field(default_factory=list)  # asset events its tasks emitted
+
+    @property
+    def duration(self) -> float | None:
+        return (self.end - self.start).total_seconds() if self.start and self.end else None
+
+    @property
+    def lag(self) -> float | None:
+        """Seconds from the (last) triggering asset event to this run's start: one hop's latency."""
+        if not (self.triggered_by and self.start):
+            return None
+        return (self.start - max(parse_ts(e["timestamp"]) for e in self.triggered_by)).total_seconds()
+
+
+def cycle_report(client: AirflowClient, since: datetime, dag_ids: Iterable[str], timeout: float = 600) -> list[RunReport]:
+    """For each DAG, its first run started at/after `since`, once finished, with the asset events
+    that triggered it and those it emitted. Waits (up to `timeout` s overall) for all of them."""
+    deadline, reports = time.monotonic() + timeout, []
+    for dag_id in dag_ids:
+        def started(run: dict) -> bool:
+            return bool(run["start_date"]) and parse_ts(run["start_date"]) >= since
+        first = client.wait_for_runs(dag_id, started, timeout=max(1.0, deadline - time.monotonic()))[0]
+        run = client.wait_for_runs(dag_id, lambda r: r["dag_run_id"] == first["dag_run_id"]
+                                   and r["state"] in TERMINAL_STATES,
+                                   timeout=max(1.0, deadline - time.monotonic()))[0]
+        reports.append(RunReport(
+            dag_id=dag_id, run_id=run["dag_run_id"], state=run["state"], run_type=run["run_type"],
+            start=parse_ts(run["start_date"]), end=parse_ts(run["end_date"]),
+            triggered_by=client.triggering_asset_events(dag_id, run["dag_run_id"]),
+            emitted=client.asset_events(source_dag_id=dag_id, source_run_id=run["dag_run_id"])))
+    return reports
+
+
+def _event_label(event: dict) -> str:
+    extra = {k: v for k, v in (event.get("extra") or {}).items() if k != "from_rest_api"}
+    return event["name"] + (f" {json.dumps(extra, sort_keys=True)}" if extra else "")
+
+
+def format_report(reports: list[RunReport]) -> str:
+    """A table: DAG, state, how it was started, duration, hop lag, assets emitted."""
+    def secs(v: float | None) -> str:
+        return "-" if v is None else f"{v:.1f}s"
+
+    rows = [("DAG", "state", "started by", "duration", "lag", "assets emitted")]
+    for r in reports:
+        started_by = (", ".join(sorted({e["name"] for e in r.triggered_by})) if r.triggered_by else r.run_type)
+        rows.append((r.dag_id, r.state, started_by, secs(r.duration), secs(r.lag),
+                     ", ".join(_event_label(e) for e in r.emitted) or "-"))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    lags = [r.lag for r in reports if r.lag is not None]
+    if lags:
+        lines.append(f"asset hop lag: median {statistics.median(lags):.2f}s, "
+                     f"min {min(lags):.2f}s, max {max(lags):.2f}s over {len(lags)} hop(s)")
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def _state_file(home: Path) -> Path:
+    return Path(home) / "local_airflow.json"
+
+
+def _up(args: argparse.Namespace) -> int:
+    af = LocalAirflow(args.home, args.dags, port=args.port, metadata_db_url=args.db_url)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # stop cleanly (finally below) on SIGTERM too
+    with af:
+        _state_file(af.home).write_text(json.dumps({"url": af.url, "pids": {n: p.pid for n, p in af.processes.items()}}))
+        print(f"Airflow up in {af.startup_seconds:.1f}s at {af.url}  (user {ADMIN_USER}, password in "
+              f"{af.home / 'local_secrets.json'}; logs in {af.log_dir}). Ctrl-C stops it.", flush=True)
+        try:
+            while True:
+                af._check_alive()
+                time.sleep(2)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            _state_file(af.home).unlink(missing_ok=True)
+    return 0
+
+
+def _run_cycle(client: AirflowClient, args: argparse.Namespace) -> int:
+    client.wait_for_dags([args.trigger], timeout=args.timeout)
+    expect = args.expect.split(",") if args.expect else client.downstream_dags(args.trigger)
+    client.wait_for_dags(expect, timeout=args.timeout)
+    for dag_id in [args.trigger, *expect]:
+        client.unpause(dag_id)
+    since = utcnow()
+    client.trigger(args.trigger)
+    reports = cycle_report(client, since, [args.trigger, *expect], timeout=args.timeout)
+    print(format_report(reports))
+    return 0 if all(r.state == "success" for r in reports) else 1
+
+
+def _cycle(args: argparse.Namespace) -> int:
+    state = _state_file(args.home)
+    if state.exists():  # an `up` instance is running on this home: use it
+        client = AirflowClient(json.loads(state.read_text())["url"], ADMIN_USER,
+                               local_secrets(Path(args.home))["admin_password"])
+        try:
+            return _run_cycle(client, args)
+        finally:
+            client.close()
+    with LocalAirflow(args.home, args.dags, port=args.port, metadata_db_url=args.db_url) as af:
+        print(f"Airflow up in {af.startup_seconds:.1f}s at {af.url}", flush=True)
+        return _run_cycle(af.client, args)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m orchestrator.airflow_local",
+                                     description="Run a real Airflow 3 locally as plain processes.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, func, help_ in (("up", _up, "start Airflow and keep it running until Ctrl-C"),
+                              ("cycle", _cycle, "trigger a DAG and report the event-driven cycle it sets off "
+                                                "(on the `up` instance of --home if one runs, else on its own)")):
+        p = sub.add_parser(name, help=help_)
+        p.add_argument("--home", type=Path, default=Path("var/airflow"), help="AIRFLOW_HOME (default: var/airflow)")
+        p.add_argument("--dags", type=Path, default=Path("dags"), help="DAGs folder (default: dags)")
+        p.add_argument("--port", type=int, help="API server port (default: a free one)")
+        p.add_argument("--db-url", help="metadata DB SQLAlchemy URL (default: SQLite in --home)")
+        p.set_defaults(func=func)
+        if name == "cycle":
+            p.add_argument("--trigger", default="tick", help="DAG to trigger (default: tick)")
+            p.add_argument("--expect", help="comma-separated DAGs to wait for "
+                                            "(default: every DAG downstream of --trigger by assets)")
+            p.add_argument("--timeout", type=float, default=900, help="seconds to wait for the cycle")
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except AirflowLocalError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,55 @@
+"""An on-disk cache of plans, valid while none of their input files changed.
+
+Airflow parses every DAG file every 30 s, each in a fresh process, so an
+in-memory cache would never hit. A cached plan is reused when every input file
+(and every directory an include glob reads) has the same size and mtime.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import pickle
+import tempfile
+from pathlib import Path
+from typing import Callable
+
+from .model import Plan
+
+_VERSION = "1"  # bump when the plan's shape or rules change
+
+
+def _stat(path: str) -> tuple[str, int, int]:
+    try:
+        st = os.stat(path)
+        return path, st.st_mtime_ns, st.st_size
+    except OSError:
+        return path, -1, -1
+
+
+def cached_plan(cache_dir: Path | None, key_parts: tuple, build: Callable[[], tuple[Plan, list[str]]]) -> Plan:
+    """Return the cached plan for `key_parts` if its inputs are unchanged, else `build()` and store it.
+
+    `build` returns the plan and the list of files (and directories) it read.
+    """
+    if cache_dir is None:
+        return build()[0]
+    key = hashlib.sha256(repr((_VERSION, key_parts)).encode()).hexdigest()[:24]
+    path = cache_dir / f"plan-{key}.pickle"
+    try:
+        with path.open("rb") as fh:
+            inputs, plan = pickle.load(fh)
+        if all(_stat(p) == (p, m, s) for p, m, s in inputs):
+            return plan
+    except (OSError, EOFError, pickle.UnpicklingError, ValueError, TypeError, AttributeError):
+        pass  # missing or stale: rebuild
+    plan, files = build()
+    inputs = [_stat(f) for f in files]
+    try:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=cache_dir, delete=False, suffix=".tmp") as tmp:
+            pickle.dump((inputs, plan), tmp, protocol=pickle.HIGHEST_PROTOCOL)
+        os.replace(tmp.name, path)  # atomic: a concurrent parse sees the old or the new entry
+    except OSError:
+        pass  # a read-only deployment simply does not cache
+    return plan
