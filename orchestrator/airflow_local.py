@@ -218,6 +218,7 @@ class LocalAirflow:
         self.url = f"http://127.0.0.1:{self.port}"
         self.processes: dict[str, subprocess.Popen] = {}
         self.startup_seconds: float | None = None
+        self.timings: dict[str, float] = {}  # seconds from start(): "db migrate", "healthy"
         self._client: AirflowClient | None = None
 
     @property
@@ -246,6 +247,7 @@ class LocalAirflow:
             ensure_postgres_database(self.metadata_db_url)
         # Idempotent: creates the schema on a new database, upgrades an old one, else a no-op.
         (self.log_dir / "db-migrate.log").write_text(self.airflow("db", "migrate"))
+        self.timings["db migrate"] = time.monotonic() - t0
         atexit.register(self.stop)
         try:
             for name in PROCESSES:
@@ -260,7 +262,7 @@ class LocalAirflow:
         except BaseException:
             self.stop()
             raise
-        self.startup_seconds = time.monotonic() - t0
+        self.startup_seconds = self.timings["healthy"] = time.monotonic() - t0
         return self
 
     def _check_alive(self) -> None:
@@ -334,6 +336,13 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
+def _ok(resp: httpx.Response) -> httpx.Response:
+    """The response if 2xx, else AirflowLocalError with Airflow's explanation (its JSON `detail`)."""
+    if resp.is_success:
+        return resp
+    raise AirflowLocalError(f"{resp.request.method} {resp.request.url} -> {resp.status_code}: {resp.text[:2000]}")
+
+
 class AirflowClient:
     """Airflow's public REST API v2, authenticated with a JWT from the simple auth manager."""
 
@@ -345,8 +354,7 @@ class AirflowClient:
         self.http.close()
 
     def _login(self) -> None:
-        resp = self.http.post("/auth/token", json=self._credentials)
-        resp.raise_for_status()
+        resp = _ok(self.http.post("/auth/token", json=self._credentials))
         self.http.headers["Authorization"] = f"Bearer {resp.json()['access_token']}"
 
     def request(self, method: str, path: str, **kwargs) -> httpx.Response:
@@ -360,9 +368,15 @@ class AirflowClient:
         return resp
 
     def get(self, path: str, **params) -> Any:
-        resp = self.request("GET", path, params={k: v for k, v in params.items() if v is not None})
-        resp.raise_for_status()
-        return resp.json()
+        """GET, retried for up to 20 s on a 5xx. Airflow 3.3.2's asset-event endpoints answer 500 while
+        an event's created run is still queued (start_date NULL: apache/airflow#71360, fixed after
+        3.3.2), which lasts one scheduler loop for a healthy run."""
+        deadline = time.monotonic() + 20
+        while True:
+            resp = self.request("GET", path, params={k: v for k, v in params.items() if v is not None})
+            if resp.status_code < 500 or time.monotonic() > deadline:
+                return _ok(resp).json()
+            time.sleep(0.5)
 
     def _all(self, path: str, key: str, **params) -> list[dict]:
         """Every item of a paginated collection (the API caps a page at 100)."""
@@ -383,27 +397,26 @@ class AirflowClient:
         resp = self.request("GET", f"/dags/{dag_id}")
         if resp.status_code == 404:
             return None
-        resp.raise_for_status()
-        return resp.json()
+        return _ok(resp).json()
 
     def wait_for_dags(self, dag_ids: Iterable[str], timeout: float = 120) -> dict[str, dict]:
-        """Until the dag-processor has parsed and serialized every DAG; fails early (with the stack
-        trace) if the file of one is an import error."""
-        wanted, found, deadline = list(dag_ids), {}, time.monotonic() + timeout
+        """Until the dag-processor has parsed and stored every DAG and none of their files is an import
+        error now (a DAG parsed once stays listed after its file breaks); returns the DAGs by id."""
+        wanted, deadline = list(dag_ids), time.monotonic() + timeout
         while True:
-            for dag_id in wanted:
-                if dag_id not in found and (dag := self.dag(dag_id)) and not dag.get("is_stale"):
-                    found[dag_id] = dag
-            if len(found) == len(wanted):
-                return found
-            errors = self.import_errors()
+            broken = {e["filename"] for e in self.import_errors()}
+            dags = {d: self.dag(d) for d in wanted}
+            ready = {d: dag for d, dag in dags.items()
+                     if dag and not dag["is_stale"] and dag["relative_fileloc"] not in broken}
+            if len(ready) == len(wanted):
+                return ready
             if time.monotonic() > deadline:
-                raise AirflowLocalError(f"DAGs not parsed after {timeout:.0f}s: "
-                                        f"{sorted(set(wanted) - set(found))}; import errors: {errors}")
+                raise AirflowLocalError(f"DAGs not loaded after {timeout:.0f}s: {sorted(set(wanted) - set(ready))}; "
+                                        f"import errors: {self.import_errors()}")
             time.sleep(1)
 
     def unpause(self, dag_id: str) -> None:
-        self.request("PATCH", f"/dags/{dag_id}", json={"is_paused": False}).raise_for_status()
+        _ok(self.request("PATCH", f"/dags/{dag_id}", json={"is_paused": False}))
 
     def downstream_dags(self, dag_id: str) -> list[str]:
         """DAGs scheduled (directly or transitively) on assets `dag_id` produces: what a run of it can
@@ -425,8 +438,7 @@ class AirflowClient:
     def trigger(self, dag_id: str, conf: dict | None = None) -> str:
         """A manual run now; its run_id. (logical_date must be sent, null for "no logical date".)"""
         resp = self.request("POST", f"/dags/{dag_id}/dagRuns", json={"logical_date": None, "conf": conf or {}})
-        resp.raise_for_status()
-        return resp.json()["dag_run_id"]
+        return _ok(resp).json()["dag_run_id"]
 
     def dag_runs(self, dag_id: str, since: datetime | None = None) -> list[dict]:
         """Runs of a DAG, oldest first; with `since`, only those created (run_after) from then on."""
@@ -459,8 +471,7 @@ class AirflowClient:
         resp = self.request("GET", f"/dags/{dag_id}/assets/queuedEvents")
         if resp.status_code == 404:  # none queued
             return []
-        resp.raise_for_status()
-        return resp.json()["queued_events"]
+        return _ok(resp).json()["queued_events"]
 
     # ---- assets and pools
 
@@ -480,18 +491,16 @@ class AirflowClient:
         """An asset event from outside (as an external loader would post it); the API adds
         extra.from_rest_api = true."""
         resp = self.request("POST", "/assets/events", json={"asset_id": self.asset_id(name), "extra": extra or {}})
-        resp.raise_for_status()
-        return resp.json()
+        return _ok(resp).json()
 
     def create_pool(self, name: str, slots: int, description: str = "") -> dict:
         """Create the pool, or set its slots if it exists."""
-        body = {"name": name, "slots": slots, "description": description}
+        body = {"name": name, "slots": slots, "description": description, "include_deferred": False}
         resp = self.request("POST", "/pools", json=body)
         if resp.status_code == 409:
-            resp = self.request("PATCH", f"/pools/{name}", json={"slots": slots, "description": description},
-                                params={"update_mask": ["slots", "description"]})
-        resp.raise_for_status()
-        return resp.json()
+            # 3.3.2 validates a pool PATCH body as a whole pool, so send every field (no update_mask).
+            resp = self.request("PATCH", f"/pools/{name}", json=body)
+        return _ok(resp).json()
 
     def pools(self) -> list[dict]:
         return self._all("/pools", "pools")

@@ -77,6 +77,9 @@ def profile_from_config(data: dict, path: Path, name: str | None = None) -> Prof
     for var in _PATH_VARS:  # relative paths are relative to the config file
         if env.get(var) and not os.path.isabs(env[var]):
             env[var] = str(path.parent / env[var])
+    uri = env.get("MELTANO_DATABASE_URI", "")
+    if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
+        env["MELTANO_DATABASE_URI"] = f"sqlite:///{path.parent / uri[len('sqlite:///'):]}"
     return Profile(name=name, meltano_environment=raw["meltano_environment"], loader=raw["loader"],
                    dbt_target=raw["dbt_target"], extractors=tuple(raw["extractors"]), env_defaults=env,
                    description=raw.get("description", ""), warehouse_uri=raw.get("warehouse_uri") or "",

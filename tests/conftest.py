@@ -3,12 +3,17 @@ skip with the reason when one cannot be reached (.ci/run starts them first)."""
 
 from __future__ import annotations
 
+import os
 import socket
 from pathlib import Path
 
 import pytest
 
 from orchestrator.profiles import REPO_ROOT, load_profile
+
+# Airflow reads its home at import: keep the tests' Airflow out of ~/airflow.
+os.environ.setdefault("AIRFLOW_HOME", str(REPO_ROOT / "var" / "airflow-test"))
+os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 
 
 def _reachable(port: int) -> bool:

@@ -150,7 +150,7 @@ def plan_state(config: OrchestrationConfig, meltano_dags: list[DagSpec]) -> DagS
                 "shows the diff; a real `set`, `merge` or `clear` first writes a backup of the previous state, and is "
                 "refused while that source's DAG is running or queued.\n\n**State IDs:**\n\n"
                 + "\n".join(f"- `{s}` (DAG `{d}`)" for s, d in sources.items())),
-        tags=("meltano", "state"), owner=config.owner, max_active_runs=1, state_ids=state_ids,
+        tags=("meltano", "state"), owner=config.owner, max_active_runs=1, state_ids=state_ids, state_dags=sources,
     )
 
 
@@ -430,7 +430,8 @@ def _dbt_tasks(config, dbt: DbtProject, dag_id: str, tag: str | None, nodes: lis
         args = ("build", *(("--select", *select) if select else ()), "--indirect-selection", "buildable")
         outlets = tuple(sorted(n.relation for n in nodes if n.relation))
         return (TaskSpec(task_id="dbt_build", kind="dbt_build", args=args, outlets=outlets,
-                         models=tuple(sorted(n.unique_id for n in nodes))),)
+                         models=tuple(sorted(n.unique_id for n in nodes)),
+                         relations=tuple(sorted((n.unique_id, n.relation) for n in nodes if n.relation))),)
 
     # One task per node; single-parent tests run with their model (cautious), the rest at the end.
     in_dag = {n.unique_id for n in nodes}
@@ -443,7 +444,7 @@ def _dbt_tasks(config, dbt: DbtProject, dag_id: str, tag: str | None, nodes: lis
         tasks.append(TaskSpec(task_id=task_of[n.unique_id], kind="dbt_build",
                               args=("build", "--select", n.selector, "--indirect-selection", "cautious"),
                               upstream=tuple(upstream), outlets=(n.relation,) if n.relation else (),
-                              models=(n.unique_id,)))
+                              models=(n.unique_id,), relations=((n.unique_id, n.relation),) if n.relation else ()))
     multi = [t for t in tests if len({p for p in dbt.nodes[t].depends_on if p in dbt.nodes}) > 1]
     if multi:
         tasks.append(TaskSpec(task_id="dbt_test_relationships", kind="dbt_test",

@@ -39,6 +39,7 @@ class TaskSpec:
     upstream: tuple[str, ...] = ()
     outlets: tuple[str, ...] = ()
     models: tuple[str, ...] = ()   # dbt: unique_ids built by this task
+    relations: tuple[tuple[str, str], ...] = ()  # dbt: (unique_id, relation) of the nodes that build one
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,7 @@ class DagSpec:
     extractor: str | None = None           # meltano
     loader: str | None = None              # meltano
     state_ids: tuple[str, ...] = ()        # meltano, meltano_state: Meltano state IDs involved
+    state_dags: dict[str, str] = field(default_factory=dict)  # meltano_state: state ID -> DAG that writes it
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -75,6 +77,8 @@ class DagSpec:
                 d.pop(key)
         if self.kind not in ("meltano", "meltano_state"):
             d.pop("state_ids")
+        if self.kind != "meltano_state":
+            d.pop("state_dags")
         return d
 
 

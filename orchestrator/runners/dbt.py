@@ -8,6 +8,7 @@ turn into a summary, Asset events or a failure listing what failed.
 from __future__ import annotations
 
 import os
+import shutil
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -101,17 +102,36 @@ def _node_result(r) -> NodeResult:
     )
 
 
+def private_target(project_dir: Path, target_path: Path) -> None:
+    """Prepare a target directory of the caller's own, seeded with the project's partial-parse state.
+
+    Runs never write into the project's `target/`: its manifest.json is the published one the
+    DAG files read, and concurrent DAG runs would overwrite each other's artifacts. Seeding
+    `partial_parse.msgpack` lets dbt skip re-parsing the project when nothing changed.
+    """
+    target_path.mkdir(parents=True, exist_ok=True)
+    published = project_dir / "target" / "partial_parse.msgpack"
+    mine = target_path / "partial_parse.msgpack"
+    if published.exists() and (not mine.exists() or mine.stat().st_mtime < published.stat().st_mtime):
+        shutil.copy2(published, mine)
+
+
 def run_dbt(args: Sequence[str], *, env: Mapping[str, str], project_dir: str | Path = DBT_PROJECT,
-            manifest=None, raise_on_failure: bool = True) -> DbtRunResult:
-    """`dbt <args>` against the project, with its profiles.yml; returns per-node results."""
+            target_path: str | Path | None = None, raise_on_failure: bool = True) -> DbtRunResult:
+    """`dbt <args>` against the project, with its profiles.yml; returns per-node results.
+
+    With `target_path`, artifacts and logs go there (see `private_target`).
+    """
     from dbt.cli.main import dbtRunner  # heavy import: only when dbt actually runs
 
-    project_dir = str(project_dir)
-    full = [*args, "--project-dir", project_dir, "--profiles-dir", project_dir]
+    full = [*args, "--project-dir", str(project_dir), "--profiles-dir", str(project_dir)]
+    if target_path is not None:
+        private_target(Path(project_dir), Path(target_path))
+        full += ["--target-path", str(target_path), "--log-path", str(target_path)]
     started = time.monotonic()
     with _environ(env):
         try:
-            res = dbtRunner(manifest=manifest).invoke(full)
+            res = dbtRunner().invoke(full)
         finally:
             _release_duckdb()
     results = getattr(res.result, "results", None) or []

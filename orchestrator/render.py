@@ -1,0 +1,108 @@
+"""The Airflow layer: render the plan's DAG specs into Airflow DAG objects.
+
+The DAG files in dags/ are one line each: `globals().update(render_dags("dbt"))`.
+Each renders one kind, from only the inputs that kind needs, so a broken
+manifest shows up as an import error of dags/dbt_tags.py that names the file
+and the problem, while the tick and Meltano DAGs keep working.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+from airflow.providers.standard.operators.python import PythonOperator
+from airflow.sdk import DAG, Asset
+
+from . import tasks
+from .plan import DagSpec, Plan, load_config, plan_from_config
+from .plan.config import OrchestrationConfig
+
+START_DATE = datetime(2024, 1, 1, tzinfo=timezone.utc)
+
+
+class PlanError(RuntimeError):
+    """The plan has errors: the DAG file cannot be rendered. The message lists them."""
+
+
+def _cache_dir() -> Path | None:
+    value = os.environ.get("ORCHESTRATOR_CACHE_DIR")
+    if value == "":
+        return None
+    from .plan import DEFAULT_CACHE_DIR
+
+    return Path(value) if value else DEFAULT_CACHE_DIR
+
+
+def _assets(plan: Plan, names) -> list[Asset]:
+    return [Asset(name=n, uri=plan.assets[n]) for n in names]
+
+
+def _default_args(config: OrchestrationConfig, spec: DagSpec) -> dict:
+    return {
+        "owner": spec.owner,
+        "retries": config.retries,
+        "retry_delay": timedelta(seconds=config.retry_delay_seconds),
+        "retry_exponential_backoff": 2.0,
+        "max_retry_delay": timedelta(seconds=config.max_retry_delay_seconds),
+    }
+
+
+def _schedule(plan: Plan, spec: DagSpec):
+    if spec.schedule.cron:
+        return spec.schedule.cron
+    if spec.schedule.assets:
+        return _assets(plan, spec.schedule.assets)  # a list: every Asset must be updated (AND)
+    return None
+
+
+def _operator(plan: Plan, spec: DagSpec, task) -> PythonOperator:
+    outlets = {n: plan.assets[n] for n in task.outlets}
+    if task.kind == "emit_tick":
+        call, kwargs = tasks.emit_tick, {"asset": task.outlets[0]}
+    elif task.kind == "meltano_run":
+        call, kwargs = tasks.meltano_run, {"argv": list(task.args), "outlets": outlets,
+                                            "extractors": [e for e in task.args[1:] if e] if spec.extractor is None
+                                            else [spec.extractor]}
+    elif task.kind in ("dbt_build", "dbt_test"):
+        call, kwargs = tasks.dbt_build, {"args": list(task.args), "outlets": outlets,
+                                          "relations": dict(task.relations)}
+    else:
+        raise PlanError(f"{spec.dag_id}: unknown task kind {task.kind!r}")
+    return PythonOperator(task_id=task.task_id, python_callable=call, op_kwargs=kwargs,
+                          outlets=_assets(plan, task.outlets), pool=spec.pool or "default_pool")
+
+
+def render_dag(plan: Plan, config: OrchestrationConfig, spec: DagSpec) -> DAG:
+    with DAG(
+        dag_id=spec.dag_id, description=spec.description, doc_md=spec.doc_md, schedule=_schedule(plan, spec),
+        start_date=START_DATE, catchup=False, max_active_runs=spec.max_active_runs, tags=list(spec.tags),
+        default_args=_default_args(config, spec), params=_state_params(spec) if spec.kind == "meltano_state" else None,
+    ) as dag:
+        if spec.kind == "meltano_state":
+            from .state_dag import state_task
+
+            state_task(spec)
+            return dag
+        ops = {t.task_id: _operator(plan, spec, t) for t in spec.tasks}
+        for t in spec.tasks:
+            for up in t.upstream:
+                ops[up] >> ops[t.task_id]
+    return dag
+
+
+def _state_params(spec: DagSpec) -> dict:
+    from .state_dag import params
+
+    return params(spec)
+
+
+def render_dags(kind: str, config_path: str | Path | None = None) -> dict[str, DAG]:
+    """Every DAG of one kind (tick | meltano | dbt | meltano_state), keyed by dag_id."""
+    config = load_config(config_path)
+    plan = plan_from_config(config, kinds=(kind,), cache_dir=_cache_dir())
+    if plan.errors:
+        raise PlanError(f"the orchestration plan has {len(plan.errors)} error(s); run `orchestrator check`:\n"
+                        + "\n".join(f"  {e}" for e in plan.errors))
+    return {spec.dag_id: render_dag(plan, config, spec) for spec in plan.of_kind(kind)}

@@ -1,0 +1,122 @@
+"""The DAG files import in a real DagBag and render exactly the plan; bad input breaks only its file."""
+
+from __future__ import annotations
+
+import gzip
+import shutil
+from pathlib import Path
+
+import pytest
+
+from orchestrator.plan import build_plan
+from orchestrator.profiles import REPO_ROOT
+
+DAGS = REPO_ROOT / "dags"
+
+
+def _dagbag(folder: Path, monkeypatch, **env):
+    from airflow.dag_processing.dagbag import DagBag
+
+    monkeypatch.setenv("ORCHESTRATOR_CACHE_DIR", "")  # parse the files afresh
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    return DagBag(dag_folder=str(folder))
+
+
+def _asset_names(schedule) -> list[str]:
+    return sorted(getattr(a, "name", a) for a in schedule) if isinstance(schedule, list) else []
+
+
+@pytest.mark.parametrize("profile", ["embedded", "production"])
+def test_every_dag_file_imports_and_matches_the_plan(monkeypatch, installed, profile):
+    bag = _dagbag(DAGS, monkeypatch, PIPELINE_PROFILE=profile)
+    assert bag.import_errors == {}
+    plan = build_plan(profile=profile, cache_dir=None)
+    assert sorted(bag.dag_ids) == sorted(d.dag_id for d in plan.dags)
+    for spec in plan.dags:
+        dag = bag.dags[spec.dag_id]
+        if spec.schedule.cron:
+            assert dag.schedule == spec.schedule.cron
+        elif spec.schedule.assets:
+            assert _asset_names(dag.schedule) == sorted(spec.schedule.assets)
+        else:
+            assert dag.schedule is None
+        outlets = sorted(a.name for t in dag.tasks for a in t.outlets)
+        assert outlets == sorted(spec.outlets), spec.dag_id
+        assert dag.doc_md and "Triggered by" in dag.doc_md
+        assert dag.max_active_runs == 1
+        assert all(t.retries == (0 if spec.kind == "meltano_state" else 2) for t in dag.tasks)
+        assert {t.owner for t in dag.tasks} == {spec.owner}
+        expected_pool = "warehouse_duckdb" if profile == "embedded" and spec.kind in ("meltano", "dbt") else "default_pool"
+        assert {t.pool for t in dag.tasks} == {expected_pool}, spec.dag_id
+
+
+def test_asset_uris_follow_the_warehouse(monkeypatch, installed):
+    bag = _dagbag(DAGS, monkeypatch, PIPELINE_PROFILE="production")
+    outlets = {a.name: a.uri for a in bag.dags["meltano_tap_shop_mariadb"].tasks[0].outlets}
+    assert outlets["raw_shop.orders"] == "postgres://127.0.0.1:5432/warehouse/raw_shop/orders"
+    bag = _dagbag(DAGS, monkeypatch, PIPELINE_PROFILE="embedded")
+    outlets = {a.name: a.uri for a in bag.dags["dbt_core"].tasks[0].outlets}
+    assert outlets["analytics.fct_orders"] == "duckdb://warehouse/analytics/fct_orders"
+
+
+def _project_copy(tmp_path: Path) -> Path:
+    """A copy of the config, Meltano project files and manifest, to break one of them."""
+    shutil.copy(REPO_ROOT / "orchestration.yml", tmp_path)
+    shutil.copytree(REPO_ROOT / "meltano", tmp_path / "meltano",
+                    ignore=shutil.ignore_patterns(".meltano", "data", "tap-jsonl-dir"))
+    (tmp_path / "dbt_project" / "target").mkdir(parents=True)
+    shutil.copy(REPO_ROOT / "dbt_project" / "target" / "manifest.json", tmp_path / "dbt_project" / "target")
+    return tmp_path
+
+
+@pytest.mark.parametrize("breakage, broken_file, message", [
+    ("truncated manifest", "dbt_tags.py", "truncated or not valid JSON"),
+    ("old manifest", "dbt_tags.py", "manifest schema v3 is too old"),
+    ("missing manifest", "dbt_tags.py", "manifest not found"),
+    ("bad meltano.yml", "meltano_sources.py", "not valid YAML"),
+])
+def test_a_broken_input_breaks_only_the_dag_files_that_read_it(tmp_path, monkeypatch, installed,
+                                                                breakage, broken_file, message):
+    root = _project_copy(tmp_path)
+    manifest = root / "dbt_project" / "target" / "manifest.json"
+    if breakage == "truncated manifest":
+        manifest.write_text(manifest.read_text()[:5000])
+    elif breakage == "old manifest":
+        manifest.write_text('{"metadata": {"dbt_schema_version": "https://schemas.getdbt.com/dbt/manifest/v3.json"}}')
+    elif breakage == "missing manifest":
+        manifest.unlink()
+    else:
+        (root / "meltano" / "meltano.yml").write_text("plugins: [unclosed\n")
+    bag = _dagbag(DAGS, monkeypatch, ORCHESTRATION_CONFIG=str(root / "orchestration.yml"))
+    errors = {Path(f).name: e for f, e in bag.import_errors.items()}
+    culprit = "meltano.yml" if "meltano" in breakage else "manifest.json"
+    assert broken_file in errors and message in errors[broken_file] and culprit in errors[broken_file]
+    assert "tick" in bag.dag_ids, "the tick never depends on the broken input"
+    if breakage.endswith("manifest"):
+        assert set(errors) == {"dbt_tags.py"}
+        assert {"meltano_tap_shop", "meltano_state"} <= set(bag.dag_ids)
+    else:  # every DAG that reads meltano.yml fails, naming it; the tick survives
+        assert set(errors) == {"meltano_sources.py", "dbt_tags.py", "meltano_state.py"}
+
+
+def test_a_plan_error_is_an_import_error_listing_it(tmp_path, monkeypatch, installed):
+    root = _project_copy(tmp_path)
+    text = (root / "orchestration.yml").read_text().replace("tags: [core, finance, marketing]",
+                                                            "tags: [core, finance, Finance]")
+    (root / "orchestration.yml").write_text(text)
+    bag = _dagbag(DAGS, monkeypatch, ORCHESTRATION_CONFIG=str(root / "orchestration.yml"))
+    errors = {Path(f).name: e for f, e in bag.import_errors.items()}
+    assert "map to the DAG id 'dbt_finance'" in errors["dbt_tags.py"]
+    assert "meltano_tap_shop" in bag.dag_ids
+
+
+def test_gzipped_manifest_reads_the_same(tmp_path, installed):
+    from orchestrator.plan import load_config, plan_from_config
+
+    gz = tmp_path / "manifest.json.gz"
+    gz.write_bytes(gzip.compress((REPO_ROOT / "dbt_project/target/manifest.json").read_bytes()))
+    config = load_config()
+    plain = plan_from_config(config, cache_dir=None)
+    zipped = plan_from_config(config.with_overrides(manifest=gz), cache_dir=None)
+    assert [d.to_dict() for d in zipped.dags] == [d.to_dict() for d in plain.dags]
