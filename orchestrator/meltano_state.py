@@ -3,7 +3,7 @@
 One entry point, `run_state_action`, for five actions on a state ID
 (`<environment>:<extractor>-to-<loader>`, e.g. `dev:tap-shop-to-target-duckdb`):
 
-    list   the known state IDs               meltano state list
+    list   the known state IDs               meltano state list (all environments': it does not filter)
     get    the state JSON                    meltano state get
     set    replace it with a given JSON      meltano state set --force
     merge  deep-merge a JSON into it         meltano state merge
@@ -178,7 +178,6 @@ class _Cli:
             force = ["--force"] if action == "set" else []  # merge has no prompt, hence no --force
             self.state(action, *force, "--input-file", str(path), "--", state_id)
 
-
 # --- backups -------------------------------------------------------------------------------
 
 def write_backup(backup_dir: str | Path, state_id: str, action: str, state: dict) -> Path:
@@ -259,7 +258,12 @@ def run_state_action(action: str, state_id: str | None = None, state_json: str |
         return StateResult(action, state_id, dry_run, before=before, after=before,
                            message=f"state of {state_id}" + ("" if before else ": empty"))
 
-    expected = {"set": lambda: patch, "merge": lambda: deep_merge(before, patch), "clear": dict}[action]()
+    if action == "set":
+        expected = patch
+    elif action == "merge":
+        expected = deep_merge(before, patch)
+    else:  # clear: `meltano state get` then prints {}
+        expected = {}
     if not writes:
         diff = state_diff(before, expected, state_id)
         return StateResult(action, state_id, True, before=before, after=expected, diff=diff,

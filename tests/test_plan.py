@@ -199,6 +199,7 @@ def test_schedules_are_the_and_of_what_models_read_from_outside(project):
     core, finance, marketing = plan.dag("dbt_core"), plan.dag("dbt_finance"), plan.dag("dbt_marketing")
     assert core.schedule.assets == ("raw_shop.customers", "raw_shop.orders")
     assert finance.schedule.assets == ("analytics.fct_orders",)
+    assert "Upstream DAGs: `dbt_core`." in finance.doc_md and "`meltano_tap_shop`" in core.doc_md
     assert marketing.schedule.assets == ("analytics.fct_orders", "tap_crm.accounts")
     assert core.outlets == ("analytics.fct_orders", "staging.stg_orders")
     assert core.models == ("model.p.fct_orders", "model.p.stg_orders") and core.tag == "core"

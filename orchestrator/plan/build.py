@@ -384,6 +384,7 @@ def plan_dbt(config: OrchestrationConfig, dbt: DbtProject,
                                                             f"which do not depend on each other: no DAG runs it"))
 
     # 6. The DAG specs.
+    relation_dag = {n.relation: owner_dag[n.unique_id] for n in buildable if n.relation and n.unique_id in owner_dag}
     dags = []
     for dag_id in sorted(members):
         nodes = members[dag_id]
@@ -393,7 +394,7 @@ def plan_dbt(config: OrchestrationConfig, dbt: DbtProject,
         schedule = Schedule(assets=assets or (config.tick_asset,))
         owners = {n.unique_id: n.owner for n in nodes if n.owner}
         tasks = _dbt_tasks(config, dbt, dag_id, tag, nodes, tests_of[dag_id], owner_dag, reads, buildable)
-        from_dags = sorted({produced.get(a) or owner_dag.get(a, "") for a in assets} - {""})
+        from_dags = sorted({produced.get(a) or relation_dag.get(a, "") for a in assets} - {""})
         if config.mode == "monolith":
             what = "the whole dbt project"
         elif tag is None:
