@@ -1,0 +1,101 @@
+"""Time the plan on real and generated manifests.
+
+    .venv/bin/python bench/plan_time.py [--runs 7] [--generated 1000,5000,10000] [--markdown]
+
+For each manifest, three numbers (medians of --runs, seconds):
+  cold   a fresh Python process: import the plan, read the inputs, build every kind (no cache)
+  warm   the same, repeated in one process (imports done, no cache)
+  cached a DAG-file parse when nothing changed: stat the inputs and load the cached plan
+Tags: the manifest's 20 most frequent tags (generated projects: their domain tags; ours: orchestration.yml's).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from orchestrator.plan import load_config, plan_from_config  # noqa: E402
+from orchestrator.plan.manifest import load_manifest  # noqa: E402
+
+SHARED = ROOT.parent / "shared" / "manifests"
+
+
+def _tags(path: Path, n: int = 20) -> tuple[str, ...]:
+    if path == ROOT / "dbt_project" / "target" / "manifest.json":
+        return load_config().tags  # our own project: its configured tags
+    counts = Counter(t for node in load_manifest(path).buildable for t in node.tags)
+    domains = sorted(t for t in counts if t.startswith("domain_"))
+    return tuple(domains) if domains else tuple(t for t, _ in counts.most_common(n))
+
+
+def _cold(path: Path, tags: tuple[str, ...]) -> float:
+    code = (f"import time; t=time.perf_counter(); from pathlib import Path; "
+            f"from orchestrator.plan import load_config, plan_from_config; "
+            f"plan_from_config(load_config().with_overrides(manifest=Path({str(path)!r}), tags={tags!r}), cache_dir=None); "
+            f"print(time.perf_counter()-t)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
+    return float(out.stdout.strip())
+
+
+def measure(path: Path, runs: int) -> dict:
+    tags = _tags(path)
+    config = load_config().with_overrides(manifest=path, tags=tags)
+    cold = [_cold(path, tags) for _ in range(runs)]
+    warm = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        plan = plan_from_config(config, cache_dir=None)
+        warm.append(time.perf_counter() - t)
+    with tempfile.TemporaryDirectory() as cache:
+        plan_from_config(config, cache_dir=Path(cache))
+        cached = []
+        for _ in range(runs):
+            t = time.perf_counter()
+            plan_from_config(config, cache_dir=Path(cache))
+            cached.append(time.perf_counter() - t)
+    dbt = load_manifest(path)
+    return {"manifest": path.name, "mb": path.stat().st_size / 1e6, "models": len(dbt.buildable),
+            "sources": len(dbt.sources), "dags": len(plan.of_kind("dbt")), "warnings": len(plan.warnings),
+            "errors": len(plan.errors), "cold": cold, "warm": warm, "cached": cached}
+
+
+def _fmt(xs: list[float]) -> str:
+    return f"{statistics.median(xs):.3f} ({min(xs):.3f}-{max(xs):.3f})"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument("--generated", default="1000,5000,10000", help="model counts to generate ('' for none)")
+    parser.add_argument("--tags", type=int, default=20, help="domain tags of generated projects")
+    args = parser.parse_args()
+    manifests = sorted(SHARED.glob("*.json.gz")) + [ROOT / "dbt_project" / "target" / "manifest.json"]
+    with tempfile.TemporaryDirectory() as tmp:
+        for n in [int(x) for x in args.generated.split(",") if x]:
+            out = Path(tmp) / f"gen{n}"
+            subprocess.run([sys.executable, str(ROOT / "bench" / "gen_dbt_project.py"), "--models", str(n),
+                            "--tags", str(args.tags), "--out", str(out)], check=True, capture_output=True)
+            generated = out / "target" / f"manifest_{n}_models.json"
+            (out / "target" / "manifest.json").rename(generated)
+            manifests.append(generated)
+        print("| manifest | MB | nodes | sources | dbt DAGs | warnings | errors | cold process s | warm s | cached s |")
+        print("|---|---|---|---|---|---|---|---|---|---|")
+        for path in manifests:
+            r = measure(path, args.runs)
+            print(f"| {r['manifest'][:48]} | {r['mb']:.1f} | {r['models']} | {r['sources']} | {r['dags']} | "
+                  f"{r['warnings']} | {r['errors']} | {_fmt(r['cold'])} | {_fmt(r['warm'])} | {_fmt(r['cached'])} |",
+                  flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
