@@ -1,5 +1,5 @@
 # The two commands a new user needs (see README):
-#   make run    set everything up, then run one full pipeline cycle (embedded profile)
+#   make run    set everything up, then run one full pipeline cycle through Airflow (embedded profile)
 #   make test   set everything up, then run the test suite
 # Every set-up step is stamped against its inputs, so a second run skips it.
 
@@ -14,10 +14,10 @@ MELTANO_FILES := $(wildcard meltano/meltano.yml meltano/extract/*.meltano.yml me
 DBT_FILES := $(shell find dbt_project -path dbt_project/target -prune -o -path dbt_project/logs -prune \
                -o -type f \( -name '*.sql' -o -name '*.yml' -o -name '*.csv' \) -print 2>/dev/null)
 
-.PHONY: run test setup venv meltano-install dbt-parse clean
+.PHONY: run test setup clean airflow-up
 
 run: setup
-	$(BIN)/orchestrator cycle
+	$(BIN)/orchestrator run
 
 test: setup
 	$(BIN)/pytest $(PYTEST_ARGS)
@@ -40,6 +40,11 @@ meltano/.meltano/.installed: $(VENV)/.installed $(MELTANO_FILES)
 dbt_project/target/manifest.json: $(VENV)/.installed $(DBT_FILES)
 	cd dbt_project && ../$(BIN)/dbt deps --profiles-dir . && ../$(BIN)/dbt parse --profiles-dir .
 	touch $@
+
+# A real local Airflow on var/airflow (UI and API at the printed URL; user admin, password in
+# var/airflow/local_secrets.json) until Ctrl-C.
+airflow-up: setup
+	$(BIN)/python -m orchestrator.airflow_local up --home var/airflow --dags dags
 
 # Regenerate the pinned dependency set after editing pyproject.toml.
 constraints: $(VENV)/.installed

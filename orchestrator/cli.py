@@ -24,6 +24,17 @@ def _cycle(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run(args: argparse.Namespace) -> int:
+    from .airflow_cycle import run_airflow_cycle
+    from .plan import load_config
+
+    cycle = run_airflow_cycle(load_config(args.config, args.profile), new_day=not args.no_new_day)
+    print(f"\nCycle through Airflow on profile '{load_config(args.config, args.profile).profile.name}' "
+          f"(source day(s) written: {', '.join(map(str, cycle.source_days)) or 'none'})\n")
+    print(cycle.summary())
+    return 0 if cycle.ok else 1
+
+
 def _env(args: argparse.Namespace) -> int:
     import shlex
 
@@ -88,6 +99,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", help="orchestration config file (default: orchestration.yml of this repo)")
     parser.add_argument("--profile", help="profile to use (default: $PIPELINE_PROFILE or the file's default_profile)")
     sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run one pipeline cycle through a local Airflow: new source day, "
+                                      "trigger the tick, wait for every DAG, report")
+    run.add_argument("--no-new-day", action="store_true", help="load what the sources hold; write no new day")
+    run.set_defaults(func=_run)
 
     cycle = sub.add_parser("cycle", help="run one pipeline cycle directly: new source day, Meltano loads, dbt build")
     cycle.add_argument("--no-new-day", action="store_true", help="load what the sources hold; write no new day")

@@ -1,0 +1,289 @@
+"""orchestrator.airflow_local against a real Airflow 3.3: scheduler, dag-processor, api-server and
+triggerer as processes, on small DAG files written here. One Airflow per database (module-scoped
+on SQLite; one more on the local PostgreSQL), ~25 s to start each."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import statistics
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from sqlalchemy import create_engine, text
+
+pytestmark = pytest.mark.airflow
+
+from conftest import require_services
+from orchestrator.airflow_local import (
+    WORKER_LOG_SERVER_PORT,
+    AirflowLocalError,
+    LocalAirflow,
+    airflow_env,
+    cycle_report,
+    descendants,
+    format_report,
+    utcnow,
+)
+
+PG_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/airflow_local_test"
+
+# Airflow 3.3: DAG authoring imports come from airflow.sdk only.
+TEST_DAGS = {
+    "t_tick.py": '''
+from airflow.sdk import DAG, Asset, task
+
+with DAG("t_tick", schedule=None, catchup=False):
+    @task(outlets=[Asset("tick")])
+    def emit():
+        pass
+    emit()
+''',
+    "t_down.py": '''
+from airflow.sdk import DAG, Asset, task
+
+with DAG("t_down", schedule=[Asset("tick")], catchup=False):
+    @task(outlets=[Asset("raw.t1")])
+    def load(*, outlet_events=None):
+        outlet_events[Asset("raw.t1")].extra = {"rows": 3}
+    load()
+''',
+    # A list of assets is an AND: a run only once both have a new event.
+    "t_and.py": '''
+from airflow.sdk import DAG, Asset, task
+
+with DAG("t_and", schedule=[Asset("raw.t1"), Asset("raw.t2")], catchup=False):
+    @task
+    def both():
+        pass
+    both()
+''',
+    # A long task whose shell runs in a session of its own: what stop() must not leave behind.
+    "t_sleep.py": '''
+from airflow.sdk import DAG, task
+
+with DAG("t_sleep", schedule=None, catchup=False):
+    @task.bash
+    def nap():
+        return "sleep 600"
+    nap()
+''',
+    # Mentions "airflow" and "DAG", so the dag-processor's safe-mode heuristic does parse it.
+    "t_broken.py": '''
+from airflow.sdk import DAG
+
+with DAG("t_broken" schedule=None):
+    pass
+''',
+}
+LOADABLE = ["t_tick", "t_down", "t_and", "t_sleep"]
+
+
+def family(af: LocalAirflow) -> set[int]:
+    """Every process of a running LocalAirflow: its four components and all their descendants
+    (executor workers, log servers, task processes), and anything else with its AIRFLOW_HOME."""
+    roots = [p.pid for p in af.processes.values()]
+    return {*roots, *descendants(roots), *processes_of(af.home)}
+
+
+def processes_of(home: Path) -> set[int]:
+    """Live processes started with AIRFLOW_HOME=home in their environment. (Not all: Airflow's
+    setproctitle can overwrite the environment block of a renamed process.)"""
+    needle = f"AIRFLOW_HOME={home.resolve()}".encode()
+    found = set()
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            if needle in (proc / "environ").read_bytes().split(b"\0"):
+                found.add(int(proc.name))
+        except OSError:
+            continue
+    return found
+
+
+def alive(pids: set[int]) -> set[int]:
+    """Those of `pids` still running (a zombie has ended: it only waits to be reaped)."""
+    running = set()
+    for pid in pids:
+        try:
+            if Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z":
+                running.add(pid)
+        except OSError:
+            pass
+    return running
+
+
+@pytest.fixture(scope="module")
+def dags_folder(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("dags")
+    for name, source in TEST_DAGS.items():
+        (folder / name).write_text(source.lstrip())
+    return folder
+
+
+@pytest.fixture(scope="module")
+def airflow(tmp_path_factory, dags_folder):
+    """One real Airflow (SQLite, LocalExecutor) for the module, the test DAGs loaded and unpaused."""
+    af = LocalAirflow(tmp_path_factory.mktemp("airflow_home"), dags_folder).start()
+    try:
+        af.client.wait_for_dags(LOADABLE, timeout=120)
+        for dag_id in LOADABLE:
+            af.client.unpause(dag_id)
+        print(f"\nAirflow (SQLite) healthy after {af.startup_seconds:.1f}s: {af.timings}")
+        yield af
+    finally:
+        processes = family(af)
+        af.stop()
+        print(f"\nstopped in {af.timings.get('stop', 0):.1f}s")
+    assert alive(processes) == set(), "stop() left Airflow processes behind"
+
+
+# --------------------------------------------------------------------------- no processes
+
+
+def test_env_uses_real_options_and_consistent_ports(tmp_path):
+    env = airflow_env(tmp_path / "home", tmp_path / "dags", port=18080)
+    assert env["AIRFLOW__API__PORT"] == "18080"
+    assert env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] == "http://127.0.0.1:18080/execution/"
+    assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] == f"sqlite:///{(tmp_path / 'home').resolve()}/airflow.db"
+    assert str(WORKER_LOG_SERVER_PORT) not in (env["AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT"], env["AIRFLOW__API__PORT"])
+    # Every AIRFLOW__SECTION__KEY we set is an option Airflow 3.3 knows (its config.yml).
+    spec = importlib.util.find_spec("airflow")
+    known = yaml.safe_load(Path(spec.submodule_search_locations[0], "config_templates", "config.yml").read_text())
+    for key in (k for k in env if k.startswith("AIRFLOW__")):
+        section, option = key.removeprefix("AIRFLOW__").lower().split("__")
+        assert option in known[section]["options"], f"{key} is not an Airflow 3.3 option"
+    # Secrets are made once per home: every process and every restart agree.
+    again = airflow_env(tmp_path / "home", tmp_path / "dags", port=18081)
+    assert again["AIRFLOW__API_AUTH__JWT_SECRET"] == env["AIRFLOW__API_AUTH__JWT_SECRET"]
+    with pytest.raises(ValueError, match="8793"):
+        airflow_env(tmp_path / "home", tmp_path / "dags", port=WORKER_LOG_SERVER_PORT)
+
+
+def test_inherited_airflow_settings_do_not_leak(tmp_path, monkeypatch):
+    monkeypatch.setenv("AIRFLOW__CORE__LOAD_EXAMPLES", "True")
+    monkeypatch.setenv("AIRFLOW__CORE__PARALLELISM", "99")
+    env = airflow_env(tmp_path, tmp_path, port=18080, extra={"AIRFLOW__CORE__PARALLELISM": 4})
+    assert env["AIRFLOW__CORE__LOAD_EXAMPLES"] == "False"
+    assert env["AIRFLOW__CORE__PARALLELISM"] == "4"
+
+
+# --------------------------------------------------------------------------- PostgreSQL
+# First in the file on purpose: it runs before the module's SQLite Airflow starts, so the two never
+# share the 2 cores.
+
+
+@pytest.mark.timeout(300)
+def test_postgres_metadata_db(tmp_path, dags_folder):
+    require_services("postgres")
+    engine = create_engine("postgresql+psycopg2://postgres@127.0.0.1:5432/postgres", isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:  # a clean database each run; LocalAirflow creates it again
+        conn.execute(text("DROP DATABASE IF EXISTS airflow_local_test WITH (FORCE)"))
+    engine.dispose()
+
+    with LocalAirflow(tmp_path / "home", dags_folder, metadata_db_url=PG_URL) as af:
+        processes = family(af)
+        print(f"\nAirflow (PostgreSQL) healthy after {af.startup_seconds:.1f}s: {af.timings}")
+        client = af.client
+        client.wait_for_dags(["t_tick", "t_down"], timeout=120)
+        for dag_id in ("t_tick", "t_down"):
+            client.unpause(dag_id)
+        since = utcnow()
+        client.trigger("t_tick")
+        tick, down = cycle_report(client, since, ["t_tick", "t_down"], timeout=120)
+        print(format_report([tick, down]))
+        assert (tick.state, down.state) == ("success", "success")
+        assert down.run_type == "asset_triggered"
+        assert [e["extra"] for e in down.emitted] == [{"rows": 3}]
+        processes |= family(af)
+    assert alive(processes) == set(), "stop() left Airflow processes behind"
+
+
+# --------------------------------------------------------------------------- SQLite, one Airflow
+
+
+def test_health_and_import_errors(airflow):
+    health = airflow.client.get("/monitor/health")
+    assert {health[c]["status"] for c in ("metadatabase", "scheduler", "triggerer", "dag_processor")} == {"healthy"}
+    errors = airflow.client.import_errors()
+    assert [e["filename"] for e in errors] == ["t_broken.py"]
+    assert "SyntaxError" in errors[0]["stack_trace"]
+    # ...while the other files of the folder load.
+    assert set(airflow.client.wait_for_dags(LOADABLE, timeout=5)) == set(LOADABLE)
+    with pytest.raises(AirflowLocalError, match="t_broken"):
+        airflow.client.wait_for_dags(["t_broken"], timeout=2)
+
+
+def test_asset_cycle_and_and_schedule(airflow):
+    client = airflow.client
+    # t_and waits for raw.t2 as well, which no DAG produces: not part of a t_tick cycle.
+    assert client.downstream_dags("t_tick") == ["t_down"]
+    since = utcnow()
+    run_id = client.trigger("t_tick", conf={"why": "test"})
+    tick, down = cycle_report(client, since, ["t_tick", "t_down"], timeout=120)
+    print("\n" + format_report([tick, down]))
+
+    assert tick.run_id == run_id and tick.run_type == "manual" and tick.state == "success"
+    assert [e["name"] for e in tick.emitted] == ["tick"]
+    # t_down ran because of t_tick's asset event...
+    assert down.state == "success" and down.run_type == "asset_triggered"
+    assert [(e["name"], e["source_dag_id"], e["source_run_id"]) for e in down.triggered_by] == [("tick", "t_tick", run_id)]
+    assert [ti["state"] for ti in client.task_instances("t_down", down.run_id)] == ["success"]
+    # ...and its event carries the metadata the task attached.
+    assert [(e["name"], e["extra"]) for e in down.emitted] == [("raw.t1", {"rows": 3})]
+    assert [e["name"] for e in client.asset_events(since)] == ["tick", "raw.t1"]
+
+    # AND: raw.t1 alone queues an event for t_and but starts no run (several scheduler loops later).
+    time.sleep(3)
+    assert [q["asset_id"] for q in client.queued_asset_events("t_and")] == [client.asset_id("raw.t1")]
+    assert client.dag_runs("t_and") == []
+    # raw.t2 (posted to the API, as an outside loader would) completes the AND.
+    client.emit_asset_event("raw.t2", extra={"rows": 1})
+    (run,) = client.wait_for_runs("t_and", timeout=60)
+    assert run["state"] == "success" and run["run_type"] == "asset_triggered"
+    assert {e["name"] for e in client.triggering_asset_events("t_and", run["dag_run_id"])} == {"raw.t1", "raw.t2"}
+
+
+def test_hop_latency(airflow):
+    """Asset event timestamp -> downstream run start, over a few tick -> t_down hops."""
+    lags = []
+    for _ in range(3):
+        since = utcnow()
+        airflow.client.trigger("t_tick")
+        _, down = cycle_report(airflow.client, since, ["t_tick", "t_down"], timeout=120)
+        lags.append(down.lag)
+    print(f"\nhop lag tick -> t_down: median {statistics.median(lags):.2f}s, "
+          f"min {min(lags):.2f}s, max {max(lags):.2f}s ({', '.join(f'{x:.2f}' for x in lags)})")
+    assert all(0 <= lag < 15 for lag in lags)  # generous for a loaded CI box; ~0.5 s here
+
+
+def test_pools(airflow):
+    assert airflow.client.create_pool("meltano", 2, "one Meltano run per slot")["slots"] == 2
+    assert airflow.client.create_pool("meltano", 3)["slots"] == 3  # idempotent: updates
+    assert {p["name"]: p["slots"] for p in airflow.client.pools()}["meltano"] == 3
+
+
+def test_processes_and_logs(airflow):
+    """Four components, each leading its own process group (what stop() signals); the fixture's
+    teardown checks that none of their processes survives stop()."""
+    assert set(airflow.processes) == {"scheduler", "dag-processor", "api-server", "triggerer"}
+    assert all(os.getpgid(p.pid) == p.pid for p in airflow.processes.values())
+    pids = {n: p.pid for n, p in airflow.processes.items()}
+    assert airflow.start() is airflow and {n: p.pid for n, p in airflow.processes.items()} == pids  # once
+    assert len(family(airflow)) > len(airflow.processes)  # executor workers, log servers, ...
+    for name in airflow.processes:
+        assert (airflow.log_dir / f"{name}.log").stat().st_size > 0
+
+
+def test_stop_with_a_task_running(airflow):
+    """Last test of the module: leaves a task running (a `sleep` in a session of its own) for the
+    fixture's teardown, which checks that stop() ends it with everything else."""
+    run_id = airflow.client.trigger("t_sleep")
+    airflow.client.wait_for_runs("t_sleep", lambda r: r["dag_run_id"] == run_id and r["state"] == "running")
+    deadline = time.monotonic() + 60
+    while [ti["state"] for ti in airflow.client.task_instances("t_sleep", run_id)] != ["running"]:
+        assert time.monotonic() < deadline, "t_sleep's task did not start"
+        time.sleep(0.5)
+    sleeps = [pid for pid in family(airflow) if Path(f"/proc/{pid}/cmdline").read_bytes().startswith(b"sleep")]
+    assert len(sleeps) == 1 and os.getsid(sleeps[0]) == sleeps[0]  # its own session
