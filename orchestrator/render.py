@@ -9,17 +9,15 @@ and the problem, while the tick and Meltano DAGs keep working.
 from __future__ import annotations
 
 import os
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 from pathlib import Path
 
 from airflow.providers.standard.operators.python import PythonOperator
-from airflow.sdk import DAG, Asset
+from airflow.sdk import DAG, Asset, CronTriggerTimetable
 
 from . import tasks
 from .plan import DagSpec, Plan, load_config, plan_from_config
 from .plan.config import OrchestrationConfig
-
-START_DATE = datetime(2024, 1, 1, tzinfo=timezone.utc)
 
 
 class PlanError(RuntimeError):
@@ -51,7 +49,9 @@ def _default_args(config: OrchestrationConfig, spec: DagSpec) -> dict:
 
 def _schedule(plan: Plan, spec: DagSpec):
     if spec.schedule.cron:
-        return spec.schedule.cron
+        # No start_date and run_immediately=False: unpausing waits for the next cron point. With a
+        # start_date, Airflow would at once start a run for the latest past one (a surprise cycle).
+        return CronTriggerTimetable(spec.schedule.cron, timezone="UTC", run_immediately=False)
     if spec.schedule.assets:
         return _assets(plan, spec.schedule.assets)  # a list: every Asset must be updated (AND)
     return None
@@ -77,7 +77,7 @@ def _operator(plan: Plan, spec: DagSpec, task) -> PythonOperator:
 def render_dag(plan: Plan, config: OrchestrationConfig, spec: DagSpec) -> DAG:
     with DAG(
         dag_id=spec.dag_id, description=spec.description, doc_md=spec.doc_md, schedule=_schedule(plan, spec),
-        start_date=START_DATE, catchup=False, max_active_runs=spec.max_active_runs, tags=list(spec.tags),
+        catchup=False, max_active_runs=spec.max_active_runs, tags=list(spec.tags),
         default_args=_default_args(config, spec), params=_state_params(spec) if spec.kind == "meltano_state" else None,
     ) as dag:
         if spec.kind == "meltano_state":

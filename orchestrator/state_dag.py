@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 
 from airflow.providers.standard.operators.python import PythonOperator
 from airflow.sdk import Param
 
-from .meltano_state import ACTIONS, StateError, run_state_action
+from .meltano_state import ACTIONS, DEFAULT_BACKUP_DIR, StateError, run_state_action
 from .plan import DagSpec
 from .profiles import load_profile
 from .tasks import TaskFailure
@@ -47,8 +48,9 @@ def _run(*, state_dags: dict[str, str], **context) -> dict:
 
     try:
         result = run_state_action(p["action"], p.get("state_id"), p.get("state_json"), profile=load_profile(),
-                                  dry_run=bool(p.get("dry_run", True)), known_ids=None,
-                                  is_source_busy=busy, log=log.info)
+                                  dry_run=bool(p.get("dry_run", True)), known_ids=None, is_source_busy=busy,
+                                  backup_dir=os.environ.get("MELTANO_STATE_BACKUP_DIR") or DEFAULT_BACKUP_DIR,
+                                  log=log.info)
     except StateError as exc:
         raise TaskFailure(str(exc)) from None
     log.info("%s", result.message)

@@ -14,8 +14,6 @@ import pytest
 import yaml
 from sqlalchemy import create_engine, text
 
-pytestmark = pytest.mark.airflow
-
 from conftest import require_services
 from orchestrator.airflow_local import (
     WORKER_LOG_SERVER_PORT,
@@ -27,6 +25,8 @@ from orchestrator.airflow_local import (
     format_report,
     utcnow,
 )
+
+pytestmark = pytest.mark.airflow
 
 PG_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/airflow_local_test"
 

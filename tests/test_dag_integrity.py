@@ -36,7 +36,8 @@ def test_every_dag_file_imports_and_matches_the_plan(monkeypatch, installed, pro
     for spec in plan.dags:
         dag = bag.dags[spec.dag_id]
         if spec.schedule.cron:
-            assert dag.schedule == spec.schedule.cron
+            assert dag.timetable.expression == spec.schedule.cron and dag.start_date is None
+            assert dag.timetable.run_immediately is False
         elif spec.schedule.assets:
             assert _asset_names(dag.schedule) == sorted(spec.schedule.assets)
         else:

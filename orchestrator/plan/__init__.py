@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Iterable
 
-from ..profiles import REPO_ROOT, ConfigError
+from ..profiles import REPO_ROOT, ConfigError, load_yaml
 from .build import assemble
 from .cache import cached_plan
 from .config import OrchestrationConfig, load_config
@@ -30,12 +30,10 @@ def _meltano_inputs(project_path: Path) -> list[str]:
     main = project_path / "meltano.yml" if project_path.is_dir() else project_path
     files = [str(main)]
     try:
-        import yaml
-
-        data = yaml.load(main.read_text(encoding="utf-8"), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
-        patterns = (data or {}).get("include_paths") or [] if isinstance(data, dict) else []
-    except (OSError, ValueError, Exception):  # the build reports the problem; the cache just must not hit
-        patterns = []
+        data = load_yaml(main)
+    except ConfigError:  # the build reports the problem; here the cache just must not hit
+        data = {}
+    patterns = data.get("include_paths") or []
     for pattern in patterns:
         full = str(main.parent / pattern)
         files += sorted(glob.glob(full))
