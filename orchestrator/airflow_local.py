@@ -35,6 +35,8 @@ from typing import Any
 
 import httpx
 
+from .warehouse import ensure_postgres_database
+
 WORKER_LOG_SERVER_PORT = 8793  # Airflow's default worker log server port: never our API port
 ADMIN_USER = "admin"
 TERMINAL_STATES = ("success", "failed")
@@ -157,21 +159,6 @@ def airflow_env(home: Path, dags_folder: Path, *, port: int, metadata_db_url: st
     })
     env.update({k: str(v) for k, v in (extra or {}).items()})
     return env
-
-
-def ensure_postgres_database(url: str) -> None:
-    """Create the PostgreSQL database of a SQLAlchemy URL if it does not exist (same credentials)."""
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.engine import make_url
-
-    target = make_url(url)
-    engine = create_engine(target.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    try:
-        with engine.connect() as conn:
-            if not conn.scalar(text("SELECT 1 FROM pg_database WHERE datname = :d"), {"d": target.database}):
-                conn.execute(text(f'CREATE DATABASE "{target.database}"'))
-    finally:
-        engine.dispose()
 
 
 # --------------------------------------------------------------------------- processes

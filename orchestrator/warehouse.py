@@ -16,8 +16,9 @@ def postgres_url(env: Mapping[str, str], prefix: str = "WAREHOUSE_PG", database:
     )
 
 
-def ensure_postgres_database(url: sa.URL) -> bool:
-    """Create the database if it does not exist; True when created."""
+def ensure_postgres_database(url: str | sa.URL) -> bool:
+    """Create the PostgreSQL database of a SQLAlchemy URL if it does not exist; True when created."""
+    url = sa.make_url(url)
     server = sa.create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
     try:
         with server.connect() as conn:

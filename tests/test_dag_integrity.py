@@ -121,3 +121,21 @@ def test_gzipped_manifest_reads_the_same(tmp_path, installed):
     plain = plan_from_config(config, cache_dir=None)
     zipped = plan_from_config(config.with_overrides(manifest=gz), cache_dir=None)
     assert [d.to_dict() for d in zipped.dags] == [d.to_dict() for d in plain.dags]
+
+
+def test_per_model_granularity_renders_one_task_per_model(tmp_path, monkeypatch, installed):
+    root = _project_copy(tmp_path)
+    text = (root / "orchestration.yml").read_text().replace("task_granularity: dag", "task_granularity: model")
+    (root / "orchestration.yml").write_text(text)
+    bag = _dagbag(DAGS, monkeypatch, ORCHESTRATION_CONFIG=str(root / "orchestration.yml"))
+    assert bag.import_errors == {}
+    core = bag.dags["dbt_core"]
+    tasks = {t.task_id: t for t in core.tasks}
+    assert set(tasks) == {"stg_customers", "stg_orders", "stg_accounts", "int_order_payments", "fct_orders",
+                          "dim_customers", "dbt_test_relationships"}
+    assert tasks["fct_orders"].upstream_task_ids == {"stg_orders", "int_order_payments"}
+    assert [a.name for a in tasks["fct_orders"].outlets] == ["analytics.fct_orders"]
+    assert tasks["fct_orders"].op_kwargs["args"] == ["build", "--select", "fct_orders", "--indirect-selection",
+                                                     "cautious"]
+    finance = {t.task_id for t in bag.dags["dbt_finance"].tasks}
+    assert "dbt_test_relationships" in finance  # tests with parents in two models run after both

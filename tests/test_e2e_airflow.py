@@ -128,8 +128,9 @@ def test_a_dbt_dag_whose_source_failed_does_not_run(pipeline):
     newer = [r for r in af.client.dag_runs("dbt_marketing") if r["start_date"] and
              r["start_date"] > time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(since))]
     assert newer == [], "dbt_marketing must wait for the marketing tables"
-    waiting = {e["name"] for e in af.client.queued_asset_events("dbt_marketing")}
-    assert waiting == {"analytics.fct_orders"}, "only core's new model is queued; marketing's tables never came"
+    waiting = {e["asset_id"] for e in af.client.queued_asset_events("dbt_marketing")}
+    assert waiting == {af.client.asset_id("analytics.fct_orders")}, \
+        "only core's new model is queued; marketing's tables never came"
 
 
 def test_meltano_state_dag_reads_and_writes_state_with_a_backup(pipeline):
@@ -141,7 +142,7 @@ def test_meltano_state_dag_reads_and_writes_state_with_a_backup(pipeline):
         run_id = af.client.trigger("meltano_state", conf)
         [run] = af.client.wait_for_runs("meltano_state", lambda r: r["dag_run_id"] == run_id
                                         and r["state"] in ("success", "failed"), timeout=180)
-        entry = af.client.get(f"/api/v2/dags/meltano_state/dagRuns/{run_id}/taskInstances/meltano_state/"
+        entry = af.client.get(f"/dags/meltano_state/dagRuns/{run_id}/taskInstances/meltano_state/"
                               f"xcomEntries/return_value") if run["state"] == "success" else {}
         value = entry.get("value") if entry else None
         return {"state": run["state"], "value": json.loads(value) if isinstance(value, str) else value}
