@@ -12,6 +12,8 @@ def test_embedded_is_the_default_and_resolves_paths(monkeypatch):
     env = profile.environment({})
     assert env["WAREHOUSE_DUCKDB_PATH"] == str(REPO_ROOT / "var" / "warehouse.duckdb")
     assert env["DBT_TARGET"] == "duckdb" and env["MELTANO_SEND_ANONYMOUS_USAGE_STATS"] == "false"
+    # Meltano's state lives beside the warehouse: a relative SQLite URI resolves against the config's folder.
+    assert env["MELTANO_DATABASE_URI"] == f"sqlite:///{REPO_ROOT / 'var' / 'meltano.db'}"
 
 
 def test_one_setting_switches_to_production(monkeypatch):
