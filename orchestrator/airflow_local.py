@@ -413,8 +413,8 @@ class AirflowClient:
                                         f"import errors: {self.import_errors()}")
             time.sleep(1)
 
-    def unpause(self, dag_id: str) -> None:
-        _ok(self.request("PATCH", f"/dags/{dag_id}", json={"is_paused": False}))
+    def unpause(self, dag_id: str, paused: bool = False) -> None:
+        _ok(self.request("PATCH", f"/dags/{dag_id}", json={"is_paused": paused}))
 
     def downstream_dags(self, dag_id: str) -> list[str]:
         """The DAGs a run of `dag_id` sets off through assets, in the order they can run: a DAG joins

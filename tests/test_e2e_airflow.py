@@ -145,7 +145,8 @@ def test_meltano_state_dag_reads_and_writes_state_with_a_backup(pipeline):
         entry = af.client.get(f"/dags/meltano_state/dagRuns/{run_id}/taskInstances/meltano_state/"
                               f"xcomEntries/return_value") if run["state"] == "success" else {}
         value = entry.get("value") if entry else None
-        return {"state": run["state"], "value": json.loads(value) if isinstance(value, str) else value}
+        return {"state": run["state"], "value": json.loads(value) if isinstance(value, str) else value,
+                "run_id": run_id}
 
     got = trigger({"action": "get", "state_id": state_id})
     assert got["state"] == "success"
@@ -164,3 +165,14 @@ def test_meltano_state_dag_reads_and_writes_state_with_a_backup(pipeline):
     refused = trigger({"action": "set", "state_id": state_id, "state_json": '{"no_singer_state": {}}',
                        "dry_run": False})
     assert refused["state"] == "failed"
+    # While the source's DAG has a run queued (paused here, so it stays queued), writes are refused.
+    af.client.unpause("meltano_tap_crm", paused=True)
+    queued = af.client.trigger("meltano_tap_crm")
+    busy = trigger({"action": "set", "state_id": state_id, "state_json": json.dumps(got["value"]["before"]),
+                    "dry_run": False})
+    assert busy["state"] == "failed"
+    assert trigger({"action": "get", "state_id": state_id})["value"]["before"] == new, "nothing was written"
+    log = af.client.request("GET", f"/dags/meltano_state/dagRuns/{busy['run_id']}/taskInstances/meltano_state/"
+                                   f"logs/1").text
+    assert "meltano_tap_crm has 1 run(s) running or queued" in log
+    assert [r["state"] for r in af.client.dag_runs("meltano_tap_crm") if r["dag_run_id"] == queued] == ["queued"]
