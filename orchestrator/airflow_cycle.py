@@ -61,15 +61,16 @@ class AirflowCycle:
         def secs(v: float | None) -> str:
             return "-" if v is None else f"{v:.1f}s"
 
-        lines = [f"{'DAG':<26}{'state':<9}{'duration':>9}{'lag':>7}  started by"]
+        w = max([len("DAG"), *(len(r.dag_id) for r in self.reports)]) + 2
+        lines = [f"{'DAG':<{w}}{'state':<9}{'duration':>9}{'lag':>7}  started by"]
         for r in self.reports:
             started = sorted({e["name"] for e in r.triggered_by}) or [r.run_type]
-            lines.append(f"{r.dag_id:<26}{r.state:<9}{secs(r.duration):>9}{secs(r.lag):>7}  {', '.join(started)}")
+            lines.append(f"{r.dag_id:<{w}}{r.state:<9}{secs(r.duration):>9}{secs(r.lag):>7}  {', '.join(started)}")
             for event in sorted(r.emitted, key=lambda e: e["name"]):
                 extra = event.get("extra") or {}
                 detail = " ".join(f"{k}={extra[k]}" for k in ("records_extracted", "status", "rows_affected",
                                                               "duration_s") if extra.get(k) is not None)
-                lines.append(f"    -> {event['name']:<36}{detail}")
+                lines.append(f"    -> {event['name']:<40} {detail}")
         lags = [r.lag for r in self.reports if r.lag is not None]
         if lags:
             lines.append(f"Asset event -> downstream run start: median {sorted(lags)[len(lags) // 2]:.2f}s, "

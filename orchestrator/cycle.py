@@ -13,7 +13,7 @@ from typing import Callable
 
 from .profiles import REPO_ROOT, Profile
 from .runners.dbt import DbtRunResult, run_dbt
-from .runners.meltano import MeltanoResult, run_extractor
+from .runners.meltano import MeltanoResult, run_extractor, run_meltano
 from .warehouse import ensure_postgres_database, postgres_url, table_row_counts
 
 
@@ -60,10 +60,34 @@ def prepare_warehouse(profile: Profile, env: dict[str, str]) -> None:
         Path(env["WAREHOUSE_DUCKDB_PATH"]).parent.mkdir(parents=True, exist_ok=True)
     if profile.dbt_target == "postgres":
         ensure_postgres_database(postgres_url(env))
-    if env.get("MELTANO_DATABASE_URI", "").startswith("postgresql"):
+    prepare_meltano_system_db(profile, env)
+
+
+def prepare_meltano_system_db(profile: Profile, env: dict[str, str]) -> None:
+    """Migrate a new Meltano system database once, before any load runs.
+
+    Concurrent first runs on a new database race on its migrations (one fails with a duplicate
+    `alembic_version`), which the parallel Meltano DAGs of a first cycle would hit.
+    """
+    uri = env.get("MELTANO_DATABASE_URI", "")
+    if uri.startswith("sqlite:///"):
+        Path(uri[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+        migrated = Path(uri[len("sqlite:///"):]).exists()
+    elif uri.startswith("postgresql"):
         import sqlalchemy as sa
 
-        ensure_postgres_database(sa.make_url(env["MELTANO_DATABASE_URI"]))
+        url = sa.make_url(uri).set(drivername="postgresql+psycopg2")
+        ensure_postgres_database(url)
+        engine = sa.create_engine(url)
+        try:
+            with engine.connect() as conn:
+                migrated = conn.execute(sa.text("SELECT to_regclass('alembic_version')")).scalar() is not None
+        finally:
+            engine.dispose()
+    else:
+        return
+    if not migrated:
+        run_meltano(["upgrade", "database"], environment=profile.meltano_environment, env=env, log=lambda line: None)
 
 
 def run_cycle(profile: Profile, *, env: dict[str, str] | None = None, new_day: bool = True,

@@ -75,3 +75,26 @@ def test_marts_on_postgres_hold_the_expected_numbers(production):
 
     _, env, _, _ = production
     assert_marts_match(query("postgres", env, DAILY_SQL), query("postgres", env, CAMPAIGN_SQL), last_day=2)
+
+
+def test_a_new_meltano_system_db_is_migrated_once_before_parallel_runs(installed):
+    """Parallel first runs on a new system database race on its migrations; preparing it avoids that."""
+    require_services("postgres")
+    from concurrent.futures import ThreadPoolExecutor
+
+    from orchestrator.cycle import prepare_meltano_system_db
+    from orchestrator.profiles import load_profile
+    from orchestrator.runners.meltano import run_meltano
+
+    engine = sa.create_engine(f"{PG}/postgres", isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(sa.text('DROP DATABASE IF EXISTS "meltano_race_ci" WITH (FORCE)'))
+    engine.dispose()
+    profile = load_profile("production")
+    env = profile.environment()
+    env["MELTANO_DATABASE_URI"] = "postgresql+psycopg://postgres:postgres@127.0.0.1:5432/meltano_race_ci"
+    prepare_meltano_system_db(profile, env)
+    with ThreadPoolExecutor(3) as pool:
+        results = list(pool.map(lambda _: run_meltano(["state", "list"], environment="prod", env=env,
+                                                      log=lambda line: None), range(3)))
+    assert len(results) == 3  # run_meltano raises on any failure
