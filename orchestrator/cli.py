@@ -28,8 +28,9 @@ def _run(args: argparse.Namespace) -> int:
     from .airflow_cycle import run_airflow_cycle
     from .plan import load_config
 
-    cycle = run_airflow_cycle(load_config(args.config, args.profile), new_day=not args.no_new_day)
-    print(f"\nCycle through Airflow on profile '{load_config(args.config, args.profile).profile.name}' "
+    config = load_config(args.config, args.profile)
+    cycle = run_airflow_cycle(config, new_day=not args.no_new_day)
+    print(f"\nCycle through Airflow on profile '{config.profile.name}' "
           f"(source day(s) written: {', '.join(map(str, cycle.source_days)) or 'none'})\n")
     print(cycle.summary())
     return 0 if cycle.ok else 1

@@ -1,0 +1,70 @@
+"""The `orchestrator` CLI on the plan: plan --json, check, graph, and their exit codes."""
+
+from __future__ import annotations
+
+import json
+
+from orchestrator.cli import main
+from test_plan import CONFIG, EXTRACTORS, MELTANO, SOURCES, model, write_manifest
+
+
+def _project(tmp_path, nodes):
+    (tmp_path / "meltano" / "extract").mkdir(parents=True)
+    (tmp_path / "meltano" / "meltano.yml").write_text(MELTANO)
+    (tmp_path / "meltano" / "extract" / "taps.meltano.yml").write_text(EXTRACTORS)
+    (tmp_path / "orchestration.yml").write_text(CONFIG)
+    write_manifest(tmp_path / "manifest.json", nodes, SOURCES)
+    return ["--config", str(tmp_path / "orchestration.yml")]
+
+
+def test_plan_json_is_the_documented_shape(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("PIPELINE_PROFILE", raising=False)
+    args = _project(tmp_path, [model("a", ["core"], ["source.p.shop.orders"]), model("b", ["finance"], ["model.p.a"])])
+    assert main([*args, "plan", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert set(data) == {"profile", "dags", "assets", "warnings", "errors"}
+    finance = next(d for d in data["dags"] if d["dag_id"] == "dbt_finance")
+    assert finance["schedule"] == {"cron": None, "assets": ["analytics.a"]}
+    assert finance["tag"] == "finance" and finance["models"] == ["model.p.b"]
+
+
+def test_flags_override_the_config(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("PIPELINE_PROFILE", raising=False)
+    args = _project(tmp_path, [model("a", ["core", "finance"], ["source.p.shop.orders"])])
+    assert main([*args, "plan", "--json", "--tags", "finance,core"]) == 0
+    dags = {d["dag_id"] for d in json.loads(capsys.readouterr().out)["dags"]}
+    assert "dbt_finance" in dags and "dbt_core" not in dags
+    assert main([*args, "plan", "--json", "--mode", "monolith"]) == 0
+    assert [d["dag_id"] for d in json.loads(capsys.readouterr().out)["dags"] if d["kind"] == "dbt"] == ["dbt_all"]
+
+
+def test_check_warns_names_the_file_and_exits_1_on_errors(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("PIPELINE_PROFILE", raising=False)
+    args = _project(tmp_path, [model("a", ["core", "finance"], ["source.p.legacy.ledger"])])
+    assert main([*args, "check"]) == 0
+    out = capsys.readouterr().out
+    assert "warning: models/a.sql: model.p.a: has orchestration tags core, finance" in out
+    assert "warning: models/sources.yml: source.p.legacy.ledger (raw_legacy.ledger)" in out
+    args = _project(tmp_path / "cyc", [model("f1", ["finance"]), model("m1", ["marketing"], ["model.p.f1"]),
+                                       model("f2", ["finance"], ["model.p.m1"])])
+    assert main([*args, "check"]) == 1
+    assert "cycle between dbt DAGs" in capsys.readouterr().err
+
+
+def test_a_broken_manifest_exits_2_naming_the_file(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("PIPELINE_PROFILE", raising=False)
+    args = _project(tmp_path, [])
+    (tmp_path / "broken.json").write_text('{"metadata": {')
+    assert main([*args, "check", "--manifest", str(tmp_path / "broken.json")]) == 2
+    assert f"error: {tmp_path / 'broken.json'}: truncated or not valid JSON" in capsys.readouterr().err
+
+
+def test_graph_is_mermaid_from_tick_to_dbt(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("PIPELINE_PROFILE", raising=False)
+    args = _project(tmp_path, [model("a", ["core"], ["source.p.shop.orders"]), model("b", ["finance"], ["model.p.a"])])
+    assert main([*args, "graph"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "flowchart LR"
+    assert '    n_tick -- "tick" --> n_meltano_tap_shop' in out
+    assert '    n_meltano_tap_shop -- "raw_shop.orders" --> n_dbt_core' in out
+    assert '    n_dbt_core -- "analytics.a" --> n_dbt_finance' in out
