@@ -11,8 +11,8 @@ from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Callable
 
-from .profiles import REPO_ROOT, Profile
-from .runners.dbt import DbtRunResult, run_dbt
+from .profiles import Profile
+from .runners.dbt import DbtRunResult, run_dbt, runs_dir
 from .runners.meltano import MeltanoResult, run_extractor, run_meltano
 from .warehouse import ensure_postgres_database, postgres_url, table_row_counts
 
@@ -101,8 +101,7 @@ def run_cycle(profile: Profile, *, env: dict[str, str] | None = None, new_day: b
         report.loads[extractor] = run_extractor(extractor, profile.loader, environment=profile.meltano_environment,
                                                 env=env, log=meltano_log or (lambda line: None))
     log(f"==> dbt build --target {env['DBT_TARGET']}")
-    report.dbt = run_dbt(["build", "--target", env["DBT_TARGET"]], env=env,
-                         target_path=Path(env.get("DBT_RUNS_DIR") or REPO_ROOT / "var" / "dbt") / "cycle")
+    report.dbt = run_dbt(["build", "--target", env["DBT_TARGET"]], env=env, target_path=runs_dir(env) / "cycle")
     report.raw_rows = table_row_counts(profile.dbt_target, env)
     report.duration_s = time.monotonic() - started
     return report

@@ -62,9 +62,9 @@ def _operator(plan: Plan, spec: DagSpec, task) -> PythonOperator:
     if task.kind == "emit_tick":
         call, kwargs = tasks.emit_tick, {"asset": task.outlets[0]}
     elif task.kind == "meltano_run":
-        call, kwargs = tasks.meltano_run, {"argv": list(task.args), "outlets": outlets,
-                                            "extractors": [e for e in task.args[1:] if e] if spec.extractor is None
-                                            else [spec.extractor]}
+        # A job may run several extractors: each state ID `<env>:<extractor>-to-<loader>` names one.
+        extractors = [s.split(":", 1)[1].rsplit("-to-", 1)[0] for s in spec.state_ids]
+        call, kwargs = tasks.meltano_run, {"argv": list(task.args), "outlets": outlets, "extractors": extractors}
     elif task.kind in ("dbt_build", "dbt_test"):
         call, kwargs = tasks.dbt_build, {"args": list(task.args), "outlets": outlets,
                                           "relations": dict(task.relations)}

@@ -7,11 +7,9 @@ context; it reports per-relation metadata on the Asset events it emits.
 from __future__ import annotations
 
 import logging
-import os
-from pathlib import Path
 from typing import Any
 
-from .profiles import REPO_ROOT, load_profile
+from .profiles import load_profile
 
 log = logging.getLogger(__name__)
 
@@ -59,24 +57,20 @@ def meltano_run(*, argv: list[str], extractors: list[str], outlets: dict[str, st
     return records
 
 
-def dbt_runs_dir() -> Path:
-    return Path(os.environ.get("DBT_RUNS_DIR") or REPO_ROOT / "var" / "dbt")
-
-
 def dbt_build(*, args: list[str], relations: dict[str, str], outlets: dict[str, str], **context) -> dict[str, Any]:
     """Run dbt for this task's nodes; an Asset event per relation built, with rows, duration and status.
 
     `relations` maps a node's unique_id to the relation it builds. Artifacts go to a
     target directory of this DAG's own (max_active_runs=1 makes it exclusive).
     """
-    from .runners.dbt import DbtError, run_dbt
+    from .runners.dbt import DbtError, run_dbt, runs_dir
 
     profile = load_profile()
     env = profile.environment()
     dag_id = context["dag"].dag_id if context.get("dag") else "adhoc"
     task_id = context["task"].task_id if context.get("task") else "dbt"
     result = run_dbt([*args, "--target", env["DBT_TARGET"]], env=env,
-                     target_path=dbt_runs_dir() / dag_id / task_id, raise_on_failure=False)
+                     target_path=runs_dir(env) / dag_id / task_id, raise_on_failure=False)
     for node in result.nodes:
         relation = relations.get(node.unique_id)
         if relation and relation in outlets:

@@ -102,6 +102,11 @@ def _node_result(r) -> NodeResult:
     )
 
 
+def runs_dir(env: Mapping[str, str]) -> Path:
+    """Where dbt runs keep their private target directories (`$DBT_RUNS_DIR`, default var/dbt)."""
+    return Path(env.get("DBT_RUNS_DIR") or REPO_ROOT / "var" / "dbt")
+
+
 def private_target(project_dir: Path, target_path: Path) -> None:
     """Prepare a target directory of the caller's own, seeded with the project's partial-parse state.
 
