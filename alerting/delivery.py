@@ -1,0 +1,296 @@
+"""Deliver alerts: route → outbox → send now; Slack failures fall back to e-mail and the
+Slack row stays pending for `redeliver()`. `notify()` never raises."""
+
+from __future__ import annotations
+
+import json
+import smtplib
+import socket
+import ssl
+import time
+import urllib.error
+from dataclasses import dataclass, field
+from datetime import datetime
+from email.message import EmailMessage
+from email.utils import formatdate, make_msgid
+from typing import Any
+
+from slack_sdk import WebClient, WebhookClient
+from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler, ServerErrorRetryHandler
+
+from .events import Alert
+from .outbox import EMAIL, SENT, SLACK, SLACK_REPLY, Outbox
+from .render import EmailMessageParts, SlackMessage, render_email, render_repeat, render_slack
+from .routing import EmailSettings, Route, RoutingConfig, SlackSettings, redact, redacting_logger
+
+log = redacting_logger("alerting.delivery")
+_sdk_log = redacting_logger("alerting.slack_sdk")
+
+
+class DeliveryError(Exception):
+    def __init__(self, message: str, *, retry_after_s: float | None = None, permanent: bool = False):
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+        self.permanent = permanent
+
+
+# Slack errors that retrying the same message cannot fix: the row fails at once (its
+# e-mail fallback still goes). invalid_auth/token_revoked are NOT here: a fixed token
+# lets redeliver() send what is pending.
+PERMANENT_SLACK_ERRORS = frozenset({
+    "channel_not_found", "not_in_channel", "is_archived", "invalid_blocks", "invalid_blocks_format",
+    "msg_too_long", "no_text", "invalid_arguments", "restricted_action", "too_many_attachments",
+})
+
+
+def _header(headers: Any, name: str) -> str | None:
+    for k, v in (headers or {}).items():
+        if k.lower() == name.lower():
+            return v[0] if isinstance(v, (list, tuple)) else v
+    return None
+
+
+class CappedRateLimitRetryHandler(RateLimitErrorRetryHandler):
+    """slack-sdk's 429 handler, but only for a Retry-After short enough to sleep through
+    inside notify(); a longer one surfaces and the outbox row waits that long instead."""
+
+    def __init__(self, max_wait_s: float, **kw: Any):
+        super().__init__(**kw)
+        self.max_wait_s = max_wait_s
+
+    def _can_retry(self, *, state, request, response=None, error=None) -> bool:  # type: ignore[override]
+        if not super()._can_retry(state=state, request=request, response=response, error=error):
+            return False
+        try:
+            return float(_header(response.headers, "retry-after") or 1) <= self.max_wait_s
+        except ValueError:
+            return False
+
+
+class SlackSender:
+    def __init__(self, settings: SlackSettings):
+        self.settings = settings
+
+    def _handlers(self) -> list:
+        return [CappedRateLimitRetryHandler(self.settings.max_retry_after_s, max_retry_count=1),
+                ServerErrorRetryHandler(max_retry_count=1)]
+
+    @property
+    def supports_threads(self) -> bool:
+        return self.settings.token() is not None
+
+    def post(self, channel: str, message: SlackMessage, thread_ts: str | None = None) -> tuple[str | None, str | None]:
+        token = self.settings.token()
+        try:
+            if token is not None:
+                kw: dict[str, Any] = {"token": token.get(), "timeout": self.settings.timeout_s,
+                                      "retry_handlers": self._handlers(), "logger": _sdk_log}
+                if self.settings.base_url:
+                    kw["base_url"] = self.settings.base_url
+                args: dict[str, Any] = {"channel": channel, "text": message.text, "unfurl_links": False,
+                                        "unfurl_media": False}
+                if message.blocks:
+                    args["blocks"] = message.blocks
+                if thread_ts:
+                    args["thread_ts"] = thread_ts
+                resp = WebClient(**kw).chat_postMessage(**args)
+                return resp.get("channel"), resp.get("ts")
+            url = self.settings.webhook_url()
+            if url is None:
+                raise DeliveryError("no Slack credentials (token or webhook) configured")
+            resp = WebhookClient(url.get(), timeout=self.settings.timeout_s, retry_handlers=self._handlers(),
+                                 logger=_sdk_log).send(text=message.text, blocks=message.blocks or None,
+                                                       unfurl_links=False, unfurl_media=False)
+            if resp.status_code != 200:
+                retry_after = _header(resp.headers, "retry-after")
+                raise DeliveryError(f"webhook HTTP {resp.status_code}: {resp.body[:200]}",
+                                    retry_after_s=float(retry_after) if retry_after else None)
+            return None, None
+        except SlackApiError as e:
+            retry_after = _header(e.response.headers, "retry-after") if e.response is not None else None
+            status = e.response.status_code if e.response is not None else "?"
+            err = e.response.get("error") if e.response is not None and isinstance(e.response.data, dict) else None
+            raise DeliveryError(redact(f"Slack API HTTP {status}: {err or e}"),
+                                retry_after_s=float(retry_after) if retry_after else None,
+                                permanent=err in PERMANENT_SLACK_ERRORS) from None
+        except DeliveryError:
+            raise
+        except (socket.timeout, TimeoutError, urllib.error.URLError, OSError) as e:
+            raise DeliveryError(redact(f"Slack unreachable: {type(e).__name__}: {e}")) from None
+
+
+class EmailSender:
+    def __init__(self, settings: EmailSettings):
+        self.settings = settings
+
+    def send(self, to: list[str], parts: EmailMessageParts, *, headers: dict[str, str] | None = None) -> None:
+        s = self.settings
+        msg = EmailMessage()
+        msg["Subject"] = parts.subject
+        msg["From"] = s.sender
+        msg["To"] = ", ".join(to)
+        msg["Date"] = formatdate(localtime=False)
+        msg["Message-ID"] = make_msgid(domain="alerting.local")
+        for k, v in (headers or {}).items():
+            msg[k] = v
+        msg.set_content(parts.text)
+        msg.add_alternative(parts.html, subtype="html")
+        user, password = s.credentials()
+        try:
+            with smtplib.SMTP(s.smtp_host, s.smtp_port, timeout=s.timeout_s) as smtp:
+                smtp.ehlo()
+                if s.starttls:
+                    smtp.starttls(context=ssl.create_default_context())
+                    smtp.ehlo()
+                if user and password is not None:
+                    smtp.login(user, password.get())
+                refused = smtp.send_message(msg)
+                if refused and len(refused) == len(to):
+                    raise DeliveryError(f"all recipients refused: {sorted(refused)}")
+        except DeliveryError:
+            raise
+        except (smtplib.SMTPException, OSError) as e:
+            raise DeliveryError(redact(f"SMTP {s.smtp_host}:{s.smtp_port}: {type(e).__name__}: {e}")) from None
+
+
+@dataclass
+class DeliveryResult:
+    row_id: int | None
+    route: str
+    kind: str
+    status: str            # sent | pending | failed | skipped
+    error: str | None = None
+
+
+@dataclass
+class NotifyResult:
+    alert_id: str | None
+    signature: str | None
+    routes: list[str] = field(default_factory=list)
+    suppressed: dict[str, int] = field(default_factory=dict)   # route -> occurrences in the window
+    deliveries: list[DeliveryResult] = field(default_factory=list)
+    quiet: bool = False
+    error: str | None = None
+    elapsed_s: float = 0.0
+
+    @property
+    def delivered(self) -> bool:
+        """Every route reached someone (Slack or its e-mail fallback), or was suppressed."""
+        for r in self.routes:
+            if r in self.suppressed:
+                continue
+            if not any(d.route == r and d.status == SENT for d in self.deliveries):
+                return False
+        return self.error is None
+
+
+class Notifier:
+    def __init__(self, config: RoutingConfig, outbox: Outbox | None = None, *,
+                 slack: SlackSender | None = None, email: EmailSender | None = None):
+        self.config = config
+        self.outbox = outbox or Outbox()
+        self.slack = slack or SlackSender(config.slack)
+        self.email = email or EmailSender(config.email)
+
+    def __repr__(self) -> str:
+        return f"Notifier(routes={[r.name for r in self.config.routes_iter()]}, outbox={self.outbox!r})"
+
+    # ------------------------------------------------------------ public
+
+    def notify(self, alert: Alert) -> NotifyResult:
+        t0 = time.monotonic()
+        result = NotifyResult(alert_id=None, signature=None, quiet=self.config.quiet)
+        try:
+            result.alert_id, result.signature = alert.alert_id(), alert.signature()
+            routes = self.config.resolve(alert)
+            result.routes = [r.name for r in routes]
+            threads = self.config.thread_replies and self.slack.supports_threads
+            for route in routes:
+                q = self.outbox.enqueue(alert, route, self._kinds(route), window_s=self.config.suppression_window_s,
+                                        thread_replies=threads, quiet=self.config.quiet)
+                if q.suppressed:
+                    result.suppressed[route.name] = q.count
+                if self.config.quiet:
+                    log.info("quiet mode: recorded, not sent: route=%s %s", route.name,
+                             render_slack(alert, self.config.slack_id).text)
+                    continue
+                for row_id in q.row_ids:
+                    result.deliveries += self._deliver(row_id, force=True)
+        except Exception as e:  # noqa: BLE001 - an alerting failure must never fail the caller
+            result.error = redact(f"{type(e).__name__}: {e}")
+            log.exception("alerting: notify failed for %s.%s", getattr(alert, "dag_id", "?"),
+                          getattr(alert, "task_id", "?"))
+        result.elapsed_s = time.monotonic() - t0
+        return result
+
+    def redeliver(self, now: datetime | None = None, *, limit: int = 100,
+                  include_future: bool = False) -> list[DeliveryResult]:
+        """Send what is pending and due (all pending with include_future). Never raises."""
+        results: list[DeliveryResult] = []
+        try:
+            ids = self.outbox.due(now, limit, include_future=include_future)
+            for row_id in ids:
+                results += self._deliver(row_id, now=now, force=include_future)
+        except Exception as e:  # noqa: BLE001
+            log.exception("alerting: redeliver failed")
+            results.append(DeliveryResult(None, "-", "-", "failed", redact(f"{type(e).__name__}: {e}")))
+        return results
+
+    # ------------------------------------------------------------ internals
+
+    def _kinds(self, route: Route) -> list[str]:
+        kinds = []
+        if route.slack_channel:
+            kinds.append(SLACK)
+        if route.emails and (route.email_mode == "always" or not route.slack_channel):
+            kinds.append(EMAIL)
+        return kinds
+
+    def _deliver(self, row_id: int, *, now: datetime | None = None, force: bool = False) -> list[DeliveryResult]:
+        row = self.outbox.claim(row_id, now, force=force)
+        if row is None:
+            return []
+        alert = Alert.from_dict(json.loads(row["payload"]))
+        route, kind = row["route"], row["kind"]
+        try:
+            if kind == SLACK:
+                channel_id, ts = self.slack.post(row["target"], render_slack(alert, self.config.slack_id))
+                self.outbox.mark_sent(row_id, slack_ts=ts, channel_id=channel_id)
+            elif kind == SLACK_REPLY:
+                channel_id, parent = self.outbox.parent_ts(row["signature"], route, alert.kind)
+                if parent is None:
+                    self.outbox.release(row_id)
+                    return [DeliveryResult(row_id, route, kind, "pending", "parent message not sent yet")]
+                since = alert.occurred_at.isoformat(timespec="seconds")
+                _, ts = self.slack.post(channel_id or row["target"], render_repeat(row["repeat_count"], since),
+                                        thread_ts=parent)
+                self.outbox.mark_sent(row_id, slack_ts=ts, channel_id=channel_id, thread_ts=parent)
+            elif kind == EMAIL:
+                to = [a for a in row["target"].split(",") if a]
+                self.email.send(to, render_email(alert, repeat_count=row["repeat_count"]),
+                                headers={"X-Alert-Id": row["alert_id"], "X-Alert-Signature": row["signature"]})
+                self.outbox.mark_sent(row_id)
+            else:
+                raise DeliveryError(f"unknown delivery kind {kind!r}")
+        except Exception as e:  # noqa: BLE001
+            err = redact(str(e) if isinstance(e, DeliveryError) else f"{type(e).__name__}: {e}")
+            status = self.outbox.mark_retry(row_id, err, retry_after_s=getattr(e, "retry_after_s", None),
+                                            permanent=getattr(e, "permanent", False))
+            log.warning("alerting: %s delivery to route %s failed (%s): %s", kind, route, status, err)
+            results = [DeliveryResult(row_id, route, kind, status, err)]
+            if kind == SLACK:
+                results += self._fallback(row, alert)
+            return results
+        log.info("alerting: %s delivered to route %s (%s)", kind, route, row["target"])
+        return [DeliveryResult(row_id, route, kind, SENT)]
+
+    def _fallback(self, row: dict[str, Any], alert: Alert) -> list[DeliveryResult]:
+        route = self.config.route(row["route"])
+        if route is None or not route.emails:
+            return []
+        fid, created = self.outbox.ensure(row["alert_id"], route.name, EMAIL, ",".join(route.emails),
+                                          signature=row["signature"], payload=row["payload"],
+                                          count=row["repeat_count"])
+        # a fallback created now goes now; an older pending one keeps its own backoff
+        return self._deliver(fid, force=True) if fid is not None and created else []

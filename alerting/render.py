@@ -1,0 +1,242 @@
+"""Render an Alert as a Slack Block Kit message and as an e-mail.
+
+Everything that comes from outside (errors, log lines, model names, ids) is escaped:
+for Slack mrkdwn `&`, `<`, `>` become entities (so `<!channel>` or `<http://x|y>` cannot
+ping or forge a link) and `@channel`/`@here`/`@everyone` get a zero-width joiner; for
+e-mail it is HTML-escaped. Slack limits are enforced with a visible marker.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from .events import Alert
+
+SECTION_MAX = 3000
+HEADER_MAX = 150
+FIELD_MAX = 2000
+BLOCKS_MAX = 50
+TEXT_MAX = 3000
+MARKER = "… (truncated)"
+LOG_TAIL_LINES = 30
+
+TITLES = {
+    "task_failed": ("🔴", "Task failed"),
+    "dag_failed": ("🔴", "DAG failed"),
+    "retry": ("🟠", "Task up for retry"),
+    "recovered": ("✅", "Recovered"),
+    "late": ("⏰", "Late"),
+}
+
+_BROADCAST = re.compile(r"@(channel|here|everyone)\b", re.IGNORECASE)
+_ZW = "\u2060"  # word joiner: displays nothing, breaks the @-keyword
+
+
+def escape_mrkdwn(text: Any) -> str:
+    s = str(text if text is not None else "")
+    s = s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return _BROADCAST.sub(lambda m: "@" + _ZW + m.group(1), s)
+
+
+def plain(text: Any) -> str:
+    """For plain_text objects (the header): not parsed for mentions by Slack, but angle
+    brackets become look-alikes and broadcast keywords are broken anyway."""
+    s = str(text if text is not None else "").replace("<", "‹").replace(">", "›")
+    return _BROADCAST.sub(lambda m: "@" + _ZW + m.group(1), s)
+
+
+def _code(text: str) -> str:
+    """Escaped text safe inside a ``` block (no closing fence inside)."""
+    return escape_mrkdwn(text).replace("```", "`" + _ZW + "``")
+
+
+def truncate(text: str, limit: int, marker: str = MARKER) -> str:
+    """At most `limit` characters; when cut, ends with the marker. Never cuts an
+    HTML entity (&amp; &lt; &gt;) in half."""
+    if len(text) <= limit:
+        return text
+    cut = text[: max(0, limit - len(marker))]
+    amp = cut.rfind("&")
+    if amp != -1 and ";" not in cut[amp:] and len(cut) - amp < 6:
+        cut = cut[:amp]
+    return cut + marker
+
+
+def truncate_head(text: str, limit: int, marker: str = MARKER) -> str:
+    """Keeps the end (the latest log lines), marker first."""
+    if len(text) <= limit:
+        return text
+    keep = text[len(text) - max(0, limit - len(marker) - 1):]
+    semi = keep.find(";")
+    if 0 <= semi < 5 and "&" not in keep[:semi]:
+        keep = keep[semi + 1:]
+    return marker + "\n" + keep
+
+
+def _code_section(title: str, body: str, keep_end: bool = False) -> dict[str, Any]:
+    prefix, fence_open, fence_close = f"{title}\n", "```\n", "\n```"
+    room = SECTION_MAX - len(prefix) - len(fence_open) - len(fence_close)
+    body = _code(body) or " "
+    body = truncate_head(body, room) if keep_end else truncate(body, room)
+    return {"type": "section", "text": {"type": "mrkdwn", "text": prefix + fence_open + body + fence_close}}
+
+
+def _section(text: str) -> dict[str, Any]:
+    return {"type": "section", "text": {"type": "mrkdwn", "text": truncate(text, SECTION_MAX)}}
+
+
+def format_duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    s = int(round(seconds))
+    if s < 60:
+        return f"{seconds:.1f}s" if seconds < 10 else f"{s}s"
+    h, rem = divmod(s, 3600)
+    m, sec = divmod(rem, 60)
+    return f"{h}h {m}m {sec}s" if h else f"{m}m {sec}s"
+
+
+def _try(alert: Alert) -> str:
+    if alert.try_number is None:
+        return "-"
+    return f"{alert.try_number}/{alert.max_tries}" if alert.max_tries else str(alert.try_number)
+
+
+def title(alert: Alert) -> str:
+    emoji, label = TITLES[alert.kind]
+    where = alert.dag_id + (f".{alert.task_id}" if alert.task_id else "")
+    return f"{emoji} {label}: {where}"
+
+
+def first_line(text: str) -> str:
+    for line in (text or "").splitlines():
+        if line.strip():
+            return line.strip()
+    return ""
+
+
+def owner_mention(owner: str, slack_id: Callable[[str], str | None]) -> str:
+    uid = slack_id(owner) if owner else None
+    if uid and re.fullmatch(r"[UW][A-Z0-9]+", uid):
+        return f"<@{uid}>"
+    return escape_mrkdwn(owner)
+
+
+@dataclass
+class SlackMessage:
+    text: str
+    blocks: list[dict[str, Any]]
+
+    def payload(self) -> dict[str, Any]:
+        return {"text": self.text, "blocks": self.blocks}
+
+
+def render_slack(alert: Alert, slack_id: Callable[[str], str | None] = lambda _o: None) -> SlackMessage:
+    blocks: list[dict[str, Any]] = [
+        {"type": "header", "text": {"type": "plain_text", "text": truncate(plain(title(alert)), HEADER_MAX), "emoji": True}},
+    ]
+    fields = [("DAG", alert.dag_id), ("Task", alert.task_id or "-"), ("Run", alert.run_id or "-"),
+              ("Try", _try(alert)), ("Duration", format_duration(alert.duration_s))]
+    blocks.append({"type": "section", "fields": [
+        {"type": "mrkdwn", "text": truncate(f"*{k}*\n{escape_mrkdwn(v)}", FIELD_MAX)} for k, v in fields]})
+    if alert.log_url and re.match(r"https?://", alert.log_url) and len(alert.log_url) <= 3000:
+        blocks.append({"type": "actions", "elements": [
+            {"type": "button", "text": {"type": "plain_text", "text": "View log"}, "url": alert.log_url,
+             "action_id": "view_log"}]})
+    if alert.error:
+        blocks.append(_code_section("*Error*", alert.error))
+
+    tail: list[dict[str, Any]] = []   # blocks that must survive the 50-block trim
+    if alert.meltano:
+        m = alert.meltano
+        tail.append({"type": "section", "fields": [
+            {"type": "mrkdwn", "text": truncate(f"*Extractor*\n{escape_mrkdwn(m.extractor)}", FIELD_MAX)},
+            {"type": "mrkdwn", "text": truncate(f"*State ID*\n{escape_mrkdwn(m.state_id or '-')}", FIELD_MAX)}]})
+        if m.log_tail:
+            lines = list(m.log_tail)[-LOG_TAIL_LINES:]
+            tail.append(_code_section(f"*Meltano log (last {len(lines)} lines)*", "\n".join(lines), keep_end=True))
+    tail.append({"type": "context", "elements": [{"type": "mrkdwn", "text": escape_mrkdwn(
+        f"{alert.kind} · {alert.occurred_at.isoformat(timespec='seconds')} · sig {alert.signature()[:12]}")}]})
+
+    dbt_blocks: list[dict[str, Any]] = []
+    if alert.dbt and alert.dbt.failures:
+        tag = f" (tag `{escape_mrkdwn(alert.dbt.tag)}`)" if alert.dbt.tag else ""
+        dbt_blocks.append(_section(f"*Failed dbt models/tests: {len(alert.dbt.failures)}*{tag}"))
+        for f in alert.dbt.failures:
+            owners = ", ".join(owner_mention(o, slack_id) for o in f.owners) or "no owner"
+            text = f"• {escape_mrkdwn(f.resource_type)} `{escape_mrkdwn(f.name)}` — owners: {owners}"
+            if f.message:
+                text += "\n" + truncate(escape_mrkdwn(first_line(f.message)), 500)
+            dbt_blocks.append(_section(text))
+    room = BLOCKS_MAX - len(blocks) - len(tail)
+    if len(dbt_blocks) > room:
+        shown = dbt_blocks[: room - 1]
+        hidden = len(dbt_blocks) - len(shown)
+        dbt_blocks = shown + [{"type": "context", "elements": [
+            {"type": "mrkdwn", "text": f"{MARKER}: {hidden} more dbt failures not shown"}]}]
+    blocks = blocks + dbt_blocks + tail
+
+    text = title(alert)
+    if alert.task_id or alert.run_id:
+        text += f" (run {alert.run_id or '-'}, try {_try(alert)})"
+    err = first_line(alert.error)
+    text = escape_mrkdwn(text) + (f": {escape_mrkdwn(err)}" if err else "")
+    return SlackMessage(text=truncate(text, TEXT_MAX), blocks=blocks)
+
+
+def render_repeat(count: int, since: str) -> SlackMessage:
+    text = f"Seen again: {count} occurrences since {since}"
+    return SlackMessage(text=escape_mrkdwn(text), blocks=[])
+
+
+@dataclass
+class EmailMessageParts:
+    subject: str
+    text: str
+    html: str
+
+
+def render_email(alert: Alert, *, repeat_count: int = 1) -> EmailMessageParts:
+    subject = " ".join(f"[Airflow] {title(alert)} (try {_try(alert)})".split())  # no CR/LF
+    subject = truncate(subject, 200)
+    rows = [("DAG", alert.dag_id), ("Task", alert.task_id or "-"), ("Run", alert.run_id or "-"),
+            ("Try", _try(alert)), ("Duration", format_duration(alert.duration_s)),
+            ("Occurred at", alert.occurred_at.isoformat(timespec="seconds"))]
+    text = [title(alert), ""] + [f"{k}: {v}" for k, v in rows]
+    h = [f"<h2>{html.escape(title(alert))}</h2>", "<table>"]
+    h += [f"<tr><th align='left'>{k}</th><td>{html.escape(str(v))}</td></tr>" for k, v in rows]
+    h.append("</table>")
+    if alert.log_url:
+        text.append(f"Log: {alert.log_url}")
+        if re.match(r"https?://", alert.log_url):
+            h.append(f"<p><a href=\"{html.escape(alert.log_url, quote=True)}\">View log</a></p>")
+    if alert.error:
+        err = truncate(alert.error, 20000)
+        text += ["", "Error:", err]
+        h.append(f"<h3>Error</h3><pre>{html.escape(err)}</pre>")
+    if alert.dbt and alert.dbt.failures:
+        tag = f" (tag {alert.dbt.tag})" if alert.dbt.tag else ""
+        text += ["", f"Failed dbt models/tests{tag}:"]
+        h.append(f"<h3>Failed dbt models/tests{html.escape(tag)}</h3><ul>")
+        for f in alert.dbt.failures:
+            owners = ", ".join(f.owners) or "no owner"
+            text.append(f"- {f.resource_type} {f.name} (owners: {owners}) {first_line(f.message)}".rstrip())
+            h.append(f"<li>{html.escape(f.resource_type)} <code>{html.escape(f.name)}</code> "
+                     f"(owners: {html.escape(owners)}) {html.escape(first_line(f.message))}</li>")
+        h.append("</ul>")
+    if alert.meltano:
+        m = alert.meltano
+        text += ["", f"Meltano extractor: {m.extractor}", f"State ID: {m.state_id or '-'}"]
+        h.append(f"<h3>Meltano</h3><p>Extractor: {html.escape(m.extractor)}<br>"
+                 f"State ID: {html.escape(m.state_id or '-')}</p>")
+        if m.log_tail:
+            lines = list(m.log_tail)[-LOG_TAIL_LINES:]
+            text += ["Log tail:"] + lines
+            h.append(f"<pre>{html.escape(chr(10).join(lines))}</pre>")
+    if repeat_count > 1:
+        text += ["", f"Occurrences in the suppression window: {repeat_count}"]
+    return EmailMessageParts(subject=subject, text="\n".join(text) + "\n",
+                             html="<html><body>" + "\n".join(h) + "</body></html>")

@@ -1,0 +1,221 @@
+"""Test doubles that are real servers: a Slack-compatible HTTP API on 127.0.0.1 and an
+SMTP server (aiosmtpd) on 127.0.0.1. Nothing is mocked: slack-sdk and smtplib talk
+to them over TCP exactly as they would to Slack and a mail relay.
+
+    with FakeSlack(tokens={"xoxb-good"}) as slack:
+        WebClient("xoxb-good", base_url=slack.api_url).chat_postMessage(channel="#c", text="hi")
+        slack.messages   # every successful chat.postMessage / webhook body, exactly as sent
+        slack.fail_next("429", retry_after=1); slack.fail_next("500"); slack.fail_next("sleep", 5)
+        slack.fail_next("error", "channel_not_found")        # {"ok": false, "error": ...} with HTTP 200
+        slack.mode = "invalid_auth"   # persistent: "ok" | "500" | "429" | "sleep" | "invalid_auth"
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import socket
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs
+
+
+@dataclass
+class Request:
+    path: str
+    headers: dict[str, str]
+    raw: bytes
+    body: Any                        # parsed JSON, or form dict (single values), or text
+    answered: str = ""               # what the server answered: ok | 429 | 500 | sleep | invalid_auth
+
+
+class FakeSlack:
+    def __init__(self, tokens: set[str] | None = None, *, delay_s: float = 0.0):
+        self.tokens = set(tokens or {"xoxb-test-token"})
+        self.requests: list[Request] = []
+        self.messages: list[Request] = []          # successfully accepted chat.postMessage + webhook posts
+        self.mode = "ok"
+        self.sleep_s = 5.0
+        self.retry_after = 1
+        self.delay_s = delay_s                     # added to every successful answer (widens races)
+        self._script: deque[tuple[str, Any]] = deque()
+        self._lock = threading.Lock()
+        self._ts = itertools.count(1)
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *a: Any) -> None:  # quiet
+                pass
+
+            def do_POST(self) -> None:  # noqa: N802
+                fake._handle(self)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        self._thread: threading.Thread | None = None
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/api/"
+
+    def webhook_url(self, secret: str = "T000/B000/XXXXXXXX") -> str:
+        return f"http://127.0.0.1:{self.port}/services/{secret}"
+
+    def fail_next(self, what: str, arg: Any = None, *, retry_after: int | None = None) -> None:
+        with self._lock:
+            self._script.append((what, retry_after if retry_after is not None else arg))
+
+    def start(self) -> "FakeSlack":
+        self._thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05},
+                                        daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def __enter__(self) -> "FakeSlack":
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+    def posted(self) -> list[dict[str, Any]]:
+        """Bodies of accepted chat.postMessage calls."""
+        return [m.body for m in self.messages if m.path.endswith("chat.postMessage")]
+
+    # ---------------------------------------------------------------- server side
+
+    def _handle(self, h: BaseHTTPRequestHandler) -> None:
+        length = int(h.headers.get("Content-Length") or 0)
+        raw = h.rfile.read(length) if length else b""
+        ctype = h.headers.get("Content-Type", "")
+        if "json" in ctype:
+            body: Any = json.loads(raw or b"null")
+        elif "x-www-form-urlencoded" in ctype:
+            body = {k: v[0] if len(v) == 1 else v for k, v in parse_qs(raw.decode()).items()}
+        else:
+            body = raw.decode(errors="replace")
+        req = Request(h.path, dict(h.headers.items()), raw, body)
+        with self._lock:
+            what, arg = self._script.popleft() if self._script else (self.mode, None)
+            self.requests.append(req)
+        req.answered = what
+        webhook = h.path.startswith("/services/")
+        try:
+            if what == "429":
+                ra = arg if arg is not None else self.retry_after
+                self._send(h, 429, {"ok": False, "error": "ratelimited"} if not webhook else "rate_limited",
+                           {"Retry-After": str(ra)})
+            elif what == "500":
+                self._send(h, 500, {"ok": False, "error": "internal_error"} if not webhook else "internal_error")
+            elif what == "sleep":
+                time.sleep(arg if arg is not None else self.sleep_s)
+                self._send(h, 200, {"ok": False, "error": "too_late"})
+            elif what == "error" and not webhook:
+                self._send(h, 200, {"ok": False, "error": arg or "internal_error"})
+            elif what == "invalid_auth" and not webhook:
+                self._send(h, 200, {"ok": False, "error": "invalid_auth"})
+            elif webhook:
+                if self.delay_s:
+                    time.sleep(self.delay_s)
+                with self._lock:
+                    self.messages.append(req)
+                self._send(h, 200, "ok")
+            else:
+                self._api(h, req)
+        except (BrokenPipeError, ConnectionResetError, socket.timeout):
+            pass
+
+    def _api(self, h: BaseHTTPRequestHandler, req: Request) -> None:
+        method = req.path.rsplit("/", 1)[-1]
+        auth = h.headers.get("Authorization", "")
+        token = auth[7:] if auth.startswith("Bearer ") else (req.body or {}).get("token") if isinstance(req.body, dict) else None
+        if token not in self.tokens:
+            req.answered = "invalid_auth"
+            return self._send(h, 200, {"ok": False, "error": "invalid_auth"})
+        if method != "chat.postMessage":
+            return self._send(h, 200, {"ok": False, "error": "unknown_method"})
+        body = req.body if isinstance(req.body, dict) else {}
+        if not body.get("channel"):
+            return self._send(h, 200, {"ok": False, "error": "channel_not_found"})
+        if self.delay_s:
+            time.sleep(self.delay_s)
+        with self._lock:
+            ts = f"{1700000000 + next(self._ts)}.000100"
+            self.messages.append(req)
+        channel = body["channel"]
+        channel_id = "C" + format(abs(hash(channel)) % 10**8, "08d") if channel.startswith("#") else channel
+        self._send(h, 200, {"ok": True, "channel": channel_id, "ts": ts,
+                            "message": {"text": body.get("text"), "ts": ts, "thread_ts": body.get("thread_ts")}})
+
+    @staticmethod
+    def _send(h: BaseHTTPRequestHandler, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
+        data = (json.dumps(body) if not isinstance(body, str) else body).encode()
+        h.send_response(status)
+        h.send_header("Content-Type", "application/json; charset=utf-8" if not isinstance(body, str) else "text/html")
+        h.send_header("Content-Length", str(len(data)))
+        for k, v in (headers or {}).items():
+            h.send_header(k, v)
+        h.end_headers()
+        h.wfile.write(data)
+        h.wfile.flush()
+
+
+# -------------------------------------------------------------------- SMTP
+
+@dataclass
+class Received:
+    mail_from: str
+    rcpt_tos: list[str]
+    content: bytes
+
+    def message(self):
+        import email
+        from email import policy
+        return email.message_from_bytes(self.content, policy=policy.default)
+
+
+@dataclass
+class FakeSMTP:
+    """aiosmtpd on 127.0.0.1: `stop()` makes the port refuse connections, `start()` brings it back
+    on the same port."""
+
+    port: int = 0
+    received: list[Received] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if not self.port:
+            with socket.socket() as s:
+                s.bind(("127.0.0.1", 0))
+                self.port = s.getsockname()[1]
+        self._controller = None
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd handler hook
+        self.received.append(Received(envelope.mail_from, list(envelope.rcpt_tos), bytes(envelope.content)))
+        return "250 Message accepted for delivery"
+
+    def start(self) -> "FakeSMTP":
+        from aiosmtpd.controller import Controller
+        self._controller = Controller(self, hostname="127.0.0.1", port=self.port)
+        self._controller.start()
+        return self
+
+    def stop(self) -> None:
+        if self._controller is not None:
+            self._controller.stop()
+            self._controller = None
+
+    def __enter__(self) -> "FakeSMTP":
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
