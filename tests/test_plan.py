@@ -4,7 +4,6 @@ Meltano conventions, malformed inputs, and the real manifests of public projects
 from __future__ import annotations
 
 import glob
-import gzip
 import json
 import sys
 import textwrap
