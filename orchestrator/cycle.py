@@ -71,8 +71,9 @@ def prepare_meltano_system_db(profile: Profile, env: dict[str, str]) -> None:
     """
     uri = env.get("MELTANO_DATABASE_URI", "")
     if uri.startswith("sqlite:///"):
-        Path(uri[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
-        migrated = Path(uri[len("sqlite:///"):]).exists()
+        db = Path(uri[len("sqlite:///"):])
+        db.parent.mkdir(parents=True, exist_ok=True)
+        migrated = db.exists()
     elif uri.startswith("postgresql"):
         import sqlalchemy as sa
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from airflow.providers.standard.operators.python import PythonOperator
 from airflow.sdk import DAG, Asset, CronTriggerTimetable
 
-from . import tasks
+from . import state_dag, tasks
 from .plan import DagSpec, Plan, load_config, plan_from_config
 from .plan.config import OrchestrationConfig
 
@@ -78,24 +78,16 @@ def render_dag(plan: Plan, config: OrchestrationConfig, spec: DagSpec) -> DAG:
     with DAG(
         dag_id=spec.dag_id, description=spec.description, doc_md=spec.doc_md, schedule=_schedule(plan, spec),
         catchup=False, max_active_runs=spec.max_active_runs, tags=list(spec.tags),
-        default_args=_default_args(config, spec), params=_state_params(spec) if spec.kind == "meltano_state" else None,
+        default_args=_default_args(config, spec), params=state_dag.params(spec) if spec.kind == "meltano_state" else None,
     ) as dag:
         if spec.kind == "meltano_state":
-            from .state_dag import state_task
-
-            state_task(spec)
+            state_dag.state_task(spec)
             return dag
         ops = {t.task_id: _operator(plan, spec, t) for t in spec.tasks}
         for t in spec.tasks:
             for up in t.upstream:
                 ops[up] >> ops[t.task_id]
     return dag
-
-
-def _state_params(spec: DagSpec) -> dict:
-    from .state_dag import params
-
-    return params(spec)
 
 
 def render_dags(kind: str, config_path: str | Path | None = None) -> dict[str, DAG]:

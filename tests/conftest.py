@@ -48,11 +48,15 @@ def installed(meltano_installed) -> None:
     _require_setup("dbt_project/target/manifest.json")
 
 
-@pytest.fixture
-def embedded(tmp_path: Path, meltano_installed):
-    """The embedded profile, isolated in tmp_path: its own source files, warehouse and Meltano state."""
+def isolated_embedded(root: Path):
+    """The embedded profile, isolated in `root`: its own source files, warehouse and Meltano state."""
     profile = load_profile("embedded")
     env = profile.environment()
-    env.update(DEMO_DATA_DIR=str(tmp_path / "demo_data"), WAREHOUSE_DUCKDB_PATH=str(tmp_path / "warehouse.duckdb"),
-               MELTANO_DATABASE_URI=f"sqlite:///{tmp_path / 'meltano.db'}")
+    env.update(DEMO_DATA_DIR=str(root / "demo_data"), WAREHOUSE_DUCKDB_PATH=str(root / "warehouse.duckdb"),
+               MELTANO_DATABASE_URI=f"sqlite:///{root / 'meltano.db'}")
     return profile, env
+
+
+@pytest.fixture
+def embedded(tmp_path: Path, meltano_installed):
+    return isolated_embedded(tmp_path)

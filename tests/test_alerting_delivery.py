@@ -190,13 +190,13 @@ def test_dedup_thread_replies(slack, smtp, tmp_path):
     assert r2["text"].startswith("Seen again: 3 occurrences")
 
 
-def test_concurrent_redelivery_sends_each_row_once(slack, smtp, tmp_path):
-    cfg = {"default": {"slack_channel": "#data-alerts"}, "routes": []}     # no e-mail: rows stay pending
-    a, b = notifier(slack, smtp, tmp_path, **cfg), notifier(slack, smtp, tmp_path, **cfg)   # two engines, one DB
+def _race_redelivery(slack, a, b, check_pending=None) -> dict[str, list]:
+    """Queue 6 distinct alerts while Slack rejects the token, then let `a` and `b` redeliver at once."""
     slack.mode = "invalid_auth"
     for i in range(6):
         a.notify(other(i, error=f"distinct failure {'abcdefghij'[i]}"))
-    assert [s for *_, s in statuses(a)] == ["pending"] * 6
+    if check_pending is not None:
+        assert [s for *_, s in check_pending()] == ["pending"] * 6
     slack.mode, slack.delay_s = "ok", 0.05
     go = threading.Barrier(2)
     out: dict[str, list] = {}
@@ -210,6 +210,13 @@ def test_concurrent_redelivery_sends_each_row_once(slack, smtp, tmp_path):
         t.start()
     for t in threads:
         t.join(20)
+    return out
+
+
+def test_concurrent_redelivery_sends_each_row_once(slack, smtp, tmp_path):
+    cfg = {"default": {"slack_channel": "#data-alerts"}, "routes": []}     # no e-mail: rows stay pending
+    a, b = notifier(slack, smtp, tmp_path, **cfg), notifier(slack, smtp, tmp_path, **cfg)   # two engines, one DB
+    out = _race_redelivery(slack, a, b, check_pending=lambda: statuses(a))
     assert len(slack.posted()) == 6
     assert sorted(json.dumps(p["text"]) for p in slack.posted()) == sorted(set(json.dumps(p["text"]) for p in slack.posted()))
     assert len(out["a"]) + len(out["b"]) == 6 and all(r.status == "sent" for r in out["a"] + out["b"])
@@ -366,22 +373,7 @@ def test_concurrent_redelivery_exactly_once_on_postgres(slack, smtp):
     try:
         cfg = RoutingConfig.from_dict(config(slack, smtp, routes=[], default={"slack_channel": "#data-alerts"}))
         a, b = Notifier(cfg, Outbox(make())), Notifier(cfg, Outbox(make()))
-        slack.mode = "invalid_auth"
-        for i in range(6):
-            a.notify(other(i, error=f"distinct failure {'abcdefghij'[i]}"))
-        slack.mode, slack.delay_s = "ok", 0.05
-        go = threading.Barrier(2)
-        out: dict[str, list] = {}
-
-        def run(name, nt):
-            go.wait()
-            out[name] = nt.redeliver(include_future=True)
-
-        threads = [threading.Thread(target=run, args=(k, v)) for k, v in (("a", a), ("b", b))]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(20)
+        out = _race_redelivery(slack, a, b)
         assert len(slack.posted()) == 6 and len({p["text"] for p in slack.posted()}) == 6
         assert len(out["a"]) + len(out["b"]) == 6
         a.outbox.engine.dispose()

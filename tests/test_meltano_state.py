@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from conftest import isolated_embedded
+
 from orchestrator.meltano_state import (StateError, StateResult, deep_merge, expected_state_ids, extractor_of,
                                         run_state_action, write_backup)
 from orchestrator.profiles import load_profile
@@ -33,11 +35,7 @@ class Ctx:
     """The shared isolated Meltano state DB and a shorthand to call run_state_action on it."""
 
     def __init__(self, root: Path):
-        # Same isolation as the `embedded` fixture of conftest.py, at module scope.
-        self.profile = load_profile("embedded")
-        self.env = self.profile.environment()
-        self.env.update(DEMO_DATA_DIR=str(root / "demo_data"), WAREHOUSE_DUCKDB_PATH=str(root / "warehouse.duckdb"),
-                        MELTANO_DATABASE_URI=f"sqlite:///{root / 'meltano.db'}")
+        self.profile, self.env = isolated_embedded(root)  # the `embedded` fixture's isolation, at module scope
         self.backups = root / "backups"
         self.log: list[str] = []
 

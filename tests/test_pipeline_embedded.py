@@ -18,13 +18,9 @@ EXTRACTOR_SOURCE = {"tap-shop": "shop", "tap-crm": "crm", "tap-marketing": "mark
 @pytest.fixture(scope="module")
 def two_cycles(tmp_path_factory, installed):
     """Run cycle 1 (day 1) and cycle 2 (day 2); keep what each saw."""
-    from orchestrator.profiles import load_profile
+    from conftest import isolated_embedded
 
-    tmp = tmp_path_factory.mktemp("embedded")
-    profile = load_profile("embedded")
-    env = profile.environment()
-    env.update(DEMO_DATA_DIR=str(tmp / "demo_data"), WAREHOUSE_DUCKDB_PATH=str(tmp / "warehouse.duckdb"),
-               MELTANO_DATABASE_URI=f"sqlite:///{tmp / 'meltano.db'}")
+    profile, env = isolated_embedded(tmp_path_factory.mktemp("embedded"))
     first = run_cycle(profile, env=env, log=lambda m: None)
     with duckdb.connect(env["WAREHOUSE_DUCKDB_PATH"], read_only=True) as conn:
         counts_after_first = {t: conn.execute(f"select count(*) from {t}").fetchone()[0]

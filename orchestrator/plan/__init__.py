@@ -6,12 +6,11 @@
 
 from __future__ import annotations
 
-import glob
 import os
 from pathlib import Path
 from typing import Iterable
 
-from ..profiles import REPO_ROOT, ConfigError, load_yaml
+from ..profiles import REPO_ROOT, ConfigError
 from .build import assemble
 from .cache import cached_plan
 from .config import OrchestrationConfig, load_config
@@ -23,22 +22,6 @@ DEFAULT_CACHE_DIR = REPO_ROOT / "var" / "cache"
 
 __all__ = ["ConfigError", "DagSpec", "Issue", "ManifestError", "MeltanoProjectError", "OrchestrationConfig",
            "Plan", "Schedule", "TaskSpec", "build_plan", "load_config", "plan_from_config"]
-
-
-def _meltano_inputs(project_path: Path) -> list[str]:
-    """meltano.yml, its include globs' files and their directories (a new file changes its directory)."""
-    main = project_path / "meltano.yml" if project_path.is_dir() else project_path
-    files = [str(main)]
-    try:
-        data = load_yaml(main)
-    except ConfigError:  # the build reports the problem; here the cache just must not hit
-        data = {}
-    patterns = data.get("include_paths") or []
-    for pattern in patterns:
-        full = str(main.parent / pattern)
-        files += sorted(glob.glob(full))
-        files.append(os.path.dirname(full))
-    return files
 
 
 def plan_from_config(config: OrchestrationConfig, kinds: Iterable[str] = KINDS,
@@ -53,8 +36,8 @@ def plan_from_config(config: OrchestrationConfig, kinds: Iterable[str] = KINDS,
         files = [str(config.path)]
         meltano = dbt = None
         if needs_meltano:
-            files += _meltano_inputs(config.meltano_project)
             meltano = load_meltano_project(config.meltano_project, config.profile.meltano_environment)
+            files += [*meltano.files, *meltano.include_dirs]
         if needs_dbt:
             files.append(str(config.manifest))
             dbt = load_manifest(config.manifest)

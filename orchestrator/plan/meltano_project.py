@@ -7,6 +7,7 @@ files, environment overrides, `select` rules, `load_schema`, schedules and jobs.
 from __future__ import annotations
 
 import glob
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -53,6 +54,7 @@ class MeltanoProject:
     jobs: dict[str, list[list[str]]] = field(default_factory=dict)  # job -> blocks -> plugin names
     environments: tuple[str, ...] = ()
     files: tuple[str, ...] = ()                # meltano.yml and every included file
+    include_dirs: tuple[str, ...] = ()         # the folders the include globs read (a new file changes them)
 
 
 @dataclass(frozen=True)
@@ -85,7 +87,9 @@ def load_meltano_project(path: str | Path, environment: str | None = None) -> Me
     root = main.parent
     data = _read(main)
     files = [main]
+    include_dirs = []
     for pattern in data.get("include_paths") or []:
+        include_dirs.append(os.path.dirname(str(root / pattern)))
         for included in sorted(glob.glob(str(root / pattern))):
             files.append(Path(included))
     raw: dict[str, dict[str, tuple[dict, Path]]] = {"extractors": {}, "loaders": {}}
@@ -131,7 +135,7 @@ def load_meltano_project(path: str | Path, environment: str | None = None) -> Me
 
     project = MeltanoProject(path=str(main), schedules=schedules, jobs=jobs,
                              environments=tuple(e.get("name") for e in environments if e.get("name")),
-                             files=tuple(str(f) for f in files))
+                             files=tuple(str(f) for f in files), include_dirs=tuple(include_dirs))
     for kind in raw:
         for name, (_, f) in raw[kind].items():
             p = resolve(kind, name)
