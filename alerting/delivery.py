@@ -4,6 +4,7 @@ Slack row stays pending for `redeliver()`. `notify()` never raises."""
 from __future__ import annotations
 
 import json
+import os
 import smtplib
 import socket
 import ssl
@@ -20,8 +21,9 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler, ServerErrorRetryHandler
 
 from .events import Alert
-from .outbox import EMAIL, SENT, SLACK, SLACK_REPLY, Outbox
-from .render import EmailMessageParts, SlackMessage, render_email, render_repeat, render_slack
+from .outbox import EMAIL, FAILURE_KINDS, PENDING, SENDING, SENT, SLACK, SLACK_REPLY, SLACK_STORM, Outbox
+from .render import (EmailMessageParts, SlackMessage, render_email, render_recovered, render_repeat,
+                     render_retry_reply, render_slack, render_storm)
 from .routing import EmailSettings, Route, RoutingConfig, SlackSettings, redact, redacting_logger
 
 log = redacting_logger("alerting.delivery")
@@ -80,21 +82,50 @@ class SlackSender:
     def supports_threads(self) -> bool:
         return self.settings.token() is not None
 
-    def post(self, channel: str, message: SlackMessage, thread_ts: str | None = None) -> tuple[str | None, str | None]:
-        token = self.settings.token()
+    def _client(self) -> WebClient | None:
+        """A WebClient for the bot token: from the Airflow Slack connection through the provider's
+        SlackHook (token, base_url and timeout from the connection) when one is named and Airflow
+        is importable, else from the token (env var or connection) directly."""
+        s = self.settings
+        if s.token_conn_id and not (s.token_env and os.environ.get(s.token_env)):
+            try:
+                from airflow.providers.slack.hooks.slack import SlackHook
+                return SlackHook(slack_conn_id=s.token_conn_id, timeout=int(max(1, s.timeout_s)),
+                                 base_url=s.base_url, retry_handlers=self._handlers()).client
+            except ImportError:
+                pass
+        token = s.token()
+        if token is None:
+            return None
+        kw: dict[str, Any] = {"token": token.get(), "timeout": s.timeout_s, "retry_handlers": self._handlers(),
+                              "logger": _sdk_log}
+        if s.base_url:
+            kw["base_url"] = s.base_url
+        return WebClient(**kw)
+
+    def update(self, channel_id: str, ts: str, message: SlackMessage) -> None:
+        """Rewrite a posted message (marks a failure resolved). Best effort: raises DeliveryError."""
         try:
-            if token is not None:
-                kw: dict[str, Any] = {"token": token.get(), "timeout": self.settings.timeout_s,
-                                      "retry_handlers": self._handlers(), "logger": _sdk_log}
-                if self.settings.base_url:
-                    kw["base_url"] = self.settings.base_url
+            client = self._client()
+            if client is None:
+                raise DeliveryError("no Slack token: messages cannot be updated")
+            client.chat_update(channel=channel_id, ts=ts, text=message.text, blocks=message.blocks or None)
+        except SlackApiError as e:
+            raise DeliveryError(redact(f"Slack chat.update: {e.response.get('error') if e.response is not None else e}")) from None
+        except (socket.timeout, TimeoutError, urllib.error.URLError, OSError) as e:
+            raise DeliveryError(redact(f"Slack unreachable: {type(e).__name__}: {e}")) from None
+
+    def post(self, channel: str, message: SlackMessage, thread_ts: str | None = None) -> tuple[str | None, str | None]:
+        try:
+            client = self._client()
+            if client is not None:
                 args: dict[str, Any] = {"channel": channel, "text": message.text, "unfurl_links": False,
                                         "unfurl_media": False}
                 if message.blocks:
                     args["blocks"] = message.blocks
                 if thread_ts:
                     args["thread_ts"] = thread_ts
-                resp = WebClient(**kw).chat_postMessage(**args)
+                resp = client.chat_postMessage(**args)
                 return resp.get("channel"), resp.get("ts")
             url = self.settings.webhook_url()
             if url is None:
@@ -124,14 +155,15 @@ class EmailSender:
     def __init__(self, settings: EmailSettings):
         self.settings = settings
 
-    def send(self, to: list[str], parts: EmailMessageParts, *, headers: dict[str, str] | None = None) -> None:
+    def send(self, to: list[str], parts: EmailMessageParts, *, headers: dict[str, str] | None = None) -> str:
+        """Send; the Message-ID (a reply's In-Reply-To names it)."""
         s = self.settings
         msg = EmailMessage()
         msg["Subject"] = parts.subject
         msg["From"] = s.sender
         msg["To"] = ", ".join(to)
         msg["Date"] = formatdate(localtime=False)
-        msg["Message-ID"] = make_msgid(domain="alerting.local")
+        msg["Message-ID"] = message_id = make_msgid(domain="alerting.local")
         for k, v in (headers or {}).items():
             msg[k] = v
         msg.set_content(parts.text)
@@ -148,6 +180,7 @@ class EmailSender:
                 refused = smtp.send_message(msg)
                 if refused and len(refused) == len(to):
                     raise DeliveryError(f"all recipients refused: {sorted(refused)}")
+            return message_id
         except DeliveryError:
             raise
         except (smtplib.SMTPException, OSError) as e:
@@ -203,12 +236,26 @@ class Notifier:
         result = NotifyResult(alert_id=None, signature=None, quiet=self.config.quiet)
         try:
             result.alert_id, result.signature = alert.alert_id(), alert.signature()
-            routes = self.config.resolve(alert)
+            if alert.kind == "recovered":
+                # only where something failed: the routes of the task's open incidents
+                open_ = [i for i in self.outbox.incidents(dag_id=alert.dag_id, task_id=alert.task_id or "")
+                         if i["resolved_at"] is None]
+                names = list(dict.fromkeys(i["route"] for i in open_))
+                routes = [self.config.route(n) or self.config.default for n in names]
+                if open_:
+                    alert.extra.setdefault("failing_since", min(i["opened_at"] for i in open_).isoformat())
+                    alert.extra.setdefault("failures", max(i["count"] for i in open_))
+            else:
+                routes = self.config.resolve(alert)
+            if alert.kind == "task_failed" and "history" not in alert.extra:
+                alert.extra["history"] = self.outbox.history(alert.dag_id, alert.task_id, alert.run_id)
             result.routes = [r.name for r in routes]
-            threads = self.config.thread_replies and self.slack.supports_threads
+            threads = self.slack.supports_threads
             for route in routes:
                 q = self.outbox.enqueue(alert, route, self._kinds(route), window_s=self.config.suppression_window_s,
-                                        thread_replies=threads, quiet=self.config.quiet)
+                                        thread_replies=self.config.thread_replies, threads=threads,
+                                        quiet=self.config.quiet,
+                                        storm=(self.config.storm_threshold, self.config.storm_window_s))
                 if q.suppressed:
                     result.suppressed[route.name] = q.count
                 if self.config.quiet:
@@ -223,6 +270,14 @@ class Notifier:
                           getattr(alert, "task_id", "?"))
         result.elapsed_s = time.monotonic() - t0
         return result
+
+    def has_open_incident(self, dag_id: str, task_id: str | None) -> bool:
+        """Cheap check for success callbacks: is there a failure to announce the recovery of?"""
+        try:
+            return bool(self.outbox.open_incident_routes(dag_id, task_id))
+        except Exception:  # noqa: BLE001
+            log.exception("alerting: outbox unreadable")
+            return False
 
     def redeliver(self, now: datetime | None = None, *, limit: int = 100,
                   include_future: bool = False) -> list[DeliveryResult]:
@@ -247,16 +302,49 @@ class Notifier:
             kinds.append(EMAIL)
         return kinds
 
+    def _thread(self, row: dict[str, Any]) -> tuple[str | None, str | None, bool]:
+        """(channel id, thread ts, wait) for a row posted under a parent row's message. Slack
+        threads are one level deep: a parent that is itself a reply lends its own thread."""
+        if not row.get("parent_row_id"):
+            return None, None, False
+        parent = self.outbox.row(row["parent_row_id"])
+        if parent is None:
+            return None, None, False
+        if parent["status"] in (PENDING, SENDING):
+            return None, None, True          # post after the parent, in its thread
+        if parent["status"] != SENT or not parent.get("slack_ts"):
+            return None, None, False         # the parent never went out: post at top level
+        return parent.get("slack_channel_id"), parent.get("thread_ts") or parent["slack_ts"], False
+
+    def _message(self, alert: Alert, threaded: bool) -> SlackMessage:
+        if alert.kind == "retry":
+            return render_retry_reply(alert)
+        if alert.kind == "recovered":
+            return render_recovered(alert) if threaded else render_slack(alert, self.config.slack_id)
+        return render_slack(alert, self.config.slack_id)
+
     def _deliver(self, row_id: int, *, now: datetime | None = None, force: bool = False) -> list[DeliveryResult]:
         row = self.outbox.claim(row_id, now, force=force)
         if row is None:
             return []
-        alert = Alert.from_dict(json.loads(row["payload"]))
         route, kind = row["route"], row["kind"]
+        alert: Alert | None = None
         try:
-            if kind == SLACK:
-                channel_id, ts = self.slack.post(row["target"], render_slack(alert, self.config.slack_id))
+            if kind == SLACK_STORM:
+                channel_id, ts = self.slack.post(row["target"], render_storm(json.loads(row["payload"])))
                 self.outbox.mark_sent(row_id, slack_ts=ts, channel_id=channel_id)
+                return [DeliveryResult(row_id, route, kind, SENT)]
+            alert = Alert.from_dict(json.loads(row["payload"]))
+            if kind == SLACK:
+                channel_id, thread_ts, wait = self._thread(row)
+                if wait:
+                    self.outbox.release(row_id)
+                    return [DeliveryResult(row_id, route, kind, PENDING, "parent message not sent yet")]
+                message = self._message(alert, threaded=thread_ts is not None)
+                posted_channel, ts = self.slack.post(channel_id or row["target"], message, thread_ts=thread_ts)
+                self.outbox.mark_sent(row_id, slack_ts=ts, channel_id=posted_channel, thread_ts=thread_ts)
+                if alert.kind == "recovered" and thread_ts:
+                    self._mark_resolved(row, alert)
             elif kind == SLACK_REPLY:
                 channel_id, parent = self.outbox.parent_ts(row["signature"], route, alert.kind)
                 if parent is None:
@@ -268,9 +356,13 @@ class Notifier:
                 self.outbox.mark_sent(row_id, slack_ts=ts, channel_id=channel_id, thread_ts=parent)
             elif kind == EMAIL:
                 to = [a for a in row["target"].split(",") if a]
-                self.email.send(to, render_email(alert, repeat_count=row["repeat_count"]),
-                                headers={"X-Alert-Id": row["alert_id"], "X-Alert-Signature": row["signature"]})
-                self.outbox.mark_sent(row_id)
+                headers = {"X-Alert-Id": row["alert_id"], "X-Alert-Signature": row["signature"]}
+                parent = self.outbox.row(row["parent_row_id"]) if row.get("parent_row_id") else None
+                if parent and parent.get("message_id"):   # a recovery answers the failure's e-mail
+                    headers.update({"In-Reply-To": parent["message_id"], "References": parent["message_id"]})
+                message_id = self.email.send(to, render_email(alert, repeat_count=row["repeat_count"]),
+                                             headers=headers)
+                self.outbox.mark_sent(row_id, message_id=message_id)
             else:
                 raise DeliveryError(f"unknown delivery kind {kind!r}")
         except Exception as e:  # noqa: BLE001
@@ -279,11 +371,25 @@ class Notifier:
                                             permanent=getattr(e, "permanent", False))
             log.warning("alerting: %s delivery to route %s failed (%s): %s", kind, route, status, err)
             results = [DeliveryResult(row_id, route, kind, status, err)]
-            if kind == SLACK:
+            if kind == SLACK and alert is not None and alert.kind != "retry":
                 results += self._fallback(row, alert)
             return results
         log.info("alerting: %s delivered to route %s (%s)", kind, route, row["target"])
         return [DeliveryResult(row_id, route, kind, SENT)]
+
+    def _mark_resolved(self, row: dict[str, Any], recovery: Alert) -> None:
+        """Rewrite the failure's message as resolved (best effort: the reply already says so)."""
+        parent = self.outbox.row(row["parent_row_id"])
+        if not parent or not parent.get("slack_ts") or not parent.get("slack_channel_id"):
+            return
+        failure = Alert.from_dict(json.loads(parent["payload"]))
+        if failure.kind not in FAILURE_KINDS:
+            return
+        try:
+            self.slack.update(parent["slack_channel_id"], parent["slack_ts"],
+                              render_slack(failure, self.config.slack_id, resolved=recovery))
+        except DeliveryError as e:
+            log.warning("alerting: could not mark the failure message resolved: %s", e)
 
     def _fallback(self, row: dict[str, Any], alert: Alert) -> list[DeliveryResult]:
         route = self.config.route(row["route"])

@@ -72,6 +72,9 @@ class Alert:
     dbt: DbtContext | None = None
     meltano: MeltanoContext | None = None
     occurred_at: datetime = field(default_factory=_utcnow)
+    # kind-specific detail: history (earlier failed tries), failing_since/failures (recovered),
+    # missing_assets/expected_by/cycle (late), reason (dag_failed)
+    extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -87,6 +90,7 @@ class Alert:
         if self.occurred_at.tzinfo is None:
             self.occurred_at = self.occurred_at.replace(tzinfo=timezone.utc)
         self.dag_tags = list(self.dag_tags or [])
+        self.extra = dict(self.extra or {})
 
     def signature(self) -> str:
         """Stable across occurrences of the same failure: used for de-duplication."""

@@ -11,10 +11,17 @@ De-duplication: per (signature, alert kind, route) a window opens at the first o
 occurrences inside it only increment `count` (and, with thread replies, queue a
 "slack_reply" row that posts the count in the original message's thread). A `recovered`
 alert closes the task's failure windows, so a relapse is announced again.
+
+Incidents: a failure opens (or extends) one incident per (DAG, task, route) that stays open,
+beyond any window, until the next success resolves it; that success is posted in the
+failure's thread. Storms: past `threshold` top-level failures on a route within a few
+minutes, further failures go into the thread of one "storm" message instead of the channel.
+A row may name a `parent_row_id`: it is posted in the thread of that row's message.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from dataclasses import dataclass, field
@@ -31,8 +38,10 @@ from sqlalchemy.pool import StaticPool
 from .events import Alert
 from .routing import Route
 
-PENDING, SENDING, SENT, FAILED, SUPPRESSED, QUIET = "pending", "sending", "sent", "failed", "suppressed", "quiet"
-SLACK, SLACK_REPLY, EMAIL = "slack", "slack_reply", "email"
+PENDING, SENDING, SENT, FAILED, SUPPRESSED, QUIET, RECORDED = (
+    "pending", "sending", "sent", "failed", "suppressed", "quiet", "recorded")
+SLACK, SLACK_REPLY, SLACK_STORM, EMAIL, RECORD = "slack", "slack_reply", "slack_storm", "email", "record"
+FAILURE_KINDS = ("task_failed", "dag_failed", "late")
 
 metadata = MetaData()
 
@@ -56,7 +65,37 @@ deliveries = Table(
     Column("thread_ts", String(64)),                      # for replies: the parent's ts
     Column("repeat_count", Integer, nullable=False, default=1),
     Column("payload", Text, nullable=False),              # Alert.to_dict() as JSON
+    Column("parent_row_id", Integer),                     # post in the thread of that row's message
+    Column("message_id", String(255)),                    # e-mail: our Message-ID (replies reference it)
+    Column("dag_id", String(250), index=True),
+    Column("task_id", String(250)),
+    Column("run_id", String(250)),
+    Column("alert_kind", String(20)),
     UniqueConstraint("alert_id", "route", "kind", name="uq_alert_route_kind"),
+)
+
+incidents = Table(
+    "alert_incidents", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("dag_id", String(250), nullable=False, index=True),
+    Column("task_id", String(250), nullable=False),     # '' for DAG-level (dag_failed, late)
+    Column("route", String(200), nullable=False),
+    Column("alert_kind", String(20), nullable=False),
+    Column("first_alert_id", String(64), nullable=False),
+    Column("opened_at", DateTime, nullable=False),
+    Column("last_seen", DateTime, nullable=False),
+    Column("count", Integer, nullable=False),
+    Column("resolved_at", DateTime, index=True),
+    Column("resolved_by", String(64)),                  # the recovery's alert_id
+)
+
+storms = Table(
+    "alert_storms", metadata,
+    Column("route", String(200), primary_key=True),
+    Column("started_at", DateTime, nullable=False),
+    Column("last_seen", DateTime, nullable=False),
+    Column("count", Integer, nullable=False),
+    Column("header_row_id", Integer),
 )
 
 dedup = Table(
@@ -71,6 +110,10 @@ dedup = Table(
     Column("count", Integer, nullable=False),
     Column("first_alert_id", String(64), nullable=False),
 )
+
+
+def _hash(*parts: str) -> str:
+    return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:32]
 
 
 def utcnow() -> datetime:
@@ -98,6 +141,26 @@ class Enqueued:
     row_ids: list[int] = field(default_factory=list)  # rows to deliver now
 
 
+class _Rows:
+    """The rows one enqueue() inserts, and which of them to send now."""
+
+    def __init__(self, outbox: "Outbox", alert: Alert, route: str, status: str):
+        self.outbox, self.alert, self.route, self.status = outbox, alert, route, status
+        self.aid, self.sig = alert.alert_id(), alert.signature()
+        self.payload = json.dumps(alert.to_dict())
+        self.to_send: list[int] = []
+
+    def add(self, kind: str, target: str, *, count: int = 1, parent: int | None = None,
+            status: str | None = None, payload: str | None = None, alert_id: str | None = None) -> int | None:
+        status = status or self.status
+        rid = self.outbox._insert(alert_id or self.aid, self.sig, self.route, kind, target,
+                                  payload or self.payload, count, status, parent=parent,
+                                  alert=None if payload else self.alert)
+        if rid and status == PENDING:
+            self.to_send.append(rid)
+        return rid
+
+
 class Outbox:
     def __init__(self, url: str | Engine | None = None, *, lease_s: float = 600, max_attempts: int = 20):
         if isinstance(url, Engine):
@@ -120,7 +183,14 @@ class Outbox:
     # ------------------------------------------------------------ enqueue
 
     def enqueue(self, alert: Alert, route: Route, kinds: list[str], *, window_s: float,
-                thread_replies: bool = False, quiet: bool = False) -> Enqueued:
+                thread_replies: bool = False, quiet: bool = False, threads: bool | None = None,
+                storm: tuple[int, float] | None = None) -> Enqueued:
+        """Record one alert for one route; the ids of the rows to send now.
+
+        `threads`: Slack threads are available (a bot token, not a webhook); `thread_replies`:
+        repeats of a suppressed failure are posted in its thread (else only counted).
+        `storm`: (threshold, window_s) for grouping a burst of failures into one thread."""
+        threads = thread_replies if threads is None else threads
         aid, sig = alert.alert_id(), alert.signature()
         at = _naive(alert.occurred_at)
         with self.engine.begin() as c:
@@ -130,31 +200,118 @@ class Outbox:
             pend = [r.id for r in existing if r.status == PENDING]
             return Enqueued(aid, route.name, any(r.status == SUPPRESSED for r in existing),
                             max(r.repeat_count for r in existing), pend)
-        if alert.kind == "recovered":   # a recovery closes the task's failure windows on this route
-            with self.engine.begin() as c:
-                c.execute(delete(dedup).where(dedup.c.route == route.name, dedup.c.dag_id == alert.dag_id,
-                                              dedup.c.task_id == (alert.task_id or ""),
-                                              dedup.c.alert_kind != "recovered"))
+        status = QUIET if quiet else PENDING
+        new = _Rows(self, alert, route.name, status)
+        if alert.kind == "recovered":
+            return self._enqueue_recovery(alert, route, kinds, new)
+        if alert.kind == "retry":
+            # Quiet: a reply in the thread of the task's open incident, if it has one; else only
+            # recorded, and the final failure's message lists the earlier tries.
+            parent = self._incident_slack_row(alert.dag_id, alert.task_id or "", route.name)
+            if parent and threads and SLACK in kinds:
+                new.add(SLACK, route.slack_channel or "", parent=parent)
+            else:
+                new.add(RECORD, "", status=RECORDED)
+            return Enqueued(aid, route.name, False, 1, new.to_send)
+
         suppressed, count = self._window(sig, alert.kind, route.name, at, aid, window_s,
                                          alert.dag_id, alert.task_id or "")
-        rows: list[int] = []
-        payload = json.dumps(alert.to_dict())
+        self._touch_incident(alert, route.name, aid, at)
         if suppressed:
-            if thread_replies and SLACK in kinds:
-                rid = self._insert(aid, sig, route.name, SLACK_REPLY, route.slack_channel or "", payload, count,
-                                   QUIET if quiet else PENDING)
-                if rid and not quiet:
-                    rows.append(rid)
+            if thread_replies and threads and SLACK in kinds:
+                new.add(SLACK_REPLY, route.slack_channel or "", count=count)
             else:
-                self._insert(aid, sig, route.name, "count", "", payload, count, SUPPRESSED)
-        else:
-            for kind in kinds:
-                target = route.slack_channel if kind == SLACK else ",".join(route.emails)
-                rid = self._insert(aid, sig, route.name, kind, target or "", payload, count,
-                                   QUIET if quiet else PENDING)
-                if rid and not quiet:
-                    rows.append(rid)
-        return Enqueued(aid, route.name, suppressed, count, rows)
+                new.add("count", "", count=count, status=SUPPRESSED)
+            return Enqueued(aid, route.name, True, count, new.to_send)
+        parent = None
+        if storm and SLACK in kinds:
+            parent = self._storm(route, at, storm, status, threads, new)
+        for kind in kinds:
+            target = route.slack_channel if kind == SLACK else ",".join(route.emails)
+            if kind == SLACK and parent == -1:      # a storm without threads: counted, not posted
+                new.add("count", "", count=count, status=SUPPRESSED)
+                continue
+            new.add(kind, target or "", count=count, parent=parent if kind == SLACK else None)
+        return Enqueued(aid, route.name, False, count, new.to_send)
+
+    def _enqueue_recovery(self, alert: Alert, route: Route, kinds: list[str], new: "_Rows") -> Enqueued:
+        """The next success after a failure: resolves the task's open incident on this route and
+        answers in its thread (and by e-mail where the failure went by e-mail)."""
+        now = _naive(alert.occurred_at)
+        task = alert.task_id or ""
+        with self.engine.begin() as c:
+            open_ = c.execute(select(incidents).where(
+                incidents.c.dag_id == alert.dag_id, incidents.c.task_id == task, incidents.c.route == route.name,
+                incidents.c.resolved_at.is_(None)).order_by(incidents.c.opened_at)).mappings().all()
+            if not open_:
+                return Enqueued(new.aid, route.name, False, 0, [])
+            c.execute(update(incidents).where(incidents.c.id.in_([i["id"] for i in open_]))
+                      .values(resolved_at=now, resolved_by=new.aid))
+            # a recovery closes the task's failure windows on this route: a relapse is news again
+            c.execute(delete(dedup).where(dedup.c.route == route.name, dedup.c.dag_id == alert.dag_id,
+                                          dedup.c.task_id == task))
+            first = open_[0]
+            rows = c.execute(select(deliveries.c.id, deliveries.c.kind, deliveries.c.status).where(
+                deliveries.c.alert_id == first["first_alert_id"], deliveries.c.route == route.name)).all()
+        slack_parent = next((r.id for r in rows if r.kind == SLACK), None)
+        email_parent = next((r.id for r in rows if r.kind == EMAIL and r.status == SENT), None)
+        if SLACK in kinds:
+            new.add(SLACK, route.slack_channel or "", parent=slack_parent)
+        if route.emails and (EMAIL in kinds or email_parent is not None):
+            new.add(EMAIL, ",".join(route.emails), parent=email_parent)
+        return Enqueued(new.aid, route.name, False, sum(i["count"] for i in open_), new.to_send)
+
+    def _touch_incident(self, alert: Alert, route: str, aid: str, at: datetime) -> None:
+        task = alert.task_id or ""
+        with self.engine.begin() as c:
+            n = c.execute(update(incidents).where(
+                incidents.c.dag_id == alert.dag_id, incidents.c.task_id == task, incidents.c.route == route,
+                incidents.c.resolved_at.is_(None)).values(last_seen=at, count=incidents.c.count + 1)).rowcount
+            if not n:
+                c.execute(insert(incidents).values(dag_id=alert.dag_id, task_id=task, route=route,
+                                                   alert_kind=alert.kind, first_alert_id=aid, opened_at=at,
+                                                   last_seen=at, count=1))
+
+    def _incident_slack_row(self, dag_id: str, task_id: str, route: str) -> int | None:
+        with self.engine.begin() as c:
+            first = c.execute(select(incidents.c.first_alert_id).where(
+                incidents.c.dag_id == dag_id, incidents.c.task_id == task_id, incidents.c.route == route,
+                incidents.c.resolved_at.is_(None))).scalar_one_or_none()
+            if first is None:
+                return None
+            return c.execute(select(deliveries.c.id).where(
+                deliveries.c.alert_id == first, deliveries.c.route == route,
+                deliveries.c.kind == SLACK)).scalar_one_or_none()
+
+    def _storm(self, route: Route, at: datetime, storm: tuple[int, float], status: str, threads: bool,
+               new: "_Rows") -> int | None:
+        """Counts top-level failures on the route; past the threshold within the window, the rest
+        go in the thread of one storm message (its row id), or, without threads, are only counted (-1)."""
+        threshold, window_s = storm
+        with self.engine.begin() as c:
+            row = c.execute(select(storms).where(storms.c.route == route.name)).mappings().first()
+            if row is None or row["last_seen"] < at - timedelta(seconds=window_s):
+                values = {"started_at": at, "last_seen": at, "count": 1, "header_row_id": None}
+                if row is None:
+                    c.execute(insert(storms).values(route=route.name, **values))
+                else:
+                    c.execute(update(storms).where(storms.c.route == route.name).values(**values))
+                return None
+            count = row["count"] + 1
+            c.execute(update(storms).where(storms.c.route == route.name).values(last_seen=at, count=count))
+            header = row["header_row_id"]
+        if count <= threshold:
+            return None
+        if not threads:
+            return -1
+        if header is None:
+            info = {"route": route.name, "started_at": row["started_at"].isoformat(timespec="seconds"),
+                    "threshold": threshold, "window_s": window_s}
+            header = new.add(SLACK_STORM, route.slack_channel or "", payload=json.dumps(info),
+                             alert_id=_hash("storm", route.name, info["started_at"]), status=status)
+            with self.engine.begin() as c:
+                c.execute(update(storms).where(storms.c.route == route.name).values(header_row_id=header))
+        return header
 
     def _window(self, sig: str, kind: str, route: str, at: datetime, aid: str, window_s: float,
                 dag_id: str, task_id: str) -> tuple[bool, int]:
@@ -181,13 +338,16 @@ class Outbox:
         raise RuntimeError("could not settle the de-duplication window")
 
     def _insert(self, aid: str, sig: str, route: str, kind: str, target: str, payload: str, count: int,
-                status: str = PENDING) -> int | None:
+                status: str = PENDING, *, parent: int | None = None, alert: Alert | None = None) -> int | None:
         now = utcnow()
+        ids = {"dag_id": alert.dag_id, "task_id": alert.task_id, "run_id": alert.run_id,
+               "alert_kind": alert.kind} if alert else {}
         try:
             with self.engine.begin() as c:
                 res = c.execute(insert(deliveries).values(
                     alert_id=aid, signature=sig, route=route, kind=kind, target=target, status=status,
-                    attempts=0, next_attempt_at=now, created_at=now, repeat_count=count, payload=payload))
+                    attempts=0, next_attempt_at=now, created_at=now, repeat_count=count, payload=payload,
+                    parent_row_id=parent, **ids))
                 return int(res.inserted_primary_key[0])
         except IntegrityError:
             return None
@@ -219,11 +379,11 @@ class Outbox:
             return dict(c.execute(select(deliveries).where(deliveries.c.id == row_id)).mappings().one())
 
     def mark_sent(self, row_id: int, *, slack_ts: str | None = None, channel_id: str | None = None,
-                  thread_ts: str | None = None) -> None:
+                  thread_ts: str | None = None, message_id: str | None = None) -> None:
         with self.engine.begin() as c:
             c.execute(update(deliveries).where(deliveries.c.id == row_id, deliveries.c.status == SENDING)
                       .values(status=SENT, sent_at=utcnow(), slack_ts=slack_ts, slack_channel_id=channel_id,
-                              thread_ts=thread_ts, last_error=None))
+                              thread_ts=thread_ts, message_id=message_id, last_error=None))
 
     def mark_retry(self, row_id: int, error: str, *, retry_after_s: float | None = None,
                    base_s: float = 30, cap_s: float = 3600, permanent: bool = False) -> str:
@@ -282,3 +442,33 @@ class Outbox:
             return c.execute(select(dedup.c.count).where(
                 dedup.c.signature == signature, dedup.c.alert_kind == kind,
                 dedup.c.route == route)).scalar_one_or_none() or 0
+
+    def row(self, row_id: int) -> dict[str, Any] | None:
+        with self.engine.begin() as c:
+            r = c.execute(select(deliveries).where(deliveries.c.id == row_id)).mappings().first()
+        return dict(r) if r else None
+
+    def open_incident_routes(self, dag_id: str, task_id: str | None) -> list[str]:
+        """Routes with an unresolved incident for this task ('' / None: the DAG itself). One
+        indexed query: the success callback of every task asks it."""
+        with self.engine.begin() as c:
+            return [r[0] for r in c.execute(select(incidents.c.route).distinct().where(
+                incidents.c.dag_id == dag_id, incidents.c.task_id == (task_id or ""),
+                incidents.c.resolved_at.is_(None)))]
+
+    def incidents(self, **filters: Any) -> list[dict[str, Any]]:
+        q = select(incidents).order_by(incidents.c.id)
+        for k, v in filters.items():
+            q = q.where(incidents.c[k] == v)
+        with self.engine.begin() as c:
+            return [dict(r) for r in c.execute(q).mappings()]
+
+    def history(self, dag_id: str, task_id: str | None, run_id: str | None) -> list[dict[str, Any]]:
+        """The earlier failed tries (retry alerts) of one task in one run, oldest first."""
+        with self.engine.begin() as c:
+            rows = c.execute(select(deliveries.c.payload).distinct().where(
+                deliveries.c.dag_id == dag_id, deliveries.c.task_id == task_id, deliveries.c.run_id == run_id,
+                deliveries.c.alert_kind == "retry").order_by(deliveries.c.payload)).all()
+        tries = [json.loads(r[0]) for r in rows]
+        return sorted(({"try_number": t.get("try_number"), "occurred_at": t.get("occurred_at"),
+                        "error": t.get("error", "")} for t in tries), key=lambda t: t["try_number"] or 0)

@@ -134,10 +134,17 @@ class SlackMessage:
         return {"text": self.text, "blocks": self.blocks}
 
 
-def render_slack(alert: Alert, slack_id: Callable[[str], str | None] = lambda _o: None) -> SlackMessage:
+def render_slack(alert: Alert, slack_id: Callable[[str], str | None] = lambda _o: None, *,
+                 resolved: Alert | None = None) -> SlackMessage:
+    """The top-level message. With `resolved` (the recovery), the same message marked resolved:
+    what chat.update writes over the failure once the next run succeeds."""
+    heading = title(alert) if resolved is None else "✅ Resolved: " + title(alert).split(" ", 1)[1]
     blocks: list[dict[str, Any]] = [
-        {"type": "header", "text": {"type": "plain_text", "text": truncate(plain(title(alert)), HEADER_MAX), "emoji": True}},
+        {"type": "header", "text": {"type": "plain_text", "text": truncate(plain(heading), HEADER_MAX), "emoji": True}},
     ]
+    if resolved is not None:
+        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": escape_mrkdwn(
+            f"Resolved at {resolved.occurred_at.isoformat(timespec='seconds')} by run {resolved.run_id or '-'}")}]})
     fields = [("DAG", alert.dag_id), ("Task", alert.task_id or "-"), ("Run", alert.run_id or "-"),
               ("Try", _try(alert)), ("Duration", format_duration(alert.duration_s))]
     blocks.append({"type": "section", "fields": [
@@ -148,6 +155,18 @@ def render_slack(alert: Alert, slack_id: Callable[[str], str | None] = lambda _o
              "action_id": "view_log"}]})
     if alert.error:
         blocks.append(_code_section("*Error*", alert.error))
+    missing = alert.extra.get("missing_assets")
+    if alert.kind == "late":
+        when = alert.extra.get("expected_by", "-")
+        text = f"*Expected by* {escape_mrkdwn(when)} (cycle {escape_mrkdwn(alert.extra.get('cycle', '-'))})"
+        if missing:
+            text += "\n*Upstream Assets not arrived:*\n" + "\n".join(f"• `{escape_mrkdwn(a)}`" for a in missing)
+        blocks.append(_section(text))
+    history = alert.extra.get("history") or []
+    if history:
+        lines = [f"• try {h.get('try_number')} at {escape_mrkdwn(str(h.get('occurred_at', ''))[:19])}: "
+                 f"{truncate(escape_mrkdwn(first_line(h.get('error', ''))), 300)}" for h in history[-10:]]
+        blocks.append(_section("*Earlier tries*\n" + "\n".join(lines)))
 
     tail: list[dict[str, Any]] = []   # blocks that must survive the 50-block trim
     if alert.meltano:
@@ -179,12 +198,46 @@ def render_slack(alert: Alert, slack_id: Callable[[str], str | None] = lambda _o
             {"type": "mrkdwn", "text": f"{MARKER}: {hidden} more dbt failures not shown"}]}]
     blocks = blocks + dbt_blocks + tail
 
-    text = title(alert)
+    text = heading
     if alert.task_id or alert.run_id:
         text += f" (run {alert.run_id or '-'}, try {_try(alert)})"
     err = first_line(alert.error)
     text = escape_mrkdwn(text) + (f": {escape_mrkdwn(err)}" if err else "")
     return SlackMessage(text=truncate(text, TEXT_MAX), blocks=blocks)
+
+
+def render_retry_reply(alert: Alert) -> SlackMessage:
+    """A failed try that will be retried, as a quiet reply in the open incident's thread."""
+    text = f"🟠 Try {_try(alert)} failed, will retry (run {alert.run_id or '-'})"
+    err = first_line(alert.error)
+    return SlackMessage(text=truncate(escape_mrkdwn(text) + (f": {escape_mrkdwn(err)}" if err else ""), TEXT_MAX),
+                        blocks=[])
+
+
+def render_recovered(alert: Alert) -> SlackMessage:
+    """The next success after a failure, posted in the failure's thread."""
+    since = alert.extra.get("failing_since")
+    n = alert.extra.get("failures")
+    text = f"✅ Recovered: {alert.dag_id}" + (f".{alert.task_id}" if alert.task_id else "")
+    text += f" succeeded in run {alert.run_id or '-'}"
+    if alert.try_number:
+        text += f" (try {alert.try_number})"
+    if since:
+        text += f"; failing since {str(since)[:19]}"
+    if n:
+        text += f", {n} failure{'s' if n != 1 else ''}"
+    if alert.log_url and re.fullmatch(r"https?://[^\s<>|]+", alert.log_url):
+        text = escape_mrkdwn(text) + f" · <{alert.log_url}|log>"
+    else:
+        text = escape_mrkdwn(text)
+    return SlackMessage(text=truncate(text, TEXT_MAX), blocks=[])
+
+
+def render_storm(info: dict[str, Any]) -> SlackMessage:
+    text = (f"🌩️ Failure storm on route {info.get('route')}: more than {info.get('threshold')} failures within "
+            f"{int(float(info.get('window_s', 0)) // 60)} min since {info.get('started_at')}. "
+            f"Further failures are posted in this thread.")
+    return SlackMessage(text=escape_mrkdwn(text), blocks=[])
 
 
 def render_repeat(count: int, since: str) -> SlackMessage:
@@ -236,6 +289,24 @@ def render_email(alert: Alert, *, repeat_count: int = 1) -> EmailMessageParts:
             lines = list(m.log_tail)[-LOG_TAIL_LINES:]
             text += ["Log tail:"] + lines
             h.append(f"<pre>{html.escape(chr(10).join(lines))}</pre>")
+    if alert.kind == "late":
+        missing = alert.extra.get("missing_assets") or []
+        text += ["", f"Expected by: {alert.extra.get('expected_by', '-')}",
+                 "Upstream Assets not arrived: " + (", ".join(missing) or "-")]
+        h.append(f"<p>Expected by {html.escape(str(alert.extra.get('expected_by', '-')))}</p><ul>"
+                 + "".join(f"<li><code>{html.escape(a)}</code></li>" for a in missing) + "</ul>")
+    if alert.kind == "recovered":
+        line = render_recovered(Alert(**{**alert.to_dict(), "log_url": None})).text
+        line = html.unescape(line)
+        text += ["", line]
+        h.append(f"<p>{html.escape(line)}</p>")
+    history = alert.extra.get("history") or []
+    if history:
+        text += ["", "Earlier tries:"] + [f"- try {t.get('try_number')} at {str(t.get('occurred_at'))[:19]}: "
+                                          f"{first_line(t.get('error', ''))}" for t in history]
+        h.append("<h3>Earlier tries</h3><ul>" + "".join(
+            f"<li>try {html.escape(str(t.get('try_number')))}: {html.escape(first_line(t.get('error', '')))}</li>"
+            for t in history) + "</ul>")
     if repeat_count > 1:
         text += ["", f"Occurrences in the suppression window: {repeat_count}"]
     return EmailMessageParts(subject=subject, text="\n".join(text) + "\n",

@@ -5,16 +5,18 @@ webhook URL and the SMTP password are read at send time from environment
 variables or Airflow connections named here, and are redacted from every repr
 and every log line of this package.
 
-    quiet: false                   # dev: record in the outbox, send nothing
+    quiet: false                   # dev: record in the outbox, send nothing (env ALERTING_QUIET=1 too)
     suppression_window_s: 3600     # same signature within it: counted, not re-sent
     thread_replies: false          # post "seen N times" in the original's thread
+    storm: {threshold: 5, window_s: 600}   # more failures than this on a route within the window:
+                                           # the rest go in one thread
     slack:
       token_env: SLACK_BOT_TOKEN   # or token_conn_id: slack_api_default
       webhook_env: null            # or webhook_conn_id: slack_webhook (used when no token)
-      base_url: null               # e.g. a test server: http://127.0.0.1:PORT/api/
+      base_url: null               # e.g. a test server: http://127.0.0.1:PORT/api/ (env ALERTING_SLACK_BASE_URL)
       timeout_s: 3
     email:
-      smtp_host: localhost
+      smtp_host: localhost         # env ALERTING_SMTP_HOST / ALERTING_SMTP_PORT override
       smtp_port: 25
       starttls: false
       sender: airflow@example.com
@@ -263,6 +265,8 @@ class RoutingConfig:
     quiet: bool = False
     suppression_window_s: float = 3600.0
     thread_replies: bool = False
+    storm_threshold: int = 5
+    storm_window_s: float = 600.0
     owners: dict[str, str] = field(default_factory=dict)
     slack: SlackSettings = field(default_factory=SlackSettings)
     email: EmailSettings = field(default_factory=EmailSettings)
@@ -280,15 +284,29 @@ class RoutingConfig:
         env_quiet = os.environ.get("ALERTING_QUIET")
         if env_quiet is not None:
             quiet = env_quiet.lower() in ("1", "true", "yes")
+        slack, email = dict(d.get("slack") or {}), dict(d.get("email") or {})
+        # Where to send, per deployment (a mail sink in dev, a test server): env over the file.
+        for env_name, section, key, cast in (("ALERTING_SLACK_BASE_URL", slack, "base_url", str),
+                                             ("ALERTING_SMTP_HOST", email, "smtp_host", str),
+                                             ("ALERTING_SMTP_PORT", email, "smtp_port", int)):
+            if os.environ.get(env_name):
+                section[key] = cast(os.environ[env_name])
+        storm = d.get("storm") or {}
+        unknown = set(d) - {"quiet", "suppression_window_s", "thread_replies", "storm", "owners", "slack",
+                            "email", "routes", "default"}
+        if unknown:
+            raise ValueError(f"unknown keys {sorted(unknown)}")
         return cls(
             routes=[_route(r, f"route{i}") for i, r in enumerate(d.get("routes") or [])],
             default=default,
             quiet=bool(quiet),
             suppression_window_s=float(d.get("suppression_window_s", 3600)),
             thread_replies=bool(d.get("thread_replies", False)),
+            storm_threshold=int(storm.get("threshold", 5)),
+            storm_window_s=float(storm.get("window_s", 600)),
             owners={str(k).lower(): str(v) for k, v in (d.get("owners") or {}).items()},
-            slack=SlackSettings(**(d.get("slack") or {})),
-            email=EmailSettings(**(d.get("email") or {})),
+            slack=SlackSettings(**slack),
+            email=EmailSettings(**email),
         )
 
     @classmethod
@@ -296,7 +314,10 @@ class RoutingConfig:
         if isinstance(source, dict):
             return cls.from_dict(source)
         if isinstance(source, Path) or (isinstance(source, str) and "\n" not in source and Path(source).exists()):
-            return cls.from_dict(yaml.safe_load(Path(source).read_text()) or {})
+            try:
+                return cls.from_dict(yaml.safe_load(Path(source).read_text()) or {})
+            except (ValueError, TypeError, yaml.YAMLError) as e:
+                raise ValueError(f"{source}: {e}") from None
         return cls.from_dict(yaml.safe_load(source) or {})
 
     def resolve(self, alert: Alert) -> list[Route]:

@@ -31,6 +31,7 @@ class Request:
     raw: bytes
     body: Any                        # parsed JSON, or form dict (single values), or text
     answered: str = ""               # what the server answered: ok | 429 | 500 | sleep | invalid_auth
+    ts: str | None = None            # chat.postMessage: the ts the server gave the message
 
 
 class FakeSlack:
@@ -38,6 +39,7 @@ class FakeSlack:
         self.tokens = set(tokens or {"xoxb-test-token"})
         self.requests: list[Request] = []
         self.messages: list[Request] = []          # successfully accepted chat.postMessage + webhook posts
+        self.updates: list[Request] = []           # successfully accepted chat.update calls
         self.mode = "ok"
         self.sleep_s = 5.0
         self.retry_after = 1
@@ -45,6 +47,7 @@ class FakeSlack:
         self._script: deque[tuple[str, Any]] = deque()
         self._lock = threading.Lock()
         self._ts = itertools.count(1)
+        self._posted_ts: dict[str, str] = {}
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -91,6 +94,13 @@ class FakeSlack:
     def posted(self) -> list[dict[str, Any]]:
         """Bodies of accepted chat.postMessage calls."""
         return [m.body for m in self.messages if m.path.endswith("chat.postMessage")]
+
+    def ts_of(self, index: int) -> str | None:
+        """The ts the server gave the index-th accepted chat.postMessage."""
+        return [m for m in self.messages if m.path.endswith("chat.postMessage")][index].ts
+
+    def updated(self) -> list[dict[str, Any]]:
+        return [m.body for m in self.updates]
 
     # ---------------------------------------------------------------- server side
 
@@ -142,9 +152,18 @@ class FakeSlack:
         if token not in self.tokens:
             req.answered = "invalid_auth"
             return self._send(h, 200, {"ok": False, "error": "invalid_auth"})
+        body = req.body if isinstance(req.body, dict) else {}
+        if method == "chat.update":
+            with self._lock:
+                known = any(m.body.get("ts") == body.get("ts") for m in self.messages if isinstance(m.body, dict)) \
+                    or body.get("ts") in self._posted_ts
+                if known:
+                    self.updates.append(req)
+            if not known:
+                return self._send(h, 200, {"ok": False, "error": "message_not_found"})
+            return self._send(h, 200, {"ok": True, "channel": body.get("channel"), "ts": body.get("ts")})
         if method != "chat.postMessage":
             return self._send(h, 200, {"ok": False, "error": "unknown_method"})
-        body = req.body if isinstance(req.body, dict) else {}
         if not body.get("channel"):
             return self._send(h, 200, {"ok": False, "error": "channel_not_found"})
         if self.delay_s:
@@ -152,6 +171,8 @@ class FakeSlack:
         with self._lock:
             ts = f"{1700000000 + next(self._ts)}.000100"
             self.messages.append(req)
+            self._posted_ts[ts] = body.get("channel")
+            req.ts = ts
         channel = body["channel"]
         channel_id = "C" + format(abs(hash(channel)) % 10**8, "08d") if channel.startswith("#") else channel
         self._send(h, 200, {"ok": True, "channel": channel_id, "ts": ts,

@@ -214,7 +214,8 @@ def _race_redelivery(slack, a, b, check_pending=None) -> dict[str, list]:
 
 
 def test_concurrent_redelivery_sends_each_row_once(slack, smtp, tmp_path):
-    cfg = {"default": {"slack_channel": "#data-alerts"}, "routes": []}     # no e-mail: rows stay pending
+    cfg = {"default": {"slack_channel": "#data-alerts"}, "routes": [],     # no e-mail: rows stay pending
+           "storm": {"threshold": 10}}
     a, b = notifier(slack, smtp, tmp_path, **cfg), notifier(slack, smtp, tmp_path, **cfg)   # two engines, one DB
     out = _race_redelivery(slack, a, b, check_pending=lambda: statuses(a))
     assert len(slack.posted()) == 6
@@ -371,7 +372,8 @@ def test_concurrent_redelivery_exactly_once_on_postgres(slack, smtp):
     schema = f"alerting_test_{int(time.time() * 1000)}"
     make = _postgres_engine(schema)
     try:
-        cfg = RoutingConfig.from_dict(config(slack, smtp, routes=[], default={"slack_channel": "#data-alerts"}))
+        cfg = RoutingConfig.from_dict(config(slack, smtp, routes=[], default={"slack_channel": "#data-alerts"},
+                                             storm={"threshold": 10}))
         a, b = Notifier(cfg, Outbox(make())), Notifier(cfg, Outbox(make()))
         out = _race_redelivery(slack, a, b)
         assert len(slack.posted()) == 6 and len({p["text"] for p in slack.posted()}) == 6
@@ -383,12 +385,71 @@ def test_concurrent_redelivery_exactly_once_on_postgres(slack, smtp):
             c.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
 
 
-def test_retry_does_not_suppress_failure_and_recovery_reopens(slack, smtp, tmp_path):
+def test_retries_recovery_and_relapse_in_threads(slack, smtp, tmp_path):
     n = notifier(slack, smtp, tmp_path)
-    timed_notify(n, failure(0, kind="retry"))
-    timed_notify(n, failure(1))                          # same error, final failure: still announced
-    timed_notify(n, failure(2))                          # repeated failure: suppressed
-    timed_notify(n, failure(3, kind="recovered", error=""))
-    timed_notify(n, failure(4))                          # relapse after recovery: announced again
-    assert [p["text"].split(":")[0] for p in slack.posted()] == [
-        "🟠 Task up for retry", "🔴 Task failed", "✅ Recovered", "🔴 Task failed"]
+    timed_notify(n, failure(0, kind="retry", run_id="manual__1", try_number=1))  # no incident yet: recorded only
+    assert slack.posted() == []
+    timed_notify(n, failure(1, try_number=2))             # final failure: posted, with the earlier try
+    timed_notify(n, failure(2, kind="retry", try_number=1))  # next run's retry: a quiet reply in its thread
+    timed_notify(n, failure(2, try_number=2))             # same failure again: suppressed
+    res = timed_notify(n, failure(3, kind="recovered", error="", try_number=1))
+    timed_notify(n, failure(4))                           # relapse after recovery: announced again
+    posted = slack.posted()
+    first_ts = slack.ts_of(0)
+    assert [(p["text"].split(":")[0], p.get("thread_ts")) for p in posted] == [
+        ("🔴 Task failed", None), ("🟠 Try 1/2 failed, will retry (run manual__2)", first_ts),
+        ("✅ Recovered", first_ts), ("🔴 Task failed", None)]
+    earlier = next(b for b in posted[0]["blocks"] if b.get("text", {}).get("text", "").startswith("*Earlier tries*"))
+    assert earlier["text"]["text"] == ("*Earlier tries*\n• try 1 at 2026-01-01T00:00:00: Database Error in model "
+                                       "fct_payments (query id 1000) at 2026-01-01T00:00:00Z")
+    assert posted[2]["text"] == ("✅ Recovered: dbt_finance.dbt_build succeeded in run manual__3 (try 1); failing "
+                                 "since 2026-01-01T00:01:00, 2 failures · <http://airflow.local/log/1|log>")
+    assert res.routes == ["finance"]
+    # the failure's message is rewritten as resolved
+    assert len(slack.updated()) == 1 and slack.updated()[0]["ts"] == first_ts
+    assert slack.updated()[0]["text"].startswith("✅ Resolved: Task failed: dbt_finance.dbt_build (run manual__1")
+    assert [i["resolved_at"] is not None for i in n.outbox.incidents()] == [True, False]
+    assert smtp.received == []
+
+
+def test_success_without_an_open_incident_sends_nothing(slack, smtp, tmp_path):
+    n = notifier(slack, smtp, tmp_path)
+    assert not n.has_open_incident("dbt_finance", "dbt_build")
+    res = timed_notify(n, failure(0, kind="recovered", error=""))
+    assert res.routes == [] and slack.posted() == [] and n.outbox.rows() == []
+
+
+def test_recovery_answers_the_failure_email_when_the_failure_went_by_email(slack, smtp, tmp_path):
+    n = notifier(slack, smtp, tmp_path)
+    slack.mode = "500"
+    timed_notify(n, failure(1))                           # Slack down: the e-mail fallback goes
+    slack.mode = "ok"
+    timed_notify(n, failure(2, kind="recovered", error=""))
+    assert [m.message()["Subject"] for m in smtp.received] == [
+        "[Airflow] 🔴 Task failed: dbt_finance.dbt_build (try 1/2)",
+        "[Airflow] ✅ Recovered: dbt_finance.dbt_build (try 1/2)"]
+    assert smtp.received[1].message()["In-Reply-To"] == smtp.received[0].message()["Message-ID"]
+    # the failure's Slack row is still pending (redelivered later); the recovery waits for it,
+    # then goes in its thread
+    n.redeliver(include_future=True)
+    n.redeliver(include_future=True)
+    assert [p["text"].split(":")[0] for p in slack.posted()] == ["🔴 Task failed", "✅ Recovered"]
+    assert slack.posted()[1]["thread_ts"] == slack.ts_of(0)
+
+
+def test_a_storm_of_failures_is_grouped_in_one_thread(slack, smtp, tmp_path):
+    n = notifier(slack, smtp, tmp_path, storm={"threshold": 3, "window_s": 600})
+    for i in range(7):
+        timed_notify(n, other(i, dag_id=f"meltano_tap_{i}", error=f"source {i} unreachable"))
+    posted = slack.posted()
+    top = [p for p in posted if "thread_ts" not in p]
+    assert [p["text"].split(":")[0] for p in top] == ["🔴 Task failed"] * 3 + [
+        "🌩️ Failure storm on route default"]
+    storm_ts = slack.ts_of(3)
+    threaded = [p for p in posted if p.get("thread_ts") == storm_ts]
+    assert [p["text"].split(" (")[0] for p in threaded] == [
+        f"🔴 Task failed: meltano_tap_{i}.run" for i in range(3, 7)]
+    assert top[3]["text"].startswith("🌩️ Failure storm on route default: more than 3 failures within 10 min")
+    # a new window: top level again
+    timed_notify(n, other(20, dag_id="meltano_tap_late", occurred_at=datetime(2026, 1, 1, 1, 0, tzinfo=UTC)))
+    assert "thread_ts" not in slack.posted()[-1]
