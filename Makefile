@@ -14,7 +14,7 @@ MELTANO_FILES := $(wildcard meltano/meltano.yml meltano/extract/*.meltano.yml me
 DBT_FILES := $(shell find dbt_project -path dbt_project/target -prune -o -path dbt_project/logs -prune \
                -o -type f \( -name '*.sql' -o -name '*.yml' -o -name '*.csv' \) -print 2>/dev/null)
 
-.PHONY: run test setup clean airflow-up
+.PHONY: run test setup clean airflow-up up down status
 
 run: setup
 	$(BIN)/orchestrator run
@@ -45,6 +45,16 @@ dbt_project/target/manifest.json: $(VENV)/.installed $(DBT_FILES)
 # var/airflow/local_secrets.json) until Ctrl-C.
 airflow-up: setup
 	$(BIN)/python -m orchestrator.airflow_local up --home var/airflow --dags dags
+
+# The profile's Airflow as a background service (PIPELINE_PROFILE=production: PostgreSQL metadata,
+# CeleryExecutor with Redis and 2 workers; scripts/services.sh starts the databases and Redis).
+up: setup
+	@if [ "$$PIPELINE_PROFILE" = production ]; then bash scripts/services.sh start; fi
+	$(BIN)/orchestrator up --detach
+down:
+	$(BIN)/orchestrator down
+status:
+	$(BIN)/orchestrator status
 
 # Regenerate the pinned dependency set after editing pyproject.toml.
 constraints: $(VENV)/.installed

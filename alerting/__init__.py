@@ -1,19 +1,30 @@
 """Alerting for the data platform: Slack (Block Kit) and e-mail notifications of DAG/task
 failures, retries, recoveries and lateness, with routing by dbt tag / DAG tag / dag_id,
-de-duplication and an exactly-once outbox. Independent of `orchestrator`.
+de-duplication, incidents resolved in their thread, storm grouping and an exactly-once
+outbox. Independent of `orchestrator`; `alerting.airflow` has the Airflow callbacks.
 
     from alerting import Alert, Notifier, Outbox, RoutingConfig
     notifier = Notifier(RoutingConfig.load("alerting.yml"), Outbox("sqlite:///var/alerting/outbox.sqlite"))
     result = notifier.notify(Alert("task_failed", "dbt_finance", "dbt_build", error="..."))   # never raises
     notifier.redeliver()                                                                     # pending + due rows
+
+Imports are lazy: a DAG file that attaches the callbacks pays for slack-sdk and SQLAlchemy
+only when a callback runs, not at every parse.
 """
 
-from .delivery import DeliveryResult, EmailSender, Notifier, NotifyResult, SlackSender
-from .events import Alert, DbtContext, DbtFailure, MeltanoContext, normalise_error
-from .outbox import Outbox
-from .render import render_email, render_slack
-from .routing import Route, RoutingConfig, Secret
+from importlib import import_module
+from typing import Any
 
-__all__ = ["Alert", "DbtContext", "DbtFailure", "DeliveryResult", "EmailSender", "MeltanoContext", "Notifier",
-           "NotifyResult", "Outbox", "Route", "RoutingConfig", "Secret", "SlackSender", "normalise_error",
-           "render_email", "render_slack"]
+_EXPORTS = {
+    "Alert": "events", "DbtContext": "events", "DbtFailure": "events", "MeltanoContext": "events",
+    "normalise_error": "events", "DeliveryResult": "delivery", "EmailSender": "delivery", "Notifier": "delivery",
+    "NotifyResult": "delivery", "SlackSender": "delivery", "Outbox": "outbox", "render_email": "render",
+    "render_slack": "render", "Route": "routing", "RoutingConfig": "routing", "Secret": "routing",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(import_module(f".{_EXPORTS[name]}", __name__), name)
+    raise AttributeError(f"module 'alerting' has no attribute {name!r}")

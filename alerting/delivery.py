@@ -18,16 +18,52 @@ from typing import Any
 
 from slack_sdk import WebClient, WebhookClient
 from slack_sdk.errors import SlackApiError
-from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler, ServerErrorRetryHandler
+from slack_sdk.http_retry.builtin_handlers import (
+    RateLimitErrorRetryHandler,
+    ServerErrorRetryHandler,
+)
 
 from .events import Alert
-from .outbox import EMAIL, FAILURE_KINDS, PENDING, SENDING, SENT, SLACK, SLACK_REPLY, SLACK_STORM, Outbox
-from .render import (EmailMessageParts, SlackMessage, render_email, render_recovered, render_repeat,
-                     render_retry_reply, render_slack, render_storm)
-from .routing import EmailSettings, Route, RoutingConfig, SlackSettings, redact, redacting_logger
+from .outbox import (
+    EMAIL,
+    FAILURE_KINDS,
+    PENDING,
+    SENDING,
+    SENT,
+    SLACK,
+    SLACK_REPLY,
+    SLACK_STORM,
+    Outbox,
+)
+from .render import (
+    EmailMessageParts,
+    SlackMessage,
+    render_email,
+    render_recovered,
+    render_repeat,
+    render_retry_reply,
+    render_slack,
+    render_storm,
+)
+from .routing import (
+    EmailSettings,
+    Route,
+    RoutingConfig,
+    SlackSettings,
+    redact,
+    redacting_logger,
+)
 
 log = redacting_logger("alerting.delivery")
 _sdk_log = redacting_logger("alerting.slack_sdk")
+
+
+def _connection_exists(conn_id: str) -> bool:
+    from .routing import _airflow_connection
+    try:
+        return _airflow_connection(conn_id) is not None
+    except Exception:  # noqa: BLE001
+        return False
 
 
 class DeliveryError(Exception):
@@ -225,6 +261,7 @@ class Notifier:
         self.outbox = outbox or Outbox()
         self.slack = slack or SlackSender(config.slack)
         self.email = email or EmailSender(config.email)
+        self._slack_ok: bool | None = None
 
     def __repr__(self) -> str:
         return f"Notifier(routes={[r.name for r in self.config.routes_iter()]}, outbox={self.outbox!r})"
@@ -294,11 +331,20 @@ class Notifier:
 
     # ------------------------------------------------------------ internals
 
+    def _slack_configured(self) -> bool:
+        """A token or webhook is set: without either (a laptop), Slack is skipped, not queued forever."""
+        if self._slack_ok is None:
+            s = self.config.slack
+            self._slack_ok = bool(s.token_conn_id and _connection_exists(s.token_conn_id)) \
+                or s.token() is not None or s.webhook_url() is not None
+        return self._slack_ok
+
     def _kinds(self, route: Route) -> list[str]:
         kinds = []
-        if route.slack_channel:
+        slack = bool(route.slack_channel) and self._slack_configured()
+        if slack:
             kinds.append(SLACK)
-        if route.emails and (route.email_mode == "always" or not route.slack_channel):
+        if route.emails and (route.email_mode == "always" or not slack):
             kinds.append(EMAIL)
         return kinds
 

@@ -29,8 +29,21 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import (Column, DateTime, Integer, MetaData, String, Table, Text, UniqueConstraint,
-                        create_engine, delete, insert, select, update)
+from sqlalchemy import (
+    Column,
+    DateTime,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    create_engine,
+    delete,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.pool import StaticPool
@@ -112,6 +125,16 @@ dedup = Table(
 )
 
 
+def _milestone(count: int) -> bool:
+    """Counts worth a "seen again" reply: 2, 3, 5, 10, 20, 50, 100, 200, 500, ... (a flood of
+    repeats posts a handful of replies, not one each)."""
+    if count in (2, 3):
+        return True
+    while count >= 10 and count % 10 == 0:
+        count //= 10
+    return count in (1, 2, 5)
+
+
 def _hash(*parts: str) -> str:
     return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:32]
 
@@ -168,6 +191,8 @@ class Outbox:
         else:
             url = url or default_url()
             kwargs: dict[str, Any] = {}
+            if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
+                Path(url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
             if url.startswith("sqlite"):
                 kwargs["connect_args"] = {"timeout": 30, "check_same_thread": False}
                 if url in ("sqlite://", "sqlite:///:memory:"):
@@ -218,7 +243,7 @@ class Outbox:
                                          alert.dag_id, alert.task_id or "")
         self._touch_incident(alert, route.name, aid, at)
         if suppressed:
-            if thread_replies and threads and SLACK in kinds:
+            if thread_replies and threads and SLACK in kinds and _milestone(count):
                 new.add(SLACK_REPLY, route.slack_channel or "", count=count)
             else:
                 new.add("count", "", count=count, status=SUPPRESSED)
@@ -472,3 +497,10 @@ class Outbox:
         tries = [json.loads(r[0]) for r in rows]
         return sorted(({"try_number": t.get("try_number"), "occurred_at": t.get("occurred_at"),
                         "error": t.get("error", "")} for t in tries), key=lambda t: t["try_number"] or 0)
+
+    def open_failures(self, dag_id: str) -> list[dict[str, Any]]:
+        """Unresolved task or DAG failures of a DAG (not lateness)."""
+        with self.engine.begin() as c:
+            return [dict(r) for r in c.execute(select(incidents).where(
+                incidents.c.dag_id == dag_id, incidents.c.resolved_at.is_(None),
+                incidents.c.alert_kind != "late")).mappings()]

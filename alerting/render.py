@@ -200,7 +200,7 @@ def render_slack(alert: Alert, slack_id: Callable[[str], str | None] = lambda _o
 
     text = heading
     if alert.task_id or alert.run_id:
-        text += f" (run {alert.run_id or '-'}, try {_try(alert)})"
+        text += f" (run {alert.run_id or '-'}" + (f", try {_try(alert)})" if alert.try_number is not None else ")")
     err = first_line(alert.error)
     text = escape_mrkdwn(text) + (f": {escape_mrkdwn(err)}" if err else "")
     return SlackMessage(text=truncate(text, TEXT_MAX), blocks=blocks)

@@ -223,8 +223,9 @@ class Route:
         if not self.match:
             return False
         for key, patterns in self.match.items():
-            if key == "dbt_tag":
+            if key == "dbt_tag":  # the dbt context's tag, or a DAG tag `dbt_tag:<tag>` (DAG-level alerts)
                 values = [alert.dbt.tag] if alert.dbt and alert.dbt.tag else []
+                values += [t.split(":", 1)[1] for t in alert.dag_tags if t.startswith("dbt_tag:")]
             elif key == "dag_tag":
                 values = list(alert.dag_tags)
             elif key == "dag_id":
@@ -316,6 +317,8 @@ class RoutingConfig:
         if isinstance(source, Path) or (isinstance(source, str) and "\n" not in source and Path(source).exists()):
             try:
                 return cls.from_dict(yaml.safe_load(Path(source).read_text()) or {})
+            except FileNotFoundError:
+                raise ValueError(f"{source}: file not found") from None
             except (ValueError, TypeError, yaml.YAMLError) as e:
                 raise ValueError(f"{source}: {e}") from None
         return cls.from_dict(yaml.safe_load(source) or {})

@@ -32,6 +32,7 @@ class Request:
     body: Any                        # parsed JSON, or form dict (single values), or text
     answered: str = ""               # what the server answered: ok | 429 | 500 | sleep | invalid_auth
     ts: str | None = None            # chat.postMessage: the ts the server gave the message
+    received_at: float = field(default_factory=time.time)   # epoch seconds, when the request arrived
 
 
 class FakeSlack:

@@ -8,6 +8,8 @@ events upstream, then reports per DAG its state, duration and the Assets it emit
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,8 +34,22 @@ def task_env(config: OrchestrationConfig, env: dict[str, str]) -> dict[str, str]
     return keep
 
 
+def local_airflow(config: OrchestrationConfig, env: dict[str, str], **kwargs) -> LocalAirflow:
+    """The profile's Airflow: LocalExecutor on SQLite (embedded), or CeleryExecutor with Redis and
+    N workers on PostgreSQL (production); ORCHESTRATOR_AIRFLOW_* override (see Profile.airflow_settings)."""
+    a = config.profile.airflow_settings(env)
+    extra = task_env(config, env)
+    if a["executor"] == "CeleryExecutor":
+        from .airflow_local import celery_env
+        extra.update(celery_env(a["metadata_db_url"], a["broker_url"] or None))
+    kwargs.setdefault("metadata_db_url", a["metadata_db_url"] or None)
+    kwargs.setdefault("executor", a["executor"])
+    kwargs.setdefault("workers", int(a["workers"] or 0))
+    return LocalAirflow(airflow_home(env), DAGS_FOLDER, extra=extra, **kwargs)
+
+
 def start_airflow(config: OrchestrationConfig, env: dict[str, str], **kwargs) -> LocalAirflow:
-    return LocalAirflow(airflow_home(env), DAGS_FOLDER, extra=task_env(config, env), **kwargs).start()
+    return local_airflow(config, env, **kwargs).start()
 
 
 def prepare(af: LocalAirflow, plan: Plan) -> None:
@@ -103,9 +119,29 @@ def run_airflow_cycle(config: OrchestrationConfig, *, env: dict[str, str] | None
     plan = plan_from_config(config, cache_dir=None)
     if plan.errors:
         raise RuntimeError("the plan has errors; run `orchestrator check`:\n" + "\n".join(map(str, plan.errors)))
-    log(f"==> starting Airflow in {airflow_home(env)} (logs: {airflow_home(env) / 'logs'})")
-    with start_airflow(config, env) as af:
-        log(f"    up in {af.startup_seconds:.1f}s at {af.url}")
-        prepare(af, plan)
-        log(f"==> triggering {config.tick_dag_id}; waiting for {len(cycle_dag_ids(plan))} DAGs")
-        return run_cycle_in(af, config, env, plan, new_day=new_day)
+    with local_mail_sink(env, log):
+        log(f"==> starting Airflow in {airflow_home(env)} (logs: {airflow_home(env) / 'logs'})")
+        with start_airflow(config, env) as af:
+            log(f"    up in {af.startup_seconds:.1f}s at {af.url}")
+            prepare(af, plan)
+            log(f"==> triggering {config.tick_dag_id}; waiting for {len(cycle_dag_ids(plan))} DAGs")
+            return run_cycle_in(af, config, env, plan, new_day=new_day)
+
+
+@contextmanager
+def local_mail_sink(env: dict[str, str], log=print) -> Iterator[None]:
+    """Alert e-mails of a local run land in var/mail/ (one .eml each), unless ALERTING_SMTP_HOST
+    points at a real server. Sets ALERTING_SMTP_HOST/PORT in `env` for the Airflow processes."""
+    if env.get("ALERTING_SMTP_HOST"):
+        yield
+        return
+    from alerting.mailsink import MailSink
+
+    with MailSink(REPO_ROOT / "var" / "mail", port=int(env.get("ALERTING_SMTP_PORT") or 1025)) as sink:
+        env.update(ALERTING_SMTP_HOST=sink.host, ALERTING_SMTP_PORT=str(sink.port))
+        log(f"    alert e-mails go to a local mail sink on port {sink.port}: {sink.directory}/")
+        try:
+            yield
+        finally:
+            if sink.count:
+                log(f"    {sink.count} alert e-mail(s) received: {sink.directory}/index.txt")

@@ -157,8 +157,30 @@ def airflow_env(home: Path, dags_folder: Path, *, port: int, metadata_db_url: st
         # Process logs go to files: no ANSI colour codes in them.
         "AIRFLOW__LOGGING__COLORED_CONSOLE_LOG": "False",
     })
+    if executor == "CeleryExecutor":
+        env.update(celery_env(metadata_db_url))
     env.update({k: str(v) for k, v in (extra or {}).items()})
     return env
+
+
+def celery_env(metadata_db_url: str | None, broker_url: str | None = None) -> dict[str, str]:
+    """CeleryExecutor settings: Redis broker, results in the metadata PostgreSQL database.
+
+    A worker that dies (SIGKILL, a lost machine) leaves its task instances `running`; the
+    scheduler fails them once their heartbeat is older than the timeout, and retries run on
+    the workers left. The default timeout is 300 s; 60 s finds a dead worker sooner while a
+    slow but live task (it heartbeats every few seconds) is never hit."""
+    if not metadata_db_url or not metadata_db_url.startswith("postgresql"):
+        raise ValueError("the CeleryExecutor needs the metadata database on PostgreSQL (--db-url)")
+    backend = "db+" + metadata_db_url.replace("+psycopg2", "").replace("+psycopg", "")
+    return {
+        "AIRFLOW__CELERY__BROKER_URL": broker_url or os.environ.get("AIRFLOW_CELERY_BROKER_URL")
+        or "redis://127.0.0.1:6379/0",
+        "AIRFLOW__CELERY__RESULT_BACKEND": backend,
+        "AIRFLOW__CELERY__WORKER_CONCURRENCY": "2",   # per worker: 2 cores here
+        "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "60",
+        "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "5",
+    }
 
 
 # --------------------------------------------------------------------------- processes
@@ -204,7 +226,7 @@ class LocalAirflow:
 
     def __init__(self, home: Path, dags_folder: Path, *, port: int | None = None,
                  metadata_db_url: str | None = None, executor: str = "LocalExecutor",
-                 extra: dict | None = None, startup_timeout: float = 180):
+                 extra: dict | None = None, startup_timeout: float = 180, workers: int = 2):
         self.home = Path(home).resolve()
         self.dags_folder = Path(dags_folder).resolve()
         self.port = port or free_port()
@@ -212,6 +234,8 @@ class LocalAirflow:
         self.env = airflow_env(self.home, self.dags_folder, port=self.port, metadata_db_url=metadata_db_url,
                                executor=executor, extra=extra)
         self.startup_timeout = startup_timeout
+        self.executor = executor
+        self.workers = workers if executor == "CeleryExecutor" else 0
         self.url = f"http://127.0.0.1:{self.port}"
         self.processes: dict[str, subprocess.Popen] = {}
         self.startup_seconds: float | None = None
@@ -253,18 +277,50 @@ class LocalAirflow:
         try:
             for name in PROCESSES:
                 args = [name, "--port", str(self.port)] if name == "api-server" else [name]
-                with open(self.log_dir / f"{name}.log", "ab") as log:
-                    # start_new_session: each component leads its own process group, which stop()
-                    # signals as a whole (LocalExecutor workers, log server, parsing processes).
-                    self.processes[name] = subprocess.Popen(
-                        [sys.executable, "-m", "airflow", *args], env=self.env, cwd=self.home,
-                        stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+                self._spawn(name, args)
+            for i in range(1, self.workers + 1):
+                self.start_worker(f"worker-{i}")
             self.wait_healthy(self.startup_timeout - (time.monotonic() - t0))
+            for i in range(1, self.workers + 1):
+                self.wait_worker_ready(f"worker-{i}", self.startup_timeout - (time.monotonic() - t0))
         except BaseException:
             self.stop()
             raise
         self.startup_seconds = self.timings["healthy"] = time.monotonic() - t0
         return self
+
+    def _spawn(self, name: str, args: list[str], env: dict[str, str] | None = None) -> subprocess.Popen:
+        with open(self.log_dir / f"{name}.log", "ab") as log:
+            # start_new_session: each component leads its own process group, which stop()
+            # signals as a whole (LocalExecutor workers, Celery pool, log server, parsing processes).
+            self.processes[name] = subprocess.Popen(
+                [sys.executable, "-m", "airflow", *args], env=env or self.env, cwd=self.home,
+                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        return self.processes[name]
+
+    def start_worker(self, name: str) -> subprocess.Popen:
+        """A Celery worker (its own log server port: several run on one host)."""
+        env = {**self.env, "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port(avoid={self.port}))}
+        return self._spawn(name, ["celery", "worker", "--celery-hostname", f"{name}@%h", "--concurrency",
+                                  self.env.get("AIRFLOW__CELERY__WORKER_CONCURRENCY", "2")], env)
+
+    def wait_worker_ready(self, name: str, timeout: float) -> None:
+        """Until the worker's log says it is connected and ready (Celery prints `ready.`)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self._check_alive()
+            if " ready." in (self.log_dir / f"{name}.log").read_text(errors="replace"):
+                return
+            time.sleep(0.5)
+        raise AirflowLocalError(f"Celery {name} not ready after {timeout:.0f}s (log: {self.log_dir / name}.log)")
+
+    def kill(self, name: str) -> None:
+        """SIGKILL one component and everything it started, as a lost machine would: no clean-up."""
+        proc = self.processes.pop(name)
+        family = descendants([proc.pid])
+        _signal([proc.pid], signal.SIGKILL, groups=True)
+        _signal(family, signal.SIGKILL, groups=False)
+        proc.wait()
 
     def _check_alive(self) -> None:
         for name, proc in self.processes.items():
@@ -609,7 +665,14 @@ def _running_url(home: Path) -> str | None:
 def _up(args: argparse.Namespace) -> int:
     if url := _running_url(args.home):
         raise AirflowLocalError(f"an Airflow already runs on {args.home} at {url}")
-    af = LocalAirflow(args.home, args.dags, port=args.port, metadata_db_url=args.db_url)
+    extra, sink = {}, None
+    if not os.environ.get("ALERTING_SMTP_HOST"):  # alert e-mails land in a mail sink beside the home
+        from alerting.mailsink import MailSink
+
+        sink = MailSink(Path(args.home).resolve().parent / "mail").start()
+        extra = {"ALERTING_SMTP_HOST": sink.host, "ALERTING_SMTP_PORT": str(sink.port)}
+        print(f"alert e-mails: mail sink on port {sink.port}, writing to {sink.directory}/", flush=True)
+    af = LocalAirflow(args.home, args.dags, port=args.port, metadata_db_url=args.db_url, extra=extra)
     # Stop cleanly on Ctrl-C and on SIGTERM (also when started in the background, where a shell
     # leaves SIGINT ignored).
     signal.signal(signal.SIGINT, signal.default_int_handler)
@@ -626,6 +689,8 @@ def _up(args: argparse.Namespace) -> int:
             pass
         finally:
             _state_file(af.home).unlink(missing_ok=True)
+            if sink is not None:
+                sink.stop()
     return 0
 
 

@@ -36,6 +36,19 @@ def _run(args: argparse.Namespace) -> int:
     return 0 if cycle.ok else 1
 
 
+def _service(args: argparse.Namespace) -> int:
+    from . import service
+    from .plan import load_config
+
+    config = load_config(args.config, args.profile)
+    env = config.profile.environment()
+    if args.command == "up":
+        return service.up(config, env, detach=args.detach)
+    if args.command == "down":
+        return service.down(env)
+    return service.status(config, env)
+
+
 def _env(args: argparse.Namespace) -> int:
     import shlex
 
@@ -78,14 +91,56 @@ def _plan(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
+    from alerting.routing import RoutingConfig
+
+    from .plan import load_config
+
     plan = _load_plan(args)
+    errors = [str(e) for e in plan.errors]
+    try:
+        RoutingConfig.load(load_config(args.config, args.profile).alerting_config)
+    except ValueError as exc:
+        errors.append(str(exc))
     for w in plan.warnings:
         print(f"warning: {w}")
-    for e in plan.errors:
+    for e in errors:
         print(f"error: {e}", file=sys.stderr)
     n_dbt = len(plan.of_kind("dbt"))
-    print(f"{len(plan.dags)} DAGs ({n_dbt} dbt), {len(plan.warnings)} warning(s), {len(plan.errors)} error(s)")
-    return 1 if plan.errors else 0
+    print(f"{len(plan.dags)} DAGs ({n_dbt} dbt), {len(plan.warnings)} warning(s), {len(errors)} error(s)")
+    return 1 if errors else 0
+
+
+def _alerts(args: argparse.Namespace) -> int:
+    """The alert outbox from the command line: what is pending or open, redeliver it, or send a test."""
+    from alerting import Alert
+
+    from .alerts import airflow_alerts
+    from .plan import load_config
+
+    config = load_config(args.config, args.profile)
+    notifier = airflow_alerts(config).notifier()
+    if args.action == "redeliver":
+        results = notifier.redeliver(include_future=args.all)
+        for r in results:
+            print(f"{r.status:<8} {r.kind:<12} route {r.route:<12} {r.error or ''}")
+        print(f"{len(results)} delivery attempt(s)")
+        return 0 if all(r.status == "sent" for r in results) else 1
+    if args.action == "test":
+        result = notifier.notify(Alert("task_failed", "alerting_test", "send_test", run_id="manual",
+                                       error="A test alert from `orchestrator alerts test`: routing works."))
+        for d in result.deliveries:
+            print(f"{d.status:<8} {d.kind:<12} route {d.route:<12} {d.error or ''}")
+        return 0 if result.delivered else 1
+    rows = [r for r in notifier.outbox.rows() if r["status"] in ("pending", "sending", "failed")]
+    for r in rows:
+        print(f"{r['status']:<8} {r['kind']:<12} {r['route']:<12} {r['dag_id'] or '-'}.{r['task_id'] or '-'} "
+              f"attempts={r['attempts']} next={r['next_attempt_at']:%Y-%m-%d %H:%M:%S} {r['last_error'] or ''}")
+    open_ = [i for i in notifier.outbox.incidents() if i["resolved_at"] is None]
+    for i in open_:
+        print(f"open     {i['alert_kind']:<12} {i['route']:<12} {i['dag_id']}.{i['task_id'] or '-'} "
+              f"since {i['opened_at']:%Y-%m-%d %H:%M:%S} x{i['count']}")
+    print(f"{len(rows)} undelivered, {len(open_)} open incident(s)")
+    return 0
 
 
 def _graph(args: argparse.Namespace) -> int:
@@ -111,6 +166,13 @@ def main(argv: list[str] | None = None) -> int:
     cycle.add_argument("-v", "--verbose", action="store_true", help="stream Meltano's log")
     cycle.set_defaults(func=_cycle)
 
+    up = sub.add_parser("up", help="start the profile's Airflow (and mail sink) as a service: "
+                                    "foreground, or in the background with --detach")
+    up.add_argument("--detach", action="store_true", help="run in the background; return once healthy")
+    up.set_defaults(func=_service)
+    sub.add_parser("down", help="stop what `up` started").set_defaults(func=_service)
+    sub.add_parser("status", help="is it up, where, and the health of each component").set_defaults(func=_service)
+
     for name, func, text in (("plan", _plan, "print the plan: every DAG, its schedule and outlets"),
                              ("check", _check, "list warnings and errors; exit 1 on errors"),
                              ("graph", _graph, "print the tick -> Meltano -> dbt flow as a Mermaid diagram")):
@@ -122,6 +184,12 @@ def main(argv: list[str] | None = None) -> int:
         if name == "plan":
             p.add_argument("--json", action="store_true", help='JSON: {"dags": [...], "warnings": [...], "errors": [...]}')
         p.set_defaults(func=func)
+
+    alerts = sub.add_parser("alerts", help="the alert outbox: status (undelivered, open incidents), "
+                                           "redeliver, or send a test alert through the routing")
+    alerts.add_argument("action", choices=["status", "redeliver", "test"], nargs="?", default="status")
+    alerts.add_argument("--all", action="store_true", help="redeliver: also rows whose backoff has not expired")
+    alerts.set_defaults(func=_alerts)
 
     env = sub.add_parser("env", help="print the profile's variables as shell exports, "
                                       "for running meltano or dbt by hand: eval \"$(orchestrator env)\"")

@@ -61,6 +61,16 @@ def prepare_warehouse(profile: Profile, env: dict[str, str]) -> None:
     if profile.dbt_target == "postgres":
         ensure_postgres_database(postgres_url(env))
     prepare_meltano_system_db(profile, env)
+    prepare_alert_outbox(env)
+
+
+def prepare_alert_outbox(env: dict[str, str]) -> None:
+    """The alert outbox's PostgreSQL database, created if missing (its tables are created on use)."""
+    uri = env.get("ALERTING_OUTBOX_URL", "")
+    if uri.startswith("postgresql"):
+        import sqlalchemy as sa
+
+        ensure_postgres_database(sa.make_url(uri).set(drivername="postgresql+psycopg2"))
 
 
 def prepare_meltano_system_db(profile: Profile, env: dict[str, str]) -> None:

@@ -19,6 +19,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CONFIG = REPO_ROOT / "orchestration.yml"
 PROFILE_VAR = "PIPELINE_PROFILE"
 _PATH_VARS = ("DEMO_DATA_DIR", "WAREHOUSE_DUCKDB_PATH")
+_SQLITE_URL_VARS = ("MELTANO_DATABASE_URI", "ALERTING_OUTBOX_URL")
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # the C loader: YAML is read at every DAG parse
 
 
@@ -37,6 +38,17 @@ class Profile:
     description: str = ""
     warehouse_uri: str = ""            # Asset URIs: <warehouse_uri>/<schema>/<table>
     warehouse_pool: str | None = None  # an Airflow pool serialising warehouse writes (DuckDB: one writer)
+    airflow: Mapping[str, str] = field(default_factory=dict)  # how `orchestrator run/up` runs Airflow
+
+    def airflow_settings(self, env: Mapping[str, str] | None = None) -> dict[str, str]:
+        """executor, workers, metadata_db_url, broker_url: the profile's, then ORCHESTRATOR_AIRFLOW_*."""
+        env = os.environ if env is None else env
+        out = {"executor": "LocalExecutor", "workers": "0", "metadata_db_url": "", "broker_url": ""}
+        out.update({k: str(v) for k, v in self.airflow.items()})
+        for key in out:
+            if env.get(f"ORCHESTRATOR_AIRFLOW_{key.upper()}"):
+                out[key] = env[f"ORCHESTRATOR_AIRFLOW_{key.upper()}"]
+        return out
 
     def environment(self, base: Mapping[str, str] | None = None) -> dict[str, str]:
         """The process environment for Meltano and dbt: defaults, then `base` (default os.environ) on top."""
@@ -77,13 +89,15 @@ def profile_from_config(data: dict, path: Path, name: str | None = None) -> Prof
     for var in _PATH_VARS:  # relative paths are relative to the config file
         if env.get(var) and not os.path.isabs(env[var]):
             env[var] = str(path.parent / env[var])
-    uri = env.get("MELTANO_DATABASE_URI", "")
-    if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
-        env["MELTANO_DATABASE_URI"] = f"sqlite:///{path.parent / uri[len('sqlite:///'):]}"
+    for var in _SQLITE_URL_VARS:  # and so are relative SQLite paths in database URLs
+        uri = env.get(var, "")
+        if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
+            env[var] = f"sqlite:///{path.parent / uri[len('sqlite:///'):]}"
     return Profile(name=name, meltano_environment=raw["meltano_environment"], loader=raw["loader"],
                    dbt_target=raw["dbt_target"], extractors=tuple(raw["extractors"]), env_defaults=env,
                    description=raw.get("description", ""), warehouse_uri=raw.get("warehouse_uri") or "",
-                   warehouse_pool=raw.get("warehouse_pool") or None)
+                   warehouse_pool=raw.get("warehouse_pool") or None,
+                   airflow={str(k): str(v) for k, v in (raw.get("airflow") or {}).items()})
 
 
 def load_profile(name: str | None = None, path: str | Path | None = None) -> Profile:

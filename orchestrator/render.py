@@ -16,6 +16,7 @@ from airflow.providers.standard.operators.python import PythonOperator
 from airflow.sdk import DAG, Asset, CronTriggerTimetable
 
 from . import state_dag, tasks
+from .alerts import airflow_alerts
 from .plan import DagSpec, Plan, load_config, plan_from_config
 from .plan.config import OrchestrationConfig
 
@@ -37,13 +38,15 @@ def _assets(plan: Plan, names) -> list[Asset]:
     return [Asset(name=n, uri=plan.assets[n]) for n in names]
 
 
-def _default_args(config: OrchestrationConfig, spec: DagSpec) -> dict:
+def _default_args(config: OrchestrationConfig, spec: DagSpec, alerts) -> dict:
     return {
         "owner": spec.owner,
         "retries": config.retries,
         "retry_delay": timedelta(seconds=config.retry_delay_seconds),
         "retry_exponential_backoff": 2.0,
         "max_retry_delay": timedelta(seconds=config.max_retry_delay_seconds),
+        # failure after the last retry, each retry (quietly), and the recovery after a failure
+        **alerts.task_callbacks(),
     }
 
 
@@ -64,21 +67,41 @@ def _operator(plan: Plan, spec: DagSpec, task) -> PythonOperator:
     elif task.kind == "meltano_run":
         # A job may run several extractors: each state ID `<env>:<extractor>-to-<loader>` names one.
         extractors = [s.split(":", 1)[1].rsplit("-to-", 1)[0] for s in spec.state_ids]
-        call, kwargs = tasks.meltano_run, {"argv": list(task.args), "outlets": outlets, "extractors": extractors}
+        call, kwargs = tasks.meltano_run, {"argv": list(task.args), "outlets": outlets, "extractors": extractors,
+                                           "state_ids": list(spec.state_ids)}
     elif task.kind in ("dbt_build", "dbt_test"):
+        owners = {u: spec.owners[u] for u in (*task.models, *spec.tests) if u in spec.owners}
         call, kwargs = tasks.dbt_build, {"args": list(task.args), "outlets": outlets,
-                                          "relations": dict(task.relations)}
+                                          "relations": dict(task.relations), "owners": owners, "tag": spec.tag}
+    elif task.kind == "alerts_redeliver":
+        call, kwargs = tasks.alerts_redeliver, {}
+    elif task.kind == "alerts_lateness":
+        tick = task.args[0]  # the Asset whose event starts a cycle
+        call, kwargs = tasks.alerts_lateness, {"expectations": list(spec.lateness), "tick": {tick: plan.assets[tick]}}
     else:
         raise PlanError(f"{spec.dag_id}: unknown task kind {task.kind!r}")
     return PythonOperator(task_id=task.task_id, python_callable=call, op_kwargs=kwargs,
-                          outlets=_assets(plan, task.outlets), pool=spec.pool or "default_pool")
+                          outlets=_assets(plan, task.outlets), inlets=_assets(plan, task.inlets),
+                          pool=spec.pool or "default_pool")
+
+
+def _params(spec: DagSpec):
+    if spec.kind == "meltano_state":
+        return state_dag.params(spec)
+    if spec.kind == "alerting":
+        from airflow.sdk import Param
+        return {"as_of": Param(None, type=["null", "string"], format="date-time",
+                               description="Check lateness as of this time (ISO 8601); empty: now")}
+    return None
 
 
 def render_dag(plan: Plan, config: OrchestrationConfig, spec: DagSpec) -> DAG:
+    alerts = airflow_alerts(config)
     with DAG(
         dag_id=spec.dag_id, description=spec.description, doc_md=spec.doc_md, schedule=_schedule(plan, spec),
         catchup=False, max_active_runs=spec.max_active_runs, tags=list(spec.tags),
-        default_args=_default_args(config, spec), params=state_dag.params(spec) if spec.kind == "meltano_state" else None,
+        default_args=_default_args(config, spec, alerts), params=_params(spec),
+        **alerts.dag_callbacks(),   # a run that fails for another reason than a task; DAG-level recovery
     ) as dag:
         if spec.kind == "meltano_state":
             state_dag.state_task(spec)
@@ -91,8 +114,12 @@ def render_dag(plan: Plan, config: OrchestrationConfig, spec: DagSpec) -> DAG:
 
 
 def render_dags(kind: str, config_path: str | Path | None = None) -> dict[str, DAG]:
-    """Every DAG of one kind (tick | meltano | dbt | meltano_state), keyed by dag_id."""
+    """Every DAG of one kind (tick | meltano | dbt | meltano_state | alerting), keyed by dag_id."""
     config = load_config(config_path)
+    if kind == "alerting":  # the routing file is read by callbacks at run time: check it here, loudly
+        from alerting.routing import RoutingConfig
+
+        RoutingConfig.load(config.alerting_config)
     plan = plan_from_config(config, kinds=(kind,), cache_dir=_cache_dir())
     if plan.errors:
         raise PlanError(f"the orchestration plan has {len(plan.errors)} error(s); run `orchestrator check`:\n"

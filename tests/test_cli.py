@@ -13,6 +13,7 @@ def _project(tmp_path, nodes):
     (tmp_path / "meltano" / "meltano.yml").write_text(MELTANO)
     (tmp_path / "meltano" / "extract" / "taps.meltano.yml").write_text(EXTRACTORS)
     (tmp_path / "orchestration.yml").write_text(CONFIG)
+    (tmp_path / "alerting.yml").write_text("default: {slack_channel: '#alerts'}\n")
     write_manifest(tmp_path / "manifest.json", nodes, SOURCES)
     return ["--config", str(tmp_path / "orchestration.yml")]
 
@@ -68,3 +69,13 @@ def test_graph_is_mermaid_from_tick_to_dbt(tmp_path, capsys, monkeypatch):
     assert '    n_tick -- "tick" --> n_meltano_tap_shop' in out
     assert '    n_meltano_tap_shop -- "raw_shop.orders" --> n_dbt_core' in out
     assert '    n_dbt_core -- "analytics.a" --> n_dbt_finance' in out
+
+
+def test_check_refuses_a_secret_in_the_routing_file(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("PIPELINE_PROFILE", raising=False)
+    args = _project(tmp_path, [model("a", ["core"], ["source.p.shop.orders"])])
+    (tmp_path / "alerting.yml").write_text("slack: {token: xoxb-123456}\n")
+    assert main([*args, "check"]) == 1
+    err = capsys.readouterr().err
+    assert "alerting.yml: slack.token: secrets do not belong in the routing config" in err
+    assert "xoxb-123456" not in err

@@ -52,6 +52,21 @@ def test_every_dag_file_imports_and_matches_the_plan(monkeypatch, installed, pro
         assert {t.pool for t in dag.tasks} == {expected_pool}, spec.dag_id
         if spec.kind == "meltano":  # the task counts the records of the extractor(s) it runs
             assert dag.tasks[0].op_kwargs["extractors"] == [spec.extractor]
+        # every task alerts: after its last retry, on each retry, and on the recovery after a failure
+        for t in dag.tasks:
+            assert [c.__name__ for c in t.on_failure_callback] == ["on_task_failure"], t.task_id
+            assert [c.__name__ for c in t.on_retry_callback] == ["on_task_retry"]
+            assert [c.__name__ for c in t.on_success_callback] == ["on_task_success"]
+        assert dag.on_failure_callback.__name__ == "on_dag_failure"
+        assert dag.on_success_callback.__name__ == "on_dag_success"
+
+
+def test_no_dag_file_shadows_a_package():
+    """Airflow puts dags/ on sys.path: dags/alerting.py would hide the alerting package from every
+    DAG file's imports (a circular import in all of them, seen in the e2e run)."""
+    packages = {p.name for p in REPO_ROOT.iterdir() if (p / "__init__.py").exists()}
+    assert packages >= {"orchestrator", "alerting", "demo_data"}
+    assert not {f.stem for f in DAGS.glob("*.py")} & packages
 
 
 def test_asset_uris_follow_the_warehouse(monkeypatch, installed):
@@ -66,6 +81,7 @@ def test_asset_uris_follow_the_warehouse(monkeypatch, installed):
 def _project_copy(tmp_path: Path) -> Path:
     """A copy of the config, Meltano project files and manifest, to break one of them."""
     shutil.copy(REPO_ROOT / "orchestration.yml", tmp_path)
+    shutil.copy(REPO_ROOT / "alerting.yml", tmp_path)
     shutil.copytree(REPO_ROOT / "meltano", tmp_path / "meltano",
                     ignore=shutil.ignore_patterns(".meltano", "data", "tap-jsonl-dir"))
     (tmp_path / "dbt_project" / "target").mkdir(parents=True)
@@ -78,6 +94,7 @@ def _project_copy(tmp_path: Path) -> Path:
     ("old manifest", "dbt_tags.py", "manifest schema v3 is too old"),
     ("missing manifest", "dbt_tags.py", "manifest not found"),
     ("bad meltano.yml", "meltano_sources.py", "not valid YAML"),
+    ("secret in alerting.yml", "alerting_housekeeping.py", "secrets do not belong in the routing config"),
 ])
 def test_a_broken_input_breaks_only_the_dag_files_that_read_it(tmp_path, monkeypatch, installed,
                                                                 breakage, broken_file, message):
@@ -89,18 +106,26 @@ def test_a_broken_input_breaks_only_the_dag_files_that_read_it(tmp_path, monkeyp
         manifest.write_text('{"metadata": {"dbt_schema_version": "https://schemas.getdbt.com/dbt/manifest/v3.json"}}')
     elif breakage == "missing manifest":
         manifest.unlink()
+    elif breakage == "secret in alerting.yml":
+        (root / "alerting.yml").write_text("slack: {token: xoxb-do-not-commit-me}\n")
     else:
         (root / "meltano" / "meltano.yml").write_text("plugins: [unclosed\n")
     bag = _dagbag(DAGS, monkeypatch, ORCHESTRATION_CONFIG=str(root / "orchestration.yml"))
     errors = {Path(f).name: e for f, e in bag.import_errors.items()}
-    culprit = "meltano.yml" if "meltano" in breakage else "manifest.json"
+    culprit = {"bad meltano.yml": "meltano.yml", "secret in alerting.yml": "alerting.yml"}.get(breakage, "manifest.json")
     assert broken_file in errors and message in errors[broken_file] and culprit in errors[broken_file]
     assert "tick" in bag.dag_ids, "the tick never depends on the broken input"
-    if breakage.endswith("manifest"):
+    if breakage == "secret in alerting.yml":
+        assert set(errors) == {"alerting_housekeeping.py"}
+        assert "xoxb-do-not-commit-me" not in errors["alerting_housekeeping.py"]
+    elif breakage.endswith("manifest"):
         assert set(errors) == {"dbt_tags.py"}
         assert {"meltano_tap_shop", "meltano_state"} <= set(bag.dag_ids)
+        # redelivery of alerts never depends on the manifest; only the lateness check does
+        assert [t.task_id for t in bag.dags["alerting"].tasks] == ["redeliver"]
     else:  # every DAG that reads meltano.yml fails, naming it; the tick survives
         assert set(errors) == {"meltano_sources.py", "dbt_tags.py", "meltano_state.py"}
+        assert [t.task_id for t in bag.dags["alerting"].tasks] == ["redeliver"]
 
 
 def test_a_plan_error_is_an_import_error_listing_it(tmp_path, monkeypatch, installed):

@@ -39,3 +39,18 @@ def test_arguments_never_reach_a_shell(embedded, tmp_path):
         run_meltano(["run", f"tap-shop; touch {marker}", "target-duckdb"], environment="dev", env=env,
                     log=lambda line: None)
     assert not marker.exists()
+
+
+def test_the_plugins_own_exception_is_the_failures_summary():
+    from orchestrator.runners.meltano import MeltanoError
+
+    tail = ["2026-11-21T16:09:38.041674Z [info     ] tap-marketing     raise ValueError(f\"...\") from exc",
+            "2026-11-21T16:09:38.041723Z [info     ] tap-marketing ValueError: /d/ad_spend.jsonl:19: not valid JSON",
+            "2026-11-21T16:09:38.179023Z [info     ] target-duckdb Loading 8 rows",
+            "2026-11-21T16:09:38.267011Z [error    ] meltano      Extractor failed",
+            "2026-11-21T16:09:38.267369Z [error    ] meltano      Block run completed"]
+    err = MeltanoError(["meltano", "run", "tap-marketing", "target-duckdb"], 1, tail)
+    assert err.summary() == ("meltano run tap-marketing target-duckdb exited with 1: "
+                             "ValueError: /d/ad_spend.jsonl:19: not valid JSON")
+    assert MeltanoError(["meltano", "run", "x"], 2, ["... [error    ] meltano      Block run completed"]).summary() \
+        == "meltano run x exited with 2"

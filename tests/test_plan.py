@@ -330,12 +330,40 @@ def test_json_shape(project):
     data = json.loads(json.dumps(plan.to_dict()))
     assert set(data) >= {"dags", "warnings", "errors"}
     by_kind = {d["kind"]: d for d in data["dags"]}
-    assert set(by_kind) == {"tick", "meltano", "dbt", "meltano_state"}
+    assert set(by_kind) == {"tick", "meltano", "dbt", "meltano_state", "alerting"}
+    assert "lateness" in by_kind["alerting"] and "lateness" not in by_kind["dbt"]
     for d in data["dags"]:
         assert {"dag_id", "kind", "schedule", "outlets"} <= set(d) and set(d["schedule"]) == {"cron", "assets"}
     assert by_kind["dbt"]["tag"] == "core" and by_kind["dbt"]["models"] == ["model.p.a"]
     assert "extractor" in by_kind["meltano"] and "extractor" not in by_kind["dbt"]
     assert by_kind["tick"]["schedule"] == {"cron": "0 0 * * *", "assets": []}
+
+
+def test_alerting_dag_expects_each_dbt_dag_after_the_tick(project):
+    plan = project([model("a", ["core"], ["source.p.shop.orders"]), model("b", ["finance"], ["model.p.a"])],
+                   SOURCES)
+    alerting = plan.dag("alerting")
+    assert alerting.schedule.cron == "*/5 * * * *"
+    assert [t.task_id for t in alerting.tasks] == ["redeliver", "check_lateness"]
+    assert {e["dag_id"]: (e["upstream"], e["outlets"], e["within_s"]) for e in alerting.lateness} == {
+        "dbt_core": (["raw_shop.orders"], ["analytics.a"], 240 * 60),
+        "dbt_finance": (["analytics.a"], ["analytics.b"], 240 * 60)}
+    assert set(alerting.tasks[1].inlets) == {"tick", "raw_shop.orders", "analytics.a", "analytics.b"}
+    assert alerting.tasks[1].args == ("tick",)
+
+
+def test_alerting_dag_survives_a_broken_manifest(project):
+    config = load_config(project.root / "orchestration.yml")   # no manifest written: it is missing
+    plan = plan_from_config(config, kinds=("alerting",), cache_dir=None)
+    assert [t.task_id for t in plan.dag("alerting").tasks] == ["redeliver"] and not plan.errors
+
+
+def test_test_owners_are_the_owners_of_the_models_they_test(project):
+    a = model("a", ["core"], ["source.p.shop.orders"], owner="core@example.com")
+    b = model("b", ["core"], ["model.p.a"], owner="fin@example.com")
+    plan = project([a, b, dbt_test("rel_b_a", ["model.p.a", "model.p.b"])], SOURCES)
+    assert plan.dag("dbt_core").owners == {"model.p.a": "core@example.com", "model.p.b": "fin@example.com",
+                                           "test.p.rel_b_a": "core@example.com, fin@example.com"}
 
 
 # ----------------------------------------------------------------- malformed inputs

@@ -31,16 +31,25 @@ def plan_from_config(config: OrchestrationConfig, kinds: Iterable[str] = KINDS,
     kinds = tuple(sorted(set(kinds)))
     needs_meltano = bool({"meltano", "meltano_state", "dbt"} & set(kinds))
     needs_dbt = "dbt" in kinds
+    # The alerting DAG uses the dbt DAGs (lateness) when it can, but its redelivery must not
+    # depend on a readable manifest: broken inputs only drop the lateness check.
+    optional = "alerting" in kinds and not needs_dbt
 
     def build() -> tuple[Plan, list[str]]:
         files = [str(config.path)]
         meltano = dbt = None
-        if needs_meltano:
-            meltano = load_meltano_project(config.meltano_project, config.profile.meltano_environment)
-            files += [*meltano.files, *meltano.include_dirs]
-        if needs_dbt:
-            files.append(str(config.manifest))
-            dbt = load_manifest(config.manifest)
+        try:
+            if needs_meltano or optional:
+                meltano = load_meltano_project(config.meltano_project, config.profile.meltano_environment)
+                files += [*meltano.files, *meltano.include_dirs]
+            if needs_dbt or optional:
+                files.append(str(config.manifest))
+                dbt = load_manifest(config.manifest)
+        except (ManifestError, MeltanoProjectError, ConfigError):
+            if not optional:
+                raise
+            files += [str(config.meltano_project / "meltano.yml"), str(config.manifest)]
+            meltano = dbt = None
         return assemble(config, kinds=kinds, meltano=meltano, dbt=dbt), files
 
     key = (kinds, str(config), os.environ.get("PIPELINE_PROFILE"))

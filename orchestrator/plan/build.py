@@ -11,6 +11,8 @@ file, not the Meltano DAGs'.
 
 from __future__ import annotations
 
+import fnmatch
+
 import re
 from collections import defaultdict
 from typing import Iterable
@@ -393,6 +395,12 @@ def plan_dbt(config: OrchestrationConfig, dbt: DbtProject,
         assets = tuple(sorted(schedule_assets[dag_id]))
         schedule = Schedule(assets=assets or (config.tick_asset,))
         owners = {n.unique_id: n.owner for n in nodes if n.owner}
+        for t in tests_of[dag_id]:  # a test's owners are those of the models it tests
+            tested = sorted({o for p in dbt.nodes[t].depends_on if p in dbt.nodes
+                             for o in [dbt.nodes[p].owner] if o})
+            if tested:
+                owners[t] = ", ".join(tested)
+        model_owners = sorted({n.owner for n in nodes if n.owner})
         tasks = _dbt_tasks(config, dbt, dag_id, tag, nodes, tests_of[dag_id], owner_dag, reads, buildable)
         from_dags = sorted({produced.get(a) or relation_dag.get(a, "") for a in assets} - {""})
         if config.mode == "monolith":
@@ -410,9 +418,9 @@ def plan_dbt(config: OrchestrationConfig, dbt: DbtProject,
                     f"(`dbt {' '.join(tasks[0].args[:2])} ...`).\n\n**Triggered by:** {trigger}\n\n"
                     + (f"Upstream DAGs: {', '.join(f'`{d}`' for d in from_dags)}.\n\n" if from_dags else "")
                     + f"**Emits** one Asset per relation it builds:\n\n{_bullets(outlets)}\n\n"
-                    f"**Owners:** {', '.join(sorted(set(owners.values()))) or config.owner}."),
+                    f"**Owners:** {', '.join(model_owners) or config.owner}."),
             tags=("dbt", f"dbt_tag:{tag}" if tag else ("monolith" if config.mode == "monolith" else "catch-all")),
-            owner=", ".join(sorted(set(owners.values()))) or config.owner, max_active_runs=1,
+            owner=", ".join(model_owners) or config.owner, max_active_runs=1,
             pool=config.profile.warehouse_pool, tag=tag, models=tuple(sorted(n.unique_id for n in nodes)),
             tests=tuple(sorted(tests_of[dag_id])), owners=owners,
         ))
@@ -454,6 +462,41 @@ def _dbt_tasks(config, dbt: DbtProject, dag_id: str, tag: str | None, nodes: lis
     return tuple(tasks)
 
 
+# ---------------------------------------------------------------------------- alerting
+
+def plan_alerting(config: OrchestrationConfig, dbt_dags: list[DagSpec] | None) -> DagSpec:
+    """The alerting housekeeping DAG: redeliver what the outbox holds, and check lateness of the
+    dbt DAGs (when the manifest could be read: redelivery must not depend on it)."""
+    lateness = []
+    for d in dbt_dags or []:
+        minutes = config.late_after_minutes
+        for pattern, value in config.late_after_overrides.items():
+            if fnmatch.fnmatchcase(d.dag_id, pattern):
+                minutes = value
+                break
+        if minutes is None:
+            continue
+        # Any event of its Assets since the tick means it ran; a few suffice (a run emits them all).
+        lateness.append({"dag_id": d.dag_id, "upstream": list(d.schedule.assets), "outlets": list(d.outlets[:3]),
+                         "within_s": minutes * 60, "dag_tags": list(d.tags), "dbt_tag": d.tag})
+    tasks = [TaskSpec(task_id="redeliver", kind="alerts_redeliver")]
+    inlets: set[str] = set()
+    if lateness:
+        inlets = {config.tick_asset, *(a for e in lateness for a in (*e["upstream"], *e["outlets"]))}
+        tasks.append(TaskSpec(task_id="check_lateness", kind="alerts_lateness", args=(config.tick_asset,),
+                              inlets=tuple(sorted(inlets))))
+    late = "\n".join(f"- `{e['dag_id']}`: {e['within_s'] // 60} min after the tick" for e in lateness) or "- none"
+    return DagSpec(
+        dag_id=config.alerting_dag_id, kind="alerting", schedule=Schedule(cron=config.alerting_cron),
+        outlets=(), tasks=tuple(tasks), description="Alerting housekeeping: redelivery and lateness",
+        doc_md=("### Alerting housekeeping\n\n`redeliver` sends what the alert outbox still holds (Slack or "
+                "e-mail was down). `check_lateness` alerts about a dbt DAG that has not run in time after the "
+                "tick, naming the upstream Assets that have not arrived. Trigger it with "
+                "`{\"as_of\": \"<ISO time>\"}` to ask what would be late then.\n\n**Triggered by:** its cron "
+                f"`{config.alerting_cron}` (UTC).\n\n**Expected:**\n\n" + late),
+        tags=("alerting",), owner=config.owner, max_active_runs=1, lateness=tuple(lateness))
+
+
 # ---------------------------------------------------------------------------- all
 
 def assemble(config: OrchestrationConfig, *, kinds: Iterable[str] = KINDS, meltano: MeltanoProject | None = None,
@@ -474,13 +517,17 @@ def assemble(config: OrchestrationConfig, *, kinds: Iterable[str] = KINDS, melta
         if "meltano_state" in kinds:
             plan.dags.append(plan_state(config, meltano_dags))
     produced = {t: d.dag_id for d in meltano_dags for t in d.outlets}
-    if dbt is not None and "dbt" in kinds:
+    dbt_dags: list[DagSpec] | None = None
+    if dbt is not None and ({"dbt", "alerting"} & kinds):
         dbt_dags, w, e = plan_dbt(config, dbt, produced)
-        plan.dags += dbt_dags
-        plan.warnings += w
-        plan.errors += e
+        if "dbt" in kinds:
+            plan.dags += dbt_dags
+            plan.warnings += w
+            plan.errors += e
+    if "alerting" in kinds:
+        plan.dags.append(plan_alerting(config, dbt_dags))
     for d in plan.dags:
-        for name in (*d.outlets, *d.schedule.assets):
+        for name in (*d.outlets, *d.schedule.assets, *(a for t in d.tasks for a in t.inlets)):
             plan.assets.setdefault(name, asset_uri(config, name) if name != config.tick_asset else name)
     seen: dict[str, str] = {}
     for d in plan.dags:

@@ -38,6 +38,11 @@ class OrchestrationConfig:
     retries: int = 2
     retry_delay_seconds: int = 60
     max_retry_delay_seconds: int = 600
+    alerting_config: Path = Path("alerting.yml")
+    alerting_dag_id: str = "alerting"
+    alerting_cron: str = "*/5 * * * *"
+    late_after_minutes: int | None = 240            # None: no lateness alerts
+    late_after_overrides: dict[str, int | None] = field(default_factory=dict)  # dag_id glob -> minutes
 
     def with_overrides(self, *, tags: tuple[str, ...] | None = None, mode: str | None = None,
                        manifest: Path | None = None, meltano_project: Path | None = None) -> "OrchestrationConfig":
@@ -73,7 +78,18 @@ def load_config(path: str | Path | None = None, profile: str | None = None) -> O
     path = config_path(path)
     data = load_yaml(path)
     base = path.parent
-    tick, dbt, meltano, defaults = (_section(data, k, path) for k in ("tick", "dbt", "meltano", "defaults"))
+    tick, dbt, meltano, defaults, alerting = (_section(data, k, path)
+                                              for k in ("tick", "dbt", "meltano", "defaults", "alerting"))
+    lateness = alerting.get("lateness") or {}
+    if not isinstance(lateness, dict) or not isinstance(lateness.get("dags") or {}, dict):
+        raise ConfigError(f"{path}: alerting.lateness must be a mapping with `after_minutes` and `dags`")
+
+    def minutes(value: Any, what: str) -> int | None:
+        if value is None or value is False:
+            return None
+        if not isinstance(value, int) or value < 0:
+            raise ConfigError(f"{path}: {what} must be minutes (a whole number >= 0) or null, got {value!r}")
+        return value
     catch_all = dbt.get("catch_all", {})
     if not isinstance(catch_all, dict):
         catch_all = {"enabled": bool(catch_all)}
@@ -116,4 +132,10 @@ def load_config(path: str | Path | None = None, profile: str | None = None) -> O
         state_dag_id=_dag_id(meltano.get("state_dag_id", "meltano_state"), "meltano.state_dag_id", path),
         owner=str(defaults.get("owner", "data-platform")),
         **numbers,
+        alerting_config=base / alerting.get("config", "alerting.yml"),
+        alerting_dag_id=_dag_id(alerting.get("dag_id", "alerting"), "alerting.dag_id", path),
+        alerting_cron=str(alerting.get("cron", "*/5 * * * *")),
+        late_after_minutes=minutes(lateness.get("after_minutes", 240), "alerting.lateness.after_minutes"),
+        late_after_overrides={str(k): minutes(v, f"alerting.lateness.dags.{k}")
+                              for k, v in (lateness.get("dags") or {}).items()},
     )

@@ -17,8 +17,8 @@ def mermaid(plan: Plan, max_labels: int = 3) -> str:
     producer = {a: d.dag_id for d in plan.dags for a in d.outlets}
     lines = ["flowchart LR"]
     for d in plan.dags:
-        if d.kind == "meltano_state":
-            continue  # manual, wired to nothing
+        if d.kind in ("meltano_state", "alerting"):
+            continue  # manual / housekeeping, wired to no Asset
         left, right = _SHAPES[d.kind]
         lines.append(f'    {_node(d.dag_id)}{left}"{d.dag_id}"{right}')
     edges: dict[tuple[str, str], list[str]] = defaultdict(list)

@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 TICK = "tick"
-KINDS = ("tick", "meltano", "dbt", "meltano_state")
+KINDS = ("tick", "meltano", "dbt", "meltano_state", "alerting")
 
 
 @dataclass(frozen=True)
@@ -40,6 +40,7 @@ class TaskSpec:
     outlets: tuple[str, ...] = ()
     models: tuple[str, ...] = ()   # dbt: unique_ids built by this task
     relations: tuple[tuple[str, str], ...] = ()  # dbt: (unique_id, relation) of the nodes that build one
+    inlets: tuple[str, ...] = ()   # Assets whose events the task reads (alerting: lateness)
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,7 @@ class DagSpec:
     loader: str | None = None              # meltano
     state_ids: tuple[str, ...] = ()        # meltano, meltano_state: Meltano state IDs involved
     state_dags: dict[str, str] = field(default_factory=dict)  # meltano_state: state ID -> DAG that writes it
+    lateness: tuple[dict, ...] = ()        # alerting: per Asset-scheduled dbt DAG, when it counts as late
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -79,6 +81,10 @@ class DagSpec:
             d.pop("state_ids")
         if self.kind != "meltano_state":
             d.pop("state_dags")
+        if self.kind != "alerting":
+            d.pop("lateness")
+        else:
+            d["lateness"] = list(self.lateness)
         return d
 
 

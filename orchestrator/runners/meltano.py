@@ -30,6 +30,28 @@ class MeltanoError(RuntimeError):
         super().__init__(f"meltano {' '.join(argv[1:])} exited with {returncode}; last log lines:\n"
                          + "\n".join(tail))
 
+    def summary(self) -> str:
+        """One line: the command, its exit code and the plugin's own exception (e.g. the tap's
+        `ValueError: .../ad_spend.jsonl:19: not valid JSON`), not Meltano's "Extractor failed"."""
+        return f"meltano {' '.join(self.argv[1:])} exited with {self.returncode}" + (
+            f": {cause}" if (cause := plugin_error(self.tail)) else "")
+
+
+def plugin_error(lines: Sequence[str]) -> str:
+    """The last exception line a plugin (not Meltano itself) logged, else its last error-ish line."""
+    fallback = ""
+    for line in reversed(lines):
+        rest = re.sub(r"^\S+\s+\[\s*\w+\s*\]\s*", "", line.strip())  # "<time> [level   ] "
+        plugin, _, message = rest.partition(" ")
+        message = message.strip()
+        if plugin == "meltano" or not message:
+            continue
+        if re.match(r"[\w.]*(Error|Exception)\b", message):
+            return message
+        if not fallback and re.search(r"error|failed|refused|denied", message, re.I):
+            fallback = message
+    return fallback
+
 
 @dataclass
 class MeltanoResult:
