@@ -58,7 +58,7 @@ status:
 
 # Regenerate the pinned dependency set after editing pyproject.toml.
 constraints: $(VENV)/.installed
-	$(BIN)/uv pip compile --python $(BIN)/python pyproject.toml --extra test -o constraints.txt
+	$(BIN)/uv pip compile --python 3.11 pyproject.toml --extra test -o constraints.txt
 
 clean:
 	rm -rf var meltano/.meltano dbt_project/target dbt_project/logs

@@ -112,7 +112,7 @@ def run_cycle(profile: Profile, *, env: dict[str, str] | None = None, new_day: b
         report.loads[extractor] = run_extractor(extractor, profile.loader, environment=profile.meltano_environment,
                                                 env=env, log=meltano_log or (lambda line: None))
     log(f"==> dbt build --target {env['DBT_TARGET']}")
-    report.dbt = run_dbt(["build", "--target", env["DBT_TARGET"]], env=env, target_path=runs_dir(env) / "cycle")
+    report.dbt = run_dbt(["build"], env=env, target_path=runs_dir(env) / "cycle")  # target: $DBT_TARGET
     report.raw_rows = table_row_counts(profile.dbt_target, env)
     report.duration_s = time.monotonic() - started
     return report

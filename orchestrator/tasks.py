@@ -84,7 +84,9 @@ def dbt_build(*, args: list[str], relations: dict[str, str], outlets: dict[str, 
     dag_id = context["dag"].dag_id if context.get("dag") else "adhoc"
     task_id = context["task"].task_id if context.get("task") else "dbt"
     target_path = runs_dir(env) / dag_id / task_id
-    result = run_dbt([*args, "--target", env["DBT_TARGET"]], env=env, target_path=target_path,
+    # No --target: profiles.yml picks it from DBT_TARGET, and an explicit one would not match the
+    # published partial-parse state (made without it), costing a full re-parse per target directory.
+    result = run_dbt(list(args), env=env, target_path=target_path,
                      raise_on_failure=False)
     for node in result.nodes:
         relation = relations.get(node.unique_id)

@@ -378,7 +378,7 @@ def plan_dbt(config: OrchestrationConfig, dbt: DbtProject,
         if len(parent_dags) == 1:
             tests_of[parent_dags.pop()].append(t.unique_id)
             continue
-        runners = [d for d in parent_dags if parent_dags - {d} <= ancestors(d)]
+        runners = sorted(d for d in parent_dags if parent_dags - {d} <= ancestors(d))  # deterministic
         if runners:
             tests_of[runners[0]].append(t.unique_id)
         else:
