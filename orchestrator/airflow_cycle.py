@@ -87,6 +87,11 @@ class AirflowCycle:
                 detail = " ".join(f"{k}={extra[k]}" for k in ("records_extracted", "status", "rows_affected",
                                                               "duration_s") if extra.get(k) is not None)
                 lines.append(f"    -> {event['name']:<40} {detail}")
+        starts = [r.start for r in self.reports if r.start]
+        ends = [r.end for r in self.reports if r.end]
+        if starts and ends:
+            lines.append(f"Cycle wall time (first run start -> last run end): "
+                         f"{(max(ends) - min(starts)).total_seconds():.1f}s")
         lags = [r.lag for r in self.reports if r.lag is not None]
         if lags:
             lines.append(f"Asset event -> downstream run start: median {sorted(lags)[len(lags) // 2]:.2f}s, "

@@ -153,7 +153,8 @@ def test_a_worker_killed_mid_load_loses_and_duplicates_nothing(celery):
             running = [t for t in tis if t["state"] == "running"]
             if running:
                 ti_id = running[0]["id"]
-                victim = _worker_running(af, "meltano")
+                # the worker whose tree runs this very load: Meltano's argv names the extractor
+                victim = _worker_running(af, "run tap-shop-mariadb")
         time.sleep(0.5)
     assert victim, "the MariaDB load never ran on a worker"
     time.sleep(2)
