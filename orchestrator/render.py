@@ -108,8 +108,12 @@ def render_dag(plan: Plan, config: OrchestrationConfig, spec: DagSpec) -> DAG:
             return dag
         ops = {t.task_id: _operator(plan, spec, t) for t in spec.tasks}
         for t in spec.tasks:
+            # What `up >> task` does for two tasks of one DAG, minus its check that they share a
+            # DAG: that check hashes the whole DAG (every schedule Asset) per edge, which made a
+            # 5,000-model DAG in per-model mode take 75 s to parse instead of about 1 s.
             for up in t.upstream:
-                ops[up] >> ops[t.task_id]
+                ops[t.task_id].upstream_task_ids.add(up)
+                ops[up].downstream_task_ids.add(t.task_id)
     return dag
 
 

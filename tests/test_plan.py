@@ -481,3 +481,18 @@ def test_real_manifests_plan_without_crashing(path):
     unloaded = {w.subject.split(" ")[0] for w in plan.warnings if "no Meltano extractor" in w.message}
     read = {d for n in dbt.buildable for d in n.depends_on if d in dbt.sources}
     assert unloaded == read
+
+
+def test_per_model_mode_skips_a_tag_of_only_ephemeral_models(project):
+    import dataclasses
+
+    nodes = [model("a", ["core"], ["source.p.shop.orders"]),
+             model("e", ["helpers"], ["model.p.a"], materialized="ephemeral"),
+             model("b", ["finance"], ["model.p.e"])]
+    project(nodes, SOURCES)   # writes the manifest
+    config = dataclasses.replace(load_config(project.root / "orchestration.yml"), task_granularity="model",
+                                 tags=("core", "helpers", "finance"))
+    plan = plan_from_config(config, cache_dir=None)
+    assert "dbt_helpers" not in [d.dag_id for d in plan.dags] and not plan.errors
+    assert any(w.subject == "dbt_helpers" and "only ephemeral" in w.message for w in plan.warnings)
+    assert plan.dag("dbt_finance").schedule.assets == ("analytics.a",)   # sees through e to a

@@ -402,6 +402,9 @@ def plan_dbt(config: OrchestrationConfig, dbt: DbtProject,
                 owners[t] = ", ".join(tested)
         model_owners = sorted({n.owner for n in nodes if n.owner})
         tasks = _dbt_tasks(config, dbt, dag_id, tag, nodes, tests_of[dag_id], owner_dag, reads, buildable)
+        if not tasks:  # per-model mode, only ephemeral models: nothing runs (their SQL is inlined downstream)
+            warnings.append(Issue(mf, dag_id, "only ephemeral models: nothing to run, no DAG"))
+            continue
         from_dags = sorted({produced.get(a) or relation_dag.get(a, "") for a in assets} - {""})
         if config.mode == "monolith":
             what = "the whole dbt project"
