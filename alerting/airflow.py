@@ -35,6 +35,7 @@ class AirflowAlerts:
         self.outbox_url = outbox_url
         self._factory = notifier_factory
         self._notifier = None
+        self._outbox = None
 
     # ------------------------------------------------------------ what DAGs attach
 
@@ -69,26 +70,35 @@ class AirflowAlerts:
 
     # ------------------------------------------------------------ internals
 
+    def outbox(self):
+        """The outbox alone: what a success callback needs to know whether anything failed
+        (no routing file, no Slack client)."""
+        if self._notifier is not None or self._factory is not None:
+            return self.notifier().outbox
+        if self._outbox is None:
+            from .outbox import Outbox
+            self._outbox = Outbox(self.outbox_url)
+        return self._outbox
+
     def notifier(self):
         if self._notifier is None:
             if self._factory is not None:
                 self._notifier = self._factory()
             else:
                 from .delivery import Notifier
-                from .outbox import Outbox
                 from .routing import RoutingConfig
                 path = self.config or os.environ.get("ALERTING_CONFIG") or "alerting.yml"
-                self._notifier = Notifier(RoutingConfig.load(Path(path)), Outbox(self.outbox_url))
+                self._notifier = Notifier(RoutingConfig.load(Path(path)), self.outbox())
         return self._notifier
 
     def _safely(self, kind: str, context: dict) -> None:
         t0 = time.monotonic()
         try:
-            notifier = self.notifier()
             if kind in ("recovered", "dag_recovered"):
                 dag_id, task_id = _ids(context, task_level=kind == "recovered")
-                if not notifier.has_open_incident(dag_id, task_id):
+                if not self.outbox().open_incident_routes(dag_id, task_id):
                     return                           # the common case: one indexed query, nothing sent
+            notifier = self.notifier()
             alert = alert_from_context("recovered" if kind == "dag_recovered" else kind, context,
                                        task_level=kind != "dag_recovered" and kind != "dag_failed")
             result = notifier.notify(alert)

@@ -454,12 +454,15 @@ class Outbox:
                 deliveries.c.status == SENT)).first()
         return (row.slack_channel_id, row.slack_ts) if row else (None, None)
 
-    def rows(self, **filters: Any) -> list[dict[str, Any]]:
-        q = select(deliveries).order_by(deliveries.c.id)
+    def _select(self, table: Table, filters: dict[str, Any]) -> list[dict[str, Any]]:
+        q = select(table).order_by(table.c.id)
         for k, v in filters.items():
-            q = q.where(deliveries.c[k] == v)
+            q = q.where(table.c[k] == v)
         with self.engine.begin() as c:
             return [dict(r) for r in c.execute(q).mappings()]
+
+    def rows(self, **filters: Any) -> list[dict[str, Any]]:
+        return self._select(deliveries, filters)
 
     def count(self, signature: str, route: str, kind: str = "task_failed") -> int:
         """Occurrences in the current suppression window (0 when none is open)."""
@@ -482,11 +485,7 @@ class Outbox:
                 incidents.c.resolved_at.is_(None)))]
 
     def incidents(self, **filters: Any) -> list[dict[str, Any]]:
-        q = select(incidents).order_by(incidents.c.id)
-        for k, v in filters.items():
-            q = q.where(incidents.c[k] == v)
-        with self.engine.begin() as c:
-            return [dict(r) for r in c.execute(q).mappings()]
+        return self._select(incidents, filters)
 
     def history(self, dag_id: str, task_id: str | None, run_id: str | None) -> list[dict[str, Any]]:
         """The earlier failed tries (retry alerts) of one task in one run, oldest first."""

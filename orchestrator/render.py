@@ -95,8 +95,8 @@ def _params(spec: DagSpec):
     return None
 
 
-def render_dag(plan: Plan, config: OrchestrationConfig, spec: DagSpec) -> DAG:
-    alerts = airflow_alerts(config)
+def render_dag(plan: Plan, config: OrchestrationConfig, spec: DagSpec, alerts=None) -> DAG:
+    alerts = alerts or airflow_alerts(config)
     with DAG(
         dag_id=spec.dag_id, description=spec.description, doc_md=spec.doc_md, schedule=_schedule(plan, spec),
         catchup=False, max_active_runs=spec.max_active_runs, tags=list(spec.tags),
@@ -128,4 +128,5 @@ def render_dags(kind: str, config_path: str | Path | None = None) -> dict[str, D
     if plan.errors:
         raise PlanError(f"the orchestration plan has {len(plan.errors)} error(s); run `orchestrator check`:\n"
                         + "\n".join(f"  {e}" for e in plan.errors))
-    return {spec.dag_id: render_dag(plan, config, spec) for spec in plan.of_kind(kind)}
+    alerts = airflow_alerts(config)  # one per DAG file: every DAG's callbacks share it
+    return {spec.dag_id: render_dag(plan, config, spec, alerts) for spec in plan.of_kind(kind)}

@@ -60,3 +60,35 @@ def isolated_embedded(root: Path):
 @pytest.fixture
 def embedded(tmp_path: Path, meltano_installed):
     return isolated_embedded(tmp_path)
+
+
+def pipeline_config(tmp: Path, **defaults) -> Path:
+    """The repo's orchestration.yml copied into `tmp` with absolute project paths (so the profile's
+    relative var/ paths resolve under tmp), and `defaults` (retries...) overridden."""
+    import yaml
+
+    data = yaml.safe_load((REPO_ROOT / "orchestration.yml").read_text())
+    data["dbt"]["project_dir"] = str(REPO_ROOT / "dbt_project")
+    data["dbt"]["manifest"] = str(REPO_ROOT / "dbt_project" / "target" / "manifest.json")
+    data["meltano"]["project_dir"] = str(REPO_ROOT / "meltano")
+    data["alerting"]["config"] = str(REPO_ROOT / "alerting.yml")
+    data["defaults"].update(defaults)
+    path = tmp / "orchestration.yml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def drop_databases(postgres: list[str] = (), mariadb: list[str] = ()) -> None:
+    """Drop the tests' own databases on the local PostgreSQL and MariaDB (if they exist)."""
+    import sqlalchemy as sa
+
+    engine = sa.create_engine("postgresql+psycopg2://postgres@127.0.0.1:5432/postgres", isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        for db in postgres:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)'))
+    engine.dispose()
+    engine = sa.create_engine("mysql+pymysql://root@127.0.0.1:3306/mysql")
+    with engine.begin() as conn:
+        for db in mariadb:
+            conn.execute(sa.text(f"DROP DATABASE IF EXISTS `{db}`"))
+    engine.dispose()

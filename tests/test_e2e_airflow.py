@@ -12,29 +12,22 @@ from pathlib import Path
 
 import duckdb
 import pytest
-import yaml
+from conftest import pipeline_config
+from pipeline_expectations import (
+    CAMPAIGN_SQL,
+    DAILY_SQL,
+    assert_marts_match,
+    expected_extracted,
+    expected_row_counts,
+)
 
 from orchestrator.profiles import REPO_ROOT
-from pipeline_expectations import CAMPAIGN_SQL, DAILY_SQL, assert_marts_match, expected_extracted, expected_row_counts
 
 pytestmark = [pytest.mark.airflow, pytest.mark.meltano, pytest.mark.timeout(1500)]
 SOURCE_OF = {"meltano_tap_shop": "shop", "meltano_tap_crm": "crm", "meltano_tap_marketing": "marketing"}
 
 
 SLACK_TOKEN = "xoxb-e2e-test-7c1d"
-
-
-def _test_config(tmp: Path) -> Path:
-    """The repo's config, with absolute project paths and one quick retry (failures show in seconds)."""
-    data = yaml.safe_load((REPO_ROOT / "orchestration.yml").read_text())
-    data["dbt"]["project_dir"] = str(REPO_ROOT / "dbt_project")
-    data["dbt"]["manifest"] = str(REPO_ROOT / "dbt_project" / "target" / "manifest.json")
-    data["meltano"]["project_dir"] = str(REPO_ROOT / "meltano")
-    data["alerting"]["config"] = str(REPO_ROOT / "alerting.yml")
-    data["defaults"].update(retries=1, retry_delay_seconds=1, max_retry_delay_seconds=2)
-    path = tmp / "orchestration.yml"  # the profile's relative paths (var/...) now resolve under tmp
-    path.write_text(yaml.safe_dump(data))
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +46,9 @@ def pipeline(tmp_path_factory, installed, alert_sinks):
 
     slack, smtp = alert_sinks
     tmp = tmp_path_factory.mktemp("e2e")
-    config = load_config(_test_config(tmp), "embedded")
+    # one quick retry: failures show in seconds
+    config = load_config(pipeline_config(tmp, retries=1, retry_delay_seconds=1, max_retry_delay_seconds=2),
+                         "embedded")
     env = config.profile.environment()
     env.update(ORCHESTRATOR_AIRFLOW_HOME=str(tmp / "airflow"), DBT_RUNS_DIR=str(tmp / "dbt"),
                ORCHESTRATOR_CACHE_DIR=str(tmp / "cache"), MELTANO_STATE_BACKUP_DIR=str(tmp / "backups"),

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 import sqlalchemy as sa
-
-from conftest import require_services
-from orchestrator.cycle import run_cycle
+from conftest import drop_databases, require_services
 from pipeline_expectations import expected_extracted, expected_row_counts
+
+from orchestrator.cycle import run_cycle
 
 pytestmark = [pytest.mark.meltano, pytest.mark.production]
 EXTRACTOR_SOURCE = {"tap-shop-mariadb": "shop", "tap-crm-postgres": "crm", "tap-marketing-postgres": "marketing"}
@@ -16,15 +16,7 @@ PG = "postgresql+psycopg2://postgres@127.0.0.1:5432"
 
 
 def _fresh_databases() -> None:
-    engine = sa.create_engine(f"{PG}/postgres", isolation_level="AUTOCOMMIT")
-    with engine.connect() as conn:
-        for db in ("demo_sources_ci", "warehouse_ci", "meltano_ci"):
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)'))
-    engine.dispose()
-    engine = sa.create_engine("mysql+pymysql://root@127.0.0.1:3306/mysql")
-    with engine.begin() as conn:
-        conn.execute(sa.text("DROP DATABASE IF EXISTS demo_shop_ci"))
-    engine.dispose()
+    drop_databases(["demo_sources_ci", "warehouse_ci", "meltano_ci"], ["demo_shop_ci"])
 
 
 @pytest.fixture(scope="module")
@@ -70,8 +62,9 @@ def test_dbt_builds_every_model_and_passes_every_test_on_postgres(production):
 
 
 def test_marts_on_postgres_hold_the_expected_numbers(production):
-    from orchestrator.warehouse import query
     from pipeline_expectations import CAMPAIGN_SQL, DAILY_SQL, assert_marts_match
+
+    from orchestrator.warehouse import query
 
     _, env, _, _ = production
     assert_marts_match(query("postgres", env, DAILY_SQL), query("postgres", env, CAMPAIGN_SQL), last_day=2)

@@ -11,11 +11,8 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-import yaml
-from conftest import require_services
+from conftest import drop_databases, pipeline_config, require_services
 from pipeline_expectations import expected_row_counts
-
-from orchestrator.profiles import REPO_ROOT
 
 pytestmark = [pytest.mark.airflow, pytest.mark.production, pytest.mark.meltano, pytest.mark.timeout(1500)]
 PG = "postgresql+psycopg2://postgres@127.0.0.1:5432"
@@ -24,29 +21,9 @@ DBS = {"demo_sources": "demo_sources_celery", "warehouse": "warehouse_celery", "
 
 
 def _fresh_databases() -> None:
-    engine = sa.create_engine(f"{PG}/postgres", isolation_level="AUTOCOMMIT")
-    with engine.connect() as conn:
-        for db in DBS.values():
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)'))
-    engine.dispose()
-    engine = sa.create_engine("mysql+pymysql://root@127.0.0.1:3306/mysql")
-    with engine.begin() as conn:
-        conn.execute(sa.text("DROP DATABASE IF EXISTS demo_shop_celery"))
-    engine.dispose()
+    drop_databases(list(DBS.values()), ["demo_shop_celery"])
     import redis
     redis.Redis(db=5).flushdb()
-
-
-def _test_config(tmp: Path) -> Path:
-    data = yaml.safe_load((REPO_ROOT / "orchestration.yml").read_text())
-    data["dbt"]["project_dir"] = str(REPO_ROOT / "dbt_project")
-    data["dbt"]["manifest"] = str(REPO_ROOT / "dbt_project" / "target" / "manifest.json")
-    data["meltano"]["project_dir"] = str(REPO_ROOT / "meltano")
-    data["alerting"]["config"] = str(REPO_ROOT / "alerting.yml")
-    data["defaults"].update(retries=2, retry_delay_seconds=5, max_retry_delay_seconds=10)
-    path = tmp / "orchestration.yml"
-    path.write_text(yaml.safe_dump(data))
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +36,8 @@ def celery(tmp_path_factory, installed):
 
     _fresh_databases()
     tmp = tmp_path_factory.mktemp("celery")
-    config = load_config(_test_config(tmp), "production")
+    config = load_config(pipeline_config(tmp, retries=2, retry_delay_seconds=5, max_retry_delay_seconds=10),
+                         "production")
     env = config.profile.environment()
     with FakeSlack(tokens={"xoxb-celery"}) as slack, FakeSMTP() as smtp:
         env.update(SOURCE_MARIADB_DATABASE="demo_shop_celery",
