@@ -28,7 +28,7 @@ setup: $(VENV)/.installed meltano/.meltano/.installed dbt_project/target/manifes
 $(VENV)/.installed: pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --disable-pip-version-check uv==$(UV_VERSION)
-	$(BIN)/uv pip install -q --python $(BIN)/python -c constraints.txt -e '.[test]'
+	$(BIN)/uv pip install -q --python $(BIN)/python -c constraints.txt -e '.[test,dev,mailsink]'
 	touch $@
 
 # Meltano plugins, each in its own virtualenv under meltano/.meltano/.
@@ -58,7 +58,7 @@ status:
 
 # Regenerate the pinned dependency set after editing pyproject.toml.
 constraints: $(VENV)/.installed
-	$(BIN)/uv pip compile --python 3.11 pyproject.toml --extra test -o constraints.txt
+	$(BIN)/uv pip compile --python 3.11 pyproject.toml --extra test --extra dev --extra mailsink -o constraints.txt
 
 clean:
 	rm -rf var meltano/.meltano dbt_project/target dbt_project/logs

@@ -16,10 +16,22 @@ from importlib import import_module
 from typing import Any
 
 _EXPORTS = {
-    "Alert": "events", "DbtContext": "events", "DbtFailure": "events", "MeltanoContext": "events",
-    "normalise_error": "events", "DeliveryResult": "delivery", "EmailSender": "delivery", "Notifier": "delivery",
-    "NotifyResult": "delivery", "SlackSender": "delivery", "Outbox": "outbox", "render_email": "render",
-    "render_slack": "render", "Route": "routing", "RoutingConfig": "routing", "Secret": "routing",
+    "Alert": "events",
+    "DbtContext": "events",
+    "DbtFailure": "events",
+    "MeltanoContext": "events",
+    "normalise_error": "events",
+    "DeliveryResult": "delivery",
+    "EmailSender": "delivery",
+    "Notifier": "delivery",
+    "NotifyResult": "delivery",
+    "SlackSender": "delivery",
+    "Outbox": "outbox",
+    "render_email": "render",
+    "render_slack": "render",
+    "Route": "routing",
+    "RoutingConfig": "routing",
+    "Secret": "routing",
 }
 __all__ = sorted(_EXPORTS)
 

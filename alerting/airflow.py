@@ -19,9 +19,10 @@ from __future__ import annotations
 import logging
 import os
 import time
-from datetime import datetime, timezone
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from .events import Alert
 
@@ -29,8 +30,13 @@ log = logging.getLogger("alerting.airflow")
 
 
 class AirflowAlerts:
-    def __init__(self, config: str | Path | None = None, *, outbox_url: str | None = None,
-                 notifier_factory: Callable[[], Any] | None = None):
+    def __init__(
+        self,
+        config: str | Path | None = None,
+        *,
+        outbox_url: str | None = None,
+        notifier_factory: Callable[[], Any] | None = None,
+    ):
         self.config = config
         self.outbox_url = outbox_url
         self._factory = notifier_factory
@@ -40,8 +46,11 @@ class AirflowAlerts:
     # ------------------------------------------------------------ what DAGs attach
 
     def task_callbacks(self) -> dict[str, Callable]:
-        return {"on_failure_callback": self.on_task_failure, "on_retry_callback": self.on_task_retry,
-                "on_success_callback": self.on_task_success}
+        return {
+            "on_failure_callback": self.on_task_failure,
+            "on_retry_callback": self.on_task_retry,
+            "on_success_callback": self.on_task_success,
+        }
 
     def dag_callbacks(self) -> dict[str, Callable]:
         return {"on_failure_callback": self.on_dag_failure, "on_success_callback": self.on_dag_success}
@@ -77,6 +86,7 @@ class AirflowAlerts:
             return self.notifier().outbox
         if self._outbox is None:
             from .outbox import Outbox
+
             self._outbox = Outbox(self.outbox_url)
         return self._outbox
 
@@ -87,6 +97,7 @@ class AirflowAlerts:
             else:
                 from .delivery import Notifier
                 from .routing import RoutingConfig
+
                 path = self.config or os.environ.get("ALERTING_CONFIG") or "alerting.yml"
                 self._notifier = Notifier(RoutingConfig.load(Path(path)), self.outbox())
         return self._notifier
@@ -97,14 +108,23 @@ class AirflowAlerts:
             if kind in ("recovered", "dag_recovered"):
                 dag_id, task_id = _ids(context, task_level=kind == "recovered")
                 if not self.outbox().open_incident_routes(dag_id, task_id):
-                    return                           # the common case: one indexed query, nothing sent
+                    return  # the common case: one indexed query, nothing sent
             notifier = self.notifier()
-            alert = alert_from_context("recovered" if kind == "dag_recovered" else kind, context,
-                                       task_level=kind != "dag_recovered" and kind != "dag_failed")
+            alert = alert_from_context(
+                "recovered" if kind == "dag_recovered" else kind,
+                context,
+                task_level=kind != "dag_recovered" and kind != "dag_failed",
+            )
             result = notifier.notify(alert)
-            log.info("alerting: %s %s.%s -> routes %s, %s in %.2fs", alert.kind, alert.dag_id, alert.task_id,
-                     result.routes, [(d.route, d.kind, d.status) for d in result.deliveries],
-                     time.monotonic() - t0)
+            log.info(
+                "alerting: %s %s.%s -> routes %s, %s in %.2fs",
+                alert.kind,
+                alert.dag_id,
+                alert.task_id,
+                result.routes,
+                [(d.route, d.kind, d.status) for d in result.deliveries],
+                time.monotonic() - t0,
+            )
         except Exception:  # noqa: BLE001 - a callback must never fail the task or the DAG processor
             log.exception("alerting: %s callback failed", kind)
 
@@ -117,7 +137,7 @@ def _ids(context: dict, task_level: bool) -> tuple[str, str | None]:
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def alert_from_context(kind: str, context: dict, *, task_level: bool = True) -> Alert:
@@ -142,8 +162,10 @@ def alert_from_context(kind: str, context: dict, *, task_level: bool = True) -> 
         error = str(exc) if str(exc).startswith(type(exc).__name__) else f"{type(exc).__name__}: {exc}"
     elif kind in ("task_failed", "retry"):
         state = getattr(ti, "state", None)
-        error = (f"The task ended without reporting an error (state {state}): killed, out of memory, "
-                 f"or its heartbeat timed out. See the log.")
+        error = (
+            f"The task ended without reporting an error (state {state}): killed, out of memory, "
+            f"or its heartbeat timed out. See the log."
+        )
     else:
         error = ""
     log_url = None
@@ -154,17 +176,32 @@ def alert_from_context(kind: str, context: dict, *, task_level: bool = True) -> 
             log_url = None
     detail = getattr(exc, "alert_context", None) or {}
     if detail.get("error") and kind in ("task_failed", "retry"):
-        error = detail["error"]       # the task's own one-line summary (its detail is in dbt/meltano)
-    return Alert(kind=kind, dag_id=dag_id, task_id=task_id, run_id=run_id, try_number=try_number,
-                 max_tries=max_tries, duration_s=duration, log_url=log_url, error=error,
-                 dag_tags=list(getattr(dag, "tags", None) or []), dbt=detail.get("dbt"),
-                 meltano=detail.get("meltano"),
-                 extra={**(detail.get("extra") or {}),
-                        **({"reason": context.get("reason")} if kind == "dag_failed" else {})})
+        error = detail["error"]  # the task's own one-line summary (its detail is in dbt/meltano)
+    return Alert(
+        kind=kind,
+        dag_id=dag_id,
+        task_id=task_id,
+        run_id=run_id,
+        try_number=try_number,
+        max_tries=max_tries,
+        duration_s=duration,
+        log_url=log_url,
+        error=error,
+        dag_tags=list(getattr(dag, "tags", None) or []),
+        dbt=detail.get("dbt"),
+        meltano=detail.get("meltano"),
+        extra={**(detail.get("extra") or {}), **({"reason": context.get("reason")} if kind == "dag_failed" else {})},
+    )
 
 
-def check_lateness(*, expectations: Iterable[dict], tick: dict[str, str], alerts: AirflowAlerts | None = None,
-                   now: datetime | None = None, **context) -> list[dict]:
+def check_lateness(
+    *,
+    expectations: Iterable[dict],
+    tick: dict[str, str],
+    alerts: AirflowAlerts | None = None,
+    now: datetime | None = None,
+    **context,
+) -> list[dict]:
     """Task callable: `late` alerts for the Asset-scheduled DAGs that have not run in time.
 
     The task declares every Asset named here as an inlet; their latest events come through
@@ -202,8 +239,14 @@ def check_lateness(*, expectations: Iterable[dict], tick: dict[str, str], alerts
     for alert in found:
         result = notifier.notify(alert)
         log.warning("late: %s (routes %s)", alert.error, result.routes)
-        sent.append({"dag_id": alert.dag_id, "missing_assets": alert.extra["missing_assets"],
-                     "routes": result.routes, "suppressed": result.suppressed})
+        sent.append(
+            {
+                "dag_id": alert.dag_id,
+                "missing_assets": alert.extra["missing_assets"],
+                "routes": result.routes,
+                "suppressed": result.suppressed,
+            }
+        )
     return sent
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import smtplib
-import socket
 import ssl
 import time
 import urllib.error
@@ -60,6 +59,7 @@ _sdk_log = redacting_logger("alerting.slack_sdk")
 
 def _connection_exists(conn_id: str) -> bool:
     from .routing import _airflow_connection
+
     try:
         return _airflow_connection(conn_id) is not None
     except Exception:  # noqa: BLE001
@@ -76,10 +76,20 @@ class DeliveryError(Exception):
 # Slack errors that retrying the same message cannot fix: the row fails at once (its
 # e-mail fallback still goes). invalid_auth/token_revoked are NOT here: a fixed token
 # lets redeliver() send what is pending.
-PERMANENT_SLACK_ERRORS = frozenset({
-    "channel_not_found", "not_in_channel", "is_archived", "invalid_blocks", "invalid_blocks_format",
-    "msg_too_long", "no_text", "invalid_arguments", "restricted_action", "too_many_attachments",
-})
+PERMANENT_SLACK_ERRORS = frozenset(
+    {
+        "channel_not_found",
+        "not_in_channel",
+        "is_archived",
+        "invalid_blocks",
+        "invalid_blocks_format",
+        "msg_too_long",
+        "no_text",
+        "invalid_arguments",
+        "restricted_action",
+        "too_many_attachments",
+    }
+)
 
 
 def _header(headers: Any, name: str) -> str | None:
@@ -111,8 +121,10 @@ class SlackSender:
         self.settings = settings
 
     def _handlers(self) -> list:
-        return [CappedRateLimitRetryHandler(self.settings.max_retry_after_s, max_retry_count=1),
-                ServerErrorRetryHandler(max_retry_count=1)]
+        return [
+            CappedRateLimitRetryHandler(self.settings.max_retry_after_s, max_retry_count=1),
+            ServerErrorRetryHandler(max_retry_count=1),
+        ]
 
     @property
     def supports_threads(self) -> bool:
@@ -126,15 +138,24 @@ class SlackSender:
         if s.token_conn_id and not (s.token_env and os.environ.get(s.token_env)):
             try:
                 from airflow.providers.slack.hooks.slack import SlackHook
-                return SlackHook(slack_conn_id=s.token_conn_id, timeout=int(max(1, s.timeout_s)),
-                                 base_url=s.base_url, retry_handlers=self._handlers()).client
+
+                return SlackHook(
+                    slack_conn_id=s.token_conn_id,
+                    timeout=int(max(1, s.timeout_s)),
+                    base_url=s.base_url,
+                    retry_handlers=self._handlers(),
+                ).client
             except ImportError:
                 pass
         token = s.token()
         if token is None:
             return None
-        kw: dict[str, Any] = {"token": token.get(), "timeout": s.timeout_s, "retry_handlers": self._handlers(),
-                              "logger": _sdk_log}
+        kw: dict[str, Any] = {
+            "token": token.get(),
+            "timeout": s.timeout_s,
+            "retry_handlers": self._handlers(),
+            "logger": _sdk_log,
+        }
         if s.base_url:
             kw["base_url"] = s.base_url
         return WebClient(**kw)
@@ -147,16 +168,22 @@ class SlackSender:
                 raise DeliveryError("no Slack token: messages cannot be updated")
             client.chat_update(channel=channel_id, ts=ts, text=message.text, blocks=message.blocks or None)
         except SlackApiError as e:
-            raise DeliveryError(redact(f"Slack chat.update: {e.response.get('error') if e.response is not None else e}")) from None
-        except (socket.timeout, TimeoutError, urllib.error.URLError, OSError) as e:
+            raise DeliveryError(
+                redact(f"Slack chat.update: {e.response.get('error') if e.response is not None else e}")
+            ) from None
+        except (TimeoutError, urllib.error.URLError, OSError) as e:
             raise DeliveryError(redact(f"Slack unreachable: {type(e).__name__}: {e}")) from None
 
     def post(self, channel: str, message: SlackMessage, thread_ts: str | None = None) -> tuple[str | None, str | None]:
         try:
             client = self._client()
             if client is not None:
-                args: dict[str, Any] = {"channel": channel, "text": message.text, "unfurl_links": False,
-                                        "unfurl_media": False}
+                args: dict[str, Any] = {
+                    "channel": channel,
+                    "text": message.text,
+                    "unfurl_links": False,
+                    "unfurl_media": False,
+                }
                 if message.blocks:
                     args["blocks"] = message.blocks
                 if thread_ts:
@@ -166,24 +193,28 @@ class SlackSender:
             url = self.settings.webhook_url()
             if url is None:
                 raise DeliveryError("no Slack credentials (token or webhook) configured")
-            resp = WebhookClient(url.get(), timeout=self.settings.timeout_s, retry_handlers=self._handlers(),
-                                 logger=_sdk_log).send(text=message.text, blocks=message.blocks or None,
-                                                       unfurl_links=False, unfurl_media=False)
+            resp = WebhookClient(
+                url.get(), timeout=self.settings.timeout_s, retry_handlers=self._handlers(), logger=_sdk_log
+            ).send(text=message.text, blocks=message.blocks or None, unfurl_links=False, unfurl_media=False)
             if resp.status_code != 200:
                 retry_after = _header(resp.headers, "retry-after")
-                raise DeliveryError(f"webhook HTTP {resp.status_code}: {resp.body[:200]}",
-                                    retry_after_s=float(retry_after) if retry_after else None)
+                raise DeliveryError(
+                    f"webhook HTTP {resp.status_code}: {resp.body[:200]}",
+                    retry_after_s=float(retry_after) if retry_after else None,
+                )
             return None, None
         except SlackApiError as e:
             retry_after = _header(e.response.headers, "retry-after") if e.response is not None else None
             status = e.response.status_code if e.response is not None else "?"
             err = e.response.get("error") if e.response is not None and isinstance(e.response.data, dict) else None
-            raise DeliveryError(redact(f"Slack API HTTP {status}: {err or e}"),
-                                retry_after_s=float(retry_after) if retry_after else None,
-                                permanent=err in PERMANENT_SLACK_ERRORS) from None
+            raise DeliveryError(
+                redact(f"Slack API HTTP {status}: {err or e}"),
+                retry_after_s=float(retry_after) if retry_after else None,
+                permanent=err in PERMANENT_SLACK_ERRORS,
+            ) from None
         except DeliveryError:
             raise
-        except (socket.timeout, TimeoutError, urllib.error.URLError, OSError) as e:
+        except (TimeoutError, urllib.error.URLError, OSError) as e:
             raise DeliveryError(redact(f"Slack unreachable: {type(e).__name__}: {e}")) from None
 
 
@@ -228,7 +259,7 @@ class DeliveryResult:
     row_id: int | None
     route: str
     kind: str
-    status: str            # sent | pending | failed | skipped
+    status: str  # sent | pending | failed | skipped
     error: str | None = None
 
 
@@ -237,7 +268,7 @@ class NotifyResult:
     alert_id: str | None
     signature: str | None
     routes: list[str] = field(default_factory=list)
-    suppressed: dict[str, int] = field(default_factory=dict)   # route -> occurrences in the window
+    suppressed: dict[str, int] = field(default_factory=dict)  # route -> occurrences in the window
     deliveries: list[DeliveryResult] = field(default_factory=list)
     quiet: bool = False
     error: str | None = None
@@ -255,8 +286,14 @@ class NotifyResult:
 
 
 class Notifier:
-    def __init__(self, config: RoutingConfig, outbox: Outbox | None = None, *,
-                 slack: SlackSender | None = None, email: EmailSender | None = None):
+    def __init__(
+        self,
+        config: RoutingConfig,
+        outbox: Outbox | None = None,
+        *,
+        slack: SlackSender | None = None,
+        email: EmailSender | None = None,
+    ):
         self.config = config
         self.outbox = outbox or Outbox()
         self.slack = slack or SlackSender(config.slack)
@@ -275,8 +312,11 @@ class Notifier:
             result.alert_id, result.signature = alert.alert_id(), alert.signature()
             if alert.kind == "recovered":
                 # only where something failed: the routes of the task's open incidents
-                open_ = [i for i in self.outbox.incidents(dag_id=alert.dag_id, task_id=alert.task_id or "")
-                         if i["resolved_at"] is None]
+                open_ = [
+                    i
+                    for i in self.outbox.incidents(dag_id=alert.dag_id, task_id=alert.task_id or "")
+                    if i["resolved_at"] is None
+                ]
                 names = list(dict.fromkeys(i["route"] for i in open_))
                 routes = [self.config.route(n) or self.config.default for n in names]
                 if open_:
@@ -289,22 +329,32 @@ class Notifier:
             result.routes = [r.name for r in routes]
             threads = self.slack.supports_threads
             for route in routes:
-                q = self.outbox.enqueue(alert, route, self._kinds(route), window_s=self.config.suppression_window_s,
-                                        thread_replies=self.config.thread_replies, threads=threads,
-                                        quiet=self.config.quiet,
-                                        storm=(self.config.storm_threshold, self.config.storm_window_s))
+                q = self.outbox.enqueue(
+                    alert,
+                    route,
+                    self._kinds(route),
+                    window_s=self.config.suppression_window_s,
+                    thread_replies=self.config.thread_replies,
+                    threads=threads,
+                    quiet=self.config.quiet,
+                    storm=(self.config.storm_threshold, self.config.storm_window_s),
+                )
                 if q.suppressed:
                     result.suppressed[route.name] = q.count
                 if self.config.quiet:
-                    log.info("quiet mode: recorded, not sent: route=%s %s", route.name,
-                             render_slack(alert, self.config.slack_id).text)
+                    log.info(
+                        "quiet mode: recorded, not sent: route=%s %s",
+                        route.name,
+                        render_slack(alert, self.config.slack_id).text,
+                    )
                     continue
                 for row_id in q.row_ids:
                     result.deliveries += self._deliver(row_id, force=True)
         except Exception as e:  # noqa: BLE001 - an alerting failure must never fail the caller
             result.error = redact(f"{type(e).__name__}: {e}")
-            log.exception("alerting: notify failed for %s.%s", getattr(alert, "dag_id", "?"),
-                          getattr(alert, "task_id", "?"))
+            log.exception(
+                "alerting: notify failed for %s.%s", getattr(alert, "dag_id", "?"), getattr(alert, "task_id", "?")
+            )
         result.elapsed_s = time.monotonic() - t0
         return result
 
@@ -316,8 +366,9 @@ class Notifier:
             log.exception("alerting: outbox unreadable")
             return False
 
-    def redeliver(self, now: datetime | None = None, *, limit: int = 100,
-                  include_future: bool = False) -> list[DeliveryResult]:
+    def redeliver(
+        self, now: datetime | None = None, *, limit: int = 100, include_future: bool = False
+    ) -> list[DeliveryResult]:
         """Send what is pending and due (all pending with include_future). Never raises."""
         results: list[DeliveryResult] = []
         try:
@@ -335,8 +386,11 @@ class Notifier:
         """A token or webhook is set: without either (a laptop), Slack is skipped, not queued forever."""
         if self._slack_ok is None:
             s = self.config.slack
-            self._slack_ok = bool(s.token_conn_id and _connection_exists(s.token_conn_id)) \
-                or s.token() is not None or s.webhook_url() is not None
+            self._slack_ok = (
+                bool(s.token_conn_id and _connection_exists(s.token_conn_id))
+                or s.token() is not None
+                or s.webhook_url() is not None
+            )
         return self._slack_ok
 
     def _kinds(self, route: Route) -> list[str]:
@@ -357,9 +411,9 @@ class Notifier:
         if parent is None:
             return None, None, False
         if parent["status"] in (PENDING, SENDING):
-            return None, None, True          # post after the parent, in its thread
+            return None, None, True  # post after the parent, in its thread
         if parent["status"] != SENT or not parent.get("slack_ts"):
-            return None, None, False         # the parent never went out: post at top level
+            return None, None, False  # the parent never went out: post at top level
         return parent.get("slack_channel_id"), parent.get("thread_ts") or parent["slack_ts"], False
 
     def _message(self, alert: Alert, threaded: bool) -> SlackMessage:
@@ -397,24 +451,25 @@ class Notifier:
                     self.outbox.release(row_id)
                     return [DeliveryResult(row_id, route, kind, "pending", "parent message not sent yet")]
                 since = alert.occurred_at.isoformat(timespec="seconds")
-                _, ts = self.slack.post(channel_id or row["target"], render_repeat(row["repeat_count"], since),
-                                        thread_ts=parent)
+                _, ts = self.slack.post(
+                    channel_id or row["target"], render_repeat(row["repeat_count"], since), thread_ts=parent
+                )
                 self.outbox.mark_sent(row_id, slack_ts=ts, channel_id=channel_id, thread_ts=parent)
             elif kind == EMAIL:
                 to = [a for a in row["target"].split(",") if a]
                 headers = {"X-Alert-Id": row["alert_id"], "X-Alert-Signature": row["signature"]}
                 parent = self.outbox.row(row["parent_row_id"]) if row.get("parent_row_id") else None
-                if parent and parent.get("message_id"):   # a recovery answers the failure's e-mail
+                if parent and parent.get("message_id"):  # a recovery answers the failure's e-mail
                     headers.update({"In-Reply-To": parent["message_id"], "References": parent["message_id"]})
-                message_id = self.email.send(to, render_email(alert, repeat_count=row["repeat_count"]),
-                                             headers=headers)
+                message_id = self.email.send(to, render_email(alert, repeat_count=row["repeat_count"]), headers=headers)
                 self.outbox.mark_sent(row_id, message_id=message_id)
             else:
                 raise DeliveryError(f"unknown delivery kind {kind!r}")
         except Exception as e:  # noqa: BLE001
             err = redact(str(e) if isinstance(e, DeliveryError) else f"{type(e).__name__}: {e}")
-            status = self.outbox.mark_retry(row_id, err, retry_after_s=getattr(e, "retry_after_s", None),
-                                            permanent=getattr(e, "permanent", False))
+            status = self.outbox.mark_retry(
+                row_id, err, retry_after_s=getattr(e, "retry_after_s", None), permanent=getattr(e, "permanent", False)
+            )
             log.warning("alerting: %s delivery to route %s failed (%s): %s", kind, route, status, err)
             results = [DeliveryResult(row_id, route, kind, status, err)]
             if kind == SLACK and alert is not None and alert.kind != "retry":
@@ -432,8 +487,11 @@ class Notifier:
         if failure.kind not in FAILURE_KINDS:
             return
         try:
-            self.slack.update(parent["slack_channel_id"], parent["slack_ts"],
-                              render_slack(failure, self.config.slack_id, resolved=recovery))
+            self.slack.update(
+                parent["slack_channel_id"],
+                parent["slack_ts"],
+                render_slack(failure, self.config.slack_id, resolved=recovery),
+            )
         except DeliveryError as e:
             log.warning("alerting: could not mark the failure message resolved: %s", e)
 
@@ -441,8 +499,14 @@ class Notifier:
         route = self.config.route(row["route"])
         if route is None or not route.emails:
             return []
-        fid, created = self.outbox.ensure(row["alert_id"], route.name, EMAIL, ",".join(route.emails),
-                                          signature=row["signature"], payload=row["payload"],
-                                          count=row["repeat_count"])
+        fid, created = self.outbox.ensure(
+            row["alert_id"],
+            route.name,
+            EMAIL,
+            ",".join(route.emails),
+            signature=row["signature"],
+            payload=row["payload"],
+            count=row["repeat_count"],
+        )
         # a fallback created now goes now; an older pending one keeps its own backoff
         return self._deliver(fid, force=True) if fid is not None and created else []

@@ -6,7 +6,7 @@ import hashlib
 import json
 import re
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 KINDS = ("task_failed", "dag_failed", "retry", "recovered", "late")
@@ -34,16 +34,16 @@ def normalise_error(error: str | None) -> str:
 
 @dataclass
 class DbtFailure:
-    name: str                      # e.g. model.shop.fct_orders or its short name
-    resource_type: str = "model"   # model | test | seed | snapshot
-    owners: list[str] = field(default_factory=list)   # owner e-mails (meta.owner)
+    name: str  # e.g. model.shop.fct_orders or its short name
+    resource_type: str = "model"  # model | test | seed | snapshot
+    owners: list[str] = field(default_factory=list)  # owner e-mails (meta.owner)
     message: str = ""
 
 
 @dataclass
 class DbtContext:
     failures: list[DbtFailure] = field(default_factory=list)
-    tag: str | None = None         # the dbt tag (selector) the DAG ran
+    tag: str | None = None  # the dbt tag (selector) the DAG ran
 
 
 @dataclass
@@ -54,7 +54,7 @@ class MeltanoContext:
 
 
 def _utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 @dataclass
@@ -88,7 +88,7 @@ class Alert:
         if isinstance(self.occurred_at, str):
             self.occurred_at = datetime.fromisoformat(self.occurred_at)
         if self.occurred_at.tzinfo is None:
-            self.occurred_at = self.occurred_at.replace(tzinfo=timezone.utc)
+            self.occurred_at = self.occurred_at.replace(tzinfo=UTC)
         self.dag_tags = list(self.dag_tags or [])
         self.extra = dict(self.extra or {})
 
@@ -100,8 +100,9 @@ class Alert:
     def alert_id(self) -> str:
         """One occurrence: the signature plus what identifies this event. Enqueueing the same
         occurrence twice (a callback re-run) yields the same id, so it is delivered once."""
-        key = json.dumps([self.signature(), self.kind, self.run_id or "", self.try_number,
-                          self.occurred_at.isoformat()])
+        key = json.dumps(
+            [self.signature(), self.kind, self.run_id or "", self.try_number, self.occurred_at.isoformat()]
+        )
         return hashlib.sha256(key.encode()).hexdigest()[:32]
 
     def to_dict(self) -> dict[str, Any]:
@@ -110,5 +111,5 @@ class Alert:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "Alert":
+    def from_dict(cls, d: dict[str, Any]) -> Alert:
         return cls(**d)

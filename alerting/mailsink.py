@@ -46,7 +46,7 @@ class MailSink:
                 index.write(f"{stamp}  {path.name}  to={','.join(envelope.rcpt_tos)}  {msg['Subject']}\n")
         return "250 Message accepted for delivery"
 
-    def start(self) -> "MailSink":
+    def start(self) -> MailSink:
         """Listen on the port, or on a free one when it is taken (see `.port`)."""
         from aiosmtpd.controller import Controller
 
@@ -64,7 +64,7 @@ class MailSink:
             self._controller.stop()
             self._controller = None
 
-    def __enter__(self) -> "MailSink":
+    def __enter__(self) -> MailSink:
         return self.start()
 
     def __exit__(self, *exc: Any) -> None:

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import html
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from .events import Alert
 
@@ -69,10 +70,10 @@ def truncate_head(text: str, limit: int, marker: str = MARKER) -> str:
     """Keeps the end (the latest log lines), marker first."""
     if len(text) <= limit:
         return text
-    keep = text[len(text) - max(0, limit - len(marker) - 1):]
+    keep = text[len(text) - max(0, limit - len(marker) - 1) :]
     semi = keep.find(";")
     if 0 <= semi < 5 and "&" not in keep[:semi]:
-        keep = keep[semi + 1:]
+        keep = keep[semi + 1 :]
     return marker + "\n" + keep
 
 
@@ -134,8 +135,9 @@ class SlackMessage:
         return {"text": self.text, "blocks": self.blocks}
 
 
-def render_slack(alert: Alert, slack_id: Callable[[str], str | None] = lambda _o: None, *,
-                 resolved: Alert | None = None) -> SlackMessage:
+def render_slack(
+    alert: Alert, slack_id: Callable[[str], str | None] = lambda _o: None, *, resolved: Alert | None = None
+) -> SlackMessage:
     """The top-level message. With `resolved` (the recovery), the same message marked resolved:
     what chat.update writes over the failure once the next run succeeds."""
     heading = title(alert) if resolved is None else "✅ Resolved: " + title(alert).split(" ", 1)[1]
@@ -143,16 +145,48 @@ def render_slack(alert: Alert, slack_id: Callable[[str], str | None] = lambda _o
         {"type": "header", "text": {"type": "plain_text", "text": truncate(plain(heading), HEADER_MAX), "emoji": True}},
     ]
     if resolved is not None:
-        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": escape_mrkdwn(
-            f"Resolved at {resolved.occurred_at.isoformat(timespec='seconds')} by run {resolved.run_id or '-'}")}]})
-    fields = [("DAG", alert.dag_id), ("Task", alert.task_id or "-"), ("Run", alert.run_id or "-"),
-              ("Try", _try(alert)), ("Duration", format_duration(alert.duration_s))]
-    blocks.append({"type": "section", "fields": [
-        {"type": "mrkdwn", "text": truncate(f"*{k}*\n{escape_mrkdwn(v)}", FIELD_MAX)} for k, v in fields]})
+        blocks.append(
+            {
+                "type": "context",
+                "elements": [
+                    {
+                        "type": "mrkdwn",
+                        "text": escape_mrkdwn(
+                            f"Resolved at {resolved.occurred_at.isoformat(timespec='seconds')} by run {resolved.run_id or '-'}"
+                        ),
+                    }
+                ],
+            }
+        )
+    fields = [
+        ("DAG", alert.dag_id),
+        ("Task", alert.task_id or "-"),
+        ("Run", alert.run_id or "-"),
+        ("Try", _try(alert)),
+        ("Duration", format_duration(alert.duration_s)),
+    ]
+    blocks.append(
+        {
+            "type": "section",
+            "fields": [
+                {"type": "mrkdwn", "text": truncate(f"*{k}*\n{escape_mrkdwn(v)}", FIELD_MAX)} for k, v in fields
+            ],
+        }
+    )
     if alert.log_url and re.match(r"https?://", alert.log_url) and len(alert.log_url) <= 3000:
-        blocks.append({"type": "actions", "elements": [
-            {"type": "button", "text": {"type": "plain_text", "text": "View log"}, "url": alert.log_url,
-             "action_id": "view_log"}]})
+        blocks.append(
+            {
+                "type": "actions",
+                "elements": [
+                    {
+                        "type": "button",
+                        "text": {"type": "plain_text", "text": "View log"},
+                        "url": alert.log_url,
+                        "action_id": "view_log",
+                    }
+                ],
+            }
+        )
     if alert.error:
         blocks.append(_code_section("*Error*", alert.error))
     missing = alert.extra.get("missing_assets")
@@ -164,21 +198,41 @@ def render_slack(alert: Alert, slack_id: Callable[[str], str | None] = lambda _o
         blocks.append(_section(text))
     history = alert.extra.get("history") or []
     if history:
-        lines = [f"• try {h.get('try_number')} at {escape_mrkdwn(str(h.get('occurred_at', ''))[:19])}: "
-                 f"{truncate(escape_mrkdwn(first_line(h.get('error', ''))), 300)}" for h in history[-10:]]
+        lines = [
+            f"• try {h.get('try_number')} at {escape_mrkdwn(str(h.get('occurred_at', ''))[:19])}: "
+            f"{truncate(escape_mrkdwn(first_line(h.get('error', ''))), 300)}"
+            for h in history[-10:]
+        ]
         blocks.append(_section("*Earlier tries*\n" + "\n".join(lines)))
 
-    tail: list[dict[str, Any]] = []   # blocks that must survive the 50-block trim
+    tail: list[dict[str, Any]] = []  # blocks that must survive the 50-block trim
     if alert.meltano:
         m = alert.meltano
-        tail.append({"type": "section", "fields": [
-            {"type": "mrkdwn", "text": truncate(f"*Extractor*\n{escape_mrkdwn(m.extractor)}", FIELD_MAX)},
-            {"type": "mrkdwn", "text": truncate(f"*State ID*\n{escape_mrkdwn(m.state_id or '-')}", FIELD_MAX)}]})
+        tail.append(
+            {
+                "type": "section",
+                "fields": [
+                    {"type": "mrkdwn", "text": truncate(f"*Extractor*\n{escape_mrkdwn(m.extractor)}", FIELD_MAX)},
+                    {"type": "mrkdwn", "text": truncate(f"*State ID*\n{escape_mrkdwn(m.state_id or '-')}", FIELD_MAX)},
+                ],
+            }
+        )
         if m.log_tail:
             lines = list(m.log_tail)[-LOG_TAIL_LINES:]
             tail.append(_code_section(f"*Meltano log (last {len(lines)} lines)*", "\n".join(lines), keep_end=True))
-    tail.append({"type": "context", "elements": [{"type": "mrkdwn", "text": escape_mrkdwn(
-        f"{alert.kind} · {alert.occurred_at.isoformat(timespec='seconds')} · sig {alert.signature()[:12]}")}]})
+    tail.append(
+        {
+            "type": "context",
+            "elements": [
+                {
+                    "type": "mrkdwn",
+                    "text": escape_mrkdwn(
+                        f"{alert.kind} · {alert.occurred_at.isoformat(timespec='seconds')} · sig {alert.signature()[:12]}"
+                    ),
+                }
+            ],
+        }
+    )
 
     dbt_blocks: list[dict[str, Any]] = []
     if alert.dbt and alert.dbt.failures:
@@ -194,8 +248,12 @@ def render_slack(alert: Alert, slack_id: Callable[[str], str | None] = lambda _o
     if len(dbt_blocks) > room:
         shown = dbt_blocks[: room - 1]
         hidden = len(dbt_blocks) - len(shown)
-        dbt_blocks = shown + [{"type": "context", "elements": [
-            {"type": "mrkdwn", "text": f"{MARKER}: {hidden} more dbt failures not shown"}]}]
+        dbt_blocks = shown + [
+            {
+                "type": "context",
+                "elements": [{"type": "mrkdwn", "text": f"{MARKER}: {hidden} more dbt failures not shown"}],
+            }
+        ]
     blocks = blocks + dbt_blocks + tail
 
     text = heading
@@ -210,8 +268,9 @@ def render_retry_reply(alert: Alert) -> SlackMessage:
     """A failed try that will be retried, as a quiet reply in the open incident's thread."""
     text = f"🟠 Try {_try(alert)} failed, will retry (run {alert.run_id or '-'})"
     err = first_line(alert.error)
-    return SlackMessage(text=truncate(escape_mrkdwn(text) + (f": {escape_mrkdwn(err)}" if err else ""), TEXT_MAX),
-                        blocks=[])
+    return SlackMessage(
+        text=truncate(escape_mrkdwn(text) + (f": {escape_mrkdwn(err)}" if err else ""), TEXT_MAX), blocks=[]
+    )
 
 
 def render_recovered(alert: Alert) -> SlackMessage:
@@ -234,9 +293,11 @@ def render_recovered(alert: Alert) -> SlackMessage:
 
 
 def render_storm(info: dict[str, Any]) -> SlackMessage:
-    text = (f"🌩️ Failure storm on route {info.get('route')}: more than {info.get('threshold')} failures within "
-            f"{int(float(info.get('window_s', 0)) // 60)} min since {info.get('started_at')}. "
-            f"Further failures are posted in this thread.")
+    text = (
+        f"🌩️ Failure storm on route {info.get('route')}: more than {info.get('threshold')} failures within "
+        f"{int(float(info.get('window_s', 0)) // 60)} min since {info.get('started_at')}. "
+        f"Further failures are posted in this thread."
+    )
     return SlackMessage(text=escape_mrkdwn(text), blocks=[])
 
 
@@ -255,9 +316,14 @@ class EmailMessageParts:
 def render_email(alert: Alert, *, repeat_count: int = 1) -> EmailMessageParts:
     subject = " ".join(f"[Airflow] {title(alert)} (try {_try(alert)})".split())  # no CR/LF
     subject = truncate(subject, 200)
-    rows = [("DAG", alert.dag_id), ("Task", alert.task_id or "-"), ("Run", alert.run_id or "-"),
-            ("Try", _try(alert)), ("Duration", format_duration(alert.duration_s)),
-            ("Occurred at", alert.occurred_at.isoformat(timespec="seconds"))]
+    rows = [
+        ("DAG", alert.dag_id),
+        ("Task", alert.task_id or "-"),
+        ("Run", alert.run_id or "-"),
+        ("Try", _try(alert)),
+        ("Duration", format_duration(alert.duration_s)),
+        ("Occurred at", alert.occurred_at.isoformat(timespec="seconds")),
+    ]
     text = [title(alert), ""] + [f"{k}: {v}" for k, v in rows]
     h = [f"<h2>{html.escape(title(alert))}</h2>", "<table>"]
     h += [f"<tr><th align='left'>{k}</th><td>{html.escape(str(v))}</td></tr>" for k, v in rows]
@@ -265,7 +331,7 @@ def render_email(alert: Alert, *, repeat_count: int = 1) -> EmailMessageParts:
     if alert.log_url:
         text.append(f"Log: {alert.log_url}")
         if re.match(r"https?://", alert.log_url):
-            h.append(f"<p><a href=\"{html.escape(alert.log_url, quote=True)}\">View log</a></p>")
+            h.append(f'<p><a href="{html.escape(alert.log_url, quote=True)}">View log</a></p>')
     if alert.error:
         err = truncate(alert.error, 20000)
         text += ["", "Error:", err]
@@ -277,24 +343,34 @@ def render_email(alert: Alert, *, repeat_count: int = 1) -> EmailMessageParts:
         for f in alert.dbt.failures:
             owners = ", ".join(f.owners) or "no owner"
             text.append(f"- {f.resource_type} {f.name} (owners: {owners}) {first_line(f.message)}".rstrip())
-            h.append(f"<li>{html.escape(f.resource_type)} <code>{html.escape(f.name)}</code> "
-                     f"(owners: {html.escape(owners)}) {html.escape(first_line(f.message))}</li>")
+            h.append(
+                f"<li>{html.escape(f.resource_type)} <code>{html.escape(f.name)}</code> "
+                f"(owners: {html.escape(owners)}) {html.escape(first_line(f.message))}</li>"
+            )
         h.append("</ul>")
     if alert.meltano:
         m = alert.meltano
         text += ["", f"Meltano extractor: {m.extractor}", f"State ID: {m.state_id or '-'}"]
-        h.append(f"<h3>Meltano</h3><p>Extractor: {html.escape(m.extractor)}<br>"
-                 f"State ID: {html.escape(m.state_id or '-')}</p>")
+        h.append(
+            f"<h3>Meltano</h3><p>Extractor: {html.escape(m.extractor)}<br>"
+            f"State ID: {html.escape(m.state_id or '-')}</p>"
+        )
         if m.log_tail:
             lines = list(m.log_tail)[-LOG_TAIL_LINES:]
             text += ["Log tail:"] + lines
             h.append(f"<pre>{html.escape(chr(10).join(lines))}</pre>")
     if alert.kind == "late":
         missing = alert.extra.get("missing_assets") or []
-        text += ["", f"Expected by: {alert.extra.get('expected_by', '-')}",
-                 "Upstream Assets not arrived: " + (", ".join(missing) or "-")]
-        h.append(f"<p>Expected by {html.escape(str(alert.extra.get('expected_by', '-')))}</p><ul>"
-                 + "".join(f"<li><code>{html.escape(a)}</code></li>" for a in missing) + "</ul>")
+        text += [
+            "",
+            f"Expected by: {alert.extra.get('expected_by', '-')}",
+            "Upstream Assets not arrived: " + (", ".join(missing) or "-"),
+        ]
+        h.append(
+            f"<p>Expected by {html.escape(str(alert.extra.get('expected_by', '-')))}</p><ul>"
+            + "".join(f"<li><code>{html.escape(a)}</code></li>" for a in missing)
+            + "</ul>"
+        )
     if alert.kind == "recovered":
         line = render_recovered(Alert(**{**alert.to_dict(), "log_url": None})).text
         line = html.unescape(line)
@@ -302,12 +378,20 @@ def render_email(alert: Alert, *, repeat_count: int = 1) -> EmailMessageParts:
         h.append(f"<p>{html.escape(line)}</p>")
     history = alert.extra.get("history") or []
     if history:
-        text += ["", "Earlier tries:"] + [f"- try {t.get('try_number')} at {str(t.get('occurred_at'))[:19]}: "
-                                          f"{first_line(t.get('error', ''))}" for t in history]
-        h.append("<h3>Earlier tries</h3><ul>" + "".join(
-            f"<li>try {html.escape(str(t.get('try_number')))}: {html.escape(first_line(t.get('error', '')))}</li>"
-            for t in history) + "</ul>")
+        text += ["", "Earlier tries:"] + [
+            f"- try {t.get('try_number')} at {str(t.get('occurred_at'))[:19]}: {first_line(t.get('error', ''))}"
+            for t in history
+        ]
+        h.append(
+            "<h3>Earlier tries</h3><ul>"
+            + "".join(
+                f"<li>try {html.escape(str(t.get('try_number')))}: {html.escape(first_line(t.get('error', '')))}</li>"
+                for t in history
+            )
+            + "</ul>"
+        )
     if repeat_count > 1:
         text += ["", f"Occurrences in the suppression window: {repeat_count}"]
-    return EmailMessageParts(subject=subject, text="\n".join(text) + "\n",
-                             html="<html><body>" + "\n".join(h) + "</body></html>")
+    return EmailMessageParts(
+        subject=subject, text="\n".join(text) + "\n", html="<html><body>" + "\n".join(h) + "</body></html>"
+    )

@@ -43,9 +43,10 @@ import json
 import logging
 import os
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import yaml
@@ -133,14 +134,24 @@ def _airflow_connection(conn_id: str) -> dict[str, Any] | None:
         raw = raw.strip()
         if raw.startswith("{"):
             d = json.loads(raw)
-            return {"host": d.get("host"), "port": d.get("port"), "login": d.get("login"),
-                    "password": d.get("password"), "extra": d.get("extra") or {}}
+            return {
+                "host": d.get("host"),
+                "port": d.get("port"),
+                "login": d.get("login"),
+                "password": d.get("password"),
+                "extra": d.get("extra") or {},
+            }
         u = urlsplit(raw)
-        return {"host": unquote(u.hostname or "") or None, "port": u.port,
-                "login": unquote(u.username) if u.username else None,
-                "password": unquote(u.password) if u.password else None, "extra": {}}
+        return {
+            "host": unquote(u.hostname or "") or None,
+            "port": u.port,
+            "login": unquote(u.username) if u.username else None,
+            "password": unquote(u.password) if u.password else None,
+            "extra": {},
+        }
     try:  # lazy: this package does not need Airflow
         from airflow.sdk import BaseHook  # type: ignore[import-not-found]
+
         conn = BaseHook.get_connection(conn_id)
     except Exception:  # noqa: BLE001
         return None
@@ -164,6 +175,7 @@ def resolve_secret(env: str | None = None, conn_id: str | None = None, field_nam
 
 # ---------------------------------------------------------------- config
 
+
 @dataclass
 class SlackSettings:
     token_env: str | None = "SLACK_BOT_TOKEN"
@@ -172,7 +184,7 @@ class SlackSettings:
     webhook_conn_id: str | None = None
     base_url: str | None = None
     timeout_s: float = 3.0
-    max_retry_after_s: float = 2.0   # a longer Retry-After is not slept through: the row is redelivered later
+    max_retry_after_s: float = 2.0  # a longer Retry-After is not slept through: the row is redelivered later
 
     def token(self) -> Secret | None:
         return resolve_secret(self.token_env, self.token_conn_id)
@@ -216,7 +228,7 @@ class Route:
     name: str
     slack_channel: str | None = None
     emails: list[str] = field(default_factory=list)
-    email_mode: str = "fallback"     # fallback | always
+    email_mode: str = "fallback"  # fallback | always
     match: dict[str, list[str]] = field(default_factory=dict)
 
     def matches(self, alert: Alert) -> bool:
@@ -251,9 +263,13 @@ def _route(d: dict[str, Any], default_name: str) -> Route:
     mode = d.get("email_mode", "fallback")
     if mode not in ("fallback", "always"):
         raise ValueError(f"route {d.get('name', default_name)}: email_mode must be fallback or always")
-    return Route(name=str(d.get("name", default_name)), slack_channel=d.get("slack_channel"),
-                 emails=_as_list(d.get("emails")), email_mode=mode,
-                 match={k: _as_list(v) for k, v in (d.get("match") or {}).items()})
+    return Route(
+        name=str(d.get("name", default_name)),
+        slack_channel=d.get("slack_channel"),
+        emails=_as_list(d.get("emails")),
+        email_mode=mode,
+        match={k: _as_list(v) for k, v in (d.get("match") or {}).items()},
+    )
 
 
 _FORBIDDEN = ("token", "webhook_url", "password", "url")
@@ -273,13 +289,15 @@ class RoutingConfig:
     email: EmailSettings = field(default_factory=EmailSettings)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "RoutingConfig":
+    def from_dict(cls, d: dict[str, Any]) -> RoutingConfig:
         d = dict(d or {})
         for section in ("slack", "email"):
-            for key in (d.get(section) or {}):
+            for key in d.get(section) or {}:
                 if key in _FORBIDDEN:
-                    raise ValueError(f"{section}.{key}: secrets do not belong in the routing config; "
-                                     f"name an env var ({key}_env) or an Airflow connection (…_conn_id)")
+                    raise ValueError(
+                        f"{section}.{key}: secrets do not belong in the routing config; "
+                        f"name an env var ({key}_env) or an Airflow connection (…_conn_id)"
+                    )
         default = _route({"name": "default", **(d.get("default") or {})}, "default")
         quiet = d.get("quiet", False)
         env_quiet = os.environ.get("ALERTING_QUIET")
@@ -287,14 +305,25 @@ class RoutingConfig:
             quiet = env_quiet.lower() in ("1", "true", "yes")
         slack, email = dict(d.get("slack") or {}), dict(d.get("email") or {})
         # Where to send, per deployment (a mail sink in dev, a test server): env over the file.
-        for env_name, section, key, cast in (("ALERTING_SLACK_BASE_URL", slack, "base_url", str),
-                                             ("ALERTING_SMTP_HOST", email, "smtp_host", str),
-                                             ("ALERTING_SMTP_PORT", email, "smtp_port", int)):
+        for env_name, section, key, cast in (
+            ("ALERTING_SLACK_BASE_URL", slack, "base_url", str),
+            ("ALERTING_SMTP_HOST", email, "smtp_host", str),
+            ("ALERTING_SMTP_PORT", email, "smtp_port", int),
+        ):
             if os.environ.get(env_name):
                 section[key] = cast(os.environ[env_name])
         storm = d.get("storm") or {}
-        unknown = set(d) - {"quiet", "suppression_window_s", "thread_replies", "storm", "owners", "slack",
-                            "email", "routes", "default"}
+        unknown = set(d) - {
+            "quiet",
+            "suppression_window_s",
+            "thread_replies",
+            "storm",
+            "owners",
+            "slack",
+            "email",
+            "routes",
+            "default",
+        }
         if unknown:
             raise ValueError(f"unknown keys {sorted(unknown)}")
         return cls(
@@ -311,7 +340,7 @@ class RoutingConfig:
         )
 
     @classmethod
-    def load(cls, source: str | Path | dict[str, Any]) -> "RoutingConfig":
+    def load(cls, source: str | Path | dict[str, Any]) -> RoutingConfig:
         if isinstance(source, dict):
             return cls.from_dict(source)
         if isinstance(source, Path) or (isinstance(source, str) and "\n" not in source and Path(source).exists()):

@@ -29,22 +29,22 @@ class Request:
     path: str
     headers: dict[str, str]
     raw: bytes
-    body: Any                        # parsed JSON, or form dict (single values), or text
-    answered: str = ""               # what the server answered: ok | 429 | 500 | sleep | invalid_auth
-    ts: str | None = None            # chat.postMessage: the ts the server gave the message
-    received_at: float = field(default_factory=time.time)   # epoch seconds, when the request arrived
+    body: Any  # parsed JSON, or form dict (single values), or text
+    answered: str = ""  # what the server answered: ok | 429 | 500 | sleep | invalid_auth
+    ts: str | None = None  # chat.postMessage: the ts the server gave the message
+    received_at: float = field(default_factory=time.time)  # epoch seconds, when the request arrived
 
 
 class FakeSlack:
     def __init__(self, tokens: set[str] | None = None, *, delay_s: float = 0.0):
         self.tokens = set(tokens or {"xoxb-test-token"})
         self.requests: list[Request] = []
-        self.messages: list[Request] = []          # successfully accepted chat.postMessage + webhook posts
-        self.updates: list[Request] = []           # successfully accepted chat.update calls
+        self.messages: list[Request] = []  # successfully accepted chat.postMessage + webhook posts
+        self.updates: list[Request] = []  # successfully accepted chat.update calls
         self.mode = "ok"
         self.sleep_s = 5.0
         self.retry_after = 1
-        self.delay_s = delay_s                     # added to every successful answer (widens races)
+        self.delay_s = delay_s  # added to every successful answer (widens races)
         self._script: deque[tuple[str, Any]] = deque()
         self._lock = threading.Lock()
         self._ts = itertools.count(1)
@@ -76,9 +76,8 @@ class FakeSlack:
         with self._lock:
             self._script.append((what, retry_after if retry_after is not None else arg))
 
-    def start(self) -> "FakeSlack":
-        self._thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05},
-                                        daemon=True)
+    def start(self) -> FakeSlack:
+        self._thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
         self._thread.start()
         return self
 
@@ -86,7 +85,7 @@ class FakeSlack:
         self.server.shutdown()
         self.server.server_close()
 
-    def __enter__(self) -> "FakeSlack":
+    def __enter__(self) -> FakeSlack:
         return self.start()
 
     def __exit__(self, *exc: Any) -> None:
@@ -124,8 +123,12 @@ class FakeSlack:
         try:
             if what == "429":
                 ra = arg if arg is not None else self.retry_after
-                self._send(h, 429, {"ok": False, "error": "ratelimited"} if not webhook else "rate_limited",
-                           {"Retry-After": str(ra)})
+                self._send(
+                    h,
+                    429,
+                    {"ok": False, "error": "ratelimited"} if not webhook else "rate_limited",
+                    {"Retry-After": str(ra)},
+                )
             elif what == "500":
                 self._send(h, 500, {"ok": False, "error": "internal_error"} if not webhook else "internal_error")
             elif what == "sleep":
@@ -143,21 +146,29 @@ class FakeSlack:
                 self._send(h, 200, "ok")
             else:
                 self._api(h, req)
-        except (BrokenPipeError, ConnectionResetError, socket.timeout):
+        except (TimeoutError, BrokenPipeError, ConnectionResetError):
             pass
 
     def _api(self, h: BaseHTTPRequestHandler, req: Request) -> None:
         method = req.path.rsplit("/", 1)[-1]
         auth = h.headers.get("Authorization", "")
-        token = auth[7:] if auth.startswith("Bearer ") else (req.body or {}).get("token") if isinstance(req.body, dict) else None
+        token = (
+            auth[7:]
+            if auth.startswith("Bearer ")
+            else (req.body or {}).get("token")
+            if isinstance(req.body, dict)
+            else None
+        )
         if token not in self.tokens:
             req.answered = "invalid_auth"
             return self._send(h, 200, {"ok": False, "error": "invalid_auth"})
         body = req.body if isinstance(req.body, dict) else {}
         if method == "chat.update":
             with self._lock:
-                known = any(m.body.get("ts") == body.get("ts") for m in self.messages if isinstance(m.body, dict)) \
+                known = (
+                    any(m.body.get("ts") == body.get("ts") for m in self.messages if isinstance(m.body, dict))
                     or body.get("ts") in self._posted_ts
+                )
                 if known:
                     self.updates.append(req)
             if not known:
@@ -176,8 +187,16 @@ class FakeSlack:
             req.ts = ts
         channel = body["channel"]
         channel_id = "C" + format(abs(hash(channel)) % 10**8, "08d") if channel.startswith("#") else channel
-        self._send(h, 200, {"ok": True, "channel": channel_id, "ts": ts,
-                            "message": {"text": body.get("text"), "ts": ts, "thread_ts": body.get("thread_ts")}})
+        self._send(
+            h,
+            200,
+            {
+                "ok": True,
+                "channel": channel_id,
+                "ts": ts,
+                "message": {"text": body.get("text"), "ts": ts, "thread_ts": body.get("thread_ts")},
+            },
+        )
 
     @staticmethod
     def _send(h: BaseHTTPRequestHandler, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
@@ -194,6 +213,7 @@ class FakeSlack:
 
 # -------------------------------------------------------------------- SMTP
 
+
 @dataclass
 class Received:
     mail_from: str
@@ -203,6 +223,7 @@ class Received:
     def message(self):
         import email
         from email import policy
+
         return email.message_from_bytes(self.content, policy=policy.default)
 
 
@@ -225,8 +246,9 @@ class FakeSMTP:
         self.received.append(Received(envelope.mail_from, list(envelope.rcpt_tos), bytes(envelope.content)))
         return "250 Message accepted for delivery"
 
-    def start(self) -> "FakeSMTP":
+    def start(self) -> FakeSMTP:
         from aiosmtpd.controller import Controller
+
         self._controller = Controller(self, hostname="127.0.0.1", port=self.port)
         self._controller.start()
         return self
@@ -236,7 +258,7 @@ class FakeSMTP:
             self._controller.stop()
             self._controller = None
 
-    def __enter__(self) -> "FakeSMTP":
+    def __enter__(self) -> FakeSMTP:
         return self.start()
 
     def __exit__(self, *exc: Any) -> None:

@@ -24,7 +24,7 @@ import statistics
 import sys
 import tempfile
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -37,22 +37,31 @@ from alerting.routing import RoutingConfig  # noqa: E402
 from alerting.testing import FakeSlack, FakeSMTP  # noqa: E402
 
 TOKEN = "xoxb-bench"
-UTC = timezone.utc
+UTC = UTC
 
 
 def notifier(slack: FakeSlack, smtp: FakeSMTP, db: Path, **over) -> Notifier:
-    cfg = {"slack": {"token_env": "BENCH_SLACK_TOKEN", "base_url": slack.api_url, "timeout_s": 1},
-           "email": {"smtp_host": "127.0.0.1", "smtp_port": smtp.port, "timeout_s": 2},
-           "thread_replies": True,
-           "default": {"slack_channel": "#alerts", "emails": ["data@example.com"]}}
+    cfg = {
+        "slack": {"token_env": "BENCH_SLACK_TOKEN", "base_url": slack.api_url, "timeout_s": 1},
+        "email": {"smtp_host": "127.0.0.1", "smtp_port": smtp.port, "timeout_s": 2},
+        "thread_replies": True,
+        "default": {"slack_channel": "#alerts", "emails": ["data@example.com"]},
+    }
     cfg.update(over)
     return Notifier(RoutingConfig.from_dict(cfg), Outbox(f"sqlite:///{db}"))
 
 
 def alert(i: int, **over) -> Alert:
-    kw = dict(kind="task_failed", dag_id=f"meltano_tap_{i}", task_id="meltano_run", run_id=f"scheduled__{i}",
-              try_number=3, max_tries=3, error=f"source {i} refused the connection",
-              occurred_at=datetime.now(UTC))
+    kw = dict(
+        kind="task_failed",
+        dag_id=f"meltano_tap_{i}",
+        task_id="meltano_run",
+        run_id=f"scheduled__{i}",
+        try_number=3,
+        max_tries=3,
+        error=f"source {i} refused the connection",
+        occurred_at=datetime.now(UTC),
+    )
     kw.update(over)
     return Alert(**kw)
 
@@ -93,16 +102,24 @@ def faults(tmp: Path) -> list[dict]:
             took = time.monotonic() - t0
             at_once = sorted({d.kind for d in res.deliveries if d.status == "sent"})
             held = sorted(f"{r['kind']}:{r['status']}" for r in n.outbox.rows())
-            slack.mode = "ok"                               # the fault clears
+            slack.mode = "ok"  # the fault clears
             if smtp._controller is None:
                 smtp.start()
-            n.redeliver(include_future=True)                # what the alerting DAG does every 5 min
+            n.redeliver(include_future=True)  # what the alerting DAG does every 5 min
             posted = len(slack.posted())
             mails = len(smtp.received)
             smtp.stop()
-            rows.append({"fault": name, "notify_s": round(took, 2), "delivered_at_once": at_once or ["nothing"],
-                         "outbox_after_notify": held, "slack_messages_in_the_end": posted,
-                         "emails_in_the_end": mails, "error_raised": res.error})
+            rows.append(
+                {
+                    "fault": name,
+                    "notify_s": round(took, 2),
+                    "delivered_at_once": at_once or ["nothing"],
+                    "outbox_after_notify": held,
+                    "slack_messages_in_the_end": posted,
+                    "emails_in_the_end": mails,
+                    "error_raised": res.error,
+                }
+            )
     return rows
 
 
@@ -116,17 +133,25 @@ def storm(tmp: Path) -> dict:
         out["100 different failures"] = {
             "seconds": round(time.monotonic() - t0, 2),
             "top_level_messages": len([m for m in slack.posted() if "thread_ts" not in m]),
-            "in_the_storm_thread": len([m for m in slack.posted() if "thread_ts" in m])}
+            "in_the_storm_thread": len([m for m in slack.posted() if "thread_ts" in m]),
+        }
     with FakeSlack(tokens={TOKEN}) as slack, FakeSMTP() as smtp:
         n = notifier(slack, smtp, tmp / "repeat.db")
         t0 = time.monotonic()
         for i in range(100):
-            n.notify(alert(0, run_id=f"r{i}", error=f"source refused the connection (attempt id {1000 + i})",
-                           occurred_at=datetime.now(UTC) + timedelta(seconds=i)))
+            n.notify(
+                alert(
+                    0,
+                    run_id=f"r{i}",
+                    error=f"source refused the connection (attempt id {1000 + i})",
+                    occurred_at=datetime.now(UTC) + timedelta(seconds=i),
+                )
+            )
         out["100 repeats of one failure"] = {
             "seconds": round(time.monotonic() - t0, 2),
             "top_level_messages": len([m for m in slack.posted() if "thread_ts" not in m]),
-            "thread_replies (counter)": len([m for m in slack.posted() if "thread_ts" in m])}
+            "thread_replies (counter)": len([m for m in slack.posted() if "thread_ts" in m]),
+        }
     return out
 
 
@@ -143,22 +168,34 @@ def main(argv: list[str] | None = None) -> dict:
     if e2e.exists():
         s = json.loads(e2e.read_text()).get("failure_to_slack_s", [])
         if s:
-            result["e2e_failure_to_slack"] = {"median_s": statistics.median(s), "min_s": min(s), "max_s": max(s),
-                                              "n": len(s)}
+            result["e2e_failure_to_slack"] = {
+                "median_s": statistics.median(s),
+                "min_s": min(s),
+                "max_s": max(s),
+                "n": len(s),
+            }
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(json.dumps(result, indent=1))
     lat = result["latency"]
-    print(f"notify() -> Slack server received: median {lat['median_s'] * 1000:.1f} ms "
-          f"(min {lat['min_s'] * 1000:.1f}, max {lat['max_s'] * 1000:.1f}, n={lat['n']})")
+    print(
+        f"notify() -> Slack server received: median {lat['median_s'] * 1000:.1f} ms "
+        f"(min {lat['min_s'] * 1000:.1f}, max {lat['max_s'] * 1000:.1f}, n={lat['n']})"
+    )
     if "e2e_failure_to_slack" in result:
         e = result["e2e_failure_to_slack"]
-        print(f"Airflow task final failure -> Slack: median {e['median_s']:.2f} s "
-              f"(min {e['min_s']:.2f}, max {e['max_s']:.2f}, n={e['n']})")
-    print("\n| fault | notify() s | reached someone at once | outbox after notify | Slack msgs in the end | "
-          "e-mails in the end |\n|---|---|---|---|---|---|")
+        print(
+            f"Airflow task final failure -> Slack: median {e['median_s']:.2f} s "
+            f"(min {e['min_s']:.2f}, max {e['max_s']:.2f}, n={e['n']})"
+        )
+    print(
+        "\n| fault | notify() s | reached someone at once | outbox after notify | Slack msgs in the end | "
+        "e-mails in the end |\n|---|---|---|---|---|---|"
+    )
     for r in result["faults"]:
-        print(f"| {r['fault']} | {r['notify_s']} | {', '.join(r['delivered_at_once'])} | "
-              f"{', '.join(r['outbox_after_notify'])} | {r['slack_messages_in_the_end']} | {r['emails_in_the_end']} |")
+        print(
+            f"| {r['fault']} | {r['notify_s']} | {', '.join(r['delivered_at_once'])} | "
+            f"{', '.join(r['outbox_after_notify'])} | {r['slack_messages_in_the_end']} | {r['emails_in_the_end']} |"
+        )
     print()
     for k, v in result["storm"].items():
         print(f"{k}: " + ", ".join(f"{a} {b}" for a, b in v.items()))

@@ -63,10 +63,16 @@ TARGET_HOP_S = 2.0
 PG_SERVER = "postgresql+psycopg2://postgres@127.0.0.1:5432"
 CONFIGS = {
     "embedded": {"label": "SQLite, LocalExecutor, idle sleep 0.25 s (the embedded default)"},
-    "production": {"label": "PostgreSQL, CeleryExecutor + Redis, 2 workers, idle sleep 0.25 s",
-                   "executor": "CeleryExecutor", "database": "bench_cycle_latency", "redis_db": 7},
-    "embedded-idle1s": {"label": "SQLite, LocalExecutor, idle sleep 1 s (Airflow's default)",
-                        "extra": {"AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "1"}},
+    "production": {
+        "label": "PostgreSQL, CeleryExecutor + Redis, 2 workers, idle sleep 0.25 s",
+        "executor": "CeleryExecutor",
+        "database": "bench_cycle_latency",
+        "redis_db": 7,
+    },
+    "embedded-idle1s": {
+        "label": "SQLite, LocalExecutor, idle sleep 1 s (Airflow's default)",
+        "extra": {"AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "1"},
+    },
 }
 
 DAG_FILE = '''"""Synthetic DAGs for bench/cycle_latency.py: the plan's topology, trivial tasks."""
@@ -106,9 +112,17 @@ def topology() -> dict:
     dags = []
     for dag_id in cycle_dag_ids(plan):
         d = by_id[dag_id]
-        dags.append({"dag_id": dag_id, "kind": d.kind, "schedule": list(d.schedule.assets), "pool": d.pool,
-                     "tasks": [{"task_id": t.task_id, "upstream": list(t.upstream), "outlets": list(t.outlets)}
-                               for t in d.tasks]})
+        dags.append(
+            {
+                "dag_id": dag_id,
+                "kind": d.kind,
+                "schedule": list(d.schedule.assets),
+                "pool": d.pool,
+                "tasks": [
+                    {"task_id": t.task_id, "upstream": list(t.upstream), "outlets": list(t.outlets)} for t in d.tasks
+                ],
+            }
+        )
     used = {a for d in dags for a in (*d["schedule"], *(o for t in d["tasks"] for o in t["outlets"]))}
     return {"profile": plan.profile, "dags": dags, "assets": {a: plan.assets[a] for a in sorted(used)}}
 
@@ -179,30 +193,54 @@ def one_cycle(af: LocalAirflow, topo: dict, timeout: float) -> dict:
     for r in reports:
         ti = client.task_instances(r.dag_id, r.run_id)
         first_start = min(parse_ts(t["start_date"]) for t in ti if t["start_date"])
-        runs.append({"dag_id": r.dag_id, "run_id": r.run_id, "start": r.start, "end": r.end,
-                     "duration": r.duration, "pool": pools[r.dag_id],
-                     "queued": min(parse_ts(t["queued_when"]) for t in ti if t["queued_when"]),
-                     "task_end": max(parse_ts(t["end_date"]) for t in ti if t["end_date"]),
-                     "run_start_to_task_start": _secs(r.start, first_start),
-                     "task_durations": [t["duration"] for t in ti]})
+        runs.append(
+            {
+                "dag_id": r.dag_id,
+                "run_id": r.run_id,
+                "start": r.start,
+                "end": r.end,
+                "duration": r.duration,
+                "pool": pools[r.dag_id],
+                "queued": min(parse_ts(t["queued_when"]) for t in ti if t["queued_when"]),
+                "task_end": max(parse_ts(t["end_date"]) for t in ti if t["end_date"]),
+                "run_start_to_task_start": _secs(r.start, first_start),
+                "task_durations": [t["duration"] for t in ti],
+            }
+        )
         if r.lag is not None:
             last = max(r.triggered_by, key=lambda e: parse_ts(e["timestamp"]))
-            hops.append({"hop": f"{last['source_dag_id']} -> {r.dag_id}", "lag": r.lag,
-                         "events": sorted(e["name"] for e in r.triggered_by)})
+            hops.append(
+                {
+                    "hop": f"{last['source_dag_id']} -> {r.dag_id}",
+                    "lag": r.lag,
+                    "events": sorted(e["name"] for e in r.triggered_by),
+                }
+            )
     # Runs of one pool (1 slot) that were ready together run back to back: a run that waited for
     # the slot starts its task only after the one before it ended. Its "serial step" (end of the task
     # before -> end of its own) is what one more trivial task costs in such a chain; the runs that
     # did not wait give the plain start -> end of a one-task run.
     for run in runs:
-        before = [o["task_end"] for o in runs if o is not run and run["pool"] and o["pool"] == run["pool"]
-                  and run["start"] < o["task_end"] <= run["queued"]]
+        before = [
+            o["task_end"]
+            for o in runs
+            if o is not run
+            and run["pool"]
+            and o["pool"] == run["pool"]
+            and run["start"] < o["task_end"] <= run["queued"]
+        ]
         run["waited_for_pool"] = bool(before)
         run["serial_step"] = _secs(max(before), run["task_end"]) if before else None
     for run in runs:
         for key in ("start", "end", "queued", "task_end"):
             run[key] = run[key].isoformat()
-    return {"cycle": _secs(tick_event, last_end), "trigger_to_last_end": _secs(since, last_end),
-            "tick_event_at": tick_event.isoformat(), "hops": hops, "runs": runs}
+    return {
+        "cycle": _secs(tick_event, last_end),
+        "trigger_to_last_end": _secs(since, last_end),
+        "tick_event_at": tick_event.isoformat(),
+        "hops": hops,
+        "runs": runs,
+    }
 
 
 def _stats(values: list[float]) -> dict:
@@ -228,8 +266,9 @@ def summarize(cycles: list[dict]) -> dict:
     }
 
 
-def run_config(name: str, topo: dict, dags: Path, work: Path, cycles: int, warmup: int, timeout: float,
-               keep_db: bool) -> dict:
+def run_config(
+    name: str, topo: dict, dags: Path, work: Path, cycles: int, warmup: int, timeout: float, keep_db: bool
+) -> dict:
     spec = CONFIGS[name]
     kwargs: dict = {"extra": dict(spec.get("extra", {}))}
     if spec.get("executor") == "CeleryExecutor":
@@ -241,15 +280,20 @@ def run_config(name: str, topo: dict, dags: Path, work: Path, cycles: int, warmu
     shutil.rmtree(home, ignore_errors=True)
     load_before = os.getloadavg()
     af = LocalAirflow(home, dags, **kwargs)
-    out: dict = {"label": spec["label"], "executor": af.executor, "workers": af.workers,
-                 "metadata": "postgresql" if af.metadata_db_url else "sqlite",
-                 "idle_sleep_s": float(af.env["AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME"]),
-                 "loadavg_before": load_before}
+    out: dict = {
+        "label": spec["label"],
+        "executor": af.executor,
+        "workers": af.workers,
+        "metadata": "postgresql" if af.metadata_db_url else "sqlite",
+        "idle_sleep_s": float(af.env["AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME"]),
+        "loadavg_before": load_before,
+    }
     try:
         with af:
             out["startup_s"] = af.startup_seconds
-            print(f"[{name}] Airflow up in {af.startup_seconds:.1f}s ({af.url}, home {home})", file=sys.stderr,
-                  flush=True)
+            print(
+                f"[{name}] Airflow up in {af.startup_seconds:.1f}s ({af.url}, home {home})", file=sys.stderr, flush=True
+            )
             client = af.client
             for pool in sorted({d["pool"] for d in topo["dags"] if d["pool"]}):
                 client.create_pool(pool, 1, "as the plan's warehouse pool: one slot")
@@ -263,9 +307,12 @@ def run_config(name: str, topo: dict, dags: Path, work: Path, cycles: int, warmu
                 c["warmup"] = i < warmup
                 done.append(c)
                 hops = [h["lag"] for h in c["hops"]]
-                print(f"[{name}] cycle {i + 1}{' (warm-up)' if c['warmup'] else ''}: {c['cycle']:.1f}s tick event "
-                      f"-> last dbt end; hops median {statistics.median(hops):.2f}s max {max(hops):.2f}s",
-                      file=sys.stderr, flush=True)
+                print(
+                    f"[{name}] cycle {i + 1}{' (warm-up)' if c['warmup'] else ''}: {c['cycle']:.1f}s tick event "
+                    f"-> last dbt end; hops median {statistics.median(hops):.2f}s max {max(hops):.2f}s",
+                    file=sys.stderr,
+                    flush=True,
+                )
     finally:
         if spec.get("database") and not keep_db:
             drop_postgres(spec["database"])
@@ -284,17 +331,24 @@ def _fmt(s: dict, digits: int = 2) -> str:
 
 def tables(result: dict) -> str:
     configs = result["configs"]
-    header = ("| configuration | setup | cycles | tick event → last dbt DAG end s | hop s (all hops) | hops < 2 s | "
-              "one-task DAG run s | serial step s | Airflow start-up s |")
+    header = (
+        "| configuration | setup | cycles | tick event → last dbt DAG end s | hop s (all hops) | hops < 2 s | "
+        "one-task DAG run s | serial step s | Airflow start-up s |"
+    )
     lines = [header, "|---|---|---|---|---|---|---|---|---|"]
     for name, c in configs.items():
         s = c["summary"]
-        lines.append(f"| {name} | {c['label']} | {s['cycle']['n']} | {_fmt(s['cycle'], 1)} | {_fmt(s['hop'])} | "
-                     f"{s['hops_under_target']}/{s['hop']['n']} | {_fmt(s['trivial_run_duration'])} | "
-                     f"{_fmt(s['serial_step'])} | {c['startup_s']:.0f} |")
+        lines.append(
+            f"| {name} | {c['label']} | {s['cycle']['n']} | {_fmt(s['cycle'], 1)} | {_fmt(s['hop'])} | "
+            f"{s['hops_under_target']}/{s['hop']['n']} | {_fmt(s['trivial_run_duration'])} | "
+            f"{_fmt(s['serial_step'])} | {c['startup_s']:.0f} |"
+        )
     hops = list(dict.fromkeys(h for c in configs.values() for h in c["summary"]["per_hop"]))
-    lines += ["", "| hop (Asset event -> downstream DAG run start) | " + " | ".join(f"{n} s" for n in configs) + " |",
-              "|---|" + "---|" * len(configs)]
+    lines += [
+        "",
+        "| hop (Asset event -> downstream DAG run start) | " + " | ".join(f"{n} s" for n in configs) + " |",
+        "|---|" + "---|" * len(configs),
+    ]
     for h in hops:
         cells = [_fmt(c["summary"]["per_hop"][h]) if h in c["summary"]["per_hop"] else "-" for c in configs.values()]
         lines.append(f"| {h.replace(' -> ', ' → ')} | " + " | ".join(cells) + " |")
@@ -304,8 +358,14 @@ def tables(result: dict) -> str:
 def machine() -> dict:
     from importlib.metadata import version
 
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor())
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
     versions = {"python": platform.python_version()}
     for pkg in ("apache-airflow", "apache-airflow-providers-celery", "celery", "redis"):
         try:
@@ -313,12 +373,22 @@ def machine() -> dict:
         except Exception:  # noqa: BLE001
             versions[pkg] = None
     try:
-        pg = subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-tAc", "show server_version"],
-                            capture_output=True, text=True, timeout=10, check=False).stdout.strip()
+        pg = subprocess.run(
+            ["psql", "-h", "127.0.0.1", "-U", "postgres", "-tAc", "show server_version"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         pg = None
-    return {"nproc": os.cpu_count(), "cpu": cpu, "platform": platform.platform(), "versions": versions,
-            "postgresql": pg}
+    return {
+        "nproc": os.cpu_count(),
+        "cpu": cpu,
+        "platform": platform.platform(),
+        "versions": versions,
+        "postgresql": pg,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -342,8 +412,9 @@ def main(argv: list[str] | None = None) -> int:
     result = {"argv": sys.argv[1:], "machine": machine(), "topology": topo, "configs": {}}
     try:
         for name in names:
-            result["configs"][name] = run_config(name, topo, dags, work, args.cycles, args.warmup, args.timeout,
-                                                 args.keep)
+            result["configs"][name] = run_config(
+                name, topo, dags, work, args.cycles, args.warmup, args.timeout, args.keep
+            )
     finally:
         if args.keep:
             print(f"kept {work}", file=sys.stderr)

@@ -82,10 +82,15 @@ def main(argv: list[str]) -> None:
             dags[dag_id] = {"tasks": len(dag.tasks), "types": types}
         errors.update({str(k): str(v)[-2000:] for k, v in bag.import_errors.items()})
     result = {
-        "started_s": started, "imports_s": imports_s, "dagbag_s": dagbag_s,
+        "started_s": started,
+        "imports_s": imports_s,
+        "dagbag_s": dagbag_s,
         "process_age_s": started + (t_end - T0),  # /proc's view of the whole process (10 ms ticks)
-        "rss_before_kib": rss_before, "rss_peak_kib": rss_after,
-        "dags": dags, "tasks": sum(d["tasks"] for d in dags.values()), "import_errors": errors,
+        "rss_before_kib": rss_before,
+        "rss_peak_kib": rss_after,
+        "dags": dags,
+        "tasks": sum(d["tasks"] for d in dags.values()),
+        "import_errors": errors,
     }
     _emit(result)  # the caller's wall clock stops here
     if serialize:
@@ -95,8 +100,7 @@ def main(argv: list[str]) -> None:
         for bag in bags:
             for dag in bag.dags.values():
                 DagSerialization.to_dict(dag)
-        _emit({"serialize_s": time.perf_counter() - t,
-               "rss_peak_serialized_kib": _hwm_kib()})
+        _emit({"serialize_s": time.perf_counter() - t, "rss_peak_serialized_kib": _hwm_kib()})
     os._exit(0)
 
 

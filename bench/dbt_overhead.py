@@ -69,8 +69,9 @@ def _time(argv: list[str], env: dict, cwd: Path) -> float:
     done = subprocess.run(argv, env=env, cwd=cwd, capture_output=True, text=True, check=False)
     elapsed = time.perf_counter() - t
     if done.returncode:
-        raise RuntimeError(f"{' '.join(argv)[:300]} failed ({done.returncode}):\n"
-                           f"{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
+        raise RuntimeError(
+            f"{' '.join(argv)[:300]} failed ({done.returncode}):\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+        )
     return elapsed
 
 
@@ -99,9 +100,11 @@ def _fresh(target: Path) -> Path:
 
 
 def _ours_argv(args: list[str], project_dir: Path, target: Path) -> list[str]:
-    code = ("import os; from orchestrator.runners.dbt import run_dbt; "
-            f"run_dbt({args!r}, env=dict(os.environ), project_dir={str(project_dir)!r}, "
-            f"target_path={str(target)!r})")
+    code = (
+        "import os; from orchestrator.runners.dbt import run_dbt; "
+        f"run_dbt({args!r}, env=dict(os.environ), project_dir={str(project_dir)!r}, "
+        f"target_path={str(target)!r})"
+    )
     return [sys.executable, "-c", code]
 
 
@@ -109,8 +112,9 @@ def _bare_argv(dbt: str, args: list[str], target: Path) -> list[str]:
     return [dbt, *args, "--profiles-dir", ".", "--target-path", str(target), "--log-path", str(target)]
 
 
-def compare(label: str, selector: str, bare_argv: list[str], ours_argv: list[str], env: dict,
-            project_dir: Path, runs: int) -> dict:
+def compare(
+    label: str, selector: str, bare_argv: list[str], ours_argv: list[str], env: dict, project_dir: Path, runs: int
+) -> dict:
     """One warm-up of each side, then `runs` interleaved pairs. The warm-up is the first run in a fresh
     private target: dbt re-parses there when the seeded partial-parse state does not match (it was
     written without `--target`, and dbt's state check counts the CLI target); it is kept apart."""
@@ -120,8 +124,14 @@ def compare(label: str, selector: str, bare_argv: list[str], ours_argv: list[str
         bare.append(_time(bare_argv, env, project_dir))
         ours.append(_time(ours_argv, env, ROOT))
     b, o = _stats(bare), _stats(ours)
-    return {"dag": label, "selector": selector, "bare": b, "ours": o, "ratio": o["median"] / b["median"],
-            "first_run_in_fresh_target": warm}
+    return {
+        "dag": label,
+        "selector": selector,
+        "bare": b,
+        "ours": o,
+        "ratio": o["median"] / b["median"],
+        "first_run_in_fresh_target": warm,
+    }
 
 
 # --------------------------------------------------------------------------- (a) the demo project
@@ -133,20 +143,34 @@ def prepare_demo(env: dict) -> dict:
     home = BENCH_DIR / "demo"
     shutil.rmtree(home, ignore_errors=True)
     home.mkdir(parents=True)
-    env = {**env, "WAREHOUSE_DUCKDB_PATH": str(home / "warehouse.duckdb"), "DEMO_DATA_DIR": str(home / "demo_data"),
-           "MELTANO_DATABASE_URI": f"sqlite:///{home / 'meltano.db'}",
-           "ALERTING_OUTBOX_URL": f"sqlite:///{home / 'outbox.sqlite'}",
-           "DBT_RUNS_DIR": str(home / "dbt_runs")}
+    env = {
+        **env,
+        "WAREHOUSE_DUCKDB_PATH": str(home / "warehouse.duckdb"),
+        "DEMO_DATA_DIR": str(home / "demo_data"),
+        "MELTANO_DATABASE_URI": f"sqlite:///{home / 'meltano.db'}",
+        "ALERTING_OUTBOX_URL": f"sqlite:///{home / 'outbox.sqlite'}",
+        "DBT_RUNS_DIR": str(home / "dbt_runs"),
+    }
     orchestrator = str(Path(sys.executable).with_name("orchestrator"))
     for day in (1, 2):
         for attempt in (1, 2):  # the machine is shared: retry a cycle once (no new day on the retry)
             t = time.perf_counter()
-            done = subprocess.run([orchestrator, "cycle", *(("--no-new-day",) if attempt > 1 else ())], env=env,
-                                  cwd=ROOT, capture_output=True, text=True, check=False)
+            done = subprocess.run(
+                [orchestrator, "cycle", *(("--no-new-day",) if attempt > 1 else ())],
+                env=env,
+                cwd=ROOT,
+                capture_output=True,
+                text=True,
+                check=False,
+            )
             if not done.returncode:
                 break
-            print(f"  demo warehouse: cycle {day} failed ({done.returncode}):\n{done.stdout[-2000:]}\n"
-                  f"{done.stderr[-3000:]}", file=sys.stderr, flush=True)
+            print(
+                f"  demo warehouse: cycle {day} failed ({done.returncode}):\n{done.stdout[-2000:]}\n"
+                f"{done.stderr[-3000:]}",
+                file=sys.stderr,
+                flush=True,
+            )
         else:
             raise SystemExit("could not load the demo warehouse")
         print(f"  demo warehouse: cycle {day} loaded in {time.perf_counter() - t:.1f}s", file=sys.stderr, flush=True)
@@ -158,8 +182,10 @@ def bench_demo(runs: int, prepare: bool) -> list[dict]:
     if prepare:
         env = prepare_demo(env)
     if not Path(env["WAREHOUSE_DUCKDB_PATH"]).exists():
-        raise SystemExit(f"no warehouse at {env['WAREHOUSE_DUCKDB_PATH']}: `make run` / `orchestrator cycle` "
-                         "first, or pass --prepare-demo")
+        raise SystemExit(
+            f"no warehouse at {env['WAREHOUSE_DUCKDB_PATH']}: `make run` / `orchestrator cycle` "
+            "first, or pass --prepare-demo"
+        )
     plan = build_plan(cache_dir=None)
     project = ROOT / "dbt_project"
     dbt = str(Path(sys.executable).with_name("dbt"))
@@ -171,11 +197,19 @@ def bench_demo(runs: int, prepare: bool) -> list[dict]:
         args = [*task.args, "--target", env["DBT_TARGET"], "--quiet"]
         bare_t = _seed_target(project, BENCH_DIR / "bare" / spec.dag_id)
         ours_t = _fresh(BENCH_DIR / "ours" / spec.dag_id)  # run_dbt seeds it
-        r = compare(spec.dag_id, " ".join(task.args[1:]), _bare_argv(dbt, args, bare_t),
-                    _ours_argv(args, project, ours_t), env, project, runs)
+        r = compare(
+            spec.dag_id,
+            " ".join(task.args[1:]),
+            _bare_argv(dbt, args, bare_t),
+            _ours_argv(args, project, ours_t),
+            env,
+            project,
+            runs,
+        )
         rows.append(r)
-        print(f"| {r['dag']} | `{r['selector']}` | {_fmt(r['bare'])} | {_fmt(r['ours'])} | {r['ratio']:.2f} |",
-              flush=True)
+        print(
+            f"| {r['dag']} | `{r['selector']}` | {_fmt(r['bare'])} | {_fmt(r['ours'])} | {r['ratio']:.2f} |", flush=True
+        )
     return rows
 
 
@@ -221,11 +255,15 @@ def make_runnable(out: Path, manifest: dict) -> int:
             owner = next((i for i, r in enumerate(refs) if c in cols[r]), None)
             expr = f"p{owner}.{c}" if owner is not None else _literal(c, _cast(c), first_id)
             select.append(f"    {expr} as {c}")
-        joins = "".join(f"left join {{{{ ref('{r}') }}}} as p{i} on p{i}.{cols[r][0]} = p0.{first_id}\n"
-                        for i, r in enumerate(refs[1:], 1))
+        joins = "".join(
+            f"left join {{{{ ref('{r}') }}}} as p{i} on p{i}.{cols[r][0]} = p0.{first_id}\n"
+            for i, r in enumerate(refs[1:], 1)
+        )
         columns = ",\n".join(select)
-        path.write_text(f"{head}\n-- rewritten by bench/dbt_overhead.py to run: same refs, config and columns\n"
-                        f"select\n{columns}\nfrom {{{{ ref('{refs[0]}') }}}} as p0\n{joins}")
+        path.write_text(
+            f"{head}\n-- rewritten by bench/dbt_overhead.py to run: same refs, config and columns\n"
+            f"select\n{columns}\nfrom {{{{ ref('{refs[0]}') }}}} as p0\n{joins}"
+        )
         count += 1
     return count
 
@@ -256,13 +294,24 @@ def load_raw(out: Path, rows: int) -> float:
             exprs = []
             for c in wanted[uid]:
                 cast = "bigint" if c == "id" else _cast(c)
-                value = ("i" if c == "id" or c.endswith(("_id", "_key")) or cast == "bigint" else
-                         "timestamp '2025-01-01' + to_minutes(i)" if cast == "timestamp" else
-                         "false" if cast == "boolean" else "i * 1.5" if cast.startswith("decimal") else
-                         "'active'" if c == "status" else "'v' || i")
+                value = (
+                    "i"
+                    if c == "id" or c.endswith(("_id", "_key")) or cast == "bigint"
+                    else "timestamp '2025-01-01' + to_minutes(i)"
+                    if cast == "timestamp"
+                    else "false"
+                    if cast == "boolean"
+                    else "i * 1.5"
+                    if cast.startswith("decimal")
+                    else "'active'"
+                    if c == "status"
+                    else "'v' || i"
+                )
                 exprs.append(f'cast({value} as {cast}) as "{c}"')
-            con.execute(f'create table "{s["schema"]}"."{s["identifier"]}" as '
-                        f'select {", ".join(exprs)} from range(1, {rows + 1}) t(i)')
+            con.execute(
+                f'create table "{s["schema"]}"."{s["identifier"]}" as '
+                f"select {', '.join(exprs)} from range(1, {rows + 1}) t(i)"
+            )
     finally:
         con.close()
     return time.perf_counter() - t
@@ -284,31 +333,51 @@ def prepare_generated(n_models: int, n_tags: int, rows: int, tags: list[str]) ->
     parsed = json.loads((out / "target" / "manifest.json").read_text())
     diffs = gen.compare_manifests(direct, parsed)
     if diffs:
-        raise SystemExit("the rewritten project's manifest differs from the generator's in orchestration "
-                         "fields:\n  " + "\n  ".join(diffs))
+        raise SystemExit(
+            "the rewritten project's manifest differs from the generator's in orchestration "
+            "fields:\n  " + "\n  ".join(diffs)
+        )
     info.update(enabled_models=summary["models"], tests=summary["tests"], sources=summary["sources"])
     info["load_raw_s"] = load_raw(out, rows)
     plan = _gen_plan(out, n_tags, "dag")
     select = []
     for tag in tags:
         args = _spec(plan, tag).tasks[0].args
-        select += ["+" + a for a in args[args.index("--select") + 1:args.index("--indirect-selection")]]
+        select += ["+" + a for a in args[args.index("--select") + 1 : args.index("--indirect-selection")]]
     dbt = str(Path(sys.executable).with_name("dbt"))
     upstream = _seed_target(out, BENCH_DIR / "gen_upstream")
-    info["upstream_run_s"] = _time([dbt, "run", "--select", *select, "--profiles-dir", ".", "--target-path",
-                                    str(upstream), "--log-path", str(upstream), "--quiet"], _gen_env(), out)
+    info["upstream_run_s"] = _time(
+        [
+            dbt,
+            "run",
+            "--select",
+            *select,
+            "--profiles-dir",
+            ".",
+            "--target-path",
+            str(upstream),
+            "--log-path",
+            str(upstream),
+            "--quiet",
+        ],
+        _gen_env(),
+        out,
+    )
     info["prepare_s"] = time.perf_counter() - t
-    print(f"  generated project: {summary['models']} models, {summary['tests']} tests, {info['rewritten_models']} "
-          f"rewritten; dbt parse {info['dbt_parse_s']:.1f}s; upstream dbt run {info['upstream_run_s']:.1f}s",
-          file=sys.stderr, flush=True)
+    print(
+        f"  generated project: {summary['models']} models, {summary['tests']} tests, {info['rewritten_models']} "
+        f"rewritten; dbt parse {info['dbt_parse_s']:.1f}s; upstream dbt run {info['upstream_run_s']:.1f}s",
+        file=sys.stderr,
+        flush=True,
+    )
     return out, info
 
 
 def _gen_plan(out: Path, n_tags: int, granularity: str):
-    config = load_config().with_overrides(tags=tuple(f"domain_{k}" for k in range(n_tags)),
-                                          manifest=out / "target" / "manifest.json")
-    return plan_from_config(dataclasses.replace(config, task_granularity=granularity), kinds=("dbt",),
-                            cache_dir=None)
+    config = load_config().with_overrides(
+        tags=tuple(f"domain_{k}" for k in range(n_tags)), manifest=out / "target" / "manifest.json"
+    )
+    return plan_from_config(dataclasses.replace(config, task_granularity=granularity), kinds=("dbt",), cache_dir=None)
 
 
 def _spec(plan, tag: str):
@@ -328,8 +397,15 @@ def bench_generated(out: Path, n_tags: int, tag: str, runs: int) -> dict:
     args = [*task.args, "--target", "duckdb", "--quiet"]
     dbt = str(Path(sys.executable).with_name("dbt"))
     bare_t = _seed_target(out, BENCH_DIR / "gen_bare" / spec.dag_id)
-    r = compare(spec.dag_id, " ".join(task.args[1:]), _bare_argv(dbt, args, bare_t),
-                _ours_argv(args, out, _fresh(_ours_target(spec.dag_id))), _gen_env(), out, runs)
+    r = compare(
+        spec.dag_id,
+        " ".join(task.args[1:]),
+        _bare_argv(dbt, args, bare_t),
+        _ours_argv(args, out, _fresh(_ours_target(spec.dag_id))),
+        _gen_env(),
+        out,
+        runs,
+    )
     # What dbt built and tested (the plan's test list is not used by a tag selector: dbt's
     # indirect selection picks the tests).
     r.update(tag=tag, plan_models=len(spec.models), **_ran(_ours_target(spec.dag_id)))
@@ -375,13 +451,21 @@ def bench_per_model(out: Path, n_tags: int, tag: str, passes: int) -> dict:
     for i in range(passes):
         t0 = time.perf_counter()
         for task in tasks:
-            per_task.append(_time(_ours_argv([*task.args, "--target", "duckdb", "--quiet"], out,
-                                             runs_dir / task.task_id), env, ROOT))
+            per_task.append(
+                _time(
+                    _ours_argv([*task.args, "--target", "duckdb", "--quiet"], out, runs_dir / task.task_id), env, ROOT
+                )
+            )
         totals.append(time.perf_counter() - t0)
         print(f"  per-model pass {i + 1}: {len(tasks)} tasks in {totals[-1]:.1f}s", file=sys.stderr, flush=True)
-    return {"dag": spec.dag_id, "tag": tag, "tasks": len(tasks),
-            "model_tasks": sum(t.kind == "dbt_build" for t in tasks), "total": _stats(totals),
-            "per_task": _stats(per_task)}
+    return {
+        "dag": spec.dag_id,
+        "tag": tag,
+        "tasks": len(tasks),
+        "model_tasks": sum(t.kind == "dbt_build" for t in tasks),
+        "total": _stats(totals),
+        "per_task": _stats(per_task),
+    }
 
 
 def airflow_task_cost() -> dict | None:
@@ -415,8 +499,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=5, help="interleaved runs per side (default 5)")
     parser.add_argument("--parts", default="demo", help="comma-separated: demo, generated, per-model (default: demo)")
-    parser.add_argument("--prepare-demo", action="store_true",
-                        help="load a private demo warehouse first (two `orchestrator cycle`s)")
+    parser.add_argument(
+        "--prepare-demo", action="store_true", help="load a private demo warehouse first (two `orchestrator cycle`s)"
+    )
     parser.add_argument("--models", type=int, default=500, help="generated project size (default 500)")
     parser.add_argument("--tags", type=int, default=20, help="generated project's domain tags (default 20)")
     parser.add_argument("--tag", default="domain_0", help="the generated project's tag to build (default domain_0)")
@@ -440,30 +525,42 @@ def main() -> int:
         result["generated_project"] = info
         # (b) for --tag, and for the per-model tag too (the per-model comparison needs its single run)
         rows = result["generated"] = [bench_generated(out, args.tags, tag, args.runs) for tag in tags]
-        print(f"\nGenerated project: {info['enabled_models']} models, {info['tests']} tests, DuckDB, "
-              f"{args.rows} rows per source table\n")
+        print(
+            f"\nGenerated project: {info['enabled_models']} models, {info['tests']} tests, DuckDB, "
+            f"{args.rows} rows per source table\n"
+        )
         print("| DAG | models / tests run | selector | bare dbt build s | our task runner s | ratio |")
         print("|---|---|---|---|---|---|")
         for r in rows:
-            print(f"| {r['dag']} | {r['models']} / {r['tests']} | `{r['selector'][:60]}` | {_fmt(r['bare'])} | "
-                  f"{_fmt(r['ours'])} | {r['ratio']:.2f} |", flush=True)
+            print(
+                f"| {r['dag']} | {r['models']} / {r['tests']} | `{r['selector'][:60]}` | {_fmt(r['bare'])} | "
+                f"{_fmt(r['ours'])} | {r['ratio']:.2f} |",
+                flush=True,
+            )
         if "per-model" in parts:
             single = next(r for r in rows if r["tag"] == pm_tag)
             pm = result["per_model"] = bench_per_model(out, args.tags, pm_tag, args.per_model_runs)
             cost = result["airflow_task_cost"] = airflow_task_cost()
-            print(f"\nPer-model tasks (`task_granularity: model`) vs one invocation, `{pm['dag']}` "
-                  f"({single['models']} models)\n")
+            print(
+                f"\nPer-model tasks (`task_granularity: model`) vs one invocation, `{pm['dag']}` "
+                f"({single['models']} models)\n"
+            )
             print("| mode | dbt invocations | dbt wall s | vs single | + Airflow's own per-task cost (estimate) |")
             print("|---|---|---|---|---|")
             one = ", ".join(f"{name}: +{c['median']:.1f}s" for name, c in (cost or {}).items())
-            print(f"| single (`task_granularity: dag`, our runner) | 1 | {_fmt(single['ours'])} | 1.00 | "
-                  f"{one or 'n/a'} |")
-            est = "; ".join(f"{name}: +{pm['tasks'] * c['median']:.0f}s ({pm['tasks']} x {c['median']:.2f}s)"
-                            for name, c in (cost or {}).items())
-            print(f"| per model: {pm['model_tasks']} model tasks + {pm['tasks'] - pm['model_tasks']} test task, "
-                  f"fresh processes in topological order | {pm['tasks']} | {_fmt(pm['total'], 1)} | "
-                  f"{pm['total']['median'] / single['ours']['median']:.1f} | "
-                  f"{est or 'n/a (run bench/cycle_latency.py first)'} |")
+            print(
+                f"| single (`task_granularity: dag`, our runner) | 1 | {_fmt(single['ours'])} | 1.00 | {one or 'n/a'} |"
+            )
+            est = "; ".join(
+                f"{name}: +{pm['tasks'] * c['median']:.0f}s ({pm['tasks']} x {c['median']:.2f}s)"
+                for name, c in (cost or {}).items()
+            )
+            print(
+                f"| per model: {pm['model_tasks']} model tasks + {pm['tasks'] - pm['model_tasks']} test task, "
+                f"fresh processes in topological order | {pm['tasks']} | {_fmt(pm['total'], 1)} | "
+                f"{pm['total']['median'] / single['ours']['median']:.1f} | "
+                f"{est or 'n/a (run bench/cycle_latency.py first)'} |"
+            )
             print(f"| (one per-model task's invocation) | 1 | {_fmt(pm['per_task'])} | | |", flush=True)
     result["seconds"] = time.perf_counter() - started
     args.json.parent.mkdir(parents=True, exist_ok=True)

@@ -99,18 +99,19 @@ def log(msg: str) -> None:
 
 # --------------------------------------------------------------------------- inputs
 
+
 @dataclass
 class Case:
     name: str
     label: str
-    manifest: Path             # plain JSON (cosmos reads no .gz)
+    manifest: Path  # plain JSON (cosmos reads no .gz)
     project_dir: Path
     project_name: str
     generated: int | None = None
     models: int = 0
     tags: list[str] = field(default_factory=list)
     dropped_tags: list[str] = field(default_factory=list)
-    catch_all: bool = False    # ours renders dbt_untagged: cosmos gets its catch-all DbtDag too
+    catch_all: bool = False  # ours renders dbt_untagged: cosmos gets its catch-all DbtDag too
     note: str = ""
 
 
@@ -130,7 +131,8 @@ def _materialize_project(manifest: dict, project_name: str, dest: Path) -> int:
         shutil.rmtree(dest)
     dest.mkdir(parents=True)
     (dest / "dbt_project.yml").write_text(
-        f"name: {project_name}\nversion: '1.0'\nconfig-version: 2\nprofile: bench\n", encoding="utf-8")
+        f"name: {project_name}\nversion: '1.0'\nconfig-version: 2\nprofile: bench\n", encoding="utf-8"
+    )
     written = 0
     resources = [*manifest.get("nodes", {}).values(), *manifest.get("macros", {}).values()]
     for node in resources:
@@ -182,8 +184,14 @@ def prepare_generated(n: int, tags: int = N_TAGS) -> Case:
     stamp = out / ".bench-stamp.json"
     from importlib.metadata import version
 
-    want = {"generator_sha256": hashlib.sha256((BENCH / "gen_dbt_project.py").read_bytes()).hexdigest(),
-            "models": n, "tags": tags, "seed": SEED, "dbt-core": version("dbt-core"), "dbt-duckdb": version("dbt-duckdb")}
+    want = {
+        "generator_sha256": hashlib.sha256((BENCH / "gen_dbt_project.py").read_bytes()).hexdigest(),
+        "models": n,
+        "tags": tags,
+        "seed": SEED,
+        "dbt-core": version("dbt-core"),
+        "dbt-duckdb": version("dbt-duckdb"),
+    }
     manifest = out / "target" / "manifest.json"
     if not (stamp.exists() and manifest.exists() and json.loads(stamp.read_text()) == want):
         stamp.unlink(missing_ok=True)
@@ -193,8 +201,14 @@ def prepare_generated(n: int, tags: int = N_TAGS) -> Case:
         seconds = gen.run_dbt_parse(out)
         log(f"gen{n}: dbt parse took {seconds:.0f}s; {summary['models']} models, {summary['tests']} tests")
         stamp.write_text(json.dumps(want))
-    return Case(name=f"gen{n}", label=f"generated, {n:,} models, {tags} tags", manifest=manifest, project_dir=out,
-                project_name=gen.PROJECT, generated=n)
+    return Case(
+        name=f"gen{n}",
+        label=f"generated, {n:,} models, {tags} tags",
+        manifest=manifest,
+        project_dir=out,
+        project_name=gen.PROJECT,
+        generated=n,
+    )
 
 
 _PATH_KEYS = ("config", "project_dir", "manifest")
@@ -212,8 +226,11 @@ def _absolute_paths(data: dict) -> None:
         if name == "profiles" or not isinstance(section, dict):
             continue
         for key, value in section.items():
-            if isinstance(value, str) and not os.path.isabs(value) and (
-                    key in _PATH_KEYS or key.endswith(("_dir", "_path", "_file"))):
+            if (
+                isinstance(value, str)
+                and not os.path.isabs(value)
+                and (key in _PATH_KEYS or key.endswith(("_dir", "_path", "_file")))
+            ):
                 section[key] = str(ROOT / value)
     for profile in (data.get("profiles") or {}).values():
         env = profile.get("env") or {}
@@ -222,11 +239,18 @@ def _absolute_paths(data: dict) -> None:
             if key in path_vars and value and not os.path.isabs(value):
                 env[key] = str(ROOT / value)
             elif value.startswith("sqlite:///") and not value.startswith("sqlite:////"):
-                env[key] = f"sqlite:///{ROOT / value[len('sqlite:///'):]}"
+                env[key] = f"sqlite:///{ROOT / value[len('sqlite:///') :]}"
 
 
-def write_config(name: str, *, manifest: Path | None = None, project_dir: Path | None = None,
-                 tags: list[str] | None = None, granularity: str = "dag", meltano_project: Path | None = None) -> Path:
+def write_config(
+    name: str,
+    *,
+    manifest: Path | None = None,
+    project_dir: Path | None = None,
+    tags: list[str] | None = None,
+    granularity: str = "dag",
+    meltano_project: Path | None = None,
+) -> Path:
     """A copy of orchestration.yml pointed at the benchmark's inputs (absolute paths)."""
     data = yaml.safe_load((ROOT / "orchestration.yml").read_text(encoding="utf-8"))
     data.setdefault("dbt", {}).setdefault("project_dir", "dbt_project")
@@ -241,8 +265,9 @@ def write_config(name: str, *, manifest: Path | None = None, project_dir: Path |
         data["meltano"]["project_dir"] = str(meltano_project)
     path = WORK / "configs" / f"{name}.yml"
     path.parent.mkdir(parents=True, exist_ok=True)
-    text = "# Written by bench/parse_cost.py: orchestration.yml pointed at a benchmark input.\n" + \
-        yaml.safe_dump(data, sort_keys=False)
+    text = "# Written by bench/parse_cost.py: orchestration.yml pointed at a benchmark input.\n" + yaml.safe_dump(
+        data, sort_keys=False
+    )
     if not path.exists() or path.read_text(encoding="utf-8") != text:  # unchanged: keep its mtime (plan cache)
         path.write_text(text, encoding="utf-8")
     return path
@@ -288,8 +313,12 @@ def prepare_meltano_project() -> Path:
     """A bench copy of meltano/ (its YAML files only) with the schedules appended; meltano/ is untouched."""
     dest = WORK / "meltano_project"
     src = ROOT / "meltano"
-    files = [src / "meltano.yml", *sorted((src / "extract").glob("*.meltano.yml")),
-             *sorted((src / "load").glob("*.meltano.yml")), *sorted((src / "extract" / "streams").glob("*.json"))]
+    files = [
+        src / "meltano.yml",
+        *sorted((src / "extract").glob("*.meltano.yml")),
+        *sorted((src / "load").glob("*.meltano.yml")),
+        *sorted((src / "extract" / "streams").glob("*.json")),
+    ]
     for f in files:
         target = dest / f.relative_to(src)
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -302,6 +331,7 @@ def prepare_meltano_project() -> Path:
 
 
 # --------------------------------------------------------------------------- expectations
+
 
 def expected_ours(config: Path, kinds: tuple[str, ...] | None = None) -> dict[str, int]:
     """{dag_id: task count} of what dags/ must render, from the plan, kind by kind as the DAG files do."""
@@ -332,26 +362,35 @@ def _cosmos_slug(tag: str) -> str:
 
 # --------------------------------------------------------------------------- measuring
 
+
 @dataclass
 class System:
-    key: str                   # ours | ours_cold | ours_model | cosmos | classic
+    key: str  # ours | ours_cold | ours_model | cosmos | classic
     label: str
     python: Path
     paths: list[Path]
     env: dict[str, str]
-    check: object              # callable(result) -> str | None (what is wrong)
+    check: object  # callable(result) -> str | None (what is wrong)
     runs: list[dict] = field(default_factory=list)
     error: str | None = None
 
 
 def _base_env(home: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("AIRFLOW", "ORCHESTRAT", "COSMOS_", "DBT_", "MELTANO_")) and k != "PIPELINE_PROFILE"}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("AIRFLOW", "ORCHESTRAT", "COSMOS_", "DBT_", "MELTANO_")) and k != "PIPELINE_PROFILE"
+    }
     # No DagBag import timeout: Airflow's default (30 s) would cut the slow cases short; the table
     # marks every DagBag slower than that default.
-    env.update(AIRFLOW_HOME=str(WORK / home), AIRFLOW__CORE__LOAD_EXAMPLES="False",
-               AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT="0",
-               MELTANO_SEND_ANONYMOUS_USAGE_STATS="false", DO_NOT_TRACK="1", PYTHONUNBUFFERED="1")
+    env.update(
+        AIRFLOW_HOME=str(WORK / home),
+        AIRFLOW__CORE__LOAD_EXAMPLES="False",
+        AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT="0",
+        MELTANO_SEND_ANONYMOUS_USAGE_STATS="false",
+        DO_NOT_TRACK="1",
+        PYTHONUNBUFFERED="1",
+    )
     return env
 
 
@@ -366,9 +405,9 @@ def probe(system: System, serialize: bool, log_path: Path) -> dict:
             if line.startswith(PROBE_MARK):
                 if result is None:
                     wall = time.perf_counter() - t  # the wall clock stops when the DagBag is loaded
-                    result = json.loads(line[len(PROBE_MARK):])
+                    result = json.loads(line[len(PROBE_MARK) :])
                 else:
-                    result.update(json.loads(line[len(PROBE_MARK):]))
+                    result.update(json.loads(line[len(PROBE_MARK) :]))
         proc.wait()
     if result is None:
         raise RuntimeError(f"{system.label}: the probe failed (exit {proc.returncode}); see {log_path}")
@@ -385,6 +424,7 @@ def check_ours(expected: dict[str, int]):
         if got != expected:
             return f"rendered {got}, the plan has {expected}"
         return None
+
     return check
 
 
@@ -394,10 +434,14 @@ def check_cosmos(expected: dict[str, int]):
             return f"import errors: {r['import_errors']}"
         resources = {d: sum(c for cls, c in v["types"].items() if "Test" not in cls) for d, v in r["dags"].items()}
         if resources != expected:
-            wrong = {d: (resources.get(d), expected.get(d)) for d in set(resources) | set(expected)
-                     if resources.get(d) != expected.get(d)}
+            wrong = {
+                d: (resources.get(d), expected.get(d))
+                for d in set(resources) | set(expected)
+                if resources.get(d) != expected.get(d)
+            }
             return f"dbt resource tasks (rendered, expected) differ: {dict(list(wrong.items())[:5])}"
         return None
+
     return check
 
 
@@ -408,11 +452,13 @@ def check_classic(n_schedules: int):
         if len(r["dags"]) != n_schedules or r["tasks"] != n_schedules:
             return f"expected {n_schedules} DAGs of one task, got {r['dags']}"
         return None
+
     return check
 
 
-def measure(case_name: str, systems: list[System], repeats: int, slow_repeats: int, slow_s: float,
-            serialize: bool) -> None:
+def measure(
+    case_name: str, systems: list[System], repeats: int, slow_repeats: int, slow_s: float, serialize: bool
+) -> None:
     """One warm-up run each (checked), then `repeats` interleaved runs (fewer for a system slower than slow_s)."""
     wanted = {}
     for s in systems:
@@ -429,8 +475,10 @@ def measure(case_name: str, systems: list[System], repeats: int, slow_repeats: i
         if s.error:
             log(f"  FAILED: {s.error}")
         wanted[s.key] = min(slow_repeats, repeats) if r["wall_s"] > slow_s else repeats
-        log(f"  {r['dagbag_s']:.2f}s DagBag, {r['wall_s']:.2f}s process, {r['rss_peak_kib'] / 1024:.0f} MB, "
-            f"{len(r['dags'])} DAGs, {r['tasks']} tasks; {wanted[s.key]} runs")
+        log(
+            f"  {r['dagbag_s']:.2f}s DagBag, {r['wall_s']:.2f}s process, {r['rss_peak_kib'] / 1024:.0f} MB, "
+            f"{len(r['dags'])} DAGs, {r['tasks']} tasks; {wanted[s.key]} runs"
+        )
     for i in range(max(wanted.values(), default=0)):
         for s in systems:
             if s.error or i >= wanted.get(s.key, 0):
@@ -441,8 +489,10 @@ def measure(case_name: str, systems: list[System], repeats: int, slow_repeats: i
                 log(f"{case_name}: {s.label}: FAILED: {s.error}")
                 continue
             s.runs.append(r)
-            log(f"{case_name}: {s.label} run {i + 1}: {r['dagbag_s']:.3f}s DagBag, {r['wall_s']:.3f}s process, "
-                f"{r['rss_peak_kib'] / 1024:.0f} MB")
+            log(
+                f"{case_name}: {s.label} run {i + 1}: {r['dagbag_s']:.3f}s DagBag, {r['wall_s']:.3f}s process, "
+                f"{r['rss_peak_kib'] / 1024:.0f} MB"
+            )
 
 
 def summarize(s: System) -> dict:
@@ -455,7 +505,8 @@ def summarize(s: System) -> dict:
         return {"median": statistics.median(xs), "min": min(xs), "max": max(xs)}
 
     out.update(
-        dags=len(last["dags"]), tasks=last["tasks"],
+        dags=len(last["dags"]),
+        tasks=last["tasks"],
         dagbag_s=stats([r["dagbag_s"] for r in s.runs]),
         process_s=stats([r["wall_s"] for r in s.runs]),
         imports_s=stats([r["imports_s"] for r in s.runs]),
@@ -470,22 +521,52 @@ def summarize(s: System) -> dict:
 
 # --------------------------------------------------------------------------- cases
 
-def dbt_systems(case: Case, skip: set[str], cosmos_python: Path | None, profiles_yml: Path,
-                model_max: int = 5000) -> list[System]:
+
+def dbt_systems(
+    case: Case, skip: set[str], cosmos_python: Path | None, profiles_yml: Path, model_max: int = 5000
+) -> list[System]:
     config = write_config(case.name, manifest=case.manifest, project_dir=case.project_dir, tags=case.tags)
     expected = expected_ours(config)
     env = _base_env("airflow-home-ours") | {"ORCHESTRATION_CONFIG": str(config)}
     cache = WORK / "cache" / case.name
-    systems = [System("ours", "ours", OUR_PYTHON, [ROOT / "dags"],
-                      env | {"ORCHESTRATOR_CACHE_DIR": str(cache)}, check_ours(expected)),
-               System("ours_cold", "ours, cache off", OUR_PYTHON, [ROOT / "dags"],
-                      env | {"ORCHESTRATOR_CACHE_DIR": ""}, check_ours(expected))]
+    systems = [
+        System(
+            "ours",
+            "ours",
+            OUR_PYTHON,
+            [ROOT / "dags"],
+            env | {"ORCHESTRATOR_CACHE_DIR": str(cache)},
+            check_ours(expected),
+        ),
+        System(
+            "ours_cold",
+            "ours, cache off",
+            OUR_PYTHON,
+            [ROOT / "dags"],
+            env | {"ORCHESTRATOR_CACHE_DIR": ""},
+            check_ours(expected),
+        ),
+    ]
     if "model" not in skip and case.models <= model_max:
-        config_m = write_config(f"{case.name}-model", manifest=case.manifest, project_dir=case.project_dir,
-                                tags=case.tags, granularity="model")
-        model = System("ours_model", "ours, one task per model", OUR_PYTHON, [ROOT / "dags"],
-                       env | {"ORCHESTRATION_CONFIG": str(config_m),
-                              "ORCHESTRATOR_CACHE_DIR": str(WORK / "cache" / f"{case.name}-model")}, None)
+        config_m = write_config(
+            f"{case.name}-model",
+            manifest=case.manifest,
+            project_dir=case.project_dir,
+            tags=case.tags,
+            granularity="model",
+        )
+        model = System(
+            "ours_model",
+            "ours, one task per model",
+            OUR_PYTHON,
+            [ROOT / "dags"],
+            env
+            | {
+                "ORCHESTRATION_CONFIG": str(config_m),
+                "ORCHESTRATOR_CACHE_DIR": str(WORK / "cache" / f"{case.name}-model"),
+            },
+            None,
+        )
         try:
             model.check = check_ours(expected_ours(config_m))
         except Exception as exc:  # noqa: BLE001 -- the plan itself fails: report it, measure the rest
@@ -495,16 +576,36 @@ def dbt_systems(case: Case, skip: set[str], cosmos_python: Path | None, profiles
     if "cosmos" not in skip and cosmos_python:
         spec = WORK / "cosmos_specs" / f"{case.name}.json"
         spec.parent.mkdir(parents=True, exist_ok=True)
-        spec.write_text(json.dumps({
-            "manifest": str(case.manifest), "project_dir": str(case.project_dir), "project_name": case.project_name,
-            "profiles_yml": str(profiles_yml), "profile_name": "bench", "target_name": "duckdb",
-            "tags": case.tags, "catch_all": case.catch_all}, indent=1))
-        systems.append(System("cosmos", "cosmos", cosmos_python, [COSMOS_DAG],
-                              _base_env("airflow-home-cosmos") | {
-                                  "COSMOS_BENCH_SPEC": str(spec),
-                                  "AIRFLOW__COSMOS__ENABLE_TELEMETRY": "False",
-                                  "AIRFLOW__COSMOS__CACHE_DIR": str(WORK / "cosmos-cache")},
-                              check_cosmos(expected_cosmos(case))))
+        spec.write_text(
+            json.dumps(
+                {
+                    "manifest": str(case.manifest),
+                    "project_dir": str(case.project_dir),
+                    "project_name": case.project_name,
+                    "profiles_yml": str(profiles_yml),
+                    "profile_name": "bench",
+                    "target_name": "duckdb",
+                    "tags": case.tags,
+                    "catch_all": case.catch_all,
+                },
+                indent=1,
+            )
+        )
+        systems.append(
+            System(
+                "cosmos",
+                "cosmos",
+                cosmos_python,
+                [COSMOS_DAG],
+                _base_env("airflow-home-cosmos")
+                | {
+                    "COSMOS_BENCH_SPEC": str(spec),
+                    "AIRFLOW__COSMOS__ENABLE_TELEMETRY": "False",
+                    "AIRFLOW__COSMOS__CACHE_DIR": str(WORK / "cosmos-cache"),
+                },
+                check_cosmos(expected_cosmos(case)),
+            )
+        )
     return systems
 
 
@@ -513,52 +614,99 @@ def meltano_systems(skip: set[str]) -> tuple[list[System], Path]:
     config = write_config("meltano", meltano_project=project)
     expected = expected_ours(config, kinds=("meltano",))
     env = _base_env("airflow-home-ours") | {"ORCHESTRATION_CONFIG": str(config)}
-    systems = [System("ours", "ours (dags/meltano_sources.py)", OUR_PYTHON, [ROOT / "dags" / "meltano_sources.py"],
-                      env | {"ORCHESTRATOR_CACHE_DIR": str(WORK / "cache" / "meltano")}, check_ours(expected)),
-               System("ours_cold", "ours, cache off", OUR_PYTHON, [ROOT / "dags" / "meltano_sources.py"],
-                      env | {"ORCHESTRATOR_CACHE_DIR": ""}, check_ours(expected))]
+    systems = [
+        System(
+            "ours",
+            "ours (dags/meltano_sources.py)",
+            OUR_PYTHON,
+            [ROOT / "dags" / "meltano_sources.py"],
+            env | {"ORCHESTRATOR_CACHE_DIR": str(WORK / "cache" / "meltano")},
+            check_ours(expected),
+        ),
+        System(
+            "ours_cold",
+            "ours, cache off",
+            OUR_PYTHON,
+            [ROOT / "dags" / "meltano_sources.py"],
+            env | {"ORCHESTRATOR_CACHE_DIR": ""},
+            check_ours(expected),
+        ),
+    ]
     if "classic" not in skip:
         meltano_bin = ROOT / ".venv" / "bin"
         classic_env = _base_env("airflow-home-ours") | {
             "MELTANO_PROJECT_ROOT": str(project),
-            "PATH": f"{meltano_bin}{os.pathsep}{os.environ.get('PATH', '')}"}
+            "PATH": f"{meltano_bin}{os.pathsep}{os.environ.get('PATH', '')}",
+        }
         # Meltano's first call in a project creates its system database: not part of any parse.
-        subprocess.run([str(meltano_bin / "meltano"), "--log-level=warning", "schedule", "list", "--format=json"],
-                       cwd=project, env=classic_env, check=True, capture_output=True)
-        systems.append(System("classic", "Meltano classic generator", OUR_PYTHON, [CLASSIC_DAG], classic_env,
-                              check_classic(len(expected))))
+        subprocess.run(
+            [str(meltano_bin / "meltano"), "--log-level=warning", "schedule", "list", "--format=json"],
+            cwd=project,
+            env=classic_env,
+            check=True,
+            capture_output=True,
+        )
+        systems.append(
+            System(
+                "classic",
+                "Meltano classic generator",
+                OUR_PYTHON,
+                [CLASSIC_DAG],
+                classic_env,
+                check_classic(len(expected)),
+            )
+        )
     return systems, project
 
 
 def schedule_list_cost(project: Path, env: dict[str, str], repeats: int) -> dict:
     """What the classic generator pays on every parse, alone: `meltano schedule list --format=json`
     (wall time, and the meltano process's own peak RSS, from a small parent so no fork inherits a big heap)."""
-    code = ("import json, resource, subprocess, sys, time; t = time.perf_counter(); "
-            "subprocess.run(sys.argv[1:], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL); "
-            "print(json.dumps({'s': time.perf_counter() - t, "
-            "'rss_kib': resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss}))")
-    argv = [sys.executable, "-I", "-S", "-c", code, str(ROOT / ".venv" / "bin" / "meltano"), "--log-level=warning",
-            "schedule", "list", "--format=json"]
-    runs = [json.loads(subprocess.run(argv, cwd=project, env=env, capture_output=True, text=True, check=True).stdout)
-            for _ in range(repeats)]
+    code = (
+        "import json, resource, subprocess, sys, time; t = time.perf_counter(); "
+        "subprocess.run(sys.argv[1:], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL); "
+        "print(json.dumps({'s': time.perf_counter() - t, "
+        "'rss_kib': resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss}))"
+    )
+    argv = [
+        sys.executable,
+        "-I",
+        "-S",
+        "-c",
+        code,
+        str(ROOT / ".venv" / "bin" / "meltano"),
+        "--log-level=warning",
+        "schedule",
+        "list",
+        "--format=json",
+    ]
+    runs = [
+        json.loads(subprocess.run(argv, cwd=project, env=env, capture_output=True, text=True, check=True).stdout)
+        for _ in range(repeats)
+    ]
     seconds, mb = [r["s"] for r in runs], [r["rss_kib"] / 1024 for r in runs]
-    return {"runs": len(runs), "s": {"median": statistics.median(seconds), "min": min(seconds), "max": max(seconds)},
-            "rss_mb": {"median": statistics.median(mb), "min": min(mb), "max": max(mb)}}
+    return {
+        "runs": len(runs),
+        "s": {"median": statistics.median(seconds), "min": min(seconds), "max": max(seconds)},
+        "rss_mb": {"median": statistics.median(mb), "min": min(mb), "max": max(mb)},
+    }
 
 
 def _profiles_yml() -> Path:
     path = WORK / "profiles.yml"
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(f"bench:\n  target: duckdb\n  outputs:\n    duckdb:\n      type: duckdb\n"
-                    f"      path: {WORK / 'bench.duckdb'}\n      schema: main\n      threads: 1\n")
+    path.write_text(
+        f"bench:\n  target: duckdb\n  outputs:\n    duckdb:\n      type: duckdb\n"
+        f"      path: {WORK / 'bench.duckdb'}\n      schema: main\n      threads: 1\n"
+    )
     return path
 
 
 def versions(cosmos_python: Path | None) -> dict:
     def pkgs(python: Path, names: list[str]) -> dict:
         code = f"import json, importlib.metadata as m; print(json.dumps({{n: m.version(n) for n in {names!r}}}))"
-        return json.loads(subprocess.run([str(python), "-c", code], capture_output=True, text=True,
-                                         check=True).stdout)
+        return json.loads(subprocess.run([str(python), "-c", code], capture_output=True, text=True, check=True).stdout)
+
     out = {"ours": pkgs(OUR_PYTHON, ["apache-airflow", "dbt-core", "dbt-duckdb", "meltano", "msgspec"])}
     if cosmos_python:
         out["cosmos_venv"] = pkgs(cosmos_python, ["apache-airflow", "astronomer-cosmos", "dbt-core", "dbt-duckdb"])
@@ -568,6 +716,7 @@ def versions(cosmos_python: Path | None) -> dict:
 def git_state() -> dict:
     def git(*args: str) -> str:
         return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=False).stdout
+
     dirty = [line[3:] for line in git("status", "--porcelain", "--untracked-files=no").splitlines() if line]
     return {"commit": git("rev-parse", "--short", "HEAD").strip(), "modified_tracked_files": dirty}
 
@@ -583,13 +732,19 @@ def machine() -> dict:
     model = first("/proc/cpuinfo", "model name").partition(":")[2].strip()
     kib = first("/proc/meminfo", "MemTotal").split()
     mem = f"{int(kib[1]) / 1024 / 1024:.0f} GiB" if len(kib) > 1 else ""
-    nproc = subprocess.run(["nproc"], capture_output=True, text=True, check=False).stdout.strip() \
-        or str(os.cpu_count())
-    return {"nproc": nproc, "cpu": model, "memory": mem, "python": platform.python_version(),
-            "platform": platform.platform(), "loadavg_start": os.getloadavg()}
+    nproc = subprocess.run(["nproc"], capture_output=True, text=True, check=False).stdout.strip() or str(os.cpu_count())
+    return {
+        "nproc": nproc,
+        "cpu": model,
+        "memory": mem,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "loadavg_start": os.getloadavg(),
+    }
 
 
 # --------------------------------------------------------------------------- report
+
 
 def _fmt(st: dict | None, digits: int = 2) -> str:
     if not st:
@@ -600,8 +755,11 @@ def _fmt(st: dict | None, digits: int = 2) -> str:
 def _ratio(a: dict | None, b: dict | None, key: str) -> str:
     if not a or not b or key not in a or key not in b or not b[key]["median"]:
         return "-"
-    return f"{a[key]['median'] / b[key]['median']:.0f}×" if a[key]["median"] / b[key]["median"] >= 10 \
+    return (
+        f"{a[key]['median'] / b[key]['median']:.0f}×"
+        if a[key]["median"] / b[key]["median"] >= 10
         else f"{a[key]['median'] / b[key]['median']:.1f}×"
+    )
 
 
 TIMEOUT_S = 30.0  # Airflow's default core.dagbag_import_timeout
@@ -612,10 +770,13 @@ def _dagbag(st: dict) -> str:
 
 
 def markdown(report: dict) -> str:
-    lines = ["### dbt: our dags/ against cosmos (one DbtDag per tag)", "",
-             "| manifest | models | tag DAGs | system | DAGs | tasks | runs | DagBag s | whole process s | "
-             "peak RSS MB | DagBag +MB | serialize s | ×ours DagBag | ×ours process |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "### dbt: our dags/ against cosmos (one DbtDag per tag)",
+        "",
+        "| manifest | models | tag DAGs | system | DAGs | tasks | runs | DagBag s | whole process s | "
+        "peak RSS MB | DagBag +MB | serialize s | ×ours DagBag | ×ours process |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for case in report["dbt"]:
         by = {s["system"]: s for s in case["systems"]}
         ours = by.get("ours")
@@ -630,17 +791,24 @@ def markdown(report: dict) -> str:
                 f"{head} {s['label']} | {s['dags']} | {s['tasks']:,} | {s['runs']} | "
                 f"{_dagbag(s['dagbag_s'])} | {_fmt(s['process_s'])} | {s['rss_peak_mb']['median']:.0f} | "
                 f"{s['rss_dagbag_mb']['median']:.0f} | {_fmt(s.get('serialize_s'), 3)} | "
-                f"{_ratio(s, ours, 'dagbag_s') if ratio else ''} | {_ratio(s, ours, 'process_s') if ratio else ''} |")
+                f"{_ratio(s, ours, 'dagbag_s') if ratio else ''} | {_ratio(s, ours, 'process_s') if ratio else ''} |"
+            )
     if any(s.get("dagbag_s", {}).get("median", 0) > TIMEOUT_S for c in report["dbt"] for s in c["systems"]):
-        lines += ["", f"† slower than Airflow's default `dagbag_import_timeout` ({TIMEOUT_S:.0f} s): with default "
-                      "settings the DAG processor gives up on this file (measured here with the timeout off)."]
+        lines += [
+            "",
+            f"† slower than Airflow's default `dagbag_import_timeout` ({TIMEOUT_S:.0f} s): with default "
+            "settings the DAG processor gives up on this file (measured here with the timeout off).",
+        ]
     if report.get("meltano"):
         m = report["meltano"]
-        lines += ["", "### Meltano: dags/meltano_sources.py against the classic generator "
-                      f"({m['schedules']} schedules)", "",
-                  "| system | DAGs | tasks | runs | DagBag s | whole process s | peak RSS MB | DagBag +MB | "
-                  "serialize s | ×ours DagBag | ×ours process |",
-                  "|---|---|---|---|---|---|---|---|---|---|---|"]
+        lines += [
+            "",
+            f"### Meltano: dags/meltano_sources.py against the classic generator ({m['schedules']} schedules)",
+            "",
+            "| system | DAGs | tasks | runs | DagBag s | whole process s | peak RSS MB | DagBag +MB | "
+            "serialize s | ×ours DagBag | ×ours process |",
+            "|---|---|---|---|---|---|---|---|---|---|---|",
+        ]
         by = {s["system"]: s for s in m["systems"]}
         for s in m["systems"]:
             if s.get("error") and not s["runs"]:
@@ -652,33 +820,51 @@ def markdown(report: dict) -> str:
                 f"{_fmt(s['process_s'])} | {s['rss_peak_mb']['median']:.0f} | {s['rss_dagbag_mb']['median']:.0f} | "
                 f"{_fmt(s.get('serialize_s'), 3)} | "
                 f"{_ratio(s, by.get('ours'), 'dagbag_s') if ratio else ''} | "
-                f"{_ratio(s, by.get('ours'), 'process_s') if ratio else ''} |")
+                f"{_ratio(s, by.get('ours'), 'process_s') if ratio else ''} |"
+            )
         if m.get("schedule_list"):
             sl = m["schedule_list"]
-            lines += ["", f"`meltano schedule list --format=json` alone (the subprocess the classic generator runs on "
-                          f"every parse): {_fmt(sl['s'])} s, the meltano process's peak RSS "
-                          f"{sl['rss_mb']['median']:.0f} MB ({sl['runs']} runs)."]
+            lines += [
+                "",
+                f"`meltano schedule list --format=json` alone (the subprocess the classic generator runs on "
+                f"every parse): {_fmt(sl['s'])} s, the meltano process's peak RSS "
+                f"{sl['rss_mb']['median']:.0f} MB ({sl['runs']} runs).",
+            ]
     return "\n".join(lines)
 
 
 # --------------------------------------------------------------------------- main
 
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--manifests", default=None,
-                        help="all | real | generated | none | comma-separated names (jaffle_shop, gitlab, gen5000, ...)")
-    parser.add_argument("--generated", default=None, help="model counts of generated projects (default 1000,5000,10000)")
+    parser.add_argument(
+        "--manifests",
+        default=None,
+        help="all | real | generated | none | comma-separated names (jaffle_shop, gitlab, gen5000, ...)",
+    )
+    parser.add_argument(
+        "--generated", default=None, help="model counts of generated projects (default 1000,5000,10000)"
+    )
     parser.add_argument("--repeats", type=int, default=None, help="measured runs per system (default 5; --quick 2)")
     parser.add_argument("--slow-repeats", type=int, default=3, help="runs for a system whose warm-up took > --slow-s")
     parser.add_argument("--slow-s", type=float, default=60.0)
-    parser.add_argument("--model-max", type=int, default=5000,
-                        help="'ours, one task per model' only up to this many models (5k: a minute a run)")
+    parser.add_argument(
+        "--model-max",
+        type=int,
+        default=5000,
+        help="'ours, one task per model' only up to this many models (5k: a minute a run)",
+    )
     parser.add_argument("--skip", default="", help="comma-separated: cosmos, classic, model, meltano")
     parser.add_argument("--no-serialize", action="store_true", help="do not time DagSerialization after the DagBag")
-    parser.add_argument("--quick", action="store_true",
-                        help="a smoke run: 2 runs, jaffle_shop, mattermost and 1,000 generated models")
-    parser.add_argument("--prepare-only", action="store_true",
-                        help="only prepare the inputs (generate + dbt parse the projects, the cosmos venv), then stop")
+    parser.add_argument(
+        "--quick", action="store_true", help="a smoke run: 2 runs, jaffle_shop, mattermost and 1,000 generated models"
+    )
+    parser.add_argument(
+        "--prepare-only",
+        action="store_true",
+        help="only prepare the inputs (generate + dbt parse the projects, the cosmos venv), then stop",
+    )
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     args = parser.parse_args(argv)
     repeats = args.repeats or (2 if args.quick else 5)
@@ -696,8 +882,9 @@ def main(argv=None) -> int:
     if selection not in ("all", "real", "generated", "none"):
         names = set(selection.split(","))
         wanted_real = [p for p in real if _name_of(p)[0] in names]
-        wanted_gen = [n for n in counts if f"gen{n}" in names] + \
-            [int(x[3:]) for x in names if x.startswith("gen") and x[3:].isdigit() and int(x[3:]) not in counts]
+        wanted_gen = [n for n in counts if f"gen{n}" in names] + [
+            int(x[3:]) for x in names if x.startswith("gen") and x[3:].isdigit() and int(x[3:]) not in counts
+        ]
 
     WORK.mkdir(parents=True, exist_ok=True)
     cosmos_python = None
@@ -706,9 +893,17 @@ def main(argv=None) -> int:
         make_venv = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(make_venv)
         cosmos_python = make_venv.ensure_venv()
-    report = {"command": " ".join([".venv/bin/python", "bench/parse_cost.py", *(argv or sys.argv[1:])]),
-              "machine": machine(), "git": git_state(), "versions": versions(cosmos_python), "repeats": repeats,
-              "slow_repeats": args.slow_repeats, "slow_s": args.slow_s, "dbt": [], "meltano": None}
+    report = {
+        "command": " ".join([".venv/bin/python", "bench/parse_cost.py", *(argv or sys.argv[1:])]),
+        "machine": machine(),
+        "git": git_state(),
+        "versions": versions(cosmos_python),
+        "repeats": repeats,
+        "slow_repeats": args.slow_repeats,
+        "slow_s": args.slow_s,
+        "dbt": [],
+        "meltano": None,
+    }
     profiles = _profiles_yml()
     cases = [prepare_real(p) for p in wanted_real] + [prepare_generated(n) for n in wanted_gen]
     if args.prepare_only:
@@ -717,20 +912,34 @@ def main(argv=None) -> int:
         return 0
     for case in cases:
         choose_tags(case)
-        log(f"{case.name}: {case.models} models, tags {case.tags}" +
-            (f", dropped on cycles: {case.dropped_tags}" if case.dropped_tags else "") +
-            (", + catch-all" if case.catch_all else ""))
+        log(
+            f"{case.name}: {case.models} models, tags {case.tags}"
+            + (f", dropped on cycles: {case.dropped_tags}" if case.dropped_tags else "")
+            + (", + catch-all" if case.catch_all else "")
+        )
         systems = dbt_systems(case, skip, cosmos_python, profiles, args.model_max)
         measure(case.name, systems, repeats, args.slow_repeats, args.slow_s, not args.no_serialize)
-        report["dbt"].append({"name": case.name, "label": case.label, "manifest": str(case.manifest),
-                              "manifest_mb": case.manifest.stat().st_size / 1e6, "models": case.models,
-                              "tags": case.tags, "dropped_tags": case.dropped_tags, "catch_all": case.catch_all,
-                              "systems": [summarize(s) for s in systems]})
+        report["dbt"].append(
+            {
+                "name": case.name,
+                "label": case.label,
+                "manifest": str(case.manifest),
+                "manifest_mb": case.manifest.stat().st_size / 1e6,
+                "models": case.models,
+                "tags": case.tags,
+                "dropped_tags": case.dropped_tags,
+                "catch_all": case.catch_all,
+                "systems": [summarize(s) for s in systems],
+            }
+        )
     if "meltano" not in skip:
         systems, project = meltano_systems(skip)
         measure("meltano", systems, repeats, args.slow_repeats, args.slow_s, not args.no_serialize)
-        report["meltano"] = {"project": str(project), "schedules": len(expected_ours(
-            WORK / "configs" / "meltano.yml", kinds=("meltano",))), "systems": [summarize(s) for s in systems]}
+        report["meltano"] = {
+            "project": str(project),
+            "schedules": len(expected_ours(WORK / "configs" / "meltano.yml", kinds=("meltano",))),
+            "systems": [summarize(s) for s in systems],
+        }
         classic = next((s for s in systems if s.key == "classic"), None)
         if classic is not None:
             log("meltano: `meltano schedule list` alone")

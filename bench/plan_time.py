@@ -38,10 +38,12 @@ def _tags(path: Path, n: int = 20) -> tuple[str, ...]:
 
 
 def _cold(path: Path, tags: tuple[str, ...]) -> float:
-    code = (f"import time; t=time.perf_counter(); from pathlib import Path; "
-            f"from orchestrator.plan import load_config, plan_from_config; "
-            f"plan_from_config(load_config().with_overrides(manifest=Path({str(path)!r}), tags={tags!r}), cache_dir=None); "
-            f"print(time.perf_counter()-t)")
+    code = (
+        f"import time; t=time.perf_counter(); from pathlib import Path; "
+        f"from orchestrator.plan import load_config, plan_from_config; "
+        f"plan_from_config(load_config().with_overrides(manifest=Path({str(path)!r}), tags={tags!r}), cache_dir=None); "
+        f"print(time.perf_counter()-t)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
     return float(out.stdout.strip())
 
@@ -63,9 +65,18 @@ def measure(path: Path, runs: int) -> dict:
             plan_from_config(config, cache_dir=Path(cache))
             cached.append(time.perf_counter() - t)
     dbt = load_manifest(path)
-    return {"manifest": path.name, "mb": path.stat().st_size / 1e6, "models": len(dbt.buildable),
-            "sources": len(dbt.sources), "dags": len(plan.of_kind("dbt")), "warnings": len(plan.warnings),
-            "errors": len(plan.errors), "cold": cold, "warm": warm, "cached": cached}
+    return {
+        "manifest": path.name,
+        "mb": path.stat().st_size / 1e6,
+        "models": len(dbt.buildable),
+        "sources": len(dbt.sources),
+        "dags": len(plan.of_kind("dbt")),
+        "warnings": len(plan.warnings),
+        "errors": len(plan.errors),
+        "cold": cold,
+        "warm": warm,
+        "cached": cached,
+    }
 
 
 def _fmt(xs: list[float]) -> str:
@@ -82,8 +93,20 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         for n in [int(x) for x in args.generated.split(",") if x]:
             out = Path(tmp) / f"gen{n}"
-            subprocess.run([sys.executable, str(ROOT / "bench" / "gen_dbt_project.py"), "--models", str(n),
-                            "--tags", str(args.tags), "--out", str(out)], check=True, capture_output=True)
+            subprocess.run(
+                [
+                    sys.executable,
+                    str(ROOT / "bench" / "gen_dbt_project.py"),
+                    "--models",
+                    str(n),
+                    "--tags",
+                    str(args.tags),
+                    "--out",
+                    str(out),
+                ],
+                check=True,
+                capture_output=True,
+            )
             generated = out / "target" / f"manifest_{n}_models.json"
             (out / "target" / "manifest.json").rename(generated)
             manifests.append(generated)
@@ -91,9 +114,11 @@ def main() -> int:
         print("|---|---|---|---|---|---|---|---|---|---|")
         for path in manifests:
             r = measure(path, args.runs)
-            print(f"| {r['manifest'][:48]} | {r['mb']:.1f} | {r['models']} | {r['sources']} | {r['dags']} | "
-                  f"{r['warnings']} | {r['errors']} | {_fmt(r['cold'])} | {_fmt(r['warm'])} | {_fmt(r['cached'])} |",
-                  flush=True)
+            print(
+                f"| {r['manifest'][:48]} | {r['mb']:.1f} | {r['models']} | {r['sources']} | {r['dags']} | "
+                f"{r['warnings']} | {r['errors']} | {_fmt(r['cold'])} | {_fmt(r['warm'])} | {_fmt(r['cached'])} |",
+                flush=True,
+            )
     return 0
 
 

@@ -58,8 +58,8 @@ class Context:
 
 @dataclass
 class Section:
-    argv: list[str] = field(default_factory=list)    # the command; its stdout is the section's Markdown
-    skip: str | None = None                          # why it cannot run here
+    argv: list[str] = field(default_factory=list)  # the command; its stdout is the section's Markdown
+    skip: str | None = None  # why it cannot run here
     env: dict[str, str] = field(default_factory=dict)
 
 
@@ -71,16 +71,43 @@ def plan(ctx: Context) -> Section:
 
 
 def parse(ctx: Context) -> Section:
-    return Section([PYTHON, "bench/parse_cost.py", *(["--quick"] if ctx.quick else []),
-                    "--out", ctx.json("parse_cost")])
+    return Section(
+        [PYTHON, "bench/parse_cost.py", *(["--quick"] if ctx.quick else []), "--out", ctx.json("parse_cost")]
+    )
 
 
 def dbt(ctx: Context) -> Section:
     if ctx.quick:
-        return Section([PYTHON, "bench/dbt_overhead.py", "--parts", "demo", "--prepare-demo", "--runs", "1",
-                        "--json", ctx.json("dbt_overhead")])
-    return Section([PYTHON, "bench/dbt_overhead.py", "--parts", "demo,generated,per-model", "--prepare-demo",
-                    "--runs", "3", "--models", "500", "--tag", "domain_0", "--json", ctx.json("dbt_overhead")])
+        return Section(
+            [
+                PYTHON,
+                "bench/dbt_overhead.py",
+                "--parts",
+                "demo",
+                "--prepare-demo",
+                "--runs",
+                "1",
+                "--json",
+                ctx.json("dbt_overhead"),
+            ]
+        )
+    return Section(
+        [
+            PYTHON,
+            "bench/dbt_overhead.py",
+            "--parts",
+            "demo,generated,per-model",
+            "--prepare-demo",
+            "--runs",
+            "3",
+            "--models",
+            "500",
+            "--tag",
+            "domain_0",
+            "--json",
+            ctx.json("dbt_overhead"),
+        ]
+    )
 
 
 def _listening(port: int) -> bool:
@@ -96,19 +123,44 @@ def cycle(ctx: Context) -> Section:
     if _listening(5432) and _listening(6379):
         configs.insert(1, "production")
     if ctx.quick:
-        return Section([PYTHON, "bench/cycle_latency.py", "--cycles", "1", "--configs", "embedded",
-                        "--json", ctx.json("cycle_latency")])
-    return Section([PYTHON, "bench/cycle_latency.py", "--cycles", "5", "--configs", ",".join(configs),
-                    "--json", ctx.json("cycle_latency")])
+        return Section(
+            [
+                PYTHON,
+                "bench/cycle_latency.py",
+                "--cycles",
+                "1",
+                "--configs",
+                "embedded",
+                "--json",
+                ctx.json("cycle_latency"),
+            ]
+        )
+    return Section(
+        [
+            PYTHON,
+            "bench/cycle_latency.py",
+            "--cycles",
+            "5",
+            "--configs",
+            ",".join(configs),
+            "--json",
+            ctx.json("cycle_latency"),
+        ]
+    )
 
 
 def alerts(ctx: Context) -> Section:
-    return Section([PYTHON, "bench/alert_latency.py", "--repeats", "5" if ctx.quick else "30",
-                    "--json", ctx.json("alerts")])
+    return Section(
+        [PYTHON, "bench/alert_latency.py", "--repeats", "5" if ctx.quick else "30", "--json", ctx.json("alerts")]
+    )
 
 
 SECTIONS: dict[str, Callable[[Context], Section]] = {
-    "plan": plan, "parse": parse, "dbt": dbt, "cycle": cycle, "alerts": alerts,
+    "plan": plan,
+    "parse": parse,
+    "dbt": dbt,
+    "cycle": cycle,
+    "alerts": alerts,
 }
 
 
@@ -127,15 +179,21 @@ def run_section(name: str, section: Section, out: Path) -> dict:
     command = _shown(section.argv)
     print(f"== {name}: {command}", file=sys.stderr, flush=True)
     t = time.perf_counter()
-    proc = subprocess.run(section.argv, cwd=ROOT, env=os.environ | section.env, stdout=subprocess.PIPE, text=True,
-                          check=False)
+    proc = subprocess.run(
+        section.argv, cwd=ROOT, env=os.environ | section.env, stdout=subprocess.PIPE, text=True, check=False
+    )
     seconds = time.perf_counter() - t
     md.write_text(f"<!-- {command} -->\n{proc.stdout}", encoding="utf-8")
     print(proc.stdout, flush=True)
     status = "ok" if proc.returncode == 0 else f"failed (exit {proc.returncode})"
     print(f"== {name}: {status} in {seconds:.0f}s -> {md.relative_to(ROOT)}", file=sys.stderr, flush=True)
-    return record | {"status": status, "command": command, "seconds": round(seconds, 1),
-                     "loadavg_end": os.getloadavg(), "markdown": str(md.relative_to(ROOT))}
+    return record | {
+        "status": status,
+        "command": command,
+        "seconds": round(seconds, 1),
+        "loadavg_end": os.getloadavg(),
+        "markdown": str(md.relative_to(ROOT)),
+    }
 
 
 def main(argv=None) -> int:
@@ -158,10 +216,15 @@ def main(argv=None) -> int:
     records = [run_section(name, SECTIONS[name](ctx), ctx.out) for name in names]
     index = ctx.out / "run.json"  # the latest record of every section (a run with --only keeps the others')
     previous = json.loads(index.read_text()).get("sections", {}) if index.exists() else {}
-    index.write_text(json.dumps({"sections": previous | {r["section"]: r | {"quick": args.quick} for r in records}},
-                                indent=1))
-    print("\n".join(f"{r['section']:8} {r['status']}" + (f" ({r['seconds']:.0f}s)" if "seconds" in r else "")
-                    for r in records), file=sys.stderr)
+    index.write_text(
+        json.dumps({"sections": previous | {r["section"]: r | {"quick": args.quick} for r in records}}, indent=1)
+    )
+    print(
+        "\n".join(
+            f"{r['section']:8} {r['status']}" + (f" ({r['seconds']:.0f}s)" if "seconds" in r else "") for r in records
+        ),
+        file=sys.stderr,
+    )
     return 0 if all(r["status"] in ("ok", "skipped") for r in records) else 1
 
 

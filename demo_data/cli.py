@@ -14,7 +14,9 @@ DEFAULT_DIR = os.environ.get("DEMO_DATA_DIR", "var/demo_data")
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="demo-data", description=__doc__)
     parser.add_argument("destination", choices=["files", "mariadb", "postgres"])
-    parser.add_argument("--dir", default=DEFAULT_DIR, help="files: the directory the file tap reads (default %(default)s)")
+    parser.add_argument(
+        "--dir", default=DEFAULT_DIR, help="files: the directory the file tap reads (default %(default)s)"
+    )
     parser.add_argument("--url", help="databases: SQLAlchemy URL (defaults: " + ", ".join(DEFAULT_URLS.values()) + ")")
     parser.add_argument("--to-day", type=int, help="write every missing day up to this one (default: the next day)")
     args = parser.parse_args(argv)

@@ -43,10 +43,46 @@ CAMPAIGNS_ON_DAY_ONE = 5
 CAMPAIGN_DAYS = 14
 RETURN_RATE = 0.1
 
-_FIRST_NAMES = ("Ada", "Alan", "Grace", "Linus", "Barbara", "Ken", "Margaret", "Dennis", "Frances", "Edsger",
-                "Radia", "John", "Karen", "Tim", "Hedy", "Guido", "Anita", "Bjarne", "Sophie", "Yukihiro")
-_LAST_NAMES = ("Lovelace", "Turing", "Hopper", "Torvalds", "Liskov", "Thompson", "Hamilton", "Ritchie",
-               "Allen", "Dijkstra", "Perlman", "McCarthy", "Jones", "Berners-Lee", "Lamarr", "van Rossum")
+_FIRST_NAMES = (
+    "Ada",
+    "Alan",
+    "Grace",
+    "Linus",
+    "Barbara",
+    "Ken",
+    "Margaret",
+    "Dennis",
+    "Frances",
+    "Edsger",
+    "Radia",
+    "John",
+    "Karen",
+    "Tim",
+    "Hedy",
+    "Guido",
+    "Anita",
+    "Bjarne",
+    "Sophie",
+    "Yukihiro",
+)
+_LAST_NAMES = (
+    "Lovelace",
+    "Turing",
+    "Hopper",
+    "Torvalds",
+    "Liskov",
+    "Thompson",
+    "Hamilton",
+    "Ritchie",
+    "Allen",
+    "Dijkstra",
+    "Perlman",
+    "McCarthy",
+    "Jones",
+    "Berners-Lee",
+    "Lamarr",
+    "van Rossum",
+)
 _COUNTRIES = ("US", "US", "US", "GB", "DE", "FR", "NL", "CA", "BR", "JP")
 _COMPANY_WORDS = ("Acme", "Globex", "Initech", "Umbrella", "Hooli", "Vandelay", "Stark", "Wayne", "Tyrell", "Soylent")
 _SEGMENTS = ("smb", "mid_market", "enterprise")
@@ -81,8 +117,16 @@ class _Simulation:
     customers: list[int] = field(default_factory=list)
     campaigns: dict[int, int] = field(default_factory=dict)  # campaign id -> start day
     orders_by_day: dict[int, list[Row]] = field(default_factory=dict)
-    next_ids: dict[str, int] = field(default_factory=lambda: {"customers": 1, "orders": 1, "payments": 1,
-                                                              "accounts": 1, "campaigns": 1, "ad_spend": 1})
+    next_ids: dict[str, int] = field(
+        default_factory=lambda: {
+            "customers": 1,
+            "orders": 1,
+            "payments": 1,
+            "accounts": 1,
+            "campaigns": 1,
+            "ad_spend": 1,
+        }
+    )
 
     def _id(self, table: str) -> int:
         value = self.next_ids[table]
@@ -100,22 +144,35 @@ class _Simulation:
             cid = self._id("campaigns")
             self.campaigns[cid] = self.day
             created = _ts(d, rng.randrange(0, 3600))
-            out["marketing"]["campaigns"].append({
-                "id": cid, "name": f"{rng.choice(_CHANNELS)}-{d:%Y%m%d}-{cid}", "channel": rng.choice(_CHANNELS),
-                "budget": _money(rng, 500, 5000), "start_date": d.isoformat(),
-                "end_date": (d + timedelta(days=CAMPAIGN_DAYS - 1)).isoformat(),
-                "created_at": created, "updated_at": created,
-            })
+            out["marketing"]["campaigns"].append(
+                {
+                    "id": cid,
+                    "name": f"{rng.choice(_CHANNELS)}-{d:%Y%m%d}-{cid}",
+                    "channel": rng.choice(_CHANNELS),
+                    "budget": _money(rng, 500, 5000),
+                    "start_date": d.isoformat(),
+                    "end_date": (d + timedelta(days=CAMPAIGN_DAYS - 1)).isoformat(),
+                    "created_at": created,
+                    "updated_at": created,
+                }
+            )
         active = sorted(c for c, start in self.campaigns.items() if start <= self.day < start + CAMPAIGN_DAYS)
         for cid in active:
             impressions = rng.randrange(1000, 20000)
             clicks = rng.randrange(10, impressions // 20)
             created = _ts(d, 86000 + rng.randrange(0, 300))
-            out["marketing"]["ad_spend"].append({
-                "id": self._id("ad_spend"), "campaign_id": cid, "spend_date": d.isoformat(),
-                "impressions": impressions, "clicks": clicks, "spend": _money(rng, 20, 400),
-                "created_at": created, "updated_at": created,
-            })
+            out["marketing"]["ad_spend"].append(
+                {
+                    "id": self._id("ad_spend"),
+                    "campaign_id": cid,
+                    "spend_date": d.isoformat(),
+                    "impressions": impressions,
+                    "clicks": clicks,
+                    "spend": _money(rng, 20, 400),
+                    "created_at": created,
+                    "updated_at": created,
+                }
+            )
 
         # Shop: new customers, some of them businesses with a CRM account.
         for _ in range(CUSTOMERS_PER_DAY):
@@ -123,23 +180,37 @@ class _Simulation:
             self.customers.append(cust)
             first, last = rng.choice(_FIRST_NAMES), rng.choice(_LAST_NAMES)
             created = _ts(d, rng.randrange(3600, 80000))
-            out["shop"]["customers"].append({
-                "id": cust, "first_name": first, "last_name": last,
-                "email": f"{first}.{last}.{cust}@example.com".lower().replace(" ", ""),
-                "country": rng.choice(_COUNTRIES), "created_at": created, "updated_at": created,
-            })
+            out["shop"]["customers"].append(
+                {
+                    "id": cust,
+                    "first_name": first,
+                    "last_name": last,
+                    "email": f"{first}.{last}.{cust}@example.com".lower().replace(" ", ""),
+                    "country": rng.choice(_COUNTRIES),
+                    "created_at": created,
+                    "updated_at": created,
+                }
+            )
             if cust % 4 == 0:
-                out["crm"]["accounts"].append({
-                    "id": self._id("accounts"), "customer_id": cust,
-                    "company_name": f"{rng.choice(_COMPANY_WORDS)} {last} {cust}",
-                    "segment": rng.choice(_SEGMENTS), "account_owner": rng.choice(_ACCOUNT_OWNERS),
-                    "created_at": created, "updated_at": created,
-                })
+                out["crm"]["accounts"].append(
+                    {
+                        "id": self._id("accounts"),
+                        "customer_id": cust,
+                        "company_name": f"{rng.choice(_COMPANY_WORDS)} {last} {cust}",
+                        "segment": rng.choice(_SEGMENTS),
+                        "account_owner": rng.choice(_ACCOUNT_OWNERS),
+                        "created_at": created,
+                        "updated_at": created,
+                    }
+                )
 
         # Yesterday's orders are settled today: completed or returned (a new version of the row).
         for order in self.orders_by_day.get(self.day - 1, []):
-            changed = dict(order, status="returned" if rng.random() < RETURN_RATE else "completed",
-                           updated_at=_ts(d, rng.randrange(0, 3600)))
+            changed = dict(
+                order,
+                status="returned" if rng.random() < RETURN_RATE else "completed",
+                updated_at=_ts(d, rng.randrange(0, 3600)),
+            )
             out["shop"]["orders"].append(changed)
 
         todays_orders: list[Row] = []
@@ -148,19 +219,29 @@ class _Simulation:
             created = _ts(d, rng.randrange(3600, 86000))
             amount = _money(rng, 5, 500)
             order = {
-                "id": oid, "customer_id": rng.choice(self.customers),
+                "id": oid,
+                "customer_id": rng.choice(self.customers),
                 "campaign_id": rng.choice(active) if active and rng.random() < 0.4 else None,
-                "status": "placed", "amount": amount, "created_at": created, "updated_at": created,
+                "status": "placed",
+                "amount": amount,
+                "created_at": created,
+                "updated_at": created,
             }
             todays_orders.append(order)
             # Most orders are paid at once; some in two parts (gift card + card).
             parts = [amount] if rng.random() < 0.85 else _split(amount, rng)
             methods = [rng.choice(_PAYMENT_METHODS)] if len(parts) == 1 else ["gift_card", "credit_card"]
             for part, method in zip(parts, methods):
-                out["shop"]["payments"].append({
-                    "id": self._id("payments"), "order_id": oid, "method": method, "amount": part,
-                    "created_at": created, "updated_at": created,
-                })
+                out["shop"]["payments"].append(
+                    {
+                        "id": self._id("payments"),
+                        "order_id": oid,
+                        "method": method,
+                        "amount": part,
+                        "created_at": created,
+                        "updated_at": created,
+                    }
+                )
         out["shop"]["orders"].extend(todays_orders)
         self.orders_by_day[self.day] = todays_orders
         self.orders_by_day.pop(self.day - 2, None)

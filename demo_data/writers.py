@@ -49,9 +49,14 @@ def _column_type(name: str) -> sa.types.TypeEngine:
 def _tables(metadata: sa.MetaData, source: str, schema: str | None) -> dict[str, sa.Table]:
     return {
         table: sa.Table(
-            table, metadata,
-            *[sa.Column(c, _column_type(c), primary_key=(c == "id"), autoincrement=False,
-                        nullable=(c == "campaign_id")) for c in columns],
+            table,
+            metadata,
+            *[
+                sa.Column(
+                    c, _column_type(c), primary_key=(c == "id"), autoincrement=False, nullable=(c == "campaign_id")
+                )
+                for c in columns
+            ],
             schema=schema,
         )
         for table, columns in TABLES[source].items()
@@ -107,13 +112,16 @@ class DatabaseDestination:
                 conn.execute(sa.text(f'GRANT SELECT ON ALL TABLES IN SCHEMA "{s}" TO {READER_USER}'))
         else:
             for host in ("%", "localhost", "127.0.0.1"):
-                conn.execute(sa.text(f"CREATE USER IF NOT EXISTS '{READER_USER}'@'{host}' IDENTIFIED BY '{READER_PASSWORD}'"))
+                conn.execute(
+                    sa.text(f"CREATE USER IF NOT EXISTS '{READER_USER}'@'{host}' IDENTIFIED BY '{READER_PASSWORD}'")
+                )
                 conn.execute(sa.text(f"GRANT SELECT ON `{self.url.database}`.* TO '{READER_USER}'@'{host}'"))
 
     def _create_database(self) -> None:
         name = self.url.database
-        server = sa.create_engine(self.url.set(database="postgres" if self.kind == "postgres" else "mysql"),
-                                  isolation_level="AUTOCOMMIT")
+        server = sa.create_engine(
+            self.url.set(database="postgres" if self.kind == "postgres" else "mysql"), isolation_level="AUTOCOMMIT"
+        )
         with server.connect() as conn:
             if self.kind == "postgres":
                 exists = conn.execute(sa.text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}).first()
@@ -139,8 +147,9 @@ class DatabaseDestination:
     def _upsert(self, table: sa.Table):
         if self.kind == "postgres":
             stmt = postgresql.insert(table)
-            return stmt.on_conflict_do_update(index_elements=["id"],
-                                              set_={c.name: stmt.excluded[c.name] for c in table.columns if c.name != "id"})
+            return stmt.on_conflict_do_update(
+                index_elements=["id"], set_={c.name: stmt.excluded[c.name] for c in table.columns if c.name != "id"}
+            )
         stmt = mysql.insert(table)
         return stmt.on_duplicate_key_update({c.name: stmt.inserted[c.name] for c in table.columns if c.name != "id"})
 
@@ -149,8 +158,9 @@ class DatabaseDestination:
         self.metadata.drop_all(self.engine)
 
 
-def advance(destination: FileDestination | DatabaseDestination, to_day: int | None = None,
-            seed: int | None = None) -> list[int]:
+def advance(
+    destination: FileDestination | DatabaseDestination, to_day: int | None = None, seed: int | None = None
+) -> list[int]:
     """Write every day after the destination's last one up to `to_day` (default: the next day)."""
     last = destination.last_day()
     target = last + 1 if to_day is None else to_day

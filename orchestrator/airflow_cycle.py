@@ -41,6 +41,7 @@ def local_airflow(config: OrchestrationConfig, env: dict[str, str], **kwargs) ->
     extra = task_env(config, env)
     if a["executor"] == "CeleryExecutor":
         from .airflow_local import celery_env
+
         extra.update(celery_env(a["metadata_db_url"], a["broker_url"] or None))
     kwargs.setdefault("metadata_db_url", a["metadata_db_url"] or None)
     kwargs.setdefault("executor", a["executor"])
@@ -74,6 +75,7 @@ class AirflowCycle:
 
     def summary(self) -> str:
         """Per DAG: state, duration, hop lag, what started it; then each Asset it emitted."""
+
         def secs(v: float | None) -> str:
             return "-" if v is None else f"{v:.1f}s"
 
@@ -84,18 +86,24 @@ class AirflowCycle:
             lines.append(f"{r.dag_id:<{w}}{r.state:<9}{secs(r.duration):>9}{secs(r.lag):>7}  {', '.join(started)}")
             for event in sorted(r.emitted, key=lambda e: e["name"]):
                 extra = event.get("extra") or {}
-                detail = " ".join(f"{k}={extra[k]}" for k in ("records_extracted", "status", "rows_affected",
-                                                              "duration_s") if extra.get(k) is not None)
+                detail = " ".join(
+                    f"{k}={extra[k]}"
+                    for k in ("records_extracted", "status", "rows_affected", "duration_s")
+                    if extra.get(k) is not None
+                )
                 lines.append(f"    -> {event['name']:<40} {detail}")
         starts = [r.start for r in self.reports if r.start]
         ends = [r.end for r in self.reports if r.end]
         if starts and ends:
-            lines.append(f"Cycle wall time (first run start -> last run end): "
-                         f"{(max(ends) - min(starts)).total_seconds():.1f}s")
+            lines.append(
+                f"Cycle wall time (first run start -> last run end): {(max(ends) - min(starts)).total_seconds():.1f}s"
+            )
         lags = [r.lag for r in self.reports if r.lag is not None]
         if lags:
-            lines.append(f"Asset event -> downstream run start: median {sorted(lags)[len(lags) // 2]:.2f}s, "
-                         f"max {max(lags):.2f}s over {len(lags)} hops")
+            lines.append(
+                f"Asset event -> downstream run start: median {sorted(lags)[len(lags) // 2]:.2f}s, "
+                f"max {max(lags):.2f}s over {len(lags)} hops"
+            )
         lines += ["", f"{'warehouse table':<28}{'rows':>8}"]
         lines += [f"{name:<28}{n:>8}" for name, n in self.raw_rows.items()]
         return "\n".join(lines)
@@ -107,8 +115,16 @@ def cycle_dag_ids(plan: Plan) -> list[str]:
     return [d.dag_id for d in sorted(plan.dags, key=lambda d: order.get(d.kind, 9)) if d.kind in order]
 
 
-def run_cycle_in(af: LocalAirflow, config: OrchestrationConfig, env: dict[str, str], plan: Plan, *,
-                 new_day: bool = True, wait_for: list[str] | None = None, timeout: float = 900) -> AirflowCycle:
+def run_cycle_in(
+    af: LocalAirflow,
+    config: OrchestrationConfig,
+    env: dict[str, str],
+    plan: Plan,
+    *,
+    new_day: bool = True,
+    wait_for: list[str] | None = None,
+    timeout: float = 900,
+) -> AirflowCycle:
     """Trigger the tick on a running Airflow and wait for the DAGs of one cycle."""
     days = advance_sources(config.profile, env) if new_day else []
     since = utcnow()
@@ -117,8 +133,9 @@ def run_cycle_in(af: LocalAirflow, config: OrchestrationConfig, env: dict[str, s
     return AirflowCycle(reports=reports, raw_rows=table_row_counts(config.profile.dbt_target, env), source_days=days)
 
 
-def run_airflow_cycle(config: OrchestrationConfig, *, env: dict[str, str] | None = None, new_day: bool = True,
-                      log=print) -> AirflowCycle:
+def run_airflow_cycle(
+    config: OrchestrationConfig, *, env: dict[str, str] | None = None, new_day: bool = True, log=print
+) -> AirflowCycle:
     env = dict(env if env is not None else config.profile.environment())
     prepare_warehouse(config.profile, env)
     plan = plan_from_config(config, cache_dir=None)

@@ -29,7 +29,7 @@ import sys
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -79,8 +79,15 @@ def local_secrets(home: Path) -> dict[str, str]:
     return values
 
 
-def airflow_env(home: Path, dags_folder: Path, *, port: int, metadata_db_url: str | None = None,
-                executor: str = "LocalExecutor", extra: dict | None = None) -> dict[str, str]:
+def airflow_env(
+    home: Path,
+    dags_folder: Path,
+    *,
+    port: int,
+    metadata_db_url: str | None = None,
+    executor: str = "LocalExecutor",
+    extra: dict | None = None,
+) -> dict[str, str]:
     """The full process environment for every Airflow process of one local instance.
 
     Starts from this process's environment without any inherited `AIRFLOW_HOME`/`AIRFLOW_CONFIG`/
@@ -95,68 +102,67 @@ def airflow_env(home: Path, dags_folder: Path, *, port: int, metadata_db_url: st
     passwords_file.touch(mode=0o600)
     passwords_file.write_text(json.dumps({ADMIN_USER: sec["admin_password"]}))
 
-    env = {k: v for k, v in os.environ.items()
-           if not (k.startswith("AIRFLOW__") or k in ("AIRFLOW_HOME", "AIRFLOW_CONFIG"))}
-    env.update({
-        "AIRFLOW_HOME": str(home),
-        "AIRFLOW__CORE__DAGS_FOLDER": str(dags_folder),
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": metadata_db_url or f"sqlite:///{home / 'airflow.db'}",
-        "AIRFLOW__CORE__EXECUTOR": executor,
-        # No example DAGs: they would be parsed, listed and (unpaused) scheduled next to ours.
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        # New DAGs stay paused until we unpause them: a cron DAG unpaused at creation would start a
-        # run for its latest interval at once.
-        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
-        # 2 cores: at most 8 tasks at once (default 32); pools narrow it further per resource. The
-        # LocalExecutor forks this many worker processes at the first task (~135 MB RSS each).
-        "AIRFLOW__CORE__PARALLELISM": "8",
-        # Connections/variables stored in the metadata DB are encrypted with a key kept in the home.
-        "AIRFLOW__CORE__FERNET_KEY": sec["fernet_key"],
-
-        # The API server: local only, on the port we chose. Task processes reach the Execution API
-        # on the same server, so this URL must carry the same port (8793 is the log server, not it).
-        "AIRFLOW__API__HOST": "127.0.0.1",
-        "AIRFLOW__API__PORT": str(port),
-        "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{port}",  # links in logs and notifications
-        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
-        # One worker is plenty for one user and our client, and leaves the 2 cores to the tasks.
-        "AIRFLOW__API__WORKERS": "1",
-        # Same signing secrets in every process: the scheduler signs task tokens that the API server
-        # checks (JWT), and API sessions survive a restart (secret key).
-        "AIRFLOW__API_AUTH__JWT_SECRET": sec["jwt_secret"],
-        "AIRFLOW__API__SECRET_KEY": sec["api_secret_key"],
-
-        # Auth: Airflow 3's simple auth manager with one admin whose password we write ourselves
-        # (Airflow would otherwise generate one and only print it). Our client POSTs it to
-        # /auth/token for a JWT. (`SIMPLE_AUTH_MANAGER_ALL_ADMINS=True` would also work, but makes
-        # every request admin without any credentials.)
-        "AIRFLOW__CORE__AUTH_MANAGER":
-            "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager",
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{ADMIN_USER}:admin",
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords_file),
-
-        # Low latency of asset-triggered runs. The scheduler creates (and starts) the run of an
-        # asset-scheduled DAG in its first loop after the event; it sleeps only after a loop that
-        # found nothing to do, for this long (default 1 s). Measured on 2 cores, SQLite, event ->
-        # downstream run start, median: 1 s -> 1.2 s; 0.25 s -> 0.8 s (PostgreSQL 0.15 s) for ~5 %
-        # of a core while idle; 0.1 s -> 0.76 s for ~12 %.
-        "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "0.25",
-        # (`[scheduler] scheduler_heartbeat_sec` is only the liveness heartbeat in 3.3, not the loop
-        # pace: the default 5 s is kept.)
-
-        # DAG files: look for new files every 10 s (default 300 s). Changed files are re-parsed at
-        # once anyway (file_parsing_sort_mode=modified_time); unchanged ones every 30 s (dbt/Meltano
-        # DAGs read their project files at parse time, so they need a periodic re-parse).
-        "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "10",
-        "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "30",
-        "AIRFLOW__DAG_PROCESSOR__PARSING_PROCESSES": "2",  # one per core
-
-        # Log servers on free ports (not the fixed 8793/8794), so two local instances never clash.
-        "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port(avoid={port})),
-        "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port(avoid={port})),
-        # Process logs go to files: no ANSI colour codes in them.
-        "AIRFLOW__LOGGING__COLORED_CONSOLE_LOG": "False",
-    })
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not (k.startswith("AIRFLOW__") or k in ("AIRFLOW_HOME", "AIRFLOW_CONFIG"))
+    }
+    env.update(
+        {
+            "AIRFLOW_HOME": str(home),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(dags_folder),
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": metadata_db_url or f"sqlite:///{home / 'airflow.db'}",
+            "AIRFLOW__CORE__EXECUTOR": executor,
+            # No example DAGs: they would be parsed, listed and (unpaused) scheduled next to ours.
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            # New DAGs stay paused until we unpause them: a cron DAG unpaused at creation would start a
+            # run for its latest interval at once.
+            "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
+            # 2 cores: at most 8 tasks at once (default 32); pools narrow it further per resource. The
+            # LocalExecutor forks this many worker processes at the first task (~135 MB RSS each).
+            "AIRFLOW__CORE__PARALLELISM": "8",
+            # Connections/variables stored in the metadata DB are encrypted with a key kept in the home.
+            "AIRFLOW__CORE__FERNET_KEY": sec["fernet_key"],
+            # The API server: local only, on the port we chose. Task processes reach the Execution API
+            # on the same server, so this URL must carry the same port (8793 is the log server, not it).
+            "AIRFLOW__API__HOST": "127.0.0.1",
+            "AIRFLOW__API__PORT": str(port),
+            "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{port}",  # links in logs and notifications
+            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
+            # One worker is plenty for one user and our client, and leaves the 2 cores to the tasks.
+            "AIRFLOW__API__WORKERS": "1",
+            # Same signing secrets in every process: the scheduler signs task tokens that the API server
+            # checks (JWT), and API sessions survive a restart (secret key).
+            "AIRFLOW__API_AUTH__JWT_SECRET": sec["jwt_secret"],
+            "AIRFLOW__API__SECRET_KEY": sec["api_secret_key"],
+            # Auth: Airflow 3's simple auth manager with one admin whose password we write ourselves
+            # (Airflow would otherwise generate one and only print it). Our client POSTs it to
+            # /auth/token for a JWT. (`SIMPLE_AUTH_MANAGER_ALL_ADMINS=True` would also work, but makes
+            # every request admin without any credentials.)
+            "AIRFLOW__CORE__AUTH_MANAGER": "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager",
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{ADMIN_USER}:admin",
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords_file),
+            # Low latency of asset-triggered runs. The scheduler creates (and starts) the run of an
+            # asset-scheduled DAG in its first loop after the event; it sleeps only after a loop that
+            # found nothing to do, for this long (default 1 s). Measured on 2 cores, SQLite, event ->
+            # downstream run start, median: 1 s -> 1.2 s; 0.25 s -> 0.8 s (PostgreSQL 0.15 s) for ~5 %
+            # of a core while idle; 0.1 s -> 0.76 s for ~12 %.
+            "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "0.25",
+            # (`[scheduler] scheduler_heartbeat_sec` is only the liveness heartbeat in 3.3, not the loop
+            # pace: the default 5 s is kept.)
+            # DAG files: look for new files every 10 s (default 300 s). Changed files are re-parsed at
+            # once anyway (file_parsing_sort_mode=modified_time); unchanged ones every 30 s (dbt/Meltano
+            # DAGs read their project files at parse time, so they need a periodic re-parse).
+            "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "10",
+            "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "30",
+            "AIRFLOW__DAG_PROCESSOR__PARSING_PROCESSES": "2",  # one per core
+            # Log servers on free ports (not the fixed 8793/8794), so two local instances never clash.
+            "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port(avoid={port})),
+            "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port(avoid={port})),
+            # Process logs go to files: no ANSI colour codes in them.
+            "AIRFLOW__LOGGING__COLORED_CONSOLE_LOG": "False",
+        }
+    )
     if executor == "CeleryExecutor":
         env.update(celery_env(metadata_db_url))
     env.update({k: str(v) for k, v in (extra or {}).items()})
@@ -174,10 +180,11 @@ def celery_env(metadata_db_url: str | None, broker_url: str | None = None) -> di
         raise ValueError("the CeleryExecutor needs the metadata database on PostgreSQL (--db-url)")
     backend = "db+" + metadata_db_url.replace("+psycopg2", "").replace("+psycopg", "")
     return {
-        "AIRFLOW__CELERY__BROKER_URL": broker_url or os.environ.get("AIRFLOW_CELERY_BROKER_URL")
+        "AIRFLOW__CELERY__BROKER_URL": broker_url
+        or os.environ.get("AIRFLOW_CELERY_BROKER_URL")
         or "redis://127.0.0.1:6379/0",
         "AIRFLOW__CELERY__RESULT_BACKEND": backend,
-        "AIRFLOW__CELERY__WORKER_CONCURRENCY": "2",   # per worker: 2 cores here
+        "AIRFLOW__CELERY__WORKER_CONCURRENCY": "2",  # per worker: 2 cores here
         "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "60",
         "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "5",
     }
@@ -224,15 +231,25 @@ def _signal(pids: Iterable[int], sig: int, groups: bool) -> None:
 class LocalAirflow:
     """A local Airflow: `with LocalAirflow(home, dags) as af: af.client.trigger("tick")`."""
 
-    def __init__(self, home: Path, dags_folder: Path, *, port: int | None = None,
-                 metadata_db_url: str | None = None, executor: str = "LocalExecutor",
-                 extra: dict | None = None, startup_timeout: float = 180, workers: int = 2):
+    def __init__(
+        self,
+        home: Path,
+        dags_folder: Path,
+        *,
+        port: int | None = None,
+        metadata_db_url: str | None = None,
+        executor: str = "LocalExecutor",
+        extra: dict | None = None,
+        startup_timeout: float = 180,
+        workers: int = 2,
+    ):
         self.home = Path(home).resolve()
         self.dags_folder = Path(dags_folder).resolve()
         self.port = port or free_port()
         self.metadata_db_url = metadata_db_url
-        self.env = airflow_env(self.home, self.dags_folder, port=self.port, metadata_db_url=metadata_db_url,
-                               executor=executor, extra=extra)
+        self.env = airflow_env(
+            self.home, self.dags_folder, port=self.port, metadata_db_url=metadata_db_url, executor=executor, extra=extra
+        )
         self.startup_timeout = startup_timeout
         self.executor = executor
         self.workers = workers if executor == "CeleryExecutor" else 0
@@ -254,11 +271,18 @@ class LocalAirflow:
 
     def airflow(self, *args: str, timeout: float = 600) -> str:
         """Run one `airflow ...` CLI command against this instance; its output, or AirflowLocalError."""
-        done = subprocess.run([sys.executable, "-m", "airflow", *args], env=self.env, cwd=self.home,
-                              capture_output=True, text=True, timeout=timeout)
+        done = subprocess.run(
+            [sys.executable, "-m", "airflow", *args],
+            env=self.env,
+            cwd=self.home,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
         if done.returncode:
-            raise AirflowLocalError(f"airflow {' '.join(args)} failed ({done.returncode}):\n"
-                                    f"{done.stdout[-3000:]}{done.stderr[-3000:]}")
+            raise AirflowLocalError(
+                f"airflow {' '.join(args)} failed ({done.returncode}):\n{done.stdout[-3000:]}{done.stderr[-3000:]}"
+            )
         return done.stdout
 
     def start(self) -> LocalAirflow:
@@ -294,15 +318,31 @@ class LocalAirflow:
             # start_new_session: each component leads its own process group, which stop()
             # signals as a whole (LocalExecutor workers, Celery pool, log server, parsing processes).
             self.processes[name] = subprocess.Popen(
-                [sys.executable, "-m", "airflow", *args], env=env or self.env, cwd=self.home,
-                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+                [sys.executable, "-m", "airflow", *args],
+                env=env or self.env,
+                cwd=self.home,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         return self.processes[name]
 
     def start_worker(self, name: str) -> subprocess.Popen:
         """A Celery worker (its own log server port: several run on one host)."""
         env = {**self.env, "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port(avoid={self.port}))}
-        return self._spawn(name, ["celery", "worker", "--celery-hostname", f"{name}@%h", "--concurrency",
-                                  self.env.get("AIRFLOW__CELERY__WORKER_CONCURRENCY", "2")], env)
+        return self._spawn(
+            name,
+            [
+                "celery",
+                "worker",
+                "--celery-hostname",
+                f"{name}@%h",
+                "--concurrency",
+                self.env.get("AIRFLOW__CELERY__WORKER_CONCURRENCY", "2"),
+            ],
+            env,
+        )
 
     def wait_worker_ready(self, name: str, timeout: float) -> None:
         """Until the worker's log says it is connected and ready (Celery prints `ready.`)."""
@@ -336,8 +376,10 @@ class LocalAirflow:
             self._check_alive()
             try:
                 health = httpx.get(f"{self.url}/api/v2/monitor/health", timeout=5).json()
-                if all((health.get(c) or {}).get("status") == "healthy"
-                       for c in ("metadatabase", "scheduler", "triggerer", "dag_processor")):
+                if all(
+                    (health.get(c) or {}).get("status") == "healthy"
+                    for c in ("metadatabase", "scheduler", "triggerer", "dag_processor")
+                ):
                     return health
             except (httpx.HTTPError, ValueError):
                 pass  # API server not listening yet
@@ -364,8 +406,11 @@ class LocalAirflow:
         family.update({pid: _started(pid) for pid in descendants(pids)})
         _signal(pids, signal.SIGKILL, groups=True)  # a group outlives its leader while members remain
         # Only the very processes seen above (same start time), never a new one that reused a pid.
-        _signal([pid for pid, started in family.items() if started and _started(pid) == started],
-                signal.SIGKILL, groups=False)
+        _signal(
+            [pid for pid, started in family.items() if started and _started(pid) == started],
+            signal.SIGKILL,
+            groups=False,
+        )
         for proc in procs:
             proc.wait()
         self.processes.clear()
@@ -387,7 +432,7 @@ def parse_ts(value: str | None) -> datetime | None:
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def _ok(resp: httpx.Response) -> httpx.Response:
@@ -460,13 +505,18 @@ class AirflowClient:
         while True:
             broken = {e["filename"] for e in self.import_errors()}
             dags = {d: self.dag(d) for d in wanted}
-            ready = {d: dag for d, dag in dags.items()
-                     if dag and not dag["is_stale"] and dag["relative_fileloc"] not in broken}
+            ready = {
+                d: dag
+                for d, dag in dags.items()
+                if dag and not dag["is_stale"] and dag["relative_fileloc"] not in broken
+            }
             if len(ready) == len(wanted):
                 return ready
             if time.monotonic() > deadline:
-                raise AirflowLocalError(f"DAGs not loaded after {timeout:.0f}s: {sorted(set(wanted) - set(ready))}; "
-                                        f"import errors: {self.import_errors()}")
+                raise AirflowLocalError(
+                    f"DAGs not loaded after {timeout:.0f}s: {sorted(set(wanted) - set(ready))}; "
+                    f"import errors: {self.import_errors()}"
+                )
             time.sleep(1)
 
     def unpause(self, dag_id: str, paused: bool = False) -> None:
@@ -499,11 +549,19 @@ class AirflowClient:
 
     def dag_runs(self, dag_id: str, since: datetime | None = None) -> list[dict]:
         """Runs of a DAG, oldest first; with `since`, only those created (run_after) from then on."""
-        return self._all(f"/dags/{dag_id}/dagRuns", "dag_runs", order_by="id",
-                         run_after_gte=since.isoformat() if since else None)
+        return self._all(
+            f"/dags/{dag_id}/dagRuns", "dag_runs", order_by="id", run_after_gte=since.isoformat() if since else None
+        )
 
-    def wait_for_runs(self, dag_id: str, predicate: Callable[[dict], bool] = lambda r: r["state"] in TERMINAL_STATES,
-                      *, count: int = 1, since: datetime | None = None, timeout: float = 120) -> list[dict]:
+    def wait_for_runs(
+        self,
+        dag_id: str,
+        predicate: Callable[[dict], bool] = lambda r: r["state"] in TERMINAL_STATES,
+        *,
+        count: int = 1,
+        since: datetime | None = None,
+        timeout: float = 120,
+    ) -> list[dict]:
         """Until at least `count` runs of `dag_id` (since `since`) satisfy `predicate` (default:
         finished); returns those runs."""
         deadline = time.monotonic() + timeout
@@ -512,8 +570,10 @@ class AirflowClient:
             if len(runs) >= count:
                 return runs
             if time.monotonic() > deadline:
-                raise AirflowLocalError(f"{dag_id}: {len(runs)}/{count} matching runs after {timeout:.0f}s; "
-                                        f"runs: {[(r['dag_run_id'], r['state']) for r in self.dag_runs(dag_id, since)]}")
+                raise AirflowLocalError(
+                    f"{dag_id}: {len(runs)}/{count} matching runs after {timeout:.0f}s; "
+                    f"runs: {[(r['dag_run_id'], r['state']) for r in self.dag_runs(dag_id, since)]}"
+                )
             time.sleep(0.5)
 
     def task_instances(self, dag_id: str, run_id: str) -> list[dict]:
@@ -535,8 +595,13 @@ class AirflowClient:
     def asset_events(self, since: datetime | None = None, **filters) -> list[dict]:
         """Asset events, oldest first: name, uri, extra, source_dag_id/run_id/task_id, timestamp,
         created_dagruns. `filters`: any of the API's (source_dag_id=..., source_run_id=...)."""
-        return self._all("/assets/events", "asset_events", order_by="timestamp",
-                         timestamp_gte=since.isoformat() if since else None, **filters)
+        return self._all(
+            "/assets/events",
+            "asset_events",
+            order_by="timestamp",
+            timestamp_gte=since.isoformat() if since else None,
+            **filters,
+        )
 
     def asset_id(self, name: str) -> int:
         for asset in self._all("/assets", "assets", name_pattern=name):
@@ -601,22 +666,35 @@ class RunReport:
         return (self.start - max(parse_ts(e["timestamp"]) for e in self.triggered_by)).total_seconds()
 
 
-def cycle_report(client: AirflowClient, since: datetime, dag_ids: Iterable[str], timeout: float = 600) -> list[RunReport]:
+def cycle_report(
+    client: AirflowClient, since: datetime, dag_ids: Iterable[str], timeout: float = 600
+) -> list[RunReport]:
     """For each DAG, its first run started at/after `since`, once finished, with the asset events
     that triggered it and those it emitted. Waits (up to `timeout` s overall) for all of them."""
     deadline, reports = time.monotonic() + timeout, []
     for dag_id in dag_ids:
+
         def started(run: dict) -> bool:
             return bool(run["start_date"]) and parse_ts(run["start_date"]) >= since
+
         first = client.wait_for_runs(dag_id, started, timeout=max(1.0, deadline - time.monotonic()))[0]
-        run = client.wait_for_runs(dag_id, lambda r: r["dag_run_id"] == first["dag_run_id"]
-                                   and r["state"] in TERMINAL_STATES,
-                                   timeout=max(1.0, deadline - time.monotonic()))[0]
-        reports.append(RunReport(
-            dag_id=dag_id, run_id=run["dag_run_id"], state=run["state"], run_type=run["run_type"],
-            start=parse_ts(run["start_date"]), end=parse_ts(run["end_date"]),
-            triggered_by=client.triggering_asset_events(dag_id, run["dag_run_id"]),
-            emitted=client.asset_events(source_dag_id=dag_id, source_run_id=run["dag_run_id"])))
+        run = client.wait_for_runs(
+            dag_id,
+            lambda r: r["dag_run_id"] == first["dag_run_id"] and r["state"] in TERMINAL_STATES,
+            timeout=max(1.0, deadline - time.monotonic()),
+        )[0]
+        reports.append(
+            RunReport(
+                dag_id=dag_id,
+                run_id=run["dag_run_id"],
+                state=run["state"],
+                run_type=run["run_type"],
+                start=parse_ts(run["start_date"]),
+                end=parse_ts(run["end_date"]),
+                triggered_by=client.triggering_asset_events(dag_id, run["dag_run_id"]),
+                emitted=client.asset_events(source_dag_id=dag_id, source_run_id=run["dag_run_id"]),
+            )
+        )
     return reports
 
 
@@ -627,21 +705,32 @@ def _event_label(event: dict) -> str:
 
 def format_report(reports: list[RunReport]) -> str:
     """A table: DAG, state, how it was started, duration, hop lag, assets emitted."""
+
     def secs(v: float | None) -> str:
         return "-" if v is None else f"{v:.1f}s"
 
     rows = [("DAG", "state", "started by", "duration", "lag", "assets emitted")]
     for r in reports:
-        started_by = (", ".join(sorted({e["name"] for e in r.triggered_by})) if r.triggered_by else r.run_type)
-        rows.append((r.dag_id, r.state, started_by, secs(r.duration), secs(r.lag),
-                     ", ".join(_event_label(e) for e in r.emitted) or "-"))
+        started_by = ", ".join(sorted({e["name"] for e in r.triggered_by})) if r.triggered_by else r.run_type
+        rows.append(
+            (
+                r.dag_id,
+                r.state,
+                started_by,
+                secs(r.duration),
+                secs(r.lag),
+                ", ".join(_event_label(e) for e in r.emitted) or "-",
+            )
+        )
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
     lags = [r.lag for r in reports if r.lag is not None]
     if lags:
-        lines.append(f"asset hop lag: median {statistics.median(lags):.2f}s, "
-                     f"min {min(lags):.2f}s, max {max(lags):.2f}s over {len(lags)} hop(s)")
+        lines.append(
+            f"asset hop lag: median {statistics.median(lags):.2f}s, "
+            f"min {min(lags):.2f}s, max {max(lags):.2f}s over {len(lags)} hop(s)"
+        )
     return "\n".join(lines)
 
 
@@ -678,9 +767,14 @@ def _up(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     with af:
-        _state_file(af.home).write_text(json.dumps({"url": af.url, "pids": {n: p.pid for n, p in af.processes.items()}}))
-        print(f"Airflow up in {af.startup_seconds:.1f}s at {af.url}  (user {ADMIN_USER}, password in "
-              f"{af.home / 'local_secrets.json'}; logs in {af.log_dir}). Ctrl-C stops it.", flush=True)
+        _state_file(af.home).write_text(
+            json.dumps({"url": af.url, "pids": {n: p.pid for n, p in af.processes.items()}})
+        )
+        print(
+            f"Airflow up in {af.startup_seconds:.1f}s at {af.url}  (user {ADMIN_USER}, password in "
+            f"{af.home / 'local_secrets.json'}; logs in {af.log_dir}). Ctrl-C stops it.",
+            flush=True,
+        )
         try:
             while True:
                 af._check_alive()
@@ -720,12 +814,19 @@ def _cycle(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m orchestrator.airflow_local",
-                                     description="Run a real Airflow 3 locally as plain processes.")
+    parser = argparse.ArgumentParser(
+        prog="python -m orchestrator.airflow_local", description="Run a real Airflow 3 locally as plain processes."
+    )
     sub = parser.add_subparsers(dest="command", required=True)
-    for name, func, help_ in (("up", _up, "start Airflow and keep it running until Ctrl-C"),
-                              ("cycle", _cycle, "trigger a DAG and report the event-driven cycle it sets off "
-                                                "(on the `up` instance of --home if one runs, else on its own)")):
+    for name, func, help_ in (
+        ("up", _up, "start Airflow and keep it running until Ctrl-C"),
+        (
+            "cycle",
+            _cycle,
+            "trigger a DAG and report the event-driven cycle it sets off "
+            "(on the `up` instance of --home if one runs, else on its own)",
+        ),
+    ):
         p = sub.add_parser(name, help=help_)
         p.add_argument("--home", type=Path, default=Path("var/airflow"), help="AIRFLOW_HOME (default: var/airflow)")
         p.add_argument("--dags", type=Path, default=Path("dags"), help="DAGs folder (default: dags)")
@@ -734,8 +835,10 @@ def main(argv: list[str] | None = None) -> int:
         p.set_defaults(func=func)
         if name == "cycle":
             p.add_argument("--trigger", default="tick", help="DAG to trigger (default: tick)")
-            p.add_argument("--expect", help="comma-separated DAGs to wait for "
-                                            "(default: every DAG downstream of --trigger by assets)")
+            p.add_argument(
+                "--expect",
+                help="comma-separated DAGs to wait for (default: every DAG downstream of --trigger by assets)",
+            )
             p.add_argument("--timeout", type=float, default=900, help="seconds to wait for the cycle")
     args = parser.parse_args(argv)
     try:

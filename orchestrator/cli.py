@@ -15,8 +15,7 @@ def _cycle(args: argparse.Namespace) -> int:
 
     profile = load_profile(args.profile, args.config)
     try:
-        report = run_cycle(profile, new_day=not args.no_new_day,
-                           meltano_log=print if args.verbose else None)
+        report = run_cycle(profile, new_day=not args.no_new_day, meltano_log=print if args.verbose else None)
     except (MeltanoError, DbtError) as exc:
         print(f"cycle failed: {exc}", file=sys.stderr)
         return 1
@@ -30,8 +29,10 @@ def _run(args: argparse.Namespace) -> int:
 
     config = load_config(args.config, args.profile)
     cycle = run_airflow_cycle(config, new_day=not args.no_new_day)
-    print(f"\nCycle through Airflow on profile '{config.profile.name}' "
-          f"(source day(s) written: {', '.join(map(str, cycle.source_days)) or 'none'})\n")
+    print(
+        f"\nCycle through Airflow on profile '{config.profile.name}' "
+        f"(source day(s) written: {', '.join(map(str, cycle.source_days)) or 'none'})\n"
+    )
     print(cycle.summary())
     return 0 if cycle.ok else 1
 
@@ -126,19 +127,30 @@ def _alerts(args: argparse.Namespace) -> int:
         print(f"{len(results)} delivery attempt(s)")
         return 0 if all(r.status == "sent" for r in results) else 1
     if args.action == "test":
-        result = notifier.notify(Alert("task_failed", "alerting_test", "send_test", run_id="manual",
-                                       error="A test alert from `orchestrator alerts test`: routing works."))
+        result = notifier.notify(
+            Alert(
+                "task_failed",
+                "alerting_test",
+                "send_test",
+                run_id="manual",
+                error="A test alert from `orchestrator alerts test`: routing works.",
+            )
+        )
         for d in result.deliveries:
             print(f"{d.status:<8} {d.kind:<12} route {d.route:<12} {d.error or ''}")
         return 0 if result.delivered else 1
     rows = [r for r in notifier.outbox.rows() if r["status"] in ("pending", "sending", "failed")]
     for r in rows:
-        print(f"{r['status']:<8} {r['kind']:<12} {r['route']:<12} {r['dag_id'] or '-'}.{r['task_id'] or '-'} "
-              f"attempts={r['attempts']} next={r['next_attempt_at']:%Y-%m-%d %H:%M:%S} {r['last_error'] or ''}")
+        print(
+            f"{r['status']:<8} {r['kind']:<12} {r['route']:<12} {r['dag_id'] or '-'}.{r['task_id'] or '-'} "
+            f"attempts={r['attempts']} next={r['next_attempt_at']:%Y-%m-%d %H:%M:%S} {r['last_error'] or ''}"
+        )
     open_ = [i for i in notifier.outbox.incidents() if i["resolved_at"] is None]
     for i in open_:
-        print(f"open     {i['alert_kind']:<12} {i['route']:<12} {i['dag_id']}.{i['task_id'] or '-'} "
-              f"since {i['opened_at']:%Y-%m-%d %H:%M:%S} x{i['count']}")
+        print(
+            f"open     {i['alert_kind']:<12} {i['route']:<12} {i['dag_id']}.{i['task_id'] or '-'} "
+            f"since {i['opened_at']:%Y-%m-%d %H:%M:%S} x{i['count']}"
+        )
     print(f"{len(rows)} undelivered, {len(open_)} open incident(s)")
     return 0
 
@@ -156,8 +168,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", help="profile to use (default: $PIPELINE_PROFILE or the file's default_profile)")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    run = sub.add_parser("run", help="run one pipeline cycle through a local Airflow: new source day, "
-                                      "trigger the tick, wait for every DAG, report")
+    run = sub.add_parser(
+        "run",
+        help="run one pipeline cycle through a local Airflow: new source day, "
+        "trigger the tick, wait for every DAG, report",
+    )
     run.add_argument("--no-new-day", action="store_true", help="load what the sources hold; write no new day")
     run.set_defaults(func=_run)
 
@@ -166,33 +181,45 @@ def main(argv: list[str] | None = None) -> int:
     cycle.add_argument("-v", "--verbose", action="store_true", help="stream Meltano's log")
     cycle.set_defaults(func=_cycle)
 
-    up = sub.add_parser("up", help="start the profile's Airflow (and mail sink) as a service: "
-                                    "foreground, or in the background with --detach")
+    up = sub.add_parser(
+        "up",
+        help="start the profile's Airflow (and mail sink) as a service: foreground, or in the background with --detach",
+    )
     up.add_argument("--detach", action="store_true", help="run in the background; return once healthy")
     up.set_defaults(func=_service)
     sub.add_parser("down", help="stop what `up` started").set_defaults(func=_service)
     sub.add_parser("status", help="is it up, where, and the health of each component").set_defaults(func=_service)
 
-    for name, func, text in (("plan", _plan, "print the plan: every DAG, its schedule and outlets"),
-                             ("check", _check, "list warnings and errors; exit 1 on errors"),
-                             ("graph", _graph, "print the tick -> Meltano -> dbt flow as a Mermaid diagram")):
+    for name, func, text in (
+        ("plan", _plan, "print the plan: every DAG, its schedule and outlets"),
+        ("check", _check, "list warnings and errors; exit 1 on errors"),
+        ("graph", _graph, "print the tick -> Meltano -> dbt flow as a Mermaid diagram"),
+    ):
         p = sub.add_parser(name, help=text)
         p.add_argument("--manifest", help="dbt manifest.json or .json.gz (default: the config's dbt.manifest)")
         p.add_argument("--meltano-project", help="a Meltano project directory or its meltano.yml")
         p.add_argument("--tags", help="orchestration tags, comma-separated, in precedence order (overrides the config)")
         p.add_argument("--mode", choices=["multi", "monolith"], help="one DAG per tag, or one for the project")
         if name == "plan":
-            p.add_argument("--json", action="store_true", help='JSON: {"dags": [...], "warnings": [...], "errors": [...]}')
+            p.add_argument(
+                "--json", action="store_true", help='JSON: {"dags": [...], "warnings": [...], "errors": [...]}'
+            )
         p.set_defaults(func=func)
 
-    alerts = sub.add_parser("alerts", help="the alert outbox: status (undelivered, open incidents), "
-                                           "redeliver, or send a test alert through the routing")
+    alerts = sub.add_parser(
+        "alerts",
+        help="the alert outbox: status (undelivered, open incidents), "
+        "redeliver, or send a test alert through the routing",
+    )
     alerts.add_argument("action", choices=["status", "redeliver", "test"], nargs="?", default="status")
     alerts.add_argument("--all", action="store_true", help="redeliver: also rows whose backoff has not expired")
     alerts.set_defaults(func=_alerts)
 
-    env = sub.add_parser("env", help="print the profile's variables as shell exports, "
-                                      "for running meltano or dbt by hand: eval \"$(orchestrator env)\"")
+    env = sub.add_parser(
+        "env",
+        help="print the profile's variables as shell exports, "
+        'for running meltano or dbt by hand: eval "$(orchestrator env)"',
+    )
     env.set_defaults(func=_env)
 
     args = parser.parse_args(argv)

@@ -7,9 +7,9 @@ README's main command runs, and what the data-plane tests exercise.
 from __future__ import annotations
 
 import time
-from pathlib import Path
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
+from pathlib import Path
 
 from .profiles import Profile
 from .runners.dbt import DbtRunResult, run_dbt, runs_dir
@@ -27,9 +27,12 @@ class CycleReport:
     duration_s: float = 0.0
 
     def summary(self) -> str:
-        lines = [f"Cycle on profile '{self.profile}' in {self.duration_s:.1f}s "
-                 f"(source day(s) written: {', '.join(map(str, self.source_days)) or 'none'})", "",
-                 f"{'extractor':<24}{'stream':<14}{'extracted':>10}"]
+        lines = [
+            f"Cycle on profile '{self.profile}' in {self.duration_s:.1f}s "
+            f"(source day(s) written: {', '.join(map(str, self.source_days)) or 'none'})",
+            "",
+            f"{'extractor':<24}{'stream':<14}{'extracted':>10}",
+        ]
         for extractor, res in self.loads.items():
             for stream, n in sorted(res.records.items()):
                 lines.append(f"{extractor:<24}{stream:<14}{n:>10}")
@@ -39,8 +42,11 @@ class CycleReport:
             models, tests = self.dbt.of_type("model"), self.dbt.of_type("test")
             ok_models = sum(1 for m in models if m.status == "success")
             ok_tests = sum(1 for t in tests if t.status == "pass")
-            lines += ["", f"dbt build: {ok_models}/{len(models)} models built, "
-                          f"{ok_tests}/{len(tests)} tests passed in {self.dbt.duration_s:.1f}s"]
+            lines += [
+                "",
+                f"dbt build: {ok_models}/{len(models)} models built, "
+                f"{ok_tests}/{len(tests)} tests passed in {self.dbt.duration_s:.1f}s",
+            ]
         return "\n".join(lines)
 
 
@@ -81,7 +87,7 @@ def prepare_meltano_system_db(profile: Profile, env: dict[str, str]) -> None:
     """
     uri = env.get("MELTANO_DATABASE_URI", "")
     if uri.startswith("sqlite:///"):
-        db = Path(uri[len("sqlite:///"):])
+        db = Path(uri[len("sqlite:///") :])
         db.parent.mkdir(parents=True, exist_ok=True)
         migrated = db.exists()
     elif uri.startswith("postgresql"):
@@ -101,16 +107,27 @@ def prepare_meltano_system_db(profile: Profile, env: dict[str, str]) -> None:
         run_meltano(["upgrade", "database"], environment=profile.meltano_environment, env=env, log=lambda line: None)
 
 
-def run_cycle(profile: Profile, *, env: dict[str, str] | None = None, new_day: bool = True,
-              log: Callable[[str], None] = print, meltano_log: Callable[[str], None] | None = None) -> CycleReport:
+def run_cycle(
+    profile: Profile,
+    *,
+    env: dict[str, str] | None = None,
+    new_day: bool = True,
+    log: Callable[[str], None] = print,
+    meltano_log: Callable[[str], None] | None = None,
+) -> CycleReport:
     started = time.monotonic()
     env = env if env is not None else profile.environment()
     prepare_warehouse(profile, env)
     report = CycleReport(profile=profile.name, source_days=advance_sources(profile, env) if new_day else [])
     for extractor in profile.extractors:
         log(f"==> meltano run {extractor} {profile.loader}")
-        report.loads[extractor] = run_extractor(extractor, profile.loader, environment=profile.meltano_environment,
-                                                env=env, log=meltano_log or (lambda line: None))
+        report.loads[extractor] = run_extractor(
+            extractor,
+            profile.loader,
+            environment=profile.meltano_environment,
+            env=env,
+            log=meltano_log or (lambda line: None),
+        )
     log(f"==> dbt build --target {env['DBT_TARGET']}")
     report.dbt = run_dbt(["build"], env=env, target_path=runs_dir(env) / "cycle")  # target: $DBT_TARGET
     report.raw_rows = table_row_counts(profile.dbt_target, env)

@@ -37,10 +37,11 @@ import json
 import os
 import re
 import tempfile
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 from .profiles import REPO_ROOT, Profile
 from .runners.meltano import MELTANO_PROJECT, run_meltano
@@ -51,7 +52,9 @@ DEFAULT_BACKUP_DIR = REPO_ROOT / "var" / "meltano_state_backups"
 
 # Plugin and environment names: no whitespace, no shell or path syntax. The
 # extractor part is greedy, so the split is at the last "-to-".
-_STATE_ID = re.compile(r"(?P<environment>[A-Za-z0-9_.-]+):(?P<extractor>[A-Za-z0-9_.-]+)-to-(?P<loader>[A-Za-z0-9_.-]+)")
+_STATE_ID = re.compile(
+    r"(?P<environment>[A-Za-z0-9_.-]+):(?P<extractor>[A-Za-z0-9_.-]+)-to-(?P<loader>[A-Za-z0-9_.-]+)"
+)
 # Meltano's console log lines: "2026-01-01T00:00:00.000000Z [info     ] meltano ...".
 _LOG_LINE = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\S*\s+\[")
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
@@ -104,7 +107,9 @@ def parse_state_json(value: str | Mapping) -> dict:
         if not isinstance(state, dict):
             raise StateError(f"state JSON must be an object, got {type(state).__name__}")
     if "singer_state" not in state:
-        raise StateError('state JSON lacks the top-level "singer_state" key, e.g. {"singer_state": {"bookmarks": {...}}}')
+        raise StateError(
+            'state JSON lacks the top-level "singer_state" key, e.g. {"singer_state": {"bookmarks": {...}}}'
+        )
     if not isinstance(state["singer_state"], dict):
         raise StateError(f'"singer_state" must be an object, got {type(state["singer_state"]).__name__}')
     return state
@@ -123,13 +128,17 @@ def deep_merge(base: dict, patch: dict) -> dict:
 
 def state_diff(before: dict, after: dict, state_id: str) -> str:
     """Unified diff of pretty-printed, key-sorted JSON ("" when equal)."""
+
     def lines(state: dict) -> list[str]:
         return json.dumps(state, indent=2, sort_keys=True).splitlines()
-    return "\n".join(difflib.unified_diff(lines(before), lines(after), f"{state_id} (before)",
-                                          f"{state_id} (after)", lineterm=""))
+
+    return "\n".join(
+        difflib.unified_diff(lines(before), lines(after), f"{state_id} (before)", f"{state_id} (after)", lineterm="")
+    )
 
 
 # --- Meltano calls -------------------------------------------------------------------------
+
 
 @dataclass
 class _Cli:
@@ -146,8 +155,9 @@ class _Cli:
             lines.append(_ANSI.sub("", line))
             self.log(line)
 
-        run_meltano(["state", *args], environment=self.environment, env=self.env,
-                    project_root=self.project_root, log=collect)
+        run_meltano(
+            ["state", *args], environment=self.environment, env=self.env, project_root=self.project_root, log=collect
+        )
         return [line.strip() for line in lines if line.strip() and not _LOG_LINE.match(line)]
 
     def list_ids(self) -> list[str]:
@@ -178,17 +188,18 @@ class _Cli:
             force = ["--force"] if action == "set" else []  # merge has no prompt, hence no --force
             self.state(action, *force, "--input-file", str(path), "--", state_id)
 
+
 # --- backups -------------------------------------------------------------------------------
+
 
 def write_backup(backup_dir: str | Path, state_id: str, action: str, state: dict) -> Path:
     """Write {state_id, taken_at, action, state, empty} atomically (tmp + rename); return its path."""
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     safe_id = re.sub(r"[^A-Za-z0-9_-]", "_", state_id)  # ':' and '/' and '.' out: one flat directory
     directory = Path(backup_dir) / safe_id
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"{now:%Y%m%dT%H%M%S.%fZ}.json"
-    record = {"state_id": state_id, "taken_at": now.isoformat(), "action": action, "state": state,
-              "empty": not state}
+    record = {"state_id": state_id, "taken_at": now.isoformat(), "action": action, "state": state, "empty": not state}
     if not state:
         record["note"] = "there was no previous state (restore = clear)"
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".json")
@@ -206,12 +217,21 @@ def write_backup(backup_dir: str | Path, state_id: str, action: str, state: dict
 
 # --- the entry point -----------------------------------------------------------------------
 
-def run_state_action(action: str, state_id: str | None = None, state_json: str | Mapping | None = None, *,
-                     profile: Profile, env: Mapping[str, str] | None = None, dry_run: bool = True,
-                     backup_dir: str | Path = DEFAULT_BACKUP_DIR, known_ids: Sequence[str] | None = None,
-                     is_source_busy: Callable[[str], str | None] | None = None,
-                     project_root: str | Path = MELTANO_PROJECT,
-                     log: Callable[[str], None] = print) -> StateResult:
+
+def run_state_action(
+    action: str,
+    state_id: str | None = None,
+    state_json: str | Mapping | None = None,
+    *,
+    profile: Profile,
+    env: Mapping[str, str] | None = None,
+    dry_run: bool = True,
+    backup_dir: str | Path = DEFAULT_BACKUP_DIR,
+    known_ids: Sequence[str] | None = None,
+    is_source_busy: Callable[[str], str | None] | None = None,
+    project_root: str | Path = MELTANO_PROJECT,
+    log: Callable[[str], None] = print,
+) -> StateResult:
     """Run one state action; raise StateError (nothing written) when the request is refused.
 
     `known_ids` skips the `meltano state list` call when the caller already has it.
@@ -225,8 +245,9 @@ def run_state_action(action: str, state_id: str | None = None, state_json: str |
 
     if action == "list":
         ids = cli.list_ids()
-        return StateResult(action, None, dry_run, state_ids=ids,
-                           message=f"{len(ids)} state ID(s): {', '.join(ids) or 'none'}")
+        return StateResult(
+            action, None, dry_run, state_ids=ids, message=f"{len(ids)} state ID(s): {', '.join(ids) or 'none'}"
+        )
 
     # Cheap checks first: no Meltano call for a malformed request.
     if not isinstance(state_id, str) or not state_id.strip():
@@ -239,13 +260,17 @@ def run_state_action(action: str, state_id: str | None = None, state_json: str |
         new_ok = action == "set" and state_id in expected_state_ids(profile)
         if not new_ok:
             hint = f"; set may also create a never-run extractor's ID: {', '.join(expected_state_ids(profile))}"
-            raise StateError(f"unknown state ID {state_id!r} (known: {', '.join(known) or 'none'})"
-                             + (hint if action == "set" else ""))
+            raise StateError(
+                f"unknown state ID {state_id!r} (known: {', '.join(known) or 'none'})"
+                + (hint if action == "set" else "")
+            )
     if action in WRITE_ACTIONS and _STATE_ID.fullmatch(state_id):
         id_env = extractor_of(state_id)[0]
         if id_env != profile.meltano_environment:
-            raise StateError(f"state ID {state_id!r} belongs to environment {id_env!r}, not to this "
-                             f"profile's {profile.meltano_environment!r}: refusing to {action} it")
+            raise StateError(
+                f"state ID {state_id!r} belongs to environment {id_env!r}, not to this "
+                f"profile's {profile.meltano_environment!r}: refusing to {action} it"
+            )
 
     writes = action in WRITE_ACTIONS and not dry_run
     if writes and is_source_busy is not None:
@@ -255,8 +280,14 @@ def run_state_action(action: str, state_id: str | None = None, state_json: str |
 
     before = cli.get(state_id)
     if action == "get":
-        return StateResult(action, state_id, dry_run, before=before, after=before,
-                           message=f"state of {state_id}" + ("" if before else ": empty"))
+        return StateResult(
+            action,
+            state_id,
+            dry_run,
+            before=before,
+            after=before,
+            message=f"state of {state_id}" + ("" if before else ": empty"),
+        )
 
     if action == "set":
         expected = patch
@@ -266,21 +297,37 @@ def run_state_action(action: str, state_id: str | None = None, state_json: str |
         expected = {}
     if not writes:
         diff = state_diff(before, expected, state_id)
-        return StateResult(action, state_id, True, before=before, after=expected, diff=diff,
-                           message=f"dry run: {action} {state_id} would "
-                                   + ("change the state (see diff)" if diff else "change nothing")
-                                   + "; nothing written")
+        return StateResult(
+            action,
+            state_id,
+            True,
+            before=before,
+            after=expected,
+            diff=diff,
+            message=f"dry run: {action} {state_id} would "
+            + ("change the state (see diff)" if diff else "change nothing")
+            + "; nothing written",
+        )
 
     try:
         backup = write_backup(backup_dir, state_id, action, before)
     except OSError as exc:
-        raise StateError(f"could not write the backup of {state_id!r} under {backup_dir}: {exc}; "
-                         "state not modified") from exc
+        raise StateError(
+            f"could not write the backup of {state_id!r} under {backup_dir}: {exc}; state not modified"
+        ) from exc
     log(f"backup of {state_id} written to {backup}")
     cli.write(action, state_id, patch)
     after = cli.get(state_id)  # read back: report what Meltano actually holds now
     message = f"{action} {state_id} done; backup: {backup}"
     if after != expected:
         message += " (WARNING: the state read back differs from the expected result)"
-    return StateResult(action, state_id, False, before=before, after=after,
-                       diff=state_diff(before, after, state_id), backup_path=str(backup), message=message)
+    return StateResult(
+        action,
+        state_id,
+        False,
+        before=before,
+        after=after,
+        diff=state_diff(before, after, state_id),
+        backup_path=str(backup),
+        message=message,
+    )

@@ -9,9 +9,9 @@ reference; the process environment always overrides them.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping
 
 import yaml
 
@@ -36,7 +36,7 @@ class Profile:
     extractors: tuple[str, ...]
     env_defaults: Mapping[str, str] = field(default_factory=dict)
     description: str = ""
-    warehouse_uri: str = ""            # Asset URIs: <warehouse_uri>/<schema>/<table>
+    warehouse_uri: str = ""  # Asset URIs: <warehouse_uri>/<schema>/<table>
     warehouse_pool: str | None = None  # an Airflow pool serialising warehouse writes (DuckDB: one writer)
     airflow: Mapping[str, str] = field(default_factory=dict)  # how `orchestrator run/up` runs Airflow
 
@@ -92,12 +92,19 @@ def profile_from_config(data: dict, path: Path, name: str | None = None) -> Prof
     for var in _SQLITE_URL_VARS:  # and so are relative SQLite paths in database URLs
         uri = env.get(var, "")
         if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
-            env[var] = f"sqlite:///{path.parent / uri[len('sqlite:///'):]}"
-    return Profile(name=name, meltano_environment=raw["meltano_environment"], loader=raw["loader"],
-                   dbt_target=raw["dbt_target"], extractors=tuple(raw["extractors"]), env_defaults=env,
-                   description=raw.get("description", ""), warehouse_uri=raw.get("warehouse_uri") or "",
-                   warehouse_pool=raw.get("warehouse_pool") or None,
-                   airflow={str(k): str(v) for k, v in (raw.get("airflow") or {}).items()})
+            env[var] = f"sqlite:///{path.parent / uri[len('sqlite:///') :]}"
+    return Profile(
+        name=name,
+        meltano_environment=raw["meltano_environment"],
+        loader=raw["loader"],
+        dbt_target=raw["dbt_target"],
+        extractors=tuple(raw["extractors"]),
+        env_defaults=env,
+        description=raw.get("description", ""),
+        warehouse_uri=raw.get("warehouse_uri") or "",
+        warehouse_pool=raw.get("warehouse_pool") or None,
+        airflow={str(k): str(v) for k, v in (raw.get("airflow") or {}).items()},
+    )
 
 
 def load_profile(name: str | None = None, path: str | Path | None = None) -> Profile:

@@ -67,12 +67,22 @@ def _operator(plan: Plan, spec: DagSpec, task) -> PythonOperator:
     elif task.kind == "meltano_run":
         # A job may run several extractors: each state ID `<env>:<extractor>-to-<loader>` names one.
         extractors = [s.split(":", 1)[1].rsplit("-to-", 1)[0] for s in spec.state_ids]
-        call, kwargs = tasks.meltano_run, {"argv": list(task.args), "outlets": outlets, "extractors": extractors,
-                                           "state_ids": list(spec.state_ids)}
+        call, kwargs = (
+            tasks.meltano_run,
+            {"argv": list(task.args), "outlets": outlets, "extractors": extractors, "state_ids": list(spec.state_ids)},
+        )
     elif task.kind in ("dbt_build", "dbt_test"):
         owners = {u: spec.owners[u] for u in (*task.models, *spec.tests) if u in spec.owners}
-        call, kwargs = tasks.dbt_build, {"args": list(task.args), "outlets": outlets,
-                                          "relations": dict(task.relations), "owners": owners, "tag": spec.tag}
+        call, kwargs = (
+            tasks.dbt_build,
+            {
+                "args": list(task.args),
+                "outlets": outlets,
+                "relations": dict(task.relations),
+                "owners": owners,
+                "tag": spec.tag,
+            },
+        )
     elif task.kind == "alerts_redeliver":
         call, kwargs = tasks.alerts_redeliver, {}
     elif task.kind == "alerts_lateness":
@@ -80,9 +90,14 @@ def _operator(plan: Plan, spec: DagSpec, task) -> PythonOperator:
         call, kwargs = tasks.alerts_lateness, {"expectations": list(spec.lateness), "tick": {tick: plan.assets[tick]}}
     else:
         raise PlanError(f"{spec.dag_id}: unknown task kind {task.kind!r}")
-    return PythonOperator(task_id=task.task_id, python_callable=call, op_kwargs=kwargs,
-                          outlets=_assets(plan, task.outlets), inlets=_assets(plan, task.inlets),
-                          pool=spec.pool or "default_pool")
+    return PythonOperator(
+        task_id=task.task_id,
+        python_callable=call,
+        op_kwargs=kwargs,
+        outlets=_assets(plan, task.outlets),
+        inlets=_assets(plan, task.inlets),
+        pool=spec.pool or "default_pool",
+    )
 
 
 def _params(spec: DagSpec):
@@ -90,18 +105,31 @@ def _params(spec: DagSpec):
         return state_dag.params(spec)
     if spec.kind == "alerting":
         from airflow.sdk import Param
-        return {"as_of": Param(None, type=["null", "string"], format="date-time",
-                               description="Check lateness as of this time (ISO 8601); empty: now")}
+
+        return {
+            "as_of": Param(
+                None,
+                type=["null", "string"],
+                format="date-time",
+                description="Check lateness as of this time (ISO 8601); empty: now",
+            )
+        }
     return None
 
 
 def render_dag(plan: Plan, config: OrchestrationConfig, spec: DagSpec, alerts=None) -> DAG:
     alerts = alerts or airflow_alerts(config)
     with DAG(
-        dag_id=spec.dag_id, description=spec.description, doc_md=spec.doc_md, schedule=_schedule(plan, spec),
-        catchup=False, max_active_runs=spec.max_active_runs, tags=list(spec.tags),
-        default_args=_default_args(config, spec, alerts), params=_params(spec),
-        **alerts.dag_callbacks(),   # a run that fails for another reason than a task; DAG-level recovery
+        dag_id=spec.dag_id,
+        description=spec.description,
+        doc_md=spec.doc_md,
+        schedule=_schedule(plan, spec),
+        catchup=False,
+        max_active_runs=spec.max_active_runs,
+        tags=list(spec.tags),
+        default_args=_default_args(config, spec, alerts),
+        params=_params(spec),
+        **alerts.dag_callbacks(),  # a run that fails for another reason than a task; DAG-level recovery
     ) as dag:
         if spec.kind == "meltano_state":
             state_dag.state_task(spec)
@@ -126,7 +154,9 @@ def render_dags(kind: str, config_path: str | Path | None = None) -> dict[str, D
         RoutingConfig.load(config.alerting_config)
     plan = plan_from_config(config, kinds=(kind,), cache_dir=_cache_dir())
     if plan.errors:
-        raise PlanError(f"the orchestration plan has {len(plan.errors)} error(s); run `orchestrator check`:\n"
-                        + "\n".join(f"  {e}" for e in plan.errors))
+        raise PlanError(
+            f"the orchestration plan has {len(plan.errors)} error(s); run `orchestrator check`:\n"
+            + "\n".join(f"  {e}" for e in plan.errors)
+        )
     alerts = airflow_alerts(config)  # one per DAG file: every DAG's callbacks share it
     return {spec.dag_id: render_dag(plan, config, spec, alerts) for spec in plan.of_kind(kind)}

@@ -48,19 +48,35 @@ def up(config: OrchestrationConfig, env: dict[str, str], *, detach: bool = False
     if detach:
         home = airflow_home(env)
         (home / "logs").mkdir(parents=True, exist_ok=True)
-        argv = [sys.executable, "-m", "orchestrator.cli", "--config", str(config.path), "--profile",
-                config.profile.name, "up"]
+        argv = [
+            sys.executable,
+            "-m",
+            "orchestrator.cli",
+            "--config",
+            str(config.path),
+            "--profile",
+            config.profile.name,
+            "up",
+        ]
         with open(home / "logs" / "up.log", "ab") as out:
-            proc = subprocess.Popen(argv, env={**os.environ, **env}, stdin=subprocess.DEVNULL, stdout=out,
-                                    stderr=subprocess.STDOUT, start_new_session=True)
+            proc = subprocess.Popen(
+                argv,
+                env={**os.environ, **env},
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         deadline = time.monotonic() + 300
         while time.monotonic() < deadline:
             if proc.poll() is not None:
                 log(f"failed to start: see {home / 'logs' / 'up.log'}")
                 return 1
             if (state := read_state(env)) is not None and state.get("ready"):
-                log(f"up: {state['url']} (profile {state['profile']}, {state['executor']}, "
-                    f"pid {state['pid']}); logs in {home / 'logs'}")
+                log(
+                    f"up: {state['url']} (profile {state['profile']}, {state['executor']}, "
+                    f"pid {state['pid']}); logs in {home / 'logs'}"
+                )
                 return 0
             time.sleep(1)
         log(f"not healthy after 300 s: see {home / 'logs' / 'up.log'}")
@@ -74,12 +90,21 @@ def up(config: OrchestrationConfig, env: dict[str, str], *, detach: bool = False
         af = local_airflow(config, env)
         with af.start():
             prepare(af, plan)
-            state = {"url": af.url, "pid": os.getpid(), "profile": config.profile.name, "executor": af.executor,
-                     "workers": af.workers, "home": str(af.home), "ready": True,
-                     "mail": env.get("ALERTING_SMTP_HOST", "") + ":" + env.get("ALERTING_SMTP_PORT", "")}
+            state = {
+                "url": af.url,
+                "pid": os.getpid(),
+                "profile": config.profile.name,
+                "executor": af.executor,
+                "workers": af.workers,
+                "home": str(af.home),
+                "ready": True,
+                "mail": env.get("ALERTING_SMTP_HOST", "") + ":" + env.get("ALERTING_SMTP_PORT", ""),
+            }
             _state_path(env).write_text(json.dumps(state))
-            log(f"up at {af.url} (user admin, password in {af.home / 'local_secrets.json'}), "
-                f"{af.executor} with {af.workers} worker(s); Ctrl-C or `orchestrator down` stops it")
+            log(
+                f"up at {af.url} (user admin, password in {af.home / 'local_secrets.json'}), "
+                f"{af.executor} with {af.workers} worker(s); Ctrl-C or `orchestrator down` stops it"
+            )
             sys.stdout.flush()
             try:
                 while True:
@@ -115,8 +140,10 @@ def status(config: OrchestrationConfig, env: dict[str, str], log=print) -> int:
     if state is None:
         log(f"not running (profile {config.profile.name}; `orchestrator up --detach` starts it)")
         return 3
-    log(f"up at {state['url']} (profile {state['profile']}, {state['executor']}, {state['workers']} worker(s), "
-        f"pid {state['pid']}); alert mail: {state['mail']}; logs: {state['home']}/logs")
+    log(
+        f"up at {state['url']} (profile {state['profile']}, {state['executor']}, {state['workers']} worker(s), "
+        f"pid {state['pid']}); alert mail: {state['mail']}; logs: {state['home']}/logs"
+    )
     try:
         health = httpx.get(f"{state['url']}/api/v2/monitor/health", timeout=5).json()
     except (httpx.HTTPError, ValueError) as exc:

@@ -16,22 +16,38 @@ from .tasks import TaskFailure
 
 log = logging.getLogger(__name__)
 
-_EXAMPLE = {"singer_state": {"bookmarks": {"orders": {"replication_key": "updated_at",
-                                                      "replication_key_value": "2024-01-01T00:00:00"}}}}
+_EXAMPLE = {
+    "singer_state": {
+        "bookmarks": {"orders": {"replication_key": "updated_at", "replication_key_value": "2024-01-01T00:00:00"}}
+    }
+}
 
 
 def params(spec: DagSpec) -> dict[str, Param]:
     ids = list(spec.state_ids)
     return {
-        "action": Param("get", enum=list(ACTIONS), title="Action",
-                        description="list the IDs, get a state, set (replace) it, merge into it, or clear it"),
-        "state_id": Param(ids[0] if ids else "", enum=ids or [""], title="State ID",
-                          description="the source's Meltano state ID (<environment>:<extractor>-to-<loader>)"),
-        "state_json": Param(json.dumps(_EXAMPLE, indent=2), type="string", title="State JSON (set, merge)",
-                            description="an object with `singer_state`; ignored by list, get and clear",
-                            **{"format": "multiline"}),
-        "dry_run": Param(True, type="boolean", title="Dry run",
-                         description="show what would change and write nothing (default)"),
+        "action": Param(
+            "get",
+            enum=list(ACTIONS),
+            title="Action",
+            description="list the IDs, get a state, set (replace) it, merge into it, or clear it",
+        ),
+        "state_id": Param(
+            ids[0] if ids else "",
+            enum=ids or [""],
+            title="State ID",
+            description="the source's Meltano state ID (<environment>:<extractor>-to-<loader>)",
+        ),
+        "state_json": Param(
+            json.dumps(_EXAMPLE, indent=2),
+            type="string",
+            title="State JSON (set, merge)",
+            description="an object with `singer_state`; ignored by list, get and clear",
+            **{"format": "multiline"},
+        ),
+        "dry_run": Param(
+            True, type="boolean", title="Dry run", description="show what would change and write nothing (default)"
+        ),
     }
 
 
@@ -47,10 +63,17 @@ def _run(*, state_dags: dict[str, str], **context) -> dict:
         return f"DAG {dag_id} has {n} run(s) running or queued; wait for it, or pause it first" if n else None
 
     try:
-        result = run_state_action(p["action"], p.get("state_id"), p.get("state_json"), profile=load_profile(),
-                                  dry_run=bool(p.get("dry_run", True)), known_ids=None, is_source_busy=busy,
-                                  backup_dir=os.environ.get("MELTANO_STATE_BACKUP_DIR") or DEFAULT_BACKUP_DIR,
-                                  log=log.info)
+        result = run_state_action(
+            p["action"],
+            p.get("state_id"),
+            p.get("state_json"),
+            profile=load_profile(),
+            dry_run=bool(p.get("dry_run", True)),
+            known_ids=None,
+            is_source_busy=busy,
+            backup_dir=os.environ.get("MELTANO_STATE_BACKUP_DIR") or DEFAULT_BACKUP_DIR,
+            log=log.info,
+        )
     except StateError as exc:
         raise TaskFailure(str(exc)) from None
     log.info("%s", result.message)
@@ -61,5 +84,6 @@ def _run(*, state_dags: dict[str, str], **context) -> dict:
 
 def state_task(spec: DagSpec) -> PythonOperator:
     # No retries: a refused or failed state edit needs a person, not a second attempt.
-    return PythonOperator(task_id="meltano_state", python_callable=_run, op_kwargs={"state_dags": spec.state_dags},
-                          retries=0)
+    return PythonOperator(
+        task_id="meltano_state", python_callable=_run, op_kwargs={"state_dags": spec.state_dags}, retries=0
+    )

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 import sqlalchemy as sa
 
 
 def postgres_url(env: Mapping[str, str], prefix: str = "WAREHOUSE_PG", database: str | None = None) -> sa.URL:
     return sa.URL.create(
-        "postgresql+psycopg2", username=env.get(f"{prefix}_USER") or None,
-        password=env.get(f"{prefix}_PASSWORD") or None, host=env.get(f"{prefix}_HOST"),
+        "postgresql+psycopg2",
+        username=env.get(f"{prefix}_USER") or None,
+        password=env.get(f"{prefix}_PASSWORD") or None,
+        host=env.get(f"{prefix}_HOST"),
         port=int(env[f"{prefix}_PORT"]) if env.get(f"{prefix}_PORT") else None,
         database=database or env.get(f"{prefix}_DATABASE"),
     )
@@ -47,11 +49,17 @@ def query(dbt_target: str, env: Mapping[str, str], sql: str) -> list[tuple]:
 
 def table_row_counts(dbt_target: str, env: Mapping[str, str], schema_prefix: str = "raw_") -> dict[str, int]:
     """`schema.table` -> row count, for every base table in the schemas starting with the prefix."""
-    tables = [(s, t) for s, t in query(dbt_target, env,
-                                       "SELECT table_schema, table_name FROM information_schema.tables "
-                                       "WHERE table_type = 'BASE TABLE' ORDER BY 1, 2")
-              if s.startswith(schema_prefix)]
+    tables = [
+        (s, t)
+        for s, t in query(
+            dbt_target,
+            env,
+            "SELECT table_schema, table_name FROM information_schema.tables "
+            "WHERE table_type = 'BASE TABLE' ORDER BY 1, 2",
+        )
+        if s.startswith(schema_prefix)
+    ]
     if not tables:
         return {}
-    union = " UNION ALL ".join(f"SELECT '{s}.{t}', count(*) FROM \"{s}\".\"{t}\"" for s, t in tables)
+    union = " UNION ALL ".join(f'SELECT \'{s}.{t}\', count(*) FROM "{s}"."{t}"' for s, t in tables)
     return {name: int(n) for name, n in query(dbt_target, env, union)}

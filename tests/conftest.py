@@ -52,8 +52,11 @@ def isolated_embedded(root: Path):
     """The embedded profile, isolated in `root`: its own source files, warehouse and Meltano state."""
     profile = load_profile("embedded")
     env = profile.environment()
-    env.update(DEMO_DATA_DIR=str(root / "demo_data"), WAREHOUSE_DUCKDB_PATH=str(root / "warehouse.duckdb"),
-               MELTANO_DATABASE_URI=f"sqlite:///{root / 'meltano.db'}")
+    env.update(
+        DEMO_DATA_DIR=str(root / "demo_data"),
+        WAREHOUSE_DUCKDB_PATH=str(root / "warehouse.duckdb"),
+        MELTANO_DATABASE_URI=f"sqlite:///{root / 'meltano.db'}",
+    )
     return profile, env
 
 

@@ -42,10 +42,15 @@ def expected_daily_revenue(last_day: int) -> dict[str, tuple[int, Decimal, Decim
     by_date: dict[str, list[dict]] = {}
     for o in final_state(last_day)["shop"]["orders"].values():
         by_date.setdefault(o["created_at"][:10], []).append(o)
-    return {d: (len(os), _money(o["amount"] for o in os),
-                _money(o["amount"] for o in os if o["status"] != "returned"),
-                _money(o["amount"] for o in os if o["status"] == "returned"))
-            for d, os in by_date.items()}
+    return {
+        d: (
+            len(os),
+            _money(o["amount"] for o in os),
+            _money(o["amount"] for o in os if o["status"] != "returned"),
+            _money(o["amount"] for o in os if o["status"] == "returned"),
+        )
+        for d, os in by_date.items()
+    }
 
 
 def expected_campaign_performance(last_day: int) -> dict[int, tuple[Decimal, int, Decimal]]:
@@ -54,23 +59,33 @@ def expected_campaign_performance(last_day: int) -> dict[int, tuple[Decimal, int
     out = {}
     for cid in state["marketing"]["campaigns"]:
         spend = _money(s["spend"] for s in state["marketing"]["ad_spend"].values() if s["campaign_id"] == cid)
-        attributed = [o for o in state["shop"]["orders"].values()
-                      if o["campaign_id"] == cid and o["status"] != "returned"]
+        attributed = [
+            o for o in state["shop"]["orders"].values() if o["campaign_id"] == cid and o["status"] != "returned"
+        ]
         out[cid] = (spend, len(attributed), _money(o["amount"] for o in attributed))
     return out
 
 
 def assert_marts_match(rows_daily, rows_campaigns, last_day: int) -> None:
     """Compare the marts dbt built (rows as returned by the warehouse) with the generator."""
-    actual_daily = {str(d)[:10]: (int(n), Decimal(str(g)).quantize(Decimal("0.01")),
-                                  Decimal(str(nr)).quantize(Decimal("0.01")), Decimal(str(r)).quantize(Decimal("0.01")))
-                    for d, n, g, nr, r in rows_daily}
+    actual_daily = {
+        str(d)[:10]: (
+            int(n),
+            Decimal(str(g)).quantize(Decimal("0.01")),
+            Decimal(str(nr)).quantize(Decimal("0.01")),
+            Decimal(str(r)).quantize(Decimal("0.01")),
+        )
+        for d, n, g, nr, r in rows_daily
+    }
     assert actual_daily == expected_daily_revenue(last_day)
-    actual_campaigns = {int(c): (Decimal(str(s)).quantize(Decimal("0.01")), int(n), Decimal(str(rev)).quantize(Decimal("0.01")))
-                        for c, s, n, rev in rows_campaigns}
+    actual_campaigns = {
+        int(c): (Decimal(str(s)).quantize(Decimal("0.01")), int(n), Decimal(str(rev)).quantize(Decimal("0.01")))
+        for c, s, n, rev in rows_campaigns
+    }
     assert actual_campaigns == expected_campaign_performance(last_day)
 
 
 DAILY_SQL = "select order_date, orders, gross_revenue, net_revenue, refunds from analytics.finance_daily_revenue"
-CAMPAIGN_SQL = ("select campaign_id, spend, attributed_orders, attributed_revenue "
-                "from analytics.marketing_campaign_performance")
+CAMPAIGN_SQL = (
+    "select campaign_id, spend, attributed_orders, attributed_revenue from analytics.marketing_campaign_performance"
+)

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import require_services
 from sqlalchemy import create_engine, text
 
-from conftest import require_services
 from orchestrator.airflow_local import (
     WORKER_LOG_SERVER_PORT,
     AirflowLocalError,
@@ -32,7 +32,7 @@ PG_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/airflow_local_test"
 
 # Airflow 3.3: DAG authoring imports come from airflow.sdk only.
 TEST_DAGS = {
-    "t_tick.py": '''
+    "t_tick.py": """
 from airflow.sdk import DAG, Asset, task
 
 with DAG("t_tick", schedule=None, catchup=False):
@@ -40,8 +40,8 @@ with DAG("t_tick", schedule=None, catchup=False):
     def emit():
         pass
     emit()
-''',
-    "t_down.py": '''
+""",
+    "t_down.py": """
 from airflow.sdk import DAG, Asset, task
 
 with DAG("t_down", schedule=[Asset("tick")], catchup=False):
@@ -49,9 +49,9 @@ with DAG("t_down", schedule=[Asset("tick")], catchup=False):
     def load(*, outlet_events=None):
         outlet_events[Asset("raw.t1")].extra = {"rows": 3}
     load()
-''',
+""",
     # A list of assets is an AND: a run only once both have a new event.
-    "t_and.py": '''
+    "t_and.py": """
 from airflow.sdk import DAG, Asset, task
 
 with DAG("t_and", schedule=[Asset("raw.t1"), Asset("raw.t2")], catchup=False):
@@ -59,9 +59,9 @@ with DAG("t_and", schedule=[Asset("raw.t1"), Asset("raw.t2")], catchup=False):
     def both():
         pass
     both()
-''',
+""",
     # A long task whose shell runs in a session of its own: what stop() must not leave behind.
-    "t_sleep.py": '''
+    "t_sleep.py": """
 from airflow.sdk import DAG, task
 
 with DAG("t_sleep", schedule=None, catchup=False):
@@ -69,14 +69,14 @@ with DAG("t_sleep", schedule=None, catchup=False):
     def nap():
         return "sleep 600"
     nap()
-''',
+""",
     # Mentions "airflow" and "DAG", so the dag-processor's safe-mode heuristic does parse it.
-    "t_broken.py": '''
+    "t_broken.py": """
 from airflow.sdk import DAG
 
 with DAG("t_broken" schedule=None):
     pass
-''',
+""",
 }
 LOADABLE = ["t_tick", "t_down", "t_and", "t_sleep"]
 
@@ -147,7 +147,10 @@ def test_env_uses_real_options_and_consistent_ports(tmp_path):
     assert env["AIRFLOW__API__PORT"] == "18080"
     assert env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] == "http://127.0.0.1:18080/execution/"
     assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] == f"sqlite:///{(tmp_path / 'home').resolve()}/airflow.db"
-    assert str(WORKER_LOG_SERVER_PORT) not in (env["AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT"], env["AIRFLOW__API__PORT"])
+    assert str(WORKER_LOG_SERVER_PORT) not in (
+        env["AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT"],
+        env["AIRFLOW__API__PORT"],
+    )
     # Every AIRFLOW__SECTION__KEY we set is an option Airflow 3.3 knows (its config.yml).
     spec = importlib.util.find_spec("airflow")
     known = yaml.safe_load(Path(spec.submodule_search_locations[0], "config_templates", "config.yml").read_text())
@@ -228,7 +231,9 @@ def test_asset_cycle_and_and_schedule(airflow):
     assert [e["name"] for e in tick.emitted] == ["tick"]
     # t_down ran because of t_tick's asset event...
     assert down.state == "success" and down.run_type == "asset_triggered"
-    assert [(e["name"], e["source_dag_id"], e["source_run_id"]) for e in down.triggered_by] == [("tick", "t_tick", run_id)]
+    assert [(e["name"], e["source_dag_id"], e["source_run_id"]) for e in down.triggered_by] == [
+        ("tick", "t_tick", run_id)
+    ]
     assert [ti["state"] for ti in client.task_instances("t_down", down.run_id)] == ["success"]
     # ...and its event carries the metadata the task attached.
     assert [(e["name"], e["extra"]) for e in down.emitted] == [("raw.t1", {"rows": 3})]
@@ -253,8 +258,10 @@ def test_hop_latency(airflow):
         airflow.client.trigger("t_tick")
         _, down = cycle_report(airflow.client, since, ["t_tick", "t_down"], timeout=120)
         lags.append(down.lag)
-    print(f"\nhop lag tick -> t_down: median {statistics.median(lags):.2f}s, "
-          f"min {min(lags):.2f}s, max {max(lags):.2f}s ({', '.join(f'{x:.2f}' for x in lags)})")
+    print(
+        f"\nhop lag tick -> t_down: median {statistics.median(lags):.2f}s, "
+        f"min {min(lags):.2f}s, max {max(lags):.2f}s ({', '.join(f'{x:.2f}' for x in lags)})"
+    )
     assert all(0 <= lag < 15 for lag in lags)  # generous for a loaded CI box; ~0.5 s here
 
 

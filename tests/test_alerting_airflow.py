@@ -5,7 +5,7 @@ and lateness names what did not arrive. The scheduler-driven path is in test_e2e
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 
 import pytest
@@ -17,7 +17,7 @@ from alerting.outbox import Outbox
 from alerting.routing import RoutingConfig
 from alerting.testing import FakeSlack, FakeSMTP
 
-UTC = timezone.utc
+UTC = UTC
 TOKEN = "xoxb-adapter-test"
 T0 = datetime(2026, 3, 1, 0, 0, 5, tzinfo=UTC)
 
@@ -29,37 +29,61 @@ def sinks():
 
 
 def routing(fake_slack, smtp, **over) -> RoutingConfig:
-    d = {"slack": {"token_env": "ADAPTER_SLACK_TOKEN", "base_url": fake_slack.api_url, "timeout_s": 1},
-         "email": {"smtp_host": "127.0.0.1", "smtp_port": smtp.port, "sender": "af@example.com"},
-         "routes": [{"name": "finance", "match": {"dbt_tag": "finance"}, "slack_channel": "#fin",
-                     "emails": ["fin@example.com"]}],
-         "default": {"slack_channel": "#alerts", "emails": ["data@example.com"]}}
+    d = {
+        "slack": {"token_env": "ADAPTER_SLACK_TOKEN", "base_url": fake_slack.api_url, "timeout_s": 1},
+        "email": {"smtp_host": "127.0.0.1", "smtp_port": smtp.port, "sender": "af@example.com"},
+        "routes": [
+            {"name": "finance", "match": {"dbt_tag": "finance"}, "slack_channel": "#fin", "emails": ["fin@example.com"]}
+        ],
+        "default": {"slack_channel": "#alerts", "emails": ["data@example.com"]},
+    }
     d.update(over)
     return RoutingConfig.from_dict(d)
 
 
-def context(dag_id="dbt_finance", task_id="dbt_build", try_number=2, retries=1, exception=None, tags=("dbt",),
-            **extra):
-    ti = SimpleNamespace(dag_id=dag_id, task_id=task_id, run_id="scheduled__2026-03-01", try_number=try_number,
-                         start_date=T0, end_date=T0 + timedelta(seconds=42), state="failed",
-                         log_url="http://airflow.local/dags/dbt_finance/runs/x/tasks/dbt_build?try_number=2")
-    return {"ti": ti, "task": SimpleNamespace(retries=retries), "dag": SimpleNamespace(dag_id=dag_id, tags=list(tags)),
-            "exception": exception, **extra}
+def context(dag_id="dbt_finance", task_id="dbt_build", try_number=2, retries=1, exception=None, tags=("dbt",), **extra):
+    ti = SimpleNamespace(
+        dag_id=dag_id,
+        task_id=task_id,
+        run_id="scheduled__2026-03-01",
+        try_number=try_number,
+        start_date=T0,
+        end_date=T0 + timedelta(seconds=42),
+        state="failed",
+        log_url="http://airflow.local/dags/dbt_finance/runs/x/tasks/dbt_build?try_number=2",
+    )
+    return {
+        "ti": ti,
+        "task": SimpleNamespace(retries=retries),
+        "dag": SimpleNamespace(dag_id=dag_id, tags=list(tags)),
+        "exception": exception,
+        **extra,
+    }
 
 
 class DbtFailed(RuntimeError):
     def __init__(self):
         super().__init__("dbt build --select tag:finance failed\n  test test.shop.x: fail: Got 1 result")
-        self.alert_context = {"error": "dbt build: 1 failed (test x)",
-                              "dbt": {"tag": "finance", "failures": [{"name": "x", "resource_type": "test",
-                                                                      "owners": ["fin@example.com"],
-                                                                      "message": "Got 1 result"}]}}
+        self.alert_context = {
+            "error": "dbt build: 1 failed (test x)",
+            "dbt": {
+                "tag": "finance",
+                "failures": [
+                    {"name": "x", "resource_type": "test", "owners": ["fin@example.com"], "message": "Got 1 result"}
+                ],
+            },
+        }
 
 
 def test_context_becomes_an_alert_with_the_tasks_own_summary():
     alert = alert_from_context("task_failed", context(exception=DbtFailed()))
     assert (alert.dag_id, alert.task_id, alert.try_number, alert.max_tries, alert.duration_s) == (
-        "dbt_finance", "dbt_build", 2, 2, 42.0)
+        "dbt_finance",
+        "dbt_build",
+        2,
+        2,
+        42.0,
+    )
     assert alert.error == "dbt build: 1 failed (test x)" and alert.dbt.tag == "finance"
     assert alert.dbt.failures[0].owners == ["fin@example.com"]
     assert alert.log_url.startswith("http://airflow.local/")
@@ -72,17 +96,22 @@ def test_callbacks_deliver_and_never_raise(sinks, tmp_path, monkeypatch):
     monkeypatch.setenv("ADAPTER_SLACK_TOKEN", TOKEN)
     outbox = Outbox(f"sqlite:///{tmp_path / 'o.db'}")
     alerts = AirflowAlerts(notifier_factory=lambda: Notifier(routing(slack, smtp), outbox))
-    alerts.on_task_retry(context(try_number=1, exception=DbtFailed()))      # recorded: no incident yet
+    alerts.on_task_retry(context(try_number=1, exception=DbtFailed()))  # recorded: no incident yet
     alerts.on_task_failure(context(exception=DbtFailed()))
-    alerts.on_dag_failure(context(reason="task_failure"))                   # covered by the task alert
-    alerts.on_task_success(context(dag_id="dbt_core", try_number=1))        # nothing failed there
+    alerts.on_dag_failure(context(reason="task_failure"))  # covered by the task alert
+    alerts.on_task_success(context(dag_id="dbt_core", try_number=1))  # nothing failed there
     assert [(m["channel"], m["text"].split(":")[0]) for m in slack.posted()] == [("#fin", "🔴 Task failed")]
-    alerts.on_task_success(context(try_number=1))                          # the recovery, in the thread
+    alerts.on_task_success(context(try_number=1))  # the recovery, in the thread
     assert slack.posted()[1]["thread_ts"] == slack.ts_of(0)
-    alerts.on_dag_failure({"dag": SimpleNamespace(dag_id="dbt_finance", tags=["dbt", "dbt_tag:finance"]),
-                           "run_id": "r1", "reason": "timed_out"})
+    alerts.on_dag_failure(
+        {
+            "dag": SimpleNamespace(dag_id="dbt_finance", tags=["dbt", "dbt_tag:finance"]),
+            "run_id": "r1",
+            "reason": "timed_out",
+        }
+    )
     assert slack.posted()[2]["text"].startswith("🔴 DAG failed: dbt_finance (run r1): DAG run failed: timed_out")
-    assert slack.posted()[2]["channel"] == "#fin"                          # routed by the DAG's dbt_tag
+    assert slack.posted()[2]["channel"] == "#fin"  # routed by the DAG's dbt_tag
     # a broken notifier (unreadable config) must not raise into Airflow
     broken = AirflowAlerts(config=tmp_path / "missing.yml")
     broken.on_task_failure(context(exception=DbtFailed()))
@@ -91,11 +120,14 @@ def test_callbacks_deliver_and_never_raise(sinks, tmp_path, monkeypatch):
 
 def test_slack_token_from_an_airflow_connection_through_the_slack_provider(sinks, tmp_path, monkeypatch):
     slack, smtp = sinks
-    monkeypatch.setenv("AIRFLOW_CONN_SLACK_E2E", json.dumps({"conn_type": "slack", "password": TOKEN,
-                                                             "extra": {"base_url": slack.api_url}}))
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_SLACK_E2E",
+        json.dumps({"conn_type": "slack", "password": TOKEN, "extra": {"base_url": slack.api_url}}),
+    )
     cfg = routing(slack, smtp, slack={"token_env": None, "token_conn_id": "slack_e2e", "timeout_s": 1})
     res = Notifier(cfg, Outbox(f"sqlite:///{tmp_path / 'o.db'}")).notify(
-        alert_from_context("task_failed", context(exception=DbtFailed())))
+        alert_from_context("task_failed", context(exception=DbtFailed()))
+    )
     assert res.delivered and [m["channel"] for m in slack.posted()] == ["#fin"]
     assert slack.messages[0].headers["Authorization"] == f"Bearer {TOKEN}"
     assert smtp.received == []
@@ -108,7 +140,7 @@ def test_without_any_slack_credentials_alerts_go_by_email(sinks, tmp_path, monke
     res = n.notify(alert_from_context("task_failed", context(exception=DbtFailed())))
     assert res.delivered and slack.requests == []
     assert [r.rcpt_tos for r in smtp.received] == [["fin@example.com"]]
-    assert {r["kind"] for r in n.outbox.rows()} == {"email"}      # no Slack row left pending forever
+    assert {r["kind"] for r in n.outbox.rows()} == {"email"}  # no Slack row left pending forever
 
 
 def test_mail_sink_keeps_every_message(tmp_path):
@@ -119,7 +151,8 @@ def test_mail_sink_keeps_every_message(tmp_path):
 
     with MailSink(tmp_path / "mail", port=0) as sink:
         EmailSender(EmailSettings(smtp_host="127.0.0.1", smtp_port=sink.port)).send(
-            ["a@example.com"], render_email(alert_from_context("task_failed", context(exception=DbtFailed()))))
+            ["a@example.com"], render_email(alert_from_context("task_failed", context(exception=DbtFailed())))
+        )
     [eml] = sorted((tmp_path / "mail").glob("*.eml"))
     assert b"Subject: [Airflow] =?utf-8?" in eml.read_bytes() or b"Task failed" in eml.read_bytes()
     assert "to=a@example.com" in (tmp_path / "mail" / "index.txt").read_text()
@@ -127,11 +160,16 @@ def test_mail_sink_keeps_every_message(tmp_path):
 
 # ------------------------------------------------------------------ lateness
 
+
 def _expect(**over) -> Expectation:
-    kw = dict(dag_id="dbt_marketing", upstream=("analytics.fct_orders", "raw_marketing.ad_spend",
-                                                "raw_marketing.campaigns"),
-              outlets=("analytics.marketing_campaign_performance",), within=timedelta(hours=4),
-              dag_tags=("dbt", "dbt_tag:marketing"), dbt_tag="marketing")
+    kw = dict(
+        dag_id="dbt_marketing",
+        upstream=("analytics.fct_orders", "raw_marketing.ad_spend", "raw_marketing.campaigns"),
+        outlets=("analytics.marketing_campaign_performance",),
+        within=timedelta(hours=4),
+        dag_tags=("dbt", "dbt_tag:marketing"),
+        dbt_tag="marketing",
+    )
     kw.update(over)
     return Expectation(**kw)
 
@@ -142,9 +180,11 @@ def test_late_names_the_assets_that_did_not_arrive():
     [a] = alerts
     assert a.kind == "late" and a.dag_id == "dbt_marketing" and a.task_id is None
     assert a.extra["missing_assets"] == ["raw_marketing.ad_spend", "raw_marketing.campaigns"]
-    assert a.error == ("dbt_marketing has not run 4h 0m after the cycle began; waiting for: "
-                       "raw_marketing.ad_spend, raw_marketing.campaigns")
-    assert a.occurred_at == T0 + timedelta(hours=4)        # the deadline: re-checks give the same alert id
+    assert a.error == (
+        "dbt_marketing has not run 4h 0m after the cycle began; waiting for: "
+        "raw_marketing.ad_spend, raw_marketing.campaigns"
+    )
+    assert a.occurred_at == T0 + timedelta(hours=4)  # the deadline: re-checks give the same alert id
     again = late_alerts([_expect()], cycle_start=T0, now=T0 + timedelta(hours=6), last_event=events.get)
     assert again[0].alert_id() == a.alert_id()
 
@@ -160,14 +200,17 @@ def test_not_late_before_the_deadline_or_once_it_ran():
 def test_late_alert_routes_by_tag_and_resolves_on_the_dags_success(sinks, tmp_path, monkeypatch):
     slack, smtp = sinks
     monkeypatch.setenv("ADAPTER_SLACK_TOKEN", TOKEN)
-    n = Notifier(routing(slack, smtp, routes=[{"name": "mkt", "match": {"dbt_tag": "marketing"},
-                                               "slack_channel": "#mkt"}]), Outbox(f"sqlite:///{tmp_path / 'o.db'}"))
+    n = Notifier(
+        routing(slack, smtp, routes=[{"name": "mkt", "match": {"dbt_tag": "marketing"}, "slack_channel": "#mkt"}]),
+        Outbox(f"sqlite:///{tmp_path / 'o.db'}"),
+    )
     [late] = late_alerts([_expect()], cycle_start=T0, now=T0 + timedelta(hours=5), last_event=lambda a: None)
     n.notify(late)
-    n.notify(late)                                        # the next check: same alert, nothing new
+    n.notify(late)  # the next check: same alert, nothing new
     assert [m["channel"] for m in slack.posted()] == ["#mkt"]
     alerts = AirflowAlerts(notifier_factory=lambda: n)
-    alerts.on_dag_success({"dag": SimpleNamespace(dag_id="dbt_marketing", tags=[]), "run_id": "r9",
-                           "reason": "success"})
+    alerts.on_dag_success(
+        {"dag": SimpleNamespace(dag_id="dbt_marketing", tags=[]), "run_id": "r9", "reason": "success"}
+    )
     assert slack.posted()[1]["thread_ts"] == slack.ts_of(0)
     assert slack.posted()[1]["text"].startswith("✅ Recovered: dbt_marketing succeeded in run r9; failing since ")

@@ -8,7 +8,7 @@ import json
 import logging
 import threading
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -19,8 +19,8 @@ from alerting.render import render_slack
 from alerting.testing import FakeSlack, FakeSMTP
 
 TOKEN = "xoxb-test-token-5f3a9c"
-FAST = 4.0   # notify() must return within this in every fault case (Slack timeout is 1 s)
-UTC = timezone.utc
+FAST = 4.0  # notify() must return within this in every fault case (Slack timeout is 1 s)
+UTC = UTC
 
 
 @pytest.fixture
@@ -45,10 +45,21 @@ def _env(monkeypatch):
 def config(fake_slack, fake_smtp, **over) -> dict:
     d = {
         "slack": {"token_env": "TEST_SLACK_TOKEN", "base_url": fake_slack.api_url, "timeout_s": 1},
-        "email": {"smtp_host": "127.0.0.1", "smtp_port": fake_smtp.port, "sender": "airflow@example.com", "timeout_s": 2},
+        "email": {
+            "smtp_host": "127.0.0.1",
+            "smtp_port": fake_smtp.port,
+            "sender": "airflow@example.com",
+            "timeout_s": 2,
+        },
         "owners": {"alice@example.com": "U0ALICE"},
-        "routes": [{"name": "finance", "match": {"dbt_tag": "finance"}, "slack_channel": "#finance",
-                    "emails": ["finance@example.com", "cfo@example.com"]}],
+        "routes": [
+            {
+                "name": "finance",
+                "match": {"dbt_tag": "finance"},
+                "slack_channel": "#finance",
+                "emails": ["finance@example.com", "cfo@example.com"],
+            }
+        ],
         "default": {"slack_channel": "#data-alerts", "emails": ["data@example.com"]},
     }
     d.update(over)
@@ -57,16 +68,29 @@ def config(fake_slack, fake_smtp, **over) -> dict:
 
 def notifier(fake_slack, fake_smtp, tmp_path, **over) -> Notifier:
     from alerting.routing import RoutingConfig
-    return Notifier(RoutingConfig.from_dict(config(fake_slack, fake_smtp, **over)), Outbox(f"sqlite:///{tmp_path / 'outbox.db'}"))
+
+    return Notifier(
+        RoutingConfig.from_dict(config(fake_slack, fake_smtp, **over)), Outbox(f"sqlite:///{tmp_path / 'outbox.db'}")
+    )
 
 
 def failure(n: int = 0, **over) -> Alert:
-    kw = dict(kind="task_failed", dag_id="dbt_finance", task_id="dbt_build", run_id=f"manual__{n}", try_number=1,
-              max_tries=2, duration_s=12.5, log_url="http://airflow.local/log/1",
-              error=f"Database Error in model fct_payments (query id {1000 + n}) at 2026-01-01T00:0{n % 10}:00Z",
-              dag_tags=["dbt"], dbt=DbtContext(tag="finance", failures=[
-                  DbtFailure("fct_payments", "model", ["alice@example.com"], "relation missing")]),
-              occurred_at=datetime(2026, 1, 1, 0, 0, tzinfo=UTC) + timedelta(minutes=n))
+    kw = dict(
+        kind="task_failed",
+        dag_id="dbt_finance",
+        task_id="dbt_build",
+        run_id=f"manual__{n}",
+        try_number=1,
+        max_tries=2,
+        duration_s=12.5,
+        log_url="http://airflow.local/log/1",
+        error=f"Database Error in model fct_payments (query id {1000 + n}) at 2026-01-01T00:0{n % 10}:00Z",
+        dag_tags=["dbt"],
+        dbt=DbtContext(
+            tag="finance", failures=[DbtFailure("fct_payments", "model", ["alice@example.com"], "relation missing")]
+        ),
+        occurred_at=datetime(2026, 1, 1, 0, 0, tzinfo=UTC) + timedelta(minutes=n),
+    )
     kw.update(over)
     return Alert(**kw)
 
@@ -98,23 +122,37 @@ def test_finance_alert_posted_exactly_with_mentions(slack, smtp, tmp_path):
     alert = failure()
     res = timed_notify(n, alert)
     assert res.routes == ["finance"] and res.delivered
-    assert slack.posted() == [{"channel": "#finance", "text": render_slack(alert, n.config.slack_id).text,
-                               "blocks": render_slack(alert, n.config.slack_id).blocks,
-                               "unfurl_links": False, "unfurl_media": False}]
+    assert slack.posted() == [
+        {
+            "channel": "#finance",
+            "text": render_slack(alert, n.config.slack_id).text,
+            "blocks": render_slack(alert, n.config.slack_id).blocks,
+            "unfurl_links": False,
+            "unfurl_media": False,
+        }
+    ]
     body = slack.posted()[0]
-    assert body["text"] == ("🔴 Task failed: dbt_finance.dbt_build (run manual__0, try 1/2): "
-                            "Database Error in model fct_payments (query id 1000) at 2026-01-01T00:00:00Z")
-    assert {"type": "section", "text": {"type": "mrkdwn",
-            "text": "• model `fct_payments` — owners: <@U0ALICE>\nrelation missing"}} in body["blocks"]
+    assert body["text"] == (
+        "🔴 Task failed: dbt_finance.dbt_build (run manual__0, try 1/2): "
+        "Database Error in model fct_payments (query id 1000) at 2026-01-01T00:00:00Z"
+    )
+    assert {
+        "type": "section",
+        "text": {"type": "mrkdwn", "text": "• model `fct_payments` — owners: <@U0ALICE>\nrelation missing"},
+    } in body["blocks"]
     assert slack.messages[0].headers["Authorization"] == f"Bearer {TOKEN}"
-    assert smtp.received == []                      # e-mail is the fallback: Slack worked
+    assert smtp.received == []  # e-mail is the fallback: Slack worked
     row = n.outbox.rows()[0]
     assert (row["status"], row["attempts"], row["slack_ts"]) == ("sent", 1, "1700000001.000100")
 
 
 def test_unknown_goes_to_default_and_email_always(slack, smtp, tmp_path):
-    n = notifier(slack, smtp, tmp_path, default={"slack_channel": "#data-alerts", "emails": ["data@example.com"],
-                                                 "email_mode": "always"})
+    n = notifier(
+        slack,
+        smtp,
+        tmp_path,
+        default={"slack_channel": "#data-alerts", "emails": ["data@example.com"], "email_mode": "always"},
+    )
     res = timed_notify(n, other())
     assert res.routes == ["default"]
     assert [b["channel"] for b in slack.posted()] == ["#data-alerts"]
@@ -165,7 +203,7 @@ def test_quiet_records_but_sends_nothing(slack, smtp, tmp_path):
 
 def test_dedup_three_failures_one_message_and_counter(slack, smtp, tmp_path):
     n = notifier(slack, smtp, tmp_path)
-    results = [timed_notify(n, failure(i)) for i in range(3)]      # same failure, other run/ids/time
+    results = [timed_notify(n, failure(i)) for i in range(3)]  # same failure, other run/ids/time
     assert len({a.signature() for a in (failure(0), failure(1), failure(2))}) == 1
     assert len(slack.posted()) == 1
     assert [r.suppressed for r in results] == [{}, {"finance": 2}, {"finance": 3}]
@@ -214,12 +252,17 @@ def _race_redelivery(slack, a, b, check_pending=None) -> dict[str, list]:
 
 
 def test_concurrent_redelivery_sends_each_row_once(slack, smtp, tmp_path):
-    cfg = {"default": {"slack_channel": "#data-alerts"}, "routes": [],     # no e-mail: rows stay pending
-           "storm": {"threshold": 10}}
-    a, b = notifier(slack, smtp, tmp_path, **cfg), notifier(slack, smtp, tmp_path, **cfg)   # two engines, one DB
+    cfg = {
+        "default": {"slack_channel": "#data-alerts"},
+        "routes": [],  # no e-mail: rows stay pending
+        "storm": {"threshold": 10},
+    }
+    a, b = notifier(slack, smtp, tmp_path, **cfg), notifier(slack, smtp, tmp_path, **cfg)  # two engines, one DB
     out = _race_redelivery(slack, a, b, check_pending=lambda: statuses(a))
     assert len(slack.posted()) == 6
-    assert sorted(json.dumps(p["text"]) for p in slack.posted()) == sorted(set(json.dumps(p["text"]) for p in slack.posted()))
+    assert sorted(json.dumps(p["text"]) for p in slack.posted()) == sorted(
+        set(json.dumps(p["text"]) for p in slack.posted())
+    )
     assert len(out["a"]) + len(out["b"]) == 6 and all(r.status == "sent" for r in out["a"] + out["b"])
     assert a.redeliver(include_future=True) == [] and len(slack.posted()) == 6
 
@@ -239,11 +282,11 @@ def test_429_with_long_retry_after_waits_in_the_outbox(slack, smtp, tmp_path):
     n = notifier(slack, smtp, tmp_path)
     slack.fail_next("429", retry_after=30)
     res = timed_notify(n, failure())
-    assert res.delivered and [r.answered for r in slack.requests] == ["429"]   # not slept through
+    assert res.delivered and [r.answered for r in slack.requests] == ["429"]  # not slept through
     assert [m.rcpt_tos for m in smtp.received] == [["finance@example.com", "cfo@example.com"]]
     row = n.outbox.rows(kind="slack")[0]
     assert row["status"] == "pending" and row["next_attempt_at"] >= utcnow() + timedelta(seconds=25)
-    assert n.redeliver() == []                                  # not due yet
+    assert n.redeliver() == []  # not due yet
     assert [r.status for r in n.redeliver(utcnow() + timedelta(seconds=31))] == ["sent"]
     assert len(slack.posted()) == 1 and len(smtp.received) == 1
 
@@ -295,7 +338,7 @@ def test_webhook_url_is_redacted_from_logs(slack, smtp, tmp_path, monkeypatch, c
 
 
 def test_smtp_refusing_keeps_email_in_outbox(slack, smtp, tmp_path):
-    n = notifier(slack, smtp, tmp_path, default={"emails": ["data@example.com"]})   # e-mail only
+    n = notifier(slack, smtp, tmp_path, default={"emails": ["data@example.com"]})  # e-mail only
     smtp.stop()
     res = timed_notify(n, other())
     assert not res.delivered and res.deliveries[0].status == "pending"
@@ -313,8 +356,14 @@ def test_both_down_then_back_everything_delivered_once(slack, smtp, tmp_path):
     r1 = timed_notify(n, failure())
     r2 = timed_notify(n, other())
     assert not r1.delivered and not r2.delivered
-    assert sorted(statuses(n)) == sorted([("finance", "slack", "pending"), ("finance", "email", "pending"),
-                                          ("default", "slack", "pending"), ("default", "email", "pending")])
+    assert sorted(statuses(n)) == sorted(
+        [
+            ("finance", "slack", "pending"),
+            ("finance", "email", "pending"),
+            ("default", "slack", "pending"),
+            ("default", "email", "pending"),
+        ]
+    )
     assert slack.posted() == [] and smtp.received == []
     # a redelivery while still down changes nothing but the attempt counters
     assert {r.status for r in n.redeliver(include_future=True)} == {"pending"}
@@ -322,19 +371,26 @@ def test_both_down_then_back_everything_delivered_once(slack, smtp, tmp_path):
     smtp.start()
     sent = n.redeliver(include_future=True)
     assert sorted((r.route, r.kind, r.status) for r in sent) == sorted(
-        [("finance", "slack", "sent"), ("finance", "email", "sent"), ("default", "slack", "sent"),
-         ("default", "email", "sent")])
+        [
+            ("finance", "slack", "sent"),
+            ("finance", "email", "sent"),
+            ("default", "slack", "sent"),
+            ("default", "email", "sent"),
+        ]
+    )
     assert n.redeliver(include_future=True) == []
     assert sorted(p["channel"] for p in slack.posted()) == ["#data-alerts", "#finance"]
-    assert sorted(tuple(m.rcpt_tos) for m in smtp.received) == [("data@example.com",),
-                                                                ("finance@example.com", "cfo@example.com")]
+    assert sorted(tuple(m.rcpt_tos) for m in smtp.received) == [
+        ("data@example.com",),
+        ("finance@example.com", "cfo@example.com"),
+    ]
 
 
 def test_notify_never_raises(slack, smtp, tmp_path):
     n = notifier(slack, smtp, tmp_path)
     n.outbox.engine.dispose()
     (tmp_path / "outbox.db").unlink()
-    (tmp_path / "outbox.db").mkdir()                    # the outbox file is now unusable
+    (tmp_path / "outbox.db").mkdir()  # the outbox file is now unusable
     res = n.notify(failure())
     assert res.error and not res.delivered
     assert n.redeliver()[0].status == "failed"
@@ -352,6 +408,7 @@ def _postgres_engine(schema: str):
     import socket
 
     from sqlalchemy import create_engine, text
+
     try:
         socket.create_connection(("127.0.0.1", 5432), timeout=1).close()
     except OSError:
@@ -369,11 +426,13 @@ def test_concurrent_redelivery_exactly_once_on_postgres(slack, smtp):
     from sqlalchemy import create_engine, text
 
     from alerting.routing import RoutingConfig
+
     schema = f"alerting_test_{int(time.time() * 1000)}"
     make = _postgres_engine(schema)
     try:
-        cfg = RoutingConfig.from_dict(config(slack, smtp, routes=[], default={"slack_channel": "#data-alerts"},
-                                             storm={"threshold": 10}))
+        cfg = RoutingConfig.from_dict(
+            config(slack, smtp, routes=[], default={"slack_channel": "#data-alerts"}, storm={"threshold": 10})
+        )
         a, b = Notifier(cfg, Outbox(make())), Notifier(cfg, Outbox(make()))
         out = _race_redelivery(slack, a, b)
         assert len(slack.posted()) == 6 and len({p["text"] for p in slack.posted()}) == 6
@@ -389,21 +448,28 @@ def test_retries_recovery_and_relapse_in_threads(slack, smtp, tmp_path):
     n = notifier(slack, smtp, tmp_path)
     timed_notify(n, failure(0, kind="retry", run_id="manual__1", try_number=1))  # no incident yet: recorded only
     assert slack.posted() == []
-    timed_notify(n, failure(1, try_number=2))             # final failure: posted, with the earlier try
+    timed_notify(n, failure(1, try_number=2))  # final failure: posted, with the earlier try
     timed_notify(n, failure(2, kind="retry", try_number=1))  # next run's retry: a quiet reply in its thread
-    timed_notify(n, failure(2, try_number=2))             # same failure again: suppressed
+    timed_notify(n, failure(2, try_number=2))  # same failure again: suppressed
     res = timed_notify(n, failure(3, kind="recovered", error="", try_number=1))
-    timed_notify(n, failure(4))                           # relapse after recovery: announced again
+    timed_notify(n, failure(4))  # relapse after recovery: announced again
     posted = slack.posted()
     first_ts = slack.ts_of(0)
     assert [(p["text"].split(":")[0], p.get("thread_ts")) for p in posted] == [
-        ("🔴 Task failed", None), ("🟠 Try 1/2 failed, will retry (run manual__2)", first_ts),
-        ("✅ Recovered", first_ts), ("🔴 Task failed", None)]
+        ("🔴 Task failed", None),
+        ("🟠 Try 1/2 failed, will retry (run manual__2)", first_ts),
+        ("✅ Recovered", first_ts),
+        ("🔴 Task failed", None),
+    ]
     earlier = next(b for b in posted[0]["blocks"] if b.get("text", {}).get("text", "").startswith("*Earlier tries*"))
-    assert earlier["text"]["text"] == ("*Earlier tries*\n• try 1 at 2026-01-01T00:00:00: Database Error in model "
-                                       "fct_payments (query id 1000) at 2026-01-01T00:00:00Z")
-    assert posted[2]["text"] == ("✅ Recovered: dbt_finance.dbt_build succeeded in run manual__3 (try 1); failing "
-                                 "since 2026-01-01T00:01:00, 2 failures · <http://airflow.local/log/1|log>")
+    assert earlier["text"]["text"] == (
+        "*Earlier tries*\n• try 1 at 2026-01-01T00:00:00: Database Error in model "
+        "fct_payments (query id 1000) at 2026-01-01T00:00:00Z"
+    )
+    assert posted[2]["text"] == (
+        "✅ Recovered: dbt_finance.dbt_build succeeded in run manual__3 (try 1); failing "
+        "since 2026-01-01T00:01:00, 2 failures · <http://airflow.local/log/1|log>"
+    )
     assert res.routes == ["finance"]
     # the failure's message is rewritten as resolved
     assert len(slack.updated()) == 1 and slack.updated()[0]["ts"] == first_ts
@@ -422,12 +488,13 @@ def test_success_without_an_open_incident_sends_nothing(slack, smtp, tmp_path):
 def test_recovery_answers_the_failure_email_when_the_failure_went_by_email(slack, smtp, tmp_path):
     n = notifier(slack, smtp, tmp_path)
     slack.mode = "500"
-    timed_notify(n, failure(1))                           # Slack down: the e-mail fallback goes
+    timed_notify(n, failure(1))  # Slack down: the e-mail fallback goes
     slack.mode = "ok"
     timed_notify(n, failure(2, kind="recovered", error=""))
     assert [m.message()["Subject"] for m in smtp.received] == [
         "[Airflow] 🔴 Task failed: dbt_finance.dbt_build (try 1/2)",
-        "[Airflow] ✅ Recovered: dbt_finance.dbt_build (try 1/2)"]
+        "[Airflow] ✅ Recovered: dbt_finance.dbt_build (try 1/2)",
+    ]
     assert smtp.received[1].message()["In-Reply-To"] == smtp.received[0].message()["Message-ID"]
     # the failure's Slack row is still pending (redelivered later); the recovery waits for it,
     # then goes in its thread
@@ -443,12 +510,10 @@ def test_a_storm_of_failures_is_grouped_in_one_thread(slack, smtp, tmp_path):
         timed_notify(n, other(i, dag_id=f"meltano_tap_{i}", error=f"source {i} unreachable"))
     posted = slack.posted()
     top = [p for p in posted if "thread_ts" not in p]
-    assert [p["text"].split(":")[0] for p in top] == ["🔴 Task failed"] * 3 + [
-        "🌩️ Failure storm on route default"]
+    assert [p["text"].split(":")[0] for p in top] == ["🔴 Task failed"] * 3 + ["🌩️ Failure storm on route default"]
     storm_ts = slack.ts_of(3)
     threaded = [p for p in posted if p.get("thread_ts") == storm_ts]
-    assert [p["text"].split(" (")[0] for p in threaded] == [
-        f"🔴 Task failed: meltano_tap_{i}.run" for i in range(3, 7)]
+    assert [p["text"].split(" (")[0] for p in threaded] == [f"🔴 Task failed: meltano_tap_{i}.run" for i in range(3, 7)]
     assert top[3]["text"].startswith("🌩️ Failure storm on route default: more than 3 failures within 10 min")
     # a new window: top level again
     timed_notify(n, other(20, dag_id="meltano_tap_late", occurred_at=datetime(2026, 1, 1, 1, 0, tzinfo=UTC)))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -11,29 +11,50 @@ from alerting.events import Alert, DbtContext, DbtFailure, MeltanoContext, norma
 from alerting.render import BLOCKS_MAX, MARKER, escape_mrkdwn, render_email, render_slack, truncate
 from alerting.routing import RoutingConfig, Secret
 
-UTC = timezone.utc
+UTC = UTC
 OWNERS = {"alice@example.com": "U0ALICE"}
 
 
 def finance_alert(**over) -> Alert:
-    kw = dict(kind="task_failed", dag_id="dbt_finance", task_id="dbt_build",
-              run_id="scheduled__2026-01-01T00:00:00+00:00", try_number=2, max_tries=3, duration_s=83.4,
-              log_url="http://airflow.local/dags/dbt_finance/runs/r1/tasks/dbt_build?try_number=2",
-              error="Database Error in model fct_payments\n  relation \"raw_shop.payments\" does not exist",
-              dag_tags=["dbt", "finance"],
-              dbt=DbtContext(tag="finance", failures=[
-                  DbtFailure("fct_payments", "model", ["alice@example.com"], "Database Error: relation missing"),
-                  DbtFailure("not_null_fct_payments_id", "test", ["bob@example.com"], "Got 3 results")]),
-              occurred_at=datetime(2026, 1, 1, 0, 5, tzinfo=UTC))
+    kw = dict(
+        kind="task_failed",
+        dag_id="dbt_finance",
+        task_id="dbt_build",
+        run_id="scheduled__2026-01-01T00:00:00+00:00",
+        try_number=2,
+        max_tries=3,
+        duration_s=83.4,
+        log_url="http://airflow.local/dags/dbt_finance/runs/r1/tasks/dbt_build?try_number=2",
+        error='Database Error in model fct_payments\n  relation "raw_shop.payments" does not exist',
+        dag_tags=["dbt", "finance"],
+        dbt=DbtContext(
+            tag="finance",
+            failures=[
+                DbtFailure("fct_payments", "model", ["alice@example.com"], "Database Error: relation missing"),
+                DbtFailure("not_null_fct_payments_id", "test", ["bob@example.com"], "Got 3 results"),
+            ],
+        ),
+        occurred_at=datetime(2026, 1, 1, 0, 5, tzinfo=UTC),
+    )
     kw.update(over)
     return Alert(**kw)
 
 
 def test_signature_ignores_what_varies():
-    a = Alert("task_failed", "d", "t", error="Timeout after 30s at 2026-01-01T10:00:00Z in pid 4242, "
-                                              "query 3f2a1b9c8d, id 123e4567-e89b-12d3-a456-426614174000 0xdeadbeef")
-    b = Alert("task_failed", "d", "t", error="Timeout after 31s at 2026-01-02 11:12:13 in pid 77,  "
-                                              "query 00aa11bb22, id 00000000-1111-2222-3333-444444444444 0x1")
+    a = Alert(
+        "task_failed",
+        "d",
+        "t",
+        error="Timeout after 30s at 2026-01-01T10:00:00Z in pid 4242, "
+        "query 3f2a1b9c8d, id 123e4567-e89b-12d3-a456-426614174000 0xdeadbeef",
+    )
+    b = Alert(
+        "task_failed",
+        "d",
+        "t",
+        error="Timeout after 31s at 2026-01-02 11:12:13 in pid 77,  "
+        "query 00aa11bb22, id 00000000-1111-2222-3333-444444444444 0x1",
+    )
     assert a.signature() == b.signature()
     assert a.alert_id() != b.alert_id()
     assert a.signature() != Alert("task_failed", "d", "other", error=a.error).signature()
@@ -47,38 +68,84 @@ def test_signature_ignores_what_varies():
 def test_slack_message_exact():
     alert = finance_alert()
     msg = render_slack(alert, RoutingConfig.from_dict({"owners": OWNERS}).slack_id)
-    assert msg.text == ("🔴 Task failed: dbt_finance.dbt_build (run scheduled__2026-01-01T00:00:00+00:00, "
-                        "try 2/3): Database Error in model fct_payments")
+    assert msg.text == (
+        "🔴 Task failed: dbt_finance.dbt_build (run scheduled__2026-01-01T00:00:00+00:00, "
+        "try 2/3): Database Error in model fct_payments"
+    )
     assert msg.blocks == [
-        {"type": "header", "text": {"type": "plain_text", "text": "🔴 Task failed: dbt_finance.dbt_build", "emoji": True}},
-        {"type": "section", "fields": [
-            {"type": "mrkdwn", "text": "*DAG*\ndbt_finance"},
-            {"type": "mrkdwn", "text": "*Task*\ndbt_build"},
-            {"type": "mrkdwn", "text": "*Run*\nscheduled__2026-01-01T00:00:00+00:00"},
-            {"type": "mrkdwn", "text": "*Try*\n2/3"},
-            {"type": "mrkdwn", "text": "*Duration*\n1m 23s"}]},
-        {"type": "actions", "elements": [{"type": "button", "text": {"type": "plain_text", "text": "View log"},
-                                          "url": alert.log_url, "action_id": "view_log"}]},
-        {"type": "section", "text": {"type": "mrkdwn", "text":
-            "*Error*\n```\nDatabase Error in model fct_payments\n  relation \"raw_shop.payments\" does not exist\n```"}},
+        {
+            "type": "header",
+            "text": {"type": "plain_text", "text": "🔴 Task failed: dbt_finance.dbt_build", "emoji": True},
+        },
+        {
+            "type": "section",
+            "fields": [
+                {"type": "mrkdwn", "text": "*DAG*\ndbt_finance"},
+                {"type": "mrkdwn", "text": "*Task*\ndbt_build"},
+                {"type": "mrkdwn", "text": "*Run*\nscheduled__2026-01-01T00:00:00+00:00"},
+                {"type": "mrkdwn", "text": "*Try*\n2/3"},
+                {"type": "mrkdwn", "text": "*Duration*\n1m 23s"},
+            ],
+        },
+        {
+            "type": "actions",
+            "elements": [
+                {
+                    "type": "button",
+                    "text": {"type": "plain_text", "text": "View log"},
+                    "url": alert.log_url,
+                    "action_id": "view_log",
+                }
+            ],
+        },
+        {
+            "type": "section",
+            "text": {
+                "type": "mrkdwn",
+                "text": '*Error*\n```\nDatabase Error in model fct_payments\n  relation "raw_shop.payments" does not exist\n```',
+            },
+        },
         {"type": "section", "text": {"type": "mrkdwn", "text": "*Failed dbt models/tests: 2* (tag `finance`)"}},
-        {"type": "section", "text": {"type": "mrkdwn", "text":
-            "• model `fct_payments` — owners: <@U0ALICE>\nDatabase Error: relation missing"}},
-        {"type": "section", "text": {"type": "mrkdwn", "text":
-            "• test `not_null_fct_payments_id` — owners: bob@example.com\nGot 3 results"}},
-        {"type": "context", "elements": [{"type": "mrkdwn", "text":
-            f"task_failed · 2026-01-01T00:05:00+00:00 · sig {alert.signature()[:12]}"}]},
+        {
+            "type": "section",
+            "text": {
+                "type": "mrkdwn",
+                "text": "• model `fct_payments` — owners: <@U0ALICE>\nDatabase Error: relation missing",
+            },
+        },
+        {
+            "type": "section",
+            "text": {
+                "type": "mrkdwn",
+                "text": "• test `not_null_fct_payments_id` — owners: bob@example.com\nGot 3 results",
+            },
+        },
+        {
+            "type": "context",
+            "elements": [
+                {"type": "mrkdwn", "text": f"task_failed · 2026-01-01T00:05:00+00:00 · sig {alert.signature()[:12]}"}
+            ],
+        },
     ]
 
 
 def test_meltano_context_and_log_tail():
     lines = [f"line {i} <b>" for i in range(100)]
-    alert = Alert("task_failed", "meltano_tap_shop", "run", error="tap-shop exited 1",
-                  meltano=MeltanoContext("tap-shop", "dev:tap-shop-to-target-duckdb", lines))
+    alert = Alert(
+        "task_failed",
+        "meltano_tap_shop",
+        "run",
+        error="tap-shop exited 1",
+        meltano=MeltanoContext("tap-shop", "dev:tap-shop-to-target-duckdb", lines),
+    )
     blocks = render_slack(alert).blocks
-    assert {"type": "section", "fields": [
-        {"type": "mrkdwn", "text": "*Extractor*\ntap-shop"},
-        {"type": "mrkdwn", "text": "*State ID*\ndev:tap-shop-to-target-duckdb"}]} in blocks
+    assert {
+        "type": "section",
+        "fields": [
+            {"type": "mrkdwn", "text": "*Extractor*\ntap-shop"},
+            {"type": "mrkdwn", "text": "*State ID*\ndev:tap-shop-to-target-duckdb"},
+        ],
+    } in blocks
     tail = next(b["text"]["text"] for b in blocks if b.get("text", {}).get("text", "").startswith("*Meltano log"))
     assert tail.startswith("*Meltano log (last 30 lines)*\n```\nline 70 &lt;b&gt;\n")
     assert tail.endswith("line 99 &lt;b&gt;\n```") and "line 69 " not in tail
@@ -88,15 +155,22 @@ def test_meltano_context_and_log_tail():
 
 def test_untrusted_text_is_escaped():
     evil = "boom <!channel> <!here> @channel @here <http://evil.example|click me> <@U999> a & b ```x"
-    alert = Alert("task_failed", "d<!channel>", "t", error=evil,
-                  dbt=DbtContext(tag="t<!here>", failures=[DbtFailure("m<!channel>", "model", ["x<@U1>@e.com"], evil)]))
+    alert = Alert(
+        "task_failed",
+        "d<!channel>",
+        "t",
+        error=evil,
+        dbt=DbtContext(tag="t<!here>", failures=[DbtFailure("m<!channel>", "model", ["x<@U1>@e.com"], evil)]),
+    )
     msg = render_slack(alert)
     everything = json.dumps(msg.payload(), ensure_ascii=False)
     for bad in ("<!channel>", "<!here>", "<http://evil", "<@U999>", "<@U1>", "@channel", "@here"):
         assert bad not in everything, bad
     err = next(b["text"]["text"] for b in msg.blocks if b.get("text", {}).get("text", "").startswith("*Error*"))
-    assert err == ("*Error*\n```\nboom &lt;!channel&gt; &lt;!here&gt; @\u2060channel @\u2060here "
-                   "&lt;http://evil.example|click me&gt; &lt;@U999&gt; a &amp; b `\u2060``x\n```")
+    assert err == (
+        "*Error*\n```\nboom &lt;!channel&gt; &lt;!here&gt; @\u2060channel @\u2060here "
+        "&lt;http://evil.example|click me&gt; &lt;@U999&gt; a &amp; b `\u2060``x\n```"
+    )
     assert msg.text.startswith("🔴 Task failed: d&lt;!channel&gt;.t (run -): boom &lt;!channel&gt;")
     mail = render_email(alert)
     assert "&lt;!channel&gt;" in mail.html and "<!channel>" not in mail.html
@@ -104,8 +178,15 @@ def test_untrusted_text_is_escaped():
 
 
 def test_slack_limits():
-    big = render_slack(Alert("task_failed", "d" * 400, "t", error="E" * 10_000,
-                             dbt=DbtContext(failures=[DbtFailure(f"m{i}", owners=[]) for i in range(120)])))
+    big = render_slack(
+        Alert(
+            "task_failed",
+            "d" * 400,
+            "t",
+            error="E" * 10_000,
+            dbt=DbtContext(failures=[DbtFailure(f"m{i}", owners=[]) for i in range(120)]),
+        )
+    )
     assert len(big.blocks) == BLOCKS_MAX
     header = big.blocks[0]["text"]["text"]
     assert len(header) == 150 and header.endswith(MARKER)
@@ -115,7 +196,7 @@ def test_slack_limits():
     trimmed = big.blocks[-2]
     assert trimmed["type"] == "context" and trimmed["elements"][0]["text"].startswith(MARKER)
     assert trimmed["elements"][0]["text"].endswith("more dbt failures not shown")
-    assert big.blocks[-1]["type"] == "context"        # the occurrence footer survives the trim
+    assert big.blocks[-1]["type"] == "context"  # the occurrence footer survives the trim
     assert len(big.text) <= 3000
     # an escaped entity is never cut in half
     cut = truncate(escape_mrkdwn("<" * 2000), 3000)

@@ -63,8 +63,9 @@ def test_choose_tags_leaves_a_plan_without_errors(work):
     gen = pc._load_gen()
     out = work / "gen"
     gen.generate(400, 8, out, seed=1)
-    case = pc.Case(name="g", label="g", manifest=out / "target" / "manifest.json", project_dir=out,
-                   project_name=gen.PROJECT)
+    case = pc.Case(
+        name="g", label="g", manifest=out / "target" / "manifest.json", project_dir=out, project_name=gen.PROJECT
+    )
     pc.choose_tags(case)
     config = pc.write_config("g", manifest=case.manifest, project_dir=out, tags=case.tags)
     plan = pc.plan_from_config(pc.load_config(config), kinds=("dbt",), cache_dir=None)
@@ -74,10 +75,21 @@ def test_choose_tags_leaves_a_plan_without_errors(work):
 
 def test_classic_generator_builds_one_dag_per_schedule(tmp_path, monkeypatch):
     """The classic DAG file with a stand-in `meltano` that prints a schedule export (no real Meltano)."""
-    export = {"schedules": {"job": [
-        {"name": f"daily-{s}", "interval": "@daily", "cron_interval": "0 0 * * *", "env": {},
-         "job": {"name": f"{s}-to-duckdb", "tasks": [f"tap-{s} target-duckdb"]}} for s in ("shop", "crm")],
-        "elt": []}}
+    export = {
+        "schedules": {
+            "job": [
+                {
+                    "name": f"daily-{s}",
+                    "interval": "@daily",
+                    "cron_interval": "0 0 * * *",
+                    "env": {},
+                    "job": {"name": f"{s}-to-duckdb", "tasks": [f"tap-{s} target-duckdb"]},
+                }
+                for s in ("shop", "crm")
+            ],
+            "elt": [],
+        }
+    }
     fake = tmp_path / ".meltano" / "run" / "bin"
     fake.parent.mkdir(parents=True)
     fake.write_text(f"#!/bin/sh\ncat <<'EOF'\n{json.dumps(export)}\nEOF\n")

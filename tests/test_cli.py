@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 
-from orchestrator.cli import main
 from test_plan import CONFIG, EXTRACTORS, MELTANO, SOURCES, model, write_manifest
+
+from orchestrator.cli import main
 
 
 def _project(tmp_path, nodes):
@@ -46,8 +47,14 @@ def test_check_warns_names_the_file_and_exits_1_on_errors(tmp_path, capsys, monk
     out = capsys.readouterr().out
     assert "warning: models/a.sql: model.p.a: has orchestration tags core, finance" in out
     assert "warning: models/sources.yml: source.p.legacy.ledger (raw_legacy.ledger)" in out
-    args = _project(tmp_path / "cyc", [model("f1", ["finance"]), model("m1", ["marketing"], ["model.p.f1"]),
-                                       model("f2", ["finance"], ["model.p.m1"])])
+    args = _project(
+        tmp_path / "cyc",
+        [
+            model("f1", ["finance"]),
+            model("m1", ["marketing"], ["model.p.f1"]),
+            model("f2", ["finance"], ["model.p.m1"]),
+        ],
+    )
     assert main([*args, "check"]) == 1
     assert "cycle between dbt DAGs" in capsys.readouterr().err
 

@@ -35,28 +35,40 @@ DOCKERFILE = ROOT / "Dockerfile"
 DOCKERIGNORE = ROOT / ".dockerignore"
 HELM_VALUES = ROOT / "deploy" / "helm" / "values.yaml"
 
-PROJECT_MOUNT = "/opt/airflow/project"   # where the image installs the project and compose mounts it
-WORKER_LOG_SERVER_PORT = 8793            # Airflow's worker log server: never the API's port
+PROJECT_MOUNT = "/opt/airflow/project"  # where the image installs the project and compose mounts it
+WORKER_LOG_SERVER_PORT = 8793  # Airflow's worker log server: never the API's port
 REQUIRED_SERVICES = {
-    "airflow-init", "airflow-apiserver", "airflow-scheduler", "airflow-dag-processor",
-    "airflow-worker", "airflow-triggerer", "redis", "postgres", "mariadb", "mailpit",
+    "airflow-init",
+    "airflow-apiserver",
+    "airflow-scheduler",
+    "airflow-dag-processor",
+    "airflow-worker",
+    "airflow-triggerer",
+    "redis",
+    "postgres",
+    "mariadb",
+    "mailpit",
 }
 AIRFLOW_COMMANDS = {  # service -> the Airflow command it runs (the official file's)
-    "airflow-apiserver": ["api-server"], "airflow-scheduler": ["scheduler"],
-    "airflow-dag-processor": ["dag-processor"], "airflow-worker": ["celery", "worker"],
+    "airflow-apiserver": ["api-server"],
+    "airflow-scheduler": ["scheduler"],
+    "airflow-dag-processor": ["dag-processor"],
+    "airflow-worker": ["celery", "worker"],
     "airflow-triggerer": ["triggerer"],
 }
 SECRET_NAME = re.compile(r"PASSWORD|SECRET|TOKEN|FERNET|WEBHOOK|_KEY$|^AIRFLOW_CONN_")
 WHOLE_INTERPOLATION = re.compile(r"^\$\{[A-Za-z_][A-Za-z0-9_]*(?::?[-?][^}]*)?\}$")
 # Compose interpolation: $$ (a literal $), ${VAR}, ${VAR:-default}, ${VAR-default}, ${VAR:?err}, $VAR
-INTERPOLATION = re.compile(r"\$(?:(?P<escaped>\$)|\{(?P<braced>[A-Za-z_][A-Za-z0-9_]*)"
-                           r"(?:(?P<op>:?[-?+])(?P<arg>[^}]*))?\}|(?P<named>[A-Za-z_][A-Za-z0-9_]*))")
+INTERPOLATION = re.compile(
+    r"\$(?:(?P<escaped>\$)|\{(?P<braced>[A-Za-z_][A-Za-z0-9_]*)"
+    r"(?:(?P<op>:?[-?+])(?P<arg>[^}]*))?\}|(?P<named>[A-Za-z_][A-Za-z0-9_]*))"
+)
 
 
 # ----------------------------------------------------------------------------- loading
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def compose() -> dict:
     data = yaml.safe_load(COMPOSE.read_text())  # resolves the anchors and `<<` merge keys
     assert isinstance(data, dict) and isinstance(data.get("services"), dict), "no services in docker-compose.yml"
@@ -67,7 +79,7 @@ def services() -> dict[str, dict]:
     return compose()["services"]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def env_example() -> dict[str, str]:
     values = {}
     for line in ENV_EXAMPLE.read_text().splitlines():
@@ -96,7 +108,7 @@ def interpolate(value, env: dict[str, str]):
         if op in (":-", "-"):
             return current if (current if op == ":-" else current is not None) else arg
         if op in (":?", "?"):
-            assert (current if op == ":?" else current is not None), f"${{{name}}} required: {arg}"
+            assert current if op == ":?" else current is not None, f"${{{name}}} required: {arg}"
         if op in (":+", "+"):
             return arg if (current if op == ":+" else current is not None) else ""
         return current or ""
@@ -117,11 +129,10 @@ def strings(value):
 
 
 def interpolated_names(value) -> set[str]:
-    return {m["braced"] or m["named"] for s in strings(value) for m in INTERPOLATION.finditer(s)
-            if not m["escaped"]}
+    return {m["braced"] or m["named"] for s in strings(value) for m in INTERPOLATION.finditer(s) if not m["escaped"]}
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def resolved() -> dict:
     return interpolate(compose(), env_example())
 
@@ -194,17 +205,17 @@ def script_of(service: dict) -> str | None:
     return None
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def orchestration() -> dict:
     return yaml.safe_load((ROOT / "orchestration.yml").read_text())
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def pyproject() -> dict:
     return tomllib.loads((ROOT / "pyproject.toml").read_text())
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def constraint_pins() -> dict[str, str]:
     pins = {}
     for line in (ROOT / "constraints.txt").read_text().splitlines():
@@ -214,7 +225,7 @@ def constraint_pins() -> dict[str, str]:
     return pins
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def dockerfile() -> list[tuple[str, str]]:
     """(INSTRUCTION, arguments), continuation lines joined, comments dropped."""
     instructions, current = [], ""
@@ -232,7 +243,7 @@ def dockerfile() -> list[tuple[str, str]]:
     return instructions
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def dockerfile_env() -> dict[str, str]:
     env: dict[str, str] = {}
     for word, args in dockerfile():
@@ -243,7 +254,7 @@ def dockerfile_env() -> dict[str, str]:
     return env
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def dockerignore() -> list[tuple[bool, str]]:
     patterns = []
     for line in DOCKERIGNORE.read_text().splitlines():
@@ -263,8 +274,10 @@ def docker_ignored(relpath: str) -> bool:
     ignored = False
     for negated, pattern in dockerignore():
         base = pattern[3:] if pattern.startswith("**/") else None
-        if any(fnmatch.fnmatchcase(p, pattern) or (base and fnmatch.fnmatchcase(p.rsplit("/", 1)[-1], base))
-               for p in prefixes):
+        if any(
+            fnmatch.fnmatchcase(p, pattern) or (base and fnmatch.fnmatchcase(p.rsplit("/", 1)[-1], base))
+            for p in prefixes
+        ):
             ignored = not negated
     return ignored
 
@@ -301,7 +314,7 @@ def _commands(list_node: ast.expr, assigns: dict[str, ast.expr]) -> dict[str, se
     return out
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def airflow_cli() -> dict[str, set[str] | None]:
     """Airflow's commands, read from the installed Airflow's CLI definitions (its source, parsed:
     importing Airflow would take seconds), plus the Celery provider's `celery` group."""
@@ -310,9 +323,10 @@ def airflow_cli() -> dict[str, set[str] | None]:
         pytest.skip("Airflow is not installed here: cannot check the commands against its CLI")
     cli: dict[str, set[str] | None] = {}
     for location in spec.submodule_search_locations:
-        for source, list_name in ((Path(location) / "cli" / "cli_config.py", "core_commands"),
-                                  (Path(location) / "providers" / "celery" / "cli" / "definition.py",
-                                   "CELERY_CLI_COMMANDS")):
+        for source, list_name in (
+            (Path(location) / "cli" / "cli_config.py", "core_commands"),
+            (Path(location) / "providers" / "celery" / "cli" / "definition.py", "CELERY_CLI_COMMANDS"),
+        ):
             if source.exists():
                 assigns = _module_assignments(ast.parse(source.read_text()))
                 if list_name in assigns:
@@ -329,7 +343,8 @@ def check_airflow_command(tokens: list[str], where: str) -> None:
     if subs is not None:
         assert len(tokens) > 1 and tokens[1] in subs, (
             f"{where}: `airflow {' '.join(tokens[:2])}`: {tokens[0]} has no such subcommand "
-            f"(it has: {', '.join(sorted(subs))})")
+            f"(it has: {', '.join(sorted(subs))})"
+        )
 
 
 AIRFLOW_IN_SCRIPT = re.compile(r"(?<![\w/.-])airflow\s+([a-z][\w-]*)(?:[ \t]+([a-z][\w-]*))?")
@@ -353,12 +368,18 @@ def project_cli_choices() -> dict[str, set[str]]:
                     choices.add(first.value)
                 elif isinstance(first, ast.Name):
                     loop_vars.add(first.id)
-            if isinstance(node, ast.keyword) and node.arg == "choices" and isinstance(node.value, (ast.List, ast.Tuple)):
+            if (
+                isinstance(node, ast.keyword)
+                and node.arg == "choices"
+                and isinstance(node.value, (ast.List, ast.Tuple))
+            ):
                 choices |= {e.value for e in node.value.elts if isinstance(e, ast.Constant)}
         for node in ast.walk(tree):
             if isinstance(node, ast.For) and isinstance(node.iter, (ast.Tuple, ast.List)):
-                names = [t.id if isinstance(t, ast.Name) else None
-                         for t in (node.target.elts if isinstance(node.target, ast.Tuple) else [node.target])]
+                names = [
+                    t.id if isinstance(t, ast.Name) else None
+                    for t in (node.target.elts if isinstance(node.target, ast.Tuple) else [node.target])
+                ]
                 for i, var in enumerate(names):
                     if var in loop_vars:
                         for elt in node.iter.elts:
@@ -407,8 +428,13 @@ def test_docker_compose_config_accepts_the_file():
         pytest.skip("`docker compose version` did not answer")
     if probe.returncode != 0:
         pytest.skip("the docker compose plugin is not installed here (`docker compose version` failed)")
-    result = subprocess.run([docker, "compose", "-f", str(COMPOSE), "--env-file", str(ENV_EXAMPLE), "config", "-q"],
-                            capture_output=True, text=True, timeout=60, cwd=ROOT)
+    result = subprocess.run(
+        [docker, "compose", "-f", str(COMPOSE), "--env-file", str(ENV_EXAMPLE), "config", "-q"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+    )
     assert result.returncode == 0, result.stderr
 
 
@@ -431,7 +457,8 @@ def test_depends_on_references_existing_services_with_the_right_kind():
             assert dep in svcs, f"{name} depends on {dep}, which is not a service"
             target = svcs[dep]
             assert not target.get("profiles") or set(target["profiles"]) <= set(svc.get("profiles") or []), (
-                f"{name} depends on {dep}, which only starts with profile {target['profiles']}")
+                f"{name} depends on {dep}, which only starts with profile {target['profiles']}"
+            )
             if condition == "service_healthy":
                 assert (target.get("healthcheck") or {}).get("test"), f"{name} waits for {dep} healthy: no healthcheck"
             elif condition == "service_completed_successfully":
@@ -495,7 +522,8 @@ def test_bind_mounts_point_at_paths_in_the_repo():
         if target != PROJECT_MOUNT:
             assert not target.startswith(PROJECT_MOUNT + "/"), (
                 f"{target} is mounted inside the working tree's mount: Docker would create root-owned "
-                "directories in the working tree")
+                "directories in the working tree"
+            )
 
 
 def test_paths_into_the_mounted_project_exist():
@@ -535,7 +563,7 @@ def test_host_ports_are_unique_and_the_api_port_is_consistent():
 def test_the_production_profile_is_fully_set_on_the_compose_hosts():
     env = environment(compose()["x-airflow-common"])
     assert env.get("PIPELINE_PROFILE") == "production"
-    needed = set((orchestration()["profiles"]["production"].get("env") or {}))
+    needed = set(orchestration()["profiles"]["production"].get("env") or {})
     missing = needed - set(env)
     assert not missing, f"production profile variables not set in x-airflow-common: {sorted(missing)}"
     # the databases those variables name exist: created by postgres (POSTGRES_DB + the init script) ...
@@ -558,19 +586,31 @@ def test_the_production_profile_is_fully_set_on_the_compose_hosts():
     assert urlsplit(seed["DEMO_POSTGRES_URL"]).hostname == env["SOURCE_PG_HOST"]
     assert urlsplit(seed["DEMO_POSTGRES_URL"]).path.strip("/") == env["SOURCE_PG_DATABASE"]
     writers = ast.parse((ROOT / "demo_data" / "writers.py").read_text())
-    reader = {t.id: n.value.value for n in writers.body if isinstance(n, ast.Assign)
-              and isinstance(n.value, ast.Constant) for t in n.targets if isinstance(t, ast.Name)}
+    reader = {
+        t.id: n.value.value
+        for n in writers.body
+        if isinstance(n, ast.Assign) and isinstance(n.value, ast.Constant)
+        for t in n.targets
+        if isinstance(t, ast.Name)
+    }
     assert env["SOURCE_MARIADB_USER"] == env["SOURCE_PG_USER"] == reader["READER_USER"]
     assert env_example()["DEMO_READER_PASSWORD"] == reader["READER_PASSWORD"], (
-        ".env.example's DEMO_READER_PASSWORD differs from the password demo_data creates the user with")
+        ".env.example's DEMO_READER_PASSWORD differs from the password demo_data creates the user with"
+    )
     mariadb = environment(services()["mariadb"])
     assert env["SOURCE_MARIADB_DATABASE"] == mariadb["MARIADB_DATABASE"]
 
 
 def test_alerting_goes_to_the_mail_sink_and_the_outbox_database():
     env = environment(compose()["x-airflow-common"])
-    for key in ("ALERTING_CONFIG", "ALERTING_OUTBOX_URL", "ALERTING_SMTP_HOST", "ALERTING_SMTP_PORT",
-                "SLACK_BOT_TOKEN", "AIRFLOW__API__BASE_URL"):
+    for key in (
+        "ALERTING_CONFIG",
+        "ALERTING_OUTBOX_URL",
+        "ALERTING_SMTP_HOST",
+        "ALERTING_SMTP_PORT",
+        "SLACK_BOT_TOKEN",
+        "AIRFLOW__API__BASE_URL",
+    ):
         assert key in env, f"x-airflow-common does not set {key}"
     assert env["ALERTING_CONFIG"].startswith(PROJECT_MOUNT + "/")
     smtp = resolved()["services"][env["ALERTING_SMTP_HOST"]]
@@ -611,7 +651,9 @@ def test_commands_the_containers_run_exist():
             for m in AIRFLOW_IN_SCRIPT.finditer(script):
                 check_airflow_command([t for t in m.groups() if t], where)
             for prog, choices in scripts.items():
-                for m in re.finditer(rf"(?<![\w/.-]){re.escape(prog)}((?:\s+-[\w-]+(?:\s+[\w.-]+)?)*)\s+([a-z][\w-]*)", script):
+                for m in re.finditer(
+                    rf"(?<![\w/.-]){re.escape(prog)}((?:\s+-[\w-]+(?:\s+[\w.-]+)?)*)\s+([a-z][\w-]*)", script
+                ):
                     assert m[2] in choices, f"{where}: `{prog} {m[2]}`: not one of {sorted(choices)}"
             for prog, dist in (("dbt", "dbt-core"), ("meltano", "meltano")):
                 if re.search(rf"(?<![\w/.-]){prog}\s+[a-z]", script):
@@ -645,7 +687,8 @@ def test_no_secret_is_written_in_the_compose_file():
         for key, value in environment(svc).items():
             if SECRET_NAME.search(key) and not key.endswith(("_FILE", "_PATH", "_DIR")):
                 assert value == "" or WHOLE_INTERPOLATION.match(value), (
-                    f"{name}: {key} must come from .env (${{VAR}}), not be written here")
+                    f"{name}: {key} must come from .env (${{VAR}}), not be written here"
+                )
             if "://" in value:
                 password = re.match(r"^[\w+.-]+://[^:/@]*:([^@]*)@", value)
                 if password and password[1]:
@@ -661,11 +704,13 @@ def test_dockerfile_base_image_matches_the_constraints():
     m = re.fullmatch(r"apache/airflow:(\d+\.\d+\.\d+)(?:-python(\d+\.\d+))?", froms[0].split()[0])
     assert m, f"FROM {froms[0]}: expected apache/airflow:<version>-python<X.Y>"
     assert m[1] == constraint_pins()["apache-airflow"], (
-        f"the image is Airflow {m[1]}, constraints.txt pins apache-airflow=={constraint_pins()['apache-airflow']}")
+        f"the image is Airflow {m[1]}, constraints.txt pins apache-airflow=={constraint_pins()['apache-airflow']}"
+    )
     assert m[1].startswith("3.3."), "the project is built for Airflow 3.3"
     header = re.search(r"--python[ =](\d+\.\d+)", (ROOT / "constraints.txt").read_text())
     assert m[2] and (header is None or m[2] == header[1]), (
-        f"the image's Python {m[2]} is not the one constraints.txt was compiled for ({header and header[1]})")
+        f"the image's Python {m[2]} is not the one constraints.txt was compiled for ({header and header[1]})"
+    )
 
 
 def test_dockerfile_copies_existing_files_the_context_keeps():
@@ -694,10 +739,12 @@ def test_dockerfile_installs_the_project_with_the_constraints_and_meltano_plugin
     editable = [re.sub(r"\$\{?(\w+)\}?", lambda m: env.get(m[1], m[0]), e[1]) for e in editable if e]
     assert editable == [PROJECT_MOUNT], (
         f"the project must be installed editable at {PROJECT_MOUNT} (where compose mounts the working tree "
-        f"and where the orchestrator looks for its project files), got {editable}")
+        f"and where the orchestrator looks for its project files), got {editable}"
+    )
     sys_dir = env.get("MELTANO_SYS_DIR_ROOT", f"{PROJECT_MOUNT}/meltano/.meltano")
     assert not (sys_dir == PROJECT_MOUNT or sys_dir.startswith(PROJECT_MOUNT + "/")), (
-        f"MELTANO_SYS_DIR_ROOT={sys_dir}: the working tree mounted at {PROJECT_MOUNT} would hide the plugins")
+        f"MELTANO_SYS_DIR_ROOT={sys_dir}: the working tree mounted at {PROJECT_MOUNT} would hide the plugins"
+    )
     for name, svc in services().items():
         override = environment(svc).get("MELTANO_SYS_DIR_ROOT")
         assert override in (None, sys_dir), f"{name} moves Meltano's plugins to {override}"
@@ -709,12 +756,32 @@ def test_dockerfile_installs_the_project_with_the_constraints_and_meltano_plugin
 
 
 def test_dockerignore_keeps_local_state_and_secrets_out_but_not_the_project():
-    for path in (".env", ".git", ".venv", "var", "meltano/.meltano", "dbt_project/target", "dbt_project/logs",
-                 "orchestrator/__pycache__/x.pyc"):
+    for path in (
+        ".env",
+        ".git",
+        ".venv",
+        "var",
+        "meltano/.meltano",
+        "dbt_project/target",
+        "dbt_project/logs",
+        "orchestrator/__pycache__/x.pyc",
+    ):
         assert docker_ignored(path), f".dockerignore does not exclude {path}"
-    needed = ["dags", "orchestrator", "alerting", "demo_data", "meltano/meltano.yml", "meltano/extract",
-              "meltano/load", "dbt_project/dbt_project.yml", "dbt_project/models", "orchestration.yml",
-              "pyproject.toml", "constraints.txt", pyproject()["project"].get("readme", "README.md")]
+    needed = [
+        "dags",
+        "orchestrator",
+        "alerting",
+        "demo_data",
+        "meltano/meltano.yml",
+        "meltano/extract",
+        "meltano/load",
+        "dbt_project/dbt_project.yml",
+        "dbt_project/models",
+        "orchestration.yml",
+        "pyproject.toml",
+        "constraints.txt",
+        pyproject()["project"].get("readme", "README.md"),
+    ]
     alerting_config = (orchestration().get("alerting") or {}).get("config")
     if alerting_config:
         needed.append(alerting_config)
@@ -739,7 +806,8 @@ def test_helm_values_are_the_kubernetes_executor_on_the_production_profile():
     assert not needed - set(env) - secret, f"profile variables not set: {sorted(needed - set(env) - secret)}"
     for name in env:
         assert not SECRET_NAME.search(name) and name not in ("MELTANO_DATABASE_URI", "ALERTING_OUTBOX_URL"), (
-            f"{name} is a credential: put it under `secret:`, not `env:`")
+            f"{name} is a credential: put it under `secret:`, not `env:`"
+        )
     core = values["config"]["core"]
     assert core["dags_folder"] == f"{PROJECT_MOUNT}/dags"
     assert "api-server" in core["execution_api_server_url"] and "8793" not in core["execution_api_server_url"]

@@ -48,7 +48,9 @@ def test_every_dag_file_imports_and_matches_the_plan(monkeypatch, installed, pro
         assert dag.max_active_runs == 1
         assert all(t.retries == (0 if spec.kind == "meltano_state" else 2) for t in dag.tasks)
         assert {t.owner for t in dag.tasks} == {spec.owner}
-        expected_pool = "warehouse_duckdb" if profile == "embedded" and spec.kind in ("meltano", "dbt") else "default_pool"
+        expected_pool = (
+            "warehouse_duckdb" if profile == "embedded" and spec.kind in ("meltano", "dbt") else "default_pool"
+        )
         assert {t.pool for t in dag.tasks} == {expected_pool}, spec.dag_id
         if spec.kind == "meltano":  # the task counts the records of the extractor(s) it runs
             assert dag.tasks[0].op_kwargs["extractors"] == [spec.extractor]
@@ -82,22 +84,27 @@ def _project_copy(tmp_path: Path) -> Path:
     """A copy of the config, Meltano project files and manifest, to break one of them."""
     shutil.copy(REPO_ROOT / "orchestration.yml", tmp_path)
     shutil.copy(REPO_ROOT / "alerting.yml", tmp_path)
-    shutil.copytree(REPO_ROOT / "meltano", tmp_path / "meltano",
-                    ignore=shutil.ignore_patterns(".meltano", "data", "tap-jsonl-dir"))
+    shutil.copytree(
+        REPO_ROOT / "meltano", tmp_path / "meltano", ignore=shutil.ignore_patterns(".meltano", "data", "tap-jsonl-dir")
+    )
     (tmp_path / "dbt_project" / "target").mkdir(parents=True)
     shutil.copy(REPO_ROOT / "dbt_project" / "target" / "manifest.json", tmp_path / "dbt_project" / "target")
     return tmp_path
 
 
-@pytest.mark.parametrize("breakage, broken_file, message", [
-    ("truncated manifest", "dbt_tags.py", "truncated or not valid JSON"),
-    ("old manifest", "dbt_tags.py", "manifest schema v3 is too old"),
-    ("missing manifest", "dbt_tags.py", "manifest not found"),
-    ("bad meltano.yml", "meltano_sources.py", "not valid YAML"),
-    ("secret in alerting.yml", "alerting_housekeeping.py", "secrets do not belong in the routing config"),
-])
-def test_a_broken_input_breaks_only_the_dag_files_that_read_it(tmp_path, monkeypatch, installed,
-                                                                breakage, broken_file, message):
+@pytest.mark.parametrize(
+    "breakage, broken_file, message",
+    [
+        ("truncated manifest", "dbt_tags.py", "truncated or not valid JSON"),
+        ("old manifest", "dbt_tags.py", "manifest schema v3 is too old"),
+        ("missing manifest", "dbt_tags.py", "manifest not found"),
+        ("bad meltano.yml", "meltano_sources.py", "not valid YAML"),
+        ("secret in alerting.yml", "alerting_housekeeping.py", "secrets do not belong in the routing config"),
+    ],
+)
+def test_a_broken_input_breaks_only_the_dag_files_that_read_it(
+    tmp_path, monkeypatch, installed, breakage, broken_file, message
+):
     root = _project_copy(tmp_path)
     manifest = root / "dbt_project" / "target" / "manifest.json"
     if breakage == "truncated manifest":
@@ -112,7 +119,9 @@ def test_a_broken_input_breaks_only_the_dag_files_that_read_it(tmp_path, monkeyp
         (root / "meltano" / "meltano.yml").write_text("plugins: [unclosed\n")
     bag = _dagbag(DAGS, monkeypatch, ORCHESTRATION_CONFIG=str(root / "orchestration.yml"))
     errors = {Path(f).name: e for f, e in bag.import_errors.items()}
-    culprit = {"bad meltano.yml": "meltano.yml", "secret in alerting.yml": "alerting.yml"}.get(breakage, "manifest.json")
+    culprit = {"bad meltano.yml": "meltano.yml", "secret in alerting.yml": "alerting.yml"}.get(
+        breakage, "manifest.json"
+    )
     assert broken_file in errors and message in errors[broken_file] and culprit in errors[broken_file]
     assert "tick" in bag.dag_ids, "the tick never depends on the broken input"
     if breakage == "secret in alerting.yml":
@@ -130,8 +139,11 @@ def test_a_broken_input_breaks_only_the_dag_files_that_read_it(tmp_path, monkeyp
 
 def test_a_plan_error_is_an_import_error_listing_it(tmp_path, monkeypatch, installed):
     root = _project_copy(tmp_path)
-    text = (root / "orchestration.yml").read_text().replace("tags: [core, finance, marketing]",
-                                                            "tags: [core, finance, Finance]")
+    text = (
+        (root / "orchestration.yml")
+        .read_text()
+        .replace("tags: [core, finance, marketing]", "tags: [core, finance, Finance]")
+    )
     (root / "orchestration.yml").write_text(text)
     bag = _dagbag(DAGS, monkeypatch, ORCHESTRATION_CONFIG=str(root / "orchestration.yml"))
     errors = {Path(f).name: e for f, e in bag.import_errors.items()}
@@ -158,11 +170,23 @@ def test_per_model_granularity_renders_one_task_per_model(tmp_path, monkeypatch,
     assert bag.import_errors == {}
     core = bag.dags["dbt_core"]
     tasks = {t.task_id: t for t in core.tasks}
-    assert set(tasks) == {"stg_customers", "stg_orders", "stg_accounts", "int_order_payments", "fct_orders",
-                          "dim_customers", "dbt_test_relationships"}
+    assert set(tasks) == {
+        "stg_customers",
+        "stg_orders",
+        "stg_accounts",
+        "int_order_payments",
+        "fct_orders",
+        "dim_customers",
+        "dbt_test_relationships",
+    }
     assert tasks["fct_orders"].upstream_task_ids == {"stg_orders", "int_order_payments"}
     assert [a.name for a in tasks["fct_orders"].outlets] == ["analytics.fct_orders"]
-    assert tasks["fct_orders"].op_kwargs["args"] == ["build", "--select", "fct_orders", "--indirect-selection",
-                                                     "cautious"]
+    assert tasks["fct_orders"].op_kwargs["args"] == [
+        "build",
+        "--select",
+        "fct_orders",
+        "--indirect-selection",
+        "cautious",
+    ]
     finance = {t.task_id for t in bag.dags["dbt_finance"].tasks}
     assert "dbt_test_relationships" in finance  # tests with parents in two models run after both

@@ -83,11 +83,14 @@ def test_file_destination_writes_each_day_once(tmp_path):
 @pytest.mark.parametrize("kind", ["mariadb", "postgres"])
 def test_database_destination_upserts_to_final_state(kind):
     from conftest import require_services
+
     from demo_data.writers import DatabaseDestination
 
     require_services(kind)
-    urls = {"mariadb": "mysql+pymysql://root@127.0.0.1:3306/demo_data_unit",
-            "postgres": "postgresql+psycopg2://postgres@127.0.0.1:5432/demo_data_unit"}
+    urls = {
+        "mariadb": "mysql+pymysql://root@127.0.0.1:3306/demo_data_unit",
+        "postgres": "postgresql+psycopg2://postgres@127.0.0.1:5432/demo_data_unit",
+    }
     dest = DatabaseDestination(kind, urls[kind])
     dest.drop()
     dest = DatabaseDestination(kind, urls[kind])

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import re
 import time
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
@@ -47,13 +47,18 @@ def pipeline(tmp_path_factory, installed, alert_sinks):
     slack, smtp = alert_sinks
     tmp = tmp_path_factory.mktemp("e2e")
     # one quick retry: failures show in seconds
-    config = load_config(pipeline_config(tmp, retries=1, retry_delay_seconds=1, max_retry_delay_seconds=2),
-                         "embedded")
+    config = load_config(pipeline_config(tmp, retries=1, retry_delay_seconds=1, max_retry_delay_seconds=2), "embedded")
     env = config.profile.environment()
-    env.update(ORCHESTRATOR_AIRFLOW_HOME=str(tmp / "airflow"), DBT_RUNS_DIR=str(tmp / "dbt"),
-               ORCHESTRATOR_CACHE_DIR=str(tmp / "cache"), MELTANO_STATE_BACKUP_DIR=str(tmp / "backups"),
-               SLACK_BOT_TOKEN=SLACK_TOKEN, ALERTING_SLACK_BASE_URL=slack.api_url,
-               ALERTING_SMTP_HOST="127.0.0.1", ALERTING_SMTP_PORT=str(smtp.port))
+    env.update(
+        ORCHESTRATOR_AIRFLOW_HOME=str(tmp / "airflow"),
+        DBT_RUNS_DIR=str(tmp / "dbt"),
+        ORCHESTRATOR_CACHE_DIR=str(tmp / "cache"),
+        MELTANO_STATE_BACKUP_DIR=str(tmp / "backups"),
+        SLACK_BOT_TOKEN=SLACK_TOKEN,
+        ALERTING_SLACK_BASE_URL=slack.api_url,
+        ALERTING_SMTP_HOST="127.0.0.1",
+        ALERTING_SMTP_PORT=str(smtp.port),
+    )
     prepare_warehouse(config.profile, env)
     plan = plan_from_config(config, cache_dir=None)
     af = start_airflow(config, env)
@@ -155,9 +160,21 @@ def _failure_cycle(pipeline):
             fh.write('{"id": 99999, "broken json\n')  # ... marketing's export is corrupt
         _payment_change(env, "bitcoin", "2024-01-04T00:00:00")  # ... and a payment fails a finance test
         since = time.time()
-        cycle = run_cycle_in(af, config, env, plan, new_day=False,
-                             wait_for=["tick", "meltano_tap_shop", "meltano_tap_crm", "meltano_tap_marketing",
-                                       "dbt_core", "dbt_finance"])
+        cycle = run_cycle_in(
+            af,
+            config,
+            env,
+            plan,
+            new_day=False,
+            wait_for=[
+                "tick",
+                "meltano_tap_shop",
+                "meltano_tap_crm",
+                "meltano_tap_marketing",
+                "dbt_core",
+                "dbt_finance",
+            ],
+        )
         done["failure"] = (cycle, since)
     return done["failure"]
 
@@ -169,27 +186,33 @@ def test_a_dbt_dag_whose_source_failed_does_not_run(pipeline):
     assert runs["meltano_tap_marketing"].state == "failed"
     assert runs["meltano_tap_marketing"].emitted == []
     assert all(runs[d].state == "success" for d in ("meltano_tap_shop", "meltano_tap_crm", "dbt_core"))
-    assert runs["dbt_finance"].state == "failed"   # the rejected payment method
+    assert runs["dbt_finance"].state == "failed"  # the rejected payment method
     ti = af.client.task_instances("meltano_tap_marketing", runs["meltano_tap_marketing"].run_id)[0]
     assert ti["state"] == "failed" and ti["try_number"] == 2
     time.sleep(10)  # well past a scheduler hop: dbt_marketing would have started by now
-    newer = [r for r in af.client.dag_runs("dbt_marketing") if r["start_date"] and
-             r["start_date"] > time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(since))]
+    newer = [
+        r
+        for r in af.client.dag_runs("dbt_marketing")
+        if r["start_date"] and r["start_date"] > time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(since))
+    ]
     assert newer == [], "dbt_marketing must wait for the marketing tables"
     waiting = {e["asset_id"] for e in af.client.queued_asset_events("dbt_marketing")}
-    assert waiting == {af.client.asset_id("analytics.fct_orders")}, \
+    assert waiting == {af.client.asset_id("analytics.fct_orders")}, (
         "only core's new model is queued; marketing's tables never came"
+    )
 
 
 def _failed_at(af, dag_id: str, run_id: str) -> float:
     """When the task's last try raised: the "Task failed with exception" line of its log (the
     TI's end_date comes later: the supervisor reports it after the callbacks ran)."""
     from datetime import datetime
+
     ti = af.client.task_instances(dag_id, run_id)[0]
-    text = af.client.request("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{ti['task_id']}/logs/"
-                                    f"{ti['try_number']}").text
+    text = af.client.request(
+        "GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{ti['task_id']}/logs/{ti['try_number']}"
+    ).text
     at = text.find("Task failed with exception")
-    stamps = re.findall(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:\d\d)", text[:max(at, 0)])
+    stamps = re.findall(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:\d\d)", text[: max(at, 0)])
     assert at >= 0 and stamps, f"no failure in the log of {dag_id} {run_id}: {text[-500:]}"
     return datetime.fromisoformat(stamps[-1].replace("Z", "+00:00")).timestamp()  # that line's own time
 
@@ -204,23 +227,28 @@ def test_failures_alert_the_right_channel_once_with_what_to_act_on(pipeline, ale
     [finance] = _wait(lambda: _top(slack, "#finance-data"))
 
     # Meltano: the extractor, its state ID, the tap's own error and the log tail; after the last try only
-    assert ingest["text"].startswith(f"🔴 Task failed: meltano_tap_marketing.meltano_run (run {m_run}, try 2/2): "
-                                     f"meltano --environment dev run tap-marketing target-duckdb exited with 1: "
-                                     f"ValueError: ")
+    assert ingest["text"].startswith(
+        f"🔴 Task failed: meltano_tap_marketing.meltano_run (run {m_run}, try 2/2): "
+        f"meltano --environment dev run tap-marketing target-duckdb exited with 1: "
+        f"ValueError: "
+    )
     assert "marketing/ad_spend.jsonl:" in ingest["text"] and "not valid JSON" in ingest["text"]
     fields = [f["text"] for b in ingest["blocks"] if b["type"] == "section" for f in b.get("fields", [])]
     assert "*Extractor*\ntap-marketing" in fields
     assert "*State ID*\ndev:tap-marketing-to-target-duckdb" in fields
     texts = "\n".join(b["text"]["text"] for b in ingest["blocks"] if b["type"] == "section" and "text" in b)
     assert "*Meltano log (last" in texts and "ad_spend" in texts
-    assert "*Earlier tries*\n• try 1 at " in texts        # the first try was recorded, not posted
+    assert "*Earlier tries*\n• try 1 at " in texts  # the first try was recorded, not posted
     button = next(b for b in ingest["blocks"] if b["type"] == "actions")["elements"][0]
     assert button["url"].startswith(af.url) and "meltano_tap_marketing" in button["url"]
 
     # dbt: the failed test with its owner mentioned, the tag, the models skipped after it
     # (the bad method fails the staging test; what reads stg_payments is skipped)
-    m = re.fullmatch(rf"🔴 Task failed: dbt_finance\.dbt_build \(run {re.escape(f_run)}, try 2/2\): "
-                     rf"dbt build: (\d+) failed \((.*)\); (\d+) skipped", finance["text"])
+    m = re.fullmatch(
+        rf"🔴 Task failed: dbt_finance\.dbt_build \(run {re.escape(f_run)}, try 2/2\): "
+        rf"dbt build: (\d+) failed \((.*)\); (\d+) skipped",
+        finance["text"],
+    )
     assert m and "test accepted_values_stg_payments_method" in m[2] and int(m[3]) > 0, finance["text"]
     texts = [b["text"]["text"] for b in finance["blocks"] if b["type"] == "section" and "text" in b]
     assert f"*Failed dbt models/tests: {m[1]}* (tag `finance`)" in texts
@@ -233,33 +261,40 @@ def test_failures_alert_the_right_channel_once_with_what_to_act_on(pipeline, ale
     # E-mail: the ingestion route mails always; finance only when Slack fails (it did not)
     mails = [r.message() for r in smtp.received]
     assert [(m["To"], m["Subject"]) for m in mails] == [
-        ("data-platform@example.com", "[Airflow] 🔴 Task failed: meltano_tap_marketing.meltano_run (try 2/2)")]
+        ("data-platform@example.com", "[Airflow] 🔴 Task failed: meltano_tap_marketing.meltano_run (try 2/2)")
+    ]
     body = mails[0].get_body(("plain",)).get_content()
     assert "Meltano extractor: tap-marketing" in body and "State ID: dev:tap-marketing-to-target-duckdb" in body
     # final failure -> message received, recorded for the closing note / BENCHMARKS.md
-    first_post = {m.body["channel"]: m for m in reversed(slack.messages) if isinstance(m.body, dict)
-                  and m.path.endswith("chat.postMessage") and "thread_ts" not in m.body}
-    latency = {"meltano_tap_marketing": first_post["#data-ingestion"].received_at
-               - _failed_at(af, "meltano_tap_marketing", m_run),
-               "dbt_finance": first_post["#finance-data"].received_at - _failed_at(af, "dbt_finance", f_run)}
+    first_post = {
+        m.body["channel"]: m
+        for m in reversed(slack.messages)
+        if isinstance(m.body, dict) and m.path.endswith("chat.postMessage") and "thread_ts" not in m.body
+    }
+    latency = {
+        "meltano_tap_marketing": first_post["#data-ingestion"].received_at
+        - _failed_at(af, "meltano_tap_marketing", m_run),
+        "dbt_finance": first_post["#finance-data"].received_at - _failed_at(af, "dbt_finance", f_run),
+    }
     _record("failure_to_slack_s", latency)
     assert all(0 <= v < 30 for v in latency.values()), latency
 
 
 def _lateness(pipeline, alert_sinks):
     """Trigger the alerting DAG as of 5 h after now: what is late after the failure cycle."""
-    from datetime import datetime, timedelta, timezone
+    from datetime import datetime, timedelta
 
     _failure_cycle(pipeline)
     af, done = pipeline[0], pipeline[4]
     if "late" in done:
         return done["late"]
-    as_of = (datetime.now(timezone.utc) + timedelta(hours=5)).isoformat()
+    as_of = (datetime.now(UTC) + timedelta(hours=5)).isoformat()
 
     def check() -> list:
         run_id = af.client.trigger("alerting", {"as_of": as_of})
-        [run] = af.client.wait_for_runs("alerting", lambda r: r["dag_run_id"] == run_id
-                                        and r["state"] in ("success", "failed"), timeout=180)
+        [run] = af.client.wait_for_runs(
+            "alerting", lambda r: r["dag_run_id"] == run_id and r["state"] in ("success", "failed"), timeout=180
+        )
         assert run["state"] == "success"
         entry = af.client.get(f"/dags/alerting/dagRuns/{run_id}/taskInstances/check_lateness/xcomEntries/return_value")
         value = entry["value"]
@@ -267,7 +302,7 @@ def _lateness(pipeline, alert_sinks):
 
     first = check()
     [late] = _wait(lambda: _top(alert_sinks[0], "#growth-data"))
-    again = check()                      # checking again: the same lateness, not a new message
+    again = check()  # checking again: the same lateness, not a new message
     done["late"] = (first, late, again)
     return done["late"]
 
@@ -276,9 +311,13 @@ def test_a_dbt_dag_that_did_not_run_in_time_is_late_naming_the_missing_assets(pi
     first, late, again = _lateness(pipeline, alert_sinks)
     # dbt_core ran; dbt_finance failed (announced already): only dbt_marketing is late
     assert [(x["dag_id"], x["missing_assets"], x["routes"]) for x in first] == [
-        ("dbt_marketing", ["raw_marketing.ad_spend", "raw_marketing.campaigns"], ["marketing"])]
-    assert re.fullmatch(r"⏰ Late: dbt_marketing \(run cycle \S+\): dbt_marketing has not run 4h 0m after the cycle "
-                        r"began; waiting for: raw_marketing\.ad_spend, raw_marketing\.campaigns", late["text"]), late["text"]
+        ("dbt_marketing", ["raw_marketing.ad_spend", "raw_marketing.campaigns"], ["marketing"])
+    ]
+    assert re.fullmatch(
+        r"⏰ Late: dbt_marketing \(run cycle \S+\): dbt_marketing has not run 4h 0m after the cycle "
+        r"began; waiting for: raw_marketing\.ad_spend, raw_marketing\.campaigns",
+        late["text"],
+    ), late["text"]
     texts = [b["text"]["text"] for b in late["blocks"] if b["type"] == "section" and "text" in b]
     assert any(t.startswith("*Expected by* ") and "• `raw_marketing.ad_spend`" in t for t in texts)
     time.sleep(2)
@@ -295,21 +334,25 @@ def test_the_next_successful_run_posts_the_recovery_in_the_failure_thread(pipeli
     # fix the sources: drop the corrupt line, supersede the bad payment
     path = Path(env["DEMO_DATA_DIR"]) / "marketing" / "ad_spend.jsonl"
     path.write_text("".join(line for line in path.read_text().splitlines(True) if "broken json" not in line))
-    _payment_change(env, None, "2024-01-04T00:00:01")   # its original method again
+    _payment_change(env, None, "2024-01-04T00:00:01")  # its original method again
     cycle = run_cycle_in(af, config, env, plan, new_day=False)
     assert cycle.ok, [(r.dag_id, r.state) for r in cycle.reports]
     runs = _by_dag(cycle)
-    ts = {c: slack.ts_of(slack.posted().index(m)) for c, m in
-          (("#data-ingestion", ingest), ("#finance-data", finance), ("#growth-data", late))}
+    ts = {
+        c: slack.ts_of(slack.posted().index(m))
+        for c, m in (("#data-ingestion", ingest), ("#finance-data", finance), ("#growth-data", late))
+    }
 
     def replies(channel):
         return [m for m in slack.posted() if m.get("thread_ts") == ts[channel]]
 
     [r1] = _wait(lambda: replies("#data-ingestion"))
     [r2] = _wait(lambda: replies("#finance-data"))
-    [r3] = _wait(lambda: replies("#growth-data"))       # from the DAG processor: DAG-level success
-    assert r1["text"].startswith(f"✅ Recovered: meltano_tap_marketing.meltano_run succeeded in run "
-                                 f"{runs['meltano_tap_marketing'].run_id} (try 1); failing since ")
+    [r3] = _wait(lambda: replies("#growth-data"))  # from the DAG processor: DAG-level success
+    assert r1["text"].startswith(
+        f"✅ Recovered: meltano_tap_marketing.meltano_run succeeded in run "
+        f"{runs['meltano_tap_marketing'].run_id} (try 1); failing since "
+    )
     assert r2["text"].startswith(f"✅ Recovered: dbt_finance.dbt_build succeeded in run {runs['dbt_finance'].run_id}")
     assert r3["text"].startswith(f"✅ Recovered: dbt_marketing succeeded in run {runs['dbt_marketing'].run_id}")
     # ...and the failure messages now read resolved
@@ -338,39 +381,54 @@ def test_meltano_state_dag_reads_and_writes_state_with_a_backup(pipeline):
 
     def trigger(conf: dict) -> dict:
         run_id = af.client.trigger("meltano_state", conf)
-        [run] = af.client.wait_for_runs("meltano_state", lambda r: r["dag_run_id"] == run_id
-                                        and r["state"] in ("success", "failed"), timeout=180)
-        entry = af.client.get(f"/dags/meltano_state/dagRuns/{run_id}/taskInstances/meltano_state/"
-                              f"xcomEntries/return_value") if run["state"] == "success" else {}
+        [run] = af.client.wait_for_runs(
+            "meltano_state", lambda r: r["dag_run_id"] == run_id and r["state"] in ("success", "failed"), timeout=180
+        )
+        entry = (
+            af.client.get(f"/dags/meltano_state/dagRuns/{run_id}/taskInstances/meltano_state/xcomEntries/return_value")
+            if run["state"] == "success"
+            else {}
+        )
         value = entry.get("value") if entry else None
-        return {"state": run["state"], "value": json.loads(value) if isinstance(value, str) else value,
-                "run_id": run_id}
+        return {
+            "state": run["state"],
+            "value": json.loads(value) if isinstance(value, str) else value,
+            "run_id": run_id,
+        }
 
     got = trigger({"action": "get", "state_id": state_id})
     assert got["state"] == "success"
     bookmark = got["value"]["before"]["singer_state"]["bookmarks"]["accounts"]["replication_key_value"]
     assert bookmark.startswith("2024-01-0")
-    new = {"singer_state": {"bookmarks": {"accounts": {"replication_key": "updated_at",
-                                                       "replication_key_value": "2024-01-01T00:00:00"}}}}
+    new = {
+        "singer_state": {
+            "bookmarks": {"accounts": {"replication_key": "updated_at", "replication_key_value": "2024-01-01T00:00:00"}}
+        }
+    }
     dry = trigger({"action": "set", "state_id": state_id, "state_json": json.dumps(new)})
-    assert dry["state"] == "success" and dry["value"]["dry_run"] is True and "2024-01-01T00:00:00" in dry["value"]["diff"]
+    assert (
+        dry["state"] == "success" and dry["value"]["dry_run"] is True and "2024-01-01T00:00:00" in dry["value"]["diff"]
+    )
     assert trigger({"action": "get", "state_id": state_id})["value"]["before"] == got["value"]["before"]
     real = trigger({"action": "set", "state_id": state_id, "state_json": json.dumps(new), "dry_run": False})
     assert real["state"] == "success" and real["value"]["after"] == new
     assert real["value"]["backup_path"].startswith(env["MELTANO_STATE_BACKUP_DIR"])
     backup = json.loads(Path(real["value"]["backup_path"]).read_text())
     assert backup["state"] == got["value"]["before"]
-    refused = trigger({"action": "set", "state_id": state_id, "state_json": '{"no_singer_state": {}}',
-                       "dry_run": False})
+    refused = trigger(
+        {"action": "set", "state_id": state_id, "state_json": '{"no_singer_state": {}}', "dry_run": False}
+    )
     assert refused["state"] == "failed"
     # While the source's DAG has a run queued (paused here, so it stays queued), writes are refused.
     af.client.unpause("meltano_tap_crm", paused=True)
     queued = af.client.trigger("meltano_tap_crm")
-    busy = trigger({"action": "set", "state_id": state_id, "state_json": json.dumps(got["value"]["before"]),
-                    "dry_run": False})
+    busy = trigger(
+        {"action": "set", "state_id": state_id, "state_json": json.dumps(got["value"]["before"]), "dry_run": False}
+    )
     assert busy["state"] == "failed"
     assert trigger({"action": "get", "state_id": state_id})["value"]["before"] == new, "nothing was written"
-    log = af.client.request("GET", f"/dags/meltano_state/dagRuns/{busy['run_id']}/taskInstances/meltano_state/"
-                                   f"logs/1").text
+    log = af.client.request(
+        "GET", f"/dags/meltano_state/dagRuns/{busy['run_id']}/taskInstances/meltano_state/logs/1"
+    ).text
     assert "meltano_tap_crm has 1 run(s) running or queued" in log
     assert [r["state"] for r in af.client.dag_runs("meltano_tap_crm") if r["dag_run_id"] == queued] == ["queued"]

@@ -19,7 +19,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 _spec = importlib.util.spec_from_file_location("gen_dbt_project", REPO / "bench" / "gen_dbt_project.py")
 gen = importlib.util.module_from_spec(_spec)
-sys.modules["gen_dbt_project"] = gen          # dataclasses look their module up
+sys.modules["gen_dbt_project"] = gen  # dataclasses look their module up
 _spec.loader.exec_module(gen)
 
 N_MODELS, N_TAGS = 200, 20
@@ -47,7 +47,7 @@ def test_direct_manifest_agrees_with_dbt_parse(generated):
     assert len(d) == N_MODELS
     assert set(d) == set(p)
     for uid in d:
-        assert d[uid]["tags"] == p[uid]["tags"], uid                  # order matters: "first-listed wins"
+        assert d[uid]["tags"] == p[uid]["tags"], uid  # order matters: "first-listed wins"
         assert d[uid]["config"]["tags"] == p[uid]["config"]["tags"], uid
         assert d[uid]["config"]["materialized"] == p[uid]["config"]["materialized"], uid
         assert (d[uid]["schema"], d[uid]["alias"]) == (p[uid]["schema"], p[uid]["alias"]), uid
@@ -60,9 +60,12 @@ def test_direct_manifest_agrees_with_dbt_parse(generated):
 def test_direct_manifest_agrees_field_by_field(generated):
     _, _, direct, parsed = generated
     assert gen.compare_manifests(direct, parsed, full=True) == []
-    assert direct["metadata"]["dbt_schema_version"] == parsed["metadata"]["dbt_schema_version"] \
+    assert (
+        direct["metadata"]["dbt_schema_version"]
+        == parsed["metadata"]["dbt_schema_version"]
         == "https://schemas.getdbt.com/dbt/manifest/v12.json"
-    assert list(direct) == list(parsed)                       # the same top-level keys, in order
+    )
+    assert list(direct) == list(parsed)  # the same top-level keys, in order
     # synthetic macros, but as many and about as large as dbt's + dbt-duckdb's
     assert abs(len(direct["macros"]) - len(parsed["macros"])) < 0.1 * len(parsed["macros"])
     size = lambda m: len(json.dumps(m["macros"]))
@@ -106,7 +109,7 @@ def test_project_is_realistic(generated):
             assert all(direct["sources"][d]["schema"] == "raw_" + direct["sources"][d]["source_name"] for d in deps)
         for dep in deps:
             if dep.startswith("model."):
-                assert domain(models[dep]) <= domain(n)          # domains only read lower domains: no cycle
+                assert domain(models[dep]) <= domain(n)  # domains only read lower domains: no cycle
                 cross += domain(models[dep]) != domain(n)
     assert cross > 0
     tests = [n for n in direct["nodes"].values() if n["resource_type"] == "test"]

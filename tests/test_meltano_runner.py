@@ -12,7 +12,7 @@ LINES = [
     '2026-01-01T00:00:00Z [info     ] tap-shop-mariadb METRIC: {"type":"counter","metric":"record_count","value":7,"tags":{"database":"demo_shop","table":"payments"}}',
     '2026-01-01T00:00:00Z [info     ] target-postgres METRIC: {"type":"counter","metric":"record_count","value":60,"tags":{"stream":"orders"}}',
     '2026-01-01T00:00:00Z [info     ] tap-shop METRIC: {"type":"timer","metric":"sync_duration","value":0.1,"tags":{}}',
-    '2026-01-01T00:00:00Z [info     ] tap-shop METRIC: {not json',
+    "2026-01-01T00:00:00Z [info     ] tap-shop METRIC: {not json",
 ]
 
 
@@ -28,7 +28,7 @@ def test_failure_raises_with_the_log_tail(embedded):
         run_meltano(["run", "tap-shop", "target-does-not-exist"], environment="dev", env=env, log=seen.append)
     assert err.value.returncode != 0
     assert any("target-does-not-exist" in line for line in err.value.tail)
-    assert err.value.tail == seen[-len(err.value.tail):], "the tail is the end of the streamed log"
+    assert err.value.tail == seen[-len(err.value.tail) :], "the tail is the end of the streamed log"
     assert "target-does-not-exist" in str(err.value)
 
 
@@ -36,21 +36,27 @@ def test_arguments_never_reach_a_shell(embedded, tmp_path):
     profile, env = embedded
     marker = tmp_path / "pwned"
     with pytest.raises(MeltanoError):
-        run_meltano(["run", f"tap-shop; touch {marker}", "target-duckdb"], environment="dev", env=env,
-                    log=lambda line: None)
+        run_meltano(
+            ["run", f"tap-shop; touch {marker}", "target-duckdb"], environment="dev", env=env, log=lambda line: None
+        )
     assert not marker.exists()
 
 
 def test_the_plugins_own_exception_is_the_failures_summary():
     from orchestrator.runners.meltano import MeltanoError
 
-    tail = ["2026-11-21T16:09:38.041674Z [info     ] tap-marketing     raise ValueError(f\"...\") from exc",
-            "2026-11-21T16:09:38.041723Z [info     ] tap-marketing ValueError: /d/ad_spend.jsonl:19: not valid JSON",
-            "2026-11-21T16:09:38.179023Z [info     ] target-duckdb Loading 8 rows",
-            "2026-11-21T16:09:38.267011Z [error    ] meltano      Extractor failed",
-            "2026-11-21T16:09:38.267369Z [error    ] meltano      Block run completed"]
+    tail = [
+        '2026-11-21T16:09:38.041674Z [info     ] tap-marketing     raise ValueError(f"...") from exc',
+        "2026-11-21T16:09:38.041723Z [info     ] tap-marketing ValueError: /d/ad_spend.jsonl:19: not valid JSON",
+        "2026-11-21T16:09:38.179023Z [info     ] target-duckdb Loading 8 rows",
+        "2026-11-21T16:09:38.267011Z [error    ] meltano      Extractor failed",
+        "2026-11-21T16:09:38.267369Z [error    ] meltano      Block run completed",
+    ]
     err = MeltanoError(["meltano", "run", "tap-marketing", "target-duckdb"], 1, tail)
-    assert err.summary() == ("meltano run tap-marketing target-duckdb exited with 1: "
-                             "ValueError: /d/ad_spend.jsonl:19: not valid JSON")
-    assert MeltanoError(["meltano", "run", "x"], 2, ["... [error    ] meltano      Block run completed"]).summary() \
+    assert err.summary() == (
+        "meltano run tap-marketing target-duckdb exited with 1: ValueError: /d/ad_spend.jsonl:19: not valid JSON"
+    )
+    assert (
+        MeltanoError(["meltano", "run", "x"], 2, ["... [error    ] meltano      Block run completed"]).summary()
         == "meltano run x exited with 2"
+    )

@@ -12,23 +12,44 @@ import re
 from pathlib import Path
 
 import pytest
-
 from conftest import isolated_embedded
 
-from orchestrator.meltano_state import (StateError, StateResult, deep_merge, expected_state_ids, extractor_of,
-                                        run_state_action, write_backup)
+from orchestrator.meltano_state import (
+    StateError,
+    StateResult,
+    deep_merge,
+    expected_state_ids,
+    extractor_of,
+    run_state_action,
+    write_backup,
+)
 from orchestrator.profiles import load_profile
 
 SHOP = "dev:tap-shop-to-target-duckdb"
-SEED = {"singer_state": {"bookmarks": {
-    "orders": {"replication_key": "updated_at", "replication_key_value": "2026-01-02T00:00:00+00:00"},
-    "customers": {"replication_key": "updated_at", "replication_key_value": "2026-01-01T00:00:00+00:00"}}}}
-NEW = {"singer_state": {"bookmarks": {
-    "orders": {"replication_key": "updated_at", "replication_key_value": "2026-01-01T00:00:00+00:00"},
-    "customers": {"replication_key": "updated_at", "replication_key_value": "2026-01-01T00:00:00+00:00"}}}}
-PATCH = {"singer_state": {"bookmarks": {
-    "orders": {"replication_key_value": "2025-12-31T00:00:00+00:00"},
-    "payments": {"replication_key": "updated_at", "replication_key_value": "2025-12-30T00:00:00+00:00"}}}}
+SEED = {
+    "singer_state": {
+        "bookmarks": {
+            "orders": {"replication_key": "updated_at", "replication_key_value": "2026-01-02T00:00:00+00:00"},
+            "customers": {"replication_key": "updated_at", "replication_key_value": "2026-01-01T00:00:00+00:00"},
+        }
+    }
+}
+NEW = {
+    "singer_state": {
+        "bookmarks": {
+            "orders": {"replication_key": "updated_at", "replication_key_value": "2026-01-01T00:00:00+00:00"},
+            "customers": {"replication_key": "updated_at", "replication_key_value": "2026-01-01T00:00:00+00:00"},
+        }
+    }
+}
+PATCH = {
+    "singer_state": {
+        "bookmarks": {
+            "orders": {"replication_key_value": "2025-12-31T00:00:00+00:00"},
+            "payments": {"replication_key": "updated_at", "replication_key_value": "2025-12-30T00:00:00+00:00"},
+        }
+    }
+}
 
 
 class Ctx:
@@ -62,6 +83,7 @@ def backup_of(result: StateResult) -> dict:
 
 # --- pure logic (no Meltano) -------------------------------------------------------------
 
+
 def test_extractor_of_parses_the_pattern():
     assert extractor_of(SHOP) == ("dev", "tap-shop", "target-duckdb")
     assert extractor_of("prod:tap-go-to-market-to-target-postgres") == ("prod", "tap-go-to-market", "target-postgres")
@@ -71,8 +93,11 @@ def test_extractor_of_parses_the_pattern():
 
 
 def test_deep_merge_merges_objects_and_replaces_the_rest():
-    assert deep_merge({"a": {"x": 1, "y": [1]}, "b": 1}, {"a": {"y": [2], "z": 3}, "c": 4}) == \
-        {"a": {"x": 1, "y": [2], "z": 3}, "b": 1, "c": 4}
+    assert deep_merge({"a": {"x": 1, "y": [1]}, "b": 1}, {"a": {"y": [2], "z": 3}, "c": 4}) == {
+        "a": {"x": 1, "y": [2], "z": 3},
+        "b": 1,
+        "c": 4,
+    }
 
 
 def test_backup_is_written_atomically(tmp_path):
@@ -89,33 +114,53 @@ def test_result_is_json_serialisable():
 
 # --- refusals: checked before anything is written ----------------------------------------
 
-@pytest.mark.parametrize("action, state_id, state_json, reason", [
-    ("drop", SHOP, None, "unknown action 'drop'"),
-    ("get", "", None, "state ID is required"),
-    ("set", SHOP, "{not json", "not valid JSON"),
-    ("set", SHOP, "[1, 2]", "must be an object, got list"),
-    ("merge", SHOP, '{"bookmarks": {}}', 'lacks the top-level "singer_state"'),
-    ("set", SHOP, '{"singer_state": "x"}', '"singer_state" must be an object, got str'),
-    ("set", SHOP, "", "state JSON is required"),
-    ("get", "dev:tap-nope-to-target-duckdb", None, "unknown state ID"),
-    # a never-run ID may be created only by set, and only for a configured extractor
-    ("merge", "dev:tap-crm-to-target-duckdb", json.dumps(PATCH), "unknown state ID"),
-    ("set", "dev:tap-typo-to-target-duckdb", json.dumps(SEED), "never-run extractor's ID"),
-    ("clear", "prod:tap-shop-to-target-duckdb", None, "belongs to environment 'prod'"),
-])
+
+@pytest.mark.parametrize(
+    "action, state_id, state_json, reason",
+    [
+        ("drop", SHOP, None, "unknown action 'drop'"),
+        ("get", "", None, "state ID is required"),
+        ("set", SHOP, "{not json", "not valid JSON"),
+        ("set", SHOP, "[1, 2]", "must be an object, got list"),
+        ("merge", SHOP, '{"bookmarks": {}}', 'lacks the top-level "singer_state"'),
+        ("set", SHOP, '{"singer_state": "x"}', '"singer_state" must be an object, got str'),
+        ("set", SHOP, "", "state JSON is required"),
+        ("get", "dev:tap-nope-to-target-duckdb", None, "unknown state ID"),
+        # a never-run ID may be created only by set, and only for a configured extractor
+        ("merge", "dev:tap-crm-to-target-duckdb", json.dumps(PATCH), "unknown state ID"),
+        ("set", "dev:tap-typo-to-target-duckdb", json.dumps(SEED), "never-run extractor's ID"),
+        ("clear", "prod:tap-shop-to-target-duckdb", None, "belongs to environment 'prod'"),
+    ],
+)
 def test_invalid_requests_are_refused_with_the_reason(action, state_id, state_json, reason):
     profile = load_profile("embedded")
     with pytest.raises(StateError, match=re.escape(reason)):
-        run_state_action(action, state_id, state_json, profile=profile, env={}, dry_run=False,
-                         known_ids=[SHOP, "prod:tap-shop-to-target-duckdb"], backup_dir="/nonexistent")
+        run_state_action(
+            action,
+            state_id,
+            state_json,
+            profile=profile,
+            env={},
+            dry_run=False,
+            known_ids=[SHOP, "prod:tap-shop-to-target-duckdb"],
+            backup_dir="/nonexistent",
+        )
 
 
 def test_a_busy_source_refuses_writes(tmp_path):
     profile = load_profile("embedded")
     with pytest.raises(StateError, match="refusing to set .*tap-shop is running"):
-        run_state_action("set", SHOP, json.dumps(NEW), profile=profile, env={}, dry_run=False, known_ids=[SHOP],
-                         is_source_busy=lambda sid: f"DAG meltano_{extractor_of(sid)[1]}: tap-shop is running",
-                         backup_dir=tmp_path)
+        run_state_action(
+            "set",
+            SHOP,
+            json.dumps(NEW),
+            profile=profile,
+            env={},
+            dry_run=False,
+            known_ids=[SHOP],
+            is_source_busy=lambda sid: f"DAG meltano_{extractor_of(sid)[1]}: tap-shop is running",
+            backup_dir=tmp_path,
+        )
     assert not any(tmp_path.iterdir()), "no backup, nothing written"
 
 
@@ -124,6 +169,7 @@ def test_expected_state_ids_follow_the_profile():
 
 
 # --- real Meltano: reads ----------------------------------------------------------------------
+
 
 def test_seed_created_a_never_run_id_and_backed_up_its_absence(ctx):
     assert ctx.seed.before == {} and ctx.seed.after == SEED
@@ -150,8 +196,9 @@ def test_unknown_state_id_is_refused_against_the_listed_ids(ctx):
 
 def test_dry_run_set_returns_a_diff_and_writes_nothing(ctx):
     guard_calls = []
-    result = ctx.run("set", SHOP, json.dumps(NEW), known_ids=[SHOP],
-                     is_source_busy=lambda sid: guard_calls.append(sid) or "busy")  # dry run: no guard
+    result = ctx.run(
+        "set", SHOP, json.dumps(NEW), known_ids=[SHOP], is_source_busy=lambda sid: guard_calls.append(sid) or "busy"
+    )  # dry run: no guard
     assert result.dry_run and result.backup_path is None and not guard_calls
     assert result.before == SEED and result.after == NEW
     assert '-        "replication_key_value": "2026-01-02T00:00:00+00:00"' in result.diff.splitlines()
@@ -180,23 +227,30 @@ def test_shell_syntax_in_a_state_id_is_harmless(ctx, tmp_path):
 
 # --- real Meltano: writes, in order -------------------------------------------------------
 
+
 def test_set_backs_up_then_replaces(ctx):
-    result = ctx.run("set", SHOP, json.dumps(NEW), dry_run=False, known_ids=[SHOP],
-                     is_source_busy=lambda sid: None)
+    result = ctx.run("set", SHOP, json.dumps(NEW), dry_run=False, known_ids=[SHOP], is_source_busy=lambda sid: None)
     assert result.before == SEED and result.after == NEW  # `after` is read back from Meltano
     assert backup_of(result)["state"] == SEED and backup_of(result)["empty"] is False
     changed = [line for line in result.diff.splitlines() if line[:1] in "+-" and line[:3] not in ("+++", "---")]
-    assert changed == ['-        "replication_key_value": "2026-01-02T00:00:00+00:00"',
-                       '+        "replication_key_value": "2026-01-01T00:00:00+00:00"']
+    assert changed == [
+        '-        "replication_key_value": "2026-01-02T00:00:00+00:00"',
+        '+        "replication_key_value": "2026-01-01T00:00:00+00:00"',
+    ]
 
 
 def test_merge_merges_bookmarks(ctx):
     preview = ctx.run("merge", SHOP, PATCH, known_ids=[SHOP])  # a dict is accepted as well as a JSON string
     before = preview.before
-    expected = {"singer_state": {"bookmarks": {
-        **before["singer_state"]["bookmarks"],
-        "orders": {"replication_key": "updated_at", "replication_key_value": "2025-12-31T00:00:00+00:00"},
-        "payments": PATCH["singer_state"]["bookmarks"]["payments"]}}}
+    expected = {
+        "singer_state": {
+            "bookmarks": {
+                **before["singer_state"]["bookmarks"],
+                "orders": {"replication_key": "updated_at", "replication_key_value": "2025-12-31T00:00:00+00:00"},
+                "payments": PATCH["singer_state"]["bookmarks"]["payments"],
+            }
+        }
+    }
     assert preview.after == expected
     result = ctx.run("merge", SHOP, json.dumps(PATCH), dry_run=False, known_ids=[SHOP])
     assert result.after == expected, "Meltano's merge is what the dry run predicted"
@@ -213,4 +267,6 @@ def test_clear_backs_up_and_removes_and_restore_brings_it_back(ctx):
     # Restore = set with the backup's state (the ID is a configured extractor's, so set may recreate it).
     restored = ctx.run("set", SHOP, backup_of(result)["state"], dry_run=False)
     assert restored.after == before
-    assert len(list((ctx.backups / "dev_tap-shop-to-target-duckdb").glob("*.json"))) == 5  # seed, set, merge, clear, restore
+    assert (
+        len(list((ctx.backups / "dev_tap-shop-to-target-duckdb").glob("*.json"))) == 5
+    )  # seed, set, merge, clear, restore

@@ -6,10 +6,10 @@ import json
 
 import duckdb
 import pytest
+from pipeline_expectations import expected_extracted, expected_row_counts
 
 from orchestrator.cycle import run_cycle
 from orchestrator.runners.meltano import run_meltano
-from pipeline_expectations import expected_extracted, expected_row_counts
 
 pytestmark = pytest.mark.meltano
 EXTRACTOR_SOURCE = {"tap-shop": "shop", "tap-crm": "crm", "tap-marketing": "marketing"}
@@ -23,8 +23,9 @@ def two_cycles(tmp_path_factory, installed):
     profile, env = isolated_embedded(tmp_path_factory.mktemp("embedded"))
     first = run_cycle(profile, env=env, log=lambda m: None)
     with duckdb.connect(env["WAREHOUSE_DUCKDB_PATH"], read_only=True) as conn:
-        counts_after_first = {t: conn.execute(f"select count(*) from {t}").fetchone()[0]
-                              for t in expected_row_counts(1)}
+        counts_after_first = {
+            t: conn.execute(f"select count(*) from {t}").fetchone()[0] for t in expected_row_counts(1)
+        }
     second = run_cycle(profile, env=env, log=lambda m: None)
     return profile, env, first, counts_after_first, second
 

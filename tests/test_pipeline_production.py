@@ -27,10 +27,14 @@ def production(installed):
     _fresh_databases()
     profile = load_profile("production")
     env = profile.environment()
-    env.update(SOURCE_MARIADB_DATABASE="demo_shop_ci", DEMO_MARIADB_URL="mysql+pymysql://root@127.0.0.1:3306/demo_shop_ci",
-               SOURCE_PG_DATABASE="demo_sources_ci", DEMO_POSTGRES_URL=f"{PG}/demo_sources_ci",
-               WAREHOUSE_PG_DATABASE="warehouse_ci",
-               MELTANO_DATABASE_URI="postgresql+psycopg://postgres:postgres@127.0.0.1:5432/meltano_ci")
+    env.update(
+        SOURCE_MARIADB_DATABASE="demo_shop_ci",
+        DEMO_MARIADB_URL="mysql+pymysql://root@127.0.0.1:3306/demo_shop_ci",
+        SOURCE_PG_DATABASE="demo_sources_ci",
+        DEMO_POSTGRES_URL=f"{PG}/demo_sources_ci",
+        WAREHOUSE_PG_DATABASE="warehouse_ci",
+        MELTANO_DATABASE_URI="postgresql+psycopg://postgres:postgres@127.0.0.1:5432/meltano_ci",
+    )
     first = run_cycle(profile, env=env, log=lambda m: None)
     second = run_cycle(profile, env=env, log=lambda m: None)
     return profile, env, first, second
@@ -88,6 +92,9 @@ def test_a_new_meltano_system_db_is_migrated_once_before_parallel_runs(installed
     env["MELTANO_DATABASE_URI"] = "postgresql+psycopg://postgres:postgres@127.0.0.1:5432/meltano_race_ci"
     prepare_meltano_system_db(profile, env)
     with ThreadPoolExecutor(3) as pool:
-        results = list(pool.map(lambda _: run_meltano(["state", "list"], environment="prod", env=env,
-                                                      log=lambda line: None), range(3)))
+        results = list(
+            pool.map(
+                lambda _: run_meltano(["state", "list"], environment="prod", env=env, log=lambda line: None), range(3)
+            )
+        )
     assert len(results) == 3  # run_meltano raises on any failure

@@ -20,28 +20,58 @@ V12 = "https://schemas.getdbt.com/dbt/manifest/v12.json"
 
 # --------------------------------------------------------------------------- builders
 
+
 def model(name, tags=(), deps=(), schema="analytics", alias=None, materialized="table", owner=None):
-    return {"unique_id": f"model.p.{name}", "resource_type": "model", "name": name, "package_name": "p",
-            "schema": schema, "alias": alias or name, "tags": list(tags), "meta": {"owner": owner} if owner else {},
-            "config": {"materialized": materialized}, "depends_on": {"nodes": list(deps)},
-            "original_file_path": f"models/{name}.sql", "fqn": ["p", name]}
+    return {
+        "unique_id": f"model.p.{name}",
+        "resource_type": "model",
+        "name": name,
+        "package_name": "p",
+        "schema": schema,
+        "alias": alias or name,
+        "tags": list(tags),
+        "meta": {"owner": owner} if owner else {},
+        "config": {"materialized": materialized},
+        "depends_on": {"nodes": list(deps)},
+        "original_file_path": f"models/{name}.sql",
+        "fqn": ["p", name],
+    }
 
 
 def source(name, table, schema):
-    return {"unique_id": f"source.p.{name}.{table}", "name": table, "source_name": name, "schema": schema,
-            "identifier": table, "original_file_path": "models/sources.yml"}
+    return {
+        "unique_id": f"source.p.{name}.{table}",
+        "name": table,
+        "source_name": name,
+        "schema": schema,
+        "identifier": table,
+        "original_file_path": "models/sources.yml",
+    }
 
 
 def dbt_test(name, deps):
-    return {"unique_id": f"test.p.{name}", "resource_type": "test", "name": name, "package_name": "p",
-            "depends_on": {"nodes": list(deps)}, "config": {"materialized": "test"}, "tags": [],
-            "original_file_path": "models/schema.yml"}
+    return {
+        "unique_id": f"test.p.{name}",
+        "resource_type": "test",
+        "name": name,
+        "package_name": "p",
+        "depends_on": {"nodes": list(deps)},
+        "config": {"materialized": "test"},
+        "tags": [],
+        "original_file_path": "models/schema.yml",
+    }
 
 
 def write_manifest(path: Path, nodes, sources=(), version=V12) -> Path:
-    path.write_text(json.dumps({"metadata": {"dbt_schema_version": version},
-                                "nodes": {n["unique_id"]: n for n in nodes},
-                                "sources": {s["unique_id"]: s for s in sources}}))
+    path.write_text(
+        json.dumps(
+            {
+                "metadata": {"dbt_schema_version": version},
+                "nodes": {n["unique_id"]: n for n in nodes},
+                "sources": {s["unique_id"]: s for s in sources},
+            }
+        )
+    )
     return path
 
 
@@ -106,11 +136,16 @@ def project(tmp_path, monkeypatch):
     return plan
 
 
-SOURCES = [source("shop", "orders", "raw_shop"), source("shop", "customers", "raw_shop"),
-           source("crm", "accounts", "tap_crm"), source("legacy", "ledger", "raw_legacy")]
+SOURCES = [
+    source("shop", "orders", "raw_shop"),
+    source("shop", "customers", "raw_shop"),
+    source("crm", "accounts", "tap_crm"),
+    source("legacy", "ledger", "raw_legacy"),
+]
 
 
 # ------------------------------------------------------------------------- meltano
+
 
 def test_meltano_tables_follow_meltano_conventions(project):
     plan = project([], SOURCES)
@@ -130,15 +165,18 @@ def test_environment_overrides_the_loader_schema(project):
     assert plan.dag("meltano_tap_shop").state_ids == ("prod:tap-shop-to-target-wh",)
 
 
-@pytest.mark.parametrize("rules, tables, problem", [
-    (["orders.*", "orders.id"], ("orders",), None),
-    (["db-Orders.*"], ("orders",), None),
-    (["*-orders.*"], ("orders",), None),
-    (["*.*"], (), "wildcard"),
-    (["db-*.*"], (), "wildcard"),
-    ([], (), "no `select` rules"),
-    (["!secret.*"], (), "no `select` rules"),
-])
+@pytest.mark.parametrize(
+    "rules, tables, problem",
+    [
+        (["orders.*", "orders.id"], ("orders",), None),
+        (["db-Orders.*"], ("orders",), None),
+        (["*-orders.*"], ("orders",), None),
+        (["*.*"], (), "wildcard"),
+        (["db-*.*"], (), "wildcard"),
+        ([], (), "no `select` rules"),
+        (["!secret.*"], (), "no `select` rules"),
+    ],
+)
 def test_stream_tables(rules, tables, problem):
     got, why = stream_tables(tuple(rules))
     assert got == tables
@@ -152,15 +190,20 @@ def test_wildcard_select_warns_and_the_config_names_the_tables(project):
     assert plan.dag("meltano_tap_crm").outlets == ()
     assert any("tap-crm" in str(w) and "wildcard" in str(w) for w in plan.warnings)
     config = project.root / "orchestration.yml"
-    config.write_text(CONFIG.replace("meltano: {project_dir: meltano}",
-                                     "meltano: {project_dir: meltano, tables: {tap-crm: [accounts, other.notes]}}"))
+    config.write_text(
+        CONFIG.replace(
+            "meltano: {project_dir: meltano}",
+            "meltano: {project_dir: meltano, tables: {tap-crm: [accounts, other.notes]}}",
+        )
+    )
     plan = project([], SOURCES)
     assert plan.dag("meltano_tap_crm").outlets == ("tap_crm.accounts", "other.notes")
     assert not any("tap-crm" in str(w) for w in plan.warnings)
 
 
 def test_meltano_schedules_keep_their_interval_and_jobs_run_by_name(project):
-    (project.root / "meltano" / "extract" / "schedules.meltano.yml").write_text(textwrap.dedent("""
+    (project.root / "meltano" / "extract" / "schedules.meltano.yml").write_text(
+        textwrap.dedent("""
         jobs:
         - name: crm-job
           tasks: ['tap-crm target-wh']
@@ -168,7 +211,8 @@ def test_meltano_schedules_keep_their_interval_and_jobs_run_by_name(project):
         - {name: shop-hourly, extractor: tap-shop, loader: target-wh, interval: '@hourly'}
         - {name: crm-nightly, job: crm-job, interval: '@once'}
         - {name: other-profile, extractor: tap-shop, loader: target-elsewhere, interval: '@daily'}
-    """))
+    """)
+    )
     plan = project([], SOURCES)
     ids = [d.dag_id for d in plan.of_kind("meltano")]
     assert ids == ["meltano_shop_hourly", "meltano_crm_nightly"]
@@ -186,6 +230,7 @@ def test_profile_extractor_missing_from_meltano_is_an_error(project):
 
 
 # ----------------------------------------------------------------------------- dbt
+
 
 def test_schedules_are_the_and_of_what_models_read_from_outside(project):
     nodes = [
@@ -225,11 +270,17 @@ def test_precedence_first_configured_tag_wins_and_check_warns(project):
 def test_tag_prefix_and_unconfigured_tags(project):
     config = project.root / "orchestration.yml"
     config.write_text(CONFIG.replace("tags: [core, finance, marketing]", "tags: [core], tag_prefix: 'domain:'"))
-    nodes = [model("a", ["core", "nightly"], ["source.p.shop.orders"]), model("b", ["domain:sales", "pii"]),
-             model("c", ["domain:ads", "domain:sales"])]
+    nodes = [
+        model("a", ["core", "nightly"], ["source.p.shop.orders"]),
+        model("b", ["domain:sales", "pii"]),
+        model("c", ["domain:ads", "domain:sales"]),
+    ]
     plan = project(nodes, SOURCES)
     assert {d.dag_id: d.models for d in plan.of_kind("dbt")} == {
-        "dbt_core": ("model.p.a",), "dbt_ads": ("model.p.c",), "dbt_sales": ("model.p.b",)}
+        "dbt_core": ("model.p.a",),
+        "dbt_ads": ("model.p.c",),
+        "dbt_sales": ("model.p.b",),
+    }
     assert any("domain:ads, domain:sales" in w.message for w in plan.warnings)
 
 
@@ -241,19 +292,24 @@ def test_untagged_models_go_to_the_catch_all_or_are_reported(project):
     assert catch_all.schedule.assets == ("analytics.a",)
     assert catch_all.tasks[0].args == ("build", "--select", "loose", "--indirect-selection", "buildable")
     config = project.root / "orchestration.yml"
-    config.write_text(CONFIG.replace("tags: [core, finance, marketing]}",
-                                     "tags: [core, finance, marketing], catch_all: {enabled: false}}"))
+    config.write_text(
+        CONFIG.replace(
+            "tags: [core, finance, marketing]}", "tags: [core, finance, marketing], catch_all: {enabled: false}}"
+        )
+    )
     plan = project(nodes, SOURCES)
     assert "dbt_untagged" not in [d.dag_id for d in plan.dags]
     assert any(w.subject == "model.p.loose" and "no DAG builds it" in w.message for w in plan.warnings)
 
 
 def test_ephemeral_models_build_nothing_and_pass_their_reads_on(project):
-    nodes = [model("core_a", ["core"], ["source.p.shop.orders"]),
-             model("eph", ["core"], ["model.p.core_a", "source.p.crm.accounts"], materialized="ephemeral"),
-             model("fin", ["finance"], ["model.p.eph"])]
+    nodes = [
+        model("core_a", ["core"], ["source.p.shop.orders"]),
+        model("eph", ["core"], ["model.p.core_a", "source.p.crm.accounts"], materialized="ephemeral"),
+        model("fin", ["finance"], ["model.p.eph"]),
+    ]
     plan = project(nodes, SOURCES)
-    assert plan.dag("dbt_core").outlets == ("analytics.core_a",)          # no relation for the ephemeral
+    assert plan.dag("dbt_core").outlets == ("analytics.core_a",)  # no relation for the ephemeral
     assert plan.dag("dbt_finance").schedule.assets == ("analytics.core_a", "tap_crm.accounts")
 
 
@@ -268,8 +324,11 @@ def test_a_dag_with_no_produced_upstream_runs_on_the_tick_and_unloaded_sources_w
 
 
 def test_cycles_between_dags_are_errors_naming_the_models(project):
-    nodes = [model("f1", ["finance"], ["source.p.shop.orders"]), model("m1", ["marketing"], ["model.p.f1"]),
-             model("f2", ["finance"], ["model.p.m1"])]
+    nodes = [
+        model("f1", ["finance"], ["source.p.shop.orders"]),
+        model("m1", ["marketing"], ["model.p.f1"]),
+        model("f2", ["finance"], ["model.p.m1"]),
+    ]
     plan = project(nodes, SOURCES)
     [error] = plan.errors
     assert error.subject == "dbt_finance -> dbt_marketing -> dbt_finance"
@@ -284,8 +343,11 @@ def test_tags_mapping_to_one_dag_id_are_an_error(project):
 
 
 def test_monolith_is_one_dag_on_every_produced_source(project):
-    nodes = [model("a", ["core"], ["source.p.shop.orders"]), model("b", ["finance"], ["model.p.a"]),
-             model("c", [], ["source.p.crm.accounts", "source.p.legacy.ledger"])]
+    nodes = [
+        model("a", ["core"], ["source.p.shop.orders"]),
+        model("b", ["finance"], ["model.p.a"]),
+        model("c", [], ["source.p.crm.accounts", "source.p.legacy.ledger"]),
+    ]
     plan = project(nodes, SOURCES, mode="monolith")
     [dbt] = plan.of_kind("dbt")
     assert dbt.dag_id == "dbt_all" and dbt.tag is None
@@ -295,10 +357,14 @@ def test_monolith_is_one_dag_on_every_produced_source(project):
 
 
 def test_tests_run_in_the_dag_that_builds_their_last_parent(project):
-    nodes = [model("a", ["core"], ["source.p.shop.orders"]), model("b", ["finance"], ["model.p.a"]),
-             model("c", ["marketing"], ["model.p.a"]),
-             dbt_test("unique_a", ["model.p.a"]), dbt_test("rel_b_a", ["model.p.b", "model.p.a"]),
-             dbt_test("rel_b_c", ["model.p.b", "model.p.c"])]
+    nodes = [
+        model("a", ["core"], ["source.p.shop.orders"]),
+        model("b", ["finance"], ["model.p.a"]),
+        model("c", ["marketing"], ["model.p.a"]),
+        dbt_test("unique_a", ["model.p.a"]),
+        dbt_test("rel_b_a", ["model.p.b", "model.p.a"]),
+        dbt_test("rel_b_c", ["model.p.b", "model.p.c"]),
+    ]
     plan = project(nodes, SOURCES)
     assert plan.dag("dbt_core").tests == ("test.p.unique_a",)
     assert plan.dag("dbt_finance").tests == ("test.p.rel_b_a",)
@@ -307,11 +373,18 @@ def test_tests_run_in_the_dag_that_builds_their_last_parent(project):
 
 def test_per_model_tasks(project):
     config = project.root / "orchestration.yml"
-    config.write_text(CONFIG.replace("tags: [core, finance, marketing]}",
-                                     "tags: [core, finance, marketing], task_granularity: model}"))
-    nodes = [model("a", ["core"], ["source.p.shop.orders"]), model("e", ["core"], ["model.p.a"], materialized="ephemeral"),
-             model("b", ["core"], ["model.p.e"]), dbt_test("rel_b_a", ["model.p.b", "model.p.a"]),
-             dbt_test("nn_b", ["model.p.b"])]
+    config.write_text(
+        CONFIG.replace(
+            "tags: [core, finance, marketing]}", "tags: [core, finance, marketing], task_granularity: model}"
+        )
+    )
+    nodes = [
+        model("a", ["core"], ["source.p.shop.orders"]),
+        model("e", ["core"], ["model.p.a"], materialized="ephemeral"),
+        model("b", ["core"], ["model.p.e"]),
+        dbt_test("rel_b_a", ["model.p.b", "model.p.a"]),
+        dbt_test("nn_b", ["model.p.b"]),
+    ]
     core = project(nodes, SOURCES).dag("dbt_core")
     tasks = {t.task_id: t for t in core.tasks}
     assert set(tasks) == {"a", "b", "dbt_test_relationships"}
@@ -340,20 +413,20 @@ def test_json_shape(project):
 
 
 def test_alerting_dag_expects_each_dbt_dag_after_the_tick(project):
-    plan = project([model("a", ["core"], ["source.p.shop.orders"]), model("b", ["finance"], ["model.p.a"])],
-                   SOURCES)
+    plan = project([model("a", ["core"], ["source.p.shop.orders"]), model("b", ["finance"], ["model.p.a"])], SOURCES)
     alerting = plan.dag("alerting")
     assert alerting.schedule.cron == "*/5 * * * *"
     assert [t.task_id for t in alerting.tasks] == ["redeliver", "check_lateness"]
     assert {e["dag_id"]: (e["upstream"], e["outlets"], e["within_s"]) for e in alerting.lateness} == {
         "dbt_core": (["raw_shop.orders"], ["analytics.a"], 240 * 60),
-        "dbt_finance": (["analytics.a"], ["analytics.b"], 240 * 60)}
+        "dbt_finance": (["analytics.a"], ["analytics.b"], 240 * 60),
+    }
     assert set(alerting.tasks[1].inlets) == {"tick", "raw_shop.orders", "analytics.a", "analytics.b"}
     assert alerting.tasks[1].args == ("tick",)
 
 
 def test_alerting_dag_survives_a_broken_manifest(project):
-    config = load_config(project.root / "orchestration.yml")   # no manifest written: it is missing
+    config = load_config(project.root / "orchestration.yml")  # no manifest written: it is missing
     plan = plan_from_config(config, kinds=("alerting",), cache_dir=None)
     assert [t.task_id for t in plan.dag("alerting").tasks] == ["redeliver"] and not plan.errors
 
@@ -362,11 +435,15 @@ def test_test_owners_are_the_owners_of_the_models_they_test(project):
     a = model("a", ["core"], ["source.p.shop.orders"], owner="core@example.com")
     b = model("b", ["core"], ["model.p.a"], owner="fin@example.com")
     plan = project([a, b, dbt_test("rel_b_a", ["model.p.a", "model.p.b"])], SOURCES)
-    assert plan.dag("dbt_core").owners == {"model.p.a": "core@example.com", "model.p.b": "fin@example.com",
-                                           "test.p.rel_b_a": "core@example.com, fin@example.com"}
+    assert plan.dag("dbt_core").owners == {
+        "model.p.a": "core@example.com",
+        "model.p.b": "fin@example.com",
+        "test.p.rel_b_a": "core@example.com, fin@example.com",
+    }
 
 
 # ----------------------------------------------------------------- malformed inputs
+
 
 def test_missing_truncated_and_wrong_version_manifests(project, tmp_path):
     config = load_config(project.root / "orchestration.yml")
@@ -396,11 +473,14 @@ def test_empty_project_plans_no_dbt_dag(project):
     assert [w.subject for w in plan.warnings] == ["tag core", "tag finance", "tag marketing"]
 
 
-@pytest.mark.parametrize("text, message", [
-    ("plugins: [unclosed", "not valid YAML"),
-    ("plugins:\n  extractors:\n  - namespace: x\n", "needs a `name`"),
-    ("plugins:\n  extractors:\n  - {name: tap-crm, select: 'a.*'}\n", "must be a list"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("plugins: [unclosed", "not valid YAML"),
+        ("plugins:\n  extractors:\n  - namespace: x\n", "needs a `name`"),
+        ("plugins:\n  extractors:\n  - {name: tap-crm, select: 'a.*'}\n", "must be a list"),
+    ],
+)
 def test_broken_meltano_yml_names_the_file(project, text, message):
     (project.root / "meltano" / "meltano.yml").write_text(text)
     config = load_config(project.root / "orchestration.yml")
@@ -411,7 +491,8 @@ def test_broken_meltano_yml_names_the_file(project, text, message):
 
 def test_duplicate_plugin_across_included_files(project):
     (project.root / "meltano" / "extract" / "more.meltano.yml").write_text(
-        "plugins:\n  extractors:\n  - {name: tap-crm, namespace: x}\n")
+        "plugins:\n  extractors:\n  - {name: tap-crm, namespace: x}\n"
+    )
     config = load_config(project.root / "orchestration.yml")
     with pytest.raises(MeltanoProjectError, match="defined twice"):
         plan_from_config(config, kinds=("meltano",), cache_dir=None)
@@ -427,13 +508,16 @@ def test_bad_config_values_name_the_file(project):
 def test_the_plan_imports_no_airflow(tmp_path):
     import subprocess
 
-    code = ("import sys; from orchestrator.plan import build_plan; build_plan(cache_dir=None); "
-            "print(sorted(m for m in sys.modules if m == 'airflow' or m.startswith('airflow.') or m.startswith('dbt.')))")
+    code = (
+        "import sys; from orchestrator.plan import build_plan; build_plan(cache_dir=None); "
+        "print(sorted(m for m in sys.modules if m == 'airflow' or m.startswith('airflow.') or m.startswith('dbt.')))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 
 
 # ---------------------------------------------------------------------------- cache
+
 
 def test_cache_hits_while_inputs_are_unchanged_and_misses_after_a_change(project, tmp_path):
     write_manifest(project.root / "manifest.json", [model("a", ["core"], ["source.p.shop.orders"])], SOURCES)
@@ -447,7 +531,8 @@ def test_cache_hits_while_inputs_are_unchanged_and_misses_after_a_change(project
     changed = plan_from_config(config, cache_dir=cache)
     assert changed.dag("dbt_core").models == ("model.p.a", "model.p.b")
     (project.root / "meltano" / "extract" / "new.meltano.yml").write_text(
-        "plugins:\n  extractors:\n  - {name: tap-new, namespace: n, select: [x.*]}\n")
+        "plugins:\n  extractors:\n  - {name: tap-new, namespace: n, select: [x.*]}\n"
+    )
     config2 = project.root / "orchestration.yml"
     config2.write_text(CONFIG.replace("extractors: [tap-shop, tap-crm]", "extractors: [tap-shop, tap-crm, tap-new]"))
     plan = plan_from_config(load_config(config2), cache_dir=cache)
@@ -486,13 +571,16 @@ def test_real_manifests_plan_without_crashing(path):
 def test_per_model_mode_skips_a_tag_of_only_ephemeral_models(project):
     import dataclasses
 
-    nodes = [model("a", ["core"], ["source.p.shop.orders"]),
-             model("e", ["helpers"], ["model.p.a"], materialized="ephemeral"),
-             model("b", ["finance"], ["model.p.e"])]
-    project(nodes, SOURCES)   # writes the manifest
-    config = dataclasses.replace(load_config(project.root / "orchestration.yml"), task_granularity="model",
-                                 tags=("core", "helpers", "finance"))
+    nodes = [
+        model("a", ["core"], ["source.p.shop.orders"]),
+        model("e", ["helpers"], ["model.p.a"], materialized="ephemeral"),
+        model("b", ["finance"], ["model.p.e"]),
+    ]
+    project(nodes, SOURCES)  # writes the manifest
+    config = dataclasses.replace(
+        load_config(project.root / "orchestration.yml"), task_granularity="model", tags=("core", "helpers", "finance")
+    )
     plan = plan_from_config(config, cache_dir=None)
     assert "dbt_helpers" not in [d.dag_id for d in plan.dags] and not plan.errors
     assert any(w.subject == "dbt_helpers" and "only ephemeral" in w.message for w in plan.warnings)
-    assert plan.dag("dbt_finance").schedule.assets == ("analytics.a",)   # sees through e to a
+    assert plan.dag("dbt_finance").schedule.assets == ("analytics.a",)  # sees through e to a

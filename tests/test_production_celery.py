@@ -16,13 +16,19 @@ from pipeline_expectations import expected_row_counts
 
 pytestmark = [pytest.mark.airflow, pytest.mark.production, pytest.mark.meltano, pytest.mark.timeout(1500)]
 PG = "postgresql+psycopg2://postgres@127.0.0.1:5432"
-DBS = {"demo_sources": "demo_sources_celery", "warehouse": "warehouse_celery", "meltano": "meltano_celery",
-       "airflow": "airflow_celery", "alerting": "alerting_celery"}
+DBS = {
+    "demo_sources": "demo_sources_celery",
+    "warehouse": "warehouse_celery",
+    "meltano": "meltano_celery",
+    "airflow": "airflow_celery",
+    "alerting": "alerting_celery",
+}
 
 
 def _fresh_databases() -> None:
     drop_databases(list(DBS.values()), ["demo_shop_celery"])
     import redis
+
     redis.Redis(db=5).flushdb()
 
 
@@ -36,22 +42,29 @@ def celery(tmp_path_factory, installed):
 
     _fresh_databases()
     tmp = tmp_path_factory.mktemp("celery")
-    config = load_config(pipeline_config(tmp, retries=2, retry_delay_seconds=5, max_retry_delay_seconds=10),
-                         "production")
+    config = load_config(
+        pipeline_config(tmp, retries=2, retry_delay_seconds=5, max_retry_delay_seconds=10), "production"
+    )
     env = config.profile.environment()
     with FakeSlack(tokens={"xoxb-celery"}) as slack, FakeSMTP() as smtp:
-        env.update(SOURCE_MARIADB_DATABASE="demo_shop_celery",
-                   DEMO_MARIADB_URL="mysql+pymysql://root@127.0.0.1:3306/demo_shop_celery",
-                   SOURCE_PG_DATABASE=DBS["demo_sources"], DEMO_POSTGRES_URL=f"{PG}/{DBS['demo_sources']}",
-                   WAREHOUSE_PG_DATABASE=DBS["warehouse"],
-                   MELTANO_DATABASE_URI=f"postgresql+psycopg://postgres:postgres@127.0.0.1:5432/{DBS['meltano']}",
-                   ALERTING_OUTBOX_URL=f"postgresql+psycopg://postgres@127.0.0.1:5432/{DBS['alerting']}",
-                   ORCHESTRATOR_AIRFLOW_HOME=str(tmp / "airflow"), DBT_RUNS_DIR=str(tmp / "dbt"),
-                   ORCHESTRATOR_CACHE_DIR=str(tmp / "cache"),
-                   ORCHESTRATOR_AIRFLOW_METADATA_DB_URL=f"{PG}/{DBS['airflow']}",
-                   ORCHESTRATOR_AIRFLOW_BROKER_URL="redis://127.0.0.1:6379/5",
-                   SLACK_BOT_TOKEN="xoxb-celery", ALERTING_SLACK_BASE_URL=slack.api_url,
-                   ALERTING_SMTP_HOST="127.0.0.1", ALERTING_SMTP_PORT=str(smtp.port))
+        env.update(
+            SOURCE_MARIADB_DATABASE="demo_shop_celery",
+            DEMO_MARIADB_URL="mysql+pymysql://root@127.0.0.1:3306/demo_shop_celery",
+            SOURCE_PG_DATABASE=DBS["demo_sources"],
+            DEMO_POSTGRES_URL=f"{PG}/{DBS['demo_sources']}",
+            WAREHOUSE_PG_DATABASE=DBS["warehouse"],
+            MELTANO_DATABASE_URI=f"postgresql+psycopg://postgres:postgres@127.0.0.1:5432/{DBS['meltano']}",
+            ALERTING_OUTBOX_URL=f"postgresql+psycopg://postgres@127.0.0.1:5432/{DBS['alerting']}",
+            ORCHESTRATOR_AIRFLOW_HOME=str(tmp / "airflow"),
+            DBT_RUNS_DIR=str(tmp / "dbt"),
+            ORCHESTRATOR_CACHE_DIR=str(tmp / "cache"),
+            ORCHESTRATOR_AIRFLOW_METADATA_DB_URL=f"{PG}/{DBS['airflow']}",
+            ORCHESTRATOR_AIRFLOW_BROKER_URL="redis://127.0.0.1:6379/5",
+            SLACK_BOT_TOKEN="xoxb-celery",
+            ALERTING_SLACK_BASE_URL=slack.api_url,
+            ALERTING_SMTP_HOST="127.0.0.1",
+            ALERTING_SMTP_PORT=str(smtp.port),
+        )
         prepare_warehouse(config.profile, env)
         plan = plan_from_config(config, cache_dir=None)
         af = start_airflow(config, env)
@@ -76,21 +89,27 @@ def test_full_cycle_on_celery_with_two_workers(celery):
     af, _, env, plan, slack, _ = celery
     cycle, seconds = _first(celery)
     assert af.executor == "CeleryExecutor" and sorted(n for n in af.processes if n.startswith("worker")) == [
-        "worker-1", "worker-2"]
+        "worker-1",
+        "worker-2",
+    ]
     assert cycle.ok, [(r.dag_id, r.state) for r in cycle.reports]
     assert {r.dag_id for r in cycle.reports} == {d.dag_id for d in plan.dags if d.kind in ("tick", "meltano", "dbt")}
     assert cycle.raw_rows == expected_row_counts(1)
     # both workers took tasks (the Celery queue spreads them)
     logs = {n: (af.log_dir / f"{n}.log").read_text(errors="replace") for n in ("worker-1", "worker-2")}
-    assert all("execute_workload" in text or "Executing workload" in text for text in logs.values()), \
-        {n: t[-2000:] for n, t in logs.items()}
+    assert all("execute_workload" in text or "Executing workload" in text for text in logs.values()), {
+        n: t[-2000:] for n, t in logs.items()
+    }
     engine = sa.create_engine(f"{PG}/{DBS['meltano']}")
     with engine.connect() as conn:
         ids = {r[0] for r in conn.execute(sa.text("select state_id from state"))}
     engine.dispose()
-    assert ids == {"prod:tap-shop-mariadb-to-target-postgres", "prod:tap-crm-postgres-to-target-postgres",
-                   "prod:tap-marketing-postgres-to-target-postgres"}
-    assert slack.posted() == []                # nothing failed: nobody was paged
+    assert ids == {
+        "prod:tap-shop-mariadb-to-target-postgres",
+        "prod:tap-crm-postgres-to-target-postgres",
+        "prod:tap-marketing-postgres-to-target-postgres",
+    }
+    assert slack.posted() == []  # nothing failed: nobody was paged
     print(f"\nproduction profile, Celery, 2 workers: first cycle {seconds:.1f}s")
 
 

@@ -29,11 +29,14 @@ def test_process_environment_wins_over_profile_defaults():
     assert env["SOURCE_PG_DATABASE"] == "demo_sources"
 
 
-@pytest.mark.parametrize("text, problem", [
-    ("profiles: [", "not valid YAML"),
-    ("- a list", "expected a mapping"),
-    ("profiles: {embedded: {loader: x}}", "lacks meltano_environment"),
-])
+@pytest.mark.parametrize(
+    "text, problem",
+    [
+        ("profiles: [", "not valid YAML"),
+        ("- a list", "expected a mapping"),
+        ("profiles: {embedded: {loader: x}}", "lacks meltano_environment"),
+    ],
+)
 def test_bad_config_names_the_file_and_problem(tmp_path, text, problem):
     path = tmp_path / "orchestration.yml"
     path.write_text(text)

@@ -1,14 +1,14 @@
 """The plan: a pure, fast computation of every DAG from the project files (no Airflow import).
 
-    plan = build_plan()                  # every kind, this repo's defaults
-    plan = build_plan(kinds=("dbt",))    # only what dags/dbt_tags.py renders
+plan = build_plan()                  # every kind, this repo's defaults
+plan = build_plan(kinds=("dbt",))    # only what dags/dbt_tags.py renders
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 from ..profiles import REPO_ROOT, ConfigError
 from .build import assemble
@@ -20,12 +20,25 @@ from .model import KINDS, DagSpec, Issue, Plan, Schedule, TaskSpec
 
 DEFAULT_CACHE_DIR = REPO_ROOT / "var" / "cache"
 
-__all__ = ["ConfigError", "DagSpec", "Issue", "ManifestError", "MeltanoProjectError", "OrchestrationConfig",
-           "Plan", "Schedule", "TaskSpec", "build_plan", "load_config", "plan_from_config"]
+__all__ = [
+    "ConfigError",
+    "DagSpec",
+    "Issue",
+    "ManifestError",
+    "MeltanoProjectError",
+    "OrchestrationConfig",
+    "Plan",
+    "Schedule",
+    "TaskSpec",
+    "build_plan",
+    "load_config",
+    "plan_from_config",
+]
 
 
-def plan_from_config(config: OrchestrationConfig, kinds: Iterable[str] = KINDS,
-                     cache_dir: Path | None = DEFAULT_CACHE_DIR) -> Plan:
+def plan_from_config(
+    config: OrchestrationConfig, kinds: Iterable[str] = KINDS, cache_dir: Path | None = DEFAULT_CACHE_DIR
+) -> Plan:
     """Build (or reuse) the plan of the given kinds. Raises ManifestError / MeltanoProjectError
     when an input the kinds need is broken; the message names the file."""
     kinds = tuple(sorted(set(kinds)))
@@ -56,6 +69,11 @@ def plan_from_config(config: OrchestrationConfig, kinds: Iterable[str] = KINDS,
     return cached_plan(cache_dir, key, build)
 
 
-def build_plan(config_path: str | Path | None = None, *, kinds: Iterable[str] = KINDS, profile: str | None = None,
-               cache_dir: Path | None = DEFAULT_CACHE_DIR) -> Plan:
+def build_plan(
+    config_path: str | Path | None = None,
+    *,
+    kinds: Iterable[str] = KINDS,
+    profile: str | None = None,
+    cache_dir: Path | None = DEFAULT_CACHE_DIR,
+) -> Plan:
     return plan_from_config(load_config(config_path, profile), kinds, cache_dir)

@@ -12,10 +12,9 @@ file, not the Meltano DAGs'.
 from __future__ import annotations
 
 import fnmatch
-
 import re
 from collections import defaultdict
-from typing import Iterable
+from collections.abc import Iterable
 
 from .config import OrchestrationConfig
 from .manifest import DbtProject, Node
@@ -49,38 +48,52 @@ def _bullets(items: Iterable[str], limit: int = 25) -> str:
 
 # --------------------------------------------------------------------------- tick
 
+
 def plan_tick(config: OrchestrationConfig) -> DagSpec:
     return DagSpec(
-        dag_id=config.tick_dag_id, kind="tick", schedule=Schedule(cron=config.tick_cron),
+        dag_id=config.tick_dag_id,
+        kind="tick",
+        schedule=Schedule(cron=config.tick_cron),
         outlets=(config.tick_asset,),
         tasks=(TaskSpec(task_id="emit_tick", kind="emit_tick", outlets=(config.tick_asset,)),),
         description=f"Starts every cycle: emits the `{config.tick_asset}` Asset on `{config.tick_cron}`",
-        doc_md=(f"### The tick\n\n**Triggered by:** the cron `{config.tick_cron}` (or by hand).\n\n"
-                f"**Emits:** the Asset `{config.tick_asset}`, which the Meltano DAGs (and any dbt DAG that reads "
-                f"nothing produced upstream) are scheduled on. Everything downstream is data-aware."),
-        tags=("tick",), owner=config.owner, max_active_runs=1,
+        doc_md=(
+            f"### The tick\n\n**Triggered by:** the cron `{config.tick_cron}` (or by hand).\n\n"
+            f"**Emits:** the Asset `{config.tick_asset}`, which the Meltano DAGs (and any dbt DAG that reads "
+            f"nothing produced upstream) are scheduled on. Everything downstream is data-aware."
+        ),
+        tags=("tick",),
+        owner=config.owner,
+        max_active_runs=1,
     )
 
 
 # ------------------------------------------------------------------------ meltano
 
+
 def _state_id(config: OrchestrationConfig, extractor: str, loader: str) -> str:
     return f"{config.profile.meltano_environment}:{extractor}-to-{loader}"
 
 
-def plan_meltano(config: OrchestrationConfig, project: MeltanoProject) -> tuple[list[DagSpec], list[Issue], list[Issue]]:
+def plan_meltano(
+    config: OrchestrationConfig, project: MeltanoProject
+) -> tuple[list[DagSpec], list[Issue], list[Issue]]:
     """One DAG per extractor of the profile, or per Meltano schedule that runs them."""
     profile, file = config.profile, project.path
     warnings: list[Issue] = []
     errors: list[Issue] = []
     loader = project.loaders.get(profile.loader)
     if loader is None:
-        errors.append(Issue(file, profile.loader, f"profile {profile.name!r} loads with it, but no loader of "
-                                                  f"that name is defined"))
+        errors.append(
+            Issue(
+                file, profile.loader, f"profile {profile.name!r} loads with it, but no loader of that name is defined"
+            )
+        )
     for extractor in profile.extractors:
         if extractor not in project.extractors:
-            errors.append(Issue(file, extractor, f"profile {profile.name!r} runs it, but no extractor of that "
-                                                 f"name is defined"))
+            errors.append(
+                Issue(file, extractor, f"profile {profile.name!r} runs it, but no extractor of that name is defined")
+            )
     if errors:
         return [], warnings, errors
     env = profile.environment()
@@ -124,19 +137,30 @@ def plan_meltano(config: OrchestrationConfig, project: MeltanoProject) -> tuple[
         trigger = f"the cron `{cron}` (kept from the Meltano schedule)" if cron else f"the `{config.tick_asset}` Asset"
         state_ids = tuple(_state_id(config, e, profile.loader) for e in extractors)
         dag_id = config.meltano_dag_id_prefix + slug(run_name)
-        dags.append(DagSpec(
-            dag_id=dag_id, kind="meltano", schedule=schedule, outlets=outlets,
-            tasks=(TaskSpec(task_id="meltano_run", kind="meltano_run", args=argv, outlets=outlets),),
-            description=f"meltano {' '.join(argv)} ({profile.meltano_environment})",
-            doc_md=(f"### Meltano: {origin}\n\n**Runs:** `meltano --environment {profile.meltano_environment} "
+        dags.append(
+            DagSpec(
+                dag_id=dag_id,
+                kind="meltano",
+                schedule=schedule,
+                outlets=outlets,
+                tasks=(TaskSpec(task_id="meltano_run", kind="meltano_run", args=argv, outlets=outlets),),
+                description=f"meltano {' '.join(argv)} ({profile.meltano_environment})",
+                doc_md=(
+                    f"### Meltano: {origin}\n\n**Runs:** `meltano --environment {profile.meltano_environment} "
                     f"{' '.join(argv)}` in `{config.meltano_project}`.\n\n**Triggered by:** {trigger}.\n\n"
                     f"**Emits** one Asset per warehouse table it loads:\n\n{_bullets(outlets)}\n\n"
                     f"**State:** {', '.join(f'`{s}`' for s in state_ids)}. One run at a time (state is "
-                    f"incremental); read or reset it with the `{config.state_dag_id}` DAG."),
-            tags=("meltano", *(f"extractor:{e}" for e in extractors)), owner=config.owner, max_active_runs=1,
-            pool=profile.warehouse_pool, extractor=extractors[0] if len(extractors) == 1 else None,
-            loader=profile.loader, state_ids=state_ids,
-        ))
+                    f"incremental); read or reset it with the `{config.state_dag_id}` DAG."
+                ),
+                tags=("meltano", *(f"extractor:{e}" for e in extractors)),
+                owner=config.owner,
+                max_active_runs=1,
+                pool=profile.warehouse_pool,
+                extractor=extractors[0] if len(extractors) == 1 else None,
+                loader=profile.loader,
+                state_ids=state_ids,
+            )
+        )
     return dags, warnings, errors
 
 
@@ -144,19 +168,29 @@ def plan_state(config: OrchestrationConfig, meltano_dags: list[DagSpec]) -> DagS
     state_ids = tuple(s for d in meltano_dags for s in d.state_ids)
     sources = {s: d.dag_id for d in meltano_dags for s in d.state_ids}
     return DagSpec(
-        dag_id=config.state_dag_id, kind="meltano_state", schedule=Schedule(), outlets=(),
+        dag_id=config.state_dag_id,
+        kind="meltano_state",
+        schedule=Schedule(),
+        outlets=(),
         tasks=(TaskSpec(task_id="meltano_state", kind="meltano_state"),),
         description="Read or overwrite Meltano state (backfills), safely",
-        doc_md=("### Meltano state\n\n**Triggered by:** hand only, from the trigger form.\n\n"
-                "Actions: `list`, `get`, `set`, `merge`, `clear` for one state ID. The default is a dry run that "
-                "shows the diff; a real `set`, `merge` or `clear` first writes a backup of the previous state, and is "
-                "refused while that source's DAG is running or queued.\n\n**State IDs:**\n\n"
-                + "\n".join(f"- `{s}` (DAG `{d}`)" for s, d in sources.items())),
-        tags=("meltano", "state"), owner=config.owner, max_active_runs=1, state_ids=state_ids, state_dags=sources,
+        doc_md=(
+            "### Meltano state\n\n**Triggered by:** hand only, from the trigger form.\n\n"
+            "Actions: `list`, `get`, `set`, `merge`, `clear` for one state ID. The default is a dry run that "
+            "shows the diff; a real `set`, `merge` or `clear` first writes a backup of the previous state, and is "
+            "refused while that source's DAG is running or queued.\n\n**State IDs:**\n\n"
+            + "\n".join(f"- `{s}` (DAG `{d}`)" for s, d in sources.items())
+        ),
+        tags=("meltano", "state"),
+        owner=config.owner,
+        max_active_runs=1,
+        state_ids=state_ids,
+        state_dags=sources,
     )
 
 
 # ---------------------------------------------------------------------------- dbt
+
 
 def orchestration_tags(config: OrchestrationConfig, tags: tuple[str, ...]) -> list[str]:
     """A node's orchestration tags in precedence order: the configured list, then the prefix's, sorted."""
@@ -167,7 +201,7 @@ def orchestration_tags(config: OrchestrationConfig, tags: tuple[str, ...]) -> li
 
 def _tag_dag_id(config: OrchestrationConfig, tag: str) -> str:
     if config.tag_prefix and tag.startswith(config.tag_prefix):
-        tag = tag[len(config.tag_prefix):]
+        tag = tag[len(config.tag_prefix) :]
     return config.dbt_dag_id_prefix + slug(tag)
 
 
@@ -237,8 +271,9 @@ def _cycle_path(graph: dict[str, set[str]], component: list[str]) -> list[str]:
     return [start, start]
 
 
-def plan_dbt(config: OrchestrationConfig, dbt: DbtProject,
-             produced: dict[str, str]) -> tuple[list[DagSpec], list[Issue], list[Issue]]:
+def plan_dbt(
+    config: OrchestrationConfig, dbt: DbtProject, produced: dict[str, str]
+) -> tuple[list[DagSpec], list[Issue], list[Issue]]:
     """dbt DAGs from the manifest; `produced` maps a relation to the Meltano DAG that loads it."""
     warnings: list[Issue] = []
     errors: list[Issue] = []
@@ -261,8 +296,14 @@ def plan_dbt(config: OrchestrationConfig, dbt: DbtProject,
                     dag_tag[config.catch_all_dag_id] = None
                 continue
             if len(tags) > 1:
-                warnings.append(Issue(n.file or mf, n.unique_id, f"has orchestration tags {', '.join(tags)}: it "
-                                      f"belongs to {_tag_dag_id(config, tags[0])} (first in precedence order)"))
+                warnings.append(
+                    Issue(
+                        n.file or mf,
+                        n.unique_id,
+                        f"has orchestration tags {', '.join(tags)}: it "
+                        f"belongs to {_tag_dag_id(config, tags[0])} (first in precedence order)",
+                    )
+                )
             dag_id = _tag_dag_id(config, tags[0])
             other = tag_of_dag.setdefault(dag_id, tags[0])
             if other != tags[0]:
@@ -275,16 +316,26 @@ def plan_dbt(config: OrchestrationConfig, dbt: DbtProject,
             by_id[_tag_dag_id(config, tag)].add(tag)
         for dag_id, tags in sorted(by_id.items()):
             if len(tags) > 1:
-                errors.append(Issue(str(config.path), ", ".join(sorted(tags)),
-                                    f"these tags all map to the DAG id {dag_id!r}: rename one"))
+                errors.append(
+                    Issue(
+                        str(config.path),
+                        ", ".join(sorted(tags)),
+                        f"these tags all map to the DAG id {dag_id!r}: rename one",
+                    )
+                )
         for tag in config.tags:
             if _tag_dag_id(config, tag) not in dag_tag:
                 warnings.append(Issue(str(config.path), f"tag {tag}", "configured, but no model carries it"))
         untagged = [n for n in buildable if n.unique_id not in owner_dag]
         if untagged and not config.catch_all:
             for n in untagged:
-                warnings.append(Issue(n.file or mf, n.unique_id, "has no orchestration tag and the catch-all "
-                                                                  "DAG is off: no DAG builds it"))
+                warnings.append(
+                    Issue(
+                        n.file or mf,
+                        n.unique_id,
+                        "has no orchestration tag and the catch-all DAG is off: no DAG builds it",
+                    )
+                )
 
     # 2. What each node reads, seen through ephemeral models (compiled into their readers).
     expanded: dict[str, tuple[str, ...]] = {}
@@ -336,12 +387,21 @@ def plan_dbt(config: OrchestrationConfig, dbt: DbtProject,
                     witness.setdefault((dag_id, up_dag), (n.unique_id, dep))
     for source_id, dags in sorted(unproduced.items()):
         src = dbt.sources[source_id]
-        warnings.append(Issue(src.file or mf, f"{source_id} ({src.relation})",
-                              f"no Meltano extractor of this profile loads it: left out of the schedule of "
-                              f"{', '.join(sorted(dags))}"))
+        warnings.append(
+            Issue(
+                src.file or mf,
+                f"{source_id} ({src.relation})",
+                f"no Meltano extractor of this profile loads it: left out of the schedule of {', '.join(sorted(dags))}",
+            )
+        )
     for dep, readers in sorted(unowned.items()):
-        warnings.append(Issue(dbt.nodes[dep].file or mf, dep, f"read by {', '.join(sorted(readers)[:5])}, but no "
-                                                             f"DAG builds it: not part of any schedule"))
+        warnings.append(
+            Issue(
+                dbt.nodes[dep].file or mf,
+                dep,
+                f"read by {', '.join(sorted(readers)[:5])}, but no DAG builds it: not part of any schedule",
+            )
+        )
 
     # 4. Cycles between DAGs are errors naming the models on the cycle.
     for component in _sccs(edges):
@@ -382,8 +442,14 @@ def plan_dbt(config: OrchestrationConfig, dbt: DbtProject,
         if runners:
             tests_of[runners[0]].append(t.unique_id)
         else:
-            warnings.append(Issue(t.file or mf, t.unique_id, f"reads models of {', '.join(sorted(parent_dags))}, "
-                                                            f"which do not depend on each other: no DAG runs it"))
+            warnings.append(
+                Issue(
+                    t.file or mf,
+                    t.unique_id,
+                    f"reads models of {', '.join(sorted(parent_dags))}, "
+                    f"which do not depend on each other: no DAG runs it",
+                )
+            )
 
     # 6. The DAG specs.
     relation_dag = {n.relation: owner_dag[n.unique_id] for n in buildable if n.relation and n.unique_id in owner_dag}
@@ -396,8 +462,7 @@ def plan_dbt(config: OrchestrationConfig, dbt: DbtProject,
         schedule = Schedule(assets=assets or (config.tick_asset,))
         owners = {n.unique_id: n.owner for n in nodes if n.owner}
         for t in tests_of[dag_id]:  # a test's owners are those of the models it tests
-            tested = sorted({o for p in dbt.nodes[t].depends_on if p in dbt.nodes
-                             for o in [dbt.nodes[p].owner] if o})
+            tested = sorted({o for p in dbt.nodes[t].depends_on if p in dbt.nodes for o in [dbt.nodes[p].owner] if o})
             if tested:
                 owners[t] = ", ".join(tested)
         model_owners = sorted({n.owner for n in nodes if n.owner})
@@ -412,26 +477,50 @@ def plan_dbt(config: OrchestrationConfig, dbt: DbtProject,
             what = "the models with no orchestration tag (catch-all)"
         else:
             what = f"the models whose orchestration tag is `{tag}`"
-        trigger = (f"all of these Assets, each updated since the last run:\n\n{_bullets(assets)}"
-                   if assets else f"the `{config.tick_asset}` Asset (it reads nothing produced upstream)")
-        dags.append(DagSpec(
-            dag_id=dag_id, kind="dbt", schedule=schedule, outlets=outlets, tasks=tasks,
-            description=f"dbt build: {what} ({len(nodes)} nodes)",
-            doc_md=(f"### dbt: {what}\n\n**Builds** {len(nodes)} nodes and runs {len(tests_of[dag_id])} tests "
+        trigger = (
+            f"all of these Assets, each updated since the last run:\n\n{_bullets(assets)}"
+            if assets
+            else f"the `{config.tick_asset}` Asset (it reads nothing produced upstream)"
+        )
+        dags.append(
+            DagSpec(
+                dag_id=dag_id,
+                kind="dbt",
+                schedule=schedule,
+                outlets=outlets,
+                tasks=tasks,
+                description=f"dbt build: {what} ({len(nodes)} nodes)",
+                doc_md=(
+                    f"### dbt: {what}\n\n**Builds** {len(nodes)} nodes and runs {len(tests_of[dag_id])} tests "
                     f"(`dbt {' '.join(tasks[0].args[:2])} ...`).\n\n**Triggered by:** {trigger}\n\n"
                     + (f"Upstream DAGs: {', '.join(f'`{d}`' for d in from_dags)}.\n\n" if from_dags else "")
                     + f"**Emits** one Asset per relation it builds:\n\n{_bullets(outlets)}\n\n"
-                    f"**Owners:** {', '.join(model_owners) or config.owner}."),
-            tags=("dbt", f"dbt_tag:{tag}" if tag else ("monolith" if config.mode == "monolith" else "catch-all")),
-            owner=", ".join(model_owners) or config.owner, max_active_runs=1,
-            pool=config.profile.warehouse_pool, tag=tag, models=tuple(sorted(n.unique_id for n in nodes)),
-            tests=tuple(sorted(tests_of[dag_id])), owners=owners,
-        ))
+                    f"**Owners:** {', '.join(model_owners) or config.owner}."
+                ),
+                tags=("dbt", f"dbt_tag:{tag}" if tag else ("monolith" if config.mode == "monolith" else "catch-all")),
+                owner=", ".join(model_owners) or config.owner,
+                max_active_runs=1,
+                pool=config.profile.warehouse_pool,
+                tag=tag,
+                models=tuple(sorted(n.unique_id for n in nodes)),
+                tests=tuple(sorted(tests_of[dag_id])),
+                owners=owners,
+            )
+        )
     return dags, warnings, errors
 
 
-def _dbt_tasks(config, dbt: DbtProject, dag_id: str, tag: str | None, nodes: list[Node], tests: list[str],
-               owner_dag: dict[str, str], reads, buildable: list[Node]) -> tuple[TaskSpec, ...]:
+def _dbt_tasks(
+    config,
+    dbt: DbtProject,
+    dag_id: str,
+    tag: str | None,
+    nodes: list[Node],
+    tests: list[str],
+    owner_dag: dict[str, str],
+    reads,
+    buildable: list[Node],
+) -> tuple[TaskSpec, ...]:
     if config.task_granularity == "dag":
         if config.mode == "monolith":
             select: list[str] = []
@@ -441,9 +530,16 @@ def _dbt_tasks(config, dbt: DbtProject, dag_id: str, tag: str | None, nodes: lis
             select = sorted(n.selector for n in nodes)
         args = ("build", *(("--select", *select) if select else ()), "--indirect-selection", "buildable")
         outlets = tuple(sorted(n.relation for n in nodes if n.relation))
-        return (TaskSpec(task_id="dbt_build", kind="dbt_build", args=args, outlets=outlets,
-                         models=tuple(sorted(n.unique_id for n in nodes)),
-                         relations=tuple(sorted((n.unique_id, n.relation) for n in nodes if n.relation))),)
+        return (
+            TaskSpec(
+                task_id="dbt_build",
+                kind="dbt_build",
+                args=args,
+                outlets=outlets,
+                models=tuple(sorted(n.unique_id for n in nodes)),
+                relations=tuple(sorted((n.unique_id, n.relation) for n in nodes if n.relation)),
+            ),
+        )
 
     # One task per node; single-parent tests run with their model (cautious), the rest at the end.
     in_dag = {n.unique_id for n in nodes}
@@ -453,19 +549,32 @@ def _dbt_tasks(config, dbt: DbtProject, dag_id: str, tag: str | None, nodes: lis
         if n.materialized == "ephemeral":
             continue
         upstream = sorted({task_of[d] for d in reads(n.unique_id) if d in in_dag and d != n.unique_id})
-        tasks.append(TaskSpec(task_id=task_of[n.unique_id], kind="dbt_build",
-                              args=("build", "--select", n.selector, "--indirect-selection", "cautious"),
-                              upstream=tuple(upstream), outlets=(n.relation,) if n.relation else (),
-                              models=(n.unique_id,), relations=((n.unique_id, n.relation),) if n.relation else ()))
+        tasks.append(
+            TaskSpec(
+                task_id=task_of[n.unique_id],
+                kind="dbt_build",
+                args=("build", "--select", n.selector, "--indirect-selection", "cautious"),
+                upstream=tuple(upstream),
+                outlets=(n.relation,) if n.relation else (),
+                models=(n.unique_id,),
+                relations=((n.unique_id, n.relation),) if n.relation else (),
+            )
+        )
     multi = [t for t in tests if len({p for p in dbt.nodes[t].depends_on if p in dbt.nodes}) > 1]
     if multi:
-        tasks.append(TaskSpec(task_id="dbt_test_relationships", kind="dbt_test",
-                              args=("test", "--select", *sorted(dbt.nodes[t].selector for t in multi)),
-                              upstream=tuple(t.task_id for t in tasks)))
+        tasks.append(
+            TaskSpec(
+                task_id="dbt_test_relationships",
+                kind="dbt_test",
+                args=("test", "--select", *sorted(dbt.nodes[t].selector for t in multi)),
+                upstream=tuple(t.task_id for t in tasks),
+            )
+        )
     return tuple(tasks)
 
 
 # ---------------------------------------------------------------------------- alerting
+
 
 def plan_alerting(config: OrchestrationConfig, dbt_dags: list[DagSpec] | None) -> DagSpec:
     """The alerting housekeeping DAG: redeliver what the outbox holds, and check lateness of the
@@ -480,30 +589,60 @@ def plan_alerting(config: OrchestrationConfig, dbt_dags: list[DagSpec] | None) -
         if minutes is None:
             continue
         # Any event of its Assets since the tick means it ran; a few suffice (a run emits them all).
-        lateness.append({"dag_id": d.dag_id, "upstream": list(d.schedule.assets), "outlets": list(d.outlets[:3]),
-                         "within_s": minutes * 60, "dag_tags": list(d.tags), "dbt_tag": d.tag})
+        lateness.append(
+            {
+                "dag_id": d.dag_id,
+                "upstream": list(d.schedule.assets),
+                "outlets": list(d.outlets[:3]),
+                "within_s": minutes * 60,
+                "dag_tags": list(d.tags),
+                "dbt_tag": d.tag,
+            }
+        )
     tasks = [TaskSpec(task_id="redeliver", kind="alerts_redeliver")]
     inlets: set[str] = set()
     if lateness:
         inlets = {config.tick_asset, *(a for e in lateness for a in (*e["upstream"], *e["outlets"]))}
-        tasks.append(TaskSpec(task_id="check_lateness", kind="alerts_lateness", args=(config.tick_asset,),
-                              inlets=tuple(sorted(inlets))))
+        tasks.append(
+            TaskSpec(
+                task_id="check_lateness",
+                kind="alerts_lateness",
+                args=(config.tick_asset,),
+                inlets=tuple(sorted(inlets)),
+            )
+        )
     late = "\n".join(f"- `{e['dag_id']}`: {e['within_s'] // 60} min after the tick" for e in lateness) or "- none"
     return DagSpec(
-        dag_id=config.alerting_dag_id, kind="alerting", schedule=Schedule(cron=config.alerting_cron),
-        outlets=(), tasks=tuple(tasks), description="Alerting housekeeping: redelivery and lateness",
-        doc_md=("### Alerting housekeeping\n\n`redeliver` sends what the alert outbox still holds (Slack or "
-                "e-mail was down). `check_lateness` alerts about a dbt DAG that has not run in time after the "
-                "tick, naming the upstream Assets that have not arrived. Trigger it with "
-                "`{\"as_of\": \"<ISO time>\"}` to ask what would be late then.\n\n**Triggered by:** its cron "
-                f"`{config.alerting_cron}` (UTC).\n\n**Expected:**\n\n" + late),
-        tags=("alerting",), owner=config.owner, max_active_runs=1, lateness=tuple(lateness))
+        dag_id=config.alerting_dag_id,
+        kind="alerting",
+        schedule=Schedule(cron=config.alerting_cron),
+        outlets=(),
+        tasks=tuple(tasks),
+        description="Alerting housekeeping: redelivery and lateness",
+        doc_md=(
+            "### Alerting housekeeping\n\n`redeliver` sends what the alert outbox still holds (Slack or "
+            "e-mail was down). `check_lateness` alerts about a dbt DAG that has not run in time after the "
+            "tick, naming the upstream Assets that have not arrived. Trigger it with "
+            '`{"as_of": "<ISO time>"}` to ask what would be late then.\n\n**Triggered by:** its cron '
+            f"`{config.alerting_cron}` (UTC).\n\n**Expected:**\n\n" + late
+        ),
+        tags=("alerting",),
+        owner=config.owner,
+        max_active_runs=1,
+        lateness=tuple(lateness),
+    )
 
 
 # ---------------------------------------------------------------------------- all
 
-def assemble(config: OrchestrationConfig, *, kinds: Iterable[str] = KINDS, meltano: MeltanoProject | None = None,
-             dbt: DbtProject | None = None) -> Plan:
+
+def assemble(
+    config: OrchestrationConfig,
+    *,
+    kinds: Iterable[str] = KINDS,
+    meltano: MeltanoProject | None = None,
+    dbt: DbtProject | None = None,
+) -> Plan:
     """Assemble the plan of the given kinds from already-loaded inputs."""
     kinds = set(kinds)
     plan = Plan(profile=config.profile.name)
@@ -535,6 +674,8 @@ def assemble(config: OrchestrationConfig, *, kinds: Iterable[str] = KINDS, melta
     seen: dict[str, str] = {}
     for d in plan.dags:
         if d.dag_id in seen:
-            plan.errors.append(Issue(str(config.path), d.dag_id, f"two DAGs have this id ({seen[d.dag_id]} and {d.kind})"))
+            plan.errors.append(
+                Issue(str(config.path), d.dag_id, f"two DAGs have this id ({seen[d.dag_id]} and {d.kind})")
+            )
         seen[d.dag_id] = d.kind
     return plan

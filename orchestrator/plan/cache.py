@@ -11,8 +11,8 @@ import hashlib
 import os
 import pickle
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from .model import Plan
 

@@ -41,11 +41,17 @@ class OrchestrationConfig:
     alerting_config: Path = Path("alerting.yml")
     alerting_dag_id: str = "alerting"
     alerting_cron: str = "*/5 * * * *"
-    late_after_minutes: int | None = 240            # None: no lateness alerts
+    late_after_minutes: int | None = 240  # None: no lateness alerts
     late_after_overrides: dict[str, int | None] = field(default_factory=dict)  # dag_id glob -> minutes
 
-    def with_overrides(self, *, tags: tuple[str, ...] | None = None, mode: str | None = None,
-                       manifest: Path | None = None, meltano_project: Path | None = None) -> "OrchestrationConfig":
+    def with_overrides(
+        self,
+        *,
+        tags: tuple[str, ...] | None = None,
+        mode: str | None = None,
+        manifest: Path | None = None,
+        meltano_project: Path | None = None,
+    ) -> OrchestrationConfig:
         """CLI flags override the file."""
         changes: dict[str, Any] = {}
         if tags is not None:
@@ -78,8 +84,9 @@ def load_config(path: str | Path | None = None, profile: str | None = None) -> O
     path = config_path(path)
     data = load_yaml(path)
     base = path.parent
-    tick, dbt, meltano, defaults, alerting = (_section(data, k, path)
-                                              for k in ("tick", "dbt", "meltano", "defaults", "alerting"))
+    tick, dbt, meltano, defaults, alerting = (
+        _section(data, k, path) for k in ("tick", "dbt", "meltano", "defaults", "alerting")
+    )
     lateness = alerting.get("lateness") or {}
     if not isinstance(lateness, dict) or not isinstance(lateness.get("dags") or {}, dict):
         raise ConfigError(f"{path}: alerting.lateness must be a mapping with `after_minutes` and `dags`")
@@ -90,6 +97,7 @@ def load_config(path: str | Path | None = None, profile: str | None = None) -> O
         if not isinstance(value, int) or value < 0:
             raise ConfigError(f"{path}: {what} must be minutes (a whole number >= 0) or null, got {value!r}")
         return value
+
     catch_all = dbt.get("catch_all", {})
     if not isinstance(catch_all, dict):
         catch_all = {"enabled": bool(catch_all)}
@@ -101,13 +109,17 @@ def load_config(path: str | Path | None = None, profile: str | None = None) -> O
         raise ConfigError(f"{path}: dbt.mode must be one of {', '.join(MODES)}, got {mode!r}")
     granularity = dbt.get("task_granularity", "dag")
     if granularity not in GRANULARITIES:
-        raise ConfigError(f"{path}: dbt.task_granularity must be one of {', '.join(GRANULARITIES)}, got {granularity!r}")
+        raise ConfigError(
+            f"{path}: dbt.task_granularity must be one of {', '.join(GRANULARITIES)}, got {granularity!r}"
+        )
     tables = meltano.get("tables") or {}
     if not isinstance(tables, dict) or not all(isinstance(v, list) for v in tables.values()):
         raise ConfigError(f"{path}: meltano.tables must map an extractor to a list of tables")
     try:
-        numbers = {k: int(defaults.get(k, d)) for k, d in
-                   (("retries", 2), ("retry_delay_seconds", 60), ("max_retry_delay_seconds", 600))}
+        numbers = {
+            k: int(defaults.get(k, d))
+            for k, d in (("retries", 2), ("retry_delay_seconds", 60), ("max_retry_delay_seconds", 600))
+        }
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{path}: defaults: {exc}") from exc
     return OrchestrationConfig(
@@ -136,6 +148,7 @@ def load_config(path: str | Path | None = None, profile: str | None = None) -> O
         alerting_dag_id=_dag_id(alerting.get("dag_id", "alerting"), "alerting.dag_id", path),
         alerting_cron=str(alerting.get("cron", "*/5 * * * *")),
         late_after_minutes=minutes(lateness.get("after_minutes", 240), "alerting.lateness.after_minutes"),
-        late_after_overrides={str(k): minutes(v, f"alerting.lateness.dags.{k}")
-                              for k, v in (lateness.get("dags") or {}).items()},
+        late_after_overrides={
+            str(k): minutes(v, f"alerting.lateness.dags.{k}") for k, v in (lateness.get("dags") or {}).items()
+        },
     )

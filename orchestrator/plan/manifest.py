@@ -70,15 +70,15 @@ class _Manifest(msgspec.Struct):
 @dataclass(frozen=True)
 class Node:
     unique_id: str
-    resource_type: str        # model | seed | snapshot | test
+    resource_type: str  # model | seed | snapshot | test
     name: str
-    relation: str | None      # lower-case schema.identifier; None for ephemeral models and tests
+    relation: str | None  # lower-case schema.identifier; None for ephemeral models and tests
     materialized: str | None
     tags: tuple[str, ...]
     owner: str | None
     depends_on: tuple[str, ...]
     file: str
-    selector: str             # how `dbt --select` names it
+    selector: str  # how `dbt --select` names it
 
 
 @dataclass(frozen=True)
@@ -92,7 +92,7 @@ class Source:
 class DbtProject:
     path: str
     schema_version: int
-    nodes: dict[str, Node]    # buildable nodes and tests, by unique_id
+    nodes: dict[str, Node]  # buildable nodes and tests, by unique_id
     sources: dict[str, Source]
 
     @property
@@ -125,8 +125,10 @@ def _version(path: Path, url: str) -> int:
         raise ManifestError(f"{path}: not a dbt manifest (metadata.dbt_schema_version is {url!r})")
     version = int(match.group(1))
     if version < OLDEST_VERSION:
-        raise ManifestError(f"{path}: manifest schema v{version} is too old: v{OLDEST_VERSION} (dbt 1.0) "
-                            f"or newer is needed; re-run `dbt parse` with a current dbt")
+        raise ManifestError(
+            f"{path}: manifest schema v{version} is too old: v{OLDEST_VERSION} (dbt 1.0) "
+            f"or newer is needed; re-run `dbt parse` with a current dbt"
+        )
     return version
 
 
@@ -142,8 +144,11 @@ def load_manifest(path: str | Path) -> DbtProject:
     try:
         manifest = msgspec.json.decode(raw, type=_Manifest)
     except msgspec.DecodeError as exc:
-        problem = "truncated or not valid JSON" if "malformed" in str(exc).lower() or "truncated" in str(exc).lower() \
+        problem = (
+            "truncated or not valid JSON"
+            if "malformed" in str(exc).lower() or "truncated" in str(exc).lower()
             else "does not look like a dbt manifest"
+        )
         raise ManifestError(f"{path}: {problem}: {exc}") from exc
     version = _version(path, manifest.metadata.dbt_schema_version)
 
@@ -163,9 +168,16 @@ def load_manifest(path: str | Path) -> DbtProject:
         # A bare name selects a node unless another package has one of the same name.
         selector = n.name if names.get(n.name, 0) <= 1 or not n.fqn else ".".join(n.fqn)
         nodes[n.unique_id] = Node(
-            unique_id=n.unique_id, resource_type=n.resource_type, name=n.name, relation=relation,
-            materialized=materialized, tags=tuple(n.tags), owner=str(owner) if owner else None,
-            depends_on=tuple(n.depends_on.nodes), file=n.original_file_path, selector=selector,
+            unique_id=n.unique_id,
+            resource_type=n.resource_type,
+            name=n.name,
+            relation=relation,
+            materialized=materialized,
+            tags=tuple(n.tags),
+            owner=str(owner) if owner else None,
+            depends_on=tuple(n.depends_on.nodes),
+            file=n.original_file_path,
+            selector=selector,
         )
     sources = {}
     for s in manifest.sources.values():

@@ -27,11 +27,11 @@ class MeltanoProjectError(ConfigError):
 @dataclass(frozen=True)
 class Plugin:
     name: str
-    kind: str                    # extractors | loaders
+    kind: str  # extractors | loaders
     namespace: str
     config: dict
     select: tuple[str, ...]
-    load_schema: str | None      # extractors only: as written (None: the namespace)
+    load_schema: str | None  # extractors only: as written (None: the namespace)
     file: str
 
 
@@ -47,21 +47,21 @@ class MeltanoSchedule:
 
 @dataclass
 class MeltanoProject:
-    path: str                                  # the meltano.yml
+    path: str  # the meltano.yml
     extractors: dict[str, Plugin] = field(default_factory=dict)
     loaders: dict[str, Plugin] = field(default_factory=dict)
     schedules: list[MeltanoSchedule] = field(default_factory=list)
     jobs: dict[str, list[list[str]]] = field(default_factory=dict)  # job -> blocks -> plugin names
     environments: tuple[str, ...] = ()
-    files: tuple[str, ...] = ()                # meltano.yml and every included file
-    include_dirs: tuple[str, ...] = ()         # the folders the include globs read (a new file changes them)
+    files: tuple[str, ...] = ()  # meltano.yml and every included file
+    include_dirs: tuple[str, ...] = ()  # the folders the include globs read (a new file changes them)
 
 
 @dataclass(frozen=True)
 class Tables:
     schema: str
     tables: tuple[str, ...]
-    problem: str | None = None   # why the tables could not be named
+    problem: str | None = None  # why the tables could not be named
 
 
 def _meltano_yml(path: Path) -> Path:
@@ -99,18 +99,27 @@ def load_meltano_project(path: str | Path, environment: str | None = None) -> Me
     for f in files:
         doc = data if f == main else _read(f)
         for kind in raw:
-            for p in ((doc.get("plugins") or {}).get(kind) or []):
+            for p in (doc.get("plugins") or {}).get(kind) or []:
                 if not isinstance(p, dict) or not p.get("name"):
                     raise MeltanoProjectError(f"{f}: every {kind[:-1]} needs a `name`")
                 if p["name"] in raw[kind]:
-                    raise MeltanoProjectError(f"{f}: {kind[:-1]} {p['name']!r} is defined twice "
-                                              f"(also in {raw[kind][p['name']][1]})")
+                    raise MeltanoProjectError(
+                        f"{f}: {kind[:-1]} {p['name']!r} is defined twice (also in {raw[kind][p['name']][1]})"
+                    )
                 raw[kind][p["name"]] = (p, f)
         for s in doc.get("schedules") or []:
             if not isinstance(s, dict) or not s.get("name"):
                 raise MeltanoProjectError(f"{f}: every schedule needs a `name`")
-            schedules.append(MeltanoSchedule(name=s["name"], interval=s.get("interval"), extractor=s.get("extractor"),
-                                             loader=s.get("loader"), job=s.get("job"), file=str(f)))
+            schedules.append(
+                MeltanoSchedule(
+                    name=s["name"],
+                    interval=s.get("interval"),
+                    extractor=s.get("extractor"),
+                    loader=s.get("loader"),
+                    job=s.get("job"),
+                    file=str(f),
+                )
+            )
         for j in doc.get("jobs") or []:
             tasks = j.get("tasks") or []
             blocks = [t.split() if isinstance(t, str) else [str(x) for x in t] for t in tasks]
@@ -121,7 +130,7 @@ def load_meltano_project(path: str | Path, environment: str | None = None) -> Me
     for env in environments:
         if environment and env.get("name") == environment:
             for kind in raw:
-                for p in (((env.get("config") or {}).get("plugins") or {}).get(kind) or []):
+                for p in ((env.get("config") or {}).get("plugins") or {}).get(kind) or []:
                     env_overrides[(kind, p.get("name"))] = p
 
     def resolve(kind: str, name: str, seen: tuple[str, ...] = ()) -> dict:
@@ -133,9 +142,14 @@ def load_meltano_project(path: str | Path, environment: str | None = None) -> Me
             plugin = _merge_plugin(base, plugin)
         return dict(plugin)
 
-    project = MeltanoProject(path=str(main), schedules=schedules, jobs=jobs,
-                             environments=tuple(e.get("name") for e in environments if e.get("name")),
-                             files=tuple(str(f) for f in files), include_dirs=tuple(include_dirs))
+    project = MeltanoProject(
+        path=str(main),
+        schedules=schedules,
+        jobs=jobs,
+        environments=tuple(e.get("name") for e in environments if e.get("name")),
+        files=tuple(str(f) for f in files),
+        include_dirs=tuple(include_dirs),
+    )
     for kind in raw:
         for name, (_, f) in raw[kind].items():
             p = resolve(kind, name)
@@ -145,9 +159,15 @@ def load_meltano_project(path: str | Path, environment: str | None = None) -> Me
             select = p.get("select") or ()
             if isinstance(select, str) or not all(isinstance(s, str) for s in select):
                 raise MeltanoProjectError(f"{f}: {kind[:-1]} {name!r}: `select` must be a list of rules")
-            plugin = Plugin(name=name, kind=kind, namespace=p.get("namespace") or name.replace("-", "_"),
-                            config=dict(p.get("config") or {}), select=tuple(select),
-                            load_schema=p.get("load_schema"), file=str(f))
+            plugin = Plugin(
+                name=name,
+                kind=kind,
+                namespace=p.get("namespace") or name.replace("-", "_"),
+                config=dict(p.get("config") or {}),
+                select=tuple(select),
+                load_schema=p.get("load_schema"),
+                file=str(f),
+            )
             getattr(project, kind)[name] = plugin
     return project
 
@@ -188,8 +208,9 @@ def _expand(value: str, env: dict[str, str]) -> str | None:
     return None if missing else out
 
 
-def extractor_tables(extractor: Plugin, loader: Plugin, *, override: tuple[str, ...] = (),
-                     env: dict[str, str] | None = None) -> Tables:
+def extractor_tables(
+    extractor: Plugin, loader: Plugin, *, override: tuple[str, ...] = (), env: dict[str, str] | None = None
+) -> Tables:
     """The warehouse tables `meltano run <extractor> <loader>` writes, by Meltano's conventions."""
     load_schema = extractor.load_schema or extractor.namespace
     schema, problem = load_schema, None
@@ -211,5 +232,6 @@ def extractor_tables(extractor: Plugin, loader: Plugin, *, override: tuple[str, 
             tables.append(f"{(s or schema).lower()}.{name.lower()}")
         return Tables(schema=schema.lower(), tables=tuple(tables), problem=problem)
     names, select_problem = stream_tables(extractor.select)
-    return Tables(schema=schema.lower(), tables=tuple(f"{schema.lower()}.{t}" for t in names),
-                  problem=problem or select_problem)
+    return Tables(
+        schema=schema.lower(), tables=tuple(f"{schema.lower()}.{t}" for t in names), problem=problem or select_problem
+    )

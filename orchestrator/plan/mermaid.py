@@ -31,5 +31,5 @@ def mermaid(plan: Plan, max_labels: int = 3) -> str:
         lines.append(f'    {_node(src)} -- "{"<br/>".join(shown)}" --> {_node(dst)}')
     for d in plan.dags:
         if d.schedule.cron and d.kind != "tick":
-            lines.append(f'    %% {d.dag_id} keeps its own schedule: {d.schedule.cron}')
+            lines.append(f"    %% {d.dag_id} keeps its own schedule: {d.schedule.cron}")
     return "\n".join(lines)

@@ -34,13 +34,13 @@ class Schedule:
 @dataclass(frozen=True)
 class TaskSpec:
     task_id: str
-    kind: str                      # emit_tick | meltano_run | dbt_build | dbt_test | meltano_state
-    args: tuple[str, ...] = ()     # argv for the runner (never a shell string)
+    kind: str  # emit_tick | meltano_run | dbt_build | dbt_test | meltano_state
+    args: tuple[str, ...] = ()  # argv for the runner (never a shell string)
     upstream: tuple[str, ...] = ()
     outlets: tuple[str, ...] = ()
-    models: tuple[str, ...] = ()   # dbt: unique_ids built by this task
+    models: tuple[str, ...] = ()  # dbt: unique_ids built by this task
     relations: tuple[tuple[str, str], ...] = ()  # dbt: (unique_id, relation) of the nodes that build one
-    inlets: tuple[str, ...] = ()   # Assets whose events the task reads (alerting: lateness)
+    inlets: tuple[str, ...] = ()  # Assets whose events the task reads (alerting: lateness)
 
 
 @dataclass(frozen=True)
@@ -56,15 +56,15 @@ class DagSpec:
     owner: str
     max_active_runs: int | None = None
     pool: str | None = None
-    tag: str | None = None                 # dbt: the orchestration tag (None: monolith, catch-all)
-    models: tuple[str, ...] = ()           # dbt: unique_ids of the nodes it builds
-    tests: tuple[str, ...] = ()            # dbt: unique_ids of the tests it runs
+    tag: str | None = None  # dbt: the orchestration tag (None: monolith, catch-all)
+    models: tuple[str, ...] = ()  # dbt: unique_ids of the nodes it builds
+    tests: tuple[str, ...] = ()  # dbt: unique_ids of the tests it runs
     owners: dict[str, str] = field(default_factory=dict)  # dbt: unique_id -> meta.owner
-    extractor: str | None = None           # meltano
-    loader: str | None = None              # meltano
-    state_ids: tuple[str, ...] = ()        # meltano, meltano_state: Meltano state IDs involved
+    extractor: str | None = None  # meltano
+    loader: str | None = None  # meltano
+    state_ids: tuple[str, ...] = ()  # meltano, meltano_state: Meltano state IDs involved
     state_dags: dict[str, str] = field(default_factory=dict)  # meltano_state: state ID -> DAG that writes it
-    lateness: tuple[dict, ...] = ()        # alerting: per Asset-scheduled dbt DAG, when it counts as late
+    lateness: tuple[dict, ...] = ()  # alerting: per Asset-scheduled dbt DAG, when it counts as late
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -91,7 +91,7 @@ class DagSpec:
 @dataclass
 class Plan:
     dags: list[DagSpec] = field(default_factory=list)
-    assets: dict[str, str] = field(default_factory=dict)   # Asset name -> URI
+    assets: dict[str, str] = field(default_factory=dict)  # Asset name -> URI
     warnings: list[Issue] = field(default_factory=list)
     errors: list[Issue] = field(default_factory=list)
     profile: str = ""

@@ -10,10 +10,10 @@ from __future__ import annotations
 import os
 import shutil
 import time
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Mapping, Sequence
 
 from ..profiles import REPO_ROOT
 
@@ -25,7 +25,7 @@ _FAILED = {"error", "fail", "runtime error"}
 class NodeResult:
     unique_id: str
     resource_type: str
-    status: str          # success | error | pass | fail | warn | skipped ...
+    status: str  # success | error | pass | fail | warn | skipped ...
     duration_s: float
     rows_affected: int | None = None
     message: str | None = None
@@ -58,8 +58,9 @@ class DbtError(RuntimeError):
         lines = [f"dbt {' '.join(result.args)} failed"]
         if result.exception:
             lines.append(result.exception)
-        lines += [f"  {n.resource_type} {n.unique_id}: {n.status}: {(n.message or '').strip()[:500]}"
-                  for n in result.failed]
+        lines += [
+            f"  {n.resource_type} {n.unique_id}: {n.status}: {(n.message or '').strip()[:500]}" for n in result.failed
+        ]
         skipped = [n for n in result.nodes if n.status == "skipped"]
         if skipped:
             lines.append(f"  {len(skipped)} node(s) skipped because an upstream failed")
@@ -95,10 +96,13 @@ def _node_result(r) -> NodeResult:
     adapter = getattr(r, "adapter_response", None) or {}
     rows = adapter.get("rows_affected") if isinstance(adapter, dict) else None
     return NodeResult(
-        unique_id=r.node.unique_id, resource_type=str(r.node.resource_type),
-        status=str(r.status), duration_s=float(r.execution_time or 0.0),
+        unique_id=r.node.unique_id,
+        resource_type=str(r.node.resource_type),
+        status=str(r.status),
+        duration_s=float(r.execution_time or 0.0),
         rows_affected=rows if isinstance(rows, int) and rows >= 0 else None,
-        message=r.message, failures=getattr(r, "failures", None),
+        message=r.message,
+        failures=getattr(r, "failures", None),
     )
 
 
@@ -121,8 +125,14 @@ def private_target(project_dir: Path, target_path: Path) -> None:
         shutil.copy2(published, mine)
 
 
-def run_dbt(args: Sequence[str], *, env: Mapping[str, str], project_dir: str | Path = DBT_PROJECT,
-            target_path: str | Path | None = None, raise_on_failure: bool = True) -> DbtRunResult:
+def run_dbt(
+    args: Sequence[str],
+    *,
+    env: Mapping[str, str],
+    project_dir: str | Path = DBT_PROJECT,
+    target_path: str | Path | None = None,
+    raise_on_failure: bool = True,
+) -> DbtRunResult:
     """`dbt <args>` against the project, with its profiles.yml; returns per-node results.
 
     With `target_path`, artifacts and logs go there (see `private_target`).
@@ -140,9 +150,13 @@ def run_dbt(args: Sequence[str], *, env: Mapping[str, str], project_dir: str | P
         finally:
             _release_duckdb()
     results = getattr(res.result, "results", None) or []
-    out = DbtRunResult(args=list(args), success=bool(res.success), duration_s=time.monotonic() - started,
-                       nodes=[_node_result(r) for r in results if hasattr(r, "node")],
-                       exception=str(res.exception) if res.exception else None)
+    out = DbtRunResult(
+        args=list(args),
+        success=bool(res.success),
+        duration_s=time.monotonic() - started,
+        nodes=[_node_result(r) for r in results if hasattr(r, "node")],
+        exception=str(res.exception) if res.exception else None,
+    )
     if raise_on_failure and not out.success:
         raise DbtError(out)
     return out

@@ -12,9 +12,9 @@ import subprocess
 import sys
 import time
 from collections import deque
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Mapping, Sequence
 
 from ..profiles import REPO_ROOT
 
@@ -27,14 +27,14 @@ _METRIC = re.compile(r"\]\s+(?P<plugin>\S+)\s+METRIC: (?P<json>\{.*\})")
 class MeltanoError(RuntimeError):
     def __init__(self, argv: Sequence[str], returncode: int, tail: Sequence[str]):
         self.argv, self.returncode, self.tail = list(argv), returncode, list(tail)
-        super().__init__(f"meltano {' '.join(argv[1:])} exited with {returncode}; last log lines:\n"
-                         + "\n".join(tail))
+        super().__init__(f"meltano {' '.join(argv[1:])} exited with {returncode}; last log lines:\n" + "\n".join(tail))
 
     def summary(self) -> str:
         """One line: the command, its exit code and the plugin's own exception (e.g. the tap's
         `ValueError: .../ad_spend.jsonl:19: not valid JSON`), not Meltano's "Extractor failed"."""
         return f"meltano {' '.join(self.argv[1:])} exited with {self.returncode}" + (
-            f": {cause}" if (cause := plugin_error(self.tail)) else "")
+            f": {cause}" if (cause := plugin_error(self.tail)) else ""
+        )
 
 
 def plugin_error(lines: Sequence[str]) -> str:
@@ -87,16 +87,23 @@ def record_counts(lines, plugin: str) -> dict[str, int]:
     return counts
 
 
-def run_meltano(args: Sequence[str], *, environment: str, env: Mapping[str, str],
-                project_root: str | Path = MELTANO_PROJECT, log: Callable[[str], None] = print,
-                tail_lines: int = 60) -> MeltanoResult:
+def run_meltano(
+    args: Sequence[str],
+    *,
+    environment: str,
+    env: Mapping[str, str],
+    project_root: str | Path = MELTANO_PROJECT,
+    log: Callable[[str], None] = print,
+    tail_lines: int = 60,
+) -> MeltanoResult:
     """`meltano --environment <environment> <args...>` in the project root."""
     argv = [meltano_executable(), "--environment", environment, *args]
     started = time.monotonic()
     tail: deque[str] = deque(maxlen=tail_lines)
     metrics: list[str] = []
-    with subprocess.Popen(argv, cwd=project_root, env=dict(env), stdout=subprocess.PIPE,
-                          stderr=subprocess.STDOUT, text=True, bufsize=1) as proc:
+    with subprocess.Popen(
+        argv, cwd=project_root, env=dict(env), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1
+    ) as proc:
         assert proc.stdout is not None
         for raw in proc.stdout:
             line = raw.rstrip("\n")

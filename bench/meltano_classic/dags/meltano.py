@@ -95,7 +95,9 @@ def _meltano_job_generator(schedules):
     """Generate dag's for each task within a Meltano scheduled job."""
     for schedule in schedules:
         if not schedule.get("job"):
-            logger.info(f"No DAG's created for schedule '{schedule['name']}'. It was passed to job generator but has no job.")
+            logger.info(
+                f"No DAG's created for schedule '{schedule['name']}'. It was passed to job generator but has no job."
+            )
             continue
         if not schedule["cron_interval"]:
             logger.info(f"No DAG created for schedule '{schedule['name']}' because its interval is set to `@once`.")
@@ -150,7 +152,7 @@ def create_dags():
         [MELTANO_BIN, f"--log-level={SCHEDULE_POLLING_LOG_LEVEL}", "schedule", "list", "--format=json"],
         cwd=PROJECT_ROOT,
         stdout=subprocess.PIPE,
-        universal_newlines=True,
+        text=True,
         check=True,
     )
     schedule_export = json.loads(list_result.stdout)

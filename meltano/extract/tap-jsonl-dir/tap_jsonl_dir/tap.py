@@ -10,8 +10,9 @@ run ended; like every Singer tap it re-emits rows equal to the bookmark
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from singer_sdk import Stream, Tap
 from singer_sdk import typing as th
@@ -46,10 +47,15 @@ class JsonlStream(Stream):
 class TapJsonlDir(Tap):
     name = "tap-jsonl-dir"
     config_jsonschema = th.PropertiesList(
-        th.Property("data_dir", th.StringType, required=True,
-                    description="Directory holding one <stream>.jsonl file per stream"),
-        th.Property("streams_file", th.StringType, required=True,
-                    description="JSON file: {stream: {schema, key_properties, replication_key}}"),
+        th.Property(
+            "data_dir", th.StringType, required=True, description="Directory holding one <stream>.jsonl file per stream"
+        ),
+        th.Property(
+            "streams_file",
+            th.StringType,
+            required=True,
+            description="JSON file: {stream: {schema, key_properties, replication_key}}",
+        ),
     ).to_dict()
 
     def discover_streams(self) -> list[Stream]:
