@@ -44,7 +44,7 @@ dbt_project/target/manifest.json: $(VENV)/.installed $(DBT_FILES)
 # A real local Airflow on var/airflow (UI and API at the printed URL; user admin, password in
 # var/airflow/local_secrets.json) until Ctrl-C.
 airflow-up: setup
-	$(BIN)/python -m orchestrator.airflow_local up --home var/airflow --dags dags
+	$(BIN)/python -m orchestrator.local.launcher up --home var/airflow --dags dags
 
 # The profile's Airflow as a background service (PIPELINE_PROFILE=production: PostgreSQL metadata,
 # CeleryExecutor with Redis and 2 workers; scripts/services.sh starts the databases and Redis).

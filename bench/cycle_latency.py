@@ -8,7 +8,7 @@ on the AND of the Assets its models read and emitting its relations), the same p
 warehouse pool, 1 slot) and max_active_runs=1, but every task a PythonOperator that just succeeds
 (its outlets emit the same Assets). The tick has no cron here: the benchmark triggers it.
 
-Per configuration it starts Airflow with orchestrator.airflow_local.LocalAirflow, runs one warm-up
+Per configuration it starts Airflow with orchestrator.local.launcher.LocalAirflow, runs one warm-up
 cycle (not counted: the first task of an instance forks the executor's workers), then --cycles
 cycles one after the other, each: trigger `tick`, wait for every DAG (airflow_local.cycle_report).
 
@@ -49,8 +49,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from orchestrator.airflow_cycle import cycle_dag_ids  # noqa: E402
-from orchestrator.airflow_local import (  # noqa: E402
+from orchestrator.local.airflow_cycle import cycle_dag_ids  # noqa: E402
+from orchestrator.local.launcher import (  # noqa: E402
     LocalAirflow,
     celery_env,
     cycle_report,

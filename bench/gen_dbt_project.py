@@ -1890,7 +1890,8 @@ def compare_manifests(direct: dict, parsed: dict, full: bool = False, limit: int
                 full
                 and set(a) == set(b)
                 and list(a) != list(b)
-                and path.split(".")[-1] not in ("nodes", "sources", "exposures", "disabled", "parent_map", "child_map", "models", "tests")
+                and path.split(".")[-1]
+                not in ("nodes", "sources", "exposures", "disabled", "parent_map", "child_map", "models", "tests")
             ):
                 diffs.append(f"{path}: key order differs")
         elif a != b:

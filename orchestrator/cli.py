@@ -9,7 +9,7 @@ from .profiles import ConfigError, load_profile
 
 
 def _cycle(args: argparse.Namespace) -> int:
-    from .cycle import run_cycle
+    from .local.direct import run_cycle
     from .runners.dbt import DbtError
     from .runners.meltano import MeltanoError
 
@@ -24,7 +24,7 @@ def _cycle(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from .airflow_cycle import run_airflow_cycle
+    from .local.airflow_cycle import run_airflow_cycle
     from .plan import load_config
 
     config = load_config(args.config, args.profile)
@@ -38,7 +38,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _service(args: argparse.Namespace) -> int:
-    from . import service
+    from .local import service
     from .plan import load_config
 
     config = load_config(args.config, args.profile)
@@ -115,7 +115,7 @@ def _alerts(args: argparse.Namespace) -> int:
     """The alert outbox from the command line: what is pending or open, redeliver it, or send a test."""
     from alerting import Alert
 
-    from .alerts import airflow_alerts
+    from .airflow.callbacks import airflow_alerts
     from .plan import load_config
 
     config = load_config(args.config, args.profile)

@@ -1,4 +1,4 @@
-"""orchestrator.airflow_local against a real Airflow 3.3: scheduler, dag-processor, api-server and
+"""orchestrator.local.launcher against a real Airflow 3.3: scheduler, dag-processor, api-server and
 triggerer as processes, on small DAG files written here. One Airflow per database (module-scoped
 on SQLite; one more on the local PostgreSQL), ~25 s to start each."""
 
@@ -15,7 +15,7 @@ import yaml
 from conftest import require_services
 from sqlalchemy import create_engine, text
 
-from orchestrator.airflow_local import (
+from orchestrator.local.launcher import (
     WORKER_LOG_SERVER_PORT,
     AirflowLocalError,
     LocalAirflow,

@@ -40,8 +40,8 @@ def alert_sinks():
 
 @pytest.fixture(scope="module")
 def pipeline(tmp_path_factory, installed, alert_sinks):
-    from orchestrator.airflow_cycle import prepare, start_airflow
-    from orchestrator.cycle import prepare_warehouse
+    from orchestrator.local.airflow_cycle import prepare, start_airflow
+    from orchestrator.local.direct import prepare_warehouse
     from orchestrator.plan import load_config, plan_from_config
 
     slack, smtp = alert_sinks
@@ -70,7 +70,7 @@ def pipeline(tmp_path_factory, installed, alert_sinks):
 
 
 def _cycle(pipeline, key: str, **kwargs):
-    from orchestrator.airflow_cycle import run_cycle_in
+    from orchestrator.local.airflow_cycle import run_cycle_in
 
     af, config, env, plan, done = pipeline
     if key not in done:
@@ -150,7 +150,7 @@ def _top(slack, channel: str) -> list[dict]:
 def _failure_cycle(pipeline):
     """Day 3 with a corrupt marketing export and a payment method the finance tests reject."""
     from demo_data.writers import FileDestination, advance
-    from orchestrator.airflow_cycle import run_cycle_in
+    from orchestrator.local.airflow_cycle import run_cycle_in
 
     af, config, env, plan, done = pipeline
     if "failure" not in done:
@@ -325,7 +325,7 @@ def test_a_dbt_dag_that_did_not_run_in_time_is_late_naming_the_missing_assets(pi
 
 
 def test_the_next_successful_run_posts_the_recovery_in_the_failure_thread(pipeline, alert_sinks):
-    from orchestrator.airflow_cycle import run_cycle_in
+    from orchestrator.local.airflow_cycle import run_cycle_in
 
     _lateness(pipeline, alert_sinks)
     af, config, env, plan, done = pipeline

@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 from conftest import isolated_embedded
 
-from orchestrator.meltano_state import (
+from orchestrator.profiles import load_profile
+from orchestrator.runners.meltano_state import (
     StateError,
     StateResult,
     deep_merge,
@@ -23,7 +24,6 @@ from orchestrator.meltano_state import (
     run_state_action,
     write_backup,
 )
-from orchestrator.profiles import load_profile
 
 SHOP = "dev:tap-shop-to-target-duckdb"
 SEED = {

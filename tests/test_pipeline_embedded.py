@@ -8,7 +8,7 @@ import duckdb
 import pytest
 from pipeline_expectations import expected_extracted, expected_row_counts
 
-from orchestrator.cycle import run_cycle
+from orchestrator.local.direct import run_cycle
 from orchestrator.runners.meltano import run_meltano
 
 pytestmark = pytest.mark.meltano

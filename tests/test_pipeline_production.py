@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from conftest import drop_databases, require_services
 from pipeline_expectations import expected_extracted, expected_row_counts
 
-from orchestrator.cycle import run_cycle
+from orchestrator.local.direct import run_cycle
 
 pytestmark = [pytest.mark.meltano, pytest.mark.production]
 EXTRACTOR_SOURCE = {"tap-shop-mariadb": "shop", "tap-crm-postgres": "crm", "tap-marketing-postgres": "marketing"}
@@ -68,7 +68,7 @@ def test_dbt_builds_every_model_and_passes_every_test_on_postgres(production):
 def test_marts_on_postgres_hold_the_expected_numbers(production):
     from pipeline_expectations import CAMPAIGN_SQL, DAILY_SQL, assert_marts_match
 
-    from orchestrator.warehouse import query
+    from orchestrator.local.warehouse import query
 
     _, env, _, _ = production
     assert_marts_match(query("postgres", env, DAILY_SQL), query("postgres", env, CAMPAIGN_SQL), last_day=2)
@@ -79,7 +79,7 @@ def test_a_new_meltano_system_db_is_migrated_once_before_parallel_runs(installed
     require_services("postgres")
     from concurrent.futures import ThreadPoolExecutor
 
-    from orchestrator.cycle import prepare_meltano_system_db
+    from orchestrator.local.direct import prepare_meltano_system_db
     from orchestrator.profiles import load_profile
     from orchestrator.runners.meltano import run_meltano
 

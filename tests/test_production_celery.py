@@ -36,8 +36,8 @@ def _fresh_databases() -> None:
 def celery(tmp_path_factory, installed):
     require_services("postgres", "mariadb", "redis")
     from alerting.testing import FakeSlack, FakeSMTP
-    from orchestrator.airflow_cycle import prepare, start_airflow
-    from orchestrator.cycle import prepare_warehouse
+    from orchestrator.local.airflow_cycle import prepare, start_airflow
+    from orchestrator.local.direct import prepare_warehouse
     from orchestrator.plan import load_config, plan_from_config
 
     _fresh_databases()
@@ -76,7 +76,7 @@ def celery(tmp_path_factory, installed):
 
 
 def _first(celery):
-    from orchestrator.airflow_cycle import run_cycle_in
+    from orchestrator.local.airflow_cycle import run_cycle_in
 
     af, config, env, plan, _, done = celery
     if "first" not in done:
@@ -115,7 +115,7 @@ def test_full_cycle_on_celery_with_two_workers(celery):
 
 def _worker_running(af, needle: str) -> str | None:
     """The worker whose process tree runs a process whose command line contains `needle`."""
-    from orchestrator.airflow_local import descendants
+    from orchestrator.local.launcher import descendants
 
     for name, proc in af.processes.items():
         if not name.startswith("worker"):
@@ -131,10 +131,10 @@ def _worker_running(af, needle: str) -> str | None:
 
 
 def test_a_worker_killed_mid_load_loses_and_duplicates_nothing(celery):
-    from orchestrator.airflow_cycle import cycle_dag_ids
-    from orchestrator.airflow_local import cycle_report, utcnow
-    from orchestrator.cycle import advance_sources
-    from orchestrator.warehouse import table_row_counts
+    from orchestrator.local.airflow_cycle import cycle_dag_ids
+    from orchestrator.local.direct import advance_sources
+    from orchestrator.local.launcher import cycle_report, utcnow
+    from orchestrator.local.warehouse import table_row_counts
 
     _first(celery)
     af, config, env, plan, slack, _ = celery

@@ -43,8 +43,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from .profiles import REPO_ROOT, Profile
-from .runners.meltano import MELTANO_PROJECT, run_meltano
+from ..profiles import REPO_ROOT, Profile
+from .meltano import MELTANO_PROJECT, run_meltano
 
 ACTIONS = ("list", "get", "set", "merge", "clear")
 WRITE_ACTIONS = ("set", "merge", "clear")

@@ -15,10 +15,10 @@ from pathlib import Path
 from airflow.providers.standard.operators.python import PythonOperator
 from airflow.sdk import DAG, Asset, CronTriggerTimetable
 
+from ..plan import DagSpec, Plan, load_config, plan_from_config
+from ..plan.config import OrchestrationConfig
 from . import state_dag, tasks
-from .alerts import airflow_alerts
-from .plan import DagSpec, Plan, load_config, plan_from_config
-from .plan.config import OrchestrationConfig
+from .callbacks import airflow_alerts
 
 
 class PlanError(RuntimeError):
@@ -29,7 +29,7 @@ def _cache_dir() -> Path | None:
     value = os.environ.get("ORCHESTRATOR_CACHE_DIR")
     if value == "":
         return None
-    from .plan import DEFAULT_CACHE_DIR
+    from ..plan import DEFAULT_CACHE_DIR
 
     return Path(value) if value else DEFAULT_CACHE_DIR
 

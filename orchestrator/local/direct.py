@@ -11,9 +11,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .profiles import Profile
-from .runners.dbt import DbtRunResult, run_dbt, runs_dir
-from .runners.meltano import MeltanoResult, run_extractor, run_meltano
+from ..profiles import Profile
+from ..runners.dbt import DbtRunResult, run_dbt, runs_dir
+from ..runners.meltano import MeltanoResult, run_extractor, run_meltano
 from .warehouse import ensure_postgres_database, postgres_url, table_row_counts
 
 

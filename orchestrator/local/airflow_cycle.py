@@ -13,11 +13,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from .airflow_local import LocalAirflow, RunReport, cycle_report, utcnow
-from .cycle import advance_sources, prepare_warehouse
-from .plan import Plan, plan_from_config
-from .plan.config import OrchestrationConfig
-from .profiles import REPO_ROOT
+from ..plan import Plan, plan_from_config
+from ..plan.config import OrchestrationConfig
+from ..profiles import REPO_ROOT
+from .direct import advance_sources, prepare_warehouse
+from .launcher import LocalAirflow, RunReport, cycle_report, utcnow
 from .warehouse import table_row_counts
 
 DAGS_FOLDER = REPO_ROOT / "dags"
@@ -40,7 +40,7 @@ def local_airflow(config: OrchestrationConfig, env: dict[str, str], **kwargs) ->
     a = config.profile.airflow_settings(env)
     extra = task_env(config, env)
     if a["executor"] == "CeleryExecutor":
-        from .airflow_local import celery_env
+        from .launcher import celery_env
 
         extra.update(celery_env(a["metadata_db_url"], a["broker_url"] or None))
     kwargs.setdefault("metadata_db_url", a["metadata_db_url"] or None)

@@ -11,7 +11,7 @@ from datetime import UTC
 from pathlib import Path
 from typing import Any
 
-from .profiles import load_profile
+from ..profiles import load_profile
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +48,7 @@ def meltano_run(
     *, argv: list[str], extractors: list[str], outlets: dict[str, str], state_ids: list[str] | None = None, **context
 ) -> dict[str, int]:
     """`meltano run ...` with the profile's environment; one Asset event per table, with its record count."""
-    from .runners.meltano import MeltanoError, record_counts, run_meltano
+    from ..runners.meltano import MeltanoError, record_counts, run_meltano
 
     profile = load_profile()
     try:
@@ -99,7 +99,7 @@ def dbt_build(
     `relations` maps a node's unique_id to the relation it builds. Artifacts go to a
     target directory of this DAG's own (max_active_runs=1 makes it exclusive).
     """
-    from .runners.dbt import DbtError, run_dbt, runs_dir
+    from ..runners.dbt import DbtError, run_dbt, runs_dir
 
     profile = load_profile()
     env = profile.environment()
@@ -173,8 +173,8 @@ def alerts_redeliver(**context) -> dict[str, int]:
     """The alerting DAG: send what the outbox still holds."""
     from alerting.airflow import redeliver
 
-    from .alerts import airflow_alerts
-    from .plan import load_config
+    from ..plan import load_config
+    from .callbacks import airflow_alerts
 
     return redeliver(alerts=airflow_alerts(load_config()), **context)
 
@@ -185,8 +185,8 @@ def alerts_lateness(*, expectations: list[dict], tick: dict[str, str], **context
 
     from alerting.airflow import check_lateness
 
-    from .alerts import airflow_alerts
-    from .plan import load_config
+    from ..plan import load_config
+    from .callbacks import airflow_alerts
 
     as_of = (context.get("params") or {}).get("as_of")
     now = datetime.fromisoformat(as_of) if as_of else None

@@ -21,9 +21,9 @@ from pathlib import Path
 
 import httpx
 
+from ..plan import plan_from_config
+from ..plan.config import OrchestrationConfig
 from .airflow_cycle import airflow_home, local_airflow, local_mail_sink, prepare
-from .plan import plan_from_config
-from .plan.config import OrchestrationConfig
 
 
 def _state_path(env: dict[str, str]) -> Path:
@@ -40,7 +40,7 @@ def read_state(env: dict[str, str]) -> dict | None:
 
 
 def up(config: OrchestrationConfig, env: dict[str, str], *, detach: bool = False, log=print) -> int:
-    from .cycle import prepare_warehouse
+    from .direct import prepare_warehouse
 
     if (state := read_state(env)) is not None:
         log(f"already up: {state['url']} (pid {state['pid']}); `orchestrator down` stops it")

@@ -1,4 +1,4 @@
-"""The Meltano State DAG's form and task: the Airflow side of orchestrator.meltano_state."""
+"""The Meltano State DAG's form and task: the Airflow side of orchestrator.runners.meltano_state."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import os
 from airflow.providers.standard.operators.python import PythonOperator
 from airflow.sdk import Param
 
-from .meltano_state import ACTIONS, DEFAULT_BACKUP_DIR, StateError, run_state_action
-from .plan import DagSpec
-from .profiles import load_profile
+from ..plan import DagSpec
+from ..profiles import load_profile
+from ..runners.meltano_state import ACTIONS, DEFAULT_BACKUP_DIR, StateError, run_state_action
 from .tasks import TaskFailure
 
 log = logging.getLogger(__name__)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from alerting.airflow import AirflowAlerts
 
-from .plan.config import OrchestrationConfig
+from ..plan.config import OrchestrationConfig
 
 
 def airflow_alerts(config: OrchestrationConfig) -> AirflowAlerts:

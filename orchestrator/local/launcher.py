@@ -6,8 +6,8 @@ and stops them all again. `AirflowClient` talks to Airflow's public REST API v2 
 auth manager): wait for DAGs, unpause, trigger, follow runs, read asset events. `cycle_report`
 follows one event-driven cycle and `format_report` prints it.
 
-    python -m orchestrator.airflow_local up      --home var/airflow --dags dags
-    python -m orchestrator.airflow_local cycle   --home var/airflow --dags dags --trigger tick
+    python -m orchestrator.local.launcher up      --home var/airflow --dags dags
+    python -m orchestrator.local.launcher cycle   --home var/airflow --dags dags --trigger tick
 
 Nothing here is a mock: it is the same scheduler, executor and API a deployment runs, on SQLite
 (default, a file in the home) or PostgreSQL (`--db-url postgresql+psycopg2://...`).
@@ -815,7 +815,7 @@ def _cycle(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m orchestrator.airflow_local", description="Run a real Airflow 3 locally as plain processes."
+        prog="python -m orchestrator.local.launcher", description="Run a real Airflow 3 locally as plain processes."
     )
     sub = parser.add_subparsers(dest="command", required=True)
     for name, func, help_ in (
