@@ -82,12 +82,9 @@ def _plan(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(plan.to_dict(), indent=2))
         return 0
-    print(f"profile: {plan.profile}")
-    print(f"{'DAG':<28}{'kind':<15}{'schedule':<40}{'outlets':>8}")
-    for d in plan.dags:
-        sched = d.schedule.cron or (" & ".join(d.schedule.assets) if d.schedule.assets else "manual")
-        print(f"{d.dag_id:<28}{d.kind:<15}{sched[:38]:<40}{len(d.outlets):>8}")
-    print(f"{len(plan.warnings)} warning(s), {len(plan.errors)} error(s): `orchestrator check` lists them")
+    from .plan.text import plan_table
+
+    print(plan_table(plan))
     return 1 if plan.errors else 0
 
 

@@ -24,7 +24,7 @@ def test_plan_json_is_the_documented_shape(tmp_path, capsys, monkeypatch):
     args = _project(tmp_path, [model("a", ["core"], ["source.p.shop.orders"]), model("b", ["finance"], ["model.p.a"])])
     assert main([*args, "plan", "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
-    assert set(data) == {"profile", "dags", "assets", "warnings", "errors"}
+    assert set(data) == {"profile", "dags", "assets", "warnings", "errors", "placement"}
     finance = next(d for d in data["dags"] if d["dag_id"] == "dbt_finance")
     assert finance["schedule"] == {"cron": None, "assets": ["analytics.a"]}
     assert finance["tag"] == "finance" and finance["models"] == ["model.p.b"]
@@ -45,7 +45,10 @@ def test_check_warns_names_the_file_and_exits_1_on_errors(tmp_path, capsys, monk
     args = _project(tmp_path, [model("a", ["core", "finance"], ["source.p.legacy.ledger"])])
     assert main([*args, "check"]) == 0
     out = capsys.readouterr().out
-    assert "warning: models/a.sql: model.p.a: has orchestration tags core, finance" in out
+    assert (
+        "warning: models/a.sql: model.p.a: orchestration tags core, finance: the first in precedence order: "
+        "built by dbt_core" in out
+    )
     assert "warning: models/sources.yml: source.p.legacy.ledger (raw_legacy.ledger)" in out
     args = _project(
         tmp_path / "cyc",
@@ -86,3 +89,31 @@ def test_check_refuses_a_secret_in_the_routing_file(tmp_path, capsys, monkeypatc
     err = capsys.readouterr().err
     assert "alerting.yml: slack.token: secrets do not belong in the routing config" in err
     assert "xoxb-123456" not in err
+
+
+def test_plan_prints_whole_schedules_and_explains_every_node_placed_by_a_rule(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("PIPELINE_PROFILE", raising=False)
+    nodes = [
+        model("a", ["core"], ["source.p.shop.orders", "source.p.shop.customers", "source.p.crm.accounts"]),
+        model("between", [], ["model.p.a"]),
+        model("b", ["core"], ["model.p.between"]),
+        model("c", ["finance", "core"], ["model.p.b"]),
+        model("loose", [], ["model.p.c"]),
+    ]
+    args = _project(tmp_path, nodes)
+    assert main([*args, "plan"]) == 0
+    out = capsys.readouterr().out
+    assert "raw_crm.accounts" not in out  # tap_crm loads schema tap_crm in this project
+    for asset in ("raw_shop.customers", "& raw_shop.orders", "& tap_crm.accounts"):
+        assert asset in out  # never cut off
+    assert "model.p.between -> dbt_core: no orchestration tag, between models of dbt_core" in out
+    assert "model.p.c -> dbt_core: orchestration tags core, finance: the first in precedence order" in out
+    assert "1 node(s) with no orchestration tag -> dbt_untagged: catch-all stage 1" in out
+    assert main([*args, "plan", "--json"]) == 0
+    placement = json.loads(capsys.readouterr().out)["placement"]
+    assert placement["model.p.loose"] == {
+        "dag_id": "dbt_untagged",
+        "rule": "catch_all",
+        "reason": "no orchestration tag: catch-all stage 1",
+    }
+    assert set(placement) == {"model.p.between", "model.p.c", "model.p.loose"}

@@ -147,8 +147,9 @@ def test_a_plan_error_is_an_import_error_listing_it(tmp_path, monkeypatch, insta
     (root / "orchestration.yml").write_text(text)
     bag = _dagbag(DAGS, monkeypatch, ORCHESTRATION_CONFIG=str(root / "orchestration.yml"))
     errors = {Path(f).name: e for f, e in bag.import_errors.items()}
-    assert "map to the DAG id 'dbt_finance'" in errors["dbt_tags.py"]
-    assert "meltano_tap_shop" in bag.dag_ids
+    # only the DAG the two tags collide on is left out; the error shows as plan_errors.py's
+    assert set(errors) == {"plan_errors.py"} and "map to the DAG id 'dbt_finance'" in errors["plan_errors.py"]
+    assert {"meltano_tap_shop", "dbt_core"} <= set(bag.dag_ids) and "dbt_finance" not in bag.dag_ids
 
 
 def test_gzipped_manifest_reads_the_same(tmp_path, installed):
@@ -190,3 +191,73 @@ def test_per_model_granularity_renders_one_task_per_model(tmp_path, monkeypatch,
     ]
     finance = {t.task_id for t in bag.dags["dbt_finance"].tasks}
     assert "dbt_test_relationships" in finance  # tests with parents in two models run after both
+
+
+# --------------------------------------------------------------- real manifests, forced cycles
+
+
+def _config_on(tmp_path: Path, manifest: Path, tags) -> Path:
+    """The repo's config (Meltano project, profiles, alerting) with another manifest and tags."""
+    from conftest import pipeline_config
+
+    path = pipeline_config(tmp_path)
+    text = path.read_text()
+    import yaml
+
+    data = yaml.safe_load(text)
+    data["dbt"].update(manifest=str(manifest), tags=list(tags), tag_prefix=None)
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+@pytest.mark.parametrize(
+    "name, tag_set",
+    [
+        ("mattermost", "top"),
+        ("mattermost", "cadence"),
+        ("mattermost", "layer"),
+        ("gitlab", "top"),
+        ("gitlab", "product_daily"),
+        ("tuva", "top"),
+        ("tuva", "domains"),
+        ("calitp", "top"),
+        ("flipside", "top"),
+        ("jaffle_shop", "top"),
+    ],
+)
+def test_real_manifests_render_every_dag_without_import_errors(tmp_path, monkeypatch, installed, name, tag_set):
+    from test_placement import MANIFESTS, SHARED, TAG_SETS, real, top_tags
+
+    project = real(name)
+    tags = top_tags(project) if tag_set == "top" else TAG_SETS[name][tag_set]
+    [manifest] = sorted(SHARED.glob(MANIFESTS[name]))
+    config = _config_on(tmp_path, manifest, tags)
+    bag = _dagbag(DAGS, monkeypatch, ORCHESTRATION_CONFIG=str(config), PIPELINE_PROFILE="embedded")
+    assert bag.import_errors == {}
+    plan = build_plan(config, cache_dir=None)
+    assert plan.errors == []
+    assert sorted(bag.dag_ids) == sorted(d.dag_id for d in plan.dags)
+    for spec in plan.of_kind("dbt"):
+        assert _asset_names(bag.dags[spec.dag_id].schedule) == sorted(spec.schedule.assets)
+
+
+def test_a_forced_cycle_leaves_out_only_its_dags_and_shows_as_an_import_error(tmp_path, monkeypatch, installed):
+    from test_plan import model, write_manifest
+
+    nodes = [
+        model("f1", ["finance"]),
+        model("k1", ["marketing"], ["model.p.f1"]),
+        model("f2", ["finance"], ["model.p.k1"]),
+        model("c1", ["core"]),
+    ]
+    manifest = write_manifest(tmp_path / "manifest.json", nodes)
+    config = _config_on(tmp_path, manifest, ["core", "finance", "marketing"])
+    bag = _dagbag(DAGS, monkeypatch, ORCHESTRATION_CONFIG=str(config), PIPELINE_PROFILE="embedded")
+    [(path, error)] = bag.import_errors.items()
+    assert path.endswith("plan_errors.py")
+    assert "dbt_finance -> dbt_marketing -> dbt_finance" in error and "add the tag `finance`" in error
+    assert "dbt_core" in bag.dag_ids and "tick" in bag.dag_ids and "meltano_tap_shop" in bag.dag_ids
+    assert "dbt_finance" not in bag.dag_ids and "dbt_marketing" not in bag.dag_ids
+    from orchestrator.cli import main
+
+    assert main(["--config", str(config), "check"]) == 1

@@ -75,7 +75,8 @@ def test_dbt_builds_the_marts_with_the_expected_numbers(two_cycles):
     _, env, _, _, second = two_cycles
     assert second.dbt is not None and second.dbt.success
     models, tests = second.dbt.of_type("model"), second.dbt.of_type("test")
-    assert len(models) == 12 and all(m.status == "success" for m in models)  # 13 models, 1 ephemeral
-    assert len(tests) == 53 and all(t.status == "pass" for t in tests)
+    assert len(models) == 13 and all(m.status == "success" for m in models)  # 14 models, 1 ephemeral
+    assert [s.status for s in second.dbt.of_type("seed")] == ["success"]  # reference.payment_methods
+    assert len(tests) == 57 and all(t.status == "pass" for t in tests)
     with duckdb.connect(env["WAREHOUSE_DUCKDB_PATH"], read_only=True) as conn:
         assert_marts_match(conn.execute(DAILY_SQL).fetchall(), conn.execute(CAMPAIGN_SQL).fetchall(), last_day=2)

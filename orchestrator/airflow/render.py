@@ -153,10 +153,34 @@ def render_dags(kind: str, config_path: str | Path | None = None) -> dict[str, D
 
         RoutingConfig.load(config.alerting_config)
     plan = plan_from_config(config, kinds=(kind,), cache_dir=_cache_dir())
-    if plan.errors:
+    # An error that concerns some DAGs leaves only those out (dags/plan_errors.py shows it as an
+    # import error); one that concerns the whole kind fails this file, naming the problem.
+    whole = [e for e in plan.errors if not e.dags]
+    if whole:
         raise PlanError(
-            f"the orchestration plan has {len(plan.errors)} error(s); run `orchestrator check`:\n"
-            + "\n".join(f"  {e}" for e in plan.errors)
+            f"the orchestration plan has {len(whole)} error(s); run `orchestrator check`:\n"
+            + "\n".join(f"  {e}" for e in whole)
         )
+    broken = {d for e in plan.errors for d in e.dags}
     alerts = airflow_alerts(config)  # one per DAG file: every DAG's callbacks share it
-    return {spec.dag_id: render_dag(plan, config, spec, alerts) for spec in plan.of_kind(kind)}
+    return {
+        spec.dag_id: render_dag(plan, config, spec, alerts) for spec in plan.of_kind(kind) if spec.dag_id not in broken
+    }
+
+
+def raise_plan_errors(kinds: tuple[str, ...] = ("dbt",), config_path: str | Path | None = None) -> None:
+    """The import error of dags/plan_errors.py: every error that leaves some DAGs out of the
+    rendering (a forced cycle between dbt DAGs, two nodes building one relation...), so that it
+    shows in Airflow's UI while every other DAG still runs. Errors of a whole kind fail that
+    kind's own file instead."""
+    try:
+        plan = plan_from_config(load_config(config_path), kinds=kinds, cache_dir=_cache_dir())
+    except ValueError:
+        return  # a broken input (manifest, meltano.yml, config) fails the DAG files that read it, naming it
+    partial = [e for e in plan.errors if e.dags]
+    if partial:
+        left_out = sorted({d for e in partial for d in e.dags})
+        raise PlanError(
+            f"{len(left_out)} DAG(s) left out ({', '.join(left_out)}); run `orchestrator check`:\n"
+            + "\n".join(f"  {e}" for e in partial)
+        )

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from .model import Plan
 
-_VERSION = "6"  # bump when the plan's shape or rules change
+_VERSION = "7"  # bump when the plan's shape or rules change
 
 
 def _stat(path: str) -> tuple[str, int, int]:

@@ -140,7 +140,12 @@ def _relation(schema: str | None, identifier: str | None) -> str | None:
 
 def load_manifest(path: str | Path) -> DbtProject:
     path = Path(path)
-    raw = _read_bytes(path)
+    return parse_manifest(_read_bytes(path), path)
+
+
+def parse_manifest(raw: bytes, path: str | Path = "manifest.json") -> DbtProject:
+    """A manifest's bytes (JSON) as a DbtProject; `path` names it in errors."""
+    path = Path(path)
     try:
         manifest = msgspec.json.decode(raw, type=_Manifest)
     except msgspec.DecodeError as exc:
@@ -154,7 +159,7 @@ def load_manifest(path: str | Path) -> DbtProject:
 
     names: dict[str, int] = {}
     for n in manifest.nodes.values():
-        if n.resource_type in BUILDABLE:
+        if n.resource_type in BUILDABLE or n.resource_type == "test":
             names[n.name] = names.get(n.name, 0) + 1
     nodes: dict[str, Node] = {}
     for n in manifest.nodes.values():

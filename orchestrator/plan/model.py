@@ -20,6 +20,7 @@ class Issue:
     file: str
     subject: str
     message: str
+    dags: tuple[str, ...] = ()  # errors: the DAGs it concerns, left out of the rendering (empty: the whole kind)
 
     def __str__(self) -> str:
         return f"{self.file}: {self.subject}: {self.message}"
@@ -95,6 +96,7 @@ class Plan:
     warnings: list[Issue] = field(default_factory=list)
     errors: list[Issue] = field(default_factory=list)
     profile: str = ""
+    placement: dict[str, dict] = field(default_factory=dict)  # dbt nodes placed by a rule: {dag_id, rule, reason}
 
     def dag(self, dag_id: str) -> DagSpec:
         for d in self.dags:
@@ -112,4 +114,5 @@ class Plan:
             "assets": dict(self.assets),
             "warnings": [str(w) for w in self.warnings],
             "errors": [str(e) for e in self.errors],
+            "placement": dict(self.placement),
         }

@@ -4,6 +4,7 @@ select
     payments.order_id,
     orders.customer_id,
     payments.method,
+    methods.method_label,
     payments.amount,
     payments.created_at                 as paid_at,
     cast(payments.created_at as date)   as payment_date,
@@ -14,3 +15,5 @@ from {{ ref('stg_payments') }} as payments
 -- (the relationships test on stg_payments.order_id flags it if it persists)
 inner join {{ ref('fct_orders') }} as orders
     on orders.order_id = payments.order_id
+left join {{ ref('payment_methods') }} as methods
+    on methods.method = payments.method

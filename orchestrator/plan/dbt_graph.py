@@ -1,0 +1,139 @@
+"""The dbt project as a graph of the nodes that build a relation, seen the way dbt runs them.
+
+Ephemeral models build nothing: dbt inlines their SQL into every node that reads them. So
+here they are no vertices at all; a node that reads an ephemeral model reads what that
+model reads, through any chain of them. What remains is a DAG of *built* nodes (models,
+seeds, snapshots), the sources each reads, and the built parents of each test. Everything
+the placement and the wiring need is computed once, iteratively (no recursion limit on
+deep ephemeral chains), in time linear in the manifest.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from .manifest import DbtProject, Node
+
+
+@dataclass
+class DbtGraph:
+    project: DbtProject
+    built: dict[str, Node]  # unique_id -> node, in topological order (parents first)
+    parents: dict[str, tuple[str, ...]]  # built node -> the built nodes it reads (through ephemeral models)
+    children: dict[str, list[str]]  # the reverse of `parents`
+    sources: dict[str, tuple[str, ...]]  # built node -> the sources it reads (through ephemeral models)
+    test_parents: dict[str, tuple[str, ...]]  # test -> the built nodes it reads; () when one is not built
+    test_sources: dict[str, tuple[str, ...]]  # test -> the sources it reads
+    missing: dict[str, tuple[str, ...]] = field(default_factory=dict)  # node/test -> deps not in the manifest
+    cycle: tuple[str, ...] = ()  # built nodes on a cycle (only in a hand-made manifest: dbt refuses them)
+
+    @property
+    def order(self) -> list[str]:
+        return list(self.built)
+
+
+def _expand(project: DbtProject) -> tuple[dict[str, tuple[str, ...]], dict[str, tuple[str, ...]]]:
+    """Every node's reads with ephemeral models replaced by what they read: (built or test deps, missing)."""
+    nodes, sources = project.nodes, project.sources
+    expanded: dict[str, tuple[str, ...]] = {}
+    missing: dict[str, tuple[str, ...]] = {}
+
+    def direct(uid: str) -> tuple[list[str], list[str], list[str]]:
+        eph, other, lost = [], [], []
+        for dep in nodes[uid].depends_on:
+            node = nodes.get(dep)
+            if node is not None and node.materialized == "ephemeral" and node.resource_type == "model":
+                eph.append(dep)
+            elif node is not None or dep in sources:
+                other.append(dep)
+            elif not dep.startswith(("macro.", "metric.", "semantic_model.", "saved_query.")):
+                lost.append(dep)
+        return eph, other, lost
+
+    for start in nodes:
+        if start in expanded:
+            continue
+        # Iterative post-order DFS over ephemeral deps: a chain of 10,000 is fine.
+        first = direct(start)
+        stack = [(start, first, iter(first[0]))]
+        on_path = {start}
+        while stack:
+            uid, (eph, other, lost), todo = stack[-1]
+            dep = next((d for d in todo if d not in expanded and d not in on_path), None)
+            if dep is not None:
+                on_path.add(dep)
+                reads = direct(dep)
+                stack.append((dep, reads, iter(reads[0])))
+                continue
+            stack.pop()
+            out = list(other)
+            for d in eph:
+                out.extend(expanded.get(d, ()))  # a dep still on the path is an ephemeral cycle: cut there
+            expanded[uid] = tuple(dict.fromkeys(out))
+            if lost:
+                missing[uid] = tuple(lost)
+            on_path.discard(uid)
+    return expanded, missing
+
+
+def build_graph(project: DbtProject) -> DbtGraph:
+    expanded, missing = _expand(project)
+    nodes = project.nodes
+    built_ids = [n.unique_id for n in project.buildable if n.materialized != "ephemeral"]
+    is_built = set(built_ids)
+    # A source declared on a relation the project itself builds (a snapshot's table, say) is a read
+    # of the node that builds it: that is the edge that orders them.
+    builder = {nodes[u].relation: u for u in built_ids if nodes[u].relation}
+    via_source = {s: builder[src.relation] for s, src in project.sources.items() if src.relation in builder}
+
+    def resolve(deps: tuple[str, ...], me: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        built = [via_source.get(d, d) for d in deps if d in is_built or d in via_source]
+        return (
+            tuple(dict.fromkeys(d for d in built if d != me)),
+            tuple(d for d in deps if d in project.sources and d not in via_source),
+        )
+
+    parents, src = {}, {}
+    for u in built_ids:
+        parents[u], src[u] = resolve(expanded[u], u)
+
+    # Kahn's algorithm, stable by unique_id: a deterministic topological order.
+    children: dict[str, list[str]] = defaultdict(list)
+    indegree = {u: len(parents[u]) for u in built_ids}
+    for u in built_ids:
+        for p in parents[u]:
+            children[p].append(u)
+    ready = sorted(u for u in built_ids if indegree[u] == 0)
+    order: list[str] = []
+    while ready:
+        nxt: list[str] = []
+        for u in ready:
+            order.append(u)
+            for c in children[u]:
+                indegree[c] -= 1
+                if indegree[c] == 0:
+                    nxt.append(c)
+        ready = sorted(nxt)
+    cycle = tuple(sorted(u for u in built_ids if indegree[u] > 0))
+    order += list(cycle)  # still placed, the cycle is reported
+
+    test_parents, test_sources = {}, {}
+    for t in project.tests:
+        deps = expanded[t.unique_id]
+        # A test of a disabled or unknown node, or of an ephemeral model reading nothing built: no DAG runs it.
+        ok = t.unique_id not in missing and all(d in is_built or d in project.sources for d in deps)
+        built, read = resolve(deps, t.unique_id)
+        test_parents[t.unique_id] = built if ok else ()
+        test_sources[t.unique_id] = read
+    return DbtGraph(
+        project=project,
+        built={u: nodes[u] for u in order},
+        parents=parents,
+        children={u: children.get(u, []) for u in order},
+        sources=src,
+        test_parents=test_parents,
+        test_sources=test_sources,
+        missing=missing,
+        cycle=cycle,
+    )

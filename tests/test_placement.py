@@ -1,0 +1,369 @@
+"""Lineage-aware placement of dbt nodes in DAGs: the invariants of tests/plan_invariants.py on the
+six real manifests of ../shared/manifests with realistic tag sets, and on generated manifests
+(hypothesis); the rules one by one on small hand-made graphs."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from plan_invariants import check
+
+from orchestrator.plan.config import OrchestrationConfig
+from orchestrator.plan.dbt_dags import orchestration_tags
+from orchestrator.plan.dbt_specs import plan_dbt
+from orchestrator.plan.manifest import DbtProject, load_manifest, parse_manifest
+from orchestrator.profiles import Profile
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "manifests"
+V12 = "https://schemas.getdbt.com/dbt/manifest/v12.json"
+PROFILE = Profile(name="p", meltano_environment="dev", loader="target-x", dbt_target="x", extractors=("tap-x",))
+
+
+def config(tags=(), **kw) -> OrchestrationConfig:
+    return OrchestrationConfig(path=Path("orchestration.yml"), profile=PROFILE, tags=tuple(tags), **kw)
+
+
+def produced_sources(project: DbtProject) -> dict[str, str]:
+    """As if Meltano loaded every source the project does not build itself."""
+    built = {n.relation for n in project.buildable}
+    return {s.relation: "meltano_x" for s in project.sources.values() if s.relation not in built}
+
+
+def plan_and_check(project: DbtProject, cfg: OrchestrationConfig, produced: dict[str, str] | None = None):
+    produced = produced_sources(project) if produced is None else produced
+    dags, warnings, errors, placed = plan_dbt(cfg, project, produced)
+    node_tags = {
+        n.unique_id: orchestration_tags(cfg, n.tags) for n in project.buildable if n.materialized != "ephemeral"
+    }
+    if cfg.mode == "monolith":
+        node_tags = {u: [] for u in node_tags}
+    violations = check(project, dags, errors, node_tags, set(produced), catch_all=cfg.catch_all)
+    return dags, warnings, errors, placed, violations
+
+
+# ----------------------------------------------------------------------- real manifests
+
+MANIFESTS = {
+    "mattermost": "mattermost_*.json.gz",
+    "gitlab": "gitlab-*.json.gz",
+    "tuva": "tuva_*.json.gz",
+    "calitp": "calitp_*.json.gz",
+    "flipside": "flipside_*.json.gz",
+    "jaffle_shop": "cosmos_*.json.gz",
+}
+TAG_SETS = {  # besides each manifest's 20 most frequent tags ("top")
+    "mattermost": {
+        "cadence": ["nightly", "hourly"],
+        "layer": ["staging", "intermediate", "marts"],
+        "cadence_then_layer": ["hourly", "nightly", "staging", "intermediate", "marts"],
+    },
+    "gitlab": {"product_daily": ["product", "daily"], "daily_product": ["daily", "product"]},
+    "tuva": {
+        "domains": [
+            "claims_preprocessing",
+            "encounters",
+            "service_category_grouper",
+            "core",
+            "financial_pmpm",
+            "cms_hcc",
+            "readmissions",
+            "quality_measures",
+            "terminology",
+        ],
+        "quality": ["data_quality", "dq", "dq2", "dq_analytics"],
+    },
+    "calitp": {},
+    "flipside": {},
+    "jaffle_shop": {},
+}
+_loaded: dict[str, DbtProject] = {}
+
+
+def real(name: str) -> DbtProject:
+    if name not in _loaded:
+        found = sorted(SHARED.glob(MANIFESTS[name]))
+        # CI has ../shared beside the checkout: a missing manifest there is a failure, not a skip.
+        assert found, f"{SHARED}/{MANIFESTS[name]} not found: ../shared/manifests must sit beside the checkout"
+        _loaded[name] = load_manifest(found[0])
+    return _loaded[name]
+
+
+def top_tags(project: DbtProject, n: int = 20) -> list[str]:
+    counts = Counter(t for node in project.buildable for t in node.tags)
+    return [t for t, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:n]]
+
+
+CASES = [(m, "top") for m in MANIFESTS] + [(m, s) for m, sets in TAG_SETS.items() for s in sets]
+
+
+@pytest.mark.parametrize("name, tag_set", CASES)
+def test_real_manifests_keep_every_invariant(name, tag_set):
+    project = real(name)
+    tags = top_tags(project) if tag_set == "top" else TAG_SETS[name][tag_set]
+    t0 = time.perf_counter()
+    dags, warnings, errors, placed, violations = plan_and_check(project, config(tags))
+    elapsed = time.perf_counter() - t0
+    assert violations == [], "\n".join(violations[:20])
+    assert errors == [], [str(e) for e in errors]  # none of these tag sets forces a cycle
+    assert dags, "every manifest has nodes to build"
+    assert elapsed < 2, f"plan took {elapsed:.2f}s"
+    # every rule-placed node is explained
+    assert all(p["reason"] and p["rule"] for p in placed.values())
+
+
+@pytest.mark.parametrize("name", list(MANIFESTS))
+def test_real_manifests_in_monolith_mode(name):
+    dags, _, errors, _, violations = plan_and_check(real(name), config(mode="monolith"))
+    assert violations == [] and errors == []
+    assert [d.dag_id for d in dags] == ["dbt_all"]
+
+
+def test_mattermost_untagged_intermediates_after_hourly_get_a_second_stage():
+    """The case that used to be a false cycle: one catch-all cannot hold both the untagged seed an
+    hourly model reads and the untagged models that read hourly models."""
+    dags, _, errors, placed, violations = plan_and_check(real("mattermost"), config(["nightly", "hourly"]))
+    assert violations == [] and errors == []
+    ids = {d.dag_id for d in dags}
+    assert {"dbt_nightly", "dbt_hourly", "dbt_untagged"} <= ids
+    stages = Counter(p["dag_id"] for p in placed.values() if p["rule"] == "catch_all")
+    assert stages, placed
+    for dag_id in stages:
+        assert dag_id == "dbt_untagged" or dag_id.startswith("dbt_untagged_")
+
+
+# ----------------------------------------------------------------------- small graphs, one rule each
+
+
+def model(name, tags=(), deps=(), materialized="table", rtype="model", schema="analytics"):
+    return {
+        "unique_id": f"{rtype}.p.{name}",
+        "resource_type": rtype,
+        "name": name,
+        "package_name": "p",
+        "schema": schema,
+        "alias": name,
+        "tags": list(tags),
+        "config": {"materialized": materialized},
+        "depends_on": {"nodes": list(deps)},
+        "original_file_path": f"models/{name}.sql",
+        "fqn": ["p", name],
+    }
+
+
+def dtest(name, deps, tags=()):
+    return {
+        "unique_id": f"test.p.{name}",
+        "resource_type": "test",
+        "name": name,
+        "package_name": "p",
+        "tags": list(tags),
+        "config": {"materialized": "test"},
+        "depends_on": {"nodes": list(deps)},
+        "fqn": ["p", name],
+    }
+
+
+def source(table, schema="raw"):
+    return {
+        "unique_id": f"source.p.raw.{table}",
+        "name": table,
+        "source_name": "raw",
+        "schema": schema,
+        "identifier": table,
+    }
+
+
+def manifest(nodes, sources=()) -> DbtProject:
+    raw = {
+        "metadata": {"dbt_schema_version": V12},
+        "nodes": {n["unique_id"]: n for n in nodes},
+        "sources": {s["unique_id"]: s for s in sources},
+    }
+    return parse_manifest(json.dumps(raw).encode())
+
+
+def m(name):
+    return f"model.p.{name}"
+
+
+def test_ephemeral_models_belong_to_no_dag_and_pass_on_what_they_read():
+    project = manifest(
+        [
+            model("a", ["x"]),
+            model("e", ["y"], [m("a")], materialized="ephemeral"),  # tagged y, read by x only
+            model("b", ["x"], [m("e")]),
+            model("c", ["y"]),
+        ]
+    )
+    dags, _, errors, _, violations = plan_and_check(project, config(["x", "y"]))
+    assert violations == [] and errors == []
+    by_id = {d.dag_id: d for d in dags}
+    assert by_id["dbt_y"].schedule.assets == ("tick",)  # e's read of a counts for no DAG of y
+    assert m("e") not in by_id["dbt_y"].models and m("e") not in by_id["dbt_x"].models
+
+
+def test_untagged_node_between_two_nodes_of_a_tag_joins_it():
+    project = manifest([model("a", ["x"]), model("u", [], [m("a")]), model("b", ["x"], [m("u")])])
+    dags, _, errors, placed, violations = plan_and_check(project, config(["x"]))
+    assert violations == [] and errors == []
+    assert [d.dag_id for d in dags] == ["dbt_x"]
+    assert placed[m("u")]["rule"] == "joins_tag" and placed[m("u")]["dag_id"] == "dbt_x"
+    assert "between models of dbt_x" in placed[m("u")]["reason"]
+
+
+def test_catch_all_splits_in_stages_around_a_tag_dag():
+    project = manifest(
+        [
+            model("seed_codes", rtype="seed"),
+            model("h", ["hourly"], [f"seed.p.seed_codes"]),
+            model("after", [], [m("h")]),
+            model("n", ["nightly"], [m("after")]),
+            model("last", [], [m("n")]),
+        ]
+    )
+    dags, _, errors, placed, violations = plan_and_check(project, config(["nightly", "hourly"]))
+    assert violations == [] and errors == []
+    assert placed["seed.p.seed_codes"]["dag_id"] == "dbt_untagged"
+    assert placed[m("after")]["dag_id"] == "dbt_untagged_2"
+    assert placed[m("last")]["dag_id"] == "dbt_untagged_3"
+    by_id = {d.dag_id: d for d in dags}
+    assert by_id["dbt_hourly"].schedule.assets == ("analytics.seed_codes",)
+    assert by_id["dbt_untagged_2"].schedule.assets == ("analytics.h",)
+
+
+def test_two_untagged_groups_that_need_no_stage_share_one_catch_all():
+    project = manifest([model("s1", rtype="seed"), model("a", ["x"], ["seed.p.s1"]), model("u", [], [m("a")])])
+    dags, _, errors, placed, violations = plan_and_check(project, config(["x"]))
+    assert violations == [] and errors == []
+    assert placed["seed.p.s1"]["dag_id"] == "dbt_untagged" and placed[m("u")]["dag_id"] == "dbt_untagged_2"
+    project = manifest([model("s1", rtype="seed"), model("a", ["x"]), model("u", [], [m("a")])])
+    _, _, _, placed, _ = plan_and_check(project, config(["x"]))
+    assert placed["seed.p.s1"]["dag_id"] == placed[m("u")]["dag_id"] == "dbt_untagged"
+
+
+def test_a_multi_tag_node_takes_the_first_tag_that_keeps_the_plan_acyclic():
+    # b carries x and y; in x it would make dbt_x both before and after dbt_y (a is y, c is x).
+    project = manifest(
+        [model("a", ["y"]), model("b", ["x", "y"], [m("a")]), model("c", ["y"], [m("b")]), model("d", ["x"], [m("c")])]
+    )
+    dags, warnings, errors, placed, violations = plan_and_check(project, config(["x", "y"]))
+    assert violations == [] and errors == []
+    assert placed[m("b")]["dag_id"] == "dbt_y" and placed[m("b")]["rule"] == "multi_tag"
+    assert any(w.subject == m("b") and "dbt_y" in w.message for w in warnings)
+
+
+def test_a_forced_cycle_is_an_error_naming_the_path_and_the_fix_and_other_dags_survive():
+    project = manifest(
+        [
+            model("f1", ["finance"]),
+            model("k1", ["marketing"], [m("f1")]),
+            model("f2", ["finance"], [m("k1")]),
+            model("c1", ["core"]),
+        ]
+    )
+    dags, _, errors, _, violations = plan_and_check(project, config(["core", "finance", "marketing"]))
+    assert violations == []
+    assert len(errors) == 1
+    e = errors[0]
+    assert set(e.dags) == {"dbt_finance", "dbt_marketing"}
+    assert "model.p.f1 (dbt_finance) -> model.p.k1 (dbt_marketing) -> model.p.f2 (dbt_finance)" in e.message
+    assert "on model.p.k1: add the tag `finance` (or remove `marketing`)" in e.message and "monolith" in e.message
+    assert "dbt_core" in {d.dag_id for d in dags}
+
+
+def test_tests_run_in_the_dag_after_all_their_parents():
+    project = manifest(
+        [
+            model("a", ["x"]),
+            model("b", ["y"], [m("a")]),
+            model("c", ["z"]),
+            dtest("rel_b_a", [m("b"), m("a")]),
+            dtest("rel_b_c", [m("b"), m("c")]),
+            model("d", ["w"], [m("b"), m("c")]),
+            dtest("nn_a", [m("a")], tags=["y"]),
+        ]
+    )
+    dags, warnings, errors, _, violations = plan_and_check(project, config(["w", "x", "y", "z"]))
+    assert violations == [] and errors == []
+    by_id = {d.dag_id: d for d in dags}
+    assert "test.p.rel_b_a" in by_id["dbt_y"].tests
+    assert "test.p.rel_b_c" in by_id["dbt_w"].tests  # y and z unrelated: the first DAG after both
+    # nn_a carries the tag y: `tag:y` would run it in dbt_y too, so dbt_y names its nodes instead
+    assert "tag:y" not in by_id["dbt_y"].tasks[0].args
+
+
+def test_reading_a_source_that_a_dbt_node_builds_waits_for_that_node():
+    project = manifest(
+        [
+            model("snap", ["x"], rtype="snapshot", materialized="snapshot", schema="snapshots"),
+            model("r", ["y"], ["source.p.raw.snap"]),
+        ],
+        [source("snap", "snapshots")],
+    )
+    dags, _, errors, _, violations = plan_and_check(project, config(["x", "y"]))
+    assert violations == [] and errors == []
+    assert {d.dag_id: d for d in dags}["dbt_y"].schedule.assets == ("snapshots.snap",)
+
+
+# ----------------------------------------------------------------------- property-based
+
+TAGS = ["a", "b", "c"]
+
+
+@st.composite
+def manifests(draw):
+    n = draw(st.integers(1, 12))
+    nodes, sources = [], [source(f"s{i}") for i in range(3)]
+    for i in range(n):
+        rtype = draw(st.sampled_from(["model"] * 6 + ["seed", "snapshot"]))
+        deps = (
+            []
+            if rtype == "seed"
+            else sorted(
+                set(
+                    draw(st.lists(st.sampled_from([f"n{j}" for j in range(i)] + ["src0", "src1", "src2"]), max_size=3))
+                    if i
+                    else draw(st.lists(st.sampled_from(["src0", "src1", "src2"]), max_size=2))
+                )
+            )
+        )
+        resolved = []
+        for dep in deps:
+            if dep.startswith("src"):
+                resolved.append(f"source.p.raw.s{dep[3:]}")
+            else:
+                resolved.append(next(x["unique_id"] for x in nodes if x["name"] == dep))
+        materialized = draw(st.sampled_from(["table", "view", "ephemeral"])) if rtype == "model" else rtype
+        tags = draw(st.lists(st.sampled_from(TAGS + ["other"]), max_size=3, unique=True))
+        nodes.append(model(f"n{i}", tags, resolved, materialized=materialized, rtype=rtype))
+    for k in range(draw(st.integers(0, 4))):
+        targets = draw(st.lists(st.sampled_from([x["unique_id"] for x in nodes]), min_size=1, max_size=2, unique=True))
+        nodes.append(dtest(f"t{k}", targets, tags=draw(st.lists(st.sampled_from(TAGS), max_size=1))))
+    order = draw(st.permutations(TAGS))
+    produced = draw(st.sets(st.sampled_from(["raw.s0", "raw.s1", "raw.s2"])))
+    return manifest(nodes, sources), list(order), {r: "meltano_x" for r in produced}
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(manifests())
+def test_invariants_hold_on_generated_manifests(case):
+    project, tags, produced = case
+    *_, violations = plan_and_check(project, config(tags), produced)
+    assert violations == [], violations
+
+
+@settings(max_examples=100, deadline=None)
+@given(manifests())
+def test_invariants_hold_with_the_catch_all_off_and_in_monolith_mode(case):
+    project, tags, produced = case
+    *_, violations = plan_and_check(project, replace(config(tags), catch_all=False), produced)
+    assert violations == [], violations
+    *_, violations = plan_and_check(project, config(tags, mode="monolith"), produced)
+    assert violations == [], violations
