@@ -10,7 +10,8 @@ UV_VERSION := 0.13.9
 export MELTANO_SEND_ANONYMOUS_USAGE_STATS := false
 
 MELTANO_FILES := $(wildcard meltano/meltano.yml meltano/extract/*.meltano.yml meltano/load/*.meltano.yml) \
-                 $(wildcard meltano/extract/tap-jsonl-dir/pyproject.toml meltano/extract/tap-jsonl-dir/tap_jsonl_dir/*.py)
+                 $(wildcard meltano/extract/tap-jsonl-dir/pyproject.toml meltano/extract/tap-jsonl-dir/tap_jsonl_dir/*.py) \
+                 $(wildcard meltano/load/target-duckdb-fixed/pyproject.toml meltano/load/target-duckdb-fixed/target_duckdb_fixed/*.py)
 DBT_FILES := $(shell find dbt_project -path dbt_project/target -prune -o -path dbt_project/logs -prune \
                -o -type f \( -name '*.sql' -o -name '*.yml' -o -name '*.csv' \) -print 2>/dev/null)
 
