@@ -11,11 +11,15 @@ takes line 1 as a header when its values equal the column names, or when *every*
 table is VARCHAR (nothing can prove the line is data). So for a stream whose columns are all
 strings -- with `add_metadata_columns` off; on, two TIMESTAMP `_sdc_*` columns hide it -- the
 first record of *every* batch is silently dropped, and the state still advances past it.
+With duckdb 1.3 it is worse (checked with 1.3.2): with `add_metadata_columns` on, upstream loses
+the first record of every batch of every stream, typed ones included. This patch loads them all
+there too, so duckdb's pin (1.2.2) is only about the storage format shared with the orchestrator.
 
 The fix states the file's dialect instead of letting DuckDB guess it: HEADER false, and the
 delimiter, quote and escape characters the csv.writer above used (upstream also left those to
 the sniffer). Nothing else changes: same table layout, upsert on the primary key, `_sdc_*`
-columns, settings. Upstream's `load_rows` is copied below with only the COPY statement changed.
+columns, settings. Upstream's `load_rows` is copied below with the COPY statement changed, and
+one crash fixed on the way: a stream whose only columns are its key (no metadata columns).
 """
 
 from __future__ import annotations
