@@ -10,7 +10,13 @@ UV_VERSION := 0.13.9
 export MELTANO_SEND_ANONYMOUS_USAGE_STATS := false
 
 MELTANO_FILES := $(wildcard meltano/meltano.yml meltano/extract/*.meltano.yml meltano/load/*.meltano.yml) \
-                 $(wildcard meltano/extract/tap-jsonl-dir/pyproject.toml meltano/extract/tap-jsonl-dir/tap_jsonl_dir/*.py)
+                 $(wildcard meltano/extract/tap-jsonl-dir/pyproject.toml meltano/extract/tap-jsonl-dir/tap_jsonl_dir/*.py) \
+                 $(wildcard meltano/load/target-duckdb-fixed/pyproject.toml meltano/load/target-duckdb-fixed/target_duckdb_fixed/*.py)
+# The test fixture's own Meltano project (tests/fixtures/bikeshare; tests/fixture_project.py reads the same stamp).
+FIXTURE_MELTANO := tests/fixtures/bikeshare/meltano
+FIXTURE_MELTANO_FILES := $(wildcard $(FIXTURE_MELTANO)/meltano.yml $(FIXTURE_MELTANO)/extract/tap-bikeshare-csv/pyproject.toml) \
+                 $(wildcard $(FIXTURE_MELTANO)/extract/tap-bikeshare-csv/tap_bikeshare_csv/*.py) \
+                 $(wildcard meltano/load/target-duckdb-fixed/pyproject.toml meltano/load/target-duckdb-fixed/target_duckdb_fixed/*.py)
 DBT_FILES := $(shell find dbt_project -path dbt_project/target -prune -o -path dbt_project/logs -prune \
                -o -type f \( -name '*.sql' -o -name '*.yml' -o -name '*.csv' \) -print 2>/dev/null)
 
@@ -22,7 +28,7 @@ run: setup
 test: setup
 	$(BIN)/pytest $(PYTEST_ARGS)
 
-setup: $(VENV)/.installed meltano/.meltano/.installed dbt_project/target/manifest.json
+setup: $(VENV)/.installed meltano/.meltano/.installed dbt_project/target/manifest.json $(FIXTURE_MELTANO)/.meltano/.installed
 
 # Python environment: uv (from PyPI) installs the pinned set in constraints.txt.
 $(VENV)/.installed: pyproject.toml constraints.txt
@@ -34,6 +40,11 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 # Meltano plugins, each in its own virtualenv under meltano/.meltano/.
 meltano/.meltano/.installed: $(VENV)/.installed $(MELTANO_FILES)
 	cd meltano && ../$(BIN)/meltano install
+	touch $@
+
+# The fixture's plugins, once per machine (its pip_urls are relative: run from its directory).
+$(FIXTURE_MELTANO)/.meltano/.installed: $(VENV)/.installed $(FIXTURE_MELTANO_FILES)
+	cd $(FIXTURE_MELTANO) && $(CURDIR)/$(BIN)/meltano install
 	touch $@
 
 # dbt: packages (none today) and the manifest the orchestration plan reads.
@@ -61,4 +72,4 @@ constraints: $(VENV)/.installed
 	$(BIN)/uv pip compile --python 3.11 pyproject.toml --extra test --extra dev --extra mailsink -o constraints.txt
 
 clean:
-	rm -rf var meltano/.meltano dbt_project/target dbt_project/logs
+	rm -rf var meltano/.meltano dbt_project/target dbt_project/logs $(FIXTURE_MELTANO)/.meltano
