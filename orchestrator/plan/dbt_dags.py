@@ -40,6 +40,8 @@ def bullets(items, limit: int = 25) -> str:
 
 def orchestration_tags(config: OrchestrationConfig, tags: tuple[str, ...]) -> list[str]:
     """A node's orchestration tags in precedence order: the configured list, then the prefix's, sorted."""
+    if not tags:
+        return []
     listed = [t for t in config.tags if t in tags]
     prefixed = sorted(t for t in tags if config.tag_prefix and t.startswith(config.tag_prefix) and t not in listed)
     return listed + prefixed
@@ -123,7 +125,9 @@ def place_nodes(config: OrchestrationConfig, graph: DbtGraph) -> Placement:
         out = Placement(tag_of_dag={config.monolith_dag_id: None} if graph.built else {})
         out.dag_of = {u: config.monolith_dag_id for u in graph.built}
         return out
-    node_tags = {u: orchestration_tags(config, n.tags) for u, n in graph.built.items()}
+    by_tags: dict[tuple[str, ...], list[str]] = {}  # nodes share a handful of tag sets
+    node_tags = {u: by_tags.get(n.tags) or by_tags.setdefault(n.tags, orchestration_tags(config, n.tags))
+                 for u, n in graph.built.items()}
     seen = {t for ts in node_tags.values() for t in ts}
     order = [t for t in config.tags if t in seen] + sorted(seen - set(config.tags))
     return place(
@@ -140,7 +144,7 @@ def check_dag_ids(config: OrchestrationConfig, dbt: DbtProject, placement: Place
     merged DAG would select one tag and announce the other's Assets."""
     errors = []
     by_id: dict[str, set[str]] = defaultdict(set)
-    for tag in {*config.tags, *(t for n in dbt.buildable for t in orchestration_tags(config, n.tags))}:
+    for tag in {*config.tags, *(t for ts in {n.tags for n in dbt.buildable} for t in orchestration_tags(config, ts))}:
         by_id[tag_dag_id(config, tag)].add(tag)
     for dag_id, tags in sorted(by_id.items()):
         if len(tags) > 1:

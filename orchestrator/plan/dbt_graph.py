@@ -26,6 +26,8 @@ class DbtGraph:
     test_parents: dict[str, tuple[str, ...]]  # test -> the built nodes it reads; () when one is not built
     test_sources: dict[str, tuple[str, ...]]  # test -> the sources it reads
     missing: dict[str, tuple[str, ...]] = field(default_factory=dict)  # node/test -> deps not in the manifest
+    direct_tests: dict[str, list[str]] = field(default_factory=dict)  # node -> the tests that name it directly
+    tagged: dict[str, set[str]] = field(default_factory=dict)  # tag -> every node and test carrying it
     cycle: tuple[str, ...] = ()  # built nodes on a cycle (only in a hand-made manifest: dbt refuses them)
 
     @property
@@ -51,28 +53,31 @@ def _expand(project: DbtProject) -> tuple[dict[str, tuple[str, ...]], dict[str, 
                 lost.append(dep)
         return eph, other, lost
 
+    reads = {uid: direct(uid) for uid in nodes}
+    for uid, (eph, other, lost) in reads.items():
+        if lost:
+            missing[uid] = tuple(lost)
+        if not eph:  # most nodes: nothing to see through
+            expanded[uid] = tuple(dict.fromkeys(other))
     for start in nodes:
         if start in expanded:
             continue
         # Iterative post-order DFS over ephemeral deps: a chain of 10,000 is fine.
-        first = direct(start)
-        stack = [(start, first, iter(first[0]))]
+        stack = [(start, iter(reads[start][0]))]
         on_path = {start}
         while stack:
-            uid, (eph, other, lost), todo = stack[-1]
+            uid, todo = stack[-1]
             dep = next((d for d in todo if d not in expanded and d not in on_path), None)
             if dep is not None:
                 on_path.add(dep)
-                reads = direct(dep)
-                stack.append((dep, reads, iter(reads[0])))
+                stack.append((dep, iter(reads[dep][0])))
                 continue
             stack.pop()
+            eph, other, _ = reads[uid]
             out = list(other)
             for d in eph:
                 out.extend(expanded.get(d, ()))  # a dep still on the path is an ephemeral cycle: cut there
             expanded[uid] = tuple(dict.fromkeys(out))
-            if lost:
-                missing[uid] = tuple(lost)
             on_path.discard(uid)
     return expanded, missing
 
@@ -87,11 +92,15 @@ def build_graph(project: DbtProject) -> DbtGraph:
     builder = {nodes[u].relation: u for u in built_ids if nodes[u].relation}
     via_source = {s: builder[src.relation] for s, src in project.sources.items() if src.relation in builder}
 
+    sources = project.sources
+
     def resolve(deps: tuple[str, ...], me: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        if not via_source:  # the common case: a plain split
+            return (tuple(d for d in deps if d in is_built and d != me), tuple(d for d in deps if d in sources))
         built = [via_source.get(d, d) for d in deps if d in is_built or d in via_source]
         return (
             tuple(dict.fromkeys(d for d in built if d != me)),
-            tuple(d for d in deps if d in project.sources and d not in via_source),
+            tuple(d for d in deps if d in sources and d not in via_source),
         )
 
     parents, src = {}, {}
@@ -126,8 +135,18 @@ def build_graph(project: DbtProject) -> DbtGraph:
         built, read = resolve(deps, t.unique_id)
         test_parents[t.unique_id] = built if ok else ()
         test_sources[t.unique_id] = read
+    direct_tests: dict[str, list[str]] = defaultdict(list)
+    tagged: dict[str, set[str]] = defaultdict(set)
+    for uid, n in nodes.items():
+        for tag in n.tags:
+            tagged[tag].add(uid)
+        if n.resource_type == "test":
+            for dep in n.depends_on:
+                direct_tests[dep].append(uid)
     return DbtGraph(
         project=project,
+        direct_tests=dict(direct_tests),
+        tagged=dict(tagged),
         built={u: nodes[u] for u in order},
         parents=parents,
         children={u: children.get(u, []) for u in order},

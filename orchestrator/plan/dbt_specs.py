@@ -90,16 +90,18 @@ def _selection(
         return ("build", "--indirect-selection", "cautious")
     nodes = graph.project.nodes
     mine, assigned = set(members), set(tests)
+
+    def cautious(selected: set[str]) -> set[str]:  # tests dbt adds: all their direct parents selected
+        touching = {t for u in selected for t in graph.direct_tests.get(u, ())}
+        return {t for t in touching if set(nodes[t].depends_on) <= selected}
+
     select = sorted(graph.built[u].selector for u in members)
-    picked = {t for t in nodes if nodes[t].resource_type == "test" and set(nodes[t].depends_on) <= mine}
+    picked = cautious(mine)
     tag = placement.tag_of_dag.get(dag_id)
     if tag is not None:
-        carrying = {u for u, n in nodes.items() if tag in n.tags}
-        by_tag = carrying | {
-            t for t in nodes if nodes[t].resource_type == "test" and set(nodes[t].depends_on) <= carrying
-        }
-        tag_tests = {t for t in by_tag if nodes[t].resource_type == "test"}
-        if {u for u in by_tag if u in graph.built} == mine and tag_tests <= assigned:
+        carrying = graph.tagged.get(tag, set())
+        tag_tests = {t for t in carrying if nodes[t].resource_type == "test"} | cautious(carrying)
+        if {u for u in carrying if u in graph.built} == mine and tag_tests <= assigned:
             select, picked = [f"tag:{tag}"], tag_tests
     named = sorted(nodes[t].selector for t in assigned - picked)
     return ("build", "--select", *select, *named, "--indirect-selection", "cautious")
