@@ -96,6 +96,15 @@ def test_first_cycle_runs_every_dag_from_the_asset_events(pipeline):
         assert run.lag is not None and run.lag >= 0  # the run started after its last triggering event
         # And it emitted one event per outlet.
         assert sorted(e["name"] for e in run.emitted) == sorted(spec.outlets), spec.dag_id
+    # Every built node of the manifest (catch-all stages included) was built exactly once, by one DAG.
+    from orchestrator.plan.manifest import load_manifest
+
+    manifest = load_manifest(REPO_ROOT / "dbt_project" / "target" / "manifest.json")
+    expected = sorted(n.unique_id for n in manifest.buildable if n.materialized != "ephemeral")
+    built = sorted(e["extra"]["unique_id"] for spec in plan.of_kind("dbt") for e in runs[spec.dag_id].emitted)
+    assert built == expected
+    assert {"dbt_untagged", "dbt_untagged_2"} <= set(runs)  # the seed's stage before finance, the summary's after
+    assert runs["dbt_untagged_2"].start >= runs["dbt_finance"].end
     # dbt_finance ran only after dbt_core produced fct_orders: its trigger came from dbt_core's run.
     fct = next(e for e in runs["dbt_finance"].triggered_by if e["name"] == "analytics.fct_orders")
     assert fct["source_dag_id"] == "dbt_core" and fct["source_run_id"] == runs["dbt_core"].run_id
