@@ -358,14 +358,6 @@ class Notifier:
         result.elapsed_s = time.monotonic() - t0
         return result
 
-    def has_open_incident(self, dag_id: str, task_id: str | None) -> bool:
-        """Cheap check for success callbacks: is there a failure to announce the recovery of?"""
-        try:
-            return bool(self.outbox.open_incident_routes(dag_id, task_id))
-        except Exception:  # noqa: BLE001
-            log.exception("alerting: outbox unreadable")
-            return False
-
     def redeliver(
         self, now: datetime | None = None, *, limit: int = 100, include_future: bool = False
     ) -> list[DeliveryResult]:
