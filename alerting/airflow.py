@@ -22,9 +22,12 @@ import time
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .events import Alert
+
+if TYPE_CHECKING:
+    from .lateness import Expectation
 
 log = logging.getLogger("alerting.airflow")
 
@@ -196,7 +199,7 @@ def alert_from_context(kind: str, context: dict, *, task_level: bool = True) -> 
 
 def check_lateness(
     *,
-    expectations: Iterable[dict],
+    expectations: Iterable[Expectation | dict],
     tick: dict[str, str],
     alerts: AirflowAlerts | None = None,
     now: datetime | None = None,
@@ -206,6 +209,7 @@ def check_lateness(
 
     The task declares every Asset named here as an inlet; their latest events come through
     the Task SDK (`inlet_events`), so it works on any executor without metadata DB access.
+    `expectations`: `alerting.lateness.Expectation`s or their dict shape (`Expectation.from_dict`);
     `tick`: {name: uri} of the Asset that starts a cycle; `now`: check as of then (default:
     now). A DAG with an open failure incident is skipped: its failure was announced already.
     Returns what it sent."""
@@ -232,7 +236,7 @@ def check_lateness(
         return []
     alerts = alerts or AirflowAlerts()
     notifier = alerts.notifier()
-    pending = [Expectation.from_dict(e) for e in expectations]
+    pending = [e if isinstance(e, Expectation) else Expectation.from_dict(e) for e in expectations]
     pending = [e for e in pending if not notifier.outbox.open_failures(e.dag_id)]
     found = late_alerts(pending, cycle_start=cycle_start, now=now or _now(), last_event=last_event)
     sent = []

@@ -7,7 +7,8 @@ that cannot be zero or negative are refused, and secrets (`token`, `webhook_url`
 pydantic `ValidationError` into `(key path, message)` pairs such as
 `("routes[1].match.dbt_tags", "unknown key (expected one of dbt_tag, dag_tag, dag_id)")`.
 
-Only `alerting.routing` (and `alerting.lateness`) import this module, at load time.
+Also the dict shape of a lateness expectation (`ExpectationModel`). Only `alerting.routing`
+and `alerting.lateness` import this module, when a file or dict is validated.
 """
 
 from __future__ import annotations
@@ -158,6 +159,24 @@ class RoutingFile(_Model):
             }
             data = {k: (sections[k] if v is None and k in sections else v) for k, v in data.items()}
         return data
+
+
+def _tuple_as_list(value: Any) -> Any:
+    return list(value) if isinstance(value, tuple) else value
+
+
+Names = Annotated[list[Annotated[str, Field(min_length=1)]], BeforeValidator(_tuple_as_list)]
+
+
+class ExpectationModel(_Model):
+    """The dict shape of `alerting.lateness.Expectation`."""
+
+    dag_id: Annotated[str, Field(min_length=1)]
+    upstream: Names
+    outlets: Names
+    within_s: Seconds
+    dag_tags: Names = []
+    dbt_tag: Annotated[str, Field(min_length=1)] | None = None
 
 
 # ------------------------------------------------------------------ error messages
