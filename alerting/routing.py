@@ -17,6 +17,9 @@ error naming the variable.
     quiet: false                   # dev: record in the outbox, send nothing (env ALERTING_QUIET=1 too)
     suppression_window_s: 3600     # same signature within it: counted, not re-sent
     thread_replies: false          # post "seen N times" in the original's thread
+    notify_budget_s: 10            # one notify() call sends for at most this long; the rest stays
+                                   # pending in the outbox for redeliver()
+    retention_days: 30             # redeliver() prunes sent rows and resolved incidents older than this
     storm: {threshold: 5, window_s: 600}   # more failures than this on a route within the window:
                                            # the rest go in one thread
     slack:
@@ -72,6 +75,14 @@ _secrets: set[str] = set()
 _secrets_lock = threading.Lock()
 REDACTED = "***"
 
+# Environment variables whose value is a secret (read at redaction time, never at import).
+SECRET_ENV_NAME = re.compile(r"TOKEN|PASSWORD|PASSWD|SECRET|_KEY$|WEBHOOK", re.IGNORECASE)
+_NOT_SECRET = {"true", "false", "yes", "no", "on", "off", "none", "null"}
+# scheme://user:password@host -> scheme://user:***@host
+_URL_CREDENTIALS = re.compile(r"(?P<head>\b[a-zA-Z][a-zA-Z0-9+.\-]*://[^\s:/@?#]*):(?P<pw>[^\s@/?#]+)@")
+_SLACK_TOKEN = re.compile(r"\b(?P<kind>xox[abposr])-[A-Za-z0-9][A-Za-z0-9\-]*")
+_env_cache: tuple[int, frozenset[str]] = (0, frozenset())
+
 
 def register_secret(value: str | None) -> None:
     if value and len(value) >= 4:
@@ -79,13 +90,71 @@ def register_secret(value: str | None) -> None:
             _secrets.add(value)
 
 
-def redact(text: Any) -> str:
-    s = str(text)
+def _candidates(value: str | None) -> set[str]:
+    """A secret value as it may appear in text: itself, and percent-decoded."""
+    if not value or len(value) < 4 or value.strip().lower() in _NOT_SECRET:
+        return set()
+    return {value, unquote(value)} - {""}
+
+
+def _connection_secrets(raw: str) -> set[str]:
+    """The password (and token-like extras) of an AIRFLOW_CONN_* value, URI or JSON."""
+    out: set[str] = set()
+    raw = raw.strip()
+    try:
+        if raw.startswith("{"):
+            d = json.loads(raw)
+            extra = d.get("extra") or {}
+            if isinstance(extra, str):
+                extra = json.loads(extra) if extra.strip().startswith("{") else {}
+            for v in (d.get("password"), extra.get("token"), extra.get("webhook_token"), extra.get("password")):
+                out |= _candidates(v if isinstance(v, str) else None)
+        else:
+            out |= _candidates(urlsplit(raw).password)
+    except (ValueError, AttributeError):
+        pass
+    return {x for x in out if len(x) >= 4}
+
+
+def env_secrets() -> frozenset[str]:
+    """Values of the environment that are secrets: variables named like one (*TOKEN*, *PASSWORD*,
+    *SECRET*, *_KEY, *WEBHOOK*), the passwords of AIRFLOW_CONN_* connections, and the password of
+    any URL-valued variable (scheme://user:password@host). Read now, cached until the environment changes."""
+    global _env_cache
+    items = tuple(sorted(os.environ.items()))
+    key = hash(items)
+    if _env_cache[0] == key and key:
+        return _env_cache[1]
+    found: set[str] = set()
+    for name, value in items:
+        if name.upper().startswith("AIRFLOW_CONN_"):
+            found |= _connection_secrets(value)
+        elif SECRET_ENV_NAME.search(name):
+            found |= _candidates(value)
+        elif "://" in value and "@" in value:
+            found |= _connection_secrets(value)
+    result = frozenset(found)
+    _env_cache = (key, result)
+    return result
+
+
+def known_secrets() -> list[str]:
+    """Every registered credential and every secret of the environment, longest first."""
     with _secrets_lock:
-        secrets = sorted(_secrets, key=len, reverse=True)
-    for secret in secrets:
+        registered = set(_secrets)
+    return sorted(registered | env_secrets(), key=len, reverse=True)
+
+
+def redact(text: Any, secrets: list[str] | None = None) -> str:
+    """The text without any known secret, URL password or Slack-token-shaped string."""
+    s = str(text)
+    for secret in known_secrets() if secrets is None else secrets:
         if secret in s:
             s = s.replace(secret, REDACTED)
+    if "://" in s:
+        s = _URL_CREDENTIALS.sub(lambda m: f"{m.group('head')}:{REDACTED}@", s)
+    if "xox" in s:
+        s = _SLACK_TOKEN.sub(lambda m: f"{m.group('kind')}-{REDACTED}", s)
     return s
 
 
@@ -471,11 +540,21 @@ class RoutingConfig:
         return cls.from_dict(parse_yaml(str(source), "routing config (YAML text)"), source="routing config (YAML text)")
 
     def resolve(self, alert: Alert) -> list[Route]:
-        """Every matching route (each once, in config order), else the default route."""
+        """Every matching route (each once, in config order), else the default route. A route
+        whose match raises cannot say no: the alert goes to the default route too (logged)."""
         seen: dict[str, Route] = {}
+        broken = False
         for r in self.routes:
-            if r.name not in seen and r.matches(alert):
-                seen[r.name] = r
+            try:
+                if r.name not in seen and r.matches(alert):
+                    seen[r.name] = r
+            except Exception:  # noqa: BLE001 - an alert must never vanish in routing
+                broken = True
+                log.exception(
+                    "alerting: route %s could not be matched against %s; default route used", r.name, alert.dag_id
+                )
+        if broken and self.default.name not in seen:
+            seen[self.default.name] = self.default
         return list(seen.values()) or [self.default]
 
     def route(self, name: str) -> Route | None:
