@@ -27,7 +27,9 @@ from typing import TYPE_CHECKING, Any
 from .events import Alert
 
 if TYPE_CHECKING:
+    from .delivery import Notifier
     from .lateness import Expectation
+    from .outbox import Outbox
 
 log = logging.getLogger("alerting.airflow")
 
@@ -43,8 +45,8 @@ class AirflowAlerts:
         self.config = config
         self.outbox_url = outbox_url
         self._factory = notifier_factory
-        self._notifier = None
-        self._outbox = None
+        self._notifier: Notifier | None = None
+        self._outbox: Outbox | None = None
 
     # ------------------------------------------------------------ what DAGs attach
 
@@ -82,7 +84,7 @@ class AirflowAlerts:
 
     # ------------------------------------------------------------ internals
 
-    def outbox(self):
+    def outbox(self) -> Outbox:
         """The outbox alone: what a success callback needs to know whether anything failed
         (no routing file, no Slack client)."""
         if self._notifier is not None or self._factory is not None:
@@ -93,7 +95,7 @@ class AirflowAlerts:
             self._outbox = Outbox(self.outbox_url)
         return self._outbox
 
-    def notifier(self):
+    def notifier(self) -> Notifier:
         if self._notifier is None:
             if self._factory is not None:
                 self._notifier = self._factory()
@@ -135,8 +137,9 @@ class AirflowAlerts:
 def _ids(context: dict, task_level: bool) -> tuple[str, str | None]:
     ti = context.get("ti") or context.get("task_instance")
     dag = context.get("dag")
-    dag_id = getattr(ti, "dag_id", None) or getattr(dag, "dag_id", "?")
-    return dag_id, (getattr(ti, "task_id", None) if task_level else None)
+    dag_id = str(getattr(ti, "dag_id", None) or getattr(dag, "dag_id", "?"))
+    task_id = getattr(ti, "task_id", None) if task_level else None
+    return dag_id, (str(task_id) if task_id is not None else None)
 
 
 def _now() -> datetime:
