@@ -8,6 +8,11 @@ outbox. Independent of `orchestrator`; `alerting.airflow` has the Airflow callba
     result = notifier.notify(Alert("task_failed", "dbt_finance", "dbt_build", error="..."))   # never raises
     notifier.redeliver()                                                                     # pending + due rows
 
+`notify()` sanitises the alert first (secrets redacted, odd characters replaced, sizes bounded:
+`alerting.sanitise`), records it in the outbox for every route before sending, and keeps to
+`notify_budget_s`; `redeliver()` sends what is left and prunes what is older than `retention_days`.
+`RoutingConfig.load` raises `RoutingConfigError` naming the file and key of every problem.
+
 Imports are lazy: a DAG file that attaches the callbacks pays for slack-sdk and SQLAlchemy
 only when a callback runs, not at every parse.
 """
@@ -31,6 +36,7 @@ _EXPORTS = {
     "render_slack": "render",
     "Route": "routing",
     "RoutingConfig": "routing",
+    "RoutingConfigError": "routing",
     "Secret": "routing",
 }
 __all__ = sorted(_EXPORTS)

@@ -22,9 +22,14 @@ import time
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .events import Alert
+
+if TYPE_CHECKING:
+    from .delivery import Notifier
+    from .lateness import Expectation
+    from .outbox import Outbox
 
 log = logging.getLogger("alerting.airflow")
 
@@ -40,8 +45,8 @@ class AirflowAlerts:
         self.config = config
         self.outbox_url = outbox_url
         self._factory = notifier_factory
-        self._notifier = None
-        self._outbox = None
+        self._notifier: Notifier | None = None
+        self._outbox: Outbox | None = None
 
     # ------------------------------------------------------------ what DAGs attach
 
@@ -79,7 +84,7 @@ class AirflowAlerts:
 
     # ------------------------------------------------------------ internals
 
-    def outbox(self):
+    def outbox(self) -> Outbox:
         """The outbox alone: what a success callback needs to know whether anything failed
         (no routing file, no Slack client)."""
         if self._notifier is not None or self._factory is not None:
@@ -90,7 +95,7 @@ class AirflowAlerts:
             self._outbox = Outbox(self.outbox_url)
         return self._outbox
 
-    def notifier(self):
+    def notifier(self) -> Notifier:
         if self._notifier is None:
             if self._factory is not None:
                 self._notifier = self._factory()
@@ -132,8 +137,9 @@ class AirflowAlerts:
 def _ids(context: dict, task_level: bool) -> tuple[str, str | None]:
     ti = context.get("ti") or context.get("task_instance")
     dag = context.get("dag")
-    dag_id = getattr(ti, "dag_id", None) or getattr(dag, "dag_id", "?")
-    return dag_id, (getattr(ti, "task_id", None) if task_level else None)
+    dag_id = str(getattr(ti, "dag_id", None) or getattr(dag, "dag_id", "?"))
+    task_id = getattr(ti, "task_id", None) if task_level else None
+    return dag_id, (str(task_id) if task_id is not None else None)
 
 
 def _now() -> datetime:
@@ -196,7 +202,7 @@ def alert_from_context(kind: str, context: dict, *, task_level: bool = True) -> 
 
 def check_lateness(
     *,
-    expectations: Iterable[dict],
+    expectations: Iterable[Expectation | dict],
     tick: dict[str, str],
     alerts: AirflowAlerts | None = None,
     now: datetime | None = None,
@@ -206,6 +212,7 @@ def check_lateness(
 
     The task declares every Asset named here as an inlet; their latest events come through
     the Task SDK (`inlet_events`), so it works on any executor without metadata DB access.
+    `expectations`: `alerting.lateness.Expectation`s or their dict shape (`Expectation.from_dict`);
     `tick`: {name: uri} of the Asset that starts a cycle; `now`: check as of then (default:
     now). A DAG with an open failure incident is skipped: its failure was announced already.
     Returns what it sent."""
@@ -232,7 +239,7 @@ def check_lateness(
         return []
     alerts = alerts or AirflowAlerts()
     notifier = alerts.notifier()
-    pending = [Expectation.from_dict(e) for e in expectations]
+    pending = [e if isinstance(e, Expectation) else Expectation.from_dict(e) for e in expectations]
     pending = [e for e in pending if not notifier.outbox.open_failures(e.dag_id)]
     found = late_alerts(pending, cycle_start=cycle_start, now=now or _now(), last_event=last_event)
     sent = []

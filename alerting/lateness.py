@@ -10,15 +10,29 @@ Pure: the caller supplies each Asset's latest event time (in Airflow, from inlet
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from .events import Alert
+from .events import Alert, DbtContext
+
+
+class ExpectationError(ValueError):
+    """A lateness expectation of the wrong shape: names the DAG (when it can) and the key."""
 
 
 @dataclass(frozen=True)
 class Expectation:
+    """When an Asset-scheduled DAG counts as late. The typed interface of this module: build
+    these directly, or from the plain dict shape with `from_dict` (what the orchestration plan
+    passes to the alerting DAG today):
+
+        {"dag_id": "dbt_finance", "upstream": ["raw_shop.orders"], "outlets": ["analytics.fct_orders"],
+         "within_s": 14400, "dag_tags": ["dbt"], "dbt_tag": "finance"}     # the last two optional
+
+    Lists become tuples (the value is frozen and hashable); `within` must be a positive timedelta."""
+
     dag_id: str
     upstream: tuple[str, ...]  # Asset names the DAG is scheduled on
     outlets: tuple[str, ...]  # Asset names it emits: an event since the cycle began = it ran
@@ -26,7 +40,23 @@ class Expectation:
     dag_tags: tuple[str, ...] = ()
     dbt_tag: str | None = None
 
-    def to_dict(self) -> dict:
+    def __post_init__(self) -> None:
+        where = f"lateness expectation {self.dag_id!r}"
+        if not isinstance(self.dag_id, str) or not self.dag_id:
+            raise ExpectationError(f"lateness expectation: dag_id: expected a non-empty string, got {self.dag_id!r}")
+        for name in ("upstream", "outlets", "dag_tags"):
+            value = getattr(self, name)
+            if isinstance(value, str) or not isinstance(value, (list, tuple)):
+                raise ExpectationError(f"{where}: {name}: expected a list of Asset names, got {value!r}")
+            if not all(isinstance(v, str) and v for v in value):
+                raise ExpectationError(f"{where}: {name}: expected non-empty strings, got {list(value)!r}")
+            object.__setattr__(self, name, tuple(value))
+        if not isinstance(self.within, timedelta) or self.within <= timedelta(0):
+            raise ExpectationError(f"{where}: within: expected a positive timedelta, got {self.within!r}")
+        if self.dbt_tag is not None and not (isinstance(self.dbt_tag, str) and self.dbt_tag):
+            raise ExpectationError(f"{where}: dbt_tag: expected a non-empty string or null, got {self.dbt_tag!r}")
+
+    def to_dict(self) -> dict[str, Any]:
         return {
             "dag_id": self.dag_id,
             "upstream": list(self.upstream),
@@ -37,14 +67,25 @@ class Expectation:
         }
 
     @classmethod
-    def from_dict(cls, d: dict) -> Expectation:
+    def from_dict(cls, d: Mapping[str, Any]) -> Expectation:
+        """From the dict shape (see the class doc); ExpectationError names the DAG and the key:
+        an unknown or missing key, a wrong type, a non-positive `within_s`."""
+        from pydantic import ValidationError
+
+        from .schema import ExpectationModel, problems
+
+        if not isinstance(d, Mapping):
+            raise ExpectationError(f"lateness expectation: expected a mapping, got {d!r}")
+        dag_id = d.get("dag_id")
+        where = f"lateness expectation {dag_id!r}" if isinstance(dag_id, str) else "lateness expectation"
+        try:
+            m = ExpectationModel.model_validate(dict(d))
+        except ValidationError as e:
+            raise ExpectationError(
+                "; ".join(f"{where}: {path}: {msg}" for path, msg in problems(e, ExpectationModel))
+            ) from None
         return cls(
-            d["dag_id"],
-            tuple(d["upstream"]),
-            tuple(d["outlets"]),
-            timedelta(seconds=d["within_s"]),
-            tuple(d.get("dag_tags") or ()),
-            d.get("dbt_tag"),
+            m.dag_id, tuple(m.upstream), tuple(m.outlets), timedelta(seconds=m.within_s), tuple(m.dag_tags), m.dbt_tag
         )
 
 
@@ -77,7 +118,7 @@ def late_alerts(
                 occurred_at=deadline,
                 error=f"{e.dag_id} has not run {_span(e.within)} after the cycle began; waiting for: {waiting}",
                 dag_tags=list(e.dag_tags),
-                dbt={"tag": e.dbt_tag} if e.dbt_tag else None,
+                dbt=DbtContext(tag=e.dbt_tag) if e.dbt_tag else None,
                 extra={
                     "missing_assets": missing,
                     "expected_by": deadline.isoformat(timespec="seconds"),

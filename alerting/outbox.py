@@ -17,10 +17,19 @@ beyond any window, until the next success resolves it; that success is posted in
 failure's thread. Storms: past `threshold` top-level failures on a route within a few
 minutes, further failures go into the thread of one "storm" message instead of the channel.
 A row may name a `parent_row_id`: it is posted in the thread of that row's message.
+An alert with nowhere to be sent (a Slack-only route without Slack credentials) still gets a
+`record` row, so every alert is on record.
+
+Retention: `prune(before)` deletes finished rows (sent, failed, suppressed, quiet, recorded;
+never pending or sending ones, nor the rows of a still-open incident's first alert, whose
+thread its recovery answers in), resolved incidents and expired de-duplication windows and
+storm counters older than `before`, at most `limit` rows of each per call. `Notifier.redeliver()`
+runs it with `retention_days` from the routing file.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -42,6 +51,7 @@ from sqlalchemy import (
     delete,
     insert,
     select,
+    tuple_,
     update,
 )
 from sqlalchemy.engine import Engine
@@ -78,7 +88,7 @@ deliveries = Table(
     Column("attempts", Integer, nullable=False, default=0),
     Column("last_error", Text),
     Column("next_attempt_at", DateTime, nullable=False),
-    Column("created_at", DateTime, nullable=False),
+    Column("created_at", DateTime, nullable=False, index=True),  # retention: prune() finds old rows by it
     Column("claimed_at", DateTime),
     Column("sent_at", DateTime),
     Column("slack_channel_id", String(64)),
@@ -181,7 +191,7 @@ class _Rows:
     def __init__(self, outbox: Outbox, alert: Alert, route: str, status: str):
         self.outbox, self.alert, self.route, self.status = outbox, alert, route, status
         self.aid, self.sig = alert.alert_id(), alert.signature()
-        self.payload = json.dumps(alert.to_dict())
+        self.payload = json.dumps(alert.to_dict(), default=str)
         self.to_send: list[int] = []
 
     def add(
@@ -230,6 +240,14 @@ class Outbox:
         self.lease_s = lease_s
         self.max_attempts = max_attempts
         metadata.create_all(self.engine)
+        self._ensure_indexes()
+
+    def _ensure_indexes(self) -> None:
+        """Indexes added after a table was created (create_all only makes those of new tables)."""
+        for index in deliveries.indexes:
+            # a concurrent process may make it first; without it pruning is only slower
+            with contextlib.suppress(Exception):
+                index.create(self.engine, checkfirst=True)
 
     def __repr__(self) -> str:
         return f"Outbox({self.engine.url.render_as_string(hide_password=True)!r})"
@@ -304,6 +322,8 @@ class Outbox:
                 new.add("count", "", count=count, status=SUPPRESSED)
                 continue
             new.add(kind, target or "", count=count, parent=parent if kind == SLACK else None)
+        if not kinds:  # nowhere to send it (a Slack-only route without Slack credentials): on record
+            new.add(RECORD, "", count=count, status=RECORDED)
         return Enqueued(aid, route.name, False, count, new.to_send)
 
     def _enqueue_recovery(self, alert: Alert, route: Route, kinds: list[str], new: _Rows) -> Enqueued:
@@ -518,7 +538,8 @@ class Outbox:
                         **ids,
                     )
                 )
-                return int(res.inserted_primary_key[0])
+                key = res.inserted_primary_key
+                return int(key[0]) if key else None
         except IntegrityError:
             return None
 
@@ -609,6 +630,62 @@ class Outbox:
                 .where(deliveries.c.id == row_id, deliveries.c.status == SENDING)
                 .values(status=PENDING, attempts=deliveries.c.attempts - 1)
             )
+
+    # ------------------------------------------------------------ retention
+
+    def prune(self, before: datetime, *, limit: int = 1000) -> dict[str, int]:
+        """Delete what is older than `before` and finished: delivery rows that were sent, failed for
+        good, suppressed, quiet or only recorded (never pending or sending ones, nor the first
+        rows of a still-open incident, whose thread the recovery answers in), resolved incidents,
+        and expired de-duplication windows and storm counters. At most `limit` rows of each table
+        per call (redeliver() runs every few minutes: a backlog goes in bounded steps).
+        The number deleted per table."""
+        before = _naive(before)
+        unfinished = (PENDING, SENDING)  # everything else is done: sent, failed, suppressed, quiet, recorded
+        still_open = select(incidents.c.first_alert_id).where(incidents.c.resolved_at.is_(None))
+        counts = {"deliveries": 0, "incidents": 0, "dedup": 0, "storms": 0}
+        with self.engine.begin() as c:  # one short transaction: each step is bounded
+            ids = (
+                c.execute(
+                    select(deliveries.c.id)
+                    .where(
+                        deliveries.c.status.not_in(unfinished),  # (not the status index: created_at's)
+                        deliveries.c.created_at < before,
+                        deliveries.c.sent_at.is_(None) | (deliveries.c.sent_at < before),
+                        deliveries.c.alert_id.not_in(still_open),
+                    )
+                    .order_by(deliveries.c.created_at)  # the index: an empty range costs nothing
+                    .limit(limit)
+                )
+                .scalars()
+                .all()
+            )
+            if ids:
+                counts["deliveries"] = c.execute(delete(deliveries).where(deliveries.c.id.in_(ids))).rowcount
+            ids = (
+                c.execute(
+                    select(incidents.c.id)
+                    .where(incidents.c.resolved_at.is_not(None), incidents.c.resolved_at < before)
+                    .order_by(incidents.c.resolved_at)
+                    .limit(limit)
+                )
+                .scalars()
+                .all()
+            )
+            if ids:
+                counts["incidents"] = c.execute(delete(incidents).where(incidents.c.id.in_(ids))).rowcount
+            keys = c.execute(
+                select(dedup.c.signature, dedup.c.alert_kind, dedup.c.route)
+                .where(dedup.c.last_seen < before)
+                .limit(limit)
+            ).all()
+            if keys:
+                key = tuple_(dedup.c.signature, dedup.c.alert_kind, dedup.c.route)
+                counts["dedup"] = c.execute(delete(dedup).where(key.in_([tuple(k) for k in keys]))).rowcount
+            routes = c.execute(select(storms.c.route).where(storms.c.last_seen < before).limit(limit)).scalars().all()
+            if routes:
+                counts["storms"] = c.execute(delete(storms).where(storms.c.route.in_(routes))).rowcount
+        return counts
 
     # ------------------------------------------------------------ queries
 

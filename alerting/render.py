@@ -4,6 +4,12 @@ Everything that comes from outside (errors, log lines, model names, ids) is esca
 for Slack mrkdwn `&`, `<`, `>` become entities (so `<!channel>` or `<http://x|y>` cannot
 ping or forge a link) and `@channel`/`@here`/`@everyone` get a zero-width joiner; for
 e-mail it is HTML-escaped. Slack limits are enforced with a visible marker.
+
+E-mails are bounded too, whatever the alert holds: the error and the log tail at
+`EMAIL_FIELD_MAX` characters, any one line at `EMAIL_LINE_MAX`, at most `EMAIL_LIST_MAX` dbt
+failures, and the whole text part at `EMAIL_TEXT_MAX` (HTML: `EMAIL_HTML_MAX`); what is cut
+ends in a visible "… (truncated)" marker. `render_minimal` / `render_email_minimal` are plain
+renderings that cannot fail: the notifier sends them when the full renderer raises.
 """
 
 from __future__ import annotations
@@ -23,6 +29,13 @@ BLOCKS_MAX = 50
 TEXT_MAX = 3000
 MARKER = "… (truncated)"
 LOG_TAIL_LINES = 30
+# e-mail bounds: a field (the error, the log tail), any one line, list lengths, the whole body
+EMAIL_FIELD_MAX = 20_000
+EMAIL_LINE_MAX = 2_000
+EMAIL_LIST_MAX = 200
+EMAIL_HISTORY_MAX = 20
+EMAIL_TEXT_MAX = 100_000
+EMAIL_HTML_MAX = 250_000
 
 TITLES = {
     "task_failed": ("🔴", "Task failed"),
@@ -152,7 +165,8 @@ def render_slack(
                     {
                         "type": "mrkdwn",
                         "text": escape_mrkdwn(
-                            f"Resolved at {resolved.occurred_at.isoformat(timespec='seconds')} by run {resolved.run_id or '-'}"
+                            f"Resolved at {resolved.occurred_at.isoformat(timespec='seconds')} "
+                            f"by run {resolved.run_id or '-'}"
                         ),
                     }
                 ],
@@ -227,7 +241,8 @@ def render_slack(
                 {
                     "type": "mrkdwn",
                     "text": escape_mrkdwn(
-                        f"{alert.kind} · {alert.occurred_at.isoformat(timespec='seconds')} · sig {alert.signature()[:12]}"
+                        f"{alert.kind} · {alert.occurred_at.isoformat(timespec='seconds')} "
+                        f"· sig {alert.signature()[:12]}"
                     ),
                 }
             ],
@@ -313,9 +328,47 @@ class EmailMessageParts:
     html: str
 
 
+class _Body:
+    """The text and HTML parts of an e-mail, within a size budget: a section that does not fit
+    is left out, and one "truncated" marker says so at the end."""
+
+    def __init__(self, text_max: int, html_max: int):
+        self.text: list[str] = []
+        self.html: list[str] = []
+        self.room = [text_max, html_max]
+        self.full = False
+
+    def add(self, text: list[str], html: str = "", *, force: bool = False) -> bool:
+        size = [sum(len(t) + 1 for t in text), len(html) + 1 if html else 0]
+        if not force and (self.full or size[0] > self.room[0] or size[1] > self.room[1]):
+            self.full = True
+            return False
+        self.text += text
+        if html:
+            self.html.append(html)
+        self.room = [self.room[0] - size[0], self.room[1] - size[1]]
+        return True
+
+    def parts(self, subject: str) -> EmailMessageParts:
+        text, html_parts = list(self.text), list(self.html)
+        if self.full:
+            text += ["", f"{MARKER}: the rest of this alert did not fit in an e-mail; see the log."]
+            html_parts.append(
+                f"<p><em>{html.escape(MARKER)}: the rest of this alert did not fit in an e-mail; see the log.</em></p>"
+            )
+        return EmailMessageParts(
+            subject=subject,
+            text="\n".join(text) + "\n",
+            html="<html><body>" + "\n".join(html_parts) + "</body></html>",
+        )
+
+
 def render_email(alert: Alert, *, repeat_count: int = 1) -> EmailMessageParts:
+    """The e-mail: bounded whatever the alert holds (each field, each line, the whole body;
+    a visible "truncated" marker where something was cut)."""
     subject = " ".join(f"[Airflow] {title(alert)} (try {_try(alert)})".split())  # no CR/LF
     subject = truncate(subject, 200)
+    line = lambda t: truncate(str(t), EMAIL_LINE_MAX)  # noqa: E731
     rows = [
         ("DAG", alert.dag_id),
         ("Task", alert.task_id or "-"),
@@ -324,74 +377,117 @@ def render_email(alert: Alert, *, repeat_count: int = 1) -> EmailMessageParts:
         ("Duration", format_duration(alert.duration_s)),
         ("Occurred at", alert.occurred_at.isoformat(timespec="seconds")),
     ]
-    text = [title(alert), ""] + [f"{k}: {v}" for k, v in rows]
-    h = [f"<h2>{html.escape(title(alert))}</h2>", "<table>"]
-    h += [f"<tr><th align='left'>{k}</th><td>{html.escape(str(v))}</td></tr>" for k, v in rows]
-    h.append("</table>")
+    body = _Body(EMAIL_TEXT_MAX, EMAIL_HTML_MAX)
+    body.add(
+        [line(title(alert)), ""] + [f"{k}: {line(v)}" for k, v in rows],
+        f"<h2>{html.escape(line(title(alert)))}</h2>\n<table>\n"
+        + "\n".join(f"<tr><th align='left'>{k}</th><td>{html.escape(line(v))}</td></tr>" for k, v in rows)
+        + "\n</table>",
+    )
     if alert.log_url:
-        text.append(f"Log: {alert.log_url}")
-        if re.match(r"https?://", alert.log_url):
-            h.append(f'<p><a href="{html.escape(alert.log_url, quote=True)}">View log</a></p>')
+        link = ""
+        if re.match(r"https?://", alert.log_url) and len(alert.log_url) <= EMAIL_LINE_MAX:
+            link = f'<p><a href="{html.escape(alert.log_url, quote=True)}">View log</a></p>'
+        body.add([f"Log: {line(alert.log_url)}"], link)
     if alert.error:
-        err = truncate(alert.error, 20000)
-        text += ["", "Error:", err]
-        h.append(f"<h3>Error</h3><pre>{html.escape(err)}</pre>")
+        err = truncate(alert.error, EMAIL_FIELD_MAX)
+        body.add(["", "Error:", err], f"<h3>Error</h3><pre>{html.escape(err)}</pre>")
     if alert.dbt and alert.dbt.failures:
-        tag = f" (tag {alert.dbt.tag})" if alert.dbt.tag else ""
-        text += ["", f"Failed dbt models/tests{tag}:"]
-        h.append(f"<h3>Failed dbt models/tests{html.escape(tag)}</h3><ul>")
-        for f in alert.dbt.failures:
-            owners = ", ".join(f.owners) or "no owner"
-            text.append(f"- {f.resource_type} {f.name} (owners: {owners}) {first_line(f.message)}".rstrip())
-            h.append(
-                f"<li>{html.escape(f.resource_type)} <code>{html.escape(f.name)}</code> "
-                f"(owners: {html.escape(owners)}) {html.escape(first_line(f.message))}</li>"
-            )
-        h.append("</ul>")
+        tag = f" (tag {line(alert.dbt.tag)})" if alert.dbt.tag else ""
+        body.add(["", f"Failed dbt models/tests{tag}:"], f"<h3>Failed dbt models/tests{html.escape(tag)}</h3><ul>")
+        shown = 0
+        for f in alert.dbt.failures[:EMAIL_LIST_MAX]:
+            owners = line(", ".join(f.owners) or "no owner")
+            message = line(first_line(f.message))
+            if not body.add(
+                [f"- {line(f.resource_type)} {line(f.name)} (owners: {owners}) {message}".rstrip()],
+                f"<li>{html.escape(line(f.resource_type))} <code>{html.escape(line(f.name))}</code> "
+                f"(owners: {html.escape(owners)}) {html.escape(message)}</li>",
+            ):
+                break
+            shown += 1
+        hidden = len(alert.dbt.failures) - shown
+        more = f"{MARKER}: {hidden} more dbt failures not shown" if hidden else ""
+        body.add([more] if more else [], (f"<li>{html.escape(more)}</li>" if more else "") + "</ul>", force=True)
     if alert.meltano:
         m = alert.meltano
-        text += ["", f"Meltano extractor: {m.extractor}", f"State ID: {m.state_id or '-'}"]
-        h.append(
-            f"<h3>Meltano</h3><p>Extractor: {html.escape(m.extractor)}<br>"
-            f"State ID: {html.escape(m.state_id or '-')}</p>"
+        body.add(
+            ["", f"Meltano extractor: {line(m.extractor)}", f"State ID: {line(m.state_id or '-')}"],
+            f"<h3>Meltano</h3><p>Extractor: {html.escape(line(m.extractor))}<br>"
+            f"State ID: {html.escape(line(m.state_id or '-'))}</p>",
         )
         if m.log_tail:
-            lines = list(m.log_tail)[-LOG_TAIL_LINES:]
-            text += ["Log tail:"] + lines
-            h.append(f"<pre>{html.escape(chr(10).join(lines))}</pre>")
+            lines = [line(x) for x in list(m.log_tail)[-LOG_TAIL_LINES:]]
+            tail = truncate_head("\n".join(lines), EMAIL_FIELD_MAX)
+            body.add(["Log tail:", tail], f"<pre>{html.escape(tail)}</pre>")
     if alert.kind == "late":
-        missing = alert.extra.get("missing_assets") or []
-        text += [
-            "",
-            f"Expected by: {alert.extra.get('expected_by', '-')}",
-            "Upstream Assets not arrived: " + (", ".join(missing) or "-"),
-        ]
-        h.append(
-            f"<p>Expected by {html.escape(str(alert.extra.get('expected_by', '-')))}</p><ul>"
+        missing = [line(a) for a in (alert.extra.get("missing_assets") or [])][:EMAIL_LIST_MAX]
+        expected = line(alert.extra.get("expected_by", "-"))
+        body.add(
+            ["", f"Expected by: {expected}", "Upstream Assets not arrived: " + (", ".join(missing) or "-")],
+            f"<p>Expected by {html.escape(expected)}</p><ul>"
             + "".join(f"<li><code>{html.escape(a)}</code></li>" for a in missing)
-            + "</ul>"
+            + "</ul>",
         )
     if alert.kind == "recovered":
-        line = render_recovered(Alert(**{**alert.to_dict(), "log_url": None})).text
-        line = html.unescape(line)
-        text += ["", line]
-        h.append(f"<p>{html.escape(line)}</p>")
-    history = alert.extra.get("history") or []
+        recovered = html.unescape(render_recovered(Alert(**{**alert.to_dict(), "log_url": None})).text)
+        body.add(["", recovered], f"<p>{html.escape(recovered)}</p>")
+    history = (alert.extra.get("history") or [])[-EMAIL_HISTORY_MAX:]
     if history:
-        text += ["", "Earlier tries:"] + [
-            f"- try {t.get('try_number')} at {str(t.get('occurred_at'))[:19]}: {first_line(t.get('error', ''))}"
-            for t in history
-        ]
-        h.append(
+        body.add(
+            ["", "Earlier tries:"]
+            + [
+                f"- try {t.get('try_number')} at {str(t.get('occurred_at'))[:19]}: "
+                f"{line(first_line(t.get('error', '')))}"
+                for t in history
+            ],
             "<h3>Earlier tries</h3><ul>"
             + "".join(
-                f"<li>try {html.escape(str(t.get('try_number')))}: {html.escape(first_line(t.get('error', '')))}</li>"
+                f"<li>try {html.escape(str(t.get('try_number')))}: "
+                f"{html.escape(line(first_line(t.get('error', ''))))}</li>"
                 for t in history
             )
-            + "</ul>"
+            + "</ul>",
         )
     if repeat_count > 1:
-        text += ["", f"Occurrences in the suppression window: {repeat_count}"]
+        body.add(["", f"Occurrences in the suppression window: {repeat_count}"])
+    return body.parts(subject)
+
+
+def render_minimal(alert: Alert) -> SlackMessage:
+    """A plain-text rendering that cannot fail: what is sent when `render_slack` raised on an
+    alert (a malformed detail), so the alert still reaches its channel."""
+    text = escape_mrkdwn(_minimal_lines(alert))
+    return SlackMessage(text=truncate(text, TEXT_MAX), blocks=[])
+
+
+def render_email_minimal(alert: Alert, *, repeat_count: int = 1) -> EmailMessageParts:
+    """The e-mail counterpart of `render_minimal`."""
+    body = _minimal_lines(alert, limit=EMAIL_FIELD_MAX)
+    if repeat_count > 1:
+        body += f"\nOccurrences in the suppression window: {repeat_count}"
+    first = body.split("\n", 1)[0]
     return EmailMessageParts(
-        subject=subject, text="\n".join(text) + "\n", html="<html><body>" + "\n".join(h) + "</body></html>"
+        subject=truncate(" ".join(f"[Airflow] {first}".split()), 200),
+        text=body + "\n",
+        html=f"<html><body><pre>{html.escape(body)}</pre></body></html>",
     )
+
+
+def _minimal_lines(alert: Alert, limit: int = 2000) -> str:
+    def s(value: Any) -> str:
+        try:
+            return str(value)
+        except Exception:  # noqa: BLE001
+            return "?"
+
+    emoji, label = TITLES.get(s(getattr(alert, "kind", "")), ("🔴", "Alert"))
+    task = getattr(alert, "task_id", None)
+    where = s(getattr(alert, "dag_id", "?")) + (f".{s(task)}" if task else "")
+    lines = [
+        f"{emoji} {label}: {where}",
+        f"Run: {s(getattr(alert, 'run_id', None) or '-')}",
+        f"Error: {truncate(s(getattr(alert, 'error', '') or '-'), limit)}",
+        "(shown in a minimal form: the full alert could not be rendered; see the log)",
+    ]
+    return "\n".join(lines)

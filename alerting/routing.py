@@ -5,9 +5,21 @@ webhook URL and the SMTP password are read at send time from environment
 variables or Airflow connections named here, and are redacted from every repr
 and every log line of this package.
 
+`RoutingConfig.load(path)` / `from_dict(d)` validate it against a strict typed schema
+(`alerting.schema`): an unknown key anywhere, a value of the wrong type (`quiet: 'false'`),
+a zero or negative duration, a duplicate route name or a secret in the file is an error.
+They raise `RoutingConfigError` (a ValueError) listing every problem at once, one line
+each, naming the file and the key path; bad UTF-8 and bad YAML (including a key given
+twice) name the file too. Env overrides: ALERTING_QUIET (1/0, true/false, yes/no, on/off),
+ALERTING_SLACK_BASE_URL, ALERTING_SMTP_HOST, ALERTING_SMTP_PORT; an invalid value is an
+error naming the variable.
+
     quiet: false                   # dev: record in the outbox, send nothing (env ALERTING_QUIET=1 too)
     suppression_window_s: 3600     # same signature within it: counted, not re-sent
     thread_replies: false          # post "seen N times" in the original's thread
+    notify_budget_s: 10            # one notify() call sends for at most this long; the rest stays
+                                   # pending in the outbox for redeliver()
+    retention_days: 30             # redeliver() prunes sent rows and resolved incidents older than this
     storm: {threshold: 5, window_s: 600}   # more failures than this on a route within the window:
                                            # the rest go in one thread
     slack:
@@ -15,6 +27,7 @@ and every log line of this package.
       webhook_env: null            # or webhook_conn_id: slack_webhook (used when no token)
       base_url: null               # e.g. a test server: http://127.0.0.1:PORT/api/ (env ALERTING_SLACK_BASE_URL)
       timeout_s: 3
+      max_retry_after_s: 2         # a 429's Retry-After up to this is slept through; longer: redelivered later
     email:
       smtp_host: localhost         # env ALERTING_SMTP_HOST / ALERTING_SMTP_PORT override
       smtp_port: 25
@@ -25,8 +38,8 @@ and every log line of this package.
       timeout_s: 5
     owners:                        # owner e-mail (dbt meta.owner) -> Slack user id
       alice@example.com: U012ALICE
-    routes:                        # every matching route gets the alert
-      - name: finance
+    routes:                        # every matching route gets the alert; each needs a match and a
+      - name: finance              # slack_channel and/or emails; names are unique ('default' is taken)
         match: {dbt_tag: finance}  # keys: dbt_tag, dag_tag, dag_id (glob); AND across keys,
         slack_channel: "#finance"  # a list is OR within a key
         emails: [finance@example.com]
@@ -42,6 +55,7 @@ import fnmatch
 import json
 import logging
 import os
+import re
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -61,6 +75,14 @@ _secrets: set[str] = set()
 _secrets_lock = threading.Lock()
 REDACTED = "***"
 
+# Environment variables whose value is a secret (read at redaction time, never at import).
+SECRET_ENV_NAME = re.compile(r"TOKEN|PASSWORD|PASSWD|SECRET|_KEY$|WEBHOOK", re.IGNORECASE)
+_NOT_SECRET = {"true", "false", "yes", "no", "on", "off", "none", "null"}
+# scheme://user:password@host -> scheme://user:***@host
+_URL_CREDENTIALS = re.compile(r"(?P<head>\b[a-zA-Z][a-zA-Z0-9+.\-]*://[^\s:/@?#]*):(?P<pw>[^\s@/?#]+)@")
+_SLACK_TOKEN = re.compile(r"\b(?P<kind>xox[abposr])-[A-Za-z0-9][A-Za-z0-9\-]*")
+_env_cache: tuple[int, frozenset[str]] = (0, frozenset())
+
 
 def register_secret(value: str | None) -> None:
     if value and len(value) >= 4:
@@ -68,13 +90,71 @@ def register_secret(value: str | None) -> None:
             _secrets.add(value)
 
 
-def redact(text: Any) -> str:
-    s = str(text)
+def _candidates(value: str | None) -> set[str]:
+    """A secret value as it may appear in text: itself, and percent-decoded."""
+    if not value or len(value) < 4 or value.strip().lower() in _NOT_SECRET:
+        return set()
+    return {value, unquote(value)} - {""}
+
+
+def _connection_secrets(raw: str) -> set[str]:
+    """The password (and token-like extras) of an AIRFLOW_CONN_* value, URI or JSON."""
+    out: set[str] = set()
+    raw = raw.strip()
+    try:
+        if raw.startswith("{"):
+            d = json.loads(raw)
+            extra = d.get("extra") or {}
+            if isinstance(extra, str):
+                extra = json.loads(extra) if extra.strip().startswith("{") else {}
+            for v in (d.get("password"), extra.get("token"), extra.get("webhook_token"), extra.get("password")):
+                out |= _candidates(v if isinstance(v, str) else None)
+        else:
+            out |= _candidates(urlsplit(raw).password)
+    except (ValueError, AttributeError):
+        pass
+    return {x for x in out if len(x) >= 4}
+
+
+def env_secrets() -> frozenset[str]:
+    """Values of the environment that are secrets: variables named like one (*TOKEN*, *PASSWORD*,
+    *SECRET*, *_KEY, *WEBHOOK*), the passwords of AIRFLOW_CONN_* connections, and the password of
+    any URL-valued variable (scheme://user:password@host). Read now, cached until the environment changes."""
+    global _env_cache
+    items = tuple(sorted(os.environ.items()))
+    key = hash(items)
+    if _env_cache[0] == key and key:
+        return _env_cache[1]
+    found: set[str] = set()
+    for name, value in items:
+        if name.upper().startswith("AIRFLOW_CONN_"):
+            found |= _connection_secrets(value)
+        elif SECRET_ENV_NAME.search(name):
+            found |= _candidates(value)
+        elif "://" in value and "@" in value:
+            found |= _connection_secrets(value)
+    result = frozenset(found)
+    _env_cache = (key, result)
+    return result
+
+
+def known_secrets() -> list[str]:
+    """Every registered credential and every secret of the environment, longest first."""
     with _secrets_lock:
-        secrets = sorted(_secrets, key=len, reverse=True)
-    for secret in secrets:
+        registered = set(_secrets)
+    return sorted(registered | env_secrets(), key=len, reverse=True)
+
+
+def redact(text: Any, secrets: list[str] | None = None) -> str:
+    """The text without any known secret, URL password or Slack-token-shaped string."""
+    s = str(text)
+    for secret in known_secrets() if secrets is None else secrets:
         if secret in s:
             s = s.replace(secret, REDACTED)
+    if "://" in s:
+        s = _URL_CREDENTIALS.sub(lambda m: f"{m.group('head')}:{REDACTED}@", s)
+    if "xox" in s:
+        s = _SLACK_TOKEN.sub(lambda m: f"{m.group('kind')}-{REDACTED}", s)
     return s
 
 
@@ -150,7 +230,7 @@ def _airflow_connection(conn_id: str) -> dict[str, Any] | None:
             "extra": {},
         }
     try:  # lazy: this package does not need Airflow
-        from airflow.sdk import BaseHook  # type: ignore[import-not-found]
+        from airflow.sdk import BaseHook
 
         conn = BaseHook.get_connection(conn_id)
     except Exception:  # noqa: BLE001
@@ -249,30 +329,122 @@ class Route:
         return True
 
 
-def _as_list(v: Any) -> list[str]:
-    if v is None:
-        return []
-    return [str(x) for x in v] if isinstance(v, (list, tuple)) else [str(v)]
+class RoutingConfigError(ValueError):
+    """The routing file is invalid: every problem found, each naming the file and the key path
+    (`alerting.yml: routes[1].match.dbt_tags: unknown key (expected one of dbt_tag, dag_tag, dag_id)`).
+    `problems` holds them as (key path, message) pairs."""
+
+    def __init__(self, source: str, problems: list[tuple[str, str]]):
+        self.source = source
+        self.problems = problems
+        super().__init__(
+            "\n".join(f"{source}: {path}: {msg}" if path else f"{source}: {msg}" for path, msg in problems)
+        )
 
 
-def _route(d: dict[str, Any], default_name: str) -> Route:
-    known = {"name", "slack_channel", "emails", "email_mode", "match"}
-    unknown = set(d) - known
-    if unknown:
-        raise ValueError(f"route {d.get('name', default_name)}: unknown keys {sorted(unknown)}")
-    mode = d.get("email_mode", "fallback")
-    if mode not in ("fallback", "always"):
-        raise ValueError(f"route {d.get('name', default_name)}: email_mode must be fallback or always")
-    return Route(
-        name=str(d.get("name", default_name)),
-        slack_channel=d.get("slack_channel"),
-        emails=_as_list(d.get("emails")),
-        email_mode=mode,
-        match={k: _as_list(v) for k, v in (d.get("match") or {}).items()},
-    )
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off", "")
 
 
-_FORBIDDEN = ("token", "webhook_url", "password", "url")
+def _env_overrides(source: str) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+    """Per-deployment overrides (a mail sink in dev, a test server): env over the file.
+    An invalid value is an error naming the variable."""
+    out: dict[str, Any] = {}
+    errors: list[tuple[str, str]] = []
+    quiet = os.environ.get("ALERTING_QUIET")
+    if quiet is not None:
+        if quiet.strip().lower() in _TRUE + _FALSE:
+            out["quiet"] = quiet.strip().lower() in _TRUE
+        else:
+            errors.append(
+                ("ALERTING_QUIET (environment)", f"expected 1/0, true/false, yes/no or on/off, got {quiet!r}")
+            )
+    url = os.environ.get("ALERTING_SLACK_BASE_URL")
+    if url:
+        if re.fullmatch(r"https?://\S+", url):
+            out["base_url"] = url
+        else:
+            errors.append(("ALERTING_SLACK_BASE_URL (environment)", "expected an http(s):// URL"))
+    host = os.environ.get("ALERTING_SMTP_HOST")
+    if host:
+        if re.fullmatch(r"[^\s/]+", host):
+            out["smtp_host"] = host
+        else:
+            errors.append(("ALERTING_SMTP_HOST (environment)", f"expected a host name or address, got {host!r}"))
+    port = os.environ.get("ALERTING_SMTP_PORT")
+    if port:
+        if port.strip().isdigit() and 1 <= int(port) <= 65535:
+            out["smtp_port"] = int(port)
+        else:
+            errors.append(("ALERTING_SMTP_PORT (environment)", f"expected a port number 1-65535, got {port!r}"))
+    return out, errors
+
+
+def _duplicate_names(routes: Any) -> list[tuple[str, str]]:
+    errors: list[tuple[str, str]] = []
+    first: dict[str, int] = {}
+    for i, r in enumerate(routes if isinstance(routes, list) else []):
+        name = r.get("name") if isinstance(r, dict) else None
+        if not isinstance(name, str):
+            continue
+        if name == "default":
+            errors.append((f"routes[{i}].name", "'default' is reserved for the default route"))
+        elif name in first:
+            errors.append((f"routes[{i}].name", f"duplicate route name {name!r} (also routes[{first[name]}])"))
+        else:
+            first[name] = i
+    return errors
+
+
+def _yaml_loader() -> type[yaml.SafeLoader]:
+    """A safe loader that refuses a key given twice in one mapping (PyYAML keeps the last)."""
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    def mapping(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = loader.construct_object(key_node, deep=deep)
+            try:
+                if key in seen:
+                    raise yaml.constructor.ConstructorError(
+                        None,
+                        None,
+                        f"duplicate key {key!r} (first on line {seen[key]})",
+                        key_node.start_mark,
+                    )
+                seen[key] = key_node.start_mark.line + 1
+            except TypeError:  # an unhashable key: construct_mapping says so
+                pass
+        return loader.construct_mapping(node, deep)
+
+    Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, mapping)
+    return Loader
+
+
+def parse_yaml(data: bytes | str, source: str) -> Any:
+    """The YAML document, or RoutingConfigError naming the file (bad UTF-8, bad YAML)."""
+    if isinstance(data, bytes):
+        raw = data
+        try:
+            data = raw.decode("utf-8-sig")
+        except UnicodeDecodeError as e:
+            line = raw[: e.start].count(b"\n") + 1
+            raise RoutingConfigError(
+                source, [("", f"not UTF-8 text (byte 0x{raw[e.start]:02x} on line {line})")]
+            ) from None
+    try:
+        return yaml.load(data, Loader=_yaml_loader())  # noqa: S506 - a SafeLoader subclass
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        what = " ".join(x for x in (e.context, e.problem) if x)
+        raise RoutingConfigError(source, [("", f"invalid YAML: {where}{what}")]) from None
+    except yaml.YAMLError as e:
+        raise RoutingConfigError(source, [("", f"invalid YAML: {e}")]) from None
+
+
+_QUIET_VALUES = ("slack", "email")  # never echo values from these sections in an error
 
 
 @dataclass
@@ -287,77 +459,102 @@ class RoutingConfig:
     owners: dict[str, str] = field(default_factory=dict)
     slack: SlackSettings = field(default_factory=SlackSettings)
     email: EmailSettings = field(default_factory=EmailSettings)
+    notify_budget_s: float = 10.0  # one notify() call, all routes: then the rest waits in the outbox
+    retention_days: float = 30.0  # sent rows and resolved incidents older than this are pruned
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> RoutingConfig:
-        d = dict(d or {})
-        for section in ("slack", "email"):
-            for key in d.get(section) or {}:
-                if key in _FORBIDDEN:
-                    raise ValueError(
-                        f"{section}.{key}: secrets do not belong in the routing config; "
-                        f"name an env var ({key}_env) or an Airflow connection (…_conn_id)"
-                    )
-        default = _route({"name": "default", **(d.get("default") or {})}, "default")
-        quiet = d.get("quiet", False)
-        env_quiet = os.environ.get("ALERTING_QUIET")
-        if env_quiet is not None:
-            quiet = env_quiet.lower() in ("1", "true", "yes")
-        slack, email = dict(d.get("slack") or {}), dict(d.get("email") or {})
-        # Where to send, per deployment (a mail sink in dev, a test server): env over the file.
-        for env_name, section, key, cast in (
-            ("ALERTING_SLACK_BASE_URL", slack, "base_url", str),
-            ("ALERTING_SMTP_HOST", email, "smtp_host", str),
-            ("ALERTING_SMTP_PORT", email, "smtp_port", int),
-        ):
-            if os.environ.get(env_name):
-                section[key] = cast(os.environ[env_name])
-        storm = d.get("storm") or {}
-        unknown = set(d) - {
-            "quiet",
-            "suppression_window_s",
-            "thread_replies",
-            "storm",
-            "owners",
-            "slack",
-            "email",
-            "routes",
-            "default",
-        }
-        if unknown:
-            raise ValueError(f"unknown keys {sorted(unknown)}")
+    def from_dict(cls, d: dict[str, Any] | None, *, source: str = "routing config") -> RoutingConfig:
+        """Validate (schema in `alerting.schema`) and build; RoutingConfigError lists every problem."""
+        from pydantic import ValidationError
+
+        from .schema import RoutingFile, problems, type_name
+
+        if d is None:
+            d = {}
+        if not isinstance(d, dict):
+            raise RoutingConfigError(
+                source, [("", f"expected a mapping of settings at the top level, got {type_name(d)}")]
+            )
+        errors: list[tuple[str, str]] = []
+        model: RoutingFile | None = None
+        try:
+            model = RoutingFile.model_validate(d)
+        except ValidationError as e:
+            errors += problems(e, RoutingFile, quiet_values=_QUIET_VALUES)
+        errors += _duplicate_names(d.get("routes"))
+        env, env_errors = _env_overrides(source)
+        errors += env_errors
+        if errors or model is None:
+            raise RoutingConfigError(source, errors)
+        slack = model.slack.model_dump()
+        email = model.email.model_dump()
+        slack.update({k: v for k, v in env.items() if k == "base_url"})
+        email.update({k: v for k, v in env.items() if k in ("smtp_host", "smtp_port")})
+        routes = [
+            Route(
+                name=r.name or f"route{i}",
+                slack_channel=r.slack_channel,
+                emails=list(r.emails),
+                email_mode=r.email_mode,
+                match={k: list(v) for k, v in r.match.model_dump(exclude_none=True).items()},
+            )
+            for i, r in enumerate(model.routes)
+        ]
         return cls(
-            routes=[_route(r, f"route{i}") for i, r in enumerate(d.get("routes") or [])],
-            default=default,
-            quiet=bool(quiet),
-            suppression_window_s=float(d.get("suppression_window_s", 3600)),
-            thread_replies=bool(d.get("thread_replies", False)),
-            storm_threshold=int(storm.get("threshold", 5)),
-            storm_window_s=float(storm.get("window_s", 600)),
-            owners={str(k).lower(): str(v) for k, v in (d.get("owners") or {}).items()},
+            routes=routes,
+            default=Route(
+                name="default",
+                slack_channel=model.default.slack_channel,
+                emails=list(model.default.emails),
+                email_mode=model.default.email_mode,
+            ),
+            quiet=env.get("quiet", model.quiet),
+            suppression_window_s=model.suppression_window_s,
+            thread_replies=model.thread_replies,
+            storm_threshold=model.storm.threshold,
+            storm_window_s=model.storm.window_s,
+            owners={k.lower(): v for k, v in model.owners.items()},
             slack=SlackSettings(**slack),
             email=EmailSettings(**email),
+            notify_budget_s=model.notify_budget_s,
+            retention_days=model.retention_days,
         )
 
     @classmethod
     def load(cls, source: str | Path | dict[str, Any]) -> RoutingConfig:
+        """From a file (Path, or a str naming an existing file or ending in .yml/.yaml), YAML text, or a dict."""
         if isinstance(source, dict):
             return cls.from_dict(source)
-        if isinstance(source, Path) or (isinstance(source, str) and "\n" not in source and Path(source).exists()):
+        is_path = isinstance(source, Path) or (
+            "\n" not in source and (source.endswith((".yml", ".yaml")) or Path(source).exists())
+        )
+        if is_path:
+            name = str(source)
             try:
-                return cls.from_dict(yaml.safe_load(Path(source).read_text()) or {})
+                data = Path(source).read_bytes()
             except FileNotFoundError:
-                raise ValueError(f"{source}: file not found") from None
-            except (ValueError, TypeError, yaml.YAMLError) as e:
-                raise ValueError(f"{source}: {e}") from None
-        return cls.from_dict(yaml.safe_load(source) or {})
+                raise RoutingConfigError(name, [("", "file not found")]) from None
+            except OSError as e:
+                raise RoutingConfigError(name, [("", f"cannot be read: {e.strerror or type(e).__name__}")]) from None
+            return cls.from_dict(parse_yaml(data, name), source=name)
+        return cls.from_dict(parse_yaml(str(source), "routing config (YAML text)"), source="routing config (YAML text)")
 
     def resolve(self, alert: Alert) -> list[Route]:
-        """Every matching route (each once, in config order), else the default route."""
+        """Every matching route (each once, in config order), else the default route. A route
+        whose match raises cannot say no: the alert goes to the default route too (logged)."""
         seen: dict[str, Route] = {}
+        broken = False
         for r in self.routes:
-            if r.name not in seen and r.matches(alert):
-                seen[r.name] = r
+            try:
+                if r.name not in seen and r.matches(alert):
+                    seen[r.name] = r
+            except Exception:  # noqa: BLE001 - an alert must never vanish in routing
+                broken = True
+                log.exception(
+                    "alerting: route %s could not be matched against %s; default route used", r.name, alert.dag_id
+                )
+        if broken and self.default.name not in seen:
+            seen[self.default.name] = self.default
         return list(seen.values()) or [self.default]
 
     def route(self, name: str) -> Route | None:

@@ -1,7 +1,7 @@
 """Alert delivery, measured: latency to Slack, behaviour under each fault, and noise under a storm.
 
 Everything is real except Slack itself: slack-sdk talks HTTP to a local Slack-compatible
-server (alerting.testing.FakeSlack) and smtplib to aiosmtpd; the outbox is SQLite.
+server (tests/alerting_fakes.py FakeSlack) and smtplib to aiosmtpd; the outbox is SQLite.
 
     .venv/bin/python bench/alert_latency.py [--repeats 20] [--json var/bench/alerts.json]
 
@@ -29,12 +29,14 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))  # the test fakes: tests/alerting_fakes.py
+
+from alerting_fakes import FakeSlack, FakeSMTP  # noqa: E402
 
 from alerting.delivery import Notifier  # noqa: E402
 from alerting.events import Alert  # noqa: E402
 from alerting.outbox import Outbox  # noqa: E402
 from alerting.routing import RoutingConfig  # noqa: E402
-from alerting.testing import FakeSlack, FakeSMTP  # noqa: E402
 
 TOKEN = "xoxb-bench"
 UTC = UTC

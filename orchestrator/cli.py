@@ -97,8 +97,8 @@ def _check(args: argparse.Namespace) -> int:
     errors = [str(e) for e in plan.errors]
     try:
         RoutingConfig.load(load_config(args.config, args.profile).alerting_config)
-    except ValueError as exc:
-        errors.append(str(exc))
+    except ValueError as exc:  # RoutingConfigError: one line per problem
+        errors += str(exc).splitlines()
     for w in plan.warnings:
         print(f"warning: {w}")
     for e in errors:

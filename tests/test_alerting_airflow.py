@@ -9,13 +9,13 @@ from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 
 import pytest
+from alerting_fakes import FakeSlack, FakeSMTP
 
 from alerting.airflow import AirflowAlerts, alert_from_context
 from alerting.delivery import Notifier
 from alerting.lateness import Expectation, late_alerts
 from alerting.outbox import Outbox
 from alerting.routing import RoutingConfig
-from alerting.testing import FakeSlack, FakeSMTP
 
 UTC = UTC
 TOKEN = "xoxb-adapter-test"

@@ -1,5 +1,5 @@
 """alerting: delivery through real servers on 127.0.0.1 — a Slack-compatible HTTP API
-(alerting.testing.FakeSlack, spoken to by slack-sdk) and aiosmtpd (spoken to by smtplib).
+(tests/alerting_fakes.py FakeSlack, spoken to by slack-sdk) and aiosmtpd (spoken to by smtplib).
 No HTTP or SMTP is mocked."""
 
 from __future__ import annotations
@@ -11,12 +11,12 @@ import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from alerting_fakes import FakeSlack, FakeSMTP
 
 from alerting.delivery import Notifier
 from alerting.events import Alert, DbtContext, DbtFailure
 from alerting.outbox import Outbox, utcnow
 from alerting.render import render_slack
-from alerting.testing import FakeSlack, FakeSMTP
 
 TOKEN = "xoxb-test-token-5f3a9c"
 FAST = 4.0  # notify() must return within this in every fault case (Slack timeout is 1 s)
@@ -480,7 +480,7 @@ def test_retries_recovery_and_relapse_in_threads(slack, smtp, tmp_path):
 
 def test_success_without_an_open_incident_sends_nothing(slack, smtp, tmp_path):
     n = notifier(slack, smtp, tmp_path)
-    assert not n.has_open_incident("dbt_finance", "dbt_build")
+    assert n.outbox.open_incident_routes("dbt_finance", "dbt_build") == []
     res = timed_notify(n, failure(0, kind="recovered", error=""))
     assert res.routes == [] and slack.posted() == [] and n.outbox.rows() == []
 

@@ -102,7 +102,8 @@ def test_slack_message_exact():
             "type": "section",
             "text": {
                 "type": "mrkdwn",
-                "text": '*Error*\n```\nDatabase Error in model fct_payments\n  relation "raw_shop.payments" does not exist\n```',
+                "text": "*Error*\n```\nDatabase Error in model fct_payments\n"
+                '  relation "raw_shop.payments" does not exist\n```',
             },
         },
         {"type": "section", "text": {"type": "mrkdwn", "text": "*Failed dbt models/tests: 2* (tag `finance`)"}},

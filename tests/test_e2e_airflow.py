@@ -32,7 +32,7 @@ SLACK_TOKEN = "xoxb-e2e-test-7c1d"
 
 @pytest.fixture(scope="module")
 def alert_sinks():
-    from alerting.testing import FakeSlack, FakeSMTP
+    from alerting_fakes import FakeSlack, FakeSMTP
 
     with FakeSlack(tokens={SLACK_TOKEN}) as slack, FakeSMTP() as smtp:
         yield slack, smtp

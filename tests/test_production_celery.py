@@ -35,7 +35,8 @@ def _fresh_databases() -> None:
 @pytest.fixture(scope="module")
 def celery(tmp_path_factory, installed):
     require_services("postgres", "mariadb", "redis")
-    from alerting.testing import FakeSlack, FakeSMTP
+    from alerting_fakes import FakeSlack, FakeSMTP
+
     from orchestrator.local.airflow_cycle import prepare, start_airflow
     from orchestrator.local.direct import prepare_warehouse
     from orchestrator.plan import load_config, plan_from_config

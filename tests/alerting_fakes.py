@@ -8,10 +8,18 @@ to them over TCP exactly as they would to Slack and a mail relay.
         slack.fail_next("429", retry_after=1); slack.fail_next("500"); slack.fail_next("sleep", 5)
         slack.fail_next("error", "channel_not_found")        # {"ok": false, "error": ...} with HTTP 200
         slack.mode = "invalid_auth"   # persistent: "ok" | "500" | "429" | "sleep" | "invalid_auth"
+        slack.on_request = lambda req: ...   # called (in the server thread) as each request arrives
+
+    with FakeSMTP() as smtp:
+        smtp.received            # every accepted message, exactly as sent
+        smtp.hang_s = 30         # a stalled relay: DATA is answered only after 30 s, with a 451 (not kept)
+
+Used by the alerting tests and bench/alert_latency.py (which puts tests/ on sys.path).
 """
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 import socket
@@ -45,6 +53,7 @@ class FakeSlack:
         self.sleep_s = 5.0
         self.retry_after = 1
         self.delay_s = delay_s  # added to every successful answer (widens races)
+        self.on_request: Any = None  # callable(Request), run as each request arrives
         self._script: deque[tuple[str, Any]] = deque()
         self._lock = threading.Lock()
         self._ts = itertools.count(1)
@@ -115,6 +124,8 @@ class FakeSlack:
         else:
             body = raw.decode(errors="replace")
         req = Request(h.path, dict(h.headers.items()), raw, body)
+        if self.on_request is not None:
+            self.on_request(req)
         with self._lock:
             what, arg = self._script.popleft() if self._script else (self.mode, None)
             self.requests.append(req)
@@ -234,15 +245,19 @@ class FakeSMTP:
 
     port: int = 0
     received: list[Received] = field(default_factory=list)
+    hang_s: float = 0.0  # > 0: DATA is answered only after this long, with a 451 (the message is not kept)
 
     def __post_init__(self) -> None:
         if not self.port:
             with socket.socket() as s:
                 s.bind(("127.0.0.1", 0))
                 self.port = s.getsockname()[1]
-        self._controller = None
+        self._controller: Any = None
 
     async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd handler hook
+        if self.hang_s:
+            await asyncio.sleep(self.hang_s)
+            return "451 4.3.0 too late"
         self.received.append(Received(envelope.mail_from, list(envelope.rcpt_tos), bytes(envelope.content)))
         return "250 Message accepted for delivery"
 
