@@ -1,9 +1,10 @@
 """Profiles: which Meltano environment, extractors, loader and dbt target run.
 
-Read from the orchestration config file (`orchestration.yml`). The active
-profile is `$PIPELINE_PROFILE`, else the file's `default_profile`. A profile's
-`env` holds defaults for the variables that meltano.yml and dbt's profiles.yml
-reference; the process environment always overrides them.
+Read from the orchestration config file (`orchestration.yml`, validated by plan/schema.py).
+The active profile is `$PIPELINE_PROFILE`, else the file's `default_profile`, else the only
+profile. A profile's `env` holds defaults for the variables that meltano.yml and dbt's
+profiles.yml reference, and its `paths` the variables that hold paths (relative to the config
+file); the process environment always overrides both.
 """
 
 from __future__ import annotations
@@ -12,19 +13,20 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import yaml
 
+from . import settings
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CONFIG = REPO_ROOT / "orchestration.yml"
-PROFILE_VAR = "PIPELINE_PROFILE"
-_PATH_VARS = ("DEMO_DATA_DIR", "WAREHOUSE_DUCKDB_PATH")
-_SQLITE_URL_VARS = ("MELTANO_DATABASE_URI", "ALERTING_OUTBOX_URL")
+PROFILE_VAR = settings.PIPELINE_PROFILE.name
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # the C loader: YAML is read at every DAG parse
 
 
 class ConfigError(ValueError):
-    """A configuration file is missing or wrong; the message names the file."""
+    """A configuration file is missing or wrong; the message names the file (and the key)."""
 
 
 @dataclass(frozen=True)
@@ -32,13 +34,14 @@ class Profile:
     name: str
     meltano_environment: str
     loader: str
-    dbt_target: str
+    dbt_target: str | None
     extractors: tuple[str, ...]
     env_defaults: Mapping[str, str] = field(default_factory=dict)
     description: str = ""
     warehouse_uri: str = ""  # Asset URIs: <warehouse_uri>/<schema>/<table>
     warehouse_pool: str | None = None  # an Airflow pool serialising warehouse writes (DuckDB: one writer)
     airflow: Mapping[str, str] = field(default_factory=dict)  # how `orchestrator run/up` runs Airflow
+    demo_data: str | None = None  # files | databases: this repo's demo writes its source data there
 
     def airflow_settings(self, env: Mapping[str, str] | None = None) -> dict[str, str]:
         """executor, workers, metadata_db_url, broker_url: the profile's, then ORCHESTRATOR_AIRFLOW_*."""
@@ -46,8 +49,8 @@ class Profile:
         out = {"executor": "LocalExecutor", "workers": "0", "metadata_db_url": "", "broker_url": ""}
         out.update({k: str(v) for k, v in self.airflow.items()})
         for key in out:
-            if env.get(f"ORCHESTRATOR_AIRFLOW_{key.upper()}"):
-                out[key] = env[f"ORCHESTRATOR_AIRFLOW_{key.upper()}"]
+            if value := settings.airflow_override(key, env):
+                out[key] = value
         return out
 
     def environment(self, base: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -55,56 +58,102 @@ class Profile:
         base = os.environ if base is None else base
         env = {**self.env_defaults, **base}
         env[PROFILE_VAR] = self.name
-        env["DBT_TARGET"] = base.get("DBT_TARGET", self.dbt_target)
+        if self.dbt_target:  # a profiles.yml may pick its target from it (the demo's does)
+            env["DBT_TARGET"] = base.get("DBT_TARGET", self.dbt_target)
         env["MELTANO_SEND_ANONYMOUS_USAGE_STATS"] = "false"
         return env
 
 
+class _UniqueKeyLoader(_Loader):  # type: ignore[misc, valid-type]
+    """A key written twice in one mapping is an error, not a silent "the last one wins"."""
+
+
+def _no_duplicates(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
+    seen: dict[Any, int] = {}
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"key {key!r} appears twice (first on line {seen[key] + 1})", key_node.start_mark)
+        try:
+            seen[key] = key_node.start_mark.line
+        except TypeError:
+            continue  # an unhashable key: YAML's own error follows
+    return loader.construct_mapping(node, deep=deep)  # type: ignore[no-untyped-call]
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _no_duplicates)
+
+
 def load_yaml(path: Path) -> dict:
+    """A YAML file's top-level mapping; ConfigError naming the file for any problem."""
     try:
-        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_Loader)
+        raw = path.read_bytes()
     except FileNotFoundError as exc:
         raise ConfigError(f"{path}: file not found") from exc
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read it: {exc.strerror}") from exc
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise ConfigError(f"{path}: line {line}: not UTF-8 (byte 0x{raw[exc.start]:02x} at offset {exc.start})") \
+            from None
+    try:
+        data = yaml.load(text, Loader=_UniqueKeyLoader)
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    if data is None:
+        data = {}
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
     return data
 
 
 def config_path(path: str | Path | None = None) -> Path:
-    return Path(path or os.environ.get("ORCHESTRATION_CONFIG") or DEFAULT_CONFIG).resolve()
+    return Path(path or settings.ORCHESTRATION_CONFIG.get() or DEFAULT_CONFIG).resolve()
 
 
-def profile_from_config(data: dict, path: Path, name: str | None = None) -> Profile:
-    profiles = data.get("profiles") or {}
-    name = name or os.environ.get(PROFILE_VAR) or data.get("default_profile") or "embedded"
+def _env_value(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def resolve_path(base: Path, value: str) -> str:
+    """A path from the config file: `~` expanded, relative ones against the file's directory."""
+    expanded = os.path.expanduser(value)
+    return expanded if os.path.isabs(expanded) else str((base / expanded).resolve())
+
+
+def profile_from_schema(schema: Any, path: Path, name: str | None = None) -> Profile:
+    """The active profile of a validated orchestration file (plan/schema.OrchestrationFile)."""
+    profiles = schema.profiles
+    name = name or settings.PIPELINE_PROFILE.get() or schema.default_profile or (
+        next(iter(profiles)) if len(profiles) == 1 else "embedded")
     if name not in profiles:
         raise ConfigError(f"{path}: no profile {name!r} (known: {', '.join(sorted(profiles)) or 'none'})")
     raw = profiles[name]
-    missing = [k for k in ("meltano_environment", "loader", "dbt_target", "extractors") if not raw.get(k)]
-    if missing:
-        raise ConfigError(f"{path}: profile {name!r} lacks {', '.join(missing)}")
-    env = {str(k): "" if v is None else str(v) for k, v in (raw.get("env") or {}).items()}
-    for var in _PATH_VARS:  # relative paths are relative to the config file
-        if env.get(var) and not os.path.isabs(env[var]):
-            env[var] = str(path.parent / env[var])
-    for var in _SQLITE_URL_VARS:  # and so are relative SQLite paths in database URLs
-        uri = env.get(var, "")
-        if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
-            env[var] = f"sqlite:///{path.parent / uri[len('sqlite:///') :]}"
+    env = {k: _env_value(v) for k, v in raw.env.items()}
+    for var, value in env.items():  # a relative SQLite database in a URL is relative to the config file too
+        if value.startswith("sqlite:///") and not value.startswith("sqlite:////"):
+            env[var] = f"sqlite:///{resolve_path(path.parent, value[len('sqlite:///'):])}"
+    env.update({var: resolve_path(path.parent, value) for var, value in raw.paths.items()})
     return Profile(
-        name=name,
-        meltano_environment=raw["meltano_environment"],
-        loader=raw["loader"],
-        dbt_target=raw["dbt_target"],
-        extractors=tuple(raw["extractors"]),
-        env_defaults=env,
-        description=raw.get("description", ""),
-        warehouse_uri=raw.get("warehouse_uri") or "",
-        warehouse_pool=raw.get("warehouse_pool") or None,
-        airflow={str(k): str(v) for k, v in (raw.get("airflow") or {}).items()},
+        name=name, meltano_environment=raw.meltano_environment, loader=raw.loader, dbt_target=raw.dbt_target,
+        extractors=tuple(raw.extractors), env_defaults=env, description=raw.description,
+        warehouse_uri=raw.warehouse_uri, warehouse_pool=raw.warehouse_pool,
+        airflow={k: str(v) for k, v in raw.airflow.model_dump().items() if v not in ("", None)},
+        demo_data=raw.demo_data,
     )
+
+
+def profile_from_config(data: dict, path: Path, name: str | None = None) -> Profile:
+    from .plan.schema import parse_orchestration
+
+    return profile_from_schema(parse_orchestration(data, path), path, name)
 
 
 def load_profile(name: str | None = None, path: str | Path | None = None) -> Profile:

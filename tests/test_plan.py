@@ -506,8 +506,10 @@ def test_duplicate_plugin_across_included_files(project):
 def test_bad_config_values_name_the_file(project):
     config = project.root / "orchestration.yml"
     config.write_text(CONFIG.replace("tags: [core, finance, marketing]", "tags: core, mode: galaxy"))
-    with pytest.raises(ConfigError, match="orchestration.yml: dbt.tags must be a list"):
+    with pytest.raises(ConfigError, match="orchestration.yml: 2 problems:") as err:
         load_config(config)
+    assert "dbt.tags: Input should be a valid list, got 'core'" in str(err.value)
+    assert "dbt.mode: Input should be 'multi' or 'monolith', got 'galaxy'" in str(err.value)
 
 
 def test_the_plan_imports_no_airflow(tmp_path):

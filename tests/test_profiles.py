@@ -34,7 +34,7 @@ def test_process_environment_wins_over_profile_defaults():
     [
         ("profiles: [", "not valid YAML"),
         ("- a list", "expected a mapping"),
-        ("profiles: {embedded: {loader: x}}", "lacks meltano_environment"),
+        ("profiles: {embedded: {loader: x}}", "profiles.embedded.meltano_environment: required"),
     ],
 )
 def test_bad_config_names_the_file_and_problem(tmp_path, text, problem):
