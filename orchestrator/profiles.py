@@ -22,7 +22,7 @@ from . import settings
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CONFIG = REPO_ROOT / "orchestration.yml"
 PROFILE_VAR = settings.PIPELINE_PROFILE.name
-_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # the C loader: YAML is read at every DAG parse
+_Loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # C: YAML is read at every parse
 
 
 class ConfigError(ValueError):
@@ -64,22 +64,23 @@ class Profile:
         return env
 
 
-class _UniqueKeyLoader(_Loader):  # type: ignore[misc, valid-type]
+class _UniqueKeyLoader(_Loader):  # type: ignore[valid-type,misc]  # a C or Python loader, chosen at import
     """A key written twice in one mapping is an error, not a silent "the last one wins"."""
 
 
 def _no_duplicates(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
     seen: dict[Any, int] = {}
     for key_node, _ in node.value:
-        key = loader.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
+        key = loader.construct_object(key_node, deep=deep)
         if key in seen:
             raise yaml.constructor.ConstructorError(
-                None, None, f"key {key!r} appears twice (first on line {seen[key] + 1})", key_node.start_mark)
+                None, None, f"key {key!r} appears twice (first on line {seen[key] + 1})", key_node.start_mark
+            )
         try:
             seen[key] = key_node.start_mark.line
         except TypeError:
             continue  # an unhashable key: YAML's own error follows
-    return loader.construct_mapping(node, deep=deep)  # type: ignore[no-untyped-call]
+    return loader.construct_mapping(node, deep=deep)
 
 
 _UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _no_duplicates)
@@ -97,8 +98,9 @@ def load_yaml(path: Path) -> dict:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
-        raise ConfigError(f"{path}: line {line}: not UTF-8 (byte 0x{raw[exc.start]:02x} at offset {exc.start})") \
-            from None
+        raise ConfigError(
+            f"{path}: line {line}: not UTF-8 (byte 0x{raw[exc.start]:02x} at offset {exc.start})"
+        ) from None
     try:
         data = yaml.load(text, Loader=_UniqueKeyLoader)
     except yaml.YAMLError as exc:
@@ -131,20 +133,30 @@ def resolve_path(base: Path, value: str) -> str:
 def profile_from_schema(schema: Any, path: Path, name: str | None = None) -> Profile:
     """The active profile of a validated orchestration file (plan/schema.OrchestrationFile)."""
     profiles = schema.profiles
-    name = name or settings.PIPELINE_PROFILE.get() or schema.default_profile or (
-        next(iter(profiles)) if len(profiles) == 1 else "embedded")
+    name = (
+        name
+        or settings.PIPELINE_PROFILE.get()
+        or schema.default_profile
+        or (next(iter(profiles)) if len(profiles) == 1 else "embedded")
+    )
     if name not in profiles:
         raise ConfigError(f"{path}: no profile {name!r} (known: {', '.join(sorted(profiles)) or 'none'})")
     raw = profiles[name]
     env = {k: _env_value(v) for k, v in raw.env.items()}
     for var, value in env.items():  # a relative SQLite database in a URL is relative to the config file too
         if value.startswith("sqlite:///") and not value.startswith("sqlite:////"):
-            env[var] = f"sqlite:///{resolve_path(path.parent, value[len('sqlite:///'):])}"
+            env[var] = f"sqlite:///{resolve_path(path.parent, value[len('sqlite:///') :])}"
     env.update({var: resolve_path(path.parent, value) for var, value in raw.paths.items()})
     return Profile(
-        name=name, meltano_environment=raw.meltano_environment, loader=raw.loader, dbt_target=raw.dbt_target,
-        extractors=tuple(raw.extractors), env_defaults=env, description=raw.description,
-        warehouse_uri=raw.warehouse_uri, warehouse_pool=raw.warehouse_pool,
+        name=name,
+        meltano_environment=raw.meltano_environment,
+        loader=raw.loader,
+        dbt_target=raw.dbt_target,
+        extractors=tuple(raw.extractors),
+        env_defaults=env,
+        description=raw.description,
+        warehouse_uri=raw.warehouse_uri,
+        warehouse_pool=raw.warehouse_pool,
         airflow={k: str(v) for k, v in raw.airflow.model_dump().items() if v not in ("", None)},
         demo_data=raw.demo_data,
     )

@@ -30,30 +30,50 @@ class Setting:
         return self.name in (os.environ if env is None else env)
 
 
-ORCHESTRATION_CONFIG = Setting("ORCHESTRATION_CONFIG", "", "the orchestration config file (default: "
-                               "orchestration.yml of this repo; a deployment's DAG file sets it)")
-PIPELINE_PROFILE = Setting("PIPELINE_PROFILE", "", "the profile of orchestration.yml to run (default: its "
-                           "`default_profile`, else its only profile)")
-VAR_DIR = Setting("ORCHESTRATOR_VAR_DIR", "", "where the orchestrator writes (default: `paths.var` of the config, "
-                  "`var/` beside it): plan cache, dbt runs, state backups, the local Airflow")
-CACHE_DIR = Setting("ORCHESTRATOR_CACHE_DIR", "", "the plan cache (default: <var>/cache); `off` (or set and "
-                    "empty) disables it")
+ORCHESTRATION_CONFIG = Setting(
+    "ORCHESTRATION_CONFIG",
+    "",
+    "the orchestration config file (default: orchestration.yml of this repo; a deployment's DAG file sets it)",
+)
+PIPELINE_PROFILE = Setting(
+    "PIPELINE_PROFILE",
+    "",
+    "the profile of orchestration.yml to run (default: its `default_profile`, else its only profile)",
+)
+VAR_DIR = Setting(
+    "ORCHESTRATOR_VAR_DIR",
+    "",
+    "where the orchestrator writes (default: `paths.var` of the config, "
+    "`var/` beside it): plan cache, dbt runs, state backups, the local Airflow",
+)
+CACHE_DIR = Setting(
+    "ORCHESTRATOR_CACHE_DIR", "", "the plan cache (default: <var>/cache); `off` (or set and empty) disables it"
+)
 DBT_RUNS_DIR = Setting("DBT_RUNS_DIR", "", "each dbt DAG's private target directory (default: <var>/dbt)")
-STATE_BACKUP_DIR = Setting("MELTANO_STATE_BACKUP_DIR", "", "backups the Meltano State DAG writes before a change "
-                           "(default: <var>/meltano_state_backups)")
-AIRFLOW_HOME = Setting("ORCHESTRATOR_AIRFLOW_HOME", "", "the local Airflow of `orchestrator run`/`up` "
-                       "(default: <var>/airflow)")
+STATE_BACKUP_DIR = Setting(
+    "MELTANO_STATE_BACKUP_DIR",
+    "",
+    "backups the Meltano State DAG writes before a change (default: <var>/meltano_state_backups)",
+)
+AIRFLOW_HOME = Setting(
+    "ORCHESTRATOR_AIRFLOW_HOME", "", "the local Airflow of `orchestrator run`/`up` (default: <var>/airflow)"
+)
 AIRFLOW_EXECUTOR = Setting("ORCHESTRATOR_AIRFLOW_EXECUTOR", "", "overrides the profile's airflow.executor")
 AIRFLOW_WORKERS = Setting("ORCHESTRATOR_AIRFLOW_WORKERS", "", "overrides the profile's airflow.workers")
 AIRFLOW_METADATA_DB_URL = Setting("ORCHESTRATOR_AIRFLOW_METADATA_DB_URL", "", "overrides airflow.metadata_db_url")
 AIRFLOW_BROKER_URL = Setting("ORCHESTRATOR_AIRFLOW_BROKER_URL", "", "overrides airflow.broker_url")
-DBT_PROFILES_DIR = Setting("DBT_PROFILES_DIR", "", "dbt's own: where profiles.yml is, when `dbt.profiles_dir` is "
-                           "not configured", read_by="dbt")
+DBT_PROFILES_DIR = Setting(
+    "DBT_PROFILES_DIR", "", "dbt's own: where profiles.yml is, when `dbt.profiles_dir` is not configured", read_by="dbt"
+)
 
 ALERTING = (
     Setting("ALERTING_CONFIG", "alerting.yml", "the routing file when no orchestration config names it", "alerting"),
-    Setting("ALERTING_OUTBOX_URL", "sqlite (in the var dir)", "the alert outbox database (a profile's env sets it)",
-            "alerting"),
+    Setting(
+        "ALERTING_OUTBOX_URL",
+        "sqlite (in the var dir)",
+        "the alert outbox database (a profile's env sets it)",
+        "alerting",
+    ),
     Setting("ALERTING_QUIET", "", "1/true: record alerts, send nothing (overrides `quiet:`)", "alerting"),
     Setting("ALERTING_SLACK_BASE_URL", "", "a Slack-compatible API base URL (tests, proxies)", "alerting"),
     Setting("ALERTING_SMTP_HOST", "", "overrides email.smtp_host (the local mail sink sets it)", "alerting"),
@@ -61,10 +81,27 @@ ALERTING = (
     Setting("SLACK_BOT_TOKEN", "", "the Slack bot token (the default slack.token_env)", "alerting"),
 )
 
-ALL = (ORCHESTRATION_CONFIG, PIPELINE_PROFILE, VAR_DIR, CACHE_DIR, DBT_RUNS_DIR, STATE_BACKUP_DIR, AIRFLOW_HOME,
-       AIRFLOW_EXECUTOR, AIRFLOW_WORKERS, AIRFLOW_METADATA_DB_URL, AIRFLOW_BROKER_URL, DBT_PROFILES_DIR, *ALERTING)
-_AIRFLOW = {"executor": AIRFLOW_EXECUTOR, "workers": AIRFLOW_WORKERS, "metadata_db_url": AIRFLOW_METADATA_DB_URL,
-            "broker_url": AIRFLOW_BROKER_URL}
+ALL = (
+    ORCHESTRATION_CONFIG,
+    PIPELINE_PROFILE,
+    VAR_DIR,
+    CACHE_DIR,
+    DBT_RUNS_DIR,
+    STATE_BACKUP_DIR,
+    AIRFLOW_HOME,
+    AIRFLOW_EXECUTOR,
+    AIRFLOW_WORKERS,
+    AIRFLOW_METADATA_DB_URL,
+    AIRFLOW_BROKER_URL,
+    DBT_PROFILES_DIR,
+    *ALERTING,
+)
+_AIRFLOW = {
+    "executor": AIRFLOW_EXECUTOR,
+    "workers": AIRFLOW_WORKERS,
+    "metadata_db_url": AIRFLOW_METADATA_DB_URL,
+    "broker_url": AIRFLOW_BROKER_URL,
+}
 
 
 def airflow_override(key: str, env: Mapping[str, str] | None = None) -> str:

@@ -20,7 +20,8 @@ from orchestrator.runners.meltano_state import (
     StateResult,
     deep_merge,
     expected_state_ids,
-    extractor_of,
+    parse_state_json,
+    parse_state_id,
     run_state_action,
     write_backup,
 )
@@ -84,12 +85,16 @@ def backup_of(result: StateResult) -> dict:
 # --- pure logic (no Meltano) -------------------------------------------------------------
 
 
-def test_extractor_of_parses_the_pattern():
-    assert extractor_of(SHOP) == ("dev", "tap-shop", "target-duckdb")
-    assert extractor_of("prod:tap-go-to-market-to-target-postgres") == ("prod", "tap-go-to-market", "target-postgres")
+def test_state_ids_parse_by_meltanos_rule():
+    s = parse_state_id(SHOP)
+    assert (s.environment, s.extractor, s.loader, s.suffix) == ("dev", "tap-shop", "target-duckdb", None)
+    s = parse_state_id("prod:tap-go-to-market-to-target-postgres")
+    assert (s.environment, s.extractor, s.loader) == ("prod", "tap-go-to-market", "target-postgres")
+    s = parse_state_id("dev:tap-shop-to-target-duckdb:backfill_2024")  # Meltano's state_id_suffix
+    assert (s.extractor, s.loader, s.suffix) == ("tap-shop", "target-duckdb", "backfill_2024")
     for bad in ("tap-shop-to-target-duckdb", "dev:tap-shop", "dev:x; rm -rf /-to-target", ""):
         with pytest.raises(StateError, match="pattern"):
-            extractor_of(bad)
+            parse_state_id(bad)
 
 
 def test_deep_merge_merges_objects_and_replaces_the_rest():
@@ -102,9 +107,25 @@ def test_deep_merge_merges_objects_and_replaces_the_rest():
 
 def test_backup_is_written_atomically(tmp_path):
     path = write_backup(tmp_path, "dev:tap-x-to-target-y", "set", SEED)
-    assert path.parent == tmp_path / "dev_tap-x-to-target-y"
+    assert path.parent.parent == tmp_path and path.parent.name.startswith("dev_tap-x-to-target-y-")
     assert json.loads(path.read_text())["state"] == SEED
     assert [p.name for p in path.parent.iterdir()] == [path.name], "no temporary file left behind"
+    # IDs that flatten to the same folder name keep their backups apart
+    other = write_backup(tmp_path, "dev_tap-x-to-target-y", "set", {})
+    assert other.parent != path.parent
+
+
+def test_a_state_nested_too_deeply_is_refused_not_a_recursion_error():
+    deep = '{"singer_state": ' + "[" * 5000 + "]" * 5000 + "}"
+    with pytest.raises(StateError, match="nests deeper"):
+        parse_state_json(deep)
+    value: dict = {"singer_state": {}}
+    cursor = value["singer_state"]
+    for _ in range(200):
+        cursor["x"] = {}
+        cursor = cursor["x"]
+    with pytest.raises(StateError, match="nests deeper"):
+        parse_state_json(value)
 
 
 def test_result_is_json_serialisable():
@@ -158,7 +179,7 @@ def test_a_busy_source_refuses_writes(tmp_path):
             env={},
             dry_run=False,
             known_ids=[SHOP],
-            is_source_busy=lambda sid: f"DAG meltano_{extractor_of(sid)[1]}: tap-shop is running",
+            is_source_busy=lambda sid: f"DAG meltano_{parse_state_id(sid).extractor}: tap-shop is running",
             backup_dir=tmp_path,
         )
     assert not any(tmp_path.iterdir()), "no backup, nothing written"
@@ -268,5 +289,5 @@ def test_clear_backs_up_and_removes_and_restore_brings_it_back(ctx):
     restored = ctx.run("set", SHOP, backup_of(result)["state"], dry_run=False)
     assert restored.after == before
     assert (
-        len(list((ctx.backups / "dev_tap-shop-to-target-duckdb").glob("*.json"))) == 5
+        len(list(Path(result.backup_path).parent.glob("*.json"))) == 5
     )  # seed, set, merge, clear, restore

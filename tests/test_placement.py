@@ -38,7 +38,8 @@ def produced_sources(project: DbtProject) -> dict[str, str]:
 
 def plan_and_check(project: DbtProject, cfg: OrchestrationConfig, produced: dict[str, str] | None = None):
     produced = produced_sources(project) if produced is None else produced
-    dags, warnings, errors, placed = plan_dbt(cfg, project, produced)
+    part, placed = plan_dbt(cfg, project, produced)
+    dags, warnings, errors = part.dags, part.warnings, part.errors
     node_tags = {
         n.unique_id: orchestration_tags(cfg, n.tags) for n in project.buildable if n.materialized != "ephemeral"
     }

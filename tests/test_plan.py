@@ -156,7 +156,10 @@ def test_meltano_tables_follow_meltano_conventions(project):
     assert shop.tasks[0].args == ("run", "tap-shop", "target-wh")
     assert shop.state_ids == ("dev:tap-shop-to-target-wh",)
     assert shop.max_active_runs == 1
-    assert plan.assets["raw_shop.orders"] == "duckdb://warehouse/raw_shop/orders"
+    assert plan.assets["raw_shop.orders"].uri == "duckdb://warehouse/raw_shop/orders"
+    assert plan.assets["raw_shop.orders"].group == "raw_shop"
+    assert plan.assets["raw_shop.orders"].extra == {"extractor": "tap-shop", "stream": "orders",
+                                                    "state_id": "dev:tap-shop-to-target-wh"}
 
 
 def test_environment_overrides_the_loader_schema(project):
@@ -482,8 +485,11 @@ def test_empty_project_plans_no_dbt_dag(project):
     "text, message",
     [
         ("plugins: [unclosed", "not valid YAML"),
-        ("plugins:\n  extractors:\n  - namespace: x\n", "needs a `name`"),
-        ("plugins:\n  extractors:\n  - {name: tap-crm, select: 'a.*'}\n", "must be a list"),
+        ("plugins:\n  extractors:\n  - namespace: x\n", r"plugins.extractors\[0\].name: required"),
+        ("plugins:\n  extractors:\n  - {name: tap-crm, select: 'a.*'}\n",
+         r"plugins.extractors\[0\].select: Input should be a valid list, got 'a.\*'"),
+        ("plugins: [a]\n", "plugins: Input should be a valid dictionary"),
+        ("include_paths: ./extract\n", "include_paths: Input should be a valid list"),
     ],
 )
 def test_broken_meltano_yml_names_the_file(project, text, message):

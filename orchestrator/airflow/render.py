@@ -1,23 +1,26 @@
 """The Airflow layer: render the plan's DAG specs into Airflow DAG objects.
 
-The DAG files in dags/ are one line each: `globals().update(render_dags("dbt"))`.
-Each renders one kind, from only the inputs that kind needs, so a broken
-manifest shows up as an import error of dags/dbt_tags.py that names the file
-and the problem, while the tick and Meltano DAGs keep working.
+The DAG files in dags/ are one line each: `globals().update(render_dags("dbt"))`. Each renders
+one kind, from only the inputs that kind needs, so a broken manifest shows up as an import
+error of dags/dbt_tags.py that names the file and the problem, while the tick and Meltano DAGs
+keep working. Each kind of DAG has a builder (BUILDERS) that adds its tasks and its form.
 """
 
 from __future__ import annotations
 
-import os
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 from airflow.providers.standard.operators.python import PythonOperator
-from airflow.sdk import DAG, Asset, CronTriggerTimetable
+from airflow.sdk import DAG, Asset, CronTriggerTimetable, Param
 
-from ..plan import DagSpec, Plan, load_config, plan_from_config
+from ..plan import Plan, load_config, plan_from_config
 from ..plan.config import OrchestrationConfig
-from . import state_dag, tasks
+from ..plan.model import AlertingDag, DagSpec, DbtDag, Kind, MeltanoDag, StateDag, TaskSpec, TickDag
+from . import dbt_form, dbt_task, state_dag, tasks
 from .callbacks import airflow_alerts
 
 
@@ -25,17 +28,127 @@ class PlanError(RuntimeError):
     """The plan has errors: the DAG file cannot be rendered. The message lists them."""
 
 
-def _cache_dir() -> Path | None:
-    value = os.environ.get("ORCHESTRATOR_CACHE_DIR")
-    if value == "":
-        return None
-    from ..plan import DEFAULT_CACHE_DIR
+def assets(plan: Plan, names: Iterable[str]) -> list[Asset]:
+    """Airflow Assets, with the group and extra the Assets view shows."""
+    out = []
+    for n in names:
+        spec = plan.assets[n]
+        out.append(Asset(name=n, uri=spec.uri, group=spec.group, extra=dict(spec.extra)))
+    return out
 
-    return Path(value) if value else DEFAULT_CACHE_DIR
+
+@dataclass
+class Context:
+    plan: Plan
+    config: OrchestrationConfig
 
 
-def _assets(plan: Plan, names) -> list[Asset]:
-    return [Asset(name=n, uri=plan.assets[n]) for n in names]
+def _operator(ctx: Context, spec: DagSpec, task: TaskSpec, call: Callable, kwargs: dict[str, Any]) -> PythonOperator:
+    return PythonOperator(
+        task_id=task.task_id,
+        python_callable=call,
+        op_kwargs=kwargs,
+        outlets=assets(ctx.plan, task.outlets),
+        inlets=assets(ctx.plan, task.inlets),
+        pool=spec.pool or "default_pool",
+    )
+
+
+def _wire(spec: DagSpec, ops: dict[str, PythonOperator]) -> None:
+    for t in spec.tasks:
+        # What `up >> task` does for two tasks of one DAG, minus its check that they share a DAG:
+        # that check hashes the whole DAG (every schedule Asset) per edge, which made a
+        # 5,000-model DAG in per-model mode take 75 s to parse instead of about 1 s.
+        for up in t.upstream:
+            ops[t.task_id].upstream_task_ids.add(up)
+            ops[up].downstream_task_ids.add(t.task_id)
+
+
+def _outlets(ctx: Context, task: TaskSpec) -> dict[str, str]:
+    return {n: ctx.plan.uri(n) for n in task.outlets}
+
+
+# ------------------------------------------------------------------ one builder per kind of DAG
+
+
+def _tick(ctx: Context, spec: DagSpec) -> None:
+    assert isinstance(spec, TickDag)
+    for t in spec.tasks:
+        _operator(ctx, spec, t, tasks.emit_tick, {"asset": t.outlets[0]})
+
+
+def _meltano(ctx: Context, spec: DagSpec) -> None:
+    assert isinstance(spec, MeltanoDag)
+    for t in spec.tasks:
+        kwargs = {
+            "argv": list(t.args),
+            "outlets": _outlets(ctx, t),
+            "extractors": list(spec.extractors),
+            "state_ids": list(spec.state_ids),
+        }
+        _operator(ctx, spec, t, tasks.meltano_run, kwargs)
+
+
+def _dbt(ctx: Context, spec: DagSpec) -> None:
+    assert isinstance(spec, DbtDag)
+    ops = {}
+    for t in spec.tasks:
+        owners = {u: spec.owners[u] for u in (*t.models, *spec.tests) if u in spec.owners}
+        kwargs = {
+            "args": list(t.args),
+            "outlets": _outlets(ctx, t),
+            "relations": dict(t.relations),
+            "owners": owners,
+            "tag": spec.tag,
+        }
+        if len(spec.tasks) == 1:  # the whole DAG in one task: the run form may select within it
+            kwargs["nodes"] = [*spec.models, *spec.tests]
+        ops[t.task_id] = _operator(ctx, spec, t, dbt_task.dbt_build, kwargs)
+    _wire(spec, ops)
+
+
+def _state(ctx: Context, spec: DagSpec) -> None:
+    assert isinstance(spec, StateDag)
+    state_dag.state_task(spec)
+
+
+def _alerting(ctx: Context, spec: DagSpec) -> None:
+    assert isinstance(spec, AlertingDag)
+    for t in spec.tasks:
+        if t.kind == "alerts_redeliver":
+            _operator(ctx, spec, t, tasks.alerts_redeliver, {})
+        else:
+            tick = t.args[0]  # the Asset whose event starts a cycle
+            kwargs = {"expectations": list(spec.lateness), "tick": {tick: ctx.plan.uri(tick)}}
+            _operator(ctx, spec, t, tasks.alerts_lateness, kwargs)
+
+
+def _alerting_params(spec: DagSpec) -> dict[str, Param]:
+    return {
+        "as_of": Param(
+            None,
+            type=["null", "string"],
+            format="date-time",
+            description="Check lateness as of this time (ISO 8601); empty: now",
+        )
+    }
+
+
+BUILDERS: dict[Kind, Callable[[Context, DagSpec], None]] = {
+    "tick": _tick,
+    "meltano": _meltano,
+    "dbt": _dbt,
+    "meltano_state": _state,
+    "alerting": _alerting,
+}
+PARAMS: dict[Kind, Callable[[Any], dict[str, Param]]] = {
+    "meltano_state": state_dag.params,
+    "alerting": _alerting_params,
+    "dbt": dbt_form.params,
+}
+
+
+# ------------------------------------------------------------------ the DAG
 
 
 def _default_args(config: OrchestrationConfig, spec: DagSpec, alerts) -> dict:
@@ -56,69 +169,13 @@ def _schedule(plan: Plan, spec: DagSpec):
         # start_date, Airflow would at once start a run for the latest past one (a surprise cycle).
         return CronTriggerTimetable(spec.schedule.cron, timezone="UTC", run_immediately=False)
     if spec.schedule.assets:
-        return _assets(plan, spec.schedule.assets)  # a list: every Asset must be updated (AND)
-    return None
-
-
-def _operator(plan: Plan, spec: DagSpec, task) -> PythonOperator:
-    outlets = {n: plan.assets[n] for n in task.outlets}
-    if task.kind == "emit_tick":
-        call, kwargs = tasks.emit_tick, {"asset": task.outlets[0]}
-    elif task.kind == "meltano_run":
-        # A job may run several extractors: each state ID `<env>:<extractor>-to-<loader>` names one.
-        extractors = [s.split(":", 1)[1].rsplit("-to-", 1)[0] for s in spec.state_ids]
-        call, kwargs = (
-            tasks.meltano_run,
-            {"argv": list(task.args), "outlets": outlets, "extractors": extractors, "state_ids": list(spec.state_ids)},
-        )
-    elif task.kind in ("dbt_build", "dbt_test"):
-        owners = {u: spec.owners[u] for u in (*task.models, *spec.tests) if u in spec.owners}
-        call, kwargs = (
-            tasks.dbt_build,
-            {
-                "args": list(task.args),
-                "outlets": outlets,
-                "relations": dict(task.relations),
-                "owners": owners,
-                "tag": spec.tag,
-            },
-        )
-    elif task.kind == "alerts_redeliver":
-        call, kwargs = tasks.alerts_redeliver, {}
-    elif task.kind == "alerts_lateness":
-        tick = task.args[0]  # the Asset whose event starts a cycle
-        call, kwargs = tasks.alerts_lateness, {"expectations": list(spec.lateness), "tick": {tick: plan.assets[tick]}}
-    else:
-        raise PlanError(f"{spec.dag_id}: unknown task kind {task.kind!r}")
-    return PythonOperator(
-        task_id=task.task_id,
-        python_callable=call,
-        op_kwargs=kwargs,
-        outlets=_assets(plan, task.outlets),
-        inlets=_assets(plan, task.inlets),
-        pool=spec.pool or "default_pool",
-    )
-
-
-def _params(spec: DagSpec):
-    if spec.kind == "meltano_state":
-        return state_dag.params(spec)
-    if spec.kind == "alerting":
-        from airflow.sdk import Param
-
-        return {
-            "as_of": Param(
-                None,
-                type=["null", "string"],
-                format="date-time",
-                description="Check lateness as of this time (ISO 8601); empty: now",
-            )
-        }
+        return assets(plan, spec.schedule.assets)  # a list: every Asset must be updated (AND)
     return None
 
 
 def render_dag(plan: Plan, config: OrchestrationConfig, spec: DagSpec, alerts=None) -> DAG:
     alerts = alerts or airflow_alerts(config)
+    params = PARAMS[spec.kind](spec) if spec.kind in PARAMS else None
     with DAG(
         dag_id=spec.dag_id,
         description=spec.description,
@@ -128,31 +185,21 @@ def render_dag(plan: Plan, config: OrchestrationConfig, spec: DagSpec, alerts=No
         max_active_runs=spec.max_active_runs,
         tags=list(spec.tags),
         default_args=_default_args(config, spec, alerts),
-        params=_params(spec),
+        params=params,
         **alerts.dag_callbacks(),  # a run that fails for another reason than a task; DAG-level recovery
     ) as dag:
-        if spec.kind == "meltano_state":
-            state_dag.state_task(spec)
-            return dag
-        ops = {t.task_id: _operator(plan, spec, t) for t in spec.tasks}
-        for t in spec.tasks:
-            # What `up >> task` does for two tasks of one DAG, minus its check that they share a
-            # DAG: that check hashes the whole DAG (every schedule Asset) per edge, which made a
-            # 5,000-model DAG in per-model mode take 75 s to parse instead of about 1 s.
-            for up in t.upstream:
-                ops[t.task_id].upstream_task_ids.add(up)
-                ops[up].downstream_task_ids.add(t.task_id)
+        BUILDERS[spec.kind](Context(plan, config), spec)
     return dag
 
 
-def render_dags(kind: str, config_path: str | Path | None = None) -> dict[str, DAG]:
+def render_dags(kind: Kind, config_path: str | Path | None = None) -> dict[str, DAG]:
     """Every DAG of one kind (tick | meltano | dbt | meltano_state | alerting), keyed by dag_id."""
     config = load_config(config_path)
     if kind == "alerting":  # the routing file is read by callbacks at run time: check it here, loudly
         from alerting.routing import RoutingConfig
 
         RoutingConfig.load(config.alerting_config)
-    plan = plan_from_config(config, kinds=(kind,), cache_dir=_cache_dir())
+    plan = plan_from_config(config, kinds=(kind,))
     # An error that concerns some DAGs leaves only those out (dags/plan_errors.py shows it as an
     # import error); one that concerns the whole kind fails this file, naming the problem.
     whole = [e for e in plan.errors if not e.dags]
@@ -168,13 +215,13 @@ def render_dags(kind: str, config_path: str | Path | None = None) -> dict[str, D
     }
 
 
-def raise_plan_errors(kinds: tuple[str, ...] = ("dbt",), config_path: str | Path | None = None) -> None:
+def raise_plan_errors(kinds: tuple[Kind, ...] = ("dbt",), config_path: str | Path | None = None) -> None:
     """The import error of dags/plan_errors.py: every error that leaves some DAGs out of the
     rendering (a forced cycle between dbt DAGs, two nodes building one relation...), so that it
     shows in Airflow's UI while every other DAG still runs. Errors of a whole kind fail that
     kind's own file instead."""
     try:
-        plan = plan_from_config(load_config(config_path), kinds=kinds, cache_dir=_cache_dir())
+        plan = plan_from_config(load_config(config_path), kinds=kinds)
     except ValueError:
         return  # a broken input (manifest, meltano.yml, config) fails the DAG files that read it, naming it
     partial = [e for e in plan.errors if e.dags]

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 
 from airflow.providers.standard.operators.python import PythonOperator
 from airflow.sdk import Param
 
-from ..plan import DagSpec
-from ..profiles import load_profile
-from ..runners.meltano_state import ACTIONS, DEFAULT_BACKUP_DIR, StateError, run_state_action
+from ..plan import load_config
+from ..plan.model import StateDag
+from ..plan.translator import load_translator
+from ..runners.meltano_state import ACTIONS, StateError, run_state_action
 from .tasks import TaskFailure
 
 log = logging.getLogger(__name__)
@@ -23,7 +23,7 @@ _EXAMPLE = {
 }
 
 
-def params(spec: DagSpec) -> dict[str, Param]:
+def params(spec: StateDag) -> dict[str, Param]:
     ids = list(spec.state_ids)
     return {
         "action": Param(
@@ -36,14 +36,14 @@ def params(spec: DagSpec) -> dict[str, Param]:
             ids[0] if ids else "",
             enum=ids or [""],
             title="State ID",
-            description="the source's Meltano state ID (<environment>:<extractor>-to-<loader>)",
+            description="the source's Meltano state ID (<environment>:<extractor>-to-<loader>[:<suffix>])",
         ),
         "state_json": Param(
             json.dumps(_EXAMPLE, indent=2),
             type="string",
             title="State JSON (set, merge)",
             description="an object with `singer_state`; ignored by list, get and clear",
-            **{"format": "multiline"},
+            format="multiline",
         ),
         "dry_run": Param(
             True, type="boolean", title="Dry run", description="show what would change and write nothing (default)"
@@ -62,16 +62,20 @@ def _run(*, state_dags: dict[str, str], **context) -> dict:
         n = ti.get_dr_count(dag_id=dag_id, states=["running", "queued"])
         return f"DAG {dag_id} has {n} run(s) running or queued; wait for it, or pause it first" if n else None
 
+    config = load_config()
     try:
         result = run_state_action(
             p["action"],
             p.get("state_id"),
             p.get("state_json"),
-            profile=load_profile(),
-            dry_run=bool(p.get("dry_run", True)),
-            known_ids=None,
+            profile=config.profile,
+            dry_run=p.get("dry_run", True),  # not coerced: a "false" string is refused, not read as true
+            expected_ids=list(state_dags),
             is_source_busy=busy,
-            backup_dir=os.environ.get("MELTANO_STATE_BACKUP_DIR") or DEFAULT_BACKUP_DIR,
+            backup_dir=config.state_backup_dir(),
+            project_root=config.meltano_project,
+            executable=config.meltano_executable,
+            names=load_translator(config),
             log=log.info,
         )
     except StateError as exc:
@@ -82,7 +86,7 @@ def _run(*, state_dags: dict[str, str], **context) -> dict:
     return result.to_dict()
 
 
-def state_task(spec: DagSpec) -> PythonOperator:
+def state_task(spec: StateDag) -> PythonOperator:
     # No retries: a refused or failed state edit needs a person, not a second attempt.
     return PythonOperator(
         task_id="meltano_state", python_callable=_run, op_kwargs={"state_dags": spec.state_dags}, retries=0

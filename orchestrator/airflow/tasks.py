@@ -8,10 +8,7 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC
-from pathlib import Path
 from typing import Any
-
-from ..profiles import load_profile
 
 log = logging.getLogger(__name__)
 
@@ -33,28 +30,50 @@ def _asset(name: str, uri: str):
     return Asset(name=name, uri=uri)
 
 
-def _set_extra(context: dict, name: str, uri: str, extra: dict[str, Any]) -> None:
+def set_extra(context: dict, name: str, uri: str, extra: dict[str, Any]) -> None:
+    """The `extra` of the event Airflow emits for this outlet when the task succeeds."""
     context["outlet_events"][_asset(name, uri)].extra = extra
 
 
 def emit_tick(*, asset: str, **context) -> str:
     """The tick's only job: succeed, so Airflow emits its Asset."""
     stamp = str(context.get("logical_date") or context.get("run_id"))
-    _set_extra(context, asset, asset, {"cycle": stamp})
+    set_extra(context, asset, asset, {"cycle": stamp})
     return stamp
 
 
 def meltano_run(
     *, argv: list[str], extractors: list[str], outlets: dict[str, str], state_ids: list[str] | None = None, **context
 ) -> dict[str, int]:
-    """`meltano run ...` with the profile's environment; one Asset event per table, with its record count."""
+    """`meltano run ...` in the configured Meltano project, with the profile's environment; one Asset
+    event per table, with its record count."""
+    from ..plan import load_config
+    from ..plan.translator import load_translator
+    from ..runners.dbt_profile import DbtProfileError, resolve_target
     from ..runners.meltano import MeltanoError, record_counts, run_meltano
+    from ..runners.warehouse_lock import warehouse_lock
+    from .lineage_alert import blast_radius_context
 
-    profile = load_profile()
+    config = load_config()
+    profile, names = config.profile, load_translator(config)
+    env = profile.environment()
+    try:  # the warehouse Meltano loads is the one dbt reads: one writer at a time if it is DuckDB
+        database = resolve_target(config, env).duckdb_path(config.dbt_project_dir)
+    except DbtProfileError:
+        database = None
     try:
-        result = run_meltano(argv, environment=profile.meltano_environment, env=profile.environment(), log=log.info)
+        with warehouse_lock(database, log.info):
+            result = run_meltano(
+                argv,
+                environment=profile.meltano_environment,
+                env=env,
+                project_root=config.meltano_project,
+                executable=config.meltano_executable,
+                log=log.info,
+            )
     except MeltanoError as exc:
         # the message carries the log tail; the alert gets it apart, with the extractor and state ID
+        dag_id = context["dag"].dag_id if context.get("dag") else ""
         raise TaskFailure(
             str(exc),
             {
@@ -64,17 +83,18 @@ def meltano_run(
                     "state_id": ", ".join(state_ids or []) or None,
                     "log_tail": exc.tail[-30:],
                 },
+                "extra": blast_radius_context(config, dag_id) if dag_id else {},
             },
         ) from None
     records: dict[str, int] = {}
     for extractor in extractors:
-        for table, n in record_counts(result.metric_lines, extractor).items():
+        for table, n in record_counts(result.metric_lines, extractor, names.stream_table).items():
             records[table] = records.get(table, 0) + n
-    for relation, uri in outlets.items():
-        table = relation.split(".", 1)[1]
-        _set_extra(
+    for asset, uri in outlets.items():
+        table = asset.rsplit(".", 1)[-1]
+        set_extra(
             context,
-            relation,
+            asset,
             uri,
             {
                 "records_extracted": records.get(table, 0),
@@ -83,90 +103,6 @@ def meltano_run(
             },
         )
     return records
-
-
-def dbt_build(
-    *,
-    args: list[str],
-    relations: dict[str, str],
-    outlets: dict[str, str],
-    owners: dict[str, str] | None = None,
-    tag: str | None = None,
-    **context,
-) -> dict[str, Any]:
-    """Run dbt for this task's nodes; an Asset event per relation built, with rows, duration and status.
-
-    `relations` maps a node's unique_id to the relation it builds. Artifacts go to a
-    target directory of this DAG's own (max_active_runs=1 makes it exclusive).
-    """
-    from ..runners.dbt import DbtError, run_dbt, runs_dir
-
-    profile = load_profile()
-    env = profile.environment()
-    dag_id = context["dag"].dag_id if context.get("dag") else "adhoc"
-    task_id = context["task"].task_id if context.get("task") else "dbt"
-    target_path = runs_dir(env) / dag_id / task_id
-    # No --target: profiles.yml picks it from DBT_TARGET, and an explicit one would not match the
-    # published partial-parse state (made without it), costing a full re-parse per target directory.
-    result = run_dbt(list(args), env=env, target_path=target_path, raise_on_failure=False)
-    for node in result.nodes:
-        relation = relations.get(node.unique_id)
-        if relation and relation in outlets:
-            _set_extra(
-                context,
-                relation,
-                outlets[relation],
-                {
-                    "unique_id": node.unique_id,
-                    "status": node.status,
-                    "rows_affected": node.rows_affected,
-                    "duration_s": round(node.duration_s, 3),
-                },
-            )
-    summary = {
-        "success": result.success,
-        "duration_s": round(result.duration_s, 3),
-        "models": {n.unique_id: n.status for n in result.of_type("model")},
-        "tests": {n.unique_id: n.status for n in result.of_type("test")},
-        "failed": [n.unique_id for n in result.failed],
-    }
-    if not result.success:  # the message lists the failed models and tests; the alert gets them with owners
-        raise TaskFailure(
-            str(DbtError(result)), dbt_alert_context(target_path / "run_results.json", result, owners or {}, tag)
-        )
-    return summary
-
-
-def dbt_alert_context(run_results: Path, result, owners: dict[str, str], tag: str | None) -> dict[str, Any]:
-    """The failed models and tests from dbt's run_results.json (the runner's own records if it
-    was not written), each with its owners (meta.owner; a test's are its models')."""
-    import json
-
-    try:
-        rows = [
-            (r["unique_id"], r["status"], r.get("message") or "")
-            for r in json.loads(run_results.read_text())["results"]
-        ]
-    except (OSError, ValueError, KeyError):
-        rows = [(n.unique_id, n.status, n.message or "") for n in result.nodes]
-    failed = [(u, st, msg) for u, st, msg in rows if st in ("error", "fail", "runtime error")]
-    failures = [
-        {
-            "name": u.split(".")[2] if u.count(".") >= 2 else u,
-            "resource_type": u.split(".", 1)[0],
-            "owners": [o.strip() for o in owners.get(u, "").split(",") if o.strip()],
-            "message": msg,
-        }
-        for u, st, msg in failed
-    ]
-    skipped = sum(1 for _, st, _ in rows if st == "skipped")
-    what = ", ".join(f"{f['resource_type']} {f['name']}" for f in failures[:3]) + (" …" if len(failures) > 3 else "")
-    error = f"dbt {' '.join(result.args[:1])}: {len(failures)} failed ({what})"
-    if result.exception:
-        error = f"dbt {' '.join(result.args[:1])} could not run: {result.exception}"
-    if skipped:
-        error += f"; {skipped} skipped"
-    return {"error": error, "dbt": {"tag": tag, "failures": failures}}
 
 
 def alerts_redeliver(**context) -> dict[str, int]:

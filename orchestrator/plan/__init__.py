@@ -6,19 +6,19 @@ plan = build_plan(kinds=("dbt",))    # only what dags/dbt_tags.py renders
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable
 from pathlib import Path
 
-from ..profiles import REPO_ROOT, ConfigError
+from ..profiles import ConfigError
 from .build import assemble
-from .cache import cached_plan
+from .cache import RecordingEnv, cached_plan
 from .config import OrchestrationConfig, load_config
 from .manifest import ManifestError, load_manifest
 from .meltano_project import MeltanoProjectError, load_meltano_project
 from .model import KINDS, DagSpec, Issue, Plan, Schedule, TaskSpec
+from .translator import load_translator, translator_file
 
-DEFAULT_CACHE_DIR = REPO_ROOT / "var" / "cache"
+CONFIGURED = "configured"  # cache_dir: the config's (paths.var, ORCHESTRATOR_CACHE_DIR)
 
 __all__ = [
     "ConfigError",
@@ -37,7 +37,7 @@ __all__ = [
 
 
 def plan_from_config(
-    config: OrchestrationConfig, kinds: Iterable[str] = KINDS, cache_dir: Path | None = DEFAULT_CACHE_DIR
+    config: OrchestrationConfig, kinds: Iterable[str] = KINDS, cache_dir: Path | str | None = CONFIGURED
 ) -> Plan:
     """Build (or reuse) the plan of the given kinds. Raises ManifestError / MeltanoProjectError
     when an input the kinds need is broken; the message names the file."""
@@ -48,8 +48,10 @@ def plan_from_config(
     # depend on a readable manifest: broken inputs only drop the lateness check.
     optional = "alerting" in kinds and not needs_dbt
 
-    def build() -> tuple[Plan, list[str]]:
-        files = [str(config.path)]
+    def build() -> tuple[Plan, list[str], dict[str, str | None]]:
+        names = load_translator(config)
+        env = RecordingEnv(config.profile.environment())
+        files = [str(config.path), *filter(None, [translator_file(config)])]
         meltano = dbt = None
         try:
             if needs_meltano or optional:
@@ -63,10 +65,13 @@ def plan_from_config(
                 raise
             files += [str(config.meltano_project / "meltano.yml"), str(config.manifest)]
             meltano = dbt = None
-        return assemble(config, kinds=kinds, meltano=meltano, dbt=dbt), files
+        plan = assemble(config, kinds=kinds, meltano=meltano, dbt=dbt, names=names, env=env)
+        return plan, files, env.read
 
-    key = (kinds, str(config), os.environ.get("PIPELINE_PROFILE"))
-    return cached_plan(cache_dir, key, build)
+    if cache_dir == CONFIGURED:
+        cache_dir = config.cache_dir()
+    key = (kinds, str(config))  # the config's repr holds the profile (and its env defaults)
+    return cached_plan(Path(cache_dir) if cache_dir else None, key, build, config.profile.environment())
 
 
 def build_plan(
@@ -74,6 +79,6 @@ def build_plan(
     *,
     kinds: Iterable[str] = KINDS,
     profile: str | None = None,
-    cache_dir: Path | None = DEFAULT_CACHE_DIR,
+    cache_dir: Path | str | None = CONFIGURED,
 ) -> Plan:
     return plan_from_config(load_config(config_path, profile), kinds, cache_dir)

@@ -33,6 +33,7 @@ class OrchestrationConfig:
     catch_all_dag_id: str = "dbt_untagged"
     monolith_dag_id: str = "dbt_all"
     task_granularity: str = "dag"
+    dbt_retry_from_failure: bool = True
     meltano_project: Path = Path("meltano")
     meltano_executable: str | None = None  # None: `meltano` beside this Python, else on PATH
     meltano_dag_id_prefix: str = "meltano_"
@@ -117,6 +118,7 @@ def load_config(path: str | Path | None = None, profile: str | None = None) -> O
         catch_all_dag_id=dbt.catch_all.dag_id,
         monolith_dag_id=dbt.monolith_dag_id,
         task_granularity=dbt.task_granularity,
+        dbt_retry_from_failure=dbt.retry_from_failure,
         meltano_project=at(meltano.project_dir),
         meltano_executable=meltano.executable,
         meltano_dag_id_prefix=meltano.dag_id_prefix,

@@ -12,7 +12,6 @@ Errors name the DAGs they concern (`Issue.dags`): only those are left out of the
 
 from __future__ import annotations
 
-import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 
@@ -22,12 +21,7 @@ from .graphs import sccs, shortest_cycle
 from .manifest import NEWEST_KNOWN_VERSION, DbtProject
 from .model import Issue
 from .placement import Placement, place
-
-_NON_ID = re.compile(r"[^a-z0-9_]+")
-
-
-def slug(name: str) -> str:
-    return _NON_ID.sub("_", name.lower()).strip("_") or "_"
+from .translator import Translator
 
 
 def bullets(items, limit: int = 25) -> str:
@@ -47,17 +41,16 @@ def orchestration_tags(config: OrchestrationConfig, tags: tuple[str, ...]) -> li
     return listed + prefixed
 
 
-def tag_dag_id(config: OrchestrationConfig, tag: str) -> str:
-    if config.tag_prefix and tag.startswith(config.tag_prefix):
-        tag = tag[len(config.tag_prefix) :]
-    return config.dbt_dag_id_prefix + slug(tag)
-
-
 # ---------------------------------------------------------------------------- 1. the manifest
 
 
 def check_manifest(
-    config: OrchestrationConfig, dbt: DbtProject, graph: DbtGraph, produced: dict[str, str], dag_of: dict[str, str]
+    config: OrchestrationConfig,
+    dbt: DbtProject,
+    graph: DbtGraph,
+    produced: dict[str, str],
+    dag_of: dict[str, str],
+    names: Translator,
 ) -> tuple[list[Issue], list[Issue]]:
     """What dbt itself would refuse or a user should know, before anything is rendered."""
     mf = dbt.path
@@ -105,12 +98,12 @@ def check_manifest(
                     dags,
                 )
             )
-        if relation in produced:
+        if (asset := names.asset_name(relation)) in produced:
             errors.append(
                 Issue(
                     dbt.nodes[uids[0]].file or mf,
                     uids[0],
-                    f"builds {relation}, which {produced[relation]} loads: the model would overwrite the loaded table",
+                    f"builds {relation}, which {produced[asset]} loads: the model would overwrite the loaded table",
                     dags,
                 )
             )
@@ -120,32 +113,34 @@ def check_manifest(
 # ---------------------------------------------------------------------------- 2. placement
 
 
-def place_nodes(config: OrchestrationConfig, graph: DbtGraph) -> Placement:
+def place_nodes(config: OrchestrationConfig, graph: DbtGraph, names: Translator) -> Placement:
     if config.mode == "monolith":
         out = Placement(tag_of_dag={config.monolith_dag_id: None} if graph.built else {})
         out.dag_of = {u: config.monolith_dag_id for u in graph.built}
         return out
     by_tags: dict[tuple[str, ...], list[str]] = {}  # nodes share a handful of tag sets
-    node_tags = {u: by_tags.get(n.tags) or by_tags.setdefault(n.tags, orchestration_tags(config, n.tags))
-                 for u, n in graph.built.items()}
+    node_tags = {
+        u: by_tags.get(n.tags) or by_tags.setdefault(n.tags, orchestration_tags(config, n.tags))
+        for u, n in graph.built.items()
+    }
     seen = {t for ts in node_tags.values() for t in ts}
     order = [t for t in config.tags if t in seen] + sorted(seen - set(config.tags))
     return place(
         graph,
         node_tags.__getitem__,
         order,
-        lambda t: tag_dag_id(config, t),
-        config.catch_all_dag_id if config.catch_all else None,
+        names.tag_dag_id,
+        names.catch_all_dag_id if config.catch_all else None,
     )
 
 
-def check_dag_ids(config: OrchestrationConfig, dbt: DbtProject, placement: Placement) -> list[Issue]:
+def check_dag_ids(config: OrchestrationConfig, dbt: DbtProject, placement: Placement, names: Translator) -> list[Issue]:
     """Two tags that map to one DAG id, or a catch-all stage named like a tag DAG, are errors: the
     merged DAG would select one tag and announce the other's Assets."""
     errors = []
     by_id: dict[str, set[str]] = defaultdict(set)
     for tag in {*config.tags, *(t for ts in {n.tags for n in dbt.buildable} for t in orchestration_tags(config, ts))}:
-        by_id[tag_dag_id(config, tag)].add(tag)
+        by_id[names.tag_dag_id(tag)].add(tag)
     for dag_id, tags in sorted(by_id.items()):
         if len(tags) > 1:
             errors.append(
@@ -156,7 +151,7 @@ def check_dag_ids(config: OrchestrationConfig, dbt: DbtProject, placement: Place
                     (dag_id,),
                 )
             )
-        if dag_id in placement.stage_of_dag or dag_id == config.catch_all_dag_id:
+        if dag_id in placement.stage_of_dag or dag_id == names.catch_all_dag_id(1):
             errors.append(
                 Issue(
                     str(config.path),
@@ -175,15 +170,14 @@ def check_dag_ids(config: OrchestrationConfig, dbt: DbtProject, placement: Place
 @dataclass
 class Wiring:
     members: dict[str, list[str]]  # DAG id -> the built nodes it builds (topological order)
-    assets: dict[str, set[str]]  # DAG id -> the relations it waits for (AND)
+    assets: dict[str, set[str]]  # DAG id -> the Assets it waits for (AND)
     upstream: dict[str, set[str]]  # DAG id -> the dbt DAGs it reads from
     ancestors: dict[str, set[str]] = field(default_factory=dict)  # DAG id -> every dbt DAG upstream of it
 
 
 def wire(
-    config: OrchestrationConfig, graph: DbtGraph, placement: Placement, produced: dict[str, str]
+    config: OrchestrationConfig, graph: DbtGraph, placement: Placement, produced: dict[str, str], names: Translator
 ) -> tuple[Wiring, list[Issue]]:
-    mf = graph.project.path
     warnings: list[Issue] = []
     members: dict[str, list[str]] = {d: [] for d in placement.tag_of_dag}
     for u in graph.order:
@@ -197,9 +191,9 @@ def wire(
     for dag_id, uids in members.items():
         for u in uids:
             for s in graph.sources[u]:
-                relation = graph.project.sources[s].relation
-                if relation in produced:
-                    assets[dag_id].add(relation)
+                asset = names.asset_name(graph.project.sources[s].relation)
+                if asset in produced:
+                    assets[dag_id].add(asset)
                 else:
                     unproduced[s].add(dag_id)
             for p in graph.parents[u]:
@@ -208,8 +202,25 @@ def wire(
                     unbuilt[p].add(u)
                 elif dp != dag_id:
                     if read := graph.built[p].relation:
-                        assets[dag_id].add(read)
+                        assets[dag_id].add(names.asset_name(read))
                     upstream[dag_id].add(dp)
+    warnings += _unread_warnings(graph, unproduced, unbuilt)
+    wiring = Wiring(members, assets, upstream)
+    for d in members:  # every DAG upstream, transitively (few DAGs: a walk each)
+        seen: set[str] = set()
+        todo = list(upstream[d])
+        while todo:
+            x = todo.pop()
+            if x not in seen:
+                seen.add(x)
+                todo.extend(upstream.get(x, ()))
+        wiring.ancestors[d] = seen
+    return wiring, warnings
+
+
+def _unread_warnings(graph: DbtGraph, unproduced: dict[str, set[str]], unbuilt: dict[str, set[str]]) -> list[Issue]:
+    mf = graph.project.path
+    warnings = []
     for source_id, dags in sorted(unproduced.items()):
         src = graph.project.sources[source_id]
         warnings.append(
@@ -227,17 +238,7 @@ def wire(
                 f"read by {', '.join(sorted(readers)[:5])}, but no DAG builds it: not part of any schedule",
             )
         )
-    wiring = Wiring(members, assets, upstream)
-    for d in members:  # every DAG upstream, transitively (few DAGs: a walk each)
-        seen: set[str] = set()
-        todo = list(upstream[d])
-        while todo:
-            x = todo.pop()
-            if x not in seen:
-                seen.add(x)
-                todo.extend(upstream.get(x, ()))
-        wiring.ancestors[d] = seen
-    return wiring, warnings
+    return warnings
 
 
 def dag_cycles(config: OrchestrationConfig, graph: DbtGraph, placement: Placement, wiring: Wiring) -> list[Issue]:

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
+
 from .config import OrchestrationConfig
 from .dbt_dags import (
     Wiring,
@@ -12,25 +14,27 @@ from .dbt_dags import (
     dag_cycles,
     place_nodes,
     place_tests,
-    slug,
     wire,
 )
 from .dbt_graph import DbtGraph, build_graph
 from .manifest import DbtProject
-from .model import DagSpec, Issue, Schedule, TaskSpec
+from .model import AssetSpec, DbtDag, Issue, Part, Schedule, TaskSpec
 from .placement import Placement
+from .translator import Translator
 
 
 def plan_dbt(
-    config: OrchestrationConfig, dbt: DbtProject, produced: dict[str, str]
-) -> tuple[list[DagSpec], list[Issue], list[Issue], dict[str, dict]]:
-    """dbt DAGs from the manifest; `produced` maps a relation to the Meltano DAG that loads it.
+    config: OrchestrationConfig, dbt: DbtProject, produced: dict[str, str], names: Translator | None = None
+) -> tuple[Part, dict[str, dict]]:
+    """dbt DAGs from the manifest; `produced` maps an Asset to the Meltano DAG that loads it.
 
-    Returns the DAGs, warnings, errors, and the placement of every node placed by a rule."""
+    Returns the DAGs (with their Assets, warnings and errors), and the placement of every node
+    placed by a rule."""
+    names = names or Translator(config)
     graph = build_graph(dbt)
-    placement = place_nodes(config, graph)
-    warnings, errors = check_manifest(config, dbt, graph, produced, placement.dag_of)
-    errors += check_dag_ids(config, dbt, placement)
+    placement = place_nodes(config, graph, names)
+    warnings, errors = check_manifest(config, dbt, graph, produced, placement.dag_of, names)
+    errors += check_dag_ids(config, dbt, placement, names)
     if config.mode != "monolith":
         for tag in config.tags:
             if tag not in placement.tag_of_dag.values():
@@ -53,22 +57,33 @@ def plan_dbt(
                     f"{p.reason}: " + (f"built by {p.dag_id}" if p.dag_id else "no DAG builds it"),
                 )
             )
-    wiring, w = wire(config, graph, placement, produced)
+    wiring, w = wire(config, graph, placement, produced, names)
     warnings += w
     errors += dag_cycles(config, graph, placement, wiring)
     tests_of, orphans = place_tests(graph, placement, wiring)
-    relation_dag = {graph.built[u].relation: d for u, d in placement.dag_of.items() if graph.built[u].relation}
-    dags = []
+    part = Part(warnings=warnings, errors=errors)
+    asset_dag = {names.asset_name(r): d for u, d in placement.dag_of.items() if (r := graph.built[u].relation)}
     for dag_id in sorted(wiring.members):
-        spec = dbt_dag_spec(config, graph, placement, wiring, dag_id, tests_of.get(dag_id, []), produced, relation_dag)
-        if spec is None:  # per-model mode, only ephemeral models: nothing runs (their SQL is inlined downstream)
-            warnings.append(Issue(dbt.path, dag_id, "only ephemeral models: nothing to run, no DAG"))
+        dag_tag = placement.tag_of_dag.get(dag_id)
+        for u in wiring.members[dag_id]:
+            if node_relation := graph.built[u].relation:
+                name = names.asset_name(node_relation)
+                part.assets[name] = AssetSpec(
+                    names.asset_uri(name, node_relation),
+                    names.asset_group(node_relation),
+                    names.dbt_asset_extra(graph.built[u], dag_id, dag_tag),
+                )
+        spec = dbt_dag_spec(
+            config, graph, placement, wiring, dag_id, tests_of.get(dag_id, []), produced, asset_dag, names
+        )
+        if isinstance(spec, Issue):
+            part.errors.append(spec)
             continue
-        dags.append(spec)
+        part.dags.append(spec)
     for parent_dags, tests in sorted(orphans.items()):
-        dags.append(tests_dag_spec(config, graph, parent_dags, tests, relation_dag))
+        part.dags.append(tests_dag_spec(config, graph, parent_dags, tests, names))
     placed = {u: {"dag_id": p.dag_id, "rule": p.rule, "reason": p.reason} for u, p in placement.placed.items()}
-    return dags, warnings, errors, placed
+    return part, placed
 
 
 def _selection(
@@ -114,10 +129,11 @@ def _tasks(
     dag_id: str,
     members: list[str],
     tests: list[str],
-) -> tuple[TaskSpec, ...]:
+    names: Translator,
+) -> tuple[TaskSpec, ...] | Issue:
     built = graph.built
     if config.task_granularity == "dag":
-        relations = tuple(sorted((u, r) for u in members if (r := built[u].relation)))
+        relations = tuple(sorted((u, names.asset_name(r)) for u in members if (r := built[u].relation)))
         return (
             TaskSpec(
                 task_id="dbt_build",
@@ -130,10 +146,22 @@ def _tasks(
         )
     # One task per node, in dependency order; a test of one node runs with it (cautious), the rest at the end.
     mine = set(members)
-    task_of = {u: slug(built[u].name) for u in members}
+    task_of = {u: names.model_task_id(built[u]) for u in members}
+    by_task: dict[str, list[str]] = defaultdict(list)
+    for u, task_id in task_of.items():
+        by_task[task_id].append(u)
+    if clashes := {t: us for t, us in by_task.items() if len(us) > 1 or t == "dbt_test_relationships"}:
+        task_id, uids = sorted(clashes.items())[0]
+        return Issue(
+            graph.project.path,
+            dag_id,
+            f"per-model tasks: {', '.join(sorted(uids))} all make the task id "
+            f"{task_id!r}: rename a model, or use dbt.task_granularity: dag",
+            (dag_id,),
+        )
     tasks = []
     for u in sorted(members):
-        relation = built[u].relation
+        relation = names.asset_name(r) if (r := built[u].relation) else None
         tasks.append(
             TaskSpec(
                 task_id=task_of[u],
@@ -177,23 +205,24 @@ def dbt_dag_spec(
     dag_id: str,
     tests: list[str],
     produced: dict[str, str],
-    relation_dag: dict[str | None, str],
-) -> DagSpec | None:
+    asset_dag: dict[str, str],
+    names: Translator,
+) -> DbtDag | Issue:
     members = wiring.members[dag_id]
-    tasks = _tasks(config, graph, placement, dag_id, members, tests)
-    if not tasks:
-        return None
+    tasks = _tasks(config, graph, placement, dag_id, members, tests, names)
+    if isinstance(tasks, Issue):
+        return tasks
     built, nodes = graph.built, graph.project.nodes
     tag = placement.tag_of_dag.get(dag_id)
-    outlets = tuple(sorted(r for u in members if (r := built[u].relation)))
+    outlets = tuple(sorted(names.asset_name(r) for u in members if (r := built[u].relation)))
     assets = tuple(sorted(wiring.assets[dag_id]))
-    owners = {u: o for u in members if (o := built[u].owner)}
+    owners = {u: o for u in members if (o := names.owner(built[u]))}
     for t in tests:  # a test's owners are those of the models it tests
-        tested = sorted({o for p in nodes[t].depends_on if p in nodes for o in [nodes[p].owner] if o})
+        tested = sorted({o for p in nodes[t].depends_on if p in nodes for o in [names.owner(nodes[p])] if o})
         if tested:
             owners[t] = ", ".join(tested)
-    model_owners = sorted({o for u in members if (o := built[u].owner)})
-    from_dags = sorted({produced.get(a) or relation_dag.get(a, "") for a in assets} - {""})
+    model_owners = sorted({o for u in members if (o := names.owner(built[u]))})
+    from_dags = sorted({produced.get(a) or asset_dag.get(a, "") for a in assets} - {""})
     what = _what(config, placement, dag_id)
     trigger = (
         f"all of these Assets, each updated since the last run:\n\n{bullets(assets)}"
@@ -210,9 +239,8 @@ def dbt_dag_spec(
         + f"**Owners:** {', '.join(model_owners) or config.owner}."
     )
     kind_tag = f"dbt_tag:{tag}" if tag else ("monolith" if config.mode == "monolith" else "catch-all")
-    return DagSpec(
+    return DbtDag(
         dag_id=dag_id,
-        kind="dbt",
         schedule=Schedule(assets=assets or (config.tick_asset,)),
         outlets=outlets,
         tasks=tasks,
@@ -229,32 +257,27 @@ def dbt_dag_spec(
     )
 
 
-def tests_dag_id(config: OrchestrationConfig, parent_dags: tuple[str, ...]) -> str:
-    prefix = config.dbt_dag_id_prefix
-    names = [d[len(prefix) :] if d.startswith(prefix) else d for d in parent_dags]
-    return f"{prefix}tests_{'_and_'.join(names)}"
-
-
 def tests_dag_spec(
     config: OrchestrationConfig,
     graph: DbtGraph,
     parent_dags: tuple[str, ...],
     tests: list[str],
-    relation_dag: dict[str | None, str],
-) -> DagSpec:
+    names: Translator,
+) -> DbtDag:
     """A DAG of the tests that read models of DAGs no other DAG runs after (e.g. a relationships
     test between two independent domains): it runs once all of them have built what it reads."""
     nodes = graph.project.nodes
-    assets = tuple(sorted({r for t in tests for p in graph.test_parents[t] if (r := graph.built[p].relation)}))
-    dag_id = tests_dag_id(config, parent_dags)
+    assets = tuple(
+        sorted({names.asset_name(r) for t in tests for p in graph.test_parents[t] if (r := graph.built[p].relation)})
+    )
+    dag_id = names.tests_dag_id(parent_dags)
     owners = {
         t: ", ".join(o)
         for t in tests
-        if (o := sorted({ow for p in graph.test_parents[t] if (ow := graph.built[p].owner)}))
+        if (o := sorted({ow for p in graph.test_parents[t] if (ow := names.owner(graph.built[p]))}))
     }
-    return DagSpec(
+    return DbtDag(
         dag_id=dag_id,
-        kind="dbt",
         schedule=Schedule(assets=assets or (config.tick_asset,)),
         outlets=(),
         tasks=(

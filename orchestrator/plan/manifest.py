@@ -45,6 +45,7 @@ class _Node(msgspec.Struct):
     depends_on: _DependsOn = msgspec.field(default_factory=_DependsOn)
     original_file_path: str = ""
     fqn: list[str] = []
+    description: str | None = None
 
 
 class _Source(msgspec.Struct):
@@ -79,6 +80,7 @@ class Node:
     depends_on: tuple[str, ...]
     file: str
     selector: str  # how `dbt --select` names it
+    description: str = ""
 
 
 @dataclass(frozen=True)
@@ -183,6 +185,7 @@ def parse_manifest(raw: bytes, path: str | Path = "manifest.json") -> DbtProject
             depends_on=tuple(n.depends_on.nodes),
             file=n.original_file_path,
             selector=selector,
+            description=n.description or "",
         )
     sources = {}
     for s in manifest.sources.values():

@@ -1,7 +1,9 @@
 """Read a Meltano project the way Meltano does, without running Meltano (1-3 s a call).
 
-Covers what the plan needs: plugins (with `inherit_from`), `include_paths`
-files, environment overrides, `select` rules, `load_schema`, schedules and jobs.
+Covers what the plan needs: plugins (with `inherit_from`), `include_paths` files, environment
+overrides and `state_id_suffix`, `select` rules, `load_schema`, schedules and jobs. Every key we
+read is type-checked (a typed schema; the many keys we do not read are Meltano's business), and
+a wrong shape is an error naming the file and the key.
 """
 
 from __future__ import annotations
@@ -11,17 +13,86 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..profiles import ConfigError, load_yaml
+from .schema import validation_errors
 
 # Loader settings that name the target schema (pipelinewise and SDK targets).
 _SCHEMA_SETTINGS = ("default_target_schema", "schema", "target_schema")
 _LOAD_SCHEMA_VAR = re.compile(r"\$\{?MELTANO_EXTRACT__LOAD_SCHEMA\}?")
 _GLOB = re.compile(r"[*?\[]")
+_VAR = re.compile(r"\$\{(\w+)\}|\$([A-Z][A-Z0-9_]*)")
 
 
 class MeltanoProjectError(ConfigError):
     """meltano.yml (or an included file) cannot be used; the message names the file."""
+
+
+# ------------------------------------------------------------------ the schema of what we read
+
+
+class _Read(BaseModel):
+    # Meltano accepts many more keys than we read: those pass; the ones we read are typed.
+    model_config = ConfigDict(extra="allow", strict=True)
+
+
+class _PluginRef(_Read):
+    name: str = Field(min_length=1)
+
+
+class _Plugin(_PluginRef):
+    namespace: str | None = None
+    inherit_from: str | None = None
+    load_schema: str | None = None
+    select: list[str] | None = None
+    config: dict[str, Any] | None = None
+
+
+class _Plugins(_Read):
+    extractors: list[_Plugin] | None = None
+    loaders: list[_Plugin] | None = None
+
+
+class _Schedule(_Read):
+    name: str = Field(min_length=1)
+    interval: str | None = None
+    extractor: str | None = None
+    loader: str | None = None
+    job: str | None = None
+
+
+class _Job(_Read):
+    name: str = Field(min_length=1)
+    tasks: list[str | list[str]] = []
+
+
+class _EnvPlugins(_Read):
+    extractors: list[dict[str, Any]] | None = None
+    loaders: list[dict[str, Any]] | None = None
+
+
+class _EnvConfig(_Read):
+    plugins: _EnvPlugins | None = None
+
+
+class _Environment(_Read):
+    name: str = Field(min_length=1)
+    config: _EnvConfig | None = None
+    state_id_suffix: str | None = None
+
+
+class MeltanoFile(_Read):
+    include_paths: list[str] | None = None
+    plugins: _Plugins | None = None
+    schedules: list[_Schedule] | None = None
+    jobs: list[_Job] | None = None
+    environments: list[_Environment] | None = None
+
+
+# ------------------------------------------------------------------ the project
 
 
 @dataclass(frozen=True)
@@ -55,12 +126,14 @@ class MeltanoProject:
     environments: tuple[str, ...] = ()
     files: tuple[str, ...] = ()  # meltano.yml and every included file
     include_dirs: tuple[str, ...] = ()  # the folders the include globs read (a new file changes them)
+    state_id_suffix: str | None = None  # of the active environment, as written (may hold ${VAR})
 
 
 @dataclass(frozen=True)
 class Tables:
     schema: str
-    tables: tuple[str, ...]
+    tables: tuple[str, ...]  # relations, schema.table
+    streams: tuple[str, ...] = ()  # the stream each table comes from, in the same order ("" when unknown)
     problem: str | None = None  # why the tables could not be named
 
 
@@ -68,11 +141,16 @@ def _meltano_yml(path: Path) -> Path:
     return path / "meltano.yml" if path.is_dir() else path
 
 
-def _read(path: Path) -> dict:
+def _read(path: Path) -> MeltanoFile:
     try:
-        return load_yaml(path)
+        data = load_yaml(path)
     except ConfigError as exc:
         raise MeltanoProjectError(str(exc)) from exc
+    try:
+        return MeltanoFile.model_validate(data)
+    except ValidationError as exc:
+        lines = validation_errors(exc, MeltanoFile)
+        raise MeltanoProjectError(f"{path}: " + "; ".join(lines)) from None
 
 
 def _merge_plugin(parent: dict, child: dict) -> dict:
@@ -82,59 +160,49 @@ def _merge_plugin(parent: dict, child: dict) -> dict:
     return merged
 
 
+def _included(main: Path, doc: MeltanoFile) -> tuple[list[Path], list[str]]:
+    root, files, dirs = main.parent, [main], []
+    for pattern in doc.include_paths or []:
+        dirs.append(os.path.dirname(str(root / pattern)))
+        files += [Path(p) for p in sorted(glob.glob(str(root / pattern)))]
+    return files, dirs
+
+
 def load_meltano_project(path: str | Path, environment: str | None = None) -> MeltanoProject:
     main = _meltano_yml(Path(path))
-    root = main.parent
-    data = _read(main)
-    files = [main]
-    include_dirs = []
-    for pattern in data.get("include_paths") or []:
-        include_dirs.append(os.path.dirname(str(root / pattern)))
-        for included in sorted(glob.glob(str(root / pattern))):
-            files.append(Path(included))
+    top = _read(main)
+    files, include_dirs = _included(main, top)
     raw: dict[str, dict[str, tuple[dict, Path]]] = {"extractors": {}, "loaders": {}}
-    schedules: list[MeltanoSchedule] = []
-    jobs: dict[str, list[list[str]]] = {}
-    environments: list[dict] = []
+    project = MeltanoProject(path=str(main), files=tuple(str(f) for f in files), include_dirs=tuple(include_dirs))
+    environments: list[_Environment] = []
     for f in files:
-        doc = data if f == main else _read(f)
+        doc = top if f == main else _read(f)
         for kind in raw:
-            for p in (doc.get("plugins") or {}).get(kind) or []:
-                if not isinstance(p, dict) or not p.get("name"):
-                    raise MeltanoProjectError(f"{f}: every {kind[:-1]} needs a `name`")
-                if p["name"] in raw[kind]:
+            for p in getattr(doc.plugins, kind, None) or []:
+                if p.name in raw[kind]:
                     raise MeltanoProjectError(
-                        f"{f}: {kind[:-1]} {p['name']!r} is defined twice (also in {raw[kind][p['name']][1]})"
+                        f"{f}: {kind[:-1]} {p.name!r} is defined twice (also in {raw[kind][p.name][1]})"
                     )
-                raw[kind][p["name"]] = (p, f)
-        for s in doc.get("schedules") or []:
-            if not isinstance(s, dict) or not s.get("name"):
-                raise MeltanoProjectError(f"{f}: every schedule needs a `name`")
-            schedules.append(
-                MeltanoSchedule(
-                    name=s["name"],
-                    interval=s.get("interval"),
-                    extractor=s.get("extractor"),
-                    loader=s.get("loader"),
-                    job=s.get("job"),
-                    file=str(f),
-                )
-            )
-        for j in doc.get("jobs") or []:
-            tasks = j.get("tasks") or []
-            blocks = [t.split() if isinstance(t, str) else [str(x) for x in t] for t in tasks]
-            jobs[j["name"]] = [[part for part in block] for block in blocks]
-        environments += doc.get("environments") or []
+                raw[kind][p.name] = (p.model_dump(exclude_none=True), f)
+        project.schedules += [
+            MeltanoSchedule(s.name, s.interval, s.extractor, s.loader, s.job, str(f)) for s in doc.schedules or []
+        ]
+        for j in doc.jobs or []:
+            project.jobs[j.name] = [t.split() if isinstance(t, str) else list(t) for t in j.tasks]
+        environments += doc.environments or []
+    project.environments = tuple(e.name for e in environments)
 
-    env_overrides: dict[tuple[str, str], dict] = {}
+    overrides: dict[tuple[str, str], dict] = {}
     for env in environments:
-        if environment and env.get("name") == environment:
+        if environment and env.name == environment:
+            project.state_id_suffix = env.state_id_suffix
+            plugins = env.config.plugins if env.config else None
             for kind in raw:
-                for p in ((env.get("config") or {}).get("plugins") or {}).get(kind) or []:
-                    env_overrides[(kind, p.get("name"))] = p
+                for p in getattr(plugins, kind, None) or []:
+                    overrides[(kind, str(p.get("name")))] = p
 
     def resolve(kind: str, name: str, seen: tuple[str, ...] = ()) -> dict:
-        plugin, f = raw[kind][name]
+        plugin, _ = raw[kind][name]
         parent = plugin.get("inherit_from")
         if parent and parent in raw[kind] and parent not in seen:
             base = resolve(kind, parent, (*seen, name))
@@ -142,24 +210,15 @@ def load_meltano_project(path: str | Path, environment: str | None = None) -> Me
             plugin = _merge_plugin(base, plugin)
         return dict(plugin)
 
-    project = MeltanoProject(
-        path=str(main),
-        schedules=schedules,
-        jobs=jobs,
-        environments=tuple(e.get("name") for e in environments if e.get("name")),
-        files=tuple(str(f) for f in files),
-        include_dirs=tuple(include_dirs),
-    )
     for kind in raw:
         for name, (_, f) in raw[kind].items():
             p = resolve(kind, name)
-            override = env_overrides.get((kind, name))
-            if override:
+            if override := overrides.get((kind, name)):
                 p = _merge_plugin(p, {k: v for k, v in override.items() if k != "name"})
             select = p.get("select") or ()
             if isinstance(select, str) or not all(isinstance(s, str) for s in select):
                 raise MeltanoProjectError(f"{f}: {kind[:-1]} {name!r}: `select` must be a list of rules")
-            plugin = Plugin(
+            getattr(project, kind)[name] = Plugin(
                 name=name,
                 kind=kind,
                 namespace=p.get("namespace") or name.replace("-", "_"),
@@ -168,31 +227,39 @@ def load_meltano_project(path: str | Path, environment: str | None = None) -> Me
                 load_schema=p.get("load_schema"),
                 file=str(f),
             )
-            getattr(project, kind)[name] = plugin
     return project
 
 
-def stream_tables(select: tuple[str, ...]) -> tuple[tuple[str, ...], str | None]:
-    """Table names from `select` rules (`stream.property`), or why they cannot be named.
+def default_stream_table(stream: str) -> str:
+    """A stream ID `db-table` loads table `table` (Singer loaders split on '-'), lower-case."""
+    return stream.split("-")[-1].lower()
 
-    A stream ID `db-table` loads table `table` (Singer loaders split on '-').
-    """
+
+def stream_tables(select: tuple[str, ...], table_of=default_stream_table) -> tuple[tuple[str, ...], str | None]:
+    """Table names from `select` rules (`stream.property`), or why they cannot be named."""
+    tables, _, problem = _select_streams(select, table_of)
+    return tables, problem
+
+
+def _select_streams(select: tuple[str, ...], table_of) -> tuple[tuple[str, ...], tuple[str, ...], str | None]:
     tables: list[str] = []
+    streams: list[str] = []
     for rule in select:
         if rule.startswith("!"):
             continue  # an exclusion names no table
         stream = re.split(r"(?<!\\)\.", rule, maxsplit=1)[0].replace("\\.", ".")
-        table = stream.split("-")[-1]
+        table = table_of(stream)
         if not table or _GLOB.search(table):
-            return (), f"select rule {rule!r} is a wildcard: list the tables in the orchestration config"
-        if table.lower() not in tables:
-            tables.append(table.lower())
+            return (), (), f"select rule {rule!r} is a wildcard: list the tables in the orchestration config"
+        if table not in tables:
+            tables.append(table)
+            streams.append(stream)
     if not tables:
-        return (), "no `select` rules: every stream is extracted, so list the tables in the orchestration config"
-    return tuple(tables), None
+        return (), (), "no `select` rules: every stream is extracted, so list the tables in the orchestration config"
+    return tuple(tables), tuple(streams), None
 
 
-def _expand(value: str, env: dict[str, str]) -> str | None:
+def expand(value: str, env: Any) -> str | None:
     """Expand $VAR / ${VAR} from the profile's environment; None if one is unknown."""
     missing = False
 
@@ -204,12 +271,12 @@ def _expand(value: str, env: dict[str, str]) -> str | None:
             return ""
         return env[name]
 
-    out = re.sub(r"\$\{(\w+)\}|\$([A-Z][A-Z0-9_]*)", sub, value)
+    out = _VAR.sub(sub, value)
     return None if missing else out
 
 
 def extractor_tables(
-    extractor: Plugin, loader: Plugin, *, override: tuple[str, ...] = (), env: dict[str, str] | None = None
+    extractor: Plugin, loader: Plugin, *, override: tuple[str, ...] = (), env: Any = None, table_of=default_stream_table
 ) -> Tables:
     """The warehouse tables `meltano run <extractor> <loader>` writes, by Meltano's conventions."""
     load_schema = extractor.load_schema or extractor.namespace
@@ -220,7 +287,7 @@ def extractor_tables(
             if _LOAD_SCHEMA_VAR.search(value):
                 schema = _LOAD_SCHEMA_VAR.sub(load_schema, value)
             else:
-                expanded = _expand(value, env or {})
+                expanded = expand(value, env or {})
                 if expanded is None:
                     problem = f"loader {loader.name!r} schema {value!r} uses a variable the profile does not set"
                 schema = expanded or load_schema
@@ -230,8 +297,11 @@ def extractor_tables(
         for t in override:  # an override may name the schema too: schema.table
             s, _, name = t.rpartition(".")
             tables.append(f"{(s or schema).lower()}.{name.lower()}")
-        return Tables(schema=schema.lower(), tables=tuple(tables), problem=problem)
-    names, select_problem = stream_tables(extractor.select)
+        return Tables(schema=schema.lower(), tables=tuple(tables), streams=tuple("" for _ in tables), problem=problem)
+    names, streams, select_problem = _select_streams(extractor.select, table_of)
     return Tables(
-        schema=schema.lower(), tables=tuple(f"{schema.lower()}.{t}" for t in names), problem=problem or select_problem
+        schema=schema.lower(),
+        tables=tuple(f"{schema.lower()}.{t}" for t in names),
+        streams=streams,
+        problem=problem or select_problem,
     )

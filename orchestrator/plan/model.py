@@ -1,16 +1,21 @@
 """The plan's data model: plain, immutable, JSON-serialisable.
 
-The plan is the single source of truth: the Airflow layer renders it, the CLI
-prints it, the tests assert on it. Nothing here imports Airflow.
+The plan is the single source of truth: the Airflow layer renders it, the CLI prints it, the
+tests assert on it. Nothing here imports Airflow. One DAG spec class per kind of DAG, each with
+only the fields of its kind; the Airflow layer picks a builder per kind.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from dataclasses import dataclass, field, fields
+from typing import Any, ClassVar, Literal, get_args
 
+Kind = Literal["tick", "meltano", "dbt", "meltano_state", "alerting"]
+TaskKind = Literal[
+    "emit_tick", "meltano_run", "meltano_state", "dbt_build", "dbt_test", "alerts_redeliver", "alerts_lateness"
+]
+KINDS: tuple[Kind, ...] = get_args(Kind)
 TICK = "tick"
-KINDS = ("tick", "meltano", "dbt", "meltano_state", "alerting")
 
 
 @dataclass(frozen=True)
@@ -35,19 +40,28 @@ class Schedule:
 @dataclass(frozen=True)
 class TaskSpec:
     task_id: str
-    kind: str  # emit_tick | meltano_run | dbt_build | dbt_test | meltano_state
+    kind: TaskKind
     args: tuple[str, ...] = ()  # argv for the runner (never a shell string)
     upstream: tuple[str, ...] = ()
     outlets: tuple[str, ...] = ()
     models: tuple[str, ...] = ()  # dbt: unique_ids built by this task
-    relations: tuple[tuple[str, str], ...] = ()  # dbt: (unique_id, relation) of the nodes that build one
+    relations: tuple[tuple[str, str], ...] = ()  # dbt: (unique_id, Asset name) of the nodes that build one
     inlets: tuple[str, ...] = ()  # Assets whose events the task reads (alerting: lateness)
 
 
 @dataclass(frozen=True)
+class AssetSpec:
+    """An Asset as Airflow shows it: its URI, the group it folds into, and what it is."""
+
+    uri: str
+    group: str = "asset"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, kw_only=True)
 class DagSpec:
+    kind: ClassVar[Kind]
     dag_id: str
-    kind: str
     schedule: Schedule
     outlets: tuple[str, ...]
     tasks: tuple[TaskSpec, ...]
@@ -57,61 +71,105 @@ class DagSpec:
     owner: str
     max_active_runs: int | None = None
     pool: str | None = None
-    tag: str | None = None  # dbt: the orchestration tag (None: monolith, catch-all)
-    models: tuple[str, ...] = ()  # dbt: unique_ids of the nodes it builds
-    tests: tuple[str, ...] = ()  # dbt: unique_ids of the tests it runs
-    owners: dict[str, str] = field(default_factory=dict)  # dbt: unique_id -> meta.owner
-    extractor: str | None = None  # meltano
-    loader: str | None = None  # meltano
-    state_ids: tuple[str, ...] = ()  # meltano, meltano_state: Meltano state IDs involved
-    state_dags: dict[str, str] = field(default_factory=dict)  # meltano_state: state ID -> DAG that writes it
-    lateness: tuple[dict, ...] = ()  # alerting: per Asset-scheduled dbt DAG, when it counts as late
 
     def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["schedule"] = {"cron": self.schedule.cron, "assets": list(self.schedule.assets)}
-        d["outlets"] = list(self.outlets)
-        keep_dbt = self.kind == "dbt"
-        for key in ("tag", "models", "tests", "owners"):
-            if not keep_dbt:
-                d.pop(key)
-        for key in ("extractor", "loader"):
-            if self.kind != "meltano":
-                d.pop(key)
-        if self.kind not in ("meltano", "meltano_state"):
-            d.pop("state_ids")
-        if self.kind != "meltano_state":
-            d.pop("state_dags")
-        if self.kind != "alerting":
-            d.pop("lateness")
-        else:
-            d["lateness"] = list(self.lateness)
-        return d
+        out: dict[str, Any] = {"dag_id": self.dag_id, "kind": self.kind}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name == "schedule":
+                value = {"cron": value.cron, "assets": list(value.assets)}
+            elif f.name == "tasks":
+                value = [_plain(t.__dict__) for t in value]
+            out[f.name] = _plain(value)
+        return out
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, tuple | list):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+@dataclass(frozen=True, kw_only=True)
+class TickDag(DagSpec):
+    kind: ClassVar[Kind] = "tick"
+
+
+@dataclass(frozen=True, kw_only=True)
+class MeltanoDag(DagSpec):
+    kind: ClassVar[Kind] = "meltano"
+    extractor: str | None  # None when a schedule/job runs several
+    loader: str
+    extractors: tuple[str, ...] = ()  # every extractor it runs
+    state_ids: tuple[str, ...] = ()  # Meltano state IDs it writes, one per extractor
+
+
+@dataclass(frozen=True, kw_only=True)
+class DbtDag(DagSpec):
+    kind: ClassVar[Kind] = "dbt"
+    tag: str | None  # the orchestration tag (None: monolith, catch-all stage, tests-only)
+    models: tuple[str, ...] = ()  # unique_ids of the nodes it builds
+    tests: tuple[str, ...] = ()  # unique_ids of the tests it runs
+    owners: dict[str, str] = field(default_factory=dict)  # unique_id -> meta.owner
+
+
+@dataclass(frozen=True, kw_only=True)
+class StateDag(DagSpec):
+    kind: ClassVar[Kind] = "meltano_state"
+    state_ids: tuple[str, ...] = ()
+    state_dags: dict[str, str] = field(default_factory=dict)  # state ID -> DAG that writes it
+
+
+@dataclass(frozen=True, kw_only=True)
+class AlertingDag(DagSpec):
+    kind: ClassVar[Kind] = "alerting"
+    lateness: tuple[dict[str, Any], ...] = ()  # alerting.lateness.Expectation's shape, per dbt DAG
+
+
+@dataclass
+class Part:
+    """What one step of the plan contributes: DAGs, the Assets they name, warnings, errors."""
+
+    dags: list[DagSpec] = field(default_factory=list)
+    assets: dict[str, AssetSpec] = field(default_factory=dict)
+    warnings: list[Issue] = field(default_factory=list)
+    errors: list[Issue] = field(default_factory=list)
 
 
 @dataclass
 class Plan:
     dags: list[DagSpec] = field(default_factory=list)
-    assets: dict[str, str] = field(default_factory=dict)  # Asset name -> URI
+    assets: dict[str, AssetSpec] = field(default_factory=dict)  # Asset name -> URI, group, extra
     warnings: list[Issue] = field(default_factory=list)
     errors: list[Issue] = field(default_factory=list)
     profile: str = ""
     placement: dict[str, dict] = field(default_factory=dict)  # dbt nodes placed by a rule: {dag_id, rule, reason}
 
-    def dag(self, dag_id: str) -> DagSpec:
+    def dag(self, dag_id: str) -> Any:
         for d in self.dags:
             if d.dag_id == dag_id:
                 return d
         raise KeyError(dag_id)
 
-    def of_kind(self, kind: str) -> list[DagSpec]:
+    def of_kind(self, kind: Kind) -> list[Any]:
         return [d for d in self.dags if d.kind == kind]
+
+    def dbt_dags(self) -> list[DbtDag]:
+        return [d for d in self.dags if isinstance(d, DbtDag)]
+
+    def meltano_dags(self) -> list[MeltanoDag]:
+        return [d for d in self.dags if isinstance(d, MeltanoDag)]
+
+    def uri(self, name: str) -> str:
+        return self.assets[name].uri
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "profile": self.profile,
             "dags": [d.to_dict() for d in self.dags],
-            "assets": dict(self.assets),
+            "assets": {n: {"uri": a.uri, "group": a.group, "extra": _plain(a.extra)} for n, a in self.assets.items()},
             "warnings": [str(w) for w in self.warnings],
             "errors": [str(e) for e in self.errors],
             "placement": dict(self.placement),

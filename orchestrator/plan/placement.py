@@ -87,11 +87,11 @@ def place(
     node_tags: Callable[[str], list[str]],
     tag_order: list[str],
     dag_id_of_tag: Callable[[str], str],
-    catch_all: str | None,
+    catch_all: Callable[[int], str] | None,
 ) -> Placement:
     """Place every built node. `node_tags(uid)` gives its orchestration tags in precedence order;
-    `tag_order` every orchestration tag in precedence order; `catch_all` the first stage's DAG id
-    (None: untagged nodes that join no tag DAG are built by no DAG)."""
+    `tag_order` every orchestration tag in precedence order; `catch_all(stage)` the DAG id of a
+    catch-all stage (None: untagged nodes that join no tag DAG are built by no DAG)."""
     index = {t: i for i, t in enumerate(tag_order)}
     tags_of = {u: [index[t] for t in node_tags(u) if t in index] for u in graph.order}
     names = [dag_id_of_tag(t) for t in tag_order]
@@ -286,7 +286,7 @@ def _assign(
     via: dict[str, tuple[str, str]],
     tag_order: list[str],
     names: list[str],
-    catch_all: str | None,
+    catch_all: Callable[[int], str] | None,
 ) -> None:
     used = set(tag_of.values()) | set(joined.values())
     for t in sorted(used):
@@ -302,7 +302,7 @@ def _assign(
             out.placed[u] = Placed(None, "unplaced", "no orchestration tag, and the catch-all DAG is off")
         else:
             stage = level[u] + 1
-            dag = catch_all if stage == 1 else f"{catch_all}_{stage}"
+            dag = catch_all(stage)
             out.dag_of[u] = dag
             out.tag_of_dag[dag] = None
             out.stage_of_dag[dag] = stage

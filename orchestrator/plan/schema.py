@@ -29,8 +29,14 @@ ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 DOTTED_RE = re.compile(r"^[A-Za-z_][\w.]*(:[A-Za-z_]\w*)?$")
 NO_INTERVAL = {"", "@once", "@manual", "@none"}
 CRON_PRESETS = {  # what Airflow's CronTriggerTimetable accepts besides 5-field cron expressions
-    "@hourly": "0 * * * *", "@daily": "0 0 * * *", "@weekly": "0 0 * * 0", "@monthly": "0 0 1 * *",
-    "@quarterly": "0 0 1 */3 *", "@yearly": "0 0 1 1 *", "@annually": "0 0 1 1 *", "@midnight": "0 0 * * *",
+    "@hourly": "0 * * * *",
+    "@daily": "0 0 * * *",
+    "@weekly": "0 0 * * 0",
+    "@monthly": "0 0 1 * *",
+    "@quarterly": "0 0 1 */3 *",
+    "@yearly": "0 0 1 1 *",
+    "@annually": "0 0 1 1 *",
+    "@midnight": "0 0 * * *",
 }
 
 
@@ -94,6 +100,7 @@ class Dbt(_Section):
     catch_all: CatchAll = CatchAll()
     monolith_dag_id: DagId = "dbt_all"
     task_granularity: Literal["dag", "model"] = "dag"
+    retry_from_failure: bool = True  # a retry builds only what failed (and what it skipped) the try before
 
     @field_validator("tags")
     @classmethod
@@ -184,10 +191,15 @@ class OrchestrationFile(_Section):
     @model_validator(mode="after")
     def _references(self) -> OrchestrationFile:
         if self.default_profile is not None and self.default_profile not in self.profiles:
-            raise ValueError(f"default_profile {self.default_profile!r} is not one of the profiles "
-                             f"({', '.join(sorted(self.profiles))})")
-        ids = {"tick.dag_id": self.tick.dag_id, "alerting.dag_id": self.alerting.dag_id,
-               "meltano.state_dag_id": self.meltano.state_dag_id}
+            raise ValueError(
+                f"default_profile {self.default_profile!r} is not one of the profiles "
+                f"({', '.join(sorted(self.profiles))})"
+            )
+        ids = {
+            "tick.dag_id": self.tick.dag_id,
+            "alerting.dag_id": self.alerting.dag_id,
+            "meltano.state_dag_id": self.meltano.state_dag_id,
+        }
         seen: dict[str, str] = {}
         for key, dag_id in ids.items():
             if dag_id in seen:
@@ -208,7 +220,7 @@ def _path(loc: tuple[Any, ...]) -> str:
     return out or "(top level)"
 
 
-def _message(err: dict[str, Any], model: type[BaseModel] | None = None) -> str:
+def _message(err: Any, model: type[BaseModel] | None = None) -> str:
     kind, msg = err["type"], err["msg"]
     if kind == "extra_forbidden":
         return "unknown key"
@@ -219,8 +231,10 @@ def _message(err: dict[str, Any], model: type[BaseModel] | None = None) -> str:
     if kind in ("int_type", "int_from_float", "int_parsing"):
         return f"must be a whole number (unquoted), got {err.get('input')!r}"
     if kind == "string_pattern_mismatch":
-        return f"{err.get('input')!r} is not allowed here: letters, digits, _ . - only (and a letter or _ first " \
-               "for a variable name)"
+        return (
+            f"{err.get('input')!r} is not allowed here: letters, digits, _ . - only (and a letter or _ first "
+            "for a variable name)"
+        )
     if kind == "value_error":
         return msg.removeprefix("Value error, ")
     return f"{msg}, got {err.get('input')!r}" if "input" in err and not isinstance(err["input"], dict) else msg
@@ -238,8 +252,11 @@ def _known_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str] | Non
             current = ProfileSchema if current is OrchestrationFile and part == "profiles" else None
             continue
         annotation = field.annotation
-        current = annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else (
-            ProfileSchema if part == "profiles" else None)
+        current = (
+            annotation
+            if isinstance(annotation, type) and issubclass(annotation, BaseModel)
+            else (ProfileSchema if part == "profiles" else None)
+        )
     if isinstance(current, type) and issubclass(current, BaseModel):
         return sorted(current.model_fields)
     return None
@@ -265,5 +282,7 @@ def parse_orchestration(data: Any, path: Path) -> OrchestrationFile:
         return OrchestrationFile.model_validate(data)
     except ValidationError as exc:
         lines = validation_errors(exc, OrchestrationFile)
-        raise ConfigError(f"{path}: " + ("\n  ".join(lines) if len(lines) == 1 else
-                                         f"{len(lines)} problems:\n  " + "\n  ".join(lines))) from None
+        raise ConfigError(
+            f"{path}: "
+            + ("\n  ".join(lines) if len(lines) == 1 else f"{len(lines)} problems:\n  " + "\n  ".join(lines))
+        ) from None

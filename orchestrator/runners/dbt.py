@@ -7,6 +7,7 @@ turn into a summary, Asset events or a failure listing what failed.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import time
@@ -15,10 +16,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..profiles import REPO_ROOT
+from ..plan.config import OrchestrationConfig
 
-DBT_PROJECT = REPO_ROOT / "dbt_project"
-_FAILED = {"error", "fail", "runtime error"}
+FAILED = frozenset({"error", "fail", "runtime error"})  # dbt's statuses of a node that did not succeed
 
 
 @dataclass(frozen=True)
@@ -33,7 +33,7 @@ class NodeResult:
 
     @property
     def failed(self) -> bool:
-        return self.status in _FAILED
+        return self.status in FAILED
 
 
 @dataclass
@@ -43,6 +43,7 @@ class DbtRunResult:
     duration_s: float
     nodes: list[NodeResult] = field(default_factory=list)
     exception: str | None = None
+    listed: list[str] = field(default_factory=list)  # `dbt ls --output json --output-keys unique_id`: the unique_ids
 
     def of_type(self, resource_type: str) -> list[NodeResult]:
         return [n for n in self.nodes if n.resource_type == resource_type]
@@ -106,9 +107,35 @@ def _node_result(r) -> NodeResult:
     )
 
 
-def runs_dir(env: Mapping[str, str]) -> Path:
-    """Where dbt runs keep their private target directories (`$DBT_RUNS_DIR`, default var/dbt)."""
-    return Path(env.get("DBT_RUNS_DIR") or REPO_ROOT / "var" / "dbt")
+def runs_dir(env: Mapping[str, str], config: OrchestrationConfig | None = None) -> Path:
+    """Where dbt runs keep their private target directories (`$DBT_RUNS_DIR`, default <var>/dbt)."""
+    if env.get("DBT_RUNS_DIR"):
+        return Path(env["DBT_RUNS_DIR"])
+    from ..plan import load_config
+
+    return (config or load_config()).dbt_runs_dir()
+
+
+@dataclass(frozen=True)
+class DbtProjectRef:
+    """Where the configured dbt project is and how dbt finds its profile (see dbt_profile)."""
+
+    project_dir: Path
+    profiles_dir: Path
+    target: str | None  # passed as --target only when dbt would not pick it by itself
+
+    @classmethod
+    def of(cls, config: OrchestrationConfig, env: Mapping[str, str]) -> DbtProjectRef:
+        from .dbt_profile import default_target, profiles_dir
+
+        target = config.profile.dbt_target
+        if target and target == default_target(config, env):
+            target = None  # an explicit --target would not match the published partial-parse state
+        return cls(config.dbt_project_dir, profiles_dir(config, env), target)
+
+    def args(self) -> list[str]:
+        out = ["--project-dir", str(self.project_dir), "--profiles-dir", str(self.profiles_dir)]
+        return out + (["--target", self.target] if self.target else [])
 
 
 def private_target(project_dir: Path, target_path: Path) -> None:
@@ -129,19 +156,22 @@ def run_dbt(
     args: Sequence[str],
     *,
     env: Mapping[str, str],
-    project_dir: str | Path = DBT_PROJECT,
+    project: DbtProjectRef | None = None,
     target_path: str | Path | None = None,
     raise_on_failure: bool = True,
 ) -> DbtRunResult:
-    """`dbt <args>` against the project, with its profiles.yml; returns per-node results.
-
-    With `target_path`, artifacts and logs go there (see `private_target`).
-    """
+    """`dbt <args>` against the configured project (default: the orchestration config's), with its
+    profile; returns per-node results. With `target_path`, artifacts and logs go there (see
+    `private_target`)."""
     from dbt.cli.main import dbtRunner  # heavy import: only when dbt actually runs
 
-    full = [*args, "--project-dir", str(project_dir), "--profiles-dir", str(project_dir)]
+    if project is None:
+        from ..plan import load_config
+
+        project = DbtProjectRef.of(load_config(), env)
+    full = [*args, *project.args()]
     if target_path is not None:
-        private_target(Path(project_dir), Path(target_path))
+        private_target(project.project_dir, Path(target_path))
         full += ["--target-path", str(target_path), "--log-path", str(target_path)]
     started = time.monotonic()
     with _environ(env):
@@ -150,12 +180,20 @@ def run_dbt(
         finally:
             _release_duckdb()
     results = getattr(res.result, "results", None) or []
+    listed = []
+    if isinstance(res.result, list):  # `dbt ls`: one line per node
+        for line in res.result:
+            try:
+                listed.append(json.loads(line)["unique_id"])
+            except (ValueError, KeyError, TypeError):
+                listed.append(str(line))
     out = DbtRunResult(
         args=list(args),
         success=bool(res.success),
         duration_s=time.monotonic() - started,
         nodes=[_node_result(r) for r in results if hasattr(r, "node")],
         exception=str(res.exception) if res.exception else None,
+        listed=listed,
     )
     if raise_on_failure and not out.success:
         raise DbtError(out)

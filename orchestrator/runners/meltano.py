@@ -7,7 +7,9 @@ last lines are kept, so a failure carries the tail that explains it.
 from __future__ import annotations
 
 import json
+import os
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -16,9 +18,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..profiles import REPO_ROOT
+from ..plan.meltano_project import default_stream_table
 
-MELTANO_PROJECT = REPO_ROOT / "meltano"
 # Singer plugins (SDK and singer-python alike) report rows as METRIC lines, which
 # Meltano prefixes with the plugin name: "... [info     ] tap-shop METRIC: {...}".
 _METRIC = re.compile(r"\]\s+(?P<plugin>\S+)\s+METRIC: (?P<json>\{.*\})")
@@ -62,14 +63,27 @@ class MeltanoResult:
     records: dict[str, int] = field(default_factory=dict)  # table -> records extracted
 
 
-def meltano_executable() -> str:
-    return str(Path(sys.executable).with_name("meltano"))
+class MeltanoNotFound(RuntimeError):
+    """No `meltano` executable: the message says where it was looked for and how to set it."""
 
 
-def record_counts(lines, plugin: str) -> dict[str, int]:
-    """Records `plugin` reported, per table (a stream `db-table` loads table `table`).
+def meltano_executable(configured: str | None = None) -> str:
+    """`meltano.executable` of the config (a path or a name on PATH), else the `meltano` beside this
+    Python (the same virtualenv), else the one on PATH."""
+    candidates = [configured] if configured else [str(Path(sys.executable).with_name("meltano")), "meltano"]
+    for c in candidates:
+        found = c if os.path.isabs(c) and os.access(c, os.X_OK) else shutil.which(c)
+        if found:
+            return found
+    raise MeltanoNotFound(
+        f"no Meltano executable: looked for {', '.join(candidates)}; set `meltano.executable` in "
+        "orchestration.yml to the path of the `meltano` to run"
+    )
 
-    Only the extractor's lines count: loaders report the same records again.
+
+def record_counts(lines, plugin: str, table_of=default_stream_table) -> dict[str, int]:
+    """Records `plugin` reported, per table (`table_of(stream)`: a stream `db-table` loads table
+    `table` by default). Only the extractor's lines count: loaders report the same records again.
     """
     counts: dict[str, int] = {}
     for line in lines:
@@ -82,7 +96,7 @@ def record_counts(lines, plugin: str) -> dict[str, int]:
             continue
         if metric.get("metric") == "record_count":
             tags = metric.get("tags") or {}
-            table = str(tags.get("stream") or tags.get("table") or "?").split("-")[-1]
+            table = table_of(str(tags.get("stream") or tags.get("table") or "?"))
             counts[table] = counts.get(table, 0) + int(metric.get("value") or 0)
     return counts
 
@@ -92,17 +106,32 @@ def run_meltano(
     *,
     environment: str,
     env: Mapping[str, str],
-    project_root: str | Path = MELTANO_PROJECT,
+    project_root: str | Path | None = None,
+    executable: str | None = None,
     log: Callable[[str], None] = print,
     tail_lines: int = 60,
 ) -> MeltanoResult:
     """`meltano --environment <environment> <args...>` in the project root."""
-    argv = [meltano_executable(), "--environment", environment, *args]
+    if project_root is None:  # the configured project (never this package's folder)
+        from ..plan import load_config
+
+        config = load_config()
+        project_root, executable = config.meltano_project, executable or config.meltano_executable
+    argv = [meltano_executable(executable), "--environment", environment, *args]
     started = time.monotonic()
     tail: deque[str] = deque(maxlen=tail_lines)
     metrics: list[str] = []
+    # Plugins print what they like: a byte that is not UTF-8 must not kill the task (nor the alert).
     with subprocess.Popen(
-        argv, cwd=project_root, env=dict(env), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1
+        argv,
+        cwd=project_root,
+        env={**env, "MELTANO_PROJECT_ROOT": str(project_root)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        encoding="utf-8",
+        errors="replace",
+        bufsize=1,
     ) as proc:
         assert proc.stdout is not None
         for raw in proc.stdout:

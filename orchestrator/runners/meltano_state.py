@@ -1,7 +1,8 @@
 """Read or overwrite a Meltano state safely: the logic behind the "Meltano State" DAG.
 
 One entry point, `run_state_action`, for five actions on a state ID
-(`<environment>:<extractor>-to-<loader>`, e.g. `dev:tap-shop-to-target-duckdb`):
+(`<environment>:<extractor>-to-<loader>[:<state_id_suffix>]`, e.g. `dev:tap-shop-to-target-duckdb`;
+the Translator forms and parses them):
 
     list   the known state IDs               meltano state list (all environments': it does not filter)
     get    the state JSON                    meltano state get
@@ -21,7 +22,7 @@ Safety rules:
 - The JSON for set/merge must be an object with a `singer_state` object.
 - `dry_run` (the default) reads, computes the after-state and the diff, writes nothing.
 - set/merge/clear first write a backup of the previous state
-  (`<backup_dir>/<safe state id>/<UTC timestamp>.json`, atomically); if that
+  (`<backup_dir>/<safe state id>-<hash>/<UTC timestamp>.json`, atomically); if that
   fails, the state is not touched. Restore: `set` with the backup's `state`
   (or `clear`, when the backup records that there was no state).
 - `is_source_busy(state_id)` (supplied by the DAG) can veto set/merge/clear while
@@ -33,6 +34,7 @@ No Airflow import: the DAG wraps this module.
 from __future__ import annotations
 
 import difflib
+import hashlib
 import json
 import os
 import re
@@ -43,18 +45,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from ..profiles import REPO_ROOT, Profile
-from .meltano import MELTANO_PROJECT, run_meltano
+from ..plan.translator import StateId, Translator
+from ..profiles import Profile
+from .meltano import run_meltano
 
 ACTIONS = ("list", "get", "set", "merge", "clear")
 WRITE_ACTIONS = ("set", "merge", "clear")
-DEFAULT_BACKUP_DIR = REPO_ROOT / "var" / "meltano_state_backups"
-
-# Plugin and environment names: no whitespace, no shell or path syntax. The
-# extractor part is greedy, so the split is at the last "-to-".
-_STATE_ID = re.compile(
-    r"(?P<environment>[A-Za-z0-9_.-]+):(?P<extractor>[A-Za-z0-9_.-]+)-to-(?P<loader>[A-Za-z0-9_.-]+)"
-)
+MAX_DEPTH = 100  # a state nested deeper than this is refused (Singer states are a few levels deep)
 # Meltano's console log lines: "2026-01-01T00:00:00.000000Z [info     ] meltano ...".
 _LOG_LINE = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\S*\s+\[")
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
@@ -80,17 +77,35 @@ class StateResult:
         return asdict(self)  # plain str/bool/dict/list: JSON-serialisable, XCom-friendly
 
 
-def extractor_of(state_id: str) -> tuple[str, str, str]:
-    """`dev:tap-shop-to-target-duckdb` -> ("dev", "tap-shop", "target-duckdb")."""
-    match = _STATE_ID.fullmatch(state_id or "")
-    if not match:
-        raise StateError(f"state ID {state_id!r} does not follow the pattern <environment>:<extractor>-to-<loader>")
-    return match["environment"], match["extractor"], match["loader"]
+def parse_state_id(state_id: str, names: Translator | None = None) -> StateId:
+    """`dev:tap-shop-to-target-duckdb[:suffix]` -> its parts (the translator's rule), else StateError."""
+    parsed = (names or Translator()).parse_state_id(state_id)
+    if parsed is None:
+        raise StateError(
+            f"state ID {state_id!r} does not follow the pattern <environment>:<extractor>-to-<loader>[:<suffix>]"
+        )
+    return parsed
 
 
-def expected_state_ids(profile: Profile) -> list[str]:
-    """The state IDs the profile's extractors use (whether or not they ever ran)."""
-    return [f"{profile.meltano_environment}:{e}-to-{profile.loader}" for e in profile.extractors]
+def expected_state_ids(profile: Profile, suffix: str | None = None) -> list[str]:
+    """The state IDs the profile's extractors use (whether or not they ever ran), by Meltano's rule."""
+    names = Translator()
+    return [names.state_id(profile.meltano_environment, e, profile.loader, suffix) for e in profile.extractors]
+
+
+def _depth(value: Any) -> int:
+    """How deeply a JSON value nests, without recursion."""
+    deepest, todo = 0, [(value, 1)]
+    while todo:
+        v, d = todo.pop()
+        deepest = max(deepest, d)
+        if d > MAX_DEPTH:
+            break
+        if isinstance(v, dict):
+            todo += [(x, d + 1) for x in v.values()]
+        elif isinstance(v, list):
+            todo += [(x, d + 1) for x in v]
+    return deepest
 
 
 def parse_state_json(value: str | Mapping) -> dict:
@@ -104,8 +119,12 @@ def parse_state_json(value: str | Mapping) -> dict:
             state = json.loads(value)
         except json.JSONDecodeError as exc:
             raise StateError(f"state JSON is not valid JSON: {exc}") from exc
+        except RecursionError:
+            raise StateError(f"state JSON nests deeper than {MAX_DEPTH} levels: refused") from None
         if not isinstance(state, dict):
             raise StateError(f"state JSON must be an object, got {type(state).__name__}")
+    if _depth(state) > MAX_DEPTH:
+        raise StateError(f"state JSON nests deeper than {MAX_DEPTH} levels: refused")
     if "singer_state" not in state:
         raise StateError(
             'state JSON lacks the top-level "singer_state" key, e.g. {"singer_state": {"bookmarks": {...}}}'
@@ -144,7 +163,8 @@ def state_diff(before: dict, after: dict, state_id: str) -> str:
 class _Cli:
     environment: str
     env: Mapping[str, str]
-    project_root: str | Path
+    project_root: str | Path | None
+    executable: str | None
     log: Callable[[str], None]
 
     def state(self, *args: str) -> list[str]:
@@ -156,7 +176,12 @@ class _Cli:
             self.log(line)
 
         run_meltano(
-            ["state", *args], environment=self.environment, env=self.env, project_root=self.project_root, log=collect
+            ["state", *args],
+            environment=self.environment,
+            env=self.env,
+            project_root=self.project_root,
+            executable=self.executable,
+            log=collect,
         )
         return [line.strip() for line in lines if line.strip() and not _LOG_LINE.match(line)]
 
@@ -174,6 +199,8 @@ class _Cli:
             except json.JSONDecodeError:
                 continue
             if isinstance(value, dict) and not {"event", "level"} <= value.keys():
+                if _depth(value) > MAX_DEPTH:
+                    raise StateError(f"the stored state of {state_id!r} nests deeper than {MAX_DEPTH} levels")
                 return value
         raise RuntimeError(f"meltano state get {state_id}: no state JSON found in its output")
 
@@ -195,7 +222,8 @@ class _Cli:
 def write_backup(backup_dir: str | Path, state_id: str, action: str, state: dict) -> Path:
     """Write {state_id, taken_at, action, state, empty} atomically (tmp + rename); return its path."""
     now = datetime.now(UTC)
-    safe_id = re.sub(r"[^A-Za-z0-9_-]", "_", state_id)  # ':' and '/' and '.' out: one flat directory
+    # ':' '/' '.' out, for one flat directory per ID; the hash keeps `dev:a` and `dev_a` apart.
+    safe_id = re.sub(r"[^A-Za-z0-9_-]", "_", state_id) + "-" + hashlib.sha256(state_id.encode()).hexdigest()[:10]
     directory = Path(backup_dir) / safe_id
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"{now:%Y%m%dT%H%M%S.%fZ}.json"
@@ -226,73 +254,102 @@ def run_state_action(
     profile: Profile,
     env: Mapping[str, str] | None = None,
     dry_run: bool = True,
-    backup_dir: str | Path = DEFAULT_BACKUP_DIR,
+    backup_dir: str | Path | None = None,
     known_ids: Sequence[str] | None = None,
+    expected_ids: Sequence[str] | None = None,
     is_source_busy: Callable[[str], str | None] | None = None,
-    project_root: str | Path = MELTANO_PROJECT,
+    project_root: str | Path | None = None,
+    executable: str | None = None,
+    names: Translator | None = None,
     log: Callable[[str], None] = print,
 ) -> StateResult:
     """Run one state action; raise StateError (nothing written) when the request is refused.
 
-    `known_ids` skips the `meltano state list` call when the caller already has it.
+    `known_ids` skips the `meltano state list` call when the caller already has it;
+    `expected_ids` are the IDs the configured extractors use (the plan's, with any
+    `state_id_suffix`; default: Meltano's rule without one). `project_root`, `executable` and
+    `backup_dir` default to the orchestration config's.
     """
-    cli = _Cli(profile.meltano_environment, profile.environment() if env is None else env, project_root, log)
+    names = names or Translator()
+    if backup_dir is None:
+        from ..plan import load_config
+
+        backup_dir = load_config().state_backup_dir()
+    cli = _Cli(
+        profile.meltano_environment, profile.environment() if env is None else env, project_root, executable, log
+    )
     action = str(action or "").strip().lower()
     if action not in ACTIONS:
         raise StateError(f"unknown action {action!r}: expected one of {', '.join(ACTIONS)}")
     if not isinstance(dry_run, bool):
         raise StateError(f"dry_run must be true or false, got {dry_run!r}")
-
     if action == "list":
         ids = cli.list_ids()
         return StateResult(
             action, None, dry_run, state_ids=ids, message=f"{len(ids)} state ID(s): {', '.join(ids) or 'none'}"
         )
-
     # Cheap checks first: no Meltano call for a malformed request.
     if not isinstance(state_id, str) or not state_id.strip():
         raise StateError(f"a state ID is required for {action}")
     state_id = state_id.strip()
-    patch = parse_state_json(state_json) if action in ("set", "merge") else None
-
-    known = list(known_ids) if known_ids is not None else cli.list_ids()
-    if state_id not in known:
-        new_ok = action == "set" and state_id in expected_state_ids(profile)
-        if not new_ok:
-            hint = f"; set may also create a never-run extractor's ID: {', '.join(expected_state_ids(profile))}"
-            raise StateError(
-                f"unknown state ID {state_id!r} (known: {', '.join(known) or 'none'})"
-                + (hint if action == "set" else "")
-            )
-    if action in WRITE_ACTIONS and _STATE_ID.fullmatch(state_id):
-        id_env = extractor_of(state_id)[0]
-        if id_env != profile.meltano_environment:
-            raise StateError(
-                f"state ID {state_id!r} belongs to environment {id_env!r}, not to this "
-                f"profile's {profile.meltano_environment!r}: refusing to {action} it"
-            )
-
+    patch = parse_state_json(state_json or "") if action in ("set", "merge") else None
+    expected = list(expected_ids) if expected_ids is not None else expected_state_ids(profile)
+    _check_target(action, state_id, profile, cli, known_ids, expected, names)
     writes = action in WRITE_ACTIONS and not dry_run
-    if writes and is_source_busy is not None:
-        reason = is_source_busy(state_id)
-        if reason:
-            raise StateError(f"refusing to {action} {state_id!r}: {reason}")
+    if writes and is_source_busy is not None and (reason := is_source_busy(state_id)):
+        raise StateError(f"refusing to {action} {state_id!r}: {reason}")
+    try:
+        return _act(action, state_id, patch, cli, writes, Path(backup_dir), log)
+    except RecursionError:
+        raise StateError(f"the state of {state_id!r} nests too deeply to diff or merge") from None
 
+
+def _check_target(
+    action: str,
+    state_id: str,
+    profile: Profile,
+    cli: _Cli,
+    known_ids: Sequence[str] | None,
+    expected: list[str],
+    names: Translator,
+) -> None:
+    known = list(known_ids) if known_ids is not None else cli.list_ids()
+    if state_id not in known and not (action == "set" and state_id in expected):
+        hint = f"; set may also create a never-run extractor's ID: {', '.join(expected)}"
+        raise StateError(
+            f"unknown state ID {state_id!r} (known: {', '.join(known) or 'none'})" + (hint if action == "set" else "")
+        )
+    parsed = names.parse_state_id(state_id)
+    if action in WRITE_ACTIONS and parsed is not None and parsed.environment != profile.meltano_environment:
+        raise StateError(
+            f"state ID {state_id!r} belongs to environment {parsed.environment!r}, not to this "
+            f"profile's {profile.meltano_environment!r}: refusing to {action} it"
+        )
+
+
+def _act(
+    action: str,
+    state_id: str,
+    patch: dict | None,
+    cli: _Cli,
+    writes: bool,
+    backup_dir: Path,
+    log: Callable[[str], None],
+) -> StateResult:
     before = cli.get(state_id)
     if action == "get":
         return StateResult(
             action,
             state_id,
-            dry_run,
+            not writes,
             before=before,
             after=before,
             message=f"state of {state_id}" + ("" if before else ": empty"),
         )
-
     if action == "set":
-        expected = patch
+        expected = patch or {}
     elif action == "merge":
-        expected = deep_merge(before, patch)
+        expected = deep_merge(before, patch or {})
     else:  # clear: `meltano state get` then prints {}
         expected = {}
     if not writes:
@@ -308,7 +365,6 @@ def run_state_action(
             + ("change the state (see diff)" if diff else "change nothing")
             + "; nothing written",
         )
-
     try:
         backup = write_backup(backup_dir, state_id, action, before)
     except OSError as exc:

@@ -1,0 +1,99 @@
+"""The run form of every dbt DAG (Airflow Params, shown on "Trigger"), and how its values become
+dbt arguments: always an argument list, never a shell string.
+
+    select / exclude   dbt selection syntax, within the DAG's own nodes (checked with `dbt ls`)
+    full_refresh       --full-refresh
+    vars               --vars '<JSON object>'
+    retry_from_failure on a retry, build only what did not succeed the try before (default on)
+
+A scheduled run (Asset-triggered) uses the defaults: the DAG's whole selection.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from airflow.sdk import Param
+
+from ..plan.model import DbtDag
+
+
+def params(spec: DbtDag) -> dict[str, Param]:
+    what = "nodes" if spec.models else "tests"
+    return {
+        "select": Param(
+            "",
+            type="string",
+            title="Select",
+            description=f"dbt selection syntax, within this DAG's {len(spec.models or spec.tests)} {what} "
+            "(e.g. `fct_orders+`, `tag:daily`); empty: all of them",
+        ),
+        "exclude": Param("", type="string", title="Exclude", description="dbt selection syntax; empty: nothing"),
+        "full_refresh": Param(
+            False,
+            type="boolean",
+            title="Full refresh",
+            description="rebuild incremental models and seeds from scratch (--full-refresh)",
+        ),
+        "vars": Param(
+            {},
+            type="object",
+            title="vars",
+            description='dbt variables, a JSON object (--vars), e.g. {"start_date": "2024-01-01"}',
+        ),
+        "retry_from_failure": Param(
+            True,
+            type="boolean",
+            title="Retry from the point of failure",
+            description="on a retry (or a cleared task), build only the nodes that failed "
+            "or were skipped the try before; off: the whole selection again",
+        ),
+    }
+
+
+class FormError(ValueError):
+    """A run-form value dbt must not get; the message says which and why."""
+
+
+def form_values(context_params: dict[str, Any] | None) -> dict[str, Any]:
+    """The form's values, checked (types), with the defaults of a scheduled run."""
+    p = dict(context_params or {})
+    out = {
+        "select": p.get("select") or "",
+        "exclude": p.get("exclude") or "",
+        "full_refresh": p.get("full_refresh", False),
+        "vars": p.get("vars") or {},
+        "retry_from_failure": p.get("retry_from_failure", True),
+    }
+    for key in ("select", "exclude"):
+        if not isinstance(out[key], str):
+            raise FormError(f"{key}: expected dbt selection syntax (a string), got {out[key]!r}")
+        if "\n" in out[key] or "\x00" in out[key]:
+            raise FormError(f"{key}: one line of dbt selection syntax, please")
+    for key in ("full_refresh", "retry_from_failure"):
+        if not isinstance(out[key], bool):
+            raise FormError(f"{key}: expected true or false, got {out[key]!r}")
+    if isinstance(out["vars"], str):  # the form may hand over the JSON text
+        try:
+            out["vars"] = json.loads(out["vars"]) if out["vars"].strip() else {}
+        except ValueError as exc:
+            raise FormError(f"vars: not valid JSON ({exc})") from None
+    if not isinstance(out["vars"], dict):
+        raise FormError(f"vars: expected a JSON object, got {type(out['vars']).__name__}")
+    return out
+
+
+def extra_args(values: dict[str, Any]) -> list[str]:
+    """The flags the form adds to every dbt invocation of the run."""
+    args = []
+    if values["full_refresh"]:
+        args.append("--full-refresh")
+    if values["vars"]:
+        args += ["--vars", json.dumps(values["vars"], sort_keys=True)]
+    return args
+
+
+def selection_words(value: str) -> list[str]:
+    """dbt selection syntax as dbt's CLI splits it: on spaces (a union of its parts)."""
+    return [w for w in value.split() if w]

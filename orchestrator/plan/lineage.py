@@ -1,0 +1,60 @@
+"""Lineage questions the plan answers for alerts and reports: what a failed DAG takes down with
+it this cycle (its blast radius)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .model import DbtDag, Plan
+
+
+@dataclass(frozen=True)
+class BlastRadius:
+    dag_id: str
+    blocked: tuple[str, ...]  # downstream DAGs that will not run this cycle (each waits for an Asset that won't come)
+    stale_models: int  # models those DAGs would have built
+    owners: tuple[str, ...]  # their owners, less the failed DAG's own
+    missing: dict[str, tuple[str, ...]] = field(default_factory=dict)  # blocked DAG -> the Assets it misses
+
+    def to_dict(self) -> dict:
+        return {
+            "dag_id": self.dag_id,
+            "blocked": list(self.blocked),
+            "stale_models": self.stale_models,
+            "owners": list(self.owners),
+            "missing": {k: list(v) for k, v in self.missing.items()},
+        }
+
+
+def blast_radius(plan: Plan, dag_id: str, emitted: set[str] | frozenset[str] = frozenset()) -> BlastRadius:
+    """The DAGs downstream of `dag_id` that cannot run this cycle: a DAG waits for all its Assets
+    (AND), so it is blocked as soon as one of them comes from a blocked or failed DAG. `emitted`:
+    Assets that did arrive this cycle despite the failure (a partial run), which block nothing."""
+    producer = {a: d.dag_id for d in plan.dags for a in d.outlets}
+    failed = plan.dag(dag_id)
+    blocked: dict[str, set[str]] = {}
+    down = {dag_id}
+    changed = True
+    while changed:
+        changed = False
+        for d in plan.dags:
+            if d.dag_id in down:
+                continue
+            missing = {a for a in d.schedule.assets if producer.get(a) in down and a not in emitted}
+            if missing:
+                blocked[d.dag_id] = missing
+                down.add(d.dag_id)
+                changed = True
+    dbt = [d for d in plan.dags if d.dag_id in blocked and isinstance(d, DbtDag)]
+    own = set(failed.owners.values()) if isinstance(failed, DbtDag) else {failed.owner}
+    owners = sorted(
+        {o.strip() for d in dbt for u in d.models for o in d.owners.get(u, "").split(",") if o.strip()}
+        - {o.strip() for x in own for o in x.split(",")}
+    )
+    return BlastRadius(
+        dag_id,
+        tuple(sorted(blocked)),
+        sum(len(d.models) for d in dbt),
+        tuple(owners),
+        {k: tuple(sorted(v)) for k, v in sorted(blocked.items())},
+    )

@@ -1,0 +1,180 @@
+"""The Meltano DAGs, in named steps: check the profile's plugins, name the tables each extractor
+loads, find the runs (Meltano schedules and jobs keep their name and interval; other extractors
+run on the tick), then describe each DAG; and the Meltano State DAG over all of them."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from .config import OrchestrationConfig
+from .dbt_dags import bullets
+from .meltano_project import MeltanoProject, Tables, expand, extractor_tables
+from .model import AssetSpec, Issue, MeltanoDag, Part, Schedule, StateDag, TaskSpec
+from .schema import NO_INTERVAL, cron_problem
+from .translator import Translator
+
+
+@dataclass(frozen=True)
+class Run:
+    """One `meltano run`: a DAG."""
+
+    name: str
+    argv: tuple[str, ...]
+    extractors: tuple[str, ...]
+    cron: str | None
+    origin: str  # for the docs: where it comes from
+
+
+def check_plugins(config: OrchestrationConfig, project: MeltanoProject) -> list[Issue]:
+    profile, file = config.profile, project.path
+    errors = []
+    if profile.loader not in project.loaders:
+        errors.append(
+            Issue(
+                file, profile.loader, f"profile {profile.name!r} loads with it, but no loader of that name is defined"
+            )
+        )
+    for extractor in profile.extractors:
+        if extractor not in project.extractors:
+            errors.append(
+                Issue(file, extractor, f"profile {profile.name!r} runs it, but no extractor of that name is defined")
+            )
+    if project.environments and profile.meltano_environment not in project.environments:
+        errors.append(
+            Issue(
+                file,
+                f"environment {profile.meltano_environment}",
+                f"profile {profile.name!r} runs in it, but meltano.yml defines only {', '.join(project.environments)}",
+            )
+        )
+    return errors
+
+
+def tables_loaded(
+    config: OrchestrationConfig, project: MeltanoProject, env: Mapping[str, str], names: Translator
+) -> tuple[dict[str, Tables], list[Issue]]:
+    loader = project.loaders[config.profile.loader]
+    tables, warnings = {}, []
+    for name in config.profile.extractors:
+        ext = project.extractors[name]
+        t = extractor_tables(
+            ext, loader, override=config.meltano_tables.get(name, ()), env=env, table_of=names.stream_table
+        )
+        if t.problem:
+            warnings.append(Issue(ext.file, name, t.problem))
+        tables[name] = t
+    return tables, warnings
+
+
+def find_runs(config: OrchestrationConfig, project: MeltanoProject) -> tuple[list[Run], list[Issue], list[Issue]]:
+    """Meltano schedules that run this profile's extractors keep their own name and interval; every
+    other extractor of the profile runs on the tick."""
+    profile = config.profile
+    runs, warnings, errors = [], [], []
+    covered: set[str] = set()
+    for s in project.schedules:
+        if s.job:
+            blocks = project.jobs.get(s.job)
+            if blocks is None:
+                warnings.append(Issue(s.file, s.name, f"schedule runs job {s.job!r}, which is not defined"))
+                continue
+            plugins = [p for block in blocks for p in block]
+            extractors = tuple(p for p in plugins if p in project.extractors)
+            loaders = {p for p in plugins if p in project.loaders}
+            argv: tuple[str, ...] = ("run", s.job)
+        else:
+            extractors, loaders = ((s.extractor,) if s.extractor else ()), {s.loader or ""}
+            argv = ("run", s.extractor or "", s.loader or "")
+        if not extractors or not set(extractors) <= set(profile.extractors) or loaders != {profile.loader}:
+            continue  # a schedule of another profile
+        cron = None if (s.interval or "") in NO_INTERVAL else s.interval
+        if cron and (problem := cron_problem(cron)):
+            errors.append(Issue(s.file, f"schedule {s.name}", f"interval {cron!r}: {problem}"))
+            continue
+        runs.append(Run(s.name, argv, extractors, cron, f"Meltano schedule `{s.name}` ({s.file})"))
+        covered.update(extractors)
+    for name in profile.extractors:
+        if name not in covered:
+            runs.append(Run(name, ("run", name, profile.loader), (name,), None, f"extractor `{name}`"))
+    return runs, warnings, errors
+
+
+def plan_meltano(
+    config: OrchestrationConfig, project: MeltanoProject, names: Translator, env: Mapping[str, str]
+) -> Part:
+    """One DAG per extractor of the profile, or per Meltano schedule that runs them."""
+    part = Part(errors=check_plugins(config, project))
+    if part.errors:
+        return part
+    profile = config.profile
+    tables, part.warnings = tables_loaded(config, project, env, names)
+    runs, w, part.errors = find_runs(config, project)
+    part.warnings += w
+    suffix = expand(project.state_id_suffix, env) if project.state_id_suffix else None
+    for run in runs:
+        state_of = {e: names.state_id(profile.meltano_environment, e, profile.loader, suffix) for e in run.extractors}
+        outlets: list[str] = []
+        for e in run.extractors:
+            for relation, stream in zip(tables[e].tables, tables[e].streams, strict=True):
+                name = names.asset_name(relation)
+                outlets.append(name)
+                extra = names.meltano_asset_extra(e, stream or relation.split(".", 1)[1], state_of[e])
+                part.assets[name] = AssetSpec(names.asset_uri(name, relation), names.asset_group(relation), extra)
+        part.dags.append(meltano_dag(config, names, run, tuple(outlets), tuple(state_of.values())))
+    return part
+
+
+def meltano_dag(
+    config: OrchestrationConfig, names: Translator, run: Run, outlets: tuple[str, ...], state_ids: tuple[str, ...]
+) -> MeltanoDag:
+    profile = config.profile
+    trigger = (
+        f"the cron `{run.cron}` (kept from the Meltano schedule)" if run.cron else f"the `{config.tick_asset}` Asset"
+    )
+    return MeltanoDag(
+        dag_id=names.meltano_dag_id(run.name),
+        schedule=Schedule(cron=run.cron) if run.cron else Schedule(assets=(config.tick_asset,)),
+        outlets=outlets,
+        tasks=(TaskSpec(task_id="meltano_run", kind="meltano_run", args=run.argv, outlets=outlets),),
+        description=f"meltano {' '.join(run.argv)} ({profile.meltano_environment})",
+        doc_md=(
+            f"### Meltano: {run.origin}\n\n**Runs:** `meltano --environment {profile.meltano_environment} "
+            f"{' '.join(run.argv)}` in `{config.meltano_project}`.\n\n**Triggered by:** {trigger}.\n\n"
+            f"**Emits** one Asset per warehouse table it loads:\n\n{bullets(outlets)}\n\n"
+            f"**State:** {', '.join(f'`{s}`' for s in state_ids)}. One run at a time (state is "
+            f"incremental); read or reset it with the `{config.state_dag_id}` DAG."
+        ),
+        tags=("meltano", *(f"extractor:{e}" for e in run.extractors)),
+        owner=config.owner,
+        max_active_runs=1,
+        pool=profile.warehouse_pool,
+        extractor=run.extractors[0] if len(run.extractors) == 1 else None,
+        extractors=run.extractors,
+        loader=profile.loader,
+        state_ids=state_ids,
+    )
+
+
+def plan_state(config: OrchestrationConfig, meltano_dags: list[MeltanoDag]) -> StateDag:
+    state_ids = tuple(s for d in meltano_dags for s in d.state_ids)
+    sources = {s: d.dag_id for d in meltano_dags for s in d.state_ids}
+    return StateDag(
+        dag_id=config.state_dag_id,
+        schedule=Schedule(),
+        outlets=(),
+        tasks=(TaskSpec(task_id="meltano_state", kind="meltano_state"),),
+        description="Read or overwrite Meltano state (backfills), safely",
+        doc_md=(
+            "### Meltano state\n\n**Triggered by:** hand only, from the trigger form.\n\n"
+            "Actions: `list`, `get`, `set`, `merge`, `clear` for one state ID. The default is a dry run that "
+            "shows the diff; a real `set`, `merge` or `clear` first writes a backup of the previous state, and is "
+            "refused while that source's DAG is running or queued.\n\n**State IDs:**\n\n"
+            + "\n".join(f"- `{s}` (DAG `{d}`)" for s, d in sources.items())
+        ),
+        tags=("meltano", "state"),
+        owner=config.owner,
+        max_active_runs=1,
+        state_ids=state_ids,
+        state_dags=sources,
+    )

@@ -1,0 +1,32 @@
+"""The tick: a cron DAG whose only job is to emit the Asset that starts every cycle."""
+
+from __future__ import annotations
+
+from .config import OrchestrationConfig
+from .model import AssetSpec, Part, Schedule, TaskSpec, TickDag
+
+
+def plan_tick(config: OrchestrationConfig) -> Part:
+    asset, cron = config.tick_asset, config.tick_cron
+    dag = TickDag(
+        dag_id=config.tick_dag_id,
+        schedule=Schedule(cron=cron),
+        outlets=(asset,),
+        tasks=(TaskSpec(task_id="emit_tick", kind="emit_tick", outlets=(asset,)),),
+        description=f"Starts every cycle: emits the `{asset}` Asset on `{cron}`",
+        doc_md=(
+            f"### The tick\n\n**Triggered by:** the cron `{cron}` (or by hand).\n\n"
+            f"**Emits:** the Asset `{asset}`, which the Meltano DAGs (and any dbt DAG that reads "
+            f"nothing produced upstream) are scheduled on. Everything downstream is data-aware."
+        ),
+        tags=("tick",),
+        owner=config.owner,
+        max_active_runs=1,
+    )
+    return Part(dags=[dag], assets={asset: tick_asset(config)})
+
+
+def tick_asset(config: OrchestrationConfig) -> AssetSpec:
+    return AssetSpec(
+        uri=config.tick_asset, group="orchestration", extra={"cron": config.tick_cron, "dag_id": config.tick_dag_id}
+    )

@@ -1,0 +1,187 @@
+"""The one extension point for names: how dbt nodes and Meltano tables become Assets, how tags
+become DAG ids, how Meltano state IDs are formed. The plan, the Airflow renderer and the
+Meltano state operations all ask this class, so a subclass changes a name everywhere at once.
+
+    # orchestration.yml
+    translator: my_company.airflow_naming.Naming
+
+    # my_company/airflow_naming.py (importable where Airflow parses the DAG files)
+    from orchestrator.plan.translator import Translator
+
+    class Naming(Translator):
+        def asset_name(self, relation: str) -> str:
+            return f"snowflake.{relation}"           # Assets named after database.schema.table
+
+Modelled on dagster-dbt's DagsterDbtTranslator: small documented methods, each one decision.
+Every method must be a pure function of its arguments (it runs at every DAG-file parse).
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from ..profiles import ConfigError
+
+if TYPE_CHECKING:
+    from .config import OrchestrationConfig
+    from .manifest import Node
+
+_NON_ID = re.compile(r"[^a-z0-9_]+")
+# Plugin and environment names: no whitespace, no shell or path syntax. The extractor part is
+# greedy, so the split is at the last "-to-"; the optional suffix follows a colon.
+_STATE_ID = re.compile(
+    r"(?P<environment>[A-Za-z0-9_.-]+):(?P<extractor>[A-Za-z0-9_.-]+)-to-(?P<loader>[A-Za-z0-9_.-]+)"
+    r"(?::(?P<suffix>[A-Za-z0-9_.-]+))?"
+)
+
+
+def slug(name: str) -> str:
+    """Lower-case letters, digits and `_`: what a DAG or task id is built from."""
+    return _NON_ID.sub("_", name.lower()).strip("_") or "_"
+
+
+@dataclass(frozen=True)
+class StateId:
+    environment: str
+    extractor: str
+    loader: str
+    suffix: str | None = None
+
+
+class Translator:
+    """Default naming. `config` is the orchestration config (OrchestrationConfig); the Meltano
+    state ID methods do without one."""
+
+    def __init__(self, config: OrchestrationConfig | None = None):
+        self._config = config
+
+    @property
+    def config(self) -> OrchestrationConfig:
+        if self._config is None:
+            raise TypeError("this Translator was made without an orchestration config")
+        return self._config
+
+    # ---------------------------------------------------------------- Assets
+
+    def asset_name(self, relation: str) -> str:
+        """The Asset of a warehouse relation `schema.table` (lower-case). Used alike for what a
+        Meltano extractor loads, what a dbt source reads and what a dbt node builds: the
+        equality of these names is what wires ingestion to transformation."""
+        return relation
+
+    def asset_uri(self, name: str, relation: str | None) -> str:
+        """`<warehouse_uri>/<schema>/<table>` (the profile's `warehouse_uri`); `name` when there is none."""
+        base = self.config.profile.warehouse_uri.rstrip("/")
+        if not base or relation is None:
+            return name
+        schema, _, table = relation.partition(".")
+        return f"{base}/{schema}/{table}"
+
+    def asset_group(self, relation: str | None) -> str:
+        """The group the Assets view folds it into: the warehouse schema (raw_shop, staging, analytics)."""
+        return relation.partition(".")[0] if relation else "orchestration"
+
+    def dbt_asset_extra(self, node: Node, dag_id: str, tag: str | None) -> dict[str, Any]:
+        """What the Assets view shows of a dbt node."""
+        extra: dict[str, Any] = {
+            "unique_id": node.unique_id,
+            "materialized": node.materialized,
+            "resource_type": node.resource_type,
+            "dag_id": dag_id,
+        }
+        if tag:
+            extra["tag"] = tag
+        if owner := self.owner(node):
+            extra["owner"] = owner
+        if node.description:
+            extra["description"] = node.description.strip().splitlines()[0][:200]
+        return extra
+
+    def meltano_asset_extra(self, extractor: str, stream: str, state_id: str) -> dict[str, Any]:
+        """What the Assets view shows of a table Meltano loads."""
+        return {"extractor": extractor, "stream": stream, "state_id": state_id}
+
+    def owner(self, node: Node) -> str | None:
+        """Who owns a dbt node: `meta.owner` (alerts mention them)."""
+        return node.owner
+
+    # ---------------------------------------------------------------- DAG ids
+
+    def tag_dag_id(self, tag: str) -> str:
+        """The DAG of an orchestration tag: the prefix, then the tag (less `tag_prefix`), slugged."""
+        config = self.config
+        if config.tag_prefix and tag.startswith(config.tag_prefix):
+            tag = tag[len(config.tag_prefix) :]
+        return config.dbt_dag_id_prefix + slug(tag)
+
+    def catch_all_dag_id(self, stage: int) -> str:
+        """The catch-all DAG of a stage (1, 2, ...): `dbt_untagged`, `dbt_untagged_2`, ..."""
+        base = self.config.catch_all_dag_id
+        return base if stage == 1 else f"{base}_{stage}"
+
+    def tests_dag_id(self, parent_dags: tuple[str, ...]) -> str:
+        """A tests-only DAG, for tests across DAGs that nothing runs after."""
+        prefix = self.config.dbt_dag_id_prefix
+        names = [d[len(prefix) :] if d.startswith(prefix) else d for d in parent_dags]
+        return f"{prefix}tests_{'_and_'.join(names)}"
+
+    def meltano_dag_id(self, run_name: str) -> str:
+        """The DAG of an extractor or a Meltano schedule."""
+        return self.config.meltano_dag_id_prefix + slug(run_name)
+
+    def model_task_id(self, node: Node) -> str:
+        """Per-model mode: the task that builds one node."""
+        return slug(node.name)
+
+    # ---------------------------------------------------------------- Meltano
+
+    def stream_table(self, stream: str) -> str:
+        """The table a Singer stream loads: a stream ID `db-table` loads `table` (Singer loaders
+        split on '-'), lower-case."""
+        from .meltano_project import default_stream_table
+
+        return default_stream_table(stream)
+
+    def state_id(self, environment: str, extractor: str, loader: str, suffix: str | None = None) -> str:
+        """Meltano's own rule: `<environment>:<extractor>-to-<loader>[:<state_id_suffix>]`."""
+        return f"{environment}:{extractor}-to-{loader}" + (f":{suffix}" if suffix else "")
+
+    def parse_state_id(self, state_id: str) -> StateId | None:
+        """The parts of a state ID (None if it does not follow the rule)."""
+        match = _STATE_ID.fullmatch(state_id or "")
+        if not match:
+            return None
+        return StateId(match["environment"], match["extractor"], match["loader"], match["suffix"])
+
+
+def load_translator(config: OrchestrationConfig) -> Translator:
+    """The configured Translator subclass (`translator:` in orchestration.yml), else the default."""
+    if not config.translator:
+        return Translator(config)
+    module_name, _, attr = config.translator.replace(":", ".").rpartition(".")
+    try:
+        cls = getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError) as exc:
+        raise ConfigError(f"{config.path}: translator: cannot import {config.translator!r}: {exc}") from None
+    if not (isinstance(cls, type) and issubclass(cls, Translator)):
+        raise ConfigError(
+            f"{config.path}: translator: {config.translator!r} is not a subclass of "
+            "orchestrator.plan.translator.Translator"
+        )
+    return cls(config)
+
+
+def translator_file(config: OrchestrationConfig) -> str | None:
+    """The source file of a configured translator (the plan cache watches it)."""
+    if not config.translator:
+        return None
+    module_name = config.translator.replace(":", ".").rpartition(".")[0]
+    try:
+        spec = importlib.util.find_spec(module_name)
+    except (ImportError, ValueError):
+        return None
+    return spec.origin if spec and spec.origin else None
