@@ -391,7 +391,7 @@ def _allocate(total: int, weights: list, minimum: int) -> list:
     order = sorted(range(n), key=lambda i: (-(quotas[i] - alloc[i]), i))
     for i in order[: rest - sum(alloc)]:
         alloc[i] += 1
-    return [b + a for b, a in zip(base, alloc)]
+    return [b + a for b, a in zip(base, alloc, strict=False)]
 
 
 def _singular(word: str) -> str:
@@ -516,7 +516,10 @@ def build_plan(n_models: int, n_tags: int, seed: int = 42) -> Plan:
             cols = [(f"{entity}_id", f"Primary key ({t.system}.{t.name}.id).")]
             cols += [c for c in t.columns[1:] if c[0] != "_sdc_batched_at"]
             m = Model(len(models), name, "staging", d.k, entity, f"{entity}_id", cols, sources=srcs)
-            m.description = f"{t.name.replace('_', ' ').capitalize()} from {t.system}, one row per {entity.replace('_', ' ')}, cleaned and typed."
+            m.description = (
+                f"{t.name.replace('_', ' ').capitalize()} from {t.system}, "
+                f"one row per {entity.replace('_', ' ')}, cleaned and typed."
+            )
             models.append(m)
             by_domain_layer[(d.k, "staging")].append(m)
 
@@ -582,7 +585,9 @@ def build_plan(n_models: int, n_tags: int, seed: int = 42) -> Plan:
                     model_columns(p1.id_col, parents, rng.randint(3, 9), extra),
                     refs=[p.name for p in parents],
                 )
-                m.description = f"{entity.replace('_', ' ').capitalize()} {name.rsplit('_', 1)[-1] if not name[-1].isdigit() else 'transformed'} with {', '.join(p.name for p in parents[1:]) or 'its history'}."
+                verb = name.rsplit("_", 1)[-1] if not name[-1].isdigit() else "transformed"
+                joined = ", ".join(p.name for p in parents[1:]) or "its history"
+                m.description = f"{entity.replace('_', ' ').capitalize()} {verb} with {joined}."
                 if rng.random() < 1 / 6:
                     m.materialized = "ephemeral"
             else:
@@ -675,7 +680,7 @@ def build_plan(n_models: int, n_tags: int, seed: int = 42) -> Plan:
 
     # ---- a few disabled marts (nothing refs them)
     n_disabled = len(enabled) // 200
-    for i in range(n_disabled):
+    for _ in range(n_disabled):
         p = rng.choice([m for m in enabled if m.layer != "marts"] or enabled)
         k = p.domain
         name = unique_name(f"fct_{domains[k].area}__{_plural(p.entity)}_legacy")
@@ -772,7 +777,7 @@ def render_sql(m: Model, by_name: dict) -> str:
         )
     parents = [by_name[r] for r in m.refs]
     ctes = [f"{_plural(p.entity)}_{i}" if i else _plural(p.entity) for i, p in enumerate(parents)]
-    parts = [f"{c} as (\n    select * from {{{{ ref('{p.name}') }}}}\n)" for c, p in zip(ctes, parents)]
+    parts = [f"{c} as (\n    select * from {{{{ ref('{p.name}') }}}}\n)" for c, p in zip(ctes, parents, strict=False)]
     first, p1 = ctes[0], parents[0]
     select = [f"        {first}.{p1.id_col} as {m.id_col}"]
     aggregate = m.mart_kind == "agg"
@@ -782,13 +787,14 @@ def render_sql(m: Model, by_name: dict) -> str:
             select.append(f"        {expr} as {c}")
             aggregate = True
             continue
-        owner = next((cte for cte, p in zip(ctes, parents) if any(pc[0] == c for pc in p.columns)), first)
+        owner = next((cte for cte, p in zip(ctes, parents, strict=False) if any(pc[0] == c for pc in p.columns)), first)
         select.append(f"        {owner}.{c}")
     rng = random.Random(m.name)  # str seeds are hashed with sha512: stable across runs
     derived = rng.sample(DERIVED, rng.randint(1, 4))
     select += [f"        {expr.format(t=first, id=p1.id_col)} as {name}" for name, expr in derived]
     joins = "".join(
-        f"    left join {cte} on {cte}.{p.id_col} = {first}.{p.id_col}\n" for cte, p in zip(ctes[1:], parents[1:])
+        f"    left join {cte} on {cte}.{p.id_col} = {first}.{p.id_col}\n"
+        for cte, p in zip(ctes[1:], parents[1:], strict=False)
     )
     where = f"    where {rng.choice(FILTERS).format(t=first)}\n" if rng.random() < 0.6 else ""
     group = "    group by all\n" if aggregate else ""
@@ -1749,7 +1755,9 @@ def build_manifest(plan: Plan, files: dict) -> dict:
             "dbt_schema_version": SCHEMA_VERSION,
             "dbt_version": DBT_VERSION,
             "generated_at": GENERATED_AT,
-            "invocation_id": f"{invocation[:8]}-{invocation[8:12]}-{invocation[12:16]}-{invocation[16:20]}-{invocation[20:]}",
+            "invocation_id": "-".join(
+                (invocation[:8], invocation[8:12], invocation[12:16], invocation[16:20], invocation[20:])
+            ),
             "invocation_started_at": STARTED_AT.replace("+00:00", "Z"),
             "env": {},
             "project_name": PROJECT,

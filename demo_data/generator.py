@@ -231,7 +231,7 @@ class _Simulation:
             # Most orders are paid at once; some in two parts (gift card + card).
             parts = [amount] if rng.random() < 0.85 else _split(amount, rng)
             methods = [rng.choice(_PAYMENT_METHODS)] if len(parts) == 1 else ["gift_card", "credit_card"]
-            for part, method in zip(parts, methods):
+            for part, method in zip(parts, methods, strict=False):
                 out["shop"]["payments"].append(
                     {
                         "id": self._id("payments"),

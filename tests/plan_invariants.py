@@ -139,7 +139,34 @@ def check(
     project: DbtProject, dags, errors, node_tags: dict[str, list[str]], produced: set[str], catch_all: bool = True
 ) -> list[str]:
     """Every violation of the invariants, as readable lines (empty: all hold)."""
-    out: list[str] = []
+    out = _cycles_only_when_forced(project, errors, node_tags)
+    if errors:
+        return out  # the other invariants are about plans that render whole
+    built = built_nodes(project)
+    builds, runs = _what_each_dag_selects(project, dags, built)
+    dag_of_uid = {u: ds[0] for u, ds in builds.items() if ds}
+    producer = {a: d.dag_id for d in dags for a in d.outlets}
+    edges: dict[str, set[str]] = defaultdict(set)
+    for d in dags:
+        for a in d.schedule.assets:
+            if a in producer:
+                edges[producer[a]].add(d.dag_id)
+    for u in sorted(built):  # 2
+        if len(builds[u]) != 1 and (catch_all or node_tags.get(u)):
+            out.append(f"2: {u} is built by {builds[u] or 'no DAG'}")
+    tag_of_dag = {d.dag_id: d.tag for d in dags}
+    for u, ts in node_tags.items():  # 3
+        if ts and builds[u] and tag_of_dag.get(builds[u][0]) not in ts:
+            out.append(f"3: {u} (tags {ts}) is built by {builds[u][0]} (tag {tag_of_dag.get(builds[u][0])})")
+    if _has_cycle(edges):  # 4
+        out.append("4: the graph of dbt DAGs has a cycle")
+    out += _schedules_are_what_is_read(project, dags, builds, runs, dag_of_uid, produced)
+    out += _tests_after_their_parents(project, built, runs, dag_of_uid, edges, dags)
+    return out
+
+
+def _cycles_only_when_forced(project: DbtProject, errors, node_tags: dict[str, list[str]]) -> list[str]:  # 1
+    out = []
     cycle_errors = [e for e in errors if "cycle" in e.message]
     forced = tag_cycle_forced(project, node_tags)
     if forced and not cycle_errors:
@@ -148,13 +175,13 @@ def check(
         ok = feasible(project, node_tags)
         if ok is None or ok:
             out.append(f"1: cycle error without a forced cycle: {cycle_errors[0]}")
-    if errors:
-        return out  # the other invariants are about plans that render whole
+    return out
 
-    nodes, built = project.nodes, built_nodes(project)
+
+def _what_each_dag_selects(project: DbtProject, dags, built: set[str]):
+    nodes = project.nodes
     builds: dict[str, list[str]] = defaultdict(list)
     runs: dict[str, list[str]] = defaultdict(list)
-    dag_of_uid: dict[str, str] = {}
     for d in dags:
         chosen: set[str] = set()
         for task in d.tasks:
@@ -162,36 +189,25 @@ def check(
         for u in chosen:
             if u in built:
                 builds[u].append(d.dag_id)
-                dag_of_uid[u] = d.dag_id
             elif nodes.get(u) is not None and nodes[u].resource_type == "test":
                 runs[u].append(d.dag_id)
-    for u in sorted(built):  # 2
-        if len(builds[u]) != 1 and (catch_all or node_tags.get(u)):
-            out.append(f"2: {u} is built by {builds[u] or 'no DAG'}")
-    tag_of_dag = {d.dag_id: d.tag for d in dags}
-    for u, ts in node_tags.items():  # 3
-        if ts and builds[u] and tag_of_dag.get(builds[u][0]) not in ts:
-            out.append(f"3: {u} (tags {ts}) is built by {builds[u][0]} (tag {tag_of_dag.get(builds[u][0])})")
-    producer = {a: d.dag_id for d in dags for a in d.outlets}
-    edges: dict[str, set[str]] = defaultdict(set)
-    for d in dags:
-        for a in d.schedule.assets:
-            if a in producer:
-                edges[producer[a]].add(d.dag_id)
-    if _has_cycle(edges):  # 4
-        out.append("4: the graph of dbt DAGs has a cycle")
+    return builds, runs
+
+
+def _schedules_are_what_is_read(project: DbtProject, dags, builds, runs, dag_of_uid, produced) -> list[str]:  # 5
+    out = []
     memo: dict = {}
+    nodes, built = project.nodes, built_nodes(project)
     relation_of = {u: n.relation for u, n in nodes.items()}
-    source_rel = {s: src.relation for s, src in project.sources.items()}
     built_rel = {relation_of[u]: u for u in built}
-    for d in dags:  # 5
+    for d in dags:
         expect = set()
         for u in (u for u, ds in builds.items() if d.dag_id in ds):
             for r in reads(project, u, memo):
                 if r in built and dag_of_uid.get(r) not in (None, d.dag_id):  # None: no DAG produces it
                     expect.add(relation_of[r])
                 elif r in project.sources:
-                    rel = source_rel[r]
+                    rel = project.sources[r].relation
                     if rel in built_rel and dag_of_uid.get(built_rel[rel]) not in (None, d.dag_id):
                         expect.add(rel)  # a source on a relation another DAG builds
                     elif rel in produced and rel not in built_rel:
@@ -207,6 +223,11 @@ def check(
         want = tuple(sorted(expect)) or (TICK,)
         if tuple(sorted(d.schedule.assets)) != want:
             out.append(f"5: {d.dag_id} waits for {sorted(d.schedule.assets)}, reads {list(want)}")
+    return out
+
+
+def _tests_after_their_parents(project: DbtProject, built, runs, dag_of_uid, edges, dags) -> list[str]:  # 6
+    out = []
     upstream: dict[str, set[str]] = defaultdict(set)  # DAG -> every DAG upstream of it
     for d in dags:
         todo = [d.dag_id]
@@ -216,7 +237,7 @@ def check(
                 if x in downs and y not in upstream[d.dag_id]:
                     upstream[d.dag_id].add(y)
                     todo.append(y)
-    for t, n in nodes.items():  # 6
+    for t, n in project.nodes.items():
         if n.resource_type != "test" or not n.depends_on or not set(n.depends_on) <= built:
             continue
         parent_dags = {dag_of_uid.get(p) for p in n.depends_on}
@@ -227,5 +248,5 @@ def check(
             continue
         where = runs[t][0]
         if not parent_dags <= {where} | upstream[where]:
-            out.append(f"6: {t} runs in {where}, not after all of {sorted(parent_dags)}")  # type: ignore[arg-type]
+            out.append(f"6: {t} runs in {where}, not after all of {sorted(p for p in parent_dags if p)}")
     return out

@@ -52,7 +52,8 @@ def test_direct_manifest_agrees_with_dbt_parse(generated):
         assert d[uid]["config"]["materialized"] == p[uid]["config"]["materialized"], uid
         assert (d[uid]["schema"], d[uid]["alias"]) == (p[uid]["schema"], p[uid]["alias"]), uid
         assert gen._deps(d[uid]["depends_on"]["nodes"]) == gen._deps(p[uid]["depends_on"]["nodes"]), uid
-    relations = lambda m: {uid: (s["database"], s["schema"], s["identifier"]) for uid, s in m["sources"].items()}
+    def relations(m):
+        return {uid: (s["database"], s["schema"], s["identifier"]) for uid, s in m["sources"].items()}
     assert relations(direct) == relations(parsed)
     assert gen.compare_manifests(direct, parsed) == []
 
@@ -68,7 +69,8 @@ def test_direct_manifest_agrees_field_by_field(generated):
     assert list(direct) == list(parsed)  # the same top-level keys, in order
     # synthetic macros, but as many and about as large as dbt's + dbt-duckdb's
     assert abs(len(direct["macros"]) - len(parsed["macros"])) < 0.1 * len(parsed["macros"])
-    size = lambda m: len(json.dumps(m["macros"]))
+    def size(m):
+        return len(json.dumps(m["macros"]))
     assert 0.7 < size(direct) / size(parsed) < 1.3
 
 
@@ -96,7 +98,7 @@ def test_project_is_realistic(generated):
         return int(n["fqn"][2].removeprefix("domain_"))
 
     domain_tags = [[t for t in n["tags"] if t.startswith("domain_")] for n in models.values()]
-    assert all(tags and tags[0] == n["fqn"][2] for tags, n in zip(domain_tags, models.values()))
+    assert all(tags and tags[0] == n["fqn"][2] for tags, n in zip(domain_tags, models.values(), strict=False))
     assert 0.02 <= sum(len(t) == 2 for t in domain_tags) / N_MODELS <= 0.04
     assert {n["meta"]["owner"] for n in models.values()} >= {"core-data@example.com"}
     assert len({domain(n) for n in models.values()}) == N_TAGS
@@ -125,9 +127,11 @@ def test_generation_is_deterministic(tmp_path):
     gen.generate(120, 5, a, seed=3)
     gen.generate(120, 5, b, seed=3)
     gen.generate(120, 5, c, seed=4)
-    read = lambda d: (d / "target" / "manifest.json").read_bytes()
+    def read(d):
+        return (d / "target" / "manifest.json").read_bytes()
     assert read(a) == read(b) != read(c)
-    files = lambda d: {p.relative_to(d): p.read_bytes() for p in (d / "models").rglob("*") if p.is_file()}
+    def files(d):
+        return {p.relative_to(d): p.read_bytes() for p in (d / "models").rglob("*") if p.is_file()}
     assert files(a) == files(b)
 
 

@@ -6,11 +6,11 @@ import pytest
 
 from orchestrator.runners.meltano import MeltanoError, record_counts, run_meltano
 
-LINES = [
-    '2026-01-01T00:00:00Z [info     ] tap-shop METRIC: {"type":"counter","metric":"record_count","value":60,"tags":{"stream":"orders"}}',
-    '2026-01-01T00:00:00Z [info     ] tap-shop METRIC: {"type":"counter","metric":"record_count","value":5,"tags":{"stream":"orders"}}',
-    '2026-01-01T00:00:00Z [info     ] tap-shop-mariadb METRIC: {"type":"counter","metric":"record_count","value":7,"tags":{"database":"demo_shop","table":"payments"}}',
-    '2026-01-01T00:00:00Z [info     ] target-postgres METRIC: {"type":"counter","metric":"record_count","value":60,"tags":{"stream":"orders"}}',
+LINES = [  # Meltano's console lines as they come (long by nature)
+    '2026-01-01T00:00:00Z [info     ] tap-shop METRIC: {"type":"counter","metric":"record_count","value":60,"tags":{"stream":"orders"}}',  # noqa: E501
+    '2026-01-01T00:00:00Z [info     ] tap-shop METRIC: {"type":"counter","metric":"record_count","value":5,"tags":{"stream":"orders"}}',  # noqa: E501
+    '2026-01-01T00:00:00Z [info     ] tap-shop-mariadb METRIC: {"type":"counter","metric":"record_count","value":7,"tags":{"database":"demo_shop","table":"payments"}}',  # noqa: E501
+    '2026-01-01T00:00:00Z [info     ] target-postgres METRIC: {"type":"counter","metric":"record_count","value":60,"tags":{"stream":"orders"}}',  # noqa: E501
     '2026-01-01T00:00:00Z [info     ] tap-shop METRIC: {"type":"timer","metric":"sync_duration","value":0.1,"tags":{}}',
     "2026-01-01T00:00:00Z [info     ] tap-shop METRIC: {not json",
 ]

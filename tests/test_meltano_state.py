@@ -20,8 +20,8 @@ from orchestrator.runners.meltano_state import (
     StateResult,
     deep_merge,
     expected_state_ids,
-    parse_state_json,
     parse_state_id,
+    parse_state_json,
     run_state_action,
     write_backup,
 )

@@ -223,7 +223,7 @@ def test_catch_all_splits_in_stages_around_a_tag_dag():
     project = manifest(
         [
             model("seed_codes", rtype="seed"),
-            model("h", ["hourly"], [f"seed.p.seed_codes"]),
+            model("h", ["hourly"], ["seed.p.seed_codes"]),
             model("after", [], [m("h")]),
             model("n", ["nightly"], [m("after")]),
             model("last", [], [m("n")]),
@@ -368,3 +368,28 @@ def test_invariants_hold_with_the_catch_all_off_and_in_monolith_mode(case):
     assert violations == [], violations
     *_, violations = plan_and_check(project, config(tags, mode="monolith"), produced)
     assert violations == [], violations
+
+
+def test_the_invariant_checker_itself_catches_violations():
+    """The checker must be able to fail: tamper with a correct plan, one invariant at a time."""
+    project = manifest([model("a", ["x"]), model("b", ["y"], [m("a")]), dtest("rel_b_a", [m("b"), m("a")])])
+    cfg = config(["x", "y"])
+    part, _ = plan_dbt(cfg, project, {})
+    node_tags = {"model.p.a": ["x"], "model.p.b": ["y"]}
+    assert check(project, part.dags, [], node_tags, set()) == []
+    x, y = (next(d for d in part.dags if d.dag_id == i) for i in ("dbt_x", "dbt_y"))
+    wrong_schedule = replace(y, schedule=replace(y.schedule, assets=("tick",)))
+    assert any(v.startswith("5:") for v in check(project, [x, wrong_schedule], [], node_tags, set()))
+    both = replace(
+        y, tasks=(replace(y.tasks[0], args=("build", "--select", "a", "b", "--indirect-selection", "cautious")),)
+    )
+    found = check(project, [x, both], [], node_tags, set())
+    assert any(v.startswith("2: model.p.a is built by") for v in found)
+    no_test = replace(
+        x, tasks=(replace(x.tasks[0], args=("build", "--select", "a", "--indirect-selection", "cautious")),)
+    )
+    lost = replace(y, tasks=(replace(y.tasks[0], args=("build", "--select", "b", "--indirect-selection", "cautious")),))
+    assert "6: test.p.rel_b_a runs in no DAG" in check(project, [no_test, lost], [], node_tags, set())
+    swapped = check(project, [x, y], [], {"model.p.a": ["y"], "model.p.b": ["y"]}, set())
+    assert any(v.startswith("3: model.p.a") for v in swapped)
+    assert check(project, [], [], {"model.p.a": ["x"], "model.p.b": ["x"], "c": []}, set())  # nothing built

@@ -168,6 +168,24 @@ def _included(main: Path, doc: MeltanoFile) -> tuple[list[Path], list[str]]:
     return files, dirs
 
 
+def _environment_overrides(
+    project: MeltanoProject,
+    environments: list[_Environment],
+    environment: str | None,
+    raw: dict[str, dict[str, tuple[dict, Path]]],
+) -> dict[tuple[str, str], dict]:
+    """The active environment's plugin overrides (and its state_id_suffix, set on `project`)."""
+    overrides: dict[tuple[str, str], dict] = {}
+    for env in environments:
+        if environment and env.name == environment:
+            project.state_id_suffix = env.state_id_suffix
+            plugins = env.config.plugins if env.config else None
+            for kind in raw:
+                for p in getattr(plugins, kind, None) or []:
+                    overrides[(kind, str(p.get("name")))] = p
+    return overrides
+
+
 def load_meltano_project(path: str | Path, environment: str | None = None) -> MeltanoProject:
     main = _meltano_yml(Path(path))
     top = _read(main)
@@ -192,14 +210,7 @@ def load_meltano_project(path: str | Path, environment: str | None = None) -> Me
         environments += doc.environments or []
     project.environments = tuple(e.name for e in environments)
 
-    overrides: dict[tuple[str, str], dict] = {}
-    for env in environments:
-        if environment and env.name == environment:
-            project.state_id_suffix = env.state_id_suffix
-            plugins = env.config.plugins if env.config else None
-            for kind in raw:
-                for p in getattr(plugins, kind, None) or []:
-                    overrides[(kind, str(p.get("name")))] = p
+    overrides = _environment_overrides(project, environments, environment, raw)
 
     def resolve(kind: str, name: str, seen: tuple[str, ...] = ()) -> dict:
         plugin, _ = raw[kind][name]

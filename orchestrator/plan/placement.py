@@ -132,37 +132,70 @@ def _choose_among_tags(
     every node (downstream ones too) a DAG without a cycle. A depth-first search in precedence
     order, so the result is the first acyclic assignment in that order; if none exists within a
     budget, each takes its first tag that closes no cycle yet (or its first), and the cycle is
-    reported as forced."""
-    order, parents, children = graph.order, graph.parents, graph.children
-    multi = [u for u in order if len(tags_of[u]) > 1]
+    reported as forced. Sets `tag_of` for them; returns why each went where it went."""
+    multi = [u for u in graph.order if len(tags_of[u]) > 1]
     if not multi:
         return {}
-    position = {u: i for i, u in enumerate(multi)}
-    fixed_anc: dict[str, int] = {}  # single-tag tags upstream
-    multi_anc: dict[str, int] = {}  # multi-tag nodes upstream, as bits of their position
-    for u in order:
-        fa = ma = 0
-        for p in parents[u]:
-            fa |= fixed_anc[p] | (1 << tag_of[p] if p in tag_of else 0)
-            ma |= multi_anc[p] | (1 << position[p] if p in position else 0)
-        fixed_anc[u], multi_anc[u] = fa, ma
-    fixed_desc: dict[str, int] = {}
-    for u in reversed(order):
-        mask = 0
-        for c in children[u]:
-            mask |= fixed_desc[c] | (1 << tag_of[c] if c in tag_of else 0)
-        fixed_desc[u] = mask
+    choice = _TagChoice(graph, multi, tags_of, tag_of, reach, names, tag_order)
+    if not choice.search():
+        choice.each_on_its_own()
+    placed = {}
+    for i, u in enumerate(multi):
+        cands, k = tags_of[u], choice.chosen[i]
+        tag_of[u] = cands[k]
+        listed = ", ".join(tag_order[t] for t in cands)
+        if k == 0:
+            reason = f"orchestration tags {listed}: the first in precedence order"
+        else:
+            reason = f"orchestration tags {listed}: " + "; ".join(choice.why.get((i, j), "") for j in range(k))
+        placed[u] = Placed(names[cands[k]], "multi_tag", reason)
+    return placed
 
-    chosen: list[int] = [-1] * len(multi)  # index into the node's candidates
 
-    def above(i: int) -> int:
-        mask = fixed_anc[multi[i]]
-        for j in bits(multi_anc[multi[i]]):
-            mask |= 1 << tags_of[multi[j]][chosen[j]]
+class _TagChoice:
+    """The search behind _choose_among_tags. Position i is the i-th multi-tag node in topological
+    order; chosen[i] the index of its tag among its candidates."""
+
+    def __init__(
+        self,
+        graph: DbtGraph,
+        multi: list[str],
+        tags_of: dict[str, list[int]],
+        tag_of: dict[str, int],
+        reach: _Reach,
+        names: list[str],
+        tag_order: list[str],
+    ):
+        self.multi, self.tags_of, self.reach, self.names, self.tag_order = multi, tags_of, reach, names, tag_order
+        self.initial = list(reach.after)
+        self.chosen = [-1] * len(multi)
+        self.why: dict[tuple[int, int], str] = {}  # (position, candidate) -> why it was not taken
+        position = {u: i for i, u in enumerate(multi)}
+        self.fixed_anc: dict[str, int] = {}  # single-tag tags upstream
+        self.multi_anc: dict[str, int] = {}  # multi-tag nodes upstream, as bits of their position
+        for u in graph.order:
+            fa = ma = 0
+            for p in graph.parents[u]:
+                fa |= self.fixed_anc[p] | (1 << tag_of[p] if p in tag_of else 0)
+                ma |= self.multi_anc[p] | (1 << position[p] if p in position else 0)
+            self.fixed_anc[u], self.multi_anc[u] = fa, ma
+        self.fixed_desc: dict[str, int] = {}  # single-tag tags downstream
+        for u in reversed(graph.order):
+            mask = 0
+            for c in graph.children[u]:
+                mask |= self.fixed_desc[c] | (1 << tag_of[c] if c in tag_of else 0)
+            self.fixed_desc[u] = mask
+
+    def above(self, i: int) -> int:
+        mask = self.fixed_anc[self.multi[i]]
+        for j in bits(self.multi_anc[self.multi[i]]):
+            mask |= 1 << self.tags_of[self.multi[j]][self.chosen[j]]
         return mask
 
-    def conflict(i: int, t: int) -> str | None:
-        a, d = above(i) & ~(1 << t), fixed_desc[multi[i]] & ~(1 << t)
+    def conflict(self, i: int, t: int) -> str | None:
+        """Why tag t for node i would close a cycle (None: it would not)."""
+        names, reach = self.names, self.reach
+        a, d = self.above(i) & ~(1 << t), self.fixed_desc[self.multi[i]] & ~(1 << t)
         if a & d:
             x = next(bits(a & d))
             return f"{names[t]} would run both before and after {names[x]}, which it reads and which reads it"
@@ -172,61 +205,56 @@ def _choose_among_tags(
             return f"{names[t]} runs after {names[next(bits(reach.before(t) & d))]}, which reads it"
         return None
 
-    def apply(i: int, t: int) -> None:
-        for x in bits(above(i)):
-            reach.add(x, t)
-        for x in bits(fixed_desc[multi[i]]):
-            reach.add(t, x)
+    def apply(self, i: int, t: int) -> None:
+        for x in bits(self.above(i)):
+            self.reach.add(x, t)
+        for x in bits(self.fixed_desc[self.multi[i]]):
+            self.reach.add(t, x)
 
-    why: dict[tuple[int, int], str] = {}  # (position, candidate) -> why it was not taken
-    saved: list[list[int] | None] = [None] * len(multi)
-    i, steps, budget = 0, 0, 20 * len(multi) + 2000
-    while 0 <= i < len(multi) and steps < budget:
-        steps += 1
-        snapshot = saved[i]
-        if snapshot is None:
-            saved[i] = list(reach.after)
-        else:
-            reach.after = list(snapshot)
-        cands = tags_of[multi[i]]
-        k = chosen[i] + 1
-        while k < len(cands) and (clash := conflict(i, cands[k])) is not None:
-            why[(i, k)] = clash
-            k += 1
-        if k < len(cands):
-            chosen[i] = k
-            apply(i, cands[k])
-            i += 1
-            continue
-        chosen[i], saved[i] = -1, None  # no tag left: undo the node before, try its next tag
-        if i > 0:
-            u = multi[i]
-            why[(i - 1, chosen[i - 1])] = (
-                f"{names[tags_of[multi[i - 1]][chosen[i - 1]]]} would leave {u} "
-                f"(tags {', '.join(tag_order[t] for t in tags_of[u])}) no DAG without a cycle"
-            )
-        i -= 1
-    if i != len(multi):  # no acyclic assignment (or too long a search): each node on its own
-        reach.after = list(saved[0]) if saved[0] is not None else reach.after
-        for i in range(len(multi)):
-            cands = tags_of[multi[i]]
-            k = next((k for k, t in enumerate(cands) if conflict(i, t) is None), 0)
+    def search(self) -> bool:
+        """Depth first, candidates in precedence order; False when it finds no acyclic assignment
+        within its budget (linear in practice: a backtrack only on a real conflict)."""
+        saved: list[list[int] | None] = [None] * len(self.multi)
+        i, steps, budget = 0, 0, 20 * len(self.multi) + 2000
+        while 0 <= i < len(self.multi) and steps < budget:
+            steps += 1
+            snapshot = saved[i]
+            if snapshot is None:
+                saved[i] = list(self.reach.after)
+            else:
+                self.reach.after = list(snapshot)
+            cands = self.tags_of[self.multi[i]]
+            k = self.chosen[i] + 1
+            while k < len(cands) and (clash := self.conflict(i, cands[k])) is not None:
+                self.why[(i, k)] = clash
+                k += 1
+            if k < len(cands):
+                self.chosen[i] = k
+                self.apply(i, cands[k])
+                i += 1
+                continue
+            self.chosen[i], saved[i] = -1, None  # no tag left: undo the node before, try its next tag
+            if i > 0:
+                prev, u = self.multi[i - 1], self.multi[i]
+                self.why[(i - 1, self.chosen[i - 1])] = (
+                    f"{self.names[self.tags_of[prev][self.chosen[i - 1]]]} would leave {u} "
+                    f"(tags {', '.join(self.tag_order[t] for t in self.tags_of[u])}) no DAG without a cycle"
+                )
+            i -= 1
+        return i == len(self.multi)
+
+    def each_on_its_own(self) -> None:
+        """Without a whole acyclic assignment: each node its first tag that closes no cycle yet (or its
+        first); what is left is reported as a forced cycle."""
+        self.reach.after = list(self.initial)
+        self.chosen = [-1] * len(self.multi)
+        for i, u in enumerate(self.multi):
+            cands = self.tags_of[u]
+            k = next((k for k, t in enumerate(cands) if self.conflict(i, t) is None), 0)
             for j in range(k):
-                why.setdefault((i, j), conflict(i, cands[j]) or "")
-            chosen[i] = k
-            apply(i, cands[k])
-
-    placed = {}
-    for i, u in enumerate(multi):
-        cands, k = tags_of[u], chosen[i]
-        tag_of[u] = cands[k]
-        listed = ", ".join(tag_order[t] for t in cands)
-        if k == 0:
-            reason = f"orchestration tags {listed}: the first in precedence order"
-        else:
-            reason = f"orchestration tags {listed}: " + "; ".join(why.get((i, j), "") for j in range(k))
-        placed[u] = Placed(names[cands[k]], "multi_tag", reason)
-    return placed
+                self.why.setdefault((i, j), self.conflict(i, cands[j]) or "")
+            self.chosen[i] = k
+            self.apply(i, cands[k])
 
 
 def _untagged_stages(graph: DbtGraph, tag_of: dict[str, int], ntags: int):
