@@ -20,13 +20,19 @@ FIXTURE_MELTANO_FILES := $(wildcard $(FIXTURE_MELTANO)/meltano.yml $(FIXTURE_MEL
 DBT_FILES := $(shell find dbt_project -path dbt_project/target -prune -o -path dbt_project/logs -prune \
                -o -type f \( -name '*.sql' -o -name '*.yml' -o -name '*.csv' \) -print 2>/dev/null)
 
-.PHONY: run test setup clean airflow-up up down status
+.PHONY: run test lint setup clean airflow-up up down status
 
 run: setup
 	$(BIN)/orchestrator run
 
 test: setup
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+# What .ci/run checks before the tests (and .pre-commit-config.yaml before each commit).
+lint: $(VENV)/.installed
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 setup: $(VENV)/.installed meltano/.meltano/.installed dbt_project/target/manifest.json $(FIXTURE_MELTANO)/.meltano/.installed
 
