@@ -31,11 +31,12 @@ ENV PROJECT_DIR=/opt/airflow/project \
     AIRFLOW__CORE__DAGS_FOLDER=/opt/airflow/project/dags \
     AIRFLOW__CORE__LOAD_EXAMPLES=False
 
-# 1. The project's dependencies, pinned by constraints.txt (dbt-core~=1.11, meltano, providers...).
-#    `-r pyproject.toml` installs [project].dependencies only: this layer changes with them alone.
+# 1. The project's dependencies and the demo's extras, pinned by constraints.txt (dbt-core 1.11,
+#    the adapters, meltano, celery, providers...). `-r pyproject.toml --extra demo` installs only
+#    dependencies: this layer changes with them alone.
 COPY --chown=airflow:0 pyproject.toml constraints.txt ${PROJECT_DIR}/
 RUN uv pip install --no-cache -c "${PROJECT_DIR}/constraints.txt" \
-        "apache-airflow==${AIRFLOW_VERSION}" -r "${PROJECT_DIR}/pyproject.toml"
+        "apache-airflow==${AIRFLOW_VERSION}" -r "${PROJECT_DIR}/pyproject.toml" --extra demo
 
 # 2. Every Meltano plugin (both profiles), one virtualenv each under $MELTANO_SYS_DIR_ROOT.
 #    meltano.yml pins them (target-duckdb with duckdb 1.2.2 in its own venv; tap-jsonl-dir is

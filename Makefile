@@ -40,7 +40,7 @@ setup: $(VENV)/.installed meltano/.meltano/.installed dbt_project/target/manifes
 $(VENV)/.installed: pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --disable-pip-version-check uv==$(UV_VERSION)
-	$(BIN)/uv pip install -q --python $(BIN)/python -c constraints.txt -e '.[test,dev,mailsink]'
+	$(BIN)/uv pip install -q --python $(BIN)/python -c constraints.txt -e '.[demo,test,dev]'
 	touch $@
 
 # Meltano plugins, each in its own virtualenv under meltano/.meltano/.
@@ -75,7 +75,7 @@ status:
 
 # Regenerate the pinned dependency set after editing pyproject.toml.
 constraints: $(VENV)/.installed
-	$(BIN)/uv pip compile --python 3.11 pyproject.toml --extra test --extra dev --extra mailsink -o constraints.txt
+	$(BIN)/uv pip compile --python 3.11 pyproject.toml --all-extras -o constraints.txt
 
 clean:
 	rm -rf var meltano/.meltano dbt_project/target dbt_project/logs $(FIXTURE_MELTANO)/.meltano
