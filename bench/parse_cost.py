@@ -25,10 +25,10 @@ Meltano, on a bench copy of meltano/ with three daily schedules (bench/meltano_c
   classic         bench/meltano_classic/dags/meltano.py (runs `meltano schedule list --format=json`)
 
 Tags: a generated project's 20 domain tags (highest domain first, so a model's folder tag wins, the
-generator's "first-listed wins"); a real manifest's 20 most frequent tags, less any tag our plan
-reports on a cycle between tag DAGs (dropped one at a time, least frequent first; the table says
-which), since a plan with errors renders no dbt DAG. cosmos gets the same list. Every run's DAGs and
-task counts are checked: ours against the plan, cosmos' dbt resource tasks against the manifest.
+generator's "first-listed wins"); a real manifest's 20 most frequent tags, every one of them (the
+lineage-aware placement renders them all; a plan error stops the benchmark). cosmos gets the same
+list. Every run's DAGs and task counts are checked: ours against the plan, cosmos' dbt resource
+tasks against the manifest.
 
 Runs are interleaved (ours, cosmos, ours, ...) after one unmeasured warm-up run each, so load drift on
 a shared machine hits every system alike. Results: JSON to --out, a Markdown table to stdout.
@@ -110,7 +110,8 @@ class Case:
     generated: int | None = None
     models: int = 0
     tags: list[str] = field(default_factory=list)
-    dropped_tags: list[str] = field(default_factory=list)
+    dropped_tags: list[str] = field(default_factory=list)  # always empty now (kept for old result files)
+    placed_by_rule: int = 0
     catch_all: bool = False  # ours renders dbt_untagged: cosmos gets its catch-all DbtDag too
     note: str = ""
 
@@ -282,30 +283,15 @@ def choose_tags(case: Case) -> None:
         tags = sorted((t for t in counts if t.startswith("domain_")), key=lambda t: -int(t.split("_", 1)[1]))
     else:
         tags = [t for t, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:N_TAGS]]
-    while True:
-        path = write_config(f"{case.name}-probe", manifest=case.manifest, project_dir=case.project_dir, tags=tags)
-        plan = plan_from_config(load_config(path), kinds=("dbt",), cache_dir=None)
-        tag_of = {d.dag_id: d.tag for d in plan.of_kind("dbt")}
-        victims: list[str] = []
-        for e in plan.errors:
-            if "cycle between dbt DAGs" in e.message:
-                on_cycle = [tag_of.get(d) for d in e.subject.split(" -> ")]
-                on_cycle = [t for t in on_cycle if t in tags]
-                if on_cycle:
-                    victims = [min(on_cycle, key=lambda t: (counts[t], t))]
-                    break
-            elif "map to the DAG id" in e.message:
-                victims = [t for t in e.subject.split(", ") if t in tags][1:]
-                break
-        if plan.errors and not victims:
-            raise SystemExit(f"{case.name}: the plan has errors no tag choice fixes: {plan.errors}")
-        if not victims:
-            break
-        for t in victims:
-            tags.remove(t)
-            case.dropped_tags.append(t)
+    # No tag is dropped any more: lineage-aware placement renders every tag set of the real
+    # manifests without a cycle. A plan error is a finding, not something to tune away.
+    path = write_config(f"{case.name}-probe", manifest=case.manifest, project_dir=case.project_dir, tags=tags)
+    plan = plan_from_config(load_config(path), kinds=("dbt",), cache_dir=None)
+    if plan.errors:
+        raise SystemExit(f"{case.name}: the plan has errors: {[str(e) for e in plan.errors]}")
     case.tags = tags
     case.catch_all = any(d.tag is None for d in plan.of_kind("dbt"))
+    case.placed_by_rule = len(plan.placement)
     (WORK / "configs" / f"{case.name}-probe.yml").unlink(missing_ok=True)
 
 
