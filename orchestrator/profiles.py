@@ -88,36 +88,49 @@ def _no_duplicates(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bool =
 _UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _no_duplicates)
 
 
-def _key_path(text: str, line: int, column: int | None = None) -> str | None:
-    """The dotted path of the mapping key at (line, column), 0-based; with no column, of the
-    innermost key whose entry spans the line. From the YAML's node tree (no constructor runs)."""
+def _compose(text: str) -> Any:
+    try:
+        return yaml.compose(text, Loader=_Loader)
+    except yaml.YAMLError:
+        return None
 
-    def hit(key_node: Any, value: Any) -> bool:
-        if column is not None:
-            return (key_node.start_mark.line, key_node.start_mark.column) == (line, column)
-        return key_node.start_mark.line <= line <= value.end_mark.line
+
+def _key_at(text: str, line: int, column: int) -> str | None:
+    """The dotted path of the mapping key that starts at (line, column), 0-based."""
 
     def walk(node: Any, path: str) -> str | None:
+        children: list[tuple[str, Any]] = []
         if isinstance(node, yaml.MappingNode):
             for key_node, value in node.value:
                 here = f"{path}.{key_node.value}" if path else str(key_node.value)
-                if hit(key_node, value):
-                    return (walk(value, here) if column is None else None) or here
-                if column is not None and (found := walk(value, here)):
-                    return found
+                if (key_node.start_mark.line, key_node.start_mark.column) == (line, column):
+                    return here
+                children.append((here, value))
         elif isinstance(node, yaml.SequenceNode):
-            for i, item in enumerate(node.value):
-                spans = item.start_mark.line <= line <= item.end_mark.line
-                if column is None and spans:
-                    return walk(item, f"{path}[{i}]") or f"{path}[{i}]"
-                if column is not None and (found := walk(item, f"{path}[{i}]")):
-                    return found
+            children = [(f"{path}[{i}]", item) for i, item in enumerate(node.value)]
+        return next((found for here, child in children if (found := walk(child, here))), None)
+
+    return walk(_compose(text), "")
+
+
+def _key_near(text: str, line: int) -> str | None:
+    """The dotted path of the innermost entry that starts on or before `line` (0-based)."""
+
+    def walk(node: Any, path: str) -> str | None:
+        if isinstance(node, yaml.MappingNode):
+            entries = [(k, v) for k, v in node.value if k.start_mark.line <= line]
+            if entries:
+                key_node, value = entries[-1]
+                here = f"{path}.{key_node.value}" if path else str(key_node.value)
+                return walk(value, here) or here
+        elif isinstance(node, yaml.SequenceNode):
+            items = [(i, item) for i, item in enumerate(node.value) if item.start_mark.line <= line]
+            if items:
+                i, item = items[-1]
+                return walk(item, f"{path}[{i}]") or f"{path}[{i}]"
         return None
 
-    try:
-        return walk(yaml.compose(text, Loader=_Loader), "")
-    except yaml.YAMLError:
-        return None
+    return walk(_compose(text), "")
 
 
 def _yaml_problem(exc: yaml.YAMLError, text: str) -> str:
@@ -127,7 +140,7 @@ def _yaml_problem(exc: yaml.YAMLError, text: str) -> str:
     context = getattr(exc, "context", None)
     where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
     if isinstance(exc, _DuplicateKey) and mark is not None:
-        return f"{where}{_key_path(text, mark.line, mark.column) or 'a key'}: {problem}"
+        return f"{where}{_key_at(text, mark.line, mark.column) or 'a key'}: {problem}"
     return f"{where}not valid YAML: {problem}" + (f" ({context})" if context else "")
 
 
@@ -143,7 +156,7 @@ def load_yaml(path: Path) -> dict:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n")
-        key = _key_path(raw.decode("utf-8", "replace"), line)
+        key = _key_near(raw.decode("utf-8", "replace"), line)
         raise ConfigError(
             f"{path}: line {line + 1}: {key + ': ' if key else ''}not UTF-8 "
             f"(byte 0x{raw[exc.start]:02x} at offset {exc.start}): save the file as UTF-8"

@@ -212,7 +212,8 @@ class Tables:
 
 
 def _meltano_yml(path: Path) -> Path:
-    return path / "meltano.yml" if path.is_dir() else path
+    """The project's meltano.yml: `path` is the project directory (existing or not) or the file."""
+    return path if path.suffix in (".yml", ".yaml") and not path.is_dir() else path / "meltano.yml"
 
 
 def _read(path: Path) -> MeltanoFile:

@@ -93,9 +93,17 @@ def _env_name(value: str) -> str:
 
 
 def _env_value(value: Any) -> Any:
-    if value is None or isinstance(value, str | int | float | bool):
+    if isinstance(value, str):
+        return _no_nul(value)
+    if value is None or isinstance(value, int | float | bool):
         return value
     raise ValueError(f"expected a string, a number, true/false or null, got {got(value)}")
+
+
+def _no_nul(value: str) -> str:
+    if "\0" in value:
+        raise ValueError("holds a NUL byte (\\0), which no environment variable or path can")
+    return value
 
 
 def _asset_name(value: str) -> str:
@@ -207,7 +215,7 @@ class ProfileSchema(_Section):
     warehouse_pool: Text | None = None
     demo_data: Literal["files", "databases"] | None = None  # only this repo's demo: write its sources
     airflow: AirflowRun = AirflowRun()
-    paths: dict[EnvName, Text] = {}  # env vars holding paths, relative to this file
+    paths: dict[EnvName, Annotated[Text, AfterValidator(_no_nul)]] = {}  # env vars holding paths, relative to this file
     env: dict[EnvName, EnvValue] = {}
 
     @field_validator("extractors")
@@ -226,7 +234,8 @@ class ProfileSchema(_Section):
                 f"got {self.airflow.metadata_db_url or 'none'!r}",
             )
         if overlap := sorted(set(self.paths) & set(self.env)):
-            raise at_key(f"env.{overlap[0]}", f"{', '.join(overlap)}: set in both `paths` and `env`: keep one")
+            also = f" (and {', '.join(overlap[1:])})" if overlap[1:] else ""
+            raise at_key(f"env.{overlap[0]}", f"set in both `paths` and `env`{also}: keep one")
         return self
 
 
@@ -351,8 +360,10 @@ def _unknown_key(root: type[BaseModel], loc: tuple[Any, ...]) -> str:
     model = _model_at(root, loc[:-1])
     if model is None:
         return "unknown key"
-    known = list(model.model_fields)
-    close = difflib.get_close_matches(str(loc[-1]), known, n=1, cutoff=0.75)
+    known, key = list(model.model_fields), str(loc[-1])
+    close = difflib.get_close_matches(key, known, n=1, cutoff=0.6) or [
+        k for k in known if len(key) >= 3 and (k.startswith(key) or key.startswith(k))
+    ]
     hint = f"did you mean {close[0]}? " if close else ""
     return f"unknown key ({hint}expected one of {', '.join(known)})"
 
