@@ -219,7 +219,12 @@ def main(argv: list[str] | None = None) -> int:
 
     for name, func, text in (
         ("plan", _plan, "print the plan: every DAG, its schedule and outlets"),
-        ("check", _check, "list warnings and errors; exit 1 on errors"),
+        (
+            "check",
+            _check,
+            "list warnings and errors, rendering every DAG file as Airflow would: "
+            "exit 2 if a file cannot be read or validated, 1 on errors, 0 when every DAG file imports",
+        ),
         ("graph", _graph, "print the tick -> Meltano -> dbt flow as a Mermaid diagram"),
     ):
         p = sub.add_parser(name, help=text)
