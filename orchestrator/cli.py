@@ -51,28 +51,52 @@ def _service(args: argparse.Namespace) -> int:
 
 
 def _env(args: argparse.Namespace) -> int:
+    """`export NAME='value'` lines for `eval`: every name a shell identifier (else nothing is
+    printed), every value single-quoted by shlex (no expansion, no command substitution)."""
     import shlex
+
+    from .plan.schema import ENV_NAME_RE
+    from .profiles import config_path
 
     profile = load_profile(args.profile, args.config)
     env = profile.environment()  # resolved against this shell: its own values win
     keys = {*profile.env_defaults, "PIPELINE_PROFILE", "DBT_TARGET", "MELTANO_SEND_ANONYMOUS_USAGE_STATS"}
+    bad = sorted(k for k in keys if not ENV_NAME_RE.fullmatch(k))
+    unsafe = sorted(k for k in keys if k not in bad and "\0" in env.get(k, ""))
+    if bad or unsafe:
+        where = f"{config_path(args.config)}: profiles.{profile.name}.env"
+        raise ConfigError(
+            "\n".join(
+                [f"{where}.{k}: {k!r} is not a shell variable name: nothing exported" for k in bad]
+                + [
+                    f"{where}.{k}: the value holds a NUL byte, which no shell variable can: nothing exported"
+                    for k in unsafe
+                ]
+            )
+        )
     for key in sorted(keys):
         print(f"export {key}={shlex.quote(env[key])}")
     return 0
 
 
-def _load_plan(args: argparse.Namespace):
+def _config(args: argparse.Namespace):
+    """The config file with the command's flags (--tags, --mode, --manifest, --meltano-project) on top."""
     from pathlib import Path
 
-    from .plan import load_config, plan_from_config
+    from .plan import load_config
 
-    config = load_config(args.config, args.profile).with_overrides(
+    return load_config(args.config, args.profile).with_overrides(
         tags=tuple(t.strip() for t in args.tags.split(",") if t.strip()) if args.tags is not None else None,
         mode=args.mode,
         manifest=Path(args.manifest).resolve() if args.manifest else None,
         meltano_project=Path(args.meltano_project).resolve() if args.meltano_project else None,
     )
-    return plan_from_config(config, cache_dir=None)  # the CLI always reads the files afresh
+
+
+def _load_plan(args: argparse.Namespace):
+    from .plan import plan_from_config
+
+    return plan_from_config(_config(args), cache_dir=None)  # the CLI always reads the files afresh
 
 
 def _plan(args: argparse.Namespace) -> int:
@@ -89,23 +113,29 @@ def _plan(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
-    from alerting.routing import RoutingConfig
+    """Exit 2: a file cannot be read or validated; 1: the plan has errors or a DAG file would not
+    import (rendered here as Airflow would, unless --no-render); 0: every DAG file imports."""
+    from .check import run_check
 
-    from .plan import load_config
-
-    plan = _load_plan(args)
-    errors = [str(e) for e in plan.errors]
-    try:
-        RoutingConfig.load(load_config(args.config, args.profile).alerting_config)
-    except ValueError as exc:  # RoutingConfigError: one line per problem
-        errors += str(exc).splitlines()
-    for w in plan.warnings:
+    report = run_check(_config(args), render=not args.no_render)
+    for w in report.warnings:
         print(f"warning: {w}")
-    for e in errors:
+    for e in report.errors:
         print(f"error: {e}", file=sys.stderr)
-    n_dbt = len(plan.of_kind("dbt"))
-    print(f"{len(plan.dags)} DAGs ({n_dbt} dbt), {len(plan.warnings)} warning(s), {len(errors)} error(s)")
-    return 1 if errors else 0
+    for n in report.notes:
+        print(f"note: {n}")
+    if report.dag_files:
+        failing = sorted(f for f, e in report.dag_files.items() if e)
+        print(
+            f"DAG files: {len(report.dag_files) - len(failing)} of {len(report.dag_files)} import"
+            + (f"; failing: {', '.join(failing)}" if failing else "")
+        )
+    counts = f"{len(report.warnings)} warning(s), {len(report.errors)} error(s)"
+    if report.n_dags is None:
+        print(f"no plan (a file cannot be read), {counts}")
+    else:
+        print(f"{report.n_dags} DAGs ({report.n_dbt_dags} dbt), {counts}")
+    return report.exit_code
 
 
 def _alerts(args: argparse.Namespace) -> int:
@@ -136,11 +166,11 @@ def _alerts(args: argparse.Namespace) -> int:
         for d in result.deliveries:
             print(f"{d.status:<8} {d.kind:<12} route {d.route:<12} {d.error or ''}")
         return 0 if result.delivered else 1
-    rows = [r for r in notifier.outbox.rows() if r["status"] in ("pending", "sending", "failed")]
-    for r in rows:
+    rows = [row for row in notifier.outbox.rows() if row["status"] in ("pending", "sending", "failed")]
+    for row in rows:
         print(
-            f"{r['status']:<8} {r['kind']:<12} {r['route']:<12} {r['dag_id'] or '-'}.{r['task_id'] or '-'} "
-            f"attempts={r['attempts']} next={r['next_attempt_at']:%Y-%m-%d %H:%M:%S} {r['last_error'] or ''}"
+            f"{row['status']:<8} {row['kind']:<12} {row['route']:<12} {row['dag_id'] or '-'}.{row['task_id'] or '-'} "
+            f"attempts={row['attempts']} next={row['next_attempt_at']:%Y-%m-%d %H:%M:%S} {row['last_error'] or ''}"
         )
     open_ = [i for i in notifier.outbox.incidents() if i["resolved_at"] is None]
     for i in open_:
@@ -189,7 +219,12 @@ def main(argv: list[str] | None = None) -> int:
 
     for name, func, text in (
         ("plan", _plan, "print the plan: every DAG, its schedule and outlets"),
-        ("check", _check, "list warnings and errors; exit 1 on errors"),
+        (
+            "check",
+            _check,
+            "list warnings and errors, rendering every DAG file as Airflow would: "
+            "exit 2 if a file cannot be read or validated, 1 on errors, 0 when every DAG file imports",
+        ),
         ("graph", _graph, "print the tick -> Meltano -> dbt flow as a Mermaid diagram"),
     ):
         p = sub.add_parser(name, help=text)
@@ -200,6 +235,12 @@ def main(argv: list[str] | None = None) -> int:
         if name == "plan":
             p.add_argument(
                 "--json", action="store_true", help='JSON: {"dags": [...], "warnings": [...], "errors": [...]}'
+            )
+        if name == "check":
+            p.add_argument(
+                "--no-render",
+                action="store_true",
+                help="check the plan only: do not render the DAG files through Airflow (for machines without it)",
             )
         p.set_defaults(func=func)
 
@@ -223,7 +264,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except (ConfigError, ValueError) as exc:  # ManifestError and MeltanoProjectError name their file
-        print(f"error: {exc}", file=sys.stderr)
+        for line in str(exc).splitlines() or [repr(exc)]:  # one problem a line, each naming its file
+            print(f"error: {line}", file=sys.stderr)
         return 2
 
 

@@ -49,6 +49,11 @@ VAR_DIR = Setting(
 CACHE_DIR = Setting(
     "ORCHESTRATOR_CACHE_DIR", "", "the plan cache (default: <var>/cache); `off` (or set and empty) disables it"
 )
+MANIFEST_MAX_BYTES = Setting(
+    "ORCHESTRATOR_MANIFEST_MAX_BYTES",
+    str(2 * 1024**3),
+    "the most a gzipped manifest (.json.gz) may expand to, in bytes (default 2 GiB): a larger one is refused",
+)
 DBT_RUNS_DIR = Setting("DBT_RUNS_DIR", "", "each dbt DAG's private target directory (default: <var>/dbt)")
 STATE_BACKUP_DIR = Setting(
     "MELTANO_STATE_BACKUP_DIR",
@@ -86,6 +91,7 @@ ALL = (
     PIPELINE_PROFILE,
     VAR_DIR,
     CACHE_DIR,
+    MANIFEST_MAX_BYTES,
     DBT_RUNS_DIR,
     STATE_BACKUP_DIR,
     AIRFLOW_HOME,

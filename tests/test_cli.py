@@ -85,7 +85,7 @@ def test_check_refuses_a_secret_in_the_routing_file(tmp_path, capsys, monkeypatc
     monkeypatch.delenv("PIPELINE_PROFILE", raising=False)
     args = _project(tmp_path, [model("a", ["core"], ["source.p.shop.orders"])])
     (tmp_path / "alerting.yml").write_text("slack: {token: xoxb-123456}\n")
-    assert main([*args, "check"]) == 1
+    assert main([*args, "check"]) == 2  # a file that cannot be validated
     err = capsys.readouterr().err
     assert "alerting.yml: slack.token: secrets do not belong in the routing config" in err
     assert "xoxb-123456" not in err

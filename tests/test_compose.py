@@ -508,7 +508,7 @@ def test_named_volumes_are_declared_and_used():
 
 def test_bind_mounts_point_at_paths_in_the_repo():
     for name, svc in services().items():
-        for kind, source, target in volume_mounts(svc):
+        for kind, source, _target in volume_mounts(svc):
             if kind != "bind":
                 continue
             assert source.startswith("."), f"{name}: bind mount {source!r} must be relative to the repo"
@@ -518,7 +518,7 @@ def test_bind_mounts_point_at_paths_in_the_repo():
     common = compose()["x-airflow-common"]
     project = [(s, t) for kind, s, t in volume_mounts(common) if t == PROJECT_MOUNT]
     assert project and (ROOT / project[0][0]).resolve() == ROOT, f"the working tree must be mounted at {PROJECT_MOUNT}"
-    for kind, source, target in volume_mounts(common):
+    for _kind, _source, target in volume_mounts(common):
         if target != PROJECT_MOUNT:
             assert not target.startswith(PROJECT_MOUNT + "/"), (
                 f"{target} is mounted inside the working tree's mount: Docker would create root-owned "
@@ -819,3 +819,62 @@ def test_helm_values_are_the_kubernetes_executor_on_the_production_profile():
     assert core["dags_folder"] == f"{PROJECT_MOUNT}/dags"
     assert "api-server" in core["execution_api_server_url"] and "8793" not in core["execution_api_server_url"]
     assert values["workers"]["resources"]["requests"] and values["workers"]["resources"]["limits"]
+
+
+# ----------------------------------------------------------------------------- the Compose Specification
+
+COMPOSE_SPEC = ROOT.parent / "shared" / "schemas" / "compose-spec.json"  # CI has ../shared beside the checkout
+
+
+@functools.cache
+def compose_spec():
+    """A validator for the official Compose Specification JSON schema (what `docker compose config`
+    checks). Missing is a failure, not a skip: without it this check would silently vanish."""
+    import json
+
+    import jsonschema
+
+    assert COMPOSE_SPEC.is_file(), f"{COMPOSE_SPEC} not found: ../shared/schemas must sit beside the checkout"
+    schema = json.loads(COMPOSE_SPEC.read_text())
+    # Draft 7 (its "$schema" lacks the trailing "#", which jsonschema would not recognise as draft 7)
+    assert "draft-07" in schema.get("$schema", ""), schema.get("$schema")
+    jsonschema.Draft7Validator.check_schema(schema)
+    return jsonschema.Draft7Validator(schema)
+
+
+def spec_errors(document) -> list[str]:
+    errors = sorted(compose_spec().iter_errors(document), key=lambda e: [str(p) for p in e.absolute_path])
+    return [f"{'.'.join(map(str, e.absolute_path)) or '(top level)'}: {e.message}" for e in errors]
+
+
+def test_compose_file_follows_the_compose_specification():
+    """As written (anchors and `<<` merges resolved, as compose does) and as compose reads it after
+    interpolating .env.example's values."""
+    assert spec_errors(compose()) == []
+    assert spec_errors(resolved()) == []
+
+
+@pytest.mark.parametrize(
+    "path, value, message",
+    [
+        (("services", "redis", "restart_policy"), "always", "services.redis: 'restart_policy' does not match any"),
+        (
+            ("services", "postgres", "ports"),
+            {"5432": "5432"},
+            "services.postgres.ports: {'5432': '5432'} is not of type",
+        ),
+        (("services", "airflow-scheduler", "depends_on", "redis"), {"condition": "ready"}, "depends_on: {"),
+        (("volumes_from_host",), {}, "(top level): 'volumes_from_host' does not match any"),
+    ],
+)
+def test_the_compose_specification_check_catches_a_bad_file(path, value, message):
+    """The schema is loaded and strict: typical mistakes in the compose file fail it."""
+    import copy
+
+    document = copy.deepcopy(compose())
+    node = document
+    for key in path[:-1]:
+        node = node.setdefault(key, {})
+    node[path[-1]] = value
+    errors = spec_errors(document)
+    assert any(message in e for e in errors), errors

@@ -487,9 +487,9 @@ def test_empty_project_plans_no_dbt_dag(project):
         ("plugins: [unclosed", "not valid YAML"),
         ("plugins:\n  extractors:\n  - namespace: x\n", r"plugins.extractors\[0\].name: required"),
         ("plugins:\n  extractors:\n  - {name: tap-crm, select: 'a.*'}\n",
-         r"plugins.extractors\[0\].select: Input should be a valid list, got 'a.\*'"),
-        ("plugins: [a]\n", "plugins: Input should be a valid dictionary"),
-        ("include_paths: ./extract\n", "include_paths: Input should be a valid list"),
+         r"plugins.extractors\[0\].select: expected a list, got 'a.\*'"),
+        ("plugins: [a]\n", "plugins: expected a mapping"),
+        ("include_paths: ./extract\n", "include_paths: expected a list"),
     ],
 )
 def test_broken_meltano_yml_names_the_file(project, text, message):
@@ -512,10 +512,10 @@ def test_duplicate_plugin_across_included_files(project):
 def test_bad_config_values_name_the_file(project):
     config = project.root / "orchestration.yml"
     config.write_text(CONFIG.replace("tags: [core, finance, marketing]", "tags: core, mode: galaxy"))
-    with pytest.raises(ConfigError, match="orchestration.yml: 2 problems:") as err:
+    with pytest.raises(ConfigError, match="orchestration.yml: dbt.tags: ") as err:
         load_config(config)
-    assert "dbt.tags: Input should be a valid list, got 'core'" in str(err.value)
-    assert "dbt.mode: Input should be 'multi' or 'monolith', got 'galaxy'" in str(err.value)
+    assert f"{config}: dbt.tags: expected a list, got 'core'" in str(err.value)
+    assert f"{config}: dbt.mode: expected 'multi' or 'monolith', got 'galaxy'" in str(err.value)
 
 
 def test_the_plan_imports_no_airflow(tmp_path):

@@ -19,7 +19,7 @@ from airflow.sdk import DAG, Asset, CronTriggerTimetable, Param
 
 from ..plan import Plan, load_config, plan_from_config
 from ..plan.config import OrchestrationConfig
-from ..plan.model import AlertingDag, DagSpec, DbtDag, Kind, MeltanoDag, StateDag, TaskSpec, TickDag
+from ..plan.model import KINDS, AlertingDag, DagSpec, DbtDag, Kind, MeltanoDag, StateDag, TaskSpec, TickDag
 from . import dbt_form, dbt_task, state_dag, tasks
 from .callbacks import airflow_alerts
 
@@ -192,9 +192,12 @@ def render_dag(plan: Plan, config: OrchestrationConfig, spec: DagSpec, alerts=No
     return dag
 
 
-def render_dags(kind: Kind, config_path: str | Path | None = None) -> dict[str, DAG]:
-    """Every DAG of one kind (tick | meltano | dbt | meltano_state | alerting), keyed by dag_id."""
-    config = load_config(config_path)
+def render_dags(
+    kind: Kind, config_path: str | Path | None = None, *, config: OrchestrationConfig | None = None
+) -> dict[str, DAG]:
+    """Every DAG of one kind (tick | meltano | dbt | meltano_state | alerting), keyed by dag_id.
+    `config`: an already loaded config (`orchestrator check` renders with its CLI overrides)."""
+    config = config or load_config(config_path)
     if kind == "alerting":  # the routing file is read by callbacks at run time: check it here, loudly
         from alerting.routing import RoutingConfig
 
@@ -215,13 +218,19 @@ def render_dags(kind: Kind, config_path: str | Path | None = None) -> dict[str, 
     }
 
 
-def raise_plan_errors(kinds: tuple[Kind, ...] = ("dbt",), config_path: str | Path | None = None) -> None:
+def raise_plan_errors(
+    kinds: tuple[Kind, ...] = KINDS,
+    config_path: str | Path | None = None,
+    *,
+    config: OrchestrationConfig | None = None,
+) -> None:
     """The import error of dags/plan_errors.py: every error that leaves some DAGs out of the
-    rendering (a forced cycle between dbt DAGs, two nodes building one relation...), so that it
-    shows in Airflow's UI while every other DAG still runs. Errors of a whole kind fail that
-    kind's own file instead."""
+    rendering (a forced cycle between dbt DAGs, two nodes building one relation, two Meltano
+    DAGs with one id...), so that it shows in Airflow's UI while every other DAG still runs.
+    Errors of a whole kind fail that kind's own file instead. Every kind by default: a DAG id
+    two kinds share, or two DAGs of one kind share, is only seen in a plan of both."""
     try:
-        plan = plan_from_config(load_config(config_path), kinds=kinds)
+        plan = plan_from_config(config or load_config(config_path), kinds=kinds)
     except ValueError:
         return  # a broken input (manifest, meltano.yml, config) fails the DAG files that read it, naming it
     partial = [e for e in plan.errors if e.dags]

@@ -8,11 +8,14 @@ here (raw SQL, columns, docs, macros), which is most of a manifest's bytes: a
 from __future__ import annotations
 
 import gzip
+import io
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import msgspec
+
+from .. import settings
 
 # Manifest schema versions whose fields the plan reads (v4 = dbt 1.0 ... v12 = dbt 1.8+).
 OLDEST_VERSION, NEWEST_KNOWN_VERSION = 4, 12
@@ -114,11 +117,37 @@ def _read_bytes(path: Path) -> bytes:
     except OSError as exc:
         raise ManifestError(f"{path}: cannot read the manifest: {exc.strerror}") from exc
     if raw[:2] == b"\x1f\x8b":
-        try:
-            raw = gzip.decompress(raw)
-        except (OSError, EOFError) as exc:
-            raise ManifestError(f"{path}: not a readable gzip file ({exc})") from exc
+        return _gunzip(raw, path, max_manifest_bytes())
     return raw
+
+
+GUNZIP_CHUNK = 1 << 20  # decompress 1 MiB at a time: the size cap is checked as it grows
+
+
+def max_manifest_bytes() -> int:
+    """The most a gzipped manifest may expand to ($ORCHESTRATOR_MANIFEST_MAX_BYTES, default 2 GiB)."""
+    value = settings.MANIFEST_MAX_BYTES.get().strip()
+    if not value.isdigit() or int(value) == 0:
+        raise ManifestError(f"{settings.MANIFEST_MAX_BYTES.name}={value!r}: expected a positive whole number of bytes")
+    return int(value)
+
+
+def _gunzip(raw: bytes, path: Path, limit: int) -> bytes:
+    """Decompress in chunks, refusing to expand beyond `limit` bytes (a small .gz can expand
+    without bound: a gzip bomb would exhaust the memory of every DAG-file parse)."""
+    out = bytearray()
+    try:
+        with gzip.GzipFile(fileobj=io.BytesIO(raw)) as stream:
+            while chunk := stream.read(min(GUNZIP_CHUNK, limit + 1 - len(out))):
+                out += chunk
+                if len(out) > limit:
+                    raise ManifestError(
+                        f"{path}: expands to more than {limit:,} bytes when decompressed: refused "
+                        f"(raise {settings.MANIFEST_MAX_BYTES.name} if the manifest really is that large)"
+                    )
+    except (OSError, EOFError) as exc:
+        raise ManifestError(f"{path}: not a readable gzip file ({exc})") from exc
+    return bytes(out)
 
 
 def _version(path: Path, url: str) -> int:

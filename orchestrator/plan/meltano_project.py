@@ -8,17 +8,18 @@ a wrong shape is an error naming the file and the key.
 
 from __future__ import annotations
 
+import difflib
 import glob
 import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PlainValidator, ValidationError, model_validator
 
 from ..profiles import ConfigError, load_yaml
-from .schema import validation_errors
+from .schema import at_key, got, validation_errors
 
 # Loader settings that name the target schema (pipelinewise and SDK targets).
 _SCHEMA_SETTINGS = ("default_target_schema", "schema", "target_schema")
@@ -32,11 +33,55 @@ class MeltanoProjectError(ConfigError):
 
 
 # ------------------------------------------------------------------ the schema of what we read
+# Meltano accepts many more keys than we read: those pass. The keys we read are typed; a key that
+# Meltano does not know either and that looks like one of ours (`schedule:`, `load-schema:`) is a
+# typo that would silently change the plan, so it is an error ("did you mean ...?"). The sections
+# whose keys Meltano fixes (the plugin types, a schedule, a job) refuse any unknown key.
+
+
+# Keys Meltano itself knows (meltano.schema.json and its settings.yml, Meltano 4.4).
+def _words(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
+_MELTANO_TOP = _words(
+    "annotations auto_install cli database_max_retries database_retry_timeout database_uri default_environment "
+    "disable_tracking elt env environments experimental ff hub_api_root hub_url hub_url_auth include_paths jobs "
+    "plugins project_id project_readonly python requires_meltano schedules send_anonymous_usage_stats snowplow "
+    "state_backend venv version"
+)
+_MELTANO_PLUGIN = _words(
+    "annotations args capabilities catalog command commands config container_spec description dialect docs "
+    "entrypoint env executable ext_repo image inherit_from label load_schema log_parser logo_url mappings metadata "
+    "name namespace package_name pip_url plugin_type ports python repo requires requires_meltano schema select "
+    "select_filter settings settings_group_validation state use_cached_catalog variant vars volumes"
+)
+_MELTANO_ENVIRONMENT = frozenset({"annotations", "config", "env", "name", "state_id_suffix"})
 
 
 class _Read(BaseModel):
-    # Meltano accepts many more keys than we read: those pass; the ones we read are typed.
     model_config = ConfigDict(extra="allow", strict=True)
+    _meltano_keys: ClassVar[frozenset[str]] = frozenset()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _typos(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            ours = list(cls.model_fields)
+            for key in data:
+                unknown = isinstance(key, str) and key not in cls.model_fields and key not in cls._meltano_keys
+                if unknown and (close := difflib.get_close_matches(key, ours, n=1, cutoff=0.8)):
+                    raise at_key(
+                        key,
+                        f"unknown key (did you mean {close[0]}? Meltano would ignore it, and so would the plan)",
+                    )
+        return data
+
+
+class _Fixed(BaseModel):
+    """A section whose keys Meltano fixes: an unknown key is an error."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class _PluginRef(_Read):
@@ -44,6 +89,7 @@ class _PluginRef(_Read):
 
 
 class _Plugin(_PluginRef):
+    _meltano_keys = _MELTANO_PLUGIN
     namespace: str | None = None
     inherit_from: str | None = None
     load_schema: str | None = None
@@ -51,22 +97,48 @@ class _Plugin(_PluginRef):
     config: dict[str, Any] | None = None
 
 
-class _Plugins(_Read):
+_Others = list[dict[str, Any]] | None  # plugin types the plan does not read
+
+
+class _Plugins(_Fixed):
     extractors: list[_Plugin] | None = None
     loaders: list[_Plugin] | None = None
+    transforms: _Others = None
+    orchestrators: _Others = None
+    transformers: _Others = None
+    files: _Others = None
+    utilities: _Others = None
+    mappers: _Others = None
+    mappings: _Others = None
 
 
-class _Schedule(_Read):
+class _Schedule(_Fixed):
     name: str = Field(min_length=1)
     interval: str | None = None
     extractor: str | None = None
     loader: str | None = None
+    transform: str | None = None
     job: str | None = None
+    start_date: Any = None
+    env: dict[str, Any] | None = None
+    annotations: dict[str, Any] | None = None
 
 
-class _Job(_Read):
+def _tasks(value: Any) -> Any:
+    """Meltano's job `tasks`: one string, or a list of strings and lists of strings."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list) and all(
+        isinstance(t, str) or (isinstance(t, list) and all(isinstance(p, str) for p in t)) for t in value
+    ):
+        return value
+    raise ValueError(f"expected a string or a list of strings (and lists of strings), got {got(value)}")
+
+
+class _Job(_Fixed):
     name: str = Field(min_length=1)
-    tasks: list[str | list[str]] = []
+    tasks: Annotated[list[str | list[str]], PlainValidator(_tasks)] = []
+    annotations: dict[str, Any] | None = None
 
 
 class _EnvPlugins(_Read):
@@ -79,12 +151,14 @@ class _EnvConfig(_Read):
 
 
 class _Environment(_Read):
+    _meltano_keys = _MELTANO_ENVIRONMENT
     name: str = Field(min_length=1)
     config: _EnvConfig | None = None
     state_id_suffix: str | None = None
 
 
 class MeltanoFile(_Read):
+    _meltano_keys = _MELTANO_TOP
     include_paths: list[str] | None = None
     plugins: _Plugins | None = None
     schedules: list[_Schedule] | None = None
@@ -138,7 +212,8 @@ class Tables:
 
 
 def _meltano_yml(path: Path) -> Path:
-    return path / "meltano.yml" if path.is_dir() else path
+    """The project's meltano.yml: `path` is the project directory (existing or not) or the file."""
+    return path if path.suffix in (".yml", ".yaml") and not path.is_dir() else path / "meltano.yml"
 
 
 def _read(path: Path) -> MeltanoFile:
@@ -149,8 +224,9 @@ def _read(path: Path) -> MeltanoFile:
     try:
         return MeltanoFile.model_validate(data)
     except ValidationError as exc:
-        lines = validation_errors(exc, MeltanoFile)
-        raise MeltanoProjectError(f"{path}: " + "; ".join(lines)) from None
+        raise MeltanoProjectError(
+            "\n".join(f"{path}: {line}" for line in validation_errors(exc, MeltanoFile))
+        ) from None
 
 
 def _merge_plugin(parent: dict, child: dict) -> dict:
@@ -169,21 +245,18 @@ def _included(main: Path, doc: MeltanoFile) -> tuple[list[Path], list[str]]:
 
 
 def _environment_overrides(
-    project: MeltanoProject,
-    environments: list[_Environment],
-    environment: str | None,
-    raw: dict[str, dict[str, tuple[dict, Path]]],
-) -> dict[tuple[str, str], dict]:
-    """The active environment's plugin overrides (and its state_id_suffix, set on `project`)."""
-    overrides: dict[tuple[str, str], dict] = {}
+    environments: list[_Environment], environment: str | None
+) -> tuple[str | None, dict[tuple[str, str], dict]]:
+    """The active environment's state_id_suffix and plugin overrides, by (kind, plugin name)."""
+    suffix, overrides = None, {}
     for env in environments:
         if environment and env.name == environment:
-            project.state_id_suffix = env.state_id_suffix
+            suffix = env.state_id_suffix
             plugins = env.config.plugins if env.config else None
-            for kind in raw:
+            for kind in ("extractors", "loaders"):
                 for p in getattr(plugins, kind, None) or []:
                     overrides[(kind, str(p.get("name")))] = p
-    return overrides
+    return suffix, overrides
 
 
 def load_meltano_project(path: str | Path, environment: str | None = None) -> MeltanoProject:
@@ -210,7 +283,7 @@ def load_meltano_project(path: str | Path, environment: str | None = None) -> Me
         environments += doc.environments or []
     project.environments = tuple(e.name for e in environments)
 
-    overrides = _environment_overrides(project, environments, environment, raw)
+    project.state_id_suffix, overrides = _environment_overrides(environments, environment)
 
     def resolve(kind: str, name: str, seen: tuple[str, ...] = ()) -> dict:
         plugin, _ = raw[kind][name]

@@ -7,7 +7,10 @@ here are the documented defaults.
 
 from __future__ import annotations
 
+import difflib
 import re
+import types
+import typing
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -16,17 +19,20 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PlainValidator,
     StringConstraints,
     ValidationError,
     field_validator,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 
 # Airflow's own rule for DAG and task ids, ASCII only (a DAG id is also a file-safe key).
 ID = r"[A-Za-z0-9_.-]"
-DAG_ID_RE = re.compile(rf"^{ID}{{1,250}}$")
-ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-DOTTED_RE = re.compile(r"^[A-Za-z_][\w.]*(:[A-Za-z_]\w*)?$")
+DAG_ID_RE = re.compile(rf"{ID}{{1,250}}")  # use with fullmatch
+ENV_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")  # a shell variable name (POSIX); use with fullmatch
+DOTTED_RE = re.compile(r"[A-Za-z_][\w.]*(:[A-Za-z_]\w*)?")
+RESERVED_ASSET_NAMES = ("self", "context")  # Airflow refuses these Asset names
 NO_INTERVAL = {"", "@once", "@manual", "@none"}
 CRON_PRESETS = {  # what Airflow's CronTriggerTimetable accepts besides 5-field cron expressions
     "@hourly": "0 * * * *",
@@ -54,24 +60,75 @@ def cron_problem(expression: str) -> str | None:
 
 def _cron(value: str) -> str:
     if problem := cron_problem(value):
-        raise ValueError(problem)
+        raise ValueError(f"{value!r} is {problem}")
     return value
 
 
 def _dotted(value: str) -> str:
-    if not DOTTED_RE.match(value):
-        raise ValueError("must be a dotted path to a class, e.g. my_package.naming.MyTranslator")
+    if not DOTTED_RE.fullmatch(value):
+        raise ValueError(f"{value!r}: expected a dotted path to a class, e.g. my_package.naming.MyTranslator")
     return value
 
 
+def _dag_id(value: str) -> str:
+    if not DAG_ID_RE.fullmatch(value):
+        raise ValueError(f"{value!r} is not a valid Airflow DAG id: 1 to 250 of letters, digits, _ . - (no spaces)")
+    return value
+
+
+def _prefix(value: str) -> str:
+    if value and not re.fullmatch(rf"{ID}{{1,100}}", value):
+        raise ValueError(
+            f"{value!r} is not a valid DAG id prefix: up to 100 of letters, digits, _ . - (no spaces or slashes)"
+        )
+    return value
+
+
+def _env_name(value: str) -> str:
+    if not ENV_NAME_RE.fullmatch(value):
+        raise ValueError(
+            f"{value!r} is not a shell variable name: letters, digits and _ only, not starting with a digit"
+        )
+    return value
+
+
+def _env_value(value: Any) -> Any:
+    if isinstance(value, str):
+        return _no_nul(value)
+    if value is None or isinstance(value, int | float | bool):
+        return value
+    raise ValueError(f"expected a string, a number, true/false or null, got {got(value)}")
+
+
+def _no_nul(value: str) -> str:
+    if "\0" in value:
+        raise ValueError("holds a NUL byte (\\0), which no environment variable or path can")
+    return value
+
+
+def _asset_name(value: str) -> str:
+    if value.strip() != value or value in RESERVED_ASSET_NAMES or len(value) > 1500:
+        raise ValueError(
+            f"{value!r} is not a valid Airflow Asset name: at most 1500 characters, no surrounding spaces, "
+            f"not {' or '.join(RESERVED_ASSET_NAMES)}"
+        )
+    return value
+
+
+def at_key(key: str, message: str) -> PydanticCustomError:
+    """The error of a model validator about one of its keys (`key`: dotted, below the model)."""
+    return PydanticCustomError("at_key", "{message}", {"key": key, "message": message})
+
+
 Text = Annotated[str, StringConstraints(min_length=1)]
-DagId = Annotated[str, StringConstraints(pattern=DAG_ID_RE.pattern)]
-Prefix = Annotated[str, StringConstraints(pattern=rf"^{ID}{{0,100}}$")]
+DagId = Annotated[str, AfterValidator(_dag_id)]
+Prefix = Annotated[str, AfterValidator(_prefix)]
 Cron = Annotated[str, AfterValidator(_cron)]
 Minutes = Annotated[int, Field(ge=0)]
 Seconds = Annotated[int, Field(ge=0)]
-EnvName = Annotated[str, StringConstraints(pattern=ENV_NAME_RE.pattern)]
-EnvValue = str | int | float | bool | None
+EnvName = Annotated[str, AfterValidator(_env_name)]
+EnvValue = Annotated[str | int | float | bool | None, PlainValidator(_env_value)]
+AssetName = Annotated[str, StringConstraints(min_length=1), AfterValidator(_asset_name)]
 
 
 class _Section(BaseModel):
@@ -81,7 +138,7 @@ class _Section(BaseModel):
 class Tick(_Section):
     dag_id: DagId = "tick"
     cron: Cron = "0 0 * * *"
-    asset: Text = "tick"
+    asset: AssetName = "tick"
 
 
 class CatchAll(_Section):
@@ -158,7 +215,7 @@ class ProfileSchema(_Section):
     warehouse_pool: Text | None = None
     demo_data: Literal["files", "databases"] | None = None  # only this repo's demo: write its sources
     airflow: AirflowRun = AirflowRun()
-    paths: dict[EnvName, Text] = {}  # env vars holding paths, relative to this file
+    paths: dict[EnvName, Annotated[Text, AfterValidator(_no_nul)]] = {}  # env vars holding paths, relative to this file
     env: dict[EnvName, EnvValue] = {}
 
     @field_validator("extractors")
@@ -171,9 +228,14 @@ class ProfileSchema(_Section):
     @model_validator(mode="after")
     def _celery(self) -> ProfileSchema:
         if self.airflow.executor == "CeleryExecutor" and not self.airflow.metadata_db_url.startswith("postgresql"):
-            raise ValueError("airflow.executor CeleryExecutor needs airflow.metadata_db_url on PostgreSQL")
+            raise at_key(
+                "airflow.metadata_db_url",
+                "airflow.executor CeleryExecutor needs a PostgreSQL metadata database (postgresql+...://), "
+                f"got {self.airflow.metadata_db_url or 'none'!r}",
+            )
         if overlap := sorted(set(self.paths) & set(self.env)):
-            raise ValueError(f"{', '.join(overlap)}: set in both `paths` and `env`")
+            also = f" (and {', '.join(overlap[1:])})" if overlap[1:] else ""
+            raise at_key(f"env.{overlap[0]}", f"set in both `paths` and `env`{also}: keep one")
         return self
 
 
@@ -191,9 +253,9 @@ class OrchestrationFile(_Section):
     @model_validator(mode="after")
     def _references(self) -> OrchestrationFile:
         if self.default_profile is not None and self.default_profile not in self.profiles:
-            raise ValueError(
-                f"default_profile {self.default_profile!r} is not one of the profiles "
-                f"({', '.join(sorted(self.profiles))})"
+            raise at_key(
+                "default_profile",
+                f"{self.default_profile!r} names no profile (the profiles: {', '.join(sorted(self.profiles))})",
             )
         ids = {
             "tick.dag_id": self.tick.dag_id,
@@ -203,9 +265,49 @@ class OrchestrationFile(_Section):
         seen: dict[str, str] = {}
         for key, dag_id in ids.items():
             if dag_id in seen:
-                raise ValueError(f"{key} and {seen[dag_id]} are both {dag_id!r}: DAG ids must differ")
+                raise at_key(key, f"{dag_id!r} is also {seen[dag_id]}: DAG ids must differ")
             seen[dag_id] = key
         return self
+
+
+# ------------------------------------------------------------------ error messages
+# The same wording as alerting.yml's (alerting/schema.py): `key.path: message, got VALUE (type)`.
+
+_TYPE_NAMES: dict[type, str] = {
+    str: "a string",
+    bool: "true/false",
+    int: "a whole number",
+    float: "a number",
+    list: "a list",
+    dict: "a mapping",
+    type(None): "null",
+}
+_EXPECTED = {
+    "string_type": "expected a string",
+    "bool_type": "expected true or false",
+    "int_type": "expected a whole number",
+    "int_from_float": "expected a whole number",
+    "int_parsing": "expected a whole number",
+    "float_type": "expected a number",
+    "finite_number": "expected a finite number",
+    "list_type": "expected a list",
+    "dict_type": "expected a mapping (key: value)",
+    "model_type": "expected a mapping (key: value)",
+    "model_attributes_type": "expected a mapping (key: value)",
+    "too_short": "must not be empty",
+    "string_too_short": "must not be empty",
+    "missing": "required",
+}
+_SCALARS = ("bool_type", "int_type", "int_parsing", "float_type")  # a quoted value: say so
+
+
+def type_name(value: Any) -> str:
+    return next((name for t, name in _TYPE_NAMES.items() if type(value) is t), type(value).__name__)
+
+
+def got(value: Any) -> str:
+    text = repr(value)
+    return f"{text[:57] + '...' if len(text) > 60 else text} ({type_name(value)})"
 
 
 def _path(loc: tuple[Any, ...]) -> str:
@@ -213,76 +315,97 @@ def _path(loc: tuple[Any, ...]) -> str:
     for part in loc:
         if isinstance(part, int):
             out += f"[{part}]"
-        elif part in ("function-after", "function-before") or str(part).startswith(("function-", "constrained-")):
+        elif part == "[key]":
+            out += " (the key)"
+        elif str(part).startswith(("function-", "constrained-")):
             continue
         else:
             out += ("." if out else "") + str(part)
     return out or "(top level)"
 
 
-def _message(err: Any, model: type[BaseModel] | None = None) -> str:
-    kind, msg = err["type"], err["msg"]
-    if kind == "extra_forbidden":
+def _unwrap(tp: Any) -> Any:
+    while True:
+        origin = typing.get_origin(tp)
+        if origin is Annotated:
+            tp = typing.get_args(tp)[0]
+        elif origin in (typing.Union, types.UnionType):
+            tp = next(a for a in typing.get_args(tp) if a is not type(None))
+        else:
+            return tp
+
+
+def _model_at(root: type[BaseModel], loc: tuple[Any, ...]) -> type[BaseModel] | None:
+    """The model a key path leads to (for the "expected one of" of an unknown key)."""
+    tp: Any = root
+    for part in loc:
+        tp = _unwrap(tp)
+        origin = typing.get_origin(tp)
+        if isinstance(tp, type) and issubclass(tp, BaseModel) and isinstance(part, str):
+            field = tp.model_fields.get(part)
+            if field is None:
+                return None
+            tp = field.annotation
+        elif origin is list and isinstance(part, int):
+            tp = typing.get_args(tp)[0]
+        elif origin is dict and isinstance(part, str):
+            tp = typing.get_args(tp)[1]
+        else:
+            return None
+    tp = _unwrap(tp)
+    return tp if isinstance(tp, type) and issubclass(tp, BaseModel) else None
+
+
+def _unknown_key(root: type[BaseModel], loc: tuple[Any, ...]) -> str:
+    model = _model_at(root, loc[:-1])
+    if model is None:
         return "unknown key"
+    known, key = list(model.model_fields), str(loc[-1])
+    close = difflib.get_close_matches(key, known, n=1, cutoff=0.6) or [
+        k for k in known if len(key) >= 3 and (k.startswith(key) or key.startswith(k))
+    ]
+    hint = f"did you mean {close[0]}? " if close else ""
+    return f"unknown key ({hint}expected one of {', '.join(known)})"
+
+
+def _message(err: Any, root: type[BaseModel]) -> str:
+    kind, ctx, value = err["type"], err.get("ctx") or {}, err.get("input")
+    if kind == "extra_forbidden":
+        return _unknown_key(root, tuple(err["loc"]))
+    if kind in ("value_error", "at_key"):
+        return str(ctx.get("message") or ctx.get("error") or err["msg"]).removeprefix("Value error, ")
     if kind == "missing":
         return "required"
-    if kind == "bool_type":
-        return f"must be true or false (unquoted), got {err.get('input')!r}"
-    if kind in ("int_type", "int_from_float", "int_parsing"):
-        return f"must be a whole number (unquoted), got {err.get('input')!r}"
-    if kind == "string_pattern_mismatch":
-        return (
-            f"{err.get('input')!r} is not allowed here: letters, digits, _ . - only (and a letter or _ first "
-            "for a variable name)"
-        )
-    if kind == "value_error":
-        return msg.removeprefix("Value error, ")
-    return f"{msg}, got {err.get('input')!r}" if "input" in err and not isinstance(err["input"], dict) else msg
-
-
-def _known_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str] | None:
-    """The keys allowed where an unknown key was found (for the error message)."""
-    current: Any = model
-    for part in loc[:-1]:
-        if isinstance(part, int) or not isinstance(current, type) or not issubclass(current, BaseModel):
-            current = None
-            break
-        field = current.model_fields.get(str(part))
-        if field is None:  # a dict of sections (profiles.<name>)
-            current = ProfileSchema if current is OrchestrationFile and part == "profiles" else None
-            continue
-        annotation = field.annotation
-        current = (
-            annotation
-            if isinstance(annotation, type) and issubclass(annotation, BaseModel)
-            else (ProfileSchema if part == "profiles" else None)
-        )
-    if isinstance(current, type) and issubclass(current, BaseModel):
-        return sorted(current.model_fields)
-    return None
+    if kind == "literal_error":
+        message = f"expected {ctx.get('expected', '')}"
+    elif kind in ("greater_than", "greater_than_equal", "less_than", "less_than_equal"):
+        bound = {"greater_than": "greater than", "greater_than_equal": "at least"}.get(kind, "at most")
+        message = f"must be {bound} {next(iter(ctx.values()), '')}"
+    else:
+        message = _EXPECTED.get(kind, err["msg"])
+        if kind in _SCALARS and isinstance(value, str):
+            message += " (unquoted: YAML reads a quoted value as a string)"
+    return message if isinstance(value, dict) else f"{message}, got {got(value)}"
 
 
 def validation_errors(exc: ValidationError, model: type[BaseModel]) -> list[str]:
     """`key.path: message` for each error, as users read them."""
     lines = []
     for err in exc.errors():
-        message = _message(err, model)
-        if err["type"] == "extra_forbidden" and (known := _known_keys(model, err["loc"])):
-            message += f" (expected one of {', '.join(known)})"
-        lines.append(f"{_path(err['loc'])}: {message}")
+        loc = tuple(err["loc"])
+        if err["type"] == "at_key":
+            loc += tuple(str((err.get("ctx") or {}).get("key", "")).split("."))
+        lines.append(f"{_path(loc)}: {_message(err, model)}")
     return lines
 
 
 def parse_orchestration(data: Any, path: Path) -> OrchestrationFile:
+    """The validated file; a ConfigError with one line per problem, each naming the file and the key."""
     from ..profiles import ConfigError
 
     if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
+        raise ConfigError(f"{path}: expected a mapping at the top level, got {type_name(data)}")
     try:
         return OrchestrationFile.model_validate(data)
     except ValidationError as exc:
-        lines = validation_errors(exc, OrchestrationFile)
-        raise ConfigError(
-            f"{path}: "
-            + ("\n  ".join(lines) if len(lines) == 1 else f"{len(lines)} problems:\n  " + "\n  ".join(lines))
-        ) from None
+        raise ConfigError("\n".join(f"{path}: {line}" for line in validation_errors(exc, OrchestrationFile))) from None
