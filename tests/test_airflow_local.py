@@ -28,7 +28,7 @@ from orchestrator.local.launcher import (
 
 pytestmark = pytest.mark.airflow
 
-PG_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/airflow_local_test"
+PG_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/ll_airflow_local_test"
 
 # Airflow 3.3: DAG authoring imports come from airflow.sdk only.
 TEST_DAGS = {
@@ -182,7 +182,7 @@ def test_postgres_metadata_db(tmp_path, dags_folder):
     require_services("postgres")
     engine = create_engine("postgresql+psycopg2://postgres@127.0.0.1:5432/postgres", isolation_level="AUTOCOMMIT")
     with engine.connect() as conn:  # a clean database each run; LocalAirflow creates it again
-        conn.execute(text("DROP DATABASE IF EXISTS airflow_local_test WITH (FORCE)"))
+        conn.execute(text("DROP DATABASE IF EXISTS ll_airflow_local_test WITH (FORCE)"))
     engine.dispose()
 
     with LocalAirflow(tmp_path / "home", dags_folder, metadata_db_url=PG_URL) as af:
