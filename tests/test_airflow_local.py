@@ -7,6 +7,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import statistics
+import subprocess
 import time
 from pathlib import Path
 
@@ -102,6 +103,26 @@ def processes_of(home: Path) -> set[int]:
     return found
 
 
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
+def describe(pids: set[int]) -> list[str]:
+    """pid, state, parent, group, session and command line of each: what a failed check shows."""
+    out = []
+    for pid in sorted(pids):
+        try:
+            st = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")[:120].decode()
+            out.append(f"{pid} state={st[0]} ppid={st[1]} pgid={st[2]} sid={st[3]} {cmd}")
+        except OSError:
+            out.append(f"{pid} gone")
+    return out
+
+
 def alive(pids: set[int]) -> set[int]:
     """Those of `pids` still running (a zombie has ended: it only waits to be reaped)."""
     running = set()
@@ -136,7 +157,7 @@ def airflow(tmp_path_factory, dags_folder):
         processes = family(af)
         af.stop()
         print(f"\nstopped in {af.timings.get('stop', 0):.1f}s")
-    assert alive(processes) == set(), "stop() left Airflow processes behind"
+    assert alive(processes) == set(), f"stop() left Airflow processes behind: {describe(alive(processes))}"
 
 
 # --------------------------------------------------------------------------- no processes
@@ -172,6 +193,27 @@ def test_inherited_airflow_settings_do_not_leak(tmp_path, monkeypatch):
     assert env["AIRFLOW__CORE__PARALLELISM"] == "4"
 
 
+def test_stop_ends_a_process_whose_parent_ended_before_stop_looked(tmp_path):
+    """A component's process whose parent has exited is nobody's descendant any more (its parent is
+    now init), and one in a process group of its own is not in the component's group either: what
+    stop() used to leave behind. It is still in the component's session; stop() returns once it is
+    gone. (Stand-in components: a shell whose subshell started such a process and exited.)"""
+    af = LocalAirflow(tmp_path / "home", tmp_path)
+    orphan_code = "import os, time; os.setpgid(0, 0); open('orphan.pid', 'w').write(str(os.getpid())); time.sleep(600)"
+    af.processes["scheduler"] = subprocess.Popen(
+        ["sh", "-c", f'(python3 -c "{orphan_code}" &); exec sleep 600'], cwd=tmp_path, start_new_session=True
+    )
+    deadline = time.monotonic() + 10
+    while not (tmp_path / "orphan.pid").exists() or not (tmp_path / "orphan.pid").read_text():
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    orphan = int((tmp_path / "orphan.pid").read_text())
+    leader = af.processes["scheduler"].pid
+    assert orphan not in descendants([leader]) and os.getpgid(orphan) == orphan and os.getsid(orphan) == leader
+    af.stop(timeout=2)
+    assert alive({orphan, leader}) == set()
+
+
 # --------------------------------------------------------------------------- PostgreSQL
 # First in the file on purpose: it runs before the module's SQLite Airflow starts, so the two never
 # share the 2 cores.
@@ -200,7 +242,7 @@ def test_postgres_metadata_db(tmp_path, dags_folder):
         assert down.run_type == "asset_triggered"
         assert [e["extra"] for e in down.emitted] == [{"rows": 3}]
         processes |= family(af)
-    assert alive(processes) == set(), "stop() left Airflow processes behind"
+    assert alive(processes) == set(), f"stop() left Airflow processes behind: {describe(alive(processes))}"
 
 
 # --------------------------------------------------------------------------- SQLite, one Airflow
@@ -292,5 +334,9 @@ def test_stop_with_a_task_running(airflow):
     while [ti["state"] for ti in airflow.client.task_instances("t_sleep", run_id)] != ["running"]:
         assert time.monotonic() < deadline, "t_sleep's task did not start"
         time.sleep(0.5)
-    sleeps = [pid for pid in family(airflow) if Path(f"/proc/{pid}/cmdline").read_bytes().startswith(b"sleep")]
+    # `running` is set when the task runner is forked, before it has parsed the DAG file and started
+    # the operator: on a cold machine (no .pyc yet) the `sleep` comes seconds later.
+    while not (sleeps := [pid for pid in family(airflow) if _cmdline(pid).startswith(b"sleep")]):
+        assert time.monotonic() < deadline, "t_sleep's `sleep` process did not start"
+        time.sleep(0.2)
     assert len(sleeps) == 1 and os.getsid(sleeps[0]) == sleeps[0]  # its own session

@@ -14,7 +14,7 @@ from .airflow_env import (
     local_secrets,
 )
 from .client import TERMINAL_STATES, AirflowClient, parse_ts, utcnow
-from .processes import PROCESSES, LocalAirflow, descendants
+from .processes import PROCESSES, LocalAirflow, descendants, family
 from .report import RunReport, cycle_report, follow_cycle, format_report
 
 __all__ = [
@@ -30,6 +30,7 @@ __all__ = [
     "celery_env",
     "cycle_report",
     "descendants",
+    "family",
     "follow_cycle",
     "format_report",
     "free_port",

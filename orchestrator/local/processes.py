@@ -28,16 +28,23 @@ from .warehouse import ensure_postgres_database
 PROCESSES = ("scheduler", "dag-processor", "api-server", "triggerer")
 
 
-def descendants(pids: Iterable[int]) -> set[int]:
-    """All descendants of `pids` (from /proc): task processes move to process groups of their own,
-    so killing our groups alone could leave them behind."""
-    children: dict[int, list[int]] = {}
+def _table() -> dict[int, tuple[int, int, str, str]]:
+    """Every live process from /proc: pid -> (parent pid, session id, start time, state)."""
+    table = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
+            table[int(stat.parent.name)] = (int(fields[1]), int(fields[3]), fields[19], fields[0])
+        except (OSError, IndexError, ValueError):
             continue
-        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    return table
+
+
+def descendants(pids: Iterable[int]) -> set[int]:
+    """All descendants of `pids` (by parent pid, from /proc)."""
+    children: dict[int, list[int]] = {}
+    for pid, (ppid, *_) in _table().items():
+        children.setdefault(ppid, []).append(pid)
     found, todo = set(), list(pids)
     while todo:
         for child in children.get(todo.pop(), []):
@@ -45,6 +52,28 @@ def descendants(pids: Iterable[int]) -> set[int]:
                 found.add(child)
                 todo.append(child)
     return found
+
+
+def family(sessions: Iterable[int], known: dict[int, str] | None = None) -> dict[int, str]:
+    """pid -> start time of every live process of an instance: the members of the components'
+    sessions (each component leads one, and everything it starts stays in it, however its parent
+    ends: LocalExecutor workers, task runners in groups of their own, log servers, parsing
+    processes), plus the descendants of those and of the `known` processes still alive (a task's
+    subprocess may open a session of its own). A zombie counts as gone."""
+    table = {pid: t for pid, t in _table().items() if t[3] != "Z"}
+    sessions = set(sessions)
+    found = {pid for pid, (_, sid, _, _) in table.items() if sid in sessions}
+    found |= {pid for pid, started in (known or {}).items() if pid in table and table[pid][2] == started}
+    children: dict[int, list[int]] = {}
+    for pid, (ppid, *_) in table.items():
+        children.setdefault(ppid, []).append(pid)
+    todo = list(found)
+    while todo:
+        for child in children.get(todo.pop(), []):
+            if child not in found:
+                found.add(child)
+                todo.append(child)
+    return {pid: table[pid][2] for pid in found}
 
 
 def _started(pid: int) -> str | None:
@@ -59,6 +88,34 @@ def _signal(pids: Iterable[int], sig: int, groups: bool) -> None:
     for pid in pids:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(pid, sig) if groups else os.kill(pid, sig)
+
+
+def _signal_same(processes: dict[int, str], sig: int) -> None:
+    """Signal these very processes (pid and start time), never a new one that reused a pid."""
+    _signal([pid for pid, started in processes.items() if _started(pid) == started], sig, groups=False)
+
+
+def _exit_status(proc: subprocess.Popen) -> int | None:
+    """A component's exit status once it has ended, else None, without reaping it: until stop() reaps
+    it, its pid (and so its session id) cannot be given to another process."""
+    if proc.returncode is not None:
+        return proc.returncode
+    info = os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+    if info is None:
+        return None
+    return info.si_status if info.si_code == os.CLD_EXITED else -info.si_status
+
+
+def _kill_family(sessions: list[int], known: dict[int, str]) -> dict[int, str]:
+    """SIGKILL the family (see `family`): freeze it with SIGSTOP until a search finds nobody new (a
+    stopped process neither forks nor exits, so no child escapes the search), then kill. Returns the
+    processes it killed."""
+    stopped: dict[int, str] = {}
+    while left := {pid: st for pid, st in family(sessions, {**known, **stopped}).items() if pid not in stopped}:
+        _signal_same(left, signal.SIGSTOP)
+        stopped.update(left)
+    _signal_same(stopped, signal.SIGKILL)
+    return stopped
 
 
 class LocalAirflow:
@@ -190,17 +247,15 @@ class LocalAirflow:
     def kill(self, name: str) -> None:
         """SIGKILL one component and everything it started, as a lost machine would: no clean-up."""
         proc = self.processes.pop(name)
-        family = descendants([proc.pid])
-        _signal([proc.pid], signal.SIGKILL, groups=True)
-        _signal(family, signal.SIGKILL, groups=False)
+        _kill_family([proc.pid], {})
         proc.wait()
 
     def check_alive(self) -> None:
         """AirflowLocalError with the end of its log if a component has exited."""
         for name, proc in self.processes.items():
-            if proc.poll() is not None:
+            if (status := _exit_status(proc)) is not None:
                 tail = (self.log_dir / f"{name}.log").read_text(errors="replace")[-4000:]
-                raise AirflowLocalError(f"airflow {name} exited with {proc.returncode}; end of its log:\n{tail}")
+                raise AirflowLocalError(f"airflow {name} exited with {status}; end of its log:\n{tail}")
 
     def wait_healthy(self, timeout: float) -> dict:
         """Until /api/v2/monitor/health says the metadata DB, scheduler, triggerer and dag-processor are
@@ -221,33 +276,38 @@ class LocalAirflow:
         raise AirflowLocalError(f"Airflow not healthy after {timeout:.0f}s: {health} (logs in {self.log_dir})")
 
     def stop(self, timeout: float = 20) -> None:
-        """SIGTERM every component's process group; after `timeout` s, SIGKILL the groups and every
-        process that descended from them (task processes run in groups of their own)."""
+        """Stop every process of the instance, and return only once they are all gone.
+
+        SIGTERM the components' process groups, the API server last (task runners report their final
+        state through it while the scheduler shuts down); after `timeout` s, freeze what is left with
+        SIGSTOP (no more forks, no parent exits that would orphan a child), find everything again and
+        SIGKILL it. Processes are found by session, not only by ancestry: a process whose parent ended
+        is no longer anyone's descendant, but stays in its component's session; and they are watched
+        throughout the shutdown, so a task's subprocess with a session of its own is seen while its
+        parent still lives."""
         atexit.unregister(self.stop)
         t0 = time.monotonic()
         if self._client:
             self._client.close()
             self._client = None
-        procs = [p for p in self.processes.values() if p.poll() is None]
-        pids = [p.pid for p in procs]
-        family = {pid: _started(pid) for pid in descendants(pids)}
-        _signal(pids, signal.SIGTERM, groups=True)
-        for proc in procs:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(max(0.1, t0 + timeout - time.monotonic()))
-        family.update({pid: _started(pid) for pid in descendants(pids)})
-        _signal(pids, signal.SIGKILL, groups=True)  # a group outlives its leader while members remain
-        # Only the very processes seen above (same start time), never a new one that reused a pid.
-        _signal(
-            [pid for pid, started in family.items() if started and _started(pid) == started],
-            signal.SIGKILL,
-            groups=False,
-        )
-        for proc in procs:
+        if not self.processes:
+            return
+        sessions = [p.pid for p in self.processes.values()]  # a session outlives its leader
+        known = family(sessions)
+        deadline = t0 + timeout
+        last = [p for n, p in self.processes.items() if n == "api-server"]
+        for batch in ([p for p in self.processes.values() if p not in last], last):
+            _signal([p.pid for p in batch], signal.SIGTERM, groups=True)
+            while any(_exit_status(p) is None for p in batch) and time.monotonic() < deadline:
+                known.update(family(sessions, known))
+                time.sleep(0.1)
+        killed = _kill_family(sessions, known)
+        for proc in self.processes.values():
             proc.wait()
+        while family(sessions, killed) and time.monotonic() < deadline + 10:
+            time.sleep(0.05)  # SIGKILLed processes die once scheduled; zombies count as gone
         self.processes.clear()
-        if procs:
-            self.timings["stop"] = time.monotonic() - t0
+        self.timings["stop"] = time.monotonic() - t0
 
     def __enter__(self) -> LocalAirflow:
         return self.start()
