@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import sqlite3
 import statistics
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -167,7 +169,9 @@ def test_env_uses_real_options_and_consistent_ports(tmp_path):
     env = airflow_env(tmp_path / "home", tmp_path / "dags", port=18080)
     assert env["AIRFLOW__API__PORT"] == "18080"
     assert env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] == "http://127.0.0.1:18080/execution/"
-    assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] == f"sqlite:///{(tmp_path / 'home').resolve()}/airflow.db"
+    assert (
+        env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] == f"sqlite:///{(tmp_path / 'home').resolve()}/airflow.db?timeout=30"
+    )
     assert str(WORKER_LOG_SERVER_PORT) not in (
         env["AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT"],
         env["AIRFLOW__API__PORT"],
@@ -311,6 +315,25 @@ def test_pools(airflow):
     assert airflow.client.create_pool("meltano", 2, "one Meltano run per slot")["slots"] == 2
     assert airflow.client.create_pool("meltano", 3)["slots"] == 3  # idempotent: updates
     assert {p["name"]: p["slots"] for p in airflow.client.pools()}["meltano"] == 3
+
+
+def test_a_writer_waits_for_the_sqlite_write_lock_instead_of_failing(airflow):
+    """SQLite has one write lock; Python's default busy timeout of 5 s made the API answer `500
+    Database error` to a write that waited longer (a second `orchestrator run` failed so, creating
+    its pools while the scheduler's start-up writes held the lock). Now writers wait (30 s)."""
+    assert airflow.env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].endswith("?timeout=30")
+    holder = sqlite3.connect(airflow.home / "airflow.db", isolation_level=None, check_same_thread=False)
+    holder.execute("BEGIN IMMEDIATE")  # the write lock, held as a long writer would
+    release = threading.Timer(8, holder.execute, ["COMMIT"])
+    release.start()
+    t0 = time.monotonic()
+    try:
+        pool = airflow.client.create_pool("ll_locked", 2, "created while the lock was held")
+        waited = time.monotonic() - t0
+    finally:
+        release.join()
+        holder.close()
+    assert pool["slots"] == 2 and 7 < waited < 30, waited
 
 
 def test_processes_and_logs(airflow):

@@ -52,19 +52,37 @@ def local_airflow(config: OrchestrationConfig, env: dict[str, str], **kwargs) ->
     return LocalAirflow(airflow_home(env), DAGS_FOLDER, extra=extra, **kwargs)
 
 
-def start_airflow(config: OrchestrationConfig, env: dict[str, str], **kwargs) -> LocalAirflow:
-    return local_airflow(config, env, **kwargs).start()
+def start_airflow(config: OrchestrationConfig, env: dict[str, str], plan: Plan | None = None, **kwargs) -> LocalAirflow:
+    """The profile's Airflow, started for the plan: the scheduler starts only once the pools exist
+    and the dag-processor has stored every DAG of the plan again (see `_before_scheduler`)."""
+    plan = plan if plan is not None else plan_from_config(config, cache_dir=None)
+    return local_airflow(config, env, **kwargs).start(before_scheduler=lambda af: _before_scheduler(af, plan))
+
+
+def _before_scheduler(af: LocalAirflow, plan: Plan) -> None:
+    """Before the scheduler runs: the pools, and every DAG of the plan parsed again by this start's
+    dag-processor. A cron DAG left unpaused by an earlier run (the alerting housekeeping every 5
+    minutes, the tick at midnight) still has the `next_dagrun` of before the stop; a scheduler that
+    starts first creates that overdue run at once (catchup=False: only the latest), in the middle of
+    the start-up writes. Parsing it again moves `next_dagrun` to the next cron point after now, so
+    nothing overdue starts, and the first scheduling happens on a stored, current set of DAGs."""
+    client = af.client
+    for pool in sorted({d.pool for d in plan.dags if d.pool}):
+        client.create_pool(pool, 1, POOL_DESCRIPTION)
+    client.wait_for_dags([d.dag_id for d in plan.dags], timeout=af.startup_timeout, parsed_since=af.started_at)
 
 
 def prepare(af: LocalAirflow | AirflowClient, plan: Plan) -> None:
-    """Pools the plan uses, every DAG parsed without import errors, and unpaused (a running service
-    too: every step is idempotent)."""
+    """Pools the plan uses, every DAG parsed without import errors, and unpaused. Idempotent and
+    writing only what differs: a pool already right and an unpaused DAG are left alone."""
     client = af.client if isinstance(af, LocalAirflow) else af
     for pool in sorted({d.pool for d in plan.dags if d.pool}):
         client.create_pool(pool, 1, POOL_DESCRIPTION)
-    client.wait_for_dags([d.dag_id for d in plan.dags])
-    for d in plan.dags:
-        client.unpause(d.dag_id)
+    dags = client.wait_for_dags([d.dag_id for d in plan.dags])
+    # Asset-scheduled DAGs first, cron DAGs (which may start a run at once) last.
+    for d in sorted(plan.dags, key=lambda d: bool(d.schedule.cron)):
+        if dags[d.dag_id]["is_paused"]:
+            client.unpause(d.dag_id)
 
 
 @dataclass
@@ -127,7 +145,7 @@ def run_airflow_cycle(
             return run_cycle_in(client, config, env, plan, new_day=new_day, log=log)
     with local_mail_sink(env, log):
         log(f"==> starting Airflow in {airflow_home(env)} (logs: {airflow_home(env) / 'logs'})")
-        with start_airflow(config, env) as af:
+        with start_airflow(config, env, plan) as af:
             log(f"    up in {af.startup_seconds:.1f}s at {af.url}")
             prepare(af, plan)
             log(f"==> triggering {config.tick_dag_id}; following {len(cycle_dag_ids(plan))} DAGs")

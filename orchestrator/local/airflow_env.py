@@ -2,7 +2,7 @@
 
 `airflow_env` builds it: home, DAGs folder, metadata database (SQLite in the home, or PostgreSQL),
 executor, API port, shared secrets (kept in `<home>/local_secrets.json`), simple auth manager,
-and the latency settings commented below; `celery_env` adds the CeleryExecutor's.
+and the latency and SQLite settings commented below; `celery_env` adds the CeleryExecutor's.
 """
 
 from __future__ import annotations
@@ -53,6 +53,25 @@ def local_secrets(home: Path) -> dict[str, str]:
     return values
 
 
+# SQLite has one write lock per database, and every Airflow process writes: the scheduler (runs,
+# task states), the dag-processor (DAGs it parsed), the API server (our pools and unpausing, the
+# tasks' state through the Execution API), the triggerer. Airflow 3.3 already puts the file in WAL
+# mode (readers never wait) but passes no busy timeout, so Python's sqlite3 default applies: a
+# writer that waits 5 s for the lock gives up with "database is locked", which the API answers as
+# `500 Database error`. On 2 loaded cores a start-up burst holds the lock that long (reproduced:
+# POST /api/v2/pools -> 500 after exactly 5.0 s while another connection held the lock). Writers
+# wait up to this long instead, as they would for a row lock on PostgreSQL; it stays below our
+# client's HTTP timeout, so a wait shows as a slow call, not a timeout.
+SQLITE_BUSY_TIMEOUT_S = 30
+
+
+def sqlite_url(path: Path) -> str:
+    """The metadata DB URL for a SQLite file, with the busy timeout. SQLAlchemy's pysqlite dialect
+    passes `timeout` to sqlite3.connect, and Airflow derives its async (aiosqlite) URL from this
+    one, query included, so every engine of every process waits the same."""
+    return f"sqlite:///{Path(path).resolve()}?timeout={SQLITE_BUSY_TIMEOUT_S}"
+
+
 def airflow_env(
     home: Path,
     dags_folder: Path,
@@ -85,7 +104,7 @@ def airflow_env(
         {
             "AIRFLOW_HOME": str(home),
             "AIRFLOW__CORE__DAGS_FOLDER": str(dags_folder),
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": metadata_db_url or f"sqlite:///{home / 'airflow.db'}",
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": metadata_db_url or sqlite_url(home / "airflow.db"),
             "AIRFLOW__CORE__EXECUTOR": executor,
             # No example DAGs: they would be parsed, listed and (unpaused) scheduled next to ours.
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",

@@ -33,7 +33,7 @@ def _ok(resp: httpx.Response) -> httpx.Response:
 class AirflowClient:
     """Airflow's public REST API v2, authenticated with a JWT from the simple auth manager."""
 
-    def __init__(self, base_url: str, username: str, password: str, timeout: float = 30):
+    def __init__(self, base_url: str, username: str, password: str, timeout: float = 60):
         self.base_url, self._credentials = base_url.rstrip("/"), {"username": username, "password": password}
         self.http = httpx.Client(base_url=self.base_url, timeout=timeout)
 
@@ -92,17 +92,25 @@ class AirflowClient:
             return None
         return _ok(resp).json()
 
-    def wait_for_dags(self, dag_ids: Iterable[str], timeout: float = 120) -> dict[str, dict]:
-        """Until the dag-processor has parsed and stored every DAG and none of their files is an import
-        error now (a DAG parsed once stays listed after its file breaks); returns the DAGs by id."""
+    def wait_for_dags(
+        self, dag_ids: Iterable[str], timeout: float = 120, *, parsed_since: datetime | None = None
+    ) -> dict[str, dict]:
+        """Until the dag-processor has parsed and stored every DAG (with `parsed_since`: parsed again
+        since then) and none of their files is an import error now (a DAG parsed once stays listed
+        after its file breaks); returns the DAGs by id."""
         wanted, deadline = list(dag_ids), time.monotonic() + timeout
+
+        def fresh(dag: dict) -> bool:
+            parsed = parse_ts(dag.get("last_parsed_time"))
+            return parsed_since is None or (parsed is not None and parsed >= parsed_since)
+
         while True:
             broken = {e["filename"] for e in self.import_errors()}
             dags = {d: self.dag(d) for d in wanted}
             ready = {
                 d: dag
                 for d, dag in dags.items()
-                if dag and not dag["is_stale"] and dag["relative_fileloc"] not in broken
+                if dag and not dag["is_stale"] and dag["relative_fileloc"] not in broken and fresh(dag)
             }
             if len(ready) == len(wanted):
                 return ready
@@ -210,10 +218,16 @@ class AirflowClient:
         return _ok(resp).json()
 
     def create_pool(self, name: str, slots: int, description: str = "") -> dict:
-        """Create the pool, or set its slots if it exists."""
+        """Create the pool, or set its slots and description if they differ (no write when not)."""
         body = {"name": name, "slots": slots, "description": description, "include_deferred": False}
-        resp = self.request("POST", "/pools", json=body)
-        if resp.status_code == 409:
+        resp = self.request("GET", f"/pools/{name}")
+        if resp.status_code == 200:
+            pool = resp.json()
+            if all(pool.get(k) == v for k, v in body.items()):
+                return pool
+        if resp.status_code == 404:
+            resp = self.request("POST", "/pools", json=body)
+        if resp.status_code in (200, 409):
             # 3.3.2 validates a pool PATCH body as a whole pool, so send every field (no update_mask).
             resp = self.request("PATCH", f"/pools/{name}", json=body)
         return _ok(resp).json()

@@ -16,13 +16,14 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from datetime import datetime
 from pathlib import Path
 
 import httpx
 
 from .airflow_env import ADMIN_USER, AirflowLocalError, airflow_env, free_port, local_secrets
-from .client import AirflowClient
+from .client import AirflowClient, utcnow
 from .warehouse import ensure_postgres_database
 
 PROCESSES = ("scheduler", "dag-processor", "api-server", "triggerer")
@@ -146,6 +147,7 @@ class LocalAirflow:
         self.url = f"http://127.0.0.1:{self.port}"
         self.processes: dict[str, subprocess.Popen] = {}
         self.startup_seconds: float | None = None
+        self.started_at: datetime | None = None  # when the components were started
         self.timings: dict[str, float] = {}  # seconds: "db migrate" and "healthy" from start(), "stop"
         self._client: AirflowClient | None = None
 
@@ -175,9 +177,12 @@ class LocalAirflow:
             )
         return done.stdout
 
-    def start(self) -> LocalAirflow:
-        """Migrate the metadata DB, start the four components, wait until healthy. Once: a started
-        instance returns itself (so `with LocalAirflow(...).start() as af:` starts it only once)."""
+    def start(self, before_scheduler: Callable[[LocalAirflow], None] | None = None) -> LocalAirflow:
+        """Migrate the metadata DB, start the components, wait until healthy. Once: a started
+        instance returns itself (so `with LocalAirflow(...).start() as af:` starts it only once).
+
+        `before_scheduler(self)` runs once the API server, dag-processor and triggerer are healthy
+        and before the scheduler starts: what must be in place before anything gets scheduled."""
         if self.processes:
             return self
         t0 = time.monotonic()
@@ -188,12 +193,19 @@ class LocalAirflow:
         (self.log_dir / "db-migrate.log").write_text(self.airflow("db", "migrate"))
         self.timings["db migrate"] = time.monotonic() - t0
         atexit.register(self.stop)
+        self.started_at = utcnow()
         try:
             for name in PROCESSES:
-                args = [name, "--port", str(self.port)] if name == "api-server" else [name]
-                self._spawn(name, args)
+                if name == "scheduler" and before_scheduler:
+                    continue
+                self._spawn(name, [name, "--port", str(self.port)] if name == "api-server" else [name])
             for i in range(1, self.workers + 1):
                 self.start_worker(f"worker-{i}")
+            if before_scheduler:
+                self.wait_healthy(self.startup_timeout - (time.monotonic() - t0), scheduler=False)
+                before_scheduler(self)
+                self.timings["before scheduler"] = time.monotonic() - t0
+                self._spawn("scheduler", ["scheduler"])
             self.wait_healthy(self.startup_timeout - (time.monotonic() - t0))
             for i in range(1, self.workers + 1):
                 self.wait_worker_ready(f"worker-{i}", self.startup_timeout - (time.monotonic() - t0))
@@ -257,18 +269,17 @@ class LocalAirflow:
                 tail = (self.log_dir / f"{name}.log").read_text(errors="replace")[-4000:]
                 raise AirflowLocalError(f"airflow {name} exited with {status}; end of its log:\n{tail}")
 
-    def wait_healthy(self, timeout: float) -> dict:
-        """Until /api/v2/monitor/health says the metadata DB, scheduler, triggerer and dag-processor are
-        healthy (each component heartbeats into the metadata DB; the API server reads them)."""
+    def wait_healthy(self, timeout: float, *, scheduler: bool = True) -> dict:
+        """Until /api/v2/monitor/health says the metadata DB, scheduler (unless `scheduler=False`),
+        triggerer and dag-processor are healthy (each component heartbeats into the metadata DB; the API
+        server reads them)."""
+        components = ("metadatabase", "triggerer", "dag_processor", *(("scheduler",) if scheduler else ()))
         deadline, health = time.monotonic() + timeout, {}
         while time.monotonic() < deadline:
             self.check_alive()
             try:
                 health = httpx.get(f"{self.url}/api/v2/monitor/health", timeout=5).json()
-                if all(
-                    (health.get(c) or {}).get("status") == "healthy"
-                    for c in ("metadatabase", "scheduler", "triggerer", "dag_processor")
-                ):
+                if all((health.get(c) or {}).get("status") == "healthy" for c in components):
                     return health
             except (httpx.HTTPError, ValueError):
                 pass  # API server not listening yet

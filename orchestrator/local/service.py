@@ -26,7 +26,7 @@ import httpx
 
 from ..plan import plan_from_config
 from ..plan.config import OrchestrationConfig
-from .airflow_cycle import airflow_home, local_airflow, local_mail_sink, prepare
+from .airflow_cycle import airflow_home, local_mail_sink, prepare, start_airflow
 from .airflow_env import ADMIN_USER, local_secrets
 from .client import AirflowClient
 
@@ -108,7 +108,7 @@ def _run(config: OrchestrationConfig, env: dict[str, str], log) -> int:
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     path = state_path(env)
-    with local_mail_sink(env, log), local_airflow(config, env).start() as af:
+    with local_mail_sink(env, log), start_airflow(config, env, plan) as af:
         prepare(af, plan)
         state = {
             "url": af.url,
