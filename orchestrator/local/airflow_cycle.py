@@ -4,7 +4,8 @@ end-to-end tests.
 Starts Airflow as plain processes (scheduler, dag-processor, api-server, triggerer; see
 processes.py) or uses the one `orchestrator up` runs on the same home, writes the next day of demo
 source data, triggers the tick and follows every DAG of the plan as the Asset events set them off,
-until each has run; then reports per DAG its state, duration and the Assets it emitted (report.py).
+until each has run or can no longer run this cycle (blocked behind a failed upstream DAG); then
+reports per DAG its state, duration and the Assets it emitted (report.py).
 """
 
 from __future__ import annotations
@@ -116,12 +117,14 @@ def run_cycle_in(
     timeout: float = 900,
     log: Callable[[str], None] | None = None,
 ) -> AirflowCycle:
-    """Trigger the tick on a running Airflow and follow the DAGs of one cycle until each has run."""
+    """Trigger the tick on a running Airflow and follow the DAGs of one cycle, until each has run or
+    is blocked behind a failed upstream DAG (from the plan's Asset schedules and outlets)."""
     client = af.client if isinstance(af, LocalAirflow) else af
     days = advance_sources(config.profile, env) if new_day else []
     since = utcnow()
     client.trigger(config.tick_dag_id)
-    reports = follow_cycle(client, since, wait_for or cycle_dag_ids(plan), timeout=timeout, log=log)
+    graph = {d.dag_id: (d.schedule.assets, d.outlets) for d in plan.dags}
+    reports = follow_cycle(client, since, wait_for or cycle_dag_ids(plan), graph=graph, timeout=timeout, log=log)
     return AirflowCycle(reports=reports, raw_rows=table_row_counts(config.profile.dbt_target, env), source_days=days)
 
 

@@ -205,6 +205,10 @@ class AirflowClient:
             **filters,
         )
 
+    def asset_names(self) -> dict[int, str]:
+        """Every asset's name by id."""
+        return {a["id"]: a["name"] for a in self._all("/assets", "assets")}
+
     def asset_id(self, name: str) -> int:
         for asset in self._all("/assets", "assets", name_pattern=name):
             if asset["name"] == name:

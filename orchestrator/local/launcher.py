@@ -15,7 +15,7 @@ from .airflow_env import (
 )
 from .client import TERMINAL_STATES, AirflowClient, parse_ts, utcnow
 from .processes import PROCESSES, LocalAirflow, descendants, family
-from .report import RunReport, cycle_report, follow_cycle, format_report
+from .report import RunReport, blocked_dags, cycle_report, follow_cycle, format_report
 
 __all__ = [
     "ADMIN_USER",
@@ -27,6 +27,7 @@ __all__ = [
     "LocalAirflow",
     "RunReport",
     "airflow_env",
+    "blocked_dags",
     "celery_env",
     "cycle_report",
     "descendants",
