@@ -1,5 +1,6 @@
 """`orchestrator run`: which DAGs a failure blocks (pure), and the command itself through a real
-Airflow, ending as soon as a failed extractor has decided the cycle."""
+Airflow: repeated on one Airflow home with an overdue housekeeping run and a changed config, and
+ending as soon as a failed extractor has decided the cycle."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import sqlite3
 import subprocess
 import sys
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,7 @@ import yaml
 from conftest import pipeline_config
 
 from orchestrator.local.report import RunReport, blocked_dags, format_report
+from orchestrator.profiles import REPO_ROOT
 
 # The demo plan's graph: dag_id -> (schedule: all of these Assets, outlets).
 GRAPH = {
@@ -124,9 +126,8 @@ def _config(tmp: Path, tags: list[str] | None = None, **defaults) -> Path:
     return path
 
 
-def _run(tmp: Path, *args: str) -> tuple[subprocess.CompletedProcess, float, float]:
-    """`orchestrator run` on the config in `tmp`, writing only under `tmp`: its result, wall time and
-    the moment it returned (epoch)."""
+def _cli(tmp: Path, *args: str, timeout: float = 900) -> subprocess.CompletedProcess:
+    """`orchestrator ARGS` on the config in `tmp`, writing only under `tmp`."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "ALERTING_SMTP", "ORCHESTRATOR_"))}
     env.update(
         ORCHESTRATOR_AIRFLOW_HOME=str(tmp / "airflow"),
@@ -135,15 +136,20 @@ def _run(tmp: Path, *args: str) -> tuple[subprocess.CompletedProcess, float, flo
         MELTANO_STATE_BACKUP_DIR=str(tmp / "backups"),
         PIPELINE_PROFILE="embedded",
     )
-    t0 = time.monotonic()
-    done = subprocess.run(
-        [sys.executable, "-m", "orchestrator.cli", "--config", str(tmp / "orchestration.yml"), "run", *args],
+    return subprocess.run(
+        [sys.executable, "-m", "orchestrator.cli", "--config", str(tmp / "orchestration.yml"), *args],
         env=env,
         cwd=tmp,
         capture_output=True,
         text=True,
-        timeout=900,
+        timeout=timeout,
     )
+
+
+def _run(tmp: Path, *args: str) -> tuple[subprocess.CompletedProcess, float, float]:
+    """`orchestrator run ARGS`: its result, wall time and the moment it returned (epoch)."""
+    t0 = time.monotonic()
+    done = _cli(tmp, "run", *args)
     print(f"\n$ orchestrator run {' '.join(args)} -> {done.returncode} in {time.monotonic() - t0:.1f}s\n{done.stdout}")
     print(done.stderr[-3000:], file=sys.stderr)
     return done, time.monotonic() - t0, time.time()
@@ -154,10 +160,71 @@ def _states(stdout: str) -> dict[str, str]:
     return dict(re.findall(r"^(\w+)\s+(success|failed|blocked|running|queued)\s", stdout, re.M))
 
 
+def _make_overdue(db: Path, dag_id: str = "alerting") -> str:
+    """What a stop past a 5-minute boundary leaves: the cron DAG, unpaused, with its next run in the
+    past (the last boundary but one). Returns that logical date as stored."""
+    now = datetime.now(UTC).replace(tzinfo=None)
+    due = now - timedelta(minutes=5 + now.minute % 5, seconds=now.second, microseconds=now.microsecond)
+    stamp = due.strftime("%Y-%m-%d %H:%M:%S.%f")
+    with sqlite3.connect(db) as conn:
+        # A run the stop interrupted would hold the DAG's only active run (max_active_runs=1) and so
+        # keep the overdue one from being created at all: fail it, as Airflow eventually would.
+        conn.execute(
+            "UPDATE dag_run SET state = 'failed' WHERE dag_id = ? AND state IN ('queued', 'running')", (dag_id,)
+        )
+        (paused,) = conn.execute("SELECT is_paused FROM dag WHERE dag_id = ?", (dag_id,)).fetchone()
+        assert not paused, f"{dag_id} was left paused"
+        conn.execute(
+            "UPDATE dag SET next_dagrun = ?, next_dagrun_data_interval_start = ?, next_dagrun_data_interval_end = ?,"
+            " next_dagrun_create_after = ? WHERE dag_id = ?",
+            (stamp, stamp, stamp, stamp, dag_id),
+        )
+    return stamp
+
+
 def _runs_of(db: Path, dag_id: str) -> list[dict]:
     with sqlite3.connect(db) as conn:
         conn.row_factory = sqlite3.Row
         return [dict(r) for r in conn.execute("SELECT * FROM dag_run WHERE dag_id = ? ORDER BY id", (dag_id,))]
+
+
+def _stamp(t: datetime) -> str:
+    """A UTC time as Airflow stores it in SQLite (comparable as text)."""
+    return t.astimezone(UTC).replace(tzinfo=None).strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+@pytest.mark.airflow
+@pytest.mark.meltano
+@pytest.mark.timeout(1800)
+def test_orchestrator_run_again_and_again_on_one_airflow_home(tmp_path, installed):
+    """Three `orchestrator run`s on one Airflow home, each started with the alerting housekeeping
+    run overdue (as after a stop past a 5-minute boundary), the config changed in between (retries;
+    the marketing tag dropped, so dbt_marketing goes and dbt_untagged comes, then back)."""
+    db = tmp_path / "airflow" / "airflow.db"
+    configs = [{"retries": 0}, {"retries": 1, "tags": ["core", "finance"]}, {"retries": 2}]
+    walls = []
+    for i, change in enumerate(configs, 1):
+        _config(tmp_path, **change)
+        overdue = _make_overdue(db) if i > 1 else None
+        started = _stamp(datetime.now(UTC))
+        done, wall, _ = _run(tmp_path)
+        walls.append(wall)
+        assert done.returncode == 0, f"run {i}: {done.stderr[-3000:]}"
+        states = _states(done.stdout)
+        dbt = {"dbt_core", "dbt_finance", "dbt_untagged" if "tags" in change else "dbt_marketing"}
+        assert states == dict.fromkeys(
+            {"tick", "meltano_tap_shop", "meltano_tap_crm", "meltano_tap_marketing", *dbt}, "success"
+        )
+        assert "database is locked" not in done.stdout + done.stderr
+        if overdue:
+            # The scheduler started after this start's dag-processor had moved the alerting DAG's next
+            # run past now: the overdue run (due before this run began) was never created.
+            late = [r for r in _runs_of(db, "alerting") if r["run_after"] < started <= (r["queued_at"] or "")]
+            assert late == [], f"run {i}: overdue run created at start-up (due {overdue}): {late}"
+    print(f"\nwall times of the runs: {', '.join(f'{w:.1f}s' for w in walls)}")
+    logs = (tmp_path / "airflow" / "logs" / "api-server.log").read_text(errors="replace")
+    assert "database is locked" not in logs
+    assert not list((REPO_ROOT / "var").glob(f"**/{tmp_path.name}*")), "wrote under the repo's var/"
 
 
 @pytest.mark.airflow
