@@ -4,6 +4,7 @@ ending as soon as a failed extractor has decided the cycle."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import sqlite3
@@ -273,3 +274,39 @@ def test_a_failed_extractor_ends_the_run_at_once_naming_what_it_blocked(tmp_path
     latency = returned - datetime.fromisoformat(shop["end_date"]).replace(tzinfo=UTC).timestamp()
     print(f"\nmeltano_tap_shop failed -> `orchestrator run` returned: {latency:.1f}s (run {wall:.1f}s)")
     assert state == "failed" and latency < 60
+
+
+@pytest.mark.airflow
+@pytest.mark.meltano
+@pytest.mark.timeout(900)
+def test_up_status_run_down_on_one_service(tmp_path, installed):
+    """`orchestrator up --detach` is the one way to keep a local Airflow (`make airflow-up` is `up` in
+    the foreground): one state file; `status` reads it; `run` uses that Airflow instead of starting a
+    second one on the same metadata database; `down` stops every process of it."""
+    _config(tmp_path, retries=0)
+    home = tmp_path / "airflow"
+    make = subprocess.run(["make", "-n", "airflow-up"], cwd=REPO_ROOT, capture_output=True, text=True)
+    assert make.stdout.strip().splitlines()[-1].endswith("/orchestrator up"), make.stdout
+    try:
+        up = _cli(tmp_path, "up", "--detach", timeout=400)
+        assert up.returncode == 0 and up.stdout.startswith("up: http://127.0.0.1:"), up.stdout + up.stderr
+        state = json.loads((home / "orchestrator-up.json").read_text())
+        assert sorted(p.name for p in home.glob("*.json")) == [
+            "local_secrets.json",
+            "orchestrator-up.json",
+            "simple_auth_manager_passwords.json",
+        ]
+        status = _cli(tmp_path, "status", timeout=60)
+        assert status.returncode == 0 and f"up at {state['url']}" in status.stdout, status.stdout
+        done, _, _ = _run(tmp_path)
+        assert done.returncode == 0, done.stderr[-3000:]
+        assert f"==> using the Airflow of `orchestrator up` at {state['url']}" in done.stdout
+        assert "starting Airflow" not in done.stdout
+        assert set(_states(done.stdout).values()) == {"success"}
+    finally:
+        down = _cli(tmp_path, "down", timeout=120)
+    assert down.returncode == 0 and down.stdout.startswith("stopped"), down.stdout + down.stderr
+    assert _cli(tmp_path, "status", timeout=60).returncode == 3
+    assert not (home / "orchestrator-up.json").exists()
+    left = [pid for pid in (state["pid"], *state["components"].values()) if Path(f"/proc/{pid}").exists()]
+    assert left == [], left
