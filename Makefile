@@ -58,10 +58,10 @@ dbt_project/target/manifest.json: $(VENV)/.installed $(DBT_FILES)
 	cd dbt_project && ../$(BIN)/dbt deps --profiles-dir . && ../$(BIN)/dbt parse --profiles-dir .
 	touch $@
 
-# A real local Airflow on var/airflow (UI and API at the printed URL; user admin, password in
-# var/airflow/local_secrets.json) until Ctrl-C.
+# The profile's Airflow in the foreground until Ctrl-C: `orchestrator up` (UI and API at the printed
+# URL; user admin, password in var/airflow/local_secrets.json).
 airflow-up: setup
-	$(BIN)/python -m orchestrator.local.launcher up --home var/airflow --dags dags
+	$(BIN)/orchestrator up
 
 # The profile's Airflow as a background service (PIPELINE_PROFILE=production: PostgreSQL metadata,
 # CeleryExecutor with Redis and 2 workers; scripts/services.sh starts the databases and Redis).

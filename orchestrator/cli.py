@@ -25,10 +25,15 @@ def _cycle(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from .local.airflow_cycle import run_airflow_cycle
+    from .local.airflow_env import AirflowLocalError
     from .plan import load_config
 
     config = load_config(args.config, args.profile)
-    cycle = run_airflow_cycle(config, new_day=not args.no_new_day)
+    try:
+        cycle = run_airflow_cycle(config, new_day=not args.no_new_day)
+    except AirflowLocalError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     print(
         f"\nCycle through Airflow on profile '{config.profile.name}' "
         f"(source day(s) written: {', '.join(map(str, cycle.source_days)) or 'none'})\n"
@@ -39,12 +44,17 @@ def _run(args: argparse.Namespace) -> int:
 
 def _service(args: argparse.Namespace) -> int:
     from .local import service
+    from .local.airflow_env import AirflowLocalError
     from .plan import load_config
 
     config = load_config(args.config, args.profile)
     env = config.profile.environment()
     if args.command == "up":
-        return service.up(config, env, detach=args.detach)
+        try:
+            return service.up(config, env, detach=args.detach)
+        except AirflowLocalError as exc:  # did not start, or a component exited
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
     if args.command == "down":
         return service.down(env)
     return service.status(config, env)

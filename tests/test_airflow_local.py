@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import sqlite3
 import statistics
+import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -28,7 +31,7 @@ from orchestrator.local.launcher import (
 
 pytestmark = pytest.mark.airflow
 
-PG_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/airflow_local_test"
+PG_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/ll_airflow_local_test"
 
 # Airflow 3.3: DAG authoring imports come from airflow.sdk only.
 TEST_DAGS = {
@@ -102,6 +105,26 @@ def processes_of(home: Path) -> set[int]:
     return found
 
 
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
+def describe(pids: set[int]) -> list[str]:
+    """pid, state, parent, group, session and command line of each: what a failed check shows."""
+    out = []
+    for pid in sorted(pids):
+        try:
+            st = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")[:120].decode()
+            out.append(f"{pid} state={st[0]} ppid={st[1]} pgid={st[2]} sid={st[3]} {cmd}")
+        except OSError:
+            out.append(f"{pid} gone")
+    return out
+
+
 def alive(pids: set[int]) -> set[int]:
     """Those of `pids` still running (a zombie has ended: it only waits to be reaped)."""
     running = set()
@@ -136,7 +159,7 @@ def airflow(tmp_path_factory, dags_folder):
         processes = family(af)
         af.stop()
         print(f"\nstopped in {af.timings.get('stop', 0):.1f}s")
-    assert alive(processes) == set(), "stop() left Airflow processes behind"
+    assert alive(processes) == set(), f"stop() left Airflow processes behind: {describe(alive(processes))}"
 
 
 # --------------------------------------------------------------------------- no processes
@@ -146,7 +169,9 @@ def test_env_uses_real_options_and_consistent_ports(tmp_path):
     env = airflow_env(tmp_path / "home", tmp_path / "dags", port=18080)
     assert env["AIRFLOW__API__PORT"] == "18080"
     assert env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] == "http://127.0.0.1:18080/execution/"
-    assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] == f"sqlite:///{(tmp_path / 'home').resolve()}/airflow.db"
+    assert (
+        env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] == f"sqlite:///{(tmp_path / 'home').resolve()}/airflow.db?timeout=30"
+    )
     assert str(WORKER_LOG_SERVER_PORT) not in (
         env["AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT"],
         env["AIRFLOW__API__PORT"],
@@ -172,6 +197,27 @@ def test_inherited_airflow_settings_do_not_leak(tmp_path, monkeypatch):
     assert env["AIRFLOW__CORE__PARALLELISM"] == "4"
 
 
+def test_stop_ends_a_process_whose_parent_ended_before_stop_looked(tmp_path):
+    """A component's process whose parent has exited is nobody's descendant any more (its parent is
+    now init), and one in a process group of its own is not in the component's group either: what
+    stop() used to leave behind. It is still in the component's session; stop() returns once it is
+    gone. (Stand-in components: a shell whose subshell started such a process and exited.)"""
+    af = LocalAirflow(tmp_path / "home", tmp_path)
+    orphan_code = "import os, time; os.setpgid(0, 0); open('orphan.pid', 'w').write(str(os.getpid())); time.sleep(600)"
+    af.processes["scheduler"] = subprocess.Popen(
+        ["sh", "-c", f'(python3 -c "{orphan_code}" &); exec sleep 600'], cwd=tmp_path, start_new_session=True
+    )
+    deadline = time.monotonic() + 10
+    while not (tmp_path / "orphan.pid").exists() or not (tmp_path / "orphan.pid").read_text():
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    orphan = int((tmp_path / "orphan.pid").read_text())
+    leader = af.processes["scheduler"].pid
+    assert orphan not in descendants([leader]) and os.getpgid(orphan) == orphan and os.getsid(orphan) == leader
+    af.stop(timeout=2)
+    assert alive({orphan, leader}) == set()
+
+
 # --------------------------------------------------------------------------- PostgreSQL
 # First in the file on purpose: it runs before the module's SQLite Airflow starts, so the two never
 # share the 2 cores.
@@ -182,7 +228,7 @@ def test_postgres_metadata_db(tmp_path, dags_folder):
     require_services("postgres")
     engine = create_engine("postgresql+psycopg2://postgres@127.0.0.1:5432/postgres", isolation_level="AUTOCOMMIT")
     with engine.connect() as conn:  # a clean database each run; LocalAirflow creates it again
-        conn.execute(text("DROP DATABASE IF EXISTS airflow_local_test WITH (FORCE)"))
+        conn.execute(text("DROP DATABASE IF EXISTS ll_airflow_local_test WITH (FORCE)"))
     engine.dispose()
 
     with LocalAirflow(tmp_path / "home", dags_folder, metadata_db_url=PG_URL) as af:
@@ -200,7 +246,7 @@ def test_postgres_metadata_db(tmp_path, dags_folder):
         assert down.run_type == "asset_triggered"
         assert [e["extra"] for e in down.emitted] == [{"rows": 3}]
         processes |= family(af)
-    assert alive(processes) == set(), "stop() left Airflow processes behind"
+    assert alive(processes) == set(), f"stop() left Airflow processes behind: {describe(alive(processes))}"
 
 
 # --------------------------------------------------------------------------- SQLite, one Airflow
@@ -271,6 +317,25 @@ def test_pools(airflow):
     assert {p["name"]: p["slots"] for p in airflow.client.pools()}["meltano"] == 3
 
 
+def test_a_writer_waits_for_the_sqlite_write_lock_instead_of_failing(airflow):
+    """SQLite has one write lock; Python's default busy timeout of 5 s made the API answer `500
+    Database error` to a write that waited longer (a second `orchestrator run` failed so, creating
+    its pools while the scheduler's start-up writes held the lock). Now writers wait (30 s)."""
+    assert airflow.env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].endswith("?timeout=30")
+    holder = sqlite3.connect(airflow.home / "airflow.db", isolation_level=None, check_same_thread=False)
+    holder.execute("BEGIN IMMEDIATE")  # the write lock, held as a long writer would
+    release = threading.Timer(8, holder.execute, ["COMMIT"])
+    release.start()
+    t0 = time.monotonic()
+    try:
+        pool = airflow.client.create_pool("ll_locked", 2, "created while the lock was held")
+        waited = time.monotonic() - t0
+    finally:
+        release.join()
+        holder.close()
+    assert pool["slots"] == 2 and 7 < waited < 30, waited
+
+
 def test_processes_and_logs(airflow):
     """Four components, each leading its own process group (what stop() signals); the fixture's
     teardown checks that none of their processes survives stop()."""
@@ -292,5 +357,9 @@ def test_stop_with_a_task_running(airflow):
     while [ti["state"] for ti in airflow.client.task_instances("t_sleep", run_id)] != ["running"]:
         assert time.monotonic() < deadline, "t_sleep's task did not start"
         time.sleep(0.5)
-    sleeps = [pid for pid in family(airflow) if Path(f"/proc/{pid}/cmdline").read_bytes().startswith(b"sleep")]
+    # `running` is set when the task runner is forked, before it has parsed the DAG file and started
+    # the operator: on a cold machine (no .pyc yet) the `sleep` comes seconds later.
+    while not (sleeps := [pid for pid in family(airflow) if _cmdline(pid).startswith(b"sleep")]):
+        assert time.monotonic() < deadline, "t_sleep's `sleep` process did not start"
+        time.sleep(0.2)
     assert len(sleeps) == 1 and os.getsid(sleeps[0]) == sleeps[0]  # its own session

@@ -1,14 +1,16 @@
-"""One pipeline cycle through a real Airflow: the README's main command and the end-to-end tests.
+"""One pipeline cycle through a real Airflow: `orchestrator run` (the README's `make run`) and the
+end-to-end tests.
 
-Starts Airflow as plain processes (scheduler, dag-processor, api-server,
-triggerer; see airflow_local), writes the next day of demo source data,
-triggers the tick and waits until every DAG of the plan has run from the Asset
-events upstream, then reports per DAG its state, duration and the Assets it emitted.
+Starts Airflow as plain processes (scheduler, dag-processor, api-server, triggerer; see
+processes.py) or uses the one `orchestrator up` runs on the same home, writes the next day of demo
+source data, triggers the tick and follows every DAG of the plan as the Asset events set them off,
+until each has run or can no longer run this cycle (blocked behind a failed upstream DAG); then
+reports per DAG its state, duration and the Assets it emitted (report.py).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,11 +18,15 @@ from pathlib import Path
 from ..plan import Plan, plan_from_config
 from ..plan.config import OrchestrationConfig
 from ..profiles import REPO_ROOT
+from .airflow_env import celery_env
+from .client import AirflowClient, utcnow
 from .direct import advance_sources, prepare_warehouse
-from .launcher import LocalAirflow, RunReport, cycle_report, utcnow
+from .processes import LocalAirflow
+from .report import RunReport, follow_cycle, format_report
 from .warehouse import table_row_counts
 
 DAGS_FOLDER = REPO_ROOT / "dags"
+POOL_DESCRIPTION = "DuckDB allows one writer: warehouse writes run one at a time"
 
 
 def airflow_home(env: dict[str, str]) -> Path:
@@ -40,8 +46,6 @@ def local_airflow(config: OrchestrationConfig, env: dict[str, str], **kwargs) ->
     a = config.profile.airflow_settings(env)
     extra = task_env(config, env)
     if a["executor"] == "CeleryExecutor":
-        from .launcher import celery_env
-
         extra.update(celery_env(a["metadata_db_url"], a["broker_url"] or None))
     kwargs.setdefault("metadata_db_url", a["metadata_db_url"] or None)
     kwargs.setdefault("executor", a["executor"])
@@ -49,18 +53,37 @@ def local_airflow(config: OrchestrationConfig, env: dict[str, str], **kwargs) ->
     return LocalAirflow(airflow_home(env), DAGS_FOLDER, extra=extra, **kwargs)
 
 
-def start_airflow(config: OrchestrationConfig, env: dict[str, str], **kwargs) -> LocalAirflow:
-    return local_airflow(config, env, **kwargs).start()
+def start_airflow(config: OrchestrationConfig, env: dict[str, str], plan: Plan | None = None, **kwargs) -> LocalAirflow:
+    """The profile's Airflow, started for the plan: the scheduler starts only once the pools exist
+    and the dag-processor has stored every DAG of the plan again (see `_before_scheduler`)."""
+    plan = plan if plan is not None else plan_from_config(config, cache_dir=None)
+    return local_airflow(config, env, **kwargs).start(before_scheduler=lambda af: _before_scheduler(af, plan))
 
 
-def prepare(af: LocalAirflow, plan: Plan) -> None:
-    """Pools the plan uses, every DAG parsed without import errors, and unpaused."""
+def _before_scheduler(af: LocalAirflow, plan: Plan) -> None:
+    """Before the scheduler runs: the pools, and every DAG of the plan parsed again by this start's
+    dag-processor. A cron DAG left unpaused by an earlier run (the alerting housekeeping every 5
+    minutes, the tick at midnight) still has the `next_dagrun` of before the stop; a scheduler that
+    starts first creates that overdue run at once (catchup=False: only the latest), in the middle of
+    the start-up writes. Parsing it again moves `next_dagrun` to the next cron point after now, so
+    nothing overdue starts, and the first scheduling happens on a stored, current set of DAGs."""
     client = af.client
     for pool in sorted({d.pool for d in plan.dags if d.pool}):
-        client.create_pool(pool, 1, "DuckDB allows one writer: warehouse writes run one at a time")
-    client.wait_for_dags([d.dag_id for d in plan.dags])
-    for d in plan.dags:
-        client.unpause(d.dag_id)
+        client.create_pool(pool, 1, POOL_DESCRIPTION)
+    client.wait_for_dags([d.dag_id for d in plan.dags], timeout=af.startup_timeout, parsed_since=af.started_at)
+
+
+def prepare(af: LocalAirflow | AirflowClient, plan: Plan) -> None:
+    """Pools the plan uses, every DAG parsed without import errors, and unpaused. Idempotent and
+    writing only what differs: a pool already right and an unpaused DAG are left alone."""
+    client = af.client if isinstance(af, LocalAirflow) else af
+    for pool in sorted({d.pool for d in plan.dags if d.pool}):
+        client.create_pool(pool, 1, POOL_DESCRIPTION)
+    dags = client.wait_for_dags([d.dag_id for d in plan.dags])
+    # Asset-scheduled DAGs first, cron DAGs (which may start a run at once) last.
+    for d in sorted(plan.dags, key=lambda d: bool(d.schedule.cron)):
+        if dags[d.dag_id]["is_paused"]:
+            client.unpause(d.dag_id)
 
 
 @dataclass
@@ -74,39 +97,7 @@ class AirflowCycle:
         return all(r.state == "success" for r in self.reports)
 
     def summary(self) -> str:
-        """Per DAG: state, duration, hop lag, what started it; then each Asset it emitted."""
-
-        def secs(v: float | None) -> str:
-            return "-" if v is None else f"{v:.1f}s"
-
-        w = max([len("DAG"), *(len(r.dag_id) for r in self.reports)]) + 2
-        lines = [f"{'DAG':<{w}}{'state':<9}{'duration':>9}{'lag':>7}  started by"]
-        for r in self.reports:
-            started = sorted({e["name"] for e in r.triggered_by}) or [r.run_type]
-            lines.append(f"{r.dag_id:<{w}}{r.state:<9}{secs(r.duration):>9}{secs(r.lag):>7}  {', '.join(started)}")
-            for event in sorted(r.emitted, key=lambda e: e["name"]):
-                extra = event.get("extra") or {}
-                detail = " ".join(
-                    f"{k}={extra[k]}"
-                    for k in ("records_extracted", "status", "rows_affected", "duration_s")
-                    if extra.get(k) is not None
-                )
-                lines.append(f"    -> {event['name']:<40} {detail}")
-        starts = [r.start for r in self.reports if r.start]
-        ends = [r.end for r in self.reports if r.end]
-        if starts and ends:
-            lines.append(
-                f"Cycle wall time (first run start -> last run end): {(max(ends) - min(starts)).total_seconds():.1f}s"
-            )
-        lags = [r.lag for r in self.reports if r.lag is not None]
-        if lags:
-            lines.append(
-                f"Asset event -> downstream run start: median {sorted(lags)[len(lags) // 2]:.2f}s, "
-                f"max {max(lags):.2f}s over {len(lags)} hops"
-            )
-        lines += ["", f"{'warehouse table':<28}{'rows':>8}"]
-        lines += [f"{name:<28}{n:>8}" for name, n in self.raw_rows.items()]
-        return "\n".join(lines)
+        return format_report(self.reports, self.raw_rows)
 
 
 def cycle_dag_ids(plan: Plan) -> list[str]:
@@ -116,7 +107,7 @@ def cycle_dag_ids(plan: Plan) -> list[str]:
 
 
 def run_cycle_in(
-    af: LocalAirflow,
+    af: LocalAirflow | AirflowClient,
     config: OrchestrationConfig,
     env: dict[str, str],
     plan: Plan,
@@ -124,42 +115,57 @@ def run_cycle_in(
     new_day: bool = True,
     wait_for: list[str] | None = None,
     timeout: float = 900,
+    log: Callable[[str], None] | None = None,
 ) -> AirflowCycle:
-    """Trigger the tick on a running Airflow and wait for the DAGs of one cycle."""
+    """Trigger the tick on a running Airflow and follow the DAGs of one cycle, until each has run or
+    is blocked behind a failed upstream DAG (from the plan's Asset schedules and outlets)."""
+    client = af.client if isinstance(af, LocalAirflow) else af
     days = advance_sources(config.profile, env) if new_day else []
     since = utcnow()
-    af.client.trigger(config.tick_dag_id)
-    reports = cycle_report(af.client, since, wait_for or cycle_dag_ids(plan), timeout=timeout)
+    client.trigger(config.tick_dag_id)
+    graph = {d.dag_id: (d.schedule.assets, d.outlets) for d in plan.dags}
+    reports = follow_cycle(client, since, wait_for or cycle_dag_ids(plan), graph=graph, timeout=timeout, log=log)
     return AirflowCycle(reports=reports, raw_rows=table_row_counts(config.profile.dbt_target, env), source_days=days)
 
 
 def run_airflow_cycle(
     config: OrchestrationConfig, *, env: dict[str, str] | None = None, new_day: bool = True, log=print
 ) -> AirflowCycle:
+    """`orchestrator run`: one cycle on the Airflow of `orchestrator up` if it runs on this home,
+    else on an Airflow started for it and stopped after."""
+    from .service import service_client
+
     env = dict(env if env is not None else config.profile.environment())
     prepare_warehouse(config.profile, env)
     plan = plan_from_config(config, cache_dir=None)
     if plan.errors:
         raise RuntimeError("the plan has errors; run `orchestrator check`:\n" + "\n".join(map(str, plan.errors)))
+    if (client := service_client(env)) is not None:
+        with client:
+            log(f"==> using the Airflow of `orchestrator up` at {client.base_url}")
+            prepare(client, plan)
+            log(f"==> triggering {config.tick_dag_id}; following {len(cycle_dag_ids(plan))} DAGs")
+            return run_cycle_in(client, config, env, plan, new_day=new_day, log=log)
     with local_mail_sink(env, log):
         log(f"==> starting Airflow in {airflow_home(env)} (logs: {airflow_home(env) / 'logs'})")
-        with start_airflow(config, env) as af:
+        with start_airflow(config, env, plan) as af:
             log(f"    up in {af.startup_seconds:.1f}s at {af.url}")
             prepare(af, plan)
-            log(f"==> triggering {config.tick_dag_id}; waiting for {len(cycle_dag_ids(plan))} DAGs")
-            return run_cycle_in(af, config, env, plan, new_day=new_day)
+            log(f"==> triggering {config.tick_dag_id}; following {len(cycle_dag_ids(plan))} DAGs")
+            return run_cycle_in(af, config, env, plan, new_day=new_day, log=log)
 
 
 @contextmanager
 def local_mail_sink(env: dict[str, str], log=print) -> Iterator[None]:
-    """Alert e-mails of a local run land in var/mail/ (one .eml each), unless ALERTING_SMTP_HOST
-    points at a real server. Sets ALERTING_SMTP_HOST/PORT in `env` for the Airflow processes."""
+    """Alert e-mails of a local run land in `mail/` beside the Airflow home (var/mail/ by default),
+    one .eml each, unless ALERTING_SMTP_HOST points at a real server. Sets ALERTING_SMTP_HOST/PORT in
+    `env` for the Airflow processes."""
     if env.get("ALERTING_SMTP_HOST"):
         yield
         return
     from alerting.mailsink import MailSink
 
-    with MailSink(REPO_ROOT / "var" / "mail", port=int(env.get("ALERTING_SMTP_PORT") or 1025)) as sink:
+    with MailSink(airflow_home(env).parent / "mail", port=int(env.get("ALERTING_SMTP_PORT") or 1025)) as sink:
         env.update(ALERTING_SMTP_HOST=sink.host, ALERTING_SMTP_PORT=str(sink.port))
         log(f"    alert e-mails go to a local mail sink on port {sink.port}: {sink.directory}/")
         try:

@@ -1,12 +1,15 @@
-"""`orchestrator up | down | status`: the profile's Airflow as a long-running local service.
+"""`orchestrator up | down | status`: the profile's Airflow as a long-running local service, the one
+way to keep a local Airflow running (`make airflow-up` is `orchestrator up` in the foreground,
+`make up` is `orchestrator up --detach`).
 
 `up` prepares the warehouse, Meltano's system database and the alert outbox, starts the mail
 sink (unless ALERTING_SMTP_HOST points elsewhere) and Airflow as the profile says (embedded:
 LocalExecutor on SQLite; production: CeleryExecutor, Redis and N workers on PostgreSQL), creates
 the pools, unpauses every DAG, and runs until SIGTERM or Ctrl-C. `up --detach` does that in the
-background and returns once it is healthy. State (URL, pid, logs) is in
+background and returns once it is ready. State (URL, pid, profile) is in
 `<airflow home>/orchestrator-up.json`; logs are in `<airflow home>/logs/` (one file per
 component, task logs under `dag_id=...`), the service's own in `<airflow home>/logs/up.log`.
+`orchestrator run` uses a running service rather than start a second Airflow on the same home.
 """
 
 from __future__ import annotations
@@ -23,97 +26,116 @@ import httpx
 
 from ..plan import plan_from_config
 from ..plan.config import OrchestrationConfig
-from .airflow_cycle import airflow_home, local_airflow, local_mail_sink, prepare
+from .airflow_cycle import airflow_home, local_mail_sink, prepare, start_airflow
+from .airflow_env import ADMIN_USER, local_secrets
+from .client import AirflowClient
 
 
-def _state_path(env: dict[str, str]) -> Path:
+def state_path(env: dict[str, str]) -> Path:
     return airflow_home(env) / "orchestrator-up.json"
 
 
 def read_state(env: dict[str, str]) -> dict | None:
+    """The running service's state, or None (no state file, or its process has gone)."""
     try:
-        state = json.loads(_state_path(env).read_text())
+        state = json.loads(state_path(env).read_text())
         os.kill(state["pid"], 0)
         return state
     except (OSError, ValueError, KeyError):
         return None
 
 
-def up(config: OrchestrationConfig, env: dict[str, str], *, detach: bool = False, log=print) -> int:
-    from .direct import prepare_warehouse
+def service_client(env: dict[str, str]) -> AirflowClient | None:
+    """A client for the service's Airflow if one is up and ready on this home and answers."""
+    state = read_state(env)
+    if state is None or not state.get("ready"):
+        return None
+    try:
+        httpx.get(f"{state['url']}/api/v2/monitor/health", timeout=5).raise_for_status()
+    except httpx.HTTPError:
+        return None
+    return AirflowClient(state["url"], ADMIN_USER, local_secrets(Path(state["home"]))["admin_password"])
 
+
+def up(config: OrchestrationConfig, env: dict[str, str], *, detach: bool = False, log=print) -> int:
     if (state := read_state(env)) is not None:
         log(f"already up: {state['url']} (pid {state['pid']}); `orchestrator down` stops it")
         return 0
     if detach:
-        home = airflow_home(env)
-        (home / "logs").mkdir(parents=True, exist_ok=True)
-        argv = [
-            sys.executable,
-            "-m",
-            "orchestrator.cli",
-            "--config",
-            str(config.path),
-            "--profile",
-            config.profile.name,
-            "up",
-        ]
-        with open(home / "logs" / "up.log", "ab") as out:
-            proc = subprocess.Popen(
-                argv,
-                env={**os.environ, **env},
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
+        return _up_detached(config, env, log)
+    return _run(config, env, log)
+
+
+def _up_detached(config: OrchestrationConfig, env: dict[str, str], log, timeout: float = 300) -> int:
+    """`orchestrator up` in a new session in the background, logging to up.log; 0 once ready."""
+    home = airflow_home(env)
+    (home / "logs").mkdir(parents=True, exist_ok=True)
+    argv = [sys.executable, "-m", "orchestrator.cli", "--config", str(config.path), "--profile", config.profile.name]
+    with open(home / "logs" / "up.log", "ab") as out:
+        proc = subprocess.Popen(
+            [*argv, "up"],
+            env={**os.environ, **env},
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            log(f"failed to start: see {home / 'logs' / 'up.log'}")
+            return 1
+        if (state := read_state(env)) is not None and state.get("ready"):
+            log(
+                f"up: {state['url']} (profile {state['profile']}, {state['executor']}, "
+                f"pid {state['pid']}); logs in {home / 'logs'}"
             )
-        deadline = time.monotonic() + 300
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                log(f"failed to start: see {home / 'logs' / 'up.log'}")
-                return 1
-            if (state := read_state(env)) is not None and state.get("ready"):
-                log(
-                    f"up: {state['url']} (profile {state['profile']}, {state['executor']}, "
-                    f"pid {state['pid']}); logs in {home / 'logs'}"
-                )
-                return 0
-            time.sleep(1)
-        log(f"not healthy after 300 s: see {home / 'logs' / 'up.log'}")
-        return 1
+            return 0
+        time.sleep(1)
+    log(f"not ready after {timeout:.0f} s: see {home / 'logs' / 'up.log'}")
+    return 1
+
+
+def _run(config: OrchestrationConfig, env: dict[str, str], log) -> int:
+    """The service in the foreground until SIGTERM or Ctrl-C (a component that exits ends it)."""
+    from .direct import prepare_warehouse
 
     env = dict(env)
     prepare_warehouse(config.profile, env)
     plan = plan_from_config(config, cache_dir=None)
+    # Stop cleanly on Ctrl-C and on SIGTERM (also when started in the background, where a shell
+    # leaves SIGINT ignored).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    with local_mail_sink(env, log):
-        af = local_airflow(config, env)
-        with af.start():
-            prepare(af, plan)
-            state = {
-                "url": af.url,
-                "pid": os.getpid(),
-                "profile": config.profile.name,
-                "executor": af.executor,
-                "workers": af.workers,
-                "home": str(af.home),
-                "ready": True,
-                "mail": env.get("ALERTING_SMTP_HOST", "") + ":" + env.get("ALERTING_SMTP_PORT", ""),
-            }
-            _state_path(env).write_text(json.dumps(state))
-            log(
-                f"up at {af.url} (user admin, password in {af.home / 'local_secrets.json'}), "
-                f"{af.executor} with {af.workers} worker(s); Ctrl-C or `orchestrator down` stops it"
-            )
-            sys.stdout.flush()
-            try:
-                while True:
-                    af._check_alive()
-                    time.sleep(2)
-            except KeyboardInterrupt:
-                pass
-            finally:
-                _state_path(env).unlink(missing_ok=True)
+    path = state_path(env)
+    with local_mail_sink(env, log), start_airflow(config, env, plan) as af:
+        prepare(af, plan)
+        state = {
+            "url": af.url,
+            "pid": os.getpid(),
+            "profile": config.profile.name,
+            "executor": af.executor,
+            "workers": af.workers,
+            "home": str(af.home),
+            "components": {n: p.pid for n, p in af.processes.items()},
+            "ready": True,
+            "mail": env.get("ALERTING_SMTP_HOST", "") + ":" + env.get("ALERTING_SMTP_PORT", ""),
+        }
+        path.write_text(json.dumps(state))
+        log(
+            f"up in {af.startup_seconds:.1f}s at {af.url} (user {ADMIN_USER}, password in "
+            f"{af.home / 'local_secrets.json'}), {af.executor} with {af.workers} worker(s); logs in "
+            f"{af.log_dir}. Ctrl-C or `orchestrator down` stops it."
+        )
+        sys.stdout.flush()
+        try:
+            while True:
+                af.check_alive()
+                time.sleep(2)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            path.unlink(missing_ok=True)
     return 0
 
 

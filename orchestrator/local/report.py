@@ -1,0 +1,217 @@
+"""One event-driven cycle, followed through the REST API and reported.
+
+`follow_cycle` watches every DAG of a cycle at once until each has finished, or can no longer
+start this cycle: a DAG is *blocked* when an Asset of its schedule (an AND of Assets) has not
+arrived and every DAG that emits that Asset has already finished without it (failed) or is
+blocked itself. The graph comes from the plan (schedules and outlets), the arrivals from the
+Asset events of this cycle, so a failed extractor ends the cycle at once instead of at the
+timeout. `format_report` prints the result (the table `orchestrator run` ends with).
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from .airflow_env import AirflowLocalError
+from .client import TERMINAL_STATES, AirflowClient, parse_ts
+
+
+@dataclass
+class RunReport:
+    dag_id: str
+    run_id: str | None
+    state: str  # success | failed | blocked
+    run_type: str | None
+    start: datetime | None
+    end: datetime | None
+    triggered_by: list[dict] = field(default_factory=list)  # asset events that created the run
+    emitted: list[dict] = field(default_factory=list)  # asset events its tasks emitted
+    blocked_by: tuple[str, ...] = ()  # blocked: the finished upstream DAGs whose Assets never came
+    missing: tuple[str, ...] = ()  # blocked: the Assets of its schedule that did not arrive
+
+    @property
+    def duration(self) -> float | None:
+        return (self.end - self.start).total_seconds() if self.start and self.end else None
+
+    @property
+    def lag(self) -> float | None:
+        """Seconds from the (last) triggering asset event to this run's start: one hop's latency."""
+        if not (self.triggered_by and self.start):
+            return None
+        return (self.start - max(datetime.fromisoformat(e["timestamp"]) for e in self.triggered_by)).total_seconds()
+
+
+@dataclass(frozen=True)
+class Blocked:
+    upstream: tuple[str, ...]  # the finished DAGs at the root of it (failed, or done without the Asset)
+    missing: tuple[str, ...]  # Assets of the schedule that have not arrived
+
+
+def blocked_dags(
+    graph: Mapping[str, tuple[Sequence[str], Sequence[str]]],
+    finished: Mapping[str, str],
+    active: Iterable[str],
+    arrived: Iterable[str],
+    queued: Mapping[str, Iterable[str]] | None = None,
+) -> dict[str, Blocked]:
+    """The DAGs of `graph` (dag_id -> (schedule Assets, all of them needed; outlet Assets)) that can
+    no longer start: not `finished` (dag_id -> state of its run this cycle), not `active` (a run
+    queued or running), and some Asset of the schedule has neither `arrived` (an event this cycle)
+    nor is `queued` for that DAG (dag_id -> Assets with an event it has not run on yet, maybe from an
+    earlier cycle), while every DAG of the graph that emits it has finished or is blocked. An Asset
+    no DAG of the graph emits (an outside loader) may still come: it blocks nothing. Assets that did
+    arrive, from DAGs that succeeded, do not help."""
+    active, arrived, queued = set(active), set(arrived), queued or {}
+    producers: dict[str, list[str]] = {}
+    for dag_id, (_, outlets) in graph.items():
+        for asset in outlets:
+            producers.setdefault(asset, []).append(dag_id)
+    blocked: dict[str, Blocked] = {}
+    changed = True
+    while changed:  # to a fixed point: a blocked DAG blocks what waits on its Assets
+        changed = False
+        for dag_id, (schedule, _) in graph.items():
+            if dag_id in blocked or dag_id in finished or dag_id in active:
+                continue
+            missing = [a for a in schedule if a not in arrived and a not in set(queued.get(dag_id, ()))]
+            dead = [a for a in missing if producers.get(a) and all(p in finished or p in blocked for p in producers[a])]
+            if not dead:
+                continue
+            roots: set[str] = set()
+            for asset in dead:
+                for p in producers[asset]:
+                    roots |= set(blocked[p].upstream) if p in blocked else {p}
+            blocked[dag_id] = Blocked(upstream=tuple(sorted(roots)), missing=tuple(sorted(missing)))
+            changed = True
+    return blocked
+
+
+def follow_cycle(
+    client: AirflowClient,
+    since: datetime,
+    dag_ids: Sequence[str],
+    *,
+    graph: Mapping[str, tuple[Sequence[str], Sequence[str]]] | None = None,
+    timeout: float = 900,
+    poll: float = 1.0,
+    log: Callable[[str], None] | None = None,
+) -> list[RunReport]:
+    """For each DAG, its first run created at/after `since`, once finished, with the asset events that
+    triggered it and those it emitted; with `graph` (see blocked_dags), a DAG that can no longer start
+    is reported at once as `blocked`. Returns once nothing is running or able to start; raises
+    AirflowLocalError after `timeout` s."""
+    deadline = time.monotonic() + timeout
+    runs: dict[str, dict] = {}  # dag_id -> its run of this cycle, as last seen
+    blocked: dict[str, Blocked] = {}
+    names: dict[int, str] = {}  # asset id -> name
+    while True:
+        for dag_id in dag_ids:
+            if runs.get(dag_id, {}).get("state") not in TERMINAL_STATES and (
+                found := client.dag_runs(dag_id, since)[:1]
+            ):
+                runs[dag_id] = found[0]
+                if log and found[0]["state"] in TERMINAL_STATES:
+                    log(f"    {dag_id}: {found[0]['state']}")
+        finished = {d: r["state"] for d, r in runs.items() if r["state"] in TERMINAL_STATES}
+        if graph is not None and any(s != "success" for s in finished.values()):
+            # Run states first, then the events: a run is marked done only after its tasks emitted.
+            arrived = {e["name"] for e in client.asset_events(since)}
+            sub = {d: graph[d] for d in dag_ids if d in graph}
+            waiting = [d for d in sub if d not in runs and not set(sub[d][0]) <= arrived]
+            if waiting and not names:
+                names.update(client.asset_names())
+            queued = {
+                d: {names[q["asset_id"]] for q in client.queued_asset_events(d) if q["asset_id"] in names}
+                for d in waiting
+            }
+            now_blocked = blocked_dags(sub, finished, set(runs) - set(finished), arrived, queued)
+            for dag_id in sorted(set(now_blocked) - set(blocked)):
+                b = now_blocked[dag_id]
+                if log:
+                    log(f"    {dag_id}: blocked by {', '.join(b.upstream)}; missing {', '.join(b.missing)}")
+            blocked = now_blocked
+        pending = [d for d in dag_ids if d not in finished and d not in blocked]
+        if not pending:
+            break
+        if time.monotonic() > deadline:
+            raise AirflowLocalError(
+                f"cycle not finished after {timeout:.0f}s; still waiting for "
+                + ", ".join(f"{d} ({runs[d]['state'] if d in runs else 'no run'})" for d in pending)
+            )
+        time.sleep(poll)
+    reports = []
+    for dag_id in dag_ids:
+        if dag_id in blocked:
+            b = blocked[dag_id]
+            reports.append(
+                RunReport(dag_id, None, "blocked", None, None, None, blocked_by=b.upstream, missing=b.missing)
+            )
+            continue
+        run = runs[dag_id]
+        reports.append(
+            RunReport(
+                dag_id=dag_id,
+                run_id=run["dag_run_id"],
+                state=run["state"],
+                run_type=run["run_type"],
+                start=parse_ts(run["start_date"]),
+                end=parse_ts(run["end_date"]),
+                triggered_by=client.triggering_asset_events(dag_id, run["dag_run_id"]),
+                emitted=client.asset_events(source_dag_id=dag_id, source_run_id=run["dag_run_id"]),
+            )
+        )
+    return reports
+
+
+def cycle_report(
+    client: AirflowClient, since: datetime, dag_ids: Iterable[str], timeout: float = 600
+) -> list[RunReport]:
+    """`follow_cycle` without a graph: wait for a finished run of every DAG."""
+    return follow_cycle(client, since, list(dag_ids), timeout=timeout)
+
+
+def _secs(v: float | None) -> str:
+    return "-" if v is None else f"{v:.1f}s"
+
+
+def format_report(reports: list[RunReport], raw_rows: Mapping[str, int] | None = None) -> str:
+    """Per DAG: state, duration, hop lag, what started it; then each Asset it emitted (with the
+    metadata that matters), or for a blocked DAG what it waits for; cycle wall time and hop lag."""
+    w = max([len("DAG"), *(len(r.dag_id) for r in reports)]) + 2
+    lines = [f"{'DAG':<{w}}{'state':<9}{'duration':>9}{'lag':>7}  started by"]
+    for r in reports:
+        started = sorted({e["name"] for e in r.triggered_by}) or [r.run_type or "-"]
+        lines.append(f"{r.dag_id:<{w}}{r.state:<9}{_secs(r.duration):>9}{_secs(r.lag):>7}  {', '.join(started)}")
+        for event in sorted(r.emitted, key=lambda e: e["name"]):
+            extra = event.get("extra") or {}
+            detail = " ".join(
+                f"{k}={extra[k]}"
+                for k in ("records_extracted", "status", "rows_affected", "duration_s", "rows")
+                if extra.get(k) is not None
+            )
+            lines.append(f"    -> {event['name']:<40} {detail}".rstrip())
+        if r.state == "blocked":
+            lines.append(f"    blocked by {', '.join(r.blocked_by)}; did not arrive: {', '.join(r.missing)}")
+    starts = [r.start for r in reports if r.start]
+    ends = [r.end for r in reports if r.end]
+    if starts and ends:
+        lines.append(
+            f"Cycle wall time (first run start -> last run end): {(max(ends) - min(starts)).total_seconds():.1f}s"
+        )
+    lags = [r.lag for r in reports if r.lag is not None]
+    if lags:
+        lines.append(
+            f"Asset event -> downstream run start: median {statistics.median(lags):.2f}s, "
+            f"max {max(lags):.2f}s over {len(lags)} hops"
+        )
+    if blocked := [r for r in reports if r.state == "blocked"]:
+        roots = sorted({u for r in blocked for u in r.blocked_by})
+        lines.append(f"{len(blocked)} DAG(s) blocked this cycle by {', '.join(roots)}")
+    if raw_rows is not None:
+        lines += ["", f"{'warehouse table':<28}{'rows':>8}"]
+        lines += [f"{name:<28}{n:>8}" for name, n in raw_rows.items()]
+    return "\n".join(lines)
