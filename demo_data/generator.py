@@ -275,5 +275,5 @@ def final_state(last_day: int, seed: int = DEFAULT_SEED) -> dict[str, dict[str, 
         for source, tables in changes.items():
             for table, rows in tables.items():
                 for row in rows:
-                    state[source][table][int(row["id"])] = row
+                    state[source][table][int(str(row["id"]))] = row
     return state

@@ -146,12 +146,12 @@ class DatabaseDestination:
 
     def _upsert(self, table: sa.Table):
         if self.kind == "postgres":
-            stmt = postgresql.insert(table)
-            return stmt.on_conflict_do_update(
-                index_elements=["id"], set_={c.name: stmt.excluded[c.name] for c in table.columns if c.name != "id"}
+            pg = postgresql.insert(table)
+            return pg.on_conflict_do_update(
+                index_elements=["id"], set_={c.name: pg.excluded[c.name] for c in table.columns if c.name != "id"}
             )
-        stmt = mysql.insert(table)
-        return stmt.on_duplicate_key_update({c.name: stmt.inserted[c.name] for c in table.columns if c.name != "id"})
+        my = mysql.insert(table)
+        return my.on_duplicate_key_update({c.name: my.inserted[c.name] for c in table.columns if c.name != "id"})
 
     def drop(self) -> None:
         """Remove every demo table (tests start from an empty source)."""

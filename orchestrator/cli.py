@@ -10,12 +10,15 @@ from .profiles import ConfigError, load_profile
 
 def _cycle(args: argparse.Namespace) -> int:
     from .local.direct import run_cycle
+    from .plan import load_config
     from .runners.dbt import DbtError
     from .runners.meltano import MeltanoError
 
-    profile = load_profile(args.profile, args.config)
+    config = load_config(args.config, args.profile)
     try:
-        report = run_cycle(profile, new_day=not args.no_new_day, meltano_log=print if args.verbose else None)
+        report = run_cycle(
+            config.profile, new_day=not args.no_new_day, meltano_log=print if args.verbose else None, config=config
+        )
     except (MeltanoError, DbtError) as exc:
         print(f"cycle failed: {exc}", file=sys.stderr)
         return 1
@@ -49,6 +52,7 @@ def _service(args: argparse.Namespace) -> int:
 
     config = load_config(args.config, args.profile)
     env = config.profile.environment()
+    env.setdefault("ORCHESTRATOR_AIRFLOW_HOME", str(config.airflow_home()))
     if args.command == "up":
         try:
             return service.up(config, env, detach=args.detach)

@@ -16,13 +16,25 @@ from orchestrator.profiles import REPO_ROOT
 
 GOLDEN = json.loads(gzip.decompress((Path(__file__).parent / "golden" / "plan_before_refactor.json.gz").read_bytes()))
 SHARED = REPO_ROOT.parent / "shared" / "manifests"
-PATTERNS = {"mattermost": "mattermost_*.json.gz", "gitlab": "gitlab-*.json.gz", "tuva": "tuva_*.json.gz",
-            "calitp": "calitp_*.json.gz", "flipside": "flipside_*.json.gz", "jaffle_shop": "cosmos_*.json.gz"}
+PATTERNS = {
+    "mattermost": "mattermost_*.json.gz",
+    "gitlab": "gitlab-*.json.gz",
+    "tuva": "tuva_*.json.gz",
+    "calitp": "calitp_*.json.gz",
+    "flipside": "flipside_*.json.gz",
+    "jaffle_shop": "cosmos_*.json.gz",
+}
 
 
 def _snapshot(plan) -> dict:
-    dags = {d.dag_id: {"kind": d.kind, "schedule": {"cron": d.schedule.cron, "assets": list(d.schedule.assets)},
-                       "outlets": sorted(d.outlets)} for d in plan.dags}
+    dags = {
+        d.dag_id: {
+            "kind": d.kind,
+            "schedule": {"cron": d.schedule.cron, "assets": list(d.schedule.assets)},
+            "outlets": sorted(d.outlets),
+        }
+        for d in plan.dags
+    }
     return {"dags": dags, "assets": {n: a.uri for n, a in sorted(plan.assets.items())}}
 
 
@@ -36,7 +48,8 @@ def test_the_plan_is_what_it_was_before_the_restructuring(case, monkeypatch, ins
     else:
         [manifest] = sorted(SHARED.glob(PATTERNS[name]))
         config = load_config(REPO_ROOT / "orchestration.yml", "embedded").with_overrides(
-            manifest=manifest, tags=tuple(expected["tags"]))
+            manifest=manifest, tags=tuple(expected["tags"])
+        )
     actual = _snapshot(plan_from_config(config, cache_dir=None))
     assert actual["dags"] == expected["dags"]
     assert actual["assets"] == expected["assets"]

@@ -59,7 +59,7 @@ def pipeline(tmp_path_factory, installed, alert_sinks):
         ALERTING_SMTP_HOST="127.0.0.1",
         ALERTING_SMTP_PORT=str(smtp.port),
     )
-    prepare_warehouse(config.profile, env)
+    prepare_warehouse(config, env)
     plan = plan_from_config(config, cache_dir=None)
     af = start_airflow(config, env)
     try:

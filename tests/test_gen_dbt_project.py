@@ -52,8 +52,10 @@ def test_direct_manifest_agrees_with_dbt_parse(generated):
         assert d[uid]["config"]["materialized"] == p[uid]["config"]["materialized"], uid
         assert (d[uid]["schema"], d[uid]["alias"]) == (p[uid]["schema"], p[uid]["alias"]), uid
         assert gen._deps(d[uid]["depends_on"]["nodes"]) == gen._deps(p[uid]["depends_on"]["nodes"]), uid
+
     def relations(m):
         return {uid: (s["database"], s["schema"], s["identifier"]) for uid, s in m["sources"].items()}
+
     assert relations(direct) == relations(parsed)
     assert gen.compare_manifests(direct, parsed) == []
 
@@ -69,8 +71,10 @@ def test_direct_manifest_agrees_field_by_field(generated):
     assert list(direct) == list(parsed)  # the same top-level keys, in order
     # synthetic macros, but as many and about as large as dbt's + dbt-duckdb's
     assert abs(len(direct["macros"]) - len(parsed["macros"])) < 0.1 * len(parsed["macros"])
+
     def size(m):
         return len(json.dumps(m["macros"]))
+
     assert 0.7 < size(direct) / size(parsed) < 1.3
 
 
@@ -127,11 +131,15 @@ def test_generation_is_deterministic(tmp_path):
     gen.generate(120, 5, a, seed=3)
     gen.generate(120, 5, b, seed=3)
     gen.generate(120, 5, c, seed=4)
+
     def read(d):
         return (d / "target" / "manifest.json").read_bytes()
+
     assert read(a) == read(b) != read(c)
+
     def files(d):
         return {p.relative_to(d): p.read_bytes() for p in (d / "models").rglob("*") if p.is_file()}
+
     assert files(a) == files(b)
 
 

@@ -288,6 +288,4 @@ def test_clear_backs_up_and_removes_and_restore_brings_it_back(ctx):
     # Restore = set with the backup's state (the ID is a configured extractor's, so set may recreate it).
     restored = ctx.run("set", SHOP, backup_of(result)["state"], dry_run=False)
     assert restored.after == before
-    assert (
-        len(list(Path(result.backup_path).parent.glob("*.json"))) == 5
-    )  # seed, set, merge, clear, restore
+    assert len(list(Path(result.backup_path).parent.glob("*.json"))) == 5  # seed, set, merge, clear, restore

@@ -158,8 +158,11 @@ def test_meltano_tables_follow_meltano_conventions(project):
     assert shop.max_active_runs == 1
     assert plan.assets["raw_shop.orders"].uri == "duckdb://warehouse/raw_shop/orders"
     assert plan.assets["raw_shop.orders"].group == "raw_shop"
-    assert plan.assets["raw_shop.orders"].extra == {"extractor": "tap-shop", "stream": "orders",
-                                                    "state_id": "dev:tap-shop-to-target-wh"}
+    assert plan.assets["raw_shop.orders"].extra == {
+        "extractor": "tap-shop",
+        "stream": "orders",
+        "state_id": "dev:tap-shop-to-target-wh",
+    }
 
 
 def test_environment_overrides_the_loader_schema(project):
@@ -486,8 +489,10 @@ def test_empty_project_plans_no_dbt_dag(project):
     [
         ("plugins: [unclosed", "not valid YAML"),
         ("plugins:\n  extractors:\n  - namespace: x\n", r"plugins.extractors\[0\].name: required"),
-        ("plugins:\n  extractors:\n  - {name: tap-crm, select: 'a.*'}\n",
-         r"plugins.extractors\[0\].select: expected a list, got 'a.\*'"),
+        (
+            "plugins:\n  extractors:\n  - {name: tap-crm, select: 'a.*'}\n",
+            r"plugins.extractors\[0\].select: expected a list, got 'a.\*'",
+        ),
         ("plugins: [a]\n", "plugins: expected a mapping"),
         ("include_paths: ./extract\n", "include_paths: expected a list"),
     ],

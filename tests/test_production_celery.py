@@ -66,7 +66,7 @@ def celery(tmp_path_factory, installed):
             ALERTING_SMTP_HOST="127.0.0.1",
             ALERTING_SMTP_PORT=str(smtp.port),
         )
-        prepare_warehouse(config.profile, env)
+        prepare_warehouse(config, env)
         plan = plan_from_config(config, cache_dir=None)
         af = start_airflow(config, env)
         try:
@@ -166,5 +166,5 @@ def test_a_worker_killed_mid_load_loses_and_duplicates_nothing(celery):
     assert tis[0]["try_number"] >= 2 and tis[0]["state"] == "success", tis  # the retry ran elsewhere
     assert ti_id is not None
     # exactly the rows the sources hold: upserts and un-advanced bookmarks make the retry idempotent
-    assert table_row_counts("postgres", env) == expected_row_counts(2)
+    assert table_row_counts(config, env, plan) == expected_row_counts(2)
     print(f"\nworker {victim} killed; cycle done {took:.0f}s later, MariaDB load on try {tis[0]['try_number']}")

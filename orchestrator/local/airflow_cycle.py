@@ -30,7 +30,11 @@ POOL_DESCRIPTION = "DuckDB allows one writer: warehouse writes run one at a time
 
 
 def airflow_home(env: dict[str, str]) -> Path:
-    return Path(env.get("ORCHESTRATOR_AIRFLOW_HOME") or REPO_ROOT / "var" / "airflow")
+    """`$ORCHESTRATOR_AIRFLOW_HOME`, else the default config's `<var>/airflow` (the CLI sets the
+    variable from the config it was given)."""
+    from ..plan import load_config
+
+    return Path(env.get("ORCHESTRATOR_AIRFLOW_HOME") or load_config().airflow_home())
 
 
 def task_env(config: OrchestrationConfig, env: dict[str, str]) -> dict[str, str]:
@@ -125,7 +129,7 @@ def run_cycle_in(
     client.trigger(config.tick_dag_id)
     graph = {d.dag_id: (d.schedule.assets, d.outlets) for d in plan.dags}
     reports = follow_cycle(client, since, wait_for or cycle_dag_ids(plan), graph=graph, timeout=timeout, log=log)
-    return AirflowCycle(reports=reports, raw_rows=table_row_counts(config.profile.dbt_target, env), source_days=days)
+    return AirflowCycle(reports=reports, raw_rows=table_row_counts(config, env, plan), source_days=days)
 
 
 def run_airflow_cycle(
@@ -136,7 +140,8 @@ def run_airflow_cycle(
     from .service import service_client
 
     env = dict(env if env is not None else config.profile.environment())
-    prepare_warehouse(config.profile, env)
+    env.setdefault("ORCHESTRATOR_AIRFLOW_HOME", str(config.airflow_home()))
+    prepare_warehouse(config, env)
     plan = plan_from_config(config, cache_dir=None)
     if plan.errors:
         raise RuntimeError("the plan has errors; run `orchestrator check`:\n" + "\n".join(map(str, plan.errors)))

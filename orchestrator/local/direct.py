@@ -1,7 +1,11 @@
-"""One pipeline cycle run directly (no Airflow): new source data, Meltano loads, dbt build.
+"""One pipeline cycle run directly (no Airflow): new source data, Meltano loads, dbt build; and
+what a first cycle needs prepared.
 
-This is the data plane the Airflow DAGs orchestrate; it is also what the
-README's main command runs, and what the data-plane tests exercise.
+This is the data plane the Airflow DAGs orchestrate (`orchestrator cycle`), and what the
+data-plane tests exercise. Nothing is written outside the stores the configuration names: demo
+source data only for a profile with `demo_data` (this repo's demo), a warehouse database created
+only for the demo, Meltano's system database and the alert outbox where the profile's
+MELTANO_DATABASE_URI / ALERTING_OUTBOX_URL say.
 """
 
 from __future__ import annotations
@@ -11,10 +15,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..profiles import Profile
-from ..runners.dbt import DbtRunResult, run_dbt, runs_dir
+from ..plan import load_config, plan_from_config
+from ..plan.config import OrchestrationConfig
+from ..profiles import ConfigError, Profile
+from ..runners.dbt import DbtProjectRef, DbtRunResult, run_dbt, runs_dir
+from ..runners.dbt_profile import resolve_target
 from ..runners.meltano import MeltanoResult, run_extractor, run_meltano
-from .warehouse import ensure_postgres_database, postgres_url, table_row_counts
+from .warehouse import ensure_postgres_database, table_row_counts, target_url
 
 
 @dataclass
@@ -51,22 +58,33 @@ class CycleReport:
 
 
 def advance_sources(profile: Profile, env: dict[str, str]) -> list[int]:
-    """Write the next day of demo data where this profile's extractors read."""
+    """Write the next day of demo data where this profile's extractors read, for a profile of this
+    repo's demo (`demo_data: files | databases`); any other profile's sources are left alone."""
+    if profile.demo_data is None:
+        return []
     from demo_data.writers import DatabaseDestination, FileDestination, advance
 
-    if profile.dbt_target == "duckdb":
+    if profile.demo_data == "files":
+        if not env.get("DEMO_DATA_DIR"):
+            raise ConfigError(f"profile {profile.name!r}: demo_data: files writes to $DEMO_DATA_DIR, which is not set")
         return advance(FileDestination(env["DEMO_DATA_DIR"]))
     days = advance(DatabaseDestination("mariadb", env.get("DEMO_MARIADB_URL")))
     advance(DatabaseDestination("postgres", env.get("DEMO_POSTGRES_URL")))
     return days
 
 
-def prepare_warehouse(profile: Profile, env: dict[str, str]) -> None:
-    if profile.dbt_target == "duckdb":  # neither dbt-duckdb nor target-duckdb creates the directory
-        Path(env["WAREHOUSE_DUCKDB_PATH"]).parent.mkdir(parents=True, exist_ok=True)
-    if profile.dbt_target == "postgres":
-        ensure_postgres_database(postgres_url(env))
-    prepare_meltano_system_db(profile, env)
+def prepare_warehouse(config: OrchestrationConfig | Profile, env: dict[str, str]) -> None:
+    """What a first cycle needs: the DuckDB file's folder (neither dbt-duckdb nor target-duckdb
+    creates it); the demo's PostgreSQL warehouse database; Meltano's system database, migrated once;
+    the alert outbox's PostgreSQL database. (A Profile alone means the default config's.)"""
+    if isinstance(config, Profile):
+        config = load_config(profile=config.name)
+    target = resolve_target(config, env)
+    if (duckdb := target.duckdb_path(config.dbt_project_dir)) is not None:
+        duckdb.parent.mkdir(parents=True, exist_ok=True)
+    if target.type == "postgres" and config.profile.demo_data is not None:
+        ensure_postgres_database(target_url(target))
+    prepare_meltano_system_db(config, env)
     prepare_alert_outbox(env)
 
 
@@ -79,7 +97,7 @@ def prepare_alert_outbox(env: dict[str, str]) -> None:
         ensure_postgres_database(sa.make_url(uri).set(drivername="postgresql+psycopg2"))
 
 
-def prepare_meltano_system_db(profile: Profile, env: dict[str, str]) -> None:
+def prepare_meltano_system_db(config: OrchestrationConfig, env: dict[str, str]) -> None:
     """Migrate a new Meltano system database once, before any load runs.
 
     Concurrent first runs on a new database race on its migrations (one fails with a duplicate
@@ -104,7 +122,14 @@ def prepare_meltano_system_db(profile: Profile, env: dict[str, str]) -> None:
     else:
         return
     if not migrated:
-        run_meltano(["upgrade", "database"], environment=profile.meltano_environment, env=env, log=lambda line: None)
+        run_meltano(
+            ["upgrade", "database"],
+            environment=config.profile.meltano_environment,
+            env=env,
+            project_root=config.meltano_project,
+            executable=config.meltano_executable,
+            log=lambda line: None,
+        )
 
 
 def run_cycle(
@@ -114,10 +139,13 @@ def run_cycle(
     new_day: bool = True,
     log: Callable[[str], None] = print,
     meltano_log: Callable[[str], None] | None = None,
+    config: OrchestrationConfig | None = None,
 ) -> CycleReport:
+    """One cycle of the configured projects: every extractor of the profile, then `dbt build`."""
     started = time.monotonic()
+    config = config or load_config(profile=profile.name)
     env = env if env is not None else profile.environment()
-    prepare_warehouse(profile, env)
+    prepare_warehouse(config, env)
     report = CycleReport(profile=profile.name, source_days=advance_sources(profile, env) if new_day else [])
     for extractor in profile.extractors:
         log(f"==> meltano run {extractor} {profile.loader}")
@@ -126,10 +154,13 @@ def run_cycle(
             profile.loader,
             environment=profile.meltano_environment,
             env=env,
+            project_root=config.meltano_project,
+            executable=config.meltano_executable,
             log=meltano_log or (lambda line: None),
         )
-    log(f"==> dbt build --target {env['DBT_TARGET']}")
-    report.dbt = run_dbt(["build"], env=env, target_path=runs_dir(env) / "cycle")  # target: $DBT_TARGET
-    report.raw_rows = table_row_counts(profile.dbt_target, env)
+    project = DbtProjectRef.of(config, env)
+    log(f"==> dbt build ({project.project_dir})")
+    report.dbt = run_dbt(["build"], env=env, project=project, target_path=runs_dir(env, config) / "cycle")
+    report.raw_rows = table_row_counts(config, env, plan_from_config(config, kinds=("meltano",), cache_dir=None))
     report.duration_s = time.monotonic() - started
     return report

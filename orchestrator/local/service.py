@@ -101,7 +101,7 @@ def _run(config: OrchestrationConfig, env: dict[str, str], log) -> int:
     from .direct import prepare_warehouse
 
     env = dict(env)
-    prepare_warehouse(config.profile, env)
+    prepare_warehouse(config, env)
     plan = plan_from_config(config, cache_dir=None)
     # Stop cleanly on Ctrl-C and on SIGTERM (also when started in the background, where a shell
     # leaves SIGINT ignored).

@@ -72,6 +72,7 @@ def plan_dbt(
                     names.asset_uri(name, node_relation),
                     names.asset_group(node_relation),
                     names.dbt_asset_extra(graph.built[u], dag_id, dag_tag),
+                    node_relation,
                 )
         spec = dbt_dag_spec(
             config, graph, placement, wiring, dag_id, tests_of.get(dag_id, []), produced, asset_dag, names

@@ -120,7 +120,9 @@ def plan_meltano(
                 name = names.asset_name(relation)
                 outlets.append(name)
                 extra = names.meltano_asset_extra(e, stream or relation.split(".", 1)[1], state_of[e])
-                part.assets[name] = AssetSpec(names.asset_uri(name, relation), names.asset_group(relation), extra)
+                part.assets[name] = AssetSpec(
+                    names.asset_uri(name, relation), names.asset_group(relation), extra, relation
+                )
         part.dags.append(meltano_dag(config, names, run, tuple(outlets), tuple(state_of.values())))
     return part
 

@@ -56,6 +56,7 @@ class AssetSpec:
     uri: str
     group: str = "asset"
     extra: dict[str, Any] = field(default_factory=dict)
+    relation: str | None = None  # the warehouse relation (schema.table) behind it, if any
 
 
 @dataclass(frozen=True, kw_only=True)
