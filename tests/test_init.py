@@ -30,7 +30,7 @@ from test_dag_integrity import _dagbag
 
 from orchestrator.cli import main
 from orchestrator.init.projects import inspect_meltano, warehouse_uri
-from orchestrator.plan import build_plan
+from orchestrator.plan import build_plan, load_config
 from orchestrator.profiles import REPO_ROOT
 
 pytestmark = pytest.mark.meltano
@@ -116,12 +116,17 @@ def test_init_writes_a_config_that_checks_clean(parsed, monkeypatch, capsys):
         "dbt_target": DBT_TARGET,
         "warehouse_uri": "duckdb://lakehouse",  # the stem of $BIKESHARE_LAKEHOUSE_PATH
         "warehouse_pool": None,
-        "env": dict.fromkeys(sorted(ENV_VARS), "CHANGE-ME"),
+        "env": {
+            "ALERTING_OUTBOX_URL": "sqlite:///var/alerting/outbox.sqlite",  # beside the config, not the cwd
+            **dict.fromkeys(sorted(ENV_VARS), "CHANGE-ME"),
+        },
     }
     written = "".join(p.read_text() for p in config.parent.rglob("*") if p.is_file())
     for var in (WAREHOUSE_VAR, "MELTANO_DATABASE_URI", "DBT_LOG_PATH"):  # nothing is copied from the environment
         assert parsed.env[var] not in written
 
+    env = load_config(config).profile.environment()
+    assert env["ALERTING_OUTBOX_URL"] == f"sqlite:///{config.parent}/var/alerting/outbox.sqlite"
     assert main(["--config", str(config), "check"]) == 0
     assert "0 error(s)" in capsys.readouterr().out
     plan = build_plan(config, cache_dir=None)
@@ -202,7 +207,7 @@ def test_without_a_manifest_no_tags_then_parse_proposes_them(monkeypatch, capsys
     rc, out, err, config = _init(monkeypatch, capsys, fx, "deploy")
     print(f"init without a manifest: {time.monotonic() - started:.2f} s", file=sys.stderr)
     assert rc == 0, err
-    assert "no dbt manifest at " in out and "pass --parse" in out
+    assert "no dbt manifest at " in out and "or pass --parse" in out
     assert yaml.safe_load(config.read_text())["dbt"]["tags"] == []
     assert "manifest not found (run `dbt parse` to produce it)" in err  # check's verdict, printed
     assert not (fx.dbt_dir / "target").exists()  # init never parses unless asked
@@ -247,7 +252,8 @@ def test_init_on_the_demo_projects_checks_clean(installed, monkeypatch, capsys, 
     data = yaml.safe_load((tmp_path / "orchestration.yml").read_text())
     profile = data["profiles"]["dev"]
     assert profile["warehouse_uri"] == "duckdb://warehouse"
-    assert set(profile["env"]) == {"DEMO_DATA_DIR", "WAREHOUSE_DUCKDB_PATH"}  # MELTANO_PROJECT_ROOT is Meltano's
+    # MELTANO_PROJECT_ROOT is Meltano's own
+    assert set(profile["env"]) == {"ALERTING_OUTBOX_URL", "DEMO_DATA_DIR", "WAREHOUSE_DUCKDB_PATH"}
     assert data["dbt"]["project_dir"] == str(REPO_ROOT / "dbt_project")  # given absolute: written absolute
     assert "left out: adds no DAG: every node tagged pii has an earlier tag" in out
     assert main(["--config", str(tmp_path / "orchestration.yml"), "check"]) == 0

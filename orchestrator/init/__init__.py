@@ -53,7 +53,9 @@ def add_init_command(sub: Any) -> None:
         "--dags-folder",
         metavar="DIR",
         help="where to write the DAG files orchestrator_dags.py and orchestrator_plan_errors.py "
-        "(default: dags/ beside the config); your Airflow's dags folder, or a folder you deploy to it",
+        "(default: dags/ beside the config). A folder inside the config's folder names the config relative "
+        "to the DAG file (deploy them together); any other folder, e.g. your Airflow's dags folder, by its "
+        "absolute path",
     )
     p.add_argument(
         "--profile",

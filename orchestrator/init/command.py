@@ -120,7 +120,8 @@ def _print_tags(choice: TagChoice, manifest: Path, has_manifest: bool) -> None:
     if not has_manifest:
         print(
             f"no dbt manifest at {_show(manifest)}: no tags proposed (every node would run in dbt_untagged).\n"
-            "  To have tags proposed: run `dbt parse` in the dbt project (or pass --parse), then init again."
+            "  To have tags proposed: run `dbt parse` in the dbt project, or pass --parse (dbt deps and dbt parse, "
+            "into the project's target/); then init again with --force."
         )
         return
     if choice.counts:
@@ -177,7 +178,12 @@ def _print_plan(config_path: Path, profile: str) -> int:
 
 
 def _next_steps(
-    config_path: Path, dags: list[Path], env_vars: dict[str, list[str]], manifest: Path, has_manifest: bool
+    config_path: Path,
+    dags: list[Path],
+    relative: bool,
+    env_vars: dict[str, list[str]],
+    manifest: Path,
+    has_manifest: bool,
 ) -> None:
     steps = []
     if env_vars:
@@ -187,12 +193,20 @@ def _next_steps(
             f"{_show(config_path)}; no secrets there)."
         )
     if not has_manifest:
-        steps.append(f"Run `dbt parse` in {_show(manifest.parent.parent)}, then init again to have tags proposed.")
+        steps.append(
+            f"Run `dbt parse` in {_show(manifest.parent.parent)} (or init with --parse), then init again with --force "
+            "to have tags proposed."
+        )
     steps += [
         f"Check: orchestrator --config {_show(config_path)} check",
-        f"Deploy {' and '.join(_show(d) for d in dags)} in Airflow's dags folder (this package installed in "
-        "Airflow's environment). They render every DAG from the config; run `dbt parse` in your deploy so "
-        f"{_show(manifest)} is there and current.",
+        f"Airflow (with this package installed) parses {' and '.join(_show(d) for d in dags)}: "
+        + (
+            f"point its dags_folder at {_show(dags[0].parent)}, or deploy that folder together with the config "
+            "(the DAG files name it relative to themselves); for another dags folder, init with --dags-folder."
+            if relative
+            else f"they name {_show(config_path)} by its absolute path."
+        )
+        + f" Run `dbt parse` in your deploy so that {_show(manifest)} is there and current.",
         "Pools: none needed (warehouse_pool: null). Alerts: fill in alerting.yml, then give Airflow "
         "$SLACK_BOT_TOKEN or the connection slack_api_default (SMTP: email.conn_id).",
     ]
@@ -227,6 +241,7 @@ def run_init(args: argparse.Namespace) -> int:
     env_vars = {**meltano.env_vars.where}
     for name, places in dbt.env_vars.where.items():
         env_vars[name] = [*env_vars.get(name, []), *places]
+    env_vars.pop(texts.OUTBOX_VAR, None)  # written with its own value
     profile_name = args.init_profile or meltano.environment
     profile = Profile(
         name=profile_name,
@@ -234,7 +249,7 @@ def run_init(args: argparse.Namespace) -> int:
         loader=meltano.loader,
         dbt_target=args.target,
         extractors=meltano.extractors,
-        env_defaults=dict.fromkeys(env_vars, texts.PLACEHOLDER),
+        env_defaults={texts.OUTBOX_VAR: texts.OUTBOX_URL, **dict.fromkeys(env_vars, texts.PLACEHOLDER)},
         warehouse_uri=dbt.warehouse_uri,
     )
     print(f"dbt project {dbt.project_name} ({_show(dbt.project_dir)}): profile {dbt.profile}, target {dbt.target}")
@@ -284,7 +299,7 @@ def run_init(args: argparse.Namespace) -> int:
             env_vars=env_vars,
         )
     )
-    relative = config_path.is_relative_to(dags_folder.parent)
+    relative = dags_folder.is_relative_to(base)  # deployed together with the config: name it relatively
     config_ref = os.path.relpath(config_path, dags_folder) if relative else str(config_path)
     dag_file, errors_file = dags_folder / texts.DAG_FILE, dags_folder / texts.ERRORS_FILE
     outputs = [
@@ -313,6 +328,6 @@ def run_init(args: argparse.Namespace) -> int:
     if all(s in ("unchanged", "kept") for s in states.values()):
         print("nothing changed")
     _print_plan(config_path, profile_name)
-    _next_steps(config_path, [dag_file, errors_file], env_vars, dbt.manifest, manifest is not None)
+    _next_steps(config_path, [dag_file, errors_file], relative, env_vars, dbt.manifest, manifest is not None)
     print(f"\ninit took {time.monotonic() - started:.1f} s")
     return 0

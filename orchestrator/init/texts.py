@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import yaml
 
 PLACEHOLDER = "CHANGE-ME"
+OUTBOX_VAR, OUTBOX_URL = "ALERTING_OUTBOX_URL", "sqlite:///var/alerting/outbox.sqlite"
 DAG_FILE = "orchestrator_dags.py"
 ERRORS_FILE = "orchestrator_plan_errors.py"
 
@@ -129,20 +130,26 @@ def config_text(c: ConfigText) -> str:
         )
     else:
         out.append("    warehouse_pool: null        # or an Airflow pool that limits concurrent warehouse writes")
+    out.append("    env:")
+    out += _comment(
+        "The alert outbox (undelivered alerts, dedup, incidents): SQLite in the var dir (a relative sqlite:/// "
+        "path is relative to this file); a PostgreSQL URL when tasks run on several machines.",
+        "      ",
+    )
+    out.append(f"      {OUTBOX_VAR}: {OUTBOX_URL}")
     if c.env_vars:
         out += _comment(
             f"Read by meltano.yml or profiles.yml with no default. {PLACEHOLDER} is a placeholder: set each "
             "variable in Airflow's environment (which wins over this file) or write its value here. "
             "Never put secrets in this file.",
-            "    ",
+            "      ",
         )
-        out.append("    env:")
         width = max(len(n) for n in c.env_vars) + len(PLACEHOLDER) + 2
         for name in sorted(c.env_vars):
             entry = f"{name}: {PLACEHOLDER}"
             out.append(f"      {entry:<{width}}  # {places_text(c.env_vars[name])}")
     else:
-        out.append("    env: {}                     # meltano.yml and profiles.yml read no variable without a default")
+        out.append("      # meltano.yml and profiles.yml read no variable without a default")
     return "\n".join(out) + "\n"
 
 
