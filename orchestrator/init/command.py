@@ -13,10 +13,13 @@ from pathlib import Path
 
 from ..plan.config import OrchestrationConfig
 from ..plan.manifest import DbtProject, load_manifest
+from ..plan.schema import ENV_NAME_RE
 from ..profiles import ConfigError, Profile
 from . import texts
 from .projects import DbtSide, inspect_dbt, inspect_meltano
 from .tags import MAX_TAGS, TagChoice, choose_tags
+
+SHOWN_TAGS = 20  # rows of the tag table printed (the config's comment lists more)
 
 
 def _show(path: Path) -> str:
@@ -127,9 +130,11 @@ def _print_tags(choice: TagChoice, manifest: Path, has_manifest: bool) -> None:
     if choice.counts:
         width = max(len(t) for t, _ in choice.counts)
         print(f"dbt tags in {_show(manifest)} (nodes carrying each; tests not counted):")
-        for tag, n in choice.counts:
+        for tag, n in choice.counts[:SHOWN_TAGS]:
             note = f"  ({choice.skipped[tag]})" if tag in choice.skipped else ""
             print(f"  {tag:<{width}}  {n:>4}{note}")
+        if len(choice.counts) > SHOWN_TAGS:
+            print(f"  ... and {len(choice.counts) - SHOWN_TAGS} more, fewer nodes each")
     else:
         print(f"no tags in {_show(manifest)}: every node runs in dbt_untagged")
     if choice.given:
@@ -242,6 +247,7 @@ def run_init(args: argparse.Namespace) -> int:
     for name, places in dbt.env_vars.where.items():
         env_vars[name] = [*env_vars.get(name, []), *places]
     env_vars.pop(texts.OUTBOX_VAR, None)  # written with its own value
+    env_vars = {k: v for k, v in env_vars.items() if ENV_NAME_RE.match(k)}  # a profile's `env` takes no other
     profile_name = args.init_profile or meltano.environment
     profile = Profile(
         name=profile_name,

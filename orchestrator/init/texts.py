@@ -11,6 +11,7 @@ import yaml
 
 PLACEHOLDER = "CHANGE-ME"
 OUTBOX_VAR, OUTBOX_URL = "ALERTING_OUTBOX_URL", "sqlite:///var/alerting/outbox.sqlite"
+OTHER_TAGS = 40  # listed in the config's comment at most
 DAG_FILE = "orchestrator_dags.py"
 ERRORS_FILE = "orchestrator_plan_errors.py"
 
@@ -22,7 +23,8 @@ def scalar(value: object) -> str:
 
 
 def flow_list(values: tuple[str, ...] | list[str]) -> str:
-    return "[" + ", ".join(scalar(v) for v in values) + "]"
+    """`[a, b]`, quoted where a flow sequence needs it (a comma, a bracket...)."""
+    return yaml.safe_dump(list(values), default_flow_style=True, allow_unicode=True, width=1 << 30).strip()
 
 
 @dataclass(frozen=True)
@@ -101,7 +103,9 @@ def config_text(c: ConfigText) -> str:
         )
     out.append(f"  tags: {flow_list(c.tags)}")
     if c.other_tags:
-        others = ", ".join(f"{t} ({n})" for t, n in c.other_tags)
+        others = ", ".join(f"{t} ({n})" for t, n in c.other_tags[:OTHER_TAGS])
+        if len(c.other_tags) > OTHER_TAGS:
+            others += f" and {len(c.other_tags) - OTHER_TAGS} more"
         out += _comment(f"Other tags in the manifest (nodes carrying them): {others}", "  ")
     out += [
         "",
