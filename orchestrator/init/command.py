@@ -248,7 +248,7 @@ def run_init(args: argparse.Namespace) -> int:
         env_vars[name] = [*env_vars.get(name, []), *places]
     env_vars.pop(texts.OUTBOX_VAR, None)  # written with its own value
     env_vars = {k: v for k, v in env_vars.items() if ENV_NAME_RE.match(k)}  # a profile's `env` takes no other
-    profile_name = args.init_profile or meltano.environment
+    profile_name = args.init_profile or args.profile or meltano.environment
     profile = Profile(
         name=profile_name,
         meltano_environment=meltano.environment,
