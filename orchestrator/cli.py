@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from .init import add_init_command
 from .profiles import ConfigError, load_profile
 
 
@@ -273,6 +274,7 @@ def main(argv: list[str] | None = None) -> int:
         'for running meltano or dbt by hand: eval "$(orchestrator env)"',
     )
     env.set_defaults(func=_env)
+    add_init_command(sub)
 
     args = parser.parse_args(argv)
     try:

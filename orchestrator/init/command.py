@@ -1,0 +1,339 @@
+"""`orchestrator init`: read the projects, propose a profile and tags, write the files, print the
+plan and the next steps. See orchestrator/init/__init__.py for the command line."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..plan.config import OrchestrationConfig
+from ..plan.manifest import DbtProject, load_manifest
+from ..plan.schema import ENV_NAME_RE
+from ..profiles import ConfigError, Profile
+from . import texts
+from .projects import DbtSide, inspect_dbt, inspect_meltano
+from .tags import MAX_TAGS, TagChoice, choose_tags
+
+SHOWN_TAGS = 20  # rows of the tag table printed (the config's comment lists more)
+
+
+def _show(path: Path) -> str:
+    """A path as the user reads it: relative to the current directory when it is inside it."""
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def _ref(target: Path, given: str, base: Path) -> str:
+    """How the config names a path: relative to the config's folder when it was given relative."""
+    if os.path.isabs(os.path.expanduser(given)):
+        return str(target)
+    return os.path.relpath(target, base)
+
+
+def _names(value: str | None) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    return tuple(n.strip() for n in value.split(",") if n.strip())
+
+
+# ------------------------------------------------------------------------------------------ writing
+
+
+@dataclass(frozen=True)
+class Output:
+    path: Path
+    text: str
+    create_only: bool = False  # the user's file once it exists (alerting.yml): never rewritten
+
+
+def _state(out: Output) -> str:
+    if not out.path.exists():
+        return "new"
+    try:
+        same = out.path.read_text(encoding="utf-8") == out.text
+    except (OSError, UnicodeDecodeError):
+        same = False
+    if same:
+        return "unchanged"
+    return "kept" if out.create_only else "differs"
+
+
+def write_outputs(outputs: list[Output], force: bool) -> tuple[dict[Path, str], list[Path]]:
+    """Write what is new or (with force) differs, a .bak of each overwritten file; nothing at all
+    when a file differs without force. Returns each file's state and the refused files."""
+    states = {o.path: _state(o) for o in outputs}
+    refused = [p for p, s in states.items() if s == "differs" and not force]
+    if refused:
+        return states, refused
+    for o in outputs:
+        state = states[o.path]
+        if state in ("unchanged", "kept"):
+            continue
+        o.path.parent.mkdir(parents=True, exist_ok=True)
+        if state == "differs":
+            shutil.copy2(o.path, o.path.with_name(o.path.name + ".bak"))
+            states[o.path] = "overwritten"
+        else:
+            states[o.path] = "written"
+        tmp = o.path.with_name(f".{o.path.name}.tmp")
+        tmp.write_text(o.text, encoding="utf-8")
+        os.replace(tmp, o.path)
+    return states, []
+
+
+# ------------------------------------------------------------------------------------------ the dbt manifest
+
+
+def _parse(dbt: DbtSide, env: dict[str, str]) -> None:
+    """`dbt deps` (when the project has packages) and `dbt parse`, in-process, into the project's target/."""
+    from ..runners.dbt import DbtError, DbtProjectRef, run_dbt
+
+    ref = DbtProjectRef(dbt.project_dir, dbt.profiles_dir, dbt.target)
+    steps = [["parse", "--quiet", "--no-use-colors"]]
+    if (dbt.project_dir / "packages.yml").exists() or (dbt.project_dir / "dependencies.yml").exists():
+        steps.insert(0, ["deps", "--quiet", "--no-use-colors"])
+    for args in steps:
+        started = time.monotonic()
+        try:
+            run_dbt(args, env=env, project=ref)
+        except DbtError as exc:
+            raise ConfigError(f"{dbt.project_dir}: dbt {args[0]} failed: {exc}") from None
+        print(f"ran dbt {args[0]} in {_show(dbt.project_dir)} ({time.monotonic() - started:.1f} s)")
+
+
+def _manifest(dbt: DbtSide, parse: bool, env: dict[str, str]) -> DbtProject | None:
+    if parse:
+        _parse(dbt, env)
+    if not dbt.manifest.exists():
+        return None
+    return load_manifest(dbt.manifest)  # ManifestError (a ConfigError's sibling) names the file
+
+
+# ------------------------------------------------------------------------------------------ printing
+
+
+def _print_tags(choice: TagChoice, manifest: Path, has_manifest: bool) -> None:
+    if not has_manifest:
+        print(
+            f"no dbt manifest at {_show(manifest)}: no tags proposed (every node would run in dbt_untagged).\n"
+            "  To have tags proposed: run `dbt parse` in the dbt project, or pass --parse (dbt deps and dbt parse, "
+            "into the project's target/); then init again with --force."
+        )
+        return
+    if choice.counts:
+        width = max(len(t) for t, _ in choice.counts)
+        print(f"dbt tags in {_show(manifest)} (nodes carrying each; tests not counted):")
+        for tag, n in choice.counts[:SHOWN_TAGS]:
+            note = f"  ({choice.skipped[tag]})" if tag in choice.skipped else ""
+            print(f"  {tag:<{width}}  {n:>4}{note}")
+        if len(choice.counts) > SHOWN_TAGS:
+            print(f"  ... and {len(choice.counts) - SHOWN_TAGS} more, fewer nodes each")
+    else:
+        print(f"no tags in {_show(manifest)}: every node runs in dbt_untagged")
+    if choice.given:
+        print("tags from --tags:")
+    elif choice.counts:
+        print(f"choosing tags: most frequent first, each kept if it adds a dbt DAG and no error, at most {MAX_TAGS}:")
+    for t in choice.tries:
+        verdict = f"{t.dbt_dags} dbt DAGs, {len(t.errors)} error(s)"
+        mark = "" if choice.given else ("  kept" if t.kept else f"  left out: {t.why[:300]}")
+        print(f"  tags [{', '.join(t.tags)}]: {verdict}{mark}")
+        if choice.given:
+            for e in t.errors:
+                print(f"    error: {e}")
+    print(f"chosen: [{', '.join(choice.chosen)}]")
+
+
+def _print_plan(config_path: Path, profile: str) -> int:
+    """The written config's plan and `check`'s verdict; the number of errors."""
+    from alerting.routing import RoutingConfig
+
+    from ..plan import load_config, plan_from_config
+    from ..plan.text import plan_table
+
+    try:
+        config = load_config(config_path, profile)
+        plan = plan_from_config(config, cache_dir=None)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    errors = [str(e) for e in plan.errors]
+    try:
+        RoutingConfig.load(config.alerting_config)
+    except ValueError as exc:
+        errors += str(exc).splitlines()
+    print()
+    print(plan_table(plan))
+    for w in plan.warnings:
+        print(f"warning: {w}")
+    for e in errors:
+        print(f"error: {e}", file=sys.stderr)
+    print(
+        f"check: {len(plan.dags)} DAGs ({len(plan.of_kind('dbt'))} dbt), "
+        f"{len(plan.warnings)} warning(s), {len(errors)} error(s)"
+    )
+    return len(errors)
+
+
+def _next_steps(
+    config_path: Path,
+    dags: list[Path],
+    relative: bool,
+    env_vars: dict[str, list[str]],
+    manifest: Path,
+    has_manifest: bool,
+) -> None:
+    steps = []
+    if env_vars:
+        listed = ", ".join(f"{n}{' (set in this shell)' if n in os.environ else ''}" for n in sorted(env_vars))
+        steps.append(
+            f"Set {listed} in the environment of Airflow's processes (or replace {texts.PLACEHOLDER} in "
+            f"{_show(config_path)}; no secrets there)."
+        )
+    if not has_manifest:
+        steps.append(
+            f"Run `dbt parse` in {_show(manifest.parent.parent)} (or init with --parse), then init again with --force "
+            "to have tags proposed."
+        )
+    steps += [
+        f"Check: orchestrator --config {_show(config_path)} check",
+        f"Airflow (with this package installed) parses {' and '.join(_show(d) for d in dags)}: "
+        + (
+            f"point its dags_folder at {_show(dags[0].parent)}, or deploy that folder together with the config "
+            "(the DAG files name it relative to themselves); for another dags folder, init with --dags-folder."
+            if relative
+            else f"they name {_show(config_path)} by its absolute path."
+        )
+        + f" Run `dbt parse` in your deploy so that {_show(manifest)} is there and current.",
+        "Pools: none needed (warehouse_pool: null). Alerts: fill in alerting.yml, then give Airflow "
+        "$SLACK_BOT_TOKEN or the connection slack_api_default (SMTP: email.conn_id).",
+    ]
+    print("\nnext steps:")
+    for i, s in enumerate(steps, 1):
+        print(f"  {i}. {s}")
+
+
+# ------------------------------------------------------------------------------------------ the command
+
+
+def run_init(args: argparse.Namespace) -> int:
+    started = time.monotonic()
+    config_path = Path(args.init_config or args.config or "orchestration.yml").expanduser().resolve()
+    if config_path.is_dir():
+        raise ConfigError(f"{config_path}: is a directory: --config names the orchestration file to write")
+    base = config_path.parent
+    dags_folder = Path(args.dags_folder).expanduser().resolve() if args.dags_folder else base / "dags"
+
+    dbt = inspect_dbt(
+        Path(args.dbt_project).expanduser().resolve(),
+        Path(args.dbt_profiles_dir).expanduser().resolve() if args.dbt_profiles_dir else None,
+        args.target,
+        os.environ,
+    )
+    meltano = inspect_meltano(
+        Path(args.meltano_project).expanduser().resolve(),
+        args.meltano_environment,
+        args.loader,
+        _names(args.extractors),
+    )
+    env_vars = {**meltano.env_vars.where}
+    for name, places in dbt.env_vars.where.items():
+        env_vars[name] = [*env_vars.get(name, []), *places]
+    env_vars.pop(texts.OUTBOX_VAR, None)  # written with its own value
+    env_vars = {k: v for k, v in env_vars.items() if ENV_NAME_RE.match(k)}  # a profile's `env` takes no other
+    profile_name = args.init_profile or args.profile or meltano.environment
+    profile = Profile(
+        name=profile_name,
+        meltano_environment=meltano.environment,
+        loader=meltano.loader,
+        dbt_target=args.target,
+        extractors=meltano.extractors,
+        env_defaults={texts.OUTBOX_VAR: texts.OUTBOX_URL, **dict.fromkeys(env_vars, texts.PLACEHOLDER)},
+        warehouse_uri=dbt.warehouse_uri,
+    )
+    print(f"dbt project {dbt.project_name} ({_show(dbt.project_dir)}): profile {dbt.profile}, target {dbt.target}")
+    print(f"  profiles.yml: {_show(dbt.profiles_file)}; warehouse_uri {dbt.warehouse_uri}, {dbt.uri_note}")
+    print(
+        f"Meltano project {_show(meltano.project_dir)}: environment {meltano.environment} ({meltano.environment_note})"
+    )
+    print(f"  loader {meltano.loader} ({meltano.loader_note})")
+    print(f"  extractors {', '.join(meltano.extractors)} ({meltano.extractors_note})")
+
+    manifest = _manifest(dbt, args.parse, profile.environment())
+    config = OrchestrationConfig(
+        path=config_path,
+        profile=profile,
+        dbt_project_dir=dbt.project_dir,
+        manifest=dbt.manifest,
+        dbt_profiles_dir=dbt.profiles_dir if args.dbt_profiles_dir else None,
+        meltano_project=meltano.project_dir,
+        alerting_config=base / "alerting.yml",
+        var_dir=base / "var",
+    )
+    given = _names(args.tags)
+    if manifest is not None:
+        choice = choose_tags(config, meltano.project, manifest, given)
+    else:
+        choice = TagChoice(chosen=given or (), given=given is not None)
+    _print_tags(choice, dbt.manifest, manifest is not None)
+
+    text = texts.config_text(
+        texts.ConfigText(
+            profile=profile_name,
+            dbt_project_dir=_ref(dbt.project_dir, args.dbt_project, base),
+            dbt_profiles_dir=_ref(dbt.profiles_dir, args.dbt_profiles_dir, base) if args.dbt_profiles_dir else None,
+            manifest=_ref(dbt.manifest, args.dbt_project, base),
+            manifest_exists=manifest is not None,
+            tags=choice.chosen,
+            tags_given=choice.given,
+            other_tags=choice.others(),
+            meltano_project_dir=_ref(meltano.project_dir, args.meltano_project, base),
+            meltano_environment=meltano.environment,
+            loader=meltano.loader,
+            extractors=meltano.extractors,
+            dbt_target=args.target,
+            warehouse_uri=dbt.warehouse_uri,
+            uri_note=dbt.uri_note,
+            adapter=dbt.adapter,
+            env_vars=env_vars,
+        )
+    )
+    relative = dags_folder.is_relative_to(base)  # deployed together with the config: name it relatively
+    config_ref = os.path.relpath(config_path, dags_folder) if relative else str(config_path)
+    dag_file, errors_file = dags_folder / texts.DAG_FILE, dags_folder / texts.ERRORS_FILE
+    outputs = [
+        Output(config_path, text),
+        Output(base / "alerting.yml", texts.ALERTING_TEXT, create_only=True),
+        Output(dag_file, texts.dag_file_text(config_ref, relative)),
+        Output(errors_file, texts.errors_file_text(config_ref, relative)),
+    ]
+    states, refused = write_outputs(outputs, args.force)
+    print()
+    if refused:
+        for p in refused:
+            print(
+                f"error: {p}: exists and differs from what init would write; "
+                f"--force overwrites it (keeping {p.name}.bak)",
+                file=sys.stderr,
+            )
+        print("nothing written", file=sys.stderr)
+        return 1
+    for o in outputs:
+        note = {
+            "kept": "kept (exists: yours to edit)",
+            "overwritten": f"overwritten (the previous one is {o.path.name}.bak)",
+        }.get(states[o.path], states[o.path])
+        print(f"{_show(o.path)}: {note}")
+    if all(s in ("unchanged", "kept") for s in states.values()):
+        print("nothing changed")
+    _print_plan(config_path, profile_name)
+    _next_steps(config_path, [dag_file, errors_file], relative, env_vars, dbt.manifest, manifest is not None)
+    print(f"\ninit took {time.monotonic() - started:.1f} s")
+    return 0
