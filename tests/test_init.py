@@ -287,7 +287,7 @@ def _meltano_with_two_loaders(root: Path) -> Path:
             "meltano.yml: 2 loaders (target-lakehouse, target-other) and no schedule or job says which one runs: "
             "pass --loader NAME",
         ),
-        ("unreadable profiles.yml", "profiles.yml: not valid YAML"),
+        ("unreadable profiles.yml", "profiles.yml: line 2, column 1: not valid YAML"),
     ],
 )
 def test_a_bad_input_is_a_message_naming_the_file(tmp_path, case, message):

@@ -20,6 +20,7 @@ from typing import Any
 
 from ..plan.meltano_project import MeltanoProject, load_meltano_project
 from ..profiles import ConfigError, load_yaml
+from ..runners.dbt_profile import DbtProfileError, ProfileRenderer, read_target
 
 # `env_var('X')` with no default, as written in dbt_project.yml (rendering it would need dbt's context).
 _ENV_VAR_NO_DEFAULT = re.compile(r"""env_var\(\s*['"]([A-Za-z_][A-Za-z0-9_]*)['"]\s*\)""")
@@ -69,60 +70,6 @@ def _relative(path: Path, base: Path) -> str:
         return str(path)
 
 
-class _Render:
-    """Render profiles.yml values as dbt would, recording every env_var() without a default. An
-    unset variable without a default renders as its lower-cased name: a stand-in for the URI."""
-
-    def __init__(self, environ: Mapping[str, str], where: str):
-        import jinja2
-        from jinja2.sandbox import SandboxedEnvironment
-
-        self.environ, self.where = environ, where
-        self.vars = EnvVars()
-        self.stand_ins: list[str] = []
-        self._place = ""
-        self._errors = (jinja2.TemplateError,)
-        self.jinja = SandboxedEnvironment(undefined=jinja2.StrictUndefined)
-        self.jinja.globals.update(env_var=self._env_var)
-        for name in ("as_number", "as_bool", "as_text", "as_native"):
-            self.jinja.filters[name] = lambda v: v
-
-    def _env_var(self, name: str, default: Any = None) -> Any:
-        if default is None:
-            self.vars.add(name, self._place)
-        if name in self.environ:
-            return self.environ[name]
-        if default is not None:
-            return default
-        if name not in self.stand_ins:
-            self.stand_ins.append(name)
-        return name.lower()
-
-    def __call__(self, value: Any, place: str) -> Any:
-        if isinstance(value, dict):
-            return {k: self(v, f"{place}.{k}") for k, v in value.items()}
-        if isinstance(value, list):
-            return [self(v, f"{place}[{i}]") for i, v in enumerate(value)]
-        if isinstance(value, str) and ("{{" in value or "{%" in value):
-            self._place = place
-            try:
-                return self.jinja.from_string(value).render()
-            except self._errors as exc:
-                raise ConfigError(f"{self.where}: {place}: cannot render {value!r}: {exc}") from None
-        return value
-
-
-def _dbt_profiles_dir(project_dir: Path, given: Path | None, environ: Mapping[str, str]) -> Path:
-    """dbt's rules: --profiles-dir, $DBT_PROFILES_DIR, the project's folder if it has one, ~/.dbt."""
-    if given is not None:
-        return given
-    if environ.get("DBT_PROFILES_DIR"):
-        return Path(environ["DBT_PROFILES_DIR"]).expanduser().resolve()
-    if (project_dir / "profiles.yml").exists():
-        return project_dir
-    return Path("~/.dbt").expanduser()
-
-
 def inspect_dbt(
     project_dir: Path, profiles_dir: Path | None, target: str | None, environ: Mapping[str, str]
 ) -> DbtSide:
@@ -139,38 +86,17 @@ def inspect_dbt(
     for name in _ENV_VAR_NO_DEFAULT.findall(text):
         env_vars.add(name, "dbt_project.yml")
 
-    folder = _dbt_profiles_dir(project_dir, profiles_dir, environ)
-    profiles_file = folder / "profiles.yml"
-    if not profiles_file.exists():
-        raise ConfigError(
-            f"{profiles_file}: file not found: dbt's profiles.yml is looked for with --dbt-profiles-dir, "
-            "then $DBT_PROFILES_DIR, then the dbt project's folder, then ~/.dbt"
-        )
-    profiles = load_yaml(profiles_file)
-    render = _Render(environ, str(profiles_file))
-    profile_name = render(project.get("profile"), "profile")
-    if not isinstance(profile_name, str) or not profile_name:
-        raise ConfigError(f"{project_file}: `profile:` must name the dbt profile (in profiles.yml)")
-    profile = profiles.get(profile_name)
-    if not isinstance(profile, dict) or not isinstance(profile.get("outputs"), dict) or not profile["outputs"]:
-        known = ", ".join(sorted(k for k, v in profiles.items() if isinstance(v, dict))) or "none"
-        raise ConfigError(
-            f"{profiles_file}: no profile {profile_name!r} with `outputs` ({project_file.name} names it; "
-            f"profiles here: {known})"
-        )
-    chosen = target or str(render(profile.get("target") or "default", f"{profile_name}.target"))
-    outputs = profile["outputs"]
-    if not isinstance(outputs.get(chosen), dict):
-        raise ConfigError(
-            f"{profiles_file}: profile {profile_name!r} has no target {chosen!r} (its targets: "
-            f"{', '.join(sorted(outputs))}){'' if target else '; pass --target'}"
-        )
-    settings = render(outputs[chosen], f"{profile_name}.outputs.{chosen}")
-    adapter = str(settings.get("type") or "")
-    if not adapter:
-        raise ConfigError(f"{profiles_file}: {profile_name}.outputs.{chosen}: `type` (the adapter) is missing")
+    render = ProfileRenderer(environ, "profiles.yml", strict=False)
+    try:
+        found = read_target(project_dir, profiles_dir, target, environ, render)
+    except DbtProfileError as exc:
+        if target is None and "has no target" in str(exc):
+            raise ConfigError(f"{exc}; pass --target") from None
+        raise ConfigError(str(exc)) from None
+    profiles_file, profile_name, chosen, adapter = found.profiles_file, found.profile, found.name, found.type
+    settings, folder = found.settings, found.profiles_dir
     label = _relative(profiles_file, project_dir.parent)
-    for name, places in render.vars.where.items():
+    for name, places in render.without_default.items():
         for place in places:
             env_vars.add(name, f"{label}: {place}")
     uri, note = warehouse_uri(adapter, settings, profile_name)
