@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import functools
+import os
 import sys
 
 from .init import add_init_command
@@ -209,8 +211,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", help="orchestration config file (default: orchestration.yml of this repo)")
     parser.add_argument("--profile", help="profile to use (default: $PIPELINE_PROFILE or the file's default_profile)")
     sub = parser.add_subparsers(dest="command", required=True)
+    # --config and --profile also after the command (`orchestrator check --config x.yml`); there
+    # they win over the ones before it.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", default=argparse.SUPPRESS, help="orchestration config file")
+    common.add_argument("--profile", default=argparse.SUPPRESS, help="profile to use")
+    command = functools.partial(sub.add_parser, parents=[common])
 
-    run = sub.add_parser(
+    run = command(
         "run",
         help="run one pipeline cycle through a local Airflow: new source day, "
         "trigger the tick, wait for every DAG, report",
@@ -218,19 +226,19 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--no-new-day", action="store_true", help="load what the sources hold; write no new day")
     run.set_defaults(func=_run)
 
-    cycle = sub.add_parser("cycle", help="run one pipeline cycle directly: new source day, Meltano loads, dbt build")
+    cycle = command("cycle", help="run one pipeline cycle directly: new source day, Meltano loads, dbt build")
     cycle.add_argument("--no-new-day", action="store_true", help="load what the sources hold; write no new day")
     cycle.add_argument("-v", "--verbose", action="store_true", help="stream Meltano's log")
     cycle.set_defaults(func=_cycle)
 
-    up = sub.add_parser(
+    up = command(
         "up",
         help="start the profile's Airflow (and mail sink) as a service: foreground, or in the background with --detach",
     )
     up.add_argument("--detach", action="store_true", help="run in the background; return once healthy")
     up.set_defaults(func=_service)
-    sub.add_parser("down", help="stop what `up` started").set_defaults(func=_service)
-    sub.add_parser("status", help="is it up, where, and the health of each component").set_defaults(func=_service)
+    command("down", help="stop what `up` started").set_defaults(func=_service)
+    command("status", help="is it up, where, and the health of each component").set_defaults(func=_service)
 
     for name, func, text in (
         ("plan", _plan, "print the plan: every DAG, its schedule and outlets"),
@@ -242,7 +250,7 @@ def main(argv: list[str] | None = None) -> int:
         ),
         ("graph", _graph, "print the tick -> Meltano -> dbt flow as a Mermaid diagram"),
     ):
-        p = sub.add_parser(name, help=text)
+        p = command(name, help=text)
         p.add_argument("--manifest", help="dbt manifest.json or .json.gz (default: the config's dbt.manifest)")
         p.add_argument("--meltano-project", help="a Meltano project directory or its meltano.yml")
         p.add_argument("--tags", help="orchestration tags, comma-separated, in precedence order (overrides the config)")
@@ -259,7 +267,7 @@ def main(argv: list[str] | None = None) -> int:
             )
         p.set_defaults(func=func)
 
-    alerts = sub.add_parser(
+    alerts = command(
         "alerts",
         help="the alert outbox: status (undelivered, open incidents), "
         "redeliver, or send a test alert through the routing",
@@ -268,7 +276,7 @@ def main(argv: list[str] | None = None) -> int:
     alerts.add_argument("--all", action="store_true", help="redeliver: also rows whose backoff has not expired")
     alerts.set_defaults(func=_alerts)
 
-    env = sub.add_parser(
+    env = command(
         "env",
         help="print the profile's variables as shell exports, "
         'for running meltano or dbt by hand: eval "$(orchestrator env)"',
@@ -279,6 +287,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.func(args)
+    except BrokenPipeError:  # `orchestrator plan | head`: the reader left early, which is fine
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - what Python's docs advise: no flush error at exit
+        return 0
     except (ConfigError, ValueError) as exc:  # ManifestError and MeltanoProjectError name their file
         for line in str(exc).splitlines() or [repr(exc)]:  # one problem a line, each naming its file
             print(f"error: {line}", file=sys.stderr)

@@ -75,7 +75,7 @@ ALERTING = (
     Setting("ALERTING_CONFIG", "alerting.yml", "the routing file when no orchestration config names it", "alerting"),
     Setting(
         "ALERTING_OUTBOX_URL",
-        "sqlite (in the var dir)",
+        "<var>/alerting/outbox.sqlite",
         "the alert outbox database (a profile's env sets it)",
         "alerting",
     ),

@@ -1,6 +1,7 @@
 """How the generated DAGs alert: the `alerting` package's Airflow callbacks, configured from
 orchestration.yml (`alerting.config`, the routing file) and the profile (`ALERTING_OUTBOX_URL`:
-SQLite under var/ embedded, PostgreSQL in production). Nothing is opened at parse time."""
+SQLite under var/ embedded, PostgreSQL in production; unset, a SQLite file in the config's var
+dir, never the worker's working directory). Nothing is opened at parse time."""
 
 from __future__ import annotations
 
@@ -9,6 +10,11 @@ from alerting.airflow import AirflowAlerts
 from ..plan.config import OrchestrationConfig
 
 
+def outbox_url(config: OrchestrationConfig) -> str:
+    return config.profile.environment().get("ALERTING_OUTBOX_URL") or (
+        f"sqlite:///{config.var_dir / 'alerting' / 'outbox.sqlite'}"
+    )
+
+
 def airflow_alerts(config: OrchestrationConfig) -> AirflowAlerts:
-    env = config.profile.environment()
-    return AirflowAlerts(config.alerting_config, outbox_url=env.get("ALERTING_OUTBOX_URL") or None)
+    return AirflowAlerts(config.alerting_config, outbox_url=outbox_url(config))

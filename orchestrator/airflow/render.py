@@ -44,10 +44,13 @@ class Context:
 
 
 def _operator(ctx: Context, spec: DagSpec, task: TaskSpec, call: Callable, kwargs: dict[str, Any]) -> PythonOperator:
+    # Every task reads the config (and profile) its DAG was rendered from, whatever the worker's
+    # environment says: a deployment may render several configs in one Airflow.
+    where = {"config_path": str(ctx.config.path), "profile": ctx.config.profile.name}
     return PythonOperator(
         task_id=task.task_id,
         python_callable=call,
-        op_kwargs=kwargs,
+        op_kwargs={**kwargs, **where},
         outlets=assets(ctx.plan, task.outlets),
         inlets=assets(ctx.plan, task.inlets),
         pool=spec.pool or "default_pool",
@@ -109,7 +112,7 @@ def _dbt(ctx: Context, spec: DagSpec) -> None:
 
 def _state(ctx: Context, spec: DagSpec) -> None:
     assert isinstance(spec, StateDag)
-    state_dag.state_task(spec)
+    state_dag.state_task(spec, ctx.config)
 
 
 def _alerting(ctx: Context, spec: DagSpec) -> None:

@@ -9,6 +9,7 @@ from airflow.providers.standard.operators.python import PythonOperator
 from airflow.sdk import Param
 
 from ..plan import load_config
+from ..plan.config import OrchestrationConfig
 from ..plan.model import StateDag
 from ..plan.translator import load_translator
 from ..runners.meltano_state import ACTIONS, StateError, run_state_action
@@ -51,7 +52,7 @@ def params(spec: StateDag) -> dict[str, Param]:
     }
 
 
-def _run(*, state_dags: dict[str, str], **context) -> dict:
+def _run(*, state_dags: dict[str, str], config_path: str | None = None, profile: str | None = None, **context) -> dict:
     p = context["params"]
     ti = context["ti"]
 
@@ -62,7 +63,7 @@ def _run(*, state_dags: dict[str, str], **context) -> dict:
         n = ti.get_dr_count(dag_id=dag_id, states=["running", "queued"])
         return f"DAG {dag_id} has {n} run(s) running or queued; wait for it, or pause it first" if n else None
 
-    config = load_config()
+    config = load_config(config_path, profile)
     try:
         result = run_state_action(
             p["action"],
@@ -86,8 +87,7 @@ def _run(*, state_dags: dict[str, str], **context) -> dict:
     return result.to_dict()
 
 
-def state_task(spec: StateDag) -> PythonOperator:
+def state_task(spec: StateDag, config: OrchestrationConfig) -> PythonOperator:
     # No retries: a refused or failed state edit needs a person, not a second attempt.
-    return PythonOperator(
-        task_id="meltano_state", python_callable=_run, op_kwargs={"state_dags": spec.state_dags}, retries=0
-    )
+    kwargs = {"state_dags": spec.state_dags, "config_path": str(config.path), "profile": config.profile.name}
+    return PythonOperator(task_id="meltano_state", python_callable=_run, op_kwargs=kwargs, retries=0)

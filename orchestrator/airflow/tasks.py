@@ -35,7 +35,7 @@ def set_extra(context: dict, name: str, uri: str, extra: dict[str, Any]) -> None
     context["outlet_events"][_asset(name, uri)].extra = extra
 
 
-def emit_tick(*, asset: str, **context) -> str:
+def emit_tick(*, asset: str, config_path: str | None = None, profile: str | None = None, **context) -> str:
     """The tick's only job: succeed, so Airflow emits its Asset."""
     stamp = str(context.get("logical_date") or context.get("run_id"))
     set_extra(context, asset, asset, {"cycle": stamp})
@@ -43,7 +43,14 @@ def emit_tick(*, asset: str, **context) -> str:
 
 
 def meltano_run(
-    *, argv: list[str], extractors: list[str], outlets: dict[str, str], state_ids: list[str] | None = None, **context
+    *,
+    argv: list[str],
+    extractors: list[str],
+    outlets: dict[str, str],
+    state_ids: list[str] | None = None,
+    config_path: str | None = None,
+    profile: str | None = None,
+    **context,
 ) -> dict[str, int]:
     """`meltano run ...` in the configured Meltano project, with the profile's environment; one Asset
     event per table, with its record count."""
@@ -54,9 +61,9 @@ def meltano_run(
     from ..runners.warehouse_lock import warehouse_lock
     from .lineage_alert import blast_radius_context
 
-    config = load_config()
-    profile, names = config.profile, load_translator(config)
-    env = profile.environment()
+    config = load_config(config_path, profile)
+    names = load_translator(config)
+    env = config.profile.environment()
     try:  # the warehouse Meltano loads is the one dbt reads: one writer at a time if it is DuckDB
         database = resolve_target(config, env).duckdb_path(config.dbt_project_dir)
     except DbtProfileError:
@@ -65,7 +72,7 @@ def meltano_run(
         with warehouse_lock(database, log.info):
             result = run_meltano(
                 argv,
-                environment=profile.meltano_environment,
+                environment=config.profile.meltano_environment,
                 env=env,
                 project_root=config.meltano_project,
                 executable=config.meltano_executable,
@@ -99,23 +106,30 @@ def meltano_run(
             {
                 "records_extracted": records.get(table, 0),
                 "duration_s": round(result.duration_s, 3),
-                "environment": profile.meltano_environment,
+                "environment": config.profile.meltano_environment,
             },
         )
     return records
 
 
-def alerts_redeliver(**context) -> dict[str, int]:
+def alerts_redeliver(config_path: str | None = None, profile: str | None = None, **context) -> dict[str, int]:
     """The alerting DAG: send what the outbox still holds."""
     from alerting.airflow import redeliver
 
     from ..plan import load_config
     from .callbacks import airflow_alerts
 
-    return redeliver(alerts=airflow_alerts(load_config()), **context)
+    return redeliver(alerts=airflow_alerts(load_config(config_path, profile)), **context)
 
 
-def alerts_lateness(*, expectations: list[dict], tick: dict[str, str], **context) -> list[dict]:
+def alerts_lateness(
+    *,
+    expectations: list[dict],
+    tick: dict[str, str],
+    config_path: str | None = None,
+    profile: str | None = None,
+    **context,
+) -> list[dict]:
     """The alerting DAG: `late` alerts for dbt DAGs not run in time (as of the `as_of` param, or now)."""
     from datetime import datetime
 
@@ -129,5 +143,9 @@ def alerts_lateness(*, expectations: list[dict], tick: dict[str, str], **context
     if now is not None and now.tzinfo is None:
         now = now.replace(tzinfo=UTC)
     return check_lateness(
-        expectations=expectations, tick=tick, alerts=airflow_alerts(load_config()), now=now, **context
+        expectations=expectations,
+        tick=tick,
+        alerts=airflow_alerts(load_config(config_path, profile)),
+        now=now,
+        **context,
     )
