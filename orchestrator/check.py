@@ -117,7 +117,7 @@ def dag_files(folder: Path = DAGS_FOLDER) -> dict[str, DagFileCall]:
     from .airflow.render import raise_plan_errors, render_dags
 
     out: dict[str, DagFileCall] = {}
-    for path in sorted(folder.glob("*.py")):
+    for path in sorted(folder.glob("*.py")) if folder.is_dir() else []:
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
             if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)):
                 continue
@@ -126,6 +126,12 @@ def dag_files(folder: Path = DAGS_FOLDER) -> dict[str, DagFileCall]:
                 kwargs = {k.arg: ast.literal_eval(k.value) for k in node.keywords if k.arg}
                 call = render_dags if node.func.id == "render_dags" else raise_plan_errors
                 out[str(path)] = _as_the_file_does(call, args, kwargs)
+    if not out:  # an installed package has no dags/: check what its DAG files (and init's) call
+        from .plan.model import KINDS
+
+        for kind in KINDS:
+            out[f"render_dags({kind!r})"] = _as_the_file_does(render_dags, [kind], {})
+        out["raise_plan_errors()"] = _as_the_file_does(raise_plan_errors, [], {})
     return out
 
 

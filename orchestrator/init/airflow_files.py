@@ -39,11 +39,18 @@ def render_all(config_path: str | Path) -> dict[str, Any]:
 
     path = _pin(config_path)
     dags: dict[str, Any] = {}
+    twice: set[str] = set()
     for kind in KINDS:
         try:
-            dags.update(render_dags(kind, path))
+            rendered = render_dags(kind, path)
         except Exception as exc:  # noqa: BLE001 - the other kinds must render; the errors file shows it
             log.warning("orchestrator: the %s DAGs of %s are left out: %s", kind, path, exc)
+            continue
+        twice |= dags.keys() & rendered.keys()
+        dags.update(rendered)
+    for dag_id in twice:  # two kinds made one DAG id: neither is kept (the errors file names it)
+        log.warning("orchestrator: two DAGs of %s have the id %s: both are left out", path, dag_id)
+        dags.pop(dag_id)
     return dags
 
 

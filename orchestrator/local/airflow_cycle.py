@@ -25,7 +25,7 @@ from .processes import LocalAirflow
 from .report import RunReport, follow_cycle, format_report
 from .warehouse import table_row_counts
 
-DAGS_FOLDER = REPO_ROOT / "dags"
+DAGS_FOLDER = REPO_ROOT / "dags"  # a checkout's DAG files (an installed package has none)
 POOL_DESCRIPTION = "DuckDB allows one writer: warehouse writes run one at a time"
 
 
@@ -54,7 +54,27 @@ def local_airflow(config: OrchestrationConfig, env: dict[str, str], **kwargs) ->
     kwargs.setdefault("metadata_db_url", a["metadata_db_url"] or None)
     kwargs.setdefault("executor", a["executor"])
     kwargs.setdefault("workers", int(a["workers"] or 0))
-    return LocalAirflow(airflow_home(env), DAGS_FOLDER, extra=extra, **kwargs)
+    return LocalAirflow(airflow_home(env), dags_folder(config, airflow_home(env)), extra=extra, **kwargs)
+
+
+def dags_folder(config: OrchestrationConfig, home: Path) -> Path:
+    """This checkout's dags/ (its DAG files render the config the processes are given); from an
+    installed package, a folder in the Airflow home with the two DAG files `orchestrator init`
+    writes, naming this config."""
+    if DAGS_FOLDER.is_dir():
+        return DAGS_FOLDER
+    from ..init.texts import DAG_FILE, ERRORS_FILE, dag_file_text, errors_file_text
+
+    folder = home / "dags"
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, text in (
+        (DAG_FILE, dag_file_text(str(config.path), False)),
+        (ERRORS_FILE, errors_file_text(str(config.path), False)),
+    ):
+        path = folder / name
+        if not path.exists() or path.read_text() != text:
+            path.write_text(text)
+    return folder
 
 
 def start_airflow(config: OrchestrationConfig, env: dict[str, str], plan: Plan | None = None, **kwargs) -> LocalAirflow:
