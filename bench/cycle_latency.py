@@ -10,7 +10,7 @@ warehouse pool, 1 slot) and max_active_runs=1, but every task a PythonOperator t
 
 Per configuration it starts Airflow with orchestrator.local.launcher.LocalAirflow, runs one warm-up
 cycle (not counted: the first task of an instance forks the executor's workers), then --cycles
-cycles one after the other, each: trigger `tick`, wait for every DAG (airflow_local.cycle_report).
+cycles one after the other, each: trigger `tick`, wait for every DAG (orchestrator.local.report).
 
   cycle  the tick's Asset event -> the end of the last dbt DAG run
   hop    an Asset event -> the start of the downstream DAG run it completes (RunReport.lag; for a
