@@ -206,7 +206,7 @@ def _graph(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="orchestrator", description="Meltano + dbt on Airflow 3, wired by Assets.")
     parser.add_argument("--config", help="orchestration config file (default: orchestration.yml of this repo)")
     parser.add_argument("--profile", help="profile to use (default: $PIPELINE_PROFILE or the file's default_profile)")
@@ -283,8 +283,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     env.set_defaults(func=_env)
     add_init_command(sub)
+    return parser
 
-    args = parser.parse_args(argv)
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     try:
         return args.func(args)
     except BrokenPipeError:  # `orchestrator plan | head`: the reader left early, which is fine

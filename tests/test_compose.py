@@ -350,12 +350,30 @@ def check_airflow_command(tokens: list[str], where: str) -> None:
 AIRFLOW_IN_SCRIPT = re.compile(r"(?<![\w/.-])airflow\s+([a-z][\w-]*)(?:[ \t]+([a-z][\w-]*))?")
 
 
+def _parser_choices(parser) -> set[str]:
+    import argparse
+
+    found: set[str] = set()
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                found |= {name, *_parser_choices(sub)}
+        elif action.choices:
+            found |= {str(c) for c in action.choices}
+    return found
+
+
 def project_cli_choices() -> dict[str, set[str]]:
     """The project's scripts and their first arguments (subcommands / destinations), from the source."""
     scripts = pyproject()["project"]["scripts"]
     out: dict[str, set[str]] = {}
     for script, target in scripts.items():
         module = target.split(":")[0]
+        if module == "orchestrator.cli":  # its real parser: subcommands and every argument's choices
+            from orchestrator.cli import build_parser
+
+            out[script] = _parser_choices(build_parser())
+            continue
         source = ROOT / (module.replace(".", "/") + ".py")
         tree = ast.parse(source.read_text())
         choices: set[str] = set()
