@@ -467,7 +467,8 @@ class RoutingConfig:
         """Validate (schema in `alerting.schema`) and build; RoutingConfigError lists every problem."""
         from pydantic import ValidationError
 
-        from .schema import RoutingFile, problems, type_name
+        from .messages import type_name
+        from .schema import RoutingFile, problems
 
         if d is None:
             d = {}

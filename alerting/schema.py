@@ -14,12 +14,12 @@ and `alerting.lateness` import this module, when a file or dict is validated.
 from __future__ import annotations
 
 import re
-import types
-import typing
 from email.utils import parseaddr
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+
+from .messages import EXPECTED, bound, got, path_str, unknown_key
 
 # Keys that would hold a secret: never in the file (names of env vars / connections instead).
 SECRET_KEYS = {
@@ -179,87 +179,7 @@ class ExpectationModel(_Model):
     dbt_tag: Annotated[str, Field(min_length=1)] | None = None
 
 
-# ------------------------------------------------------------------ error messages
-
-_TYPE_NAMES = {
-    str: "a string",
-    bool: "true/false",
-    int: "a whole number",
-    float: "a number",
-    list: "a list",
-    dict: "a mapping",
-    type(None): "null",
-}
-_EXPECTED = {
-    "bool_type": "expected true or false",
-    "string_type": "expected a string",
-    "int_type": "expected a whole number",
-    "int_from_float": "expected a whole number",
-    "float_type": "expected a number",
-    "finite_number": "expected a finite number",
-    "list_type": "expected a list",
-    "dict_type": "expected a mapping",
-    "model_type": "expected a mapping",
-    "model_attributes_type": "expected a mapping",
-    "missing": "required",
-    "too_short": "must not be empty",
-    "string_too_short": "must not be empty",
-}
-
-
-def path_str(loc: tuple[int | str, ...]) -> str:
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        elif part == "[key]":
-            out += " (the key)"
-        else:
-            out += ("." if out else "") + str(part)
-    return out
-
-
-def _unwrap(tp: Any) -> Any:
-    while True:
-        origin = typing.get_origin(tp)
-        if origin is Annotated:
-            tp = typing.get_args(tp)[0]
-        elif origin in (typing.Union, types.UnionType):
-            tp = next(a for a in typing.get_args(tp) if a is not type(None))
-        else:
-            return tp
-
-
-def _model_at(root: type[BaseModel], loc: tuple[int | str, ...]) -> type[BaseModel] | None:
-    """The model class a key path leads to (for "expected one of ..." on an unknown key)."""
-    tp: Any = root
-    for part in loc:
-        tp = _unwrap(tp)
-        if isinstance(tp, type) and issubclass(tp, BaseModel) and isinstance(part, str):
-            field = tp.model_fields.get(part)
-            if field is None:
-                return None
-            tp = field.annotation
-        elif typing.get_origin(tp) is list and isinstance(part, int):
-            tp = typing.get_args(tp)[0]
-        elif typing.get_origin(tp) is dict and isinstance(part, str):
-            tp = typing.get_args(tp)[1]
-        else:
-            return None
-    tp = _unwrap(tp)
-    return tp if isinstance(tp, type) and issubclass(tp, BaseModel) else None
-
-
-def type_name(value: Any) -> str:
-    return next((name for t, name in _TYPE_NAMES.items() if type(value) is t), type(value).__name__)
-
-
-def _got(value: Any) -> str:
-    kind = type_name(value)
-    text = repr(value)
-    if len(text) > 60:
-        text = text[:57] + "..."
-    return f"{text} ({kind})"
+# ------------------------------------------------------------------ error messages (wording: messages.py)
 
 
 def problems(
@@ -274,35 +194,22 @@ def problems(
         echo = not (loc and loc[0] in quiet_values)
         if kind == "extra_forbidden":
             key = str(loc[-1])
-            if key in SECRET_KEYS:
-                message = SECRET_MESSAGE.format(hint=SECRET_KEYS[key])
-            else:
-                model = _model_at(root, loc[:-1])
-                known = ", ".join(model.model_fields) if model else ""
-                message = "unknown key" + (f" (expected one of {known})" if known else "")
+            message = SECRET_MESSAGE.format(hint=SECRET_KEYS[key]) if key in SECRET_KEYS else unknown_key(root, loc)
             out.append((path_str(loc), message))
             continue
         if kind == "value_error":
             message = str(ctx.get("error") or err["msg"])
         elif kind == "literal_error":
             message = "expected " + str(ctx.get("expected", "")).replace("'", "")
-        elif kind == "greater_than":
-            message = f"must be greater than {_num(ctx.get('gt'))}"
-        elif kind == "greater_than_equal":
-            message = f"must be at least {_num(ctx.get('ge'))}"
-        elif kind == "less_than_equal":
-            message = f"must be at most {_num(ctx.get('le'))}"
+        elif kind in ("greater_than", "greater_than_equal", "less_than", "less_than_equal"):
+            message = bound(kind, ctx)
         elif kind == "string_type" and len(loc) == 2 and loc[0] == "owners":
             message = "expected a Slack user id (like U012ABCDEF)"
         elif kind == "missing" and loc and loc[-1] == "match":
             message = f"required: a route needs a match (keys {', '.join(MATCH_KEYS)})"
         else:
-            message = _EXPECTED.get(kind, err["msg"])
+            message = EXPECTED.get(kind, err["msg"])
         if kind != "missing" and echo and not isinstance(value, dict):
-            message += f", got {_got(value)}"
+            message += f", got {got(value)}"
         out.append((path_str(loc), message))
     return out
-
-
-def _num(value: Any) -> str:
-    return str(int(value)) if isinstance(value, float) and value.is_integer() else str(value)

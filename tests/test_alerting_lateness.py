@@ -47,8 +47,8 @@ def test_the_dict_shape_round_trips_and_equals_the_typed_value():
         ({"dbt_tag": ""}, "lateness expectation 'dbt_marketing': dbt_tag: must not be empty"),
         (
             {"within_minutes": 5},
-            "lateness expectation 'dbt_marketing': within_minutes: unknown key (expected one of dag_id, "
-            "upstream, outlets, within_s, dag_tags, dbt_tag)",
+            "lateness expectation 'dbt_marketing': within_minutes: unknown key (did you mean within_s? expected one "
+            "of dag_id, upstream, outlets, within_s, dag_tags, dbt_tag)",
         ),
         ({"dag_id": None}, "lateness expectation: dag_id: expected a string, got None"),
     ],

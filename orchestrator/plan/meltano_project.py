@@ -16,10 +16,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, ClassVar
 
+from alerting.messages import got
 from pydantic import BaseModel, ConfigDict, Field, PlainValidator, ValidationError, model_validator
 
 from ..profiles import ConfigError, load_yaml
-from .schema import at_key, got, validation_errors
+from .schema import at_key, validation_errors
 
 # Loader settings that name the target schema (pipelinewise and SDK targets).
 _SCHEMA_SETTINGS = ("default_target_schema", "schema", "target_schema")

@@ -7,13 +7,11 @@ here are the documented defaults.
 
 from __future__ import annotations
 
-import difflib
 import re
-import types
-import typing
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+from alerting.messages import EXPECTED, bound, got, path_str, type_name, unknown_key
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -271,107 +269,15 @@ class OrchestrationFile(_Section):
 
 
 # ------------------------------------------------------------------ error messages
-# The same wording as alerting.yml's (alerting/schema.py): `key.path: message, got VALUE (type)`.
+# The same wording as alerting.yml's (alerting/messages.py): `key.path: message, got VALUE (type)`.
 
-_TYPE_NAMES: dict[type, str] = {
-    str: "a string",
-    bool: "true/false",
-    int: "a whole number",
-    float: "a number",
-    list: "a list",
-    dict: "a mapping",
-    type(None): "null",
-}
-_EXPECTED = {
-    "string_type": "expected a string",
-    "bool_type": "expected true or false",
-    "int_type": "expected a whole number",
-    "int_from_float": "expected a whole number",
-    "int_parsing": "expected a whole number",
-    "float_type": "expected a number",
-    "finite_number": "expected a finite number",
-    "list_type": "expected a list",
-    "dict_type": "expected a mapping (key: value)",
-    "model_type": "expected a mapping (key: value)",
-    "model_attributes_type": "expected a mapping (key: value)",
-    "too_short": "must not be empty",
-    "string_too_short": "must not be empty",
-    "missing": "required",
-}
 _SCALARS = ("bool_type", "int_type", "int_parsing", "float_type")  # a quoted value: say so
-
-
-def type_name(value: Any) -> str:
-    return next((name for t, name in _TYPE_NAMES.items() if type(value) is t), type(value).__name__)
-
-
-def got(value: Any) -> str:
-    text = repr(value)
-    return f"{text[:57] + '...' if len(text) > 60 else text} ({type_name(value)})"
-
-
-def _path(loc: tuple[Any, ...]) -> str:
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        elif part == "[key]":
-            out += " (the key)"
-        elif str(part).startswith(("function-", "constrained-")):
-            continue
-        else:
-            out += ("." if out else "") + str(part)
-    return out or "(top level)"
-
-
-def _unwrap(tp: Any) -> Any:
-    while True:
-        origin = typing.get_origin(tp)
-        if origin is Annotated:
-            tp = typing.get_args(tp)[0]
-        elif origin in (typing.Union, types.UnionType):
-            tp = next(a for a in typing.get_args(tp) if a is not type(None))
-        else:
-            return tp
-
-
-def _model_at(root: type[BaseModel], loc: tuple[Any, ...]) -> type[BaseModel] | None:
-    """The model a key path leads to (for the "expected one of" of an unknown key)."""
-    tp: Any = root
-    for part in loc:
-        tp = _unwrap(tp)
-        origin = typing.get_origin(tp)
-        if isinstance(tp, type) and issubclass(tp, BaseModel) and isinstance(part, str):
-            field = tp.model_fields.get(part)
-            if field is None:
-                return None
-            tp = field.annotation
-        elif origin is list and isinstance(part, int):
-            tp = typing.get_args(tp)[0]
-        elif origin is dict and isinstance(part, str):
-            tp = typing.get_args(tp)[1]
-        else:
-            return None
-    tp = _unwrap(tp)
-    return tp if isinstance(tp, type) and issubclass(tp, BaseModel) else None
-
-
-def _unknown_key(root: type[BaseModel], loc: tuple[Any, ...]) -> str:
-    model = _model_at(root, loc[:-1])
-    if model is None:
-        return "unknown key"
-    known, key = list(model.model_fields), str(loc[-1])
-    close = difflib.get_close_matches(key, known, n=1, cutoff=0.6) or [
-        k for k in known if len(key) >= 3 and (k.startswith(key) or key.startswith(k))
-    ]
-    hint = f"did you mean {close[0]}? " if close else ""
-    return f"unknown key ({hint}expected one of {', '.join(known)})"
 
 
 def _message(err: Any, root: type[BaseModel]) -> str:
     kind, ctx, value = err["type"], err.get("ctx") or {}, err.get("input")
     if kind == "extra_forbidden":
-        return _unknown_key(root, tuple(err["loc"]))
+        return unknown_key(root, tuple(err["loc"]))
     if kind in ("value_error", "at_key"):
         return str(ctx.get("message") or ctx.get("error") or err["msg"]).removeprefix("Value error, ")
     if kind == "missing":
@@ -379,10 +285,9 @@ def _message(err: Any, root: type[BaseModel]) -> str:
     if kind == "literal_error":
         message = f"expected {ctx.get('expected', '')}"
     elif kind in ("greater_than", "greater_than_equal", "less_than", "less_than_equal"):
-        bound = {"greater_than": "greater than", "greater_than_equal": "at least"}.get(kind, "at most")
-        message = f"must be {bound} {next(iter(ctx.values()), '')}"
+        message = bound(kind, ctx)
     else:
-        message = _EXPECTED.get(kind, err["msg"])
+        message = EXPECTED.get(kind, err["msg"])
         if kind in _SCALARS and isinstance(value, str):
             message += " (unquoted: YAML reads a quoted value as a string)"
     return message if isinstance(value, dict) else f"{message}, got {got(value)}"
@@ -395,7 +300,7 @@ def validation_errors(exc: ValidationError, model: type[BaseModel]) -> list[str]
         loc = tuple(err["loc"])
         if err["type"] == "at_key":
             loc += tuple(str((err.get("ctx") or {}).get("key", "")).split("."))
-        lines.append(f"{_path(loc)}: {_message(err, model)}")
+        lines.append(f"{path_str(loc)}: {_message(err, model)}")
     return lines
 
 

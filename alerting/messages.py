@@ -1,0 +1,120 @@
+"""How a pydantic validation error reads to a user, in one wording for every config file: the
+routing file here, and orchestration.yml and meltano.yml (orchestrator/plan/schema.py uses this
+module; alerting never imports orchestrator, so the shared piece lives on this side).
+
+    key.path: message, got VALUE (its type)
+"""
+
+from __future__ import annotations
+
+import difflib
+import types
+import typing
+from typing import Annotated, Any
+
+from pydantic import BaseModel
+
+TYPE_NAMES: dict[type, str] = {
+    str: "a string",
+    bool: "true/false",
+    int: "a whole number",
+    float: "a number",
+    list: "a list",
+    dict: "a mapping",
+    type(None): "null",
+}
+EXPECTED = {
+    "string_type": "expected a string",
+    "bool_type": "expected true or false",
+    "int_type": "expected a whole number",
+    "int_from_float": "expected a whole number",
+    "int_parsing": "expected a whole number",
+    "float_type": "expected a number",
+    "finite_number": "expected a finite number",
+    "list_type": "expected a list",
+    "dict_type": "expected a mapping (key: value)",
+    "model_type": "expected a mapping (key: value)",
+    "model_attributes_type": "expected a mapping (key: value)",
+    "too_short": "must not be empty",
+    "string_too_short": "must not be empty",
+    "missing": "required",
+}
+
+
+def type_name(value: Any) -> str:
+    return next((name for t, name in TYPE_NAMES.items() if type(value) is t), type(value).__name__)
+
+
+def got(value: Any) -> str:
+    """`'2' (a string)`: the value as written, shortened, and its type."""
+    text = repr(value)
+    return f"{text[:57] + '...' if len(text) > 60 else text} ({type_name(value)})"
+
+
+def path_str(loc: tuple[Any, ...]) -> str:
+    """A pydantic location as a key path: `routes[1].match.dbt_tags`, `env.X (the key)`."""
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part == "[key]":
+            out += " (the key)"
+        elif str(part).startswith(("function-", "constrained-")):
+            continue
+        else:
+            out += ("." if out else "") + str(part)
+    return out or "(top level)"
+
+
+def _unwrap(tp: Any) -> Any:
+    while True:
+        origin = typing.get_origin(tp)
+        if origin is Annotated:
+            tp = typing.get_args(tp)[0]
+        elif origin in (typing.Union, types.UnionType):
+            tp = next(a for a in typing.get_args(tp) if a is not type(None))
+        else:
+            return tp
+
+
+def model_at(root: type[BaseModel], loc: tuple[Any, ...]) -> type[BaseModel] | None:
+    """The model class a key path leads to (for the "expected one of" of an unknown key)."""
+    tp: Any = root
+    for part in loc:
+        tp = _unwrap(tp)
+        origin = typing.get_origin(tp)
+        if isinstance(tp, type) and issubclass(tp, BaseModel) and isinstance(part, str):
+            field = tp.model_fields.get(part)
+            if field is None:
+                return None
+            tp = field.annotation
+        elif origin is list and isinstance(part, int):
+            tp = typing.get_args(tp)[0]
+        elif origin is dict and isinstance(part, str):
+            tp = typing.get_args(tp)[1]
+        else:
+            return None
+    tp = _unwrap(tp)
+    return tp if isinstance(tp, type) and issubclass(tp, BaseModel) else None
+
+
+def unknown_key(root: type[BaseModel], loc: tuple[Any, ...]) -> str:
+    """`unknown key (did you mean X? expected one of A, B, C)`."""
+    model = model_at(root, loc[:-1])
+    if model is None:
+        return "unknown key"
+    known, key = list(model.model_fields), str(loc[-1])
+    close = difflib.get_close_matches(key, known, n=1, cutoff=0.6) or [
+        k for k in known if len(key) >= 3 and (k.startswith(key) or key.startswith(k))
+    ]
+    hint = f"did you mean {close[0]}? " if close else ""
+    return f"unknown key ({hint}expected one of {', '.join(known)})"
+
+
+def bound(kind: str, ctx: dict[str, Any]) -> str:
+    """The message of a numeric limit (greater_than, greater_than_equal, less_than, less_than_equal)."""
+    value = next(iter(ctx.values()), "")
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    word = {"greater_than": "greater than", "greater_than_equal": "at least", "less_than": "less than"}
+    return f"must be {word.get(kind, 'at most')} {value}"
