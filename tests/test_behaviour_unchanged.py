@@ -16,15 +16,6 @@ from orchestrator.plan import load_config, plan_from_config
 from orchestrator.profiles import REPO_ROOT
 
 GOLDEN = json.loads(gzip.decompress((Path(__file__).parent / "golden" / "plan_before_refactor.json.gz").read_bytes()))
-SHARED = REPO_ROOT.parent / "shared" / "manifests"
-PATTERNS = {
-    "mattermost": "mattermost_*.json.gz",
-    "gitlab": "gitlab-*.json.gz",
-    "tuva": "tuva_*.json.gz",
-    "calitp": "calitp_*.json.gz",
-    "flipside": "flipside_*.json.gz",
-    "jaffle_shop": "cosmos_*.json.gz",
-}
 
 
 def _snapshot(plan) -> dict:
