@@ -121,13 +121,13 @@ def test_second_cycle_is_incremental_and_the_marts_are_right(pipeline):
     cycle = _cycle(pipeline, "second")
     _, _, env, _, _ = pipeline
     runs = _by_dag(cycle)
-    assert cycle.ok and cycle.source_days == [2]
+    assert cycle.ok and cycle.source_days == [2], [(r.dag_id, r.state, r.run_type) for r in cycle.reports]
     for dag_id, source in SOURCE_OF.items():
         extracted = {e["name"].split(".")[1]: e["extra"]["records_extracted"] for e in runs[dag_id].emitted}
         assert extracted == expected_extracted(2, source), dag_id
     assert cycle.raw_rows == expected_row_counts(2)
-    statuses = {e["extra"]["status"] for d in ("dbt_core", "dbt_finance", "dbt_marketing") for e in runs[d].emitted}
-    assert statuses == {"success"}
+    extras = {e["name"]: e["extra"] for d in ("dbt_core", "dbt_finance", "dbt_marketing") for e in runs[d].emitted}
+    assert {x.get("status") for x in extras.values()} == {"success"}, extras
     with duckdb.connect(env["WAREHOUSE_DUCKDB_PATH"], read_only=True) as conn:
         assert_marts_match(conn.execute(DAILY_SQL).fetchall(), conn.execute(CAMPAIGN_SQL).fetchall(), last_day=2)
 

@@ -68,10 +68,12 @@ def test_dbt_builds_every_model_and_passes_every_test_on_postgres(production):
 def test_marts_on_postgres_hold_the_expected_numbers(production):
     from pipeline_expectations import CAMPAIGN_SQL, DAILY_SQL, assert_marts_match
 
-    from orchestrator.local.warehouse import query
+    from orchestrator.local.warehouse import Warehouse
+    from orchestrator.plan import load_config
 
     _, env, _, _ = production
-    assert_marts_match(query("postgres", env, DAILY_SQL), query("postgres", env, CAMPAIGN_SQL), last_day=2)
+    warehouse = Warehouse(load_config(profile="production"), env)  # the dbt target production runs with
+    assert_marts_match(warehouse.query(DAILY_SQL), warehouse.query(CAMPAIGN_SQL), last_day=2)
 
 
 def test_a_new_meltano_system_db_is_migrated_once_before_parallel_runs(installed):
@@ -80,17 +82,17 @@ def test_a_new_meltano_system_db_is_migrated_once_before_parallel_runs(installed
     from concurrent.futures import ThreadPoolExecutor
 
     from orchestrator.local.direct import prepare_meltano_system_db
-    from orchestrator.profiles import load_profile
+    from orchestrator.plan import load_config
     from orchestrator.runners.meltano import run_meltano
 
     engine = sa.create_engine(f"{PG}/postgres", isolation_level="AUTOCOMMIT")
     with engine.connect() as conn:
         conn.execute(sa.text('DROP DATABASE IF EXISTS "meltano_race_ci" WITH (FORCE)'))
     engine.dispose()
-    profile = load_profile("production")
-    env = profile.environment()
+    config = load_config(profile="production")
+    env = config.profile.environment()
     env["MELTANO_DATABASE_URI"] = "postgresql+psycopg://postgres:postgres@127.0.0.1:5432/meltano_race_ci"
-    prepare_meltano_system_db(profile, env)
+    prepare_meltano_system_db(config, env)
     with ThreadPoolExecutor(3) as pool:
         results = list(
             pool.map(
