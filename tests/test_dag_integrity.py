@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import shutil
 from pathlib import Path
+from unittest import mock
 
 import pytest
 
@@ -27,6 +28,26 @@ def _asset_names(schedule) -> list[str]:
     return sorted(getattr(a, "name", a) for a in schedule) if isinstance(schedule, list) else []
 
 
+def _first_run_when_unpaused_just_after(timetable, cron: str):
+    """The run Airflow would start at once when the DAG is unpaused a minute after a cron point
+    (the scheduler asks the timetable with catchup off and no earlier run): None when it waits."""
+    from datetime import UTC, datetime, timedelta
+
+    from airflow.serialization.decoders import decode_timetable
+    from airflow.serialization.encoders import encode_timetable
+    from airflow.timetables.base import TimeRestriction
+    from croniter import croniter
+
+    timetable = decode_timetable(encode_timetable(timetable))  # what the scheduler runs
+
+    point = croniter(cron, datetime(2026, 12, 1, 0, 30, tzinfo=UTC)).get_prev(datetime)
+    with mock.patch("airflow.timetables.trigger.utcnow", return_value=point + timedelta(minutes=1)):
+        info = timetable.next_dagrun_info(
+            last_automated_data_interval=None, restriction=TimeRestriction(earliest=None, latest=None, catchup=False)
+        )
+    return info if info is not None and info.run_after <= point + timedelta(minutes=1) else None
+
+
 @pytest.mark.parametrize("profile", ["embedded", "production"])
 def test_every_dag_file_imports_and_matches_the_plan(monkeypatch, installed, profile):
     bag = _dagbag(DAGS, monkeypatch, PIPELINE_PROFILE=profile)
@@ -37,7 +58,7 @@ def test_every_dag_file_imports_and_matches_the_plan(monkeypatch, installed, pro
         dag = bag.dags[spec.dag_id]
         if spec.schedule.cron:
             assert dag.timetable.expression == spec.schedule.cron and dag.start_date is None
-            assert dag.timetable.run_immediately is False
+            assert _first_run_when_unpaused_just_after(dag.timetable, spec.schedule.cron) is None, spec.dag_id
         elif spec.schedule.assets:
             assert _asset_names(dag.schedule) == sorted(spec.schedule.assets)
         else:

@@ -168,9 +168,12 @@ def _default_args(config: OrchestrationConfig, spec: DagSpec, alerts) -> dict:
 
 def _schedule(plan: Plan, spec: DagSpec):
     if spec.schedule.cron:
-        # No start_date and run_immediately=False: unpausing waits for the next cron point. With a
-        # start_date, Airflow would at once start a run for the latest past one (a surprise cycle).
-        return CronTriggerTimetable(spec.schedule.cron, timezone="UTC", run_immediately=False)
+        # Unpausing waits for the next cron point; a surprise run of the latest past one would start
+        # a second cycle beside the one `orchestrator run` triggers, and a dbt DAG would then fire on
+        # a mix of both cycles' events. No start_date (that would run the past point), and
+        # run_immediately=timedelta(0): `False` still runs the past point when it is less than a
+        # tenth of the interval ago (2h24m after midnight for the daily tick).
+        return CronTriggerTimetable(spec.schedule.cron, timezone="UTC", run_immediately=timedelta(0))
     if spec.schedule.assets:
         return assets(plan, spec.schedule.assets)  # a list: every Asset must be updated (AND)
     return None
