@@ -24,3 +24,11 @@ def test_every_environment_variable_the_orchestrator_reads_is_a_setting():
             found.setdefault(name, str(path.relative_to(REPO_ROOT)))
     unknown = {n: p for n, p in found.items() if n not in declared | passthrough and not n.startswith("AIRFLOW")}
     assert unknown == {}, f"read without a Setting: {unknown}"
+
+
+def test_every_test_module_is_in_the_readme_table():
+    """The Tests section says what each module proves; a new module gets its row."""
+    text = (REPO_ROOT / "README.md").read_text()
+    table = text[text.index("## Tests") : text.index("## Benchmarks")]
+    missing = sorted(p.name for p in (REPO_ROOT / "tests").glob("test_*.py") if f"`{p.name}`" not in table)
+    assert missing == [], f"README's Tests table has no row for {missing}"
