@@ -255,7 +255,7 @@ def test_failures_alert_the_right_channel_once_with_what_to_act_on(pipeline, ale
     # (the bad method fails the staging test; what reads stg_payments is skipped)
     m = re.fullmatch(
         rf"🔴 Task failed: dbt_finance\.dbt_build \(run {re.escape(f_run)}, try 2/2\): "
-        rf"dbt build: (\d+) failed \((.*)\); (\d+) skipped",
+        rf"dbt retry: (\d+) failed \((.*)\); (\d+) skipped",  # try 2 re-ran only what failed or was skipped
         finance["text"],
     )
     assert m and "test accepted_values_stg_payments_method" in m[2] and int(m[3]) > 0, finance["text"]
@@ -318,9 +318,11 @@ def _lateness(pipeline, alert_sinks):
 
 def test_a_dbt_dag_that_did_not_run_in_time_is_late_naming_the_missing_assets(pipeline, alert_sinks):
     first, late, again = _lateness(pipeline, alert_sinks)
-    # dbt_core ran; dbt_finance failed (announced already): only dbt_marketing is late
+    # dbt_core ran; dbt_finance failed (announced already): dbt_marketing is late, and so is the
+    # catch-all stage after finance and marketing (on the default route)
     assert [(x["dag_id"], x["missing_assets"], x["routes"]) for x in first] == [
-        ("dbt_marketing", ["raw_marketing.ad_spend", "raw_marketing.campaigns"], ["marketing"])
+        ("dbt_marketing", ["raw_marketing.ad_spend", "raw_marketing.campaigns"], ["marketing"]),
+        ("dbt_untagged_2", ["analytics.finance_daily_revenue", "staging.stg_ad_spend"], ["default"]),
     ]
     assert re.fullmatch(
         r"⏰ Late: dbt_marketing \(run cycle \S+\): dbt_marketing has not run 4h 0m after the cycle "
@@ -339,7 +341,8 @@ def test_the_next_successful_run_posts_the_recovery_in_the_failure_thread(pipeli
     _lateness(pipeline, alert_sinks)
     af, config, env, plan, done = pipeline
     slack, smtp = alert_sinks
-    [ingest], [finance], [late] = (_top(slack, c) for c in ("#data-ingestion", "#finance-data", "#growth-data"))
+    channels = ("#data-ingestion", "#finance-data", "#growth-data", "#data-alerts")
+    [ingest], [finance], [late], [late_stage] = (_top(slack, c) for c in channels)
     # fix the sources: drop the corrupt line, supersede the bad payment
     path = Path(env["DEMO_DATA_DIR"]) / "marketing" / "ad_spend.jsonl"
     path.write_text("".join(line for line in path.read_text().splitlines(True) if "broken json" not in line))
@@ -349,7 +352,7 @@ def test_the_next_successful_run_posts_the_recovery_in_the_failure_thread(pipeli
     runs = _by_dag(cycle)
     ts = {
         c: slack.ts_of(slack.posted().index(m))
-        for c, m in (("#data-ingestion", ingest), ("#finance-data", finance), ("#growth-data", late))
+        for c, m in zip(channels, (ingest, finance, late, late_stage), strict=True)
     }
 
     def replies(channel):
@@ -358,21 +361,23 @@ def test_the_next_successful_run_posts_the_recovery_in_the_failure_thread(pipeli
     [r1] = _wait(lambda: replies("#data-ingestion"))
     [r2] = _wait(lambda: replies("#finance-data"))
     [r3] = _wait(lambda: replies("#growth-data"))  # from the DAG processor: DAG-level success
+    [r4] = _wait(lambda: replies("#data-alerts"))  # the catch-all stage after finance and marketing
     assert r1["text"].startswith(
         f"✅ Recovered: meltano_tap_marketing.meltano_run succeeded in run "
         f"{runs['meltano_tap_marketing'].run_id} (try 1); failing since "
     )
     assert r2["text"].startswith(f"✅ Recovered: dbt_finance.dbt_build succeeded in run {runs['dbt_finance'].run_id}")
     assert r3["text"].startswith(f"✅ Recovered: dbt_marketing succeeded in run {runs['dbt_marketing'].run_id}")
+    assert r4["text"].startswith(f"✅ Recovered: dbt_untagged_2 succeeded in run {runs['dbt_untagged_2'].run_id}")
     # ...and the failure messages now read resolved
-    updated = _wait(lambda: len(slack.updated()) >= 3 and slack.updated())
+    updated = _wait(lambda: len(slack.updated()) >= 4 and slack.updated())
     assert {u["ts"]: u["text"].split(":")[0] for u in updated} == {t: "✅ Resolved" for t in ts.values()}
     # the ingestion route's e-mail gets its answer, in the same e-mail thread
     mails = _wait(lambda: len(smtp.received) >= 2 and [r.message() for r in smtp.received])
     recovery = next(m for m in mails if "Recovered" in m["Subject"])
     assert recovery["In-Reply-To"] == mails[0]["Message-ID"]
-    # no more top-level messages than the three incidents
-    assert len([m for m in slack.posted() if "thread_ts" not in m]) == 3
+    # no more top-level messages than the four incidents
+    assert len([m for m in slack.posted() if "thread_ts" not in m]) == 4
 
 
 def _record(key: str, values: dict) -> None:
