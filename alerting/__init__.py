@@ -36,8 +36,8 @@ _EXPORTS = {
     "render_slack": "render",
     "Route": "routing",
     "RoutingConfig": "routing",
-    "RoutingConfigError": "routing",
-    "Secret": "routing",
+    "RoutingConfigError": "routing_file",
+    "Secret": "credentials",
 }
 __all__ = sorted(_EXPORTS)
 

@@ -38,6 +38,7 @@ from slack_sdk.http_retry.request import HttpRequest
 from slack_sdk.http_retry.response import HttpResponse
 from slack_sdk.http_retry.state import RetryState
 
+from .credentials import EmailSettings, SlackSettings
 from .events import Alert
 from .outbox import (
     EMAIL,
@@ -51,6 +52,7 @@ from .outbox import (
     Outbox,
     utcnow,
 )
+from .redaction import redact, redacting_logger
 from .render import (
     EmailMessageParts,
     SlackMessage,
@@ -63,14 +65,7 @@ from .render import (
     render_slack,
     render_storm,
 )
-from .routing import (
-    EmailSettings,
-    Route,
-    RoutingConfig,
-    SlackSettings,
-    redact,
-    redacting_logger,
-)
+from .routing import Route, RoutingConfig
 from .sanitise import clean_text, sanitise_alert
 
 log = redacting_logger("alerting.delivery")
@@ -78,10 +73,10 @@ _sdk_log = redacting_logger("alerting.slack_sdk")
 
 
 def _connection_exists(conn_id: str) -> bool:
-    from .routing import _airflow_connection
+    from .credentials import airflow_connection
 
     try:
-        return _airflow_connection(conn_id) is not None
+        return airflow_connection(conn_id) is not None
     except Exception:  # noqa: BLE001
         return False
 
