@@ -40,18 +40,8 @@ from slack_sdk.http_retry.state import RetryState
 
 from .credentials import EmailSettings, SlackSettings
 from .events import Alert
-from .outbox import (
-    EMAIL,
-    FAILURE_KINDS,
-    PENDING,
-    SENDING,
-    SENT,
-    SLACK,
-    SLACK_REPLY,
-    SLACK_STORM,
-    Outbox,
-    utcnow,
-)
+from .outbox import Outbox
+from .outbox_tables import EMAIL, FAILURE_KINDS, PENDING, SENDING, SENT, SLACK, SLACK_REPLY, SLACK_STORM, utcnow
 from .redaction import redact, redacting_logger
 from .render import (
     EmailMessageParts,
