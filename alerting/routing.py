@@ -14,6 +14,10 @@ twice) name the file too. Env overrides: ALERTING_QUIET (1/0, true/false, yes/no
 ALERTING_SLACK_BASE_URL, ALERTING_SMTP_HOST, ALERTING_SMTP_PORT; an invalid value is an
 error naming the variable.
 
+Here: `Route` (matching an alert) and `RoutingConfig`. Its parts: `routing_file` (reading and
+checking the file, `RoutingConfigError`), `credentials` (`Secret`, the `slack:` / `email:`
+settings), `redaction` (no secret in any log line or error).
+
     quiet: false                   # dev: record in the outbox, send nothing (env ALERTING_QUIET=1 too)
     suppression_window_s: 3600     # same signature within it: counted, not re-sent
     thread_replies: false          # post "seen N times" in the original's thread
@@ -52,255 +56,18 @@ error naming the variable.
 from __future__ import annotations
 
 import fnmatch
-import json
-import logging
-import os
-import re
-import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlsplit
 
-import yaml
-
+from .credentials import EmailSettings, SlackSettings
+from .credentials import Secret as Secret  # re-exported: `alerting.routing.Secret` keeps working
 from .events import Alert
+from .redaction import redacting_logger
+from .routing_file import RoutingConfigError, duplicate_names, env_overrides, parse_yaml
 
-log = logging.getLogger("alerting")
-
-# ---------------------------------------------------------------- secrets / redaction
-
-_secrets: set[str] = set()
-_secrets_lock = threading.Lock()
-REDACTED = "***"
-
-# Environment variables whose value is a secret (read at redaction time, never at import).
-SECRET_ENV_NAME = re.compile(r"TOKEN|PASSWORD|PASSWD|SECRET|_KEY$|WEBHOOK", re.IGNORECASE)
-_NOT_SECRET = {"true", "false", "yes", "no", "on", "off", "none", "null"}
-# scheme://user:password@host -> scheme://user:***@host
-_URL_CREDENTIALS = re.compile(r"(?P<head>\b[a-zA-Z][a-zA-Z0-9+.\-]*://[^\s:/@?#]*):(?P<pw>[^\s@/?#]+)@")
-_SLACK_TOKEN = re.compile(r"\b(?P<kind>xox[abposr])-[A-Za-z0-9][A-Za-z0-9\-]*")
-_env_cache: tuple[int, frozenset[str]] = (0, frozenset())
-
-
-def register_secret(value: str | None) -> None:
-    if value and len(value) >= 4:
-        with _secrets_lock:
-            _secrets.add(value)
-
-
-def _candidates(value: str | None) -> set[str]:
-    """A secret value as it may appear in text: itself, and percent-decoded."""
-    if not value or len(value) < 4 or value.strip().lower() in _NOT_SECRET:
-        return set()
-    return {value, unquote(value)} - {""}
-
-
-def _connection_secrets(raw: str) -> set[str]:
-    """The password (and token-like extras) of an AIRFLOW_CONN_* value, URI or JSON."""
-    out: set[str] = set()
-    raw = raw.strip()
-    try:
-        if raw.startswith("{"):
-            d = json.loads(raw)
-            extra = d.get("extra") or {}
-            if isinstance(extra, str):
-                extra = json.loads(extra) if extra.strip().startswith("{") else {}
-            for v in (d.get("password"), extra.get("token"), extra.get("webhook_token"), extra.get("password")):
-                out |= _candidates(v if isinstance(v, str) else None)
-        else:
-            out |= _candidates(urlsplit(raw).password)
-    except (ValueError, AttributeError):
-        pass
-    return {x for x in out if len(x) >= 4}
-
-
-def env_secrets() -> frozenset[str]:
-    """Values of the environment that are secrets: variables named like one (*TOKEN*, *PASSWORD*,
-    *SECRET*, *_KEY, *WEBHOOK*), the passwords of AIRFLOW_CONN_* connections, and the password of
-    any URL-valued variable (scheme://user:password@host). Read now, cached until the environment changes."""
-    global _env_cache
-    items = tuple(sorted(os.environ.items()))
-    key = hash(items)
-    if _env_cache[0] == key and key:
-        return _env_cache[1]
-    found: set[str] = set()
-    for name, value in items:
-        if name.upper().startswith("AIRFLOW_CONN_"):
-            found |= _connection_secrets(value)
-        elif SECRET_ENV_NAME.search(name):
-            found |= _candidates(value)
-        elif "://" in value and "@" in value:
-            found |= _connection_secrets(value)
-    result = frozenset(found)
-    _env_cache = (key, result)
-    return result
-
-
-def known_secrets() -> list[str]:
-    """Every registered credential and every secret of the environment, longest first."""
-    with _secrets_lock:
-        registered = set(_secrets)
-    return sorted(registered | env_secrets(), key=len, reverse=True)
-
-
-def redact(text: Any, secrets: list[str] | None = None) -> str:
-    """The text without any known secret, URL password or Slack-token-shaped string."""
-    s = str(text)
-    for secret in known_secrets() if secrets is None else secrets:
-        if secret in s:
-            s = s.replace(secret, REDACTED)
-    if "://" in s:
-        s = _URL_CREDENTIALS.sub(lambda m: f"{m.group('head')}:{REDACTED}@", s)
-    if "xox" in s:
-        s = _SLACK_TOKEN.sub(lambda m: f"{m.group('kind')}-{REDACTED}", s)
-    return s
-
-
-class RedactingFilter(logging.Filter):
-    """Replaces every known secret in a record's rendered message (and exception text)."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        try:
-            message = record.getMessage()
-        except Exception:  # noqa: BLE001
-            return True
-        clean = redact(message)
-        if record.exc_info and record.exc_info[1] is not None:
-            exc_text = logging.Formatter().formatException(record.exc_info)
-            record.exc_text = redact(exc_text)
-            record.exc_info = None
-        record.msg, record.args = clean, None
-        return True
-
-
-def redacting_logger(name: str) -> logging.Logger:
-    lg = logging.getLogger(name)
-    if not any(isinstance(f, RedactingFilter) for f in lg.filters):
-        lg.addFilter(RedactingFilter())
-    return lg
-
-
-redacting_logger("alerting")
-
-
-class Secret:
-    """A resolved credential: never shows its value in repr/str."""
-
-    __slots__ = ("_value",)
-
-    def __init__(self, value: str):
-        self._value = value
-        register_secret(value)
-
-    def get(self) -> str:
-        return self._value
-
-    def __repr__(self) -> str:
-        return "Secret('***')"
-
-    __str__ = __repr__
-
-    def __bool__(self) -> bool:
-        return bool(self._value)
-
-
-def _airflow_connection(conn_id: str) -> dict[str, Any] | None:
-    """An Airflow connection's fields, from AIRFLOW_CONN_<ID> (URI or JSON) first, then,
-    if Airflow is importable, its secrets backends / metadata DB."""
-    raw = os.environ.get(f"AIRFLOW_CONN_{conn_id.upper()}")
-    if raw:
-        raw = raw.strip()
-        if raw.startswith("{"):
-            d = json.loads(raw)
-            return {
-                "host": d.get("host"),
-                "port": d.get("port"),
-                "login": d.get("login"),
-                "password": d.get("password"),
-                "extra": d.get("extra") or {},
-            }
-        u = urlsplit(raw)
-        return {
-            "host": unquote(u.hostname or "") or None,
-            "port": u.port,
-            "login": unquote(u.username) if u.username else None,
-            "password": unquote(u.password) if u.password else None,
-            "extra": {},
-        }
-    try:  # lazy: this package does not need Airflow
-        from airflow.sdk import BaseHook
-
-        conn = BaseHook.get_connection(conn_id)
-    except Exception:  # noqa: BLE001
-        return None
-    extra = conn.extra_dejson if hasattr(conn, "extra_dejson") else {}
-    return {"host": conn.host, "port": conn.port, "login": conn.login, "password": conn.password, "extra": extra}
-
-
-def resolve_secret(env: str | None = None, conn_id: str | None = None, field_name: str = "password") -> Secret | None:
-    if env and os.environ.get(env):
-        return Secret(os.environ[env])
-    if conn_id:
-        conn = _airflow_connection(conn_id)
-        if conn:
-            value = conn.get(field_name) or (conn.get("extra") or {}).get(field_name)
-            if field_name == "password" and not value:
-                value = (conn.get("extra") or {}).get("token") or (conn.get("extra") or {}).get("webhook_token")
-            if value:
-                return Secret(str(value))
-    return None
-
-
-# ---------------------------------------------------------------- config
-
-
-@dataclass
-class SlackSettings:
-    token_env: str | None = "SLACK_BOT_TOKEN"
-    token_conn_id: str | None = None
-    webhook_env: str | None = None
-    webhook_conn_id: str | None = None
-    base_url: str | None = None
-    timeout_s: float = 3.0
-    max_retry_after_s: float = 2.0  # a longer Retry-After is not slept through: the row is redelivered later
-
-    def token(self) -> Secret | None:
-        return resolve_secret(self.token_env, self.token_conn_id)
-
-    def webhook_url(self) -> Secret | None:
-        url = resolve_secret(self.webhook_env, None)
-        if url is None and self.webhook_conn_id:
-            conn = _airflow_connection(self.webhook_conn_id)
-            if conn:
-                password = conn.get("password") or (conn.get("extra") or {}).get("webhook_token")
-                if password and str(password).startswith("http"):
-                    url = Secret(str(password))
-                elif password:
-                    host = conn.get("host") or "https://hooks.slack.com/services"
-                    url = Secret(host.rstrip("/") + "/" + str(password).lstrip("/"))
-        return url
-
-
-@dataclass
-class EmailSettings:
-    smtp_host: str = "localhost"
-    smtp_port: int = 25
-    starttls: bool = False
-    sender: str = "airflow-alerts@localhost"
-    username_env: str | None = None
-    password_env: str | None = None
-    conn_id: str | None = None
-    timeout_s: float = 5.0
-
-    def credentials(self) -> tuple[str | None, Secret | None]:
-        user = os.environ.get(self.username_env) if self.username_env else None
-        password = resolve_secret(self.password_env, self.conn_id)
-        if user is None and self.conn_id:
-            conn = _airflow_connection(self.conn_id)
-            user = conn.get("login") if conn else None
-        return user, password
+log = redacting_logger("alerting")
 
 
 @dataclass
@@ -327,121 +94,6 @@ class Route:
             if not any(fnmatch.fnmatchcase(v, p) for v in values for p in patterns):
                 return False
         return True
-
-
-class RoutingConfigError(ValueError):
-    """The routing file is invalid: every problem found, each naming the file and the key path
-    (`alerting.yml: routes[1].match.dbt_tags: unknown key (expected one of dbt_tag, dag_tag, dag_id)`).
-    `problems` holds them as (key path, message) pairs."""
-
-    def __init__(self, source: str, problems: list[tuple[str, str]]):
-        self.source = source
-        self.problems = problems
-        super().__init__(
-            "\n".join(f"{source}: {path}: {msg}" if path else f"{source}: {msg}" for path, msg in problems)
-        )
-
-
-_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off", "")
-
-
-def _env_overrides(source: str) -> tuple[dict[str, Any], list[tuple[str, str]]]:
-    """Per-deployment overrides (a mail sink in dev, a test server): env over the file.
-    An invalid value is an error naming the variable."""
-    out: dict[str, Any] = {}
-    errors: list[tuple[str, str]] = []
-    quiet = os.environ.get("ALERTING_QUIET")
-    if quiet is not None:
-        if quiet.strip().lower() in _TRUE + _FALSE:
-            out["quiet"] = quiet.strip().lower() in _TRUE
-        else:
-            errors.append(
-                ("ALERTING_QUIET (environment)", f"expected 1/0, true/false, yes/no or on/off, got {quiet!r}")
-            )
-    url = os.environ.get("ALERTING_SLACK_BASE_URL")
-    if url:
-        if re.fullmatch(r"https?://\S+", url):
-            out["base_url"] = url
-        else:
-            errors.append(("ALERTING_SLACK_BASE_URL (environment)", "expected an http(s):// URL"))
-    host = os.environ.get("ALERTING_SMTP_HOST")
-    if host:
-        if re.fullmatch(r"[^\s/]+", host):
-            out["smtp_host"] = host
-        else:
-            errors.append(("ALERTING_SMTP_HOST (environment)", f"expected a host name or address, got {host!r}"))
-    port = os.environ.get("ALERTING_SMTP_PORT")
-    if port:
-        if port.strip().isdigit() and 1 <= int(port) <= 65535:
-            out["smtp_port"] = int(port)
-        else:
-            errors.append(("ALERTING_SMTP_PORT (environment)", f"expected a port number 1-65535, got {port!r}"))
-    return out, errors
-
-
-def _duplicate_names(routes: Any) -> list[tuple[str, str]]:
-    errors: list[tuple[str, str]] = []
-    first: dict[str, int] = {}
-    for i, r in enumerate(routes if isinstance(routes, list) else []):
-        name = r.get("name") if isinstance(r, dict) else None
-        if not isinstance(name, str):
-            continue
-        if name == "default":
-            errors.append((f"routes[{i}].name", "'default' is reserved for the default route"))
-        elif name in first:
-            errors.append((f"routes[{i}].name", f"duplicate route name {name!r} (also routes[{first[name]}])"))
-        else:
-            first[name] = i
-    return errors
-
-
-def _yaml_loader() -> type[yaml.SafeLoader]:
-    """A safe loader that refuses a key given twice in one mapping (PyYAML keeps the last)."""
-
-    class Loader(yaml.SafeLoader):
-        pass
-
-    def mapping(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        seen: dict[Any, int] = {}
-        for key_node, _ in node.value:
-            key = loader.construct_object(key_node, deep=deep)
-            try:
-                if key in seen:
-                    raise yaml.constructor.ConstructorError(
-                        None,
-                        None,
-                        f"duplicate key {key!r} (first on line {seen[key]})",
-                        key_node.start_mark,
-                    )
-                seen[key] = key_node.start_mark.line + 1
-            except TypeError:  # an unhashable key: construct_mapping says so
-                pass
-        return loader.construct_mapping(node, deep)
-
-    Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, mapping)
-    return Loader
-
-
-def parse_yaml(data: bytes | str, source: str) -> Any:
-    """The YAML document, or RoutingConfigError naming the file (bad UTF-8, bad YAML)."""
-    if isinstance(data, bytes):
-        raw = data
-        try:
-            data = raw.decode("utf-8-sig")
-        except UnicodeDecodeError as e:
-            line = raw[: e.start].count(b"\n") + 1
-            raise RoutingConfigError(
-                source, [("", f"not UTF-8 text (byte 0x{raw[e.start]:02x} on line {line})")]
-            ) from None
-    try:
-        return yaml.load(data, Loader=_yaml_loader())  # noqa: S506 - a SafeLoader subclass
-    except yaml.MarkedYAMLError as e:
-        mark = e.problem_mark or e.context_mark
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        what = " ".join(x for x in (e.context, e.problem) if x)
-        raise RoutingConfigError(source, [("", f"invalid YAML: {where}{what}")]) from None
-    except yaml.YAMLError as e:
-        raise RoutingConfigError(source, [("", f"invalid YAML: {e}")]) from None
 
 
 _QUIET_VALUES = ("slack", "email")  # never echo values from these sections in an error
@@ -482,8 +134,8 @@ class RoutingConfig:
             model = RoutingFile.model_validate(d)
         except ValidationError as e:
             errors += problems(e, RoutingFile, quiet_values=_QUIET_VALUES)
-        errors += _duplicate_names(d.get("routes"))
-        env, env_errors = _env_overrides(source)
+        errors += duplicate_names(d.get("routes"))
+        env, env_errors = env_overrides(source)
         errors += env_errors
         if errors or model is None:
             raise RoutingConfigError(source, errors)

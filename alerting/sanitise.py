@@ -2,8 +2,8 @@
 rendered, sent or stored in the outbox:
 
 - secrets are redacted from every text field (error, Meltano log tail, dbt messages, extra,
-  ids): every resolved credential (`routing.Secret`), the secret values of the environment
-  (`routing.env_secrets`: *TOKEN*, *PASSWORD*, *SECRET*, *_KEY, *WEBHOOK* variables, AIRFLOW_CONN_*
+  ids): every resolved credential (`credentials.Secret`), the secret values of the environment
+  (`redaction.env_secrets`: *TOKEN*, *PASSWORD*, *SECRET*, *_KEY, *WEBHOOK* variables, AIRFLOW_CONN_*
   passwords, passwords of URL-valued variables), read at that moment, not at import; and any
   `scheme://user:password@host` password and Slack-token-shaped string (`xoxb-…`);
 - a lone surrogate (text decoded with `surrogateescape`, a broken UTF-16 pair) becomes U+FFFD,
@@ -24,7 +24,7 @@ from datetime import date, datetime
 from typing import Any
 
 from .events import KINDS, Alert
-from .routing import known_secrets, redact
+from .redaction import known_secrets, redact
 
 FIELD_MAX = 64_000  # characters of any one text field of an alert (as stored), marker included
 LOG_TAIL_MAX = 100  # Meltano log lines kept (the renderers show the last 30)...

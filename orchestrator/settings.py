@@ -3,8 +3,9 @@
 
 Variables that Meltano, dbt or the profile's `env` define for the tools themselves
 (WAREHOUSE_*, SOURCE_*, DBT_TARGET, MELTANO_*) are not settings of ours: they pass through.
-The alerting package reads its own ALERTING_* variables (alerting/routing.py); they are listed
-here too, for the table, but read there.
+The alerting package reads its own ALERTING_* variables (alerting/routing_file.py, the outbox's
+in alerting/outbox_tables.py, ALERTING_CONFIG in alerting/airflow.py); they are listed here too,
+for the table, but read there.
 """
 
 from __future__ import annotations

@@ -144,10 +144,10 @@ def test_without_any_slack_credentials_alerts_go_by_email(sinks, tmp_path, monke
 
 
 def test_mail_sink_keeps_every_message(tmp_path):
-    from alerting.delivery import EmailSender
+    from alerting.credentials import EmailSettings
+    from alerting.email_message import render_email
+    from alerting.email_sender import EmailSender
     from alerting.mailsink import MailSink
-    from alerting.render import render_email
-    from alerting.routing import EmailSettings
 
     with MailSink(tmp_path / "mail", port=0) as sink:
         EmailSender(EmailSettings(smtp_host="127.0.0.1", smtp_port=sink.port)).send(

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from alerting.routing import RoutingConfig, RoutingConfigError
+from alerting.routing import RoutingConfig
+from alerting.routing_file import RoutingConfigError
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 GOOD_ROUTE = "  - name: finance\n    match: {dbt_tag: finance}\n    slack_channel: '#finance'\n"

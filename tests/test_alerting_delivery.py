@@ -15,8 +15,9 @@ from alerting_fakes import FakeSlack, FakeSMTP
 
 from alerting.delivery import Notifier
 from alerting.events import Alert, DbtContext, DbtFailure
-from alerting.outbox import Outbox, utcnow
-from alerting.render import render_slack
+from alerting.outbox import Outbox
+from alerting.outbox_tables import utcnow
+from alerting.slack_message import render_slack
 
 TOKEN = "xoxb-test-token-5f3a9c"
 FAST = 4.0  # notify() must return within this in every fault case (Slack timeout is 1 s)

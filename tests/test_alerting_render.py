@@ -7,9 +7,12 @@ from datetime import UTC, datetime
 
 import pytest
 
+from alerting.credentials import Secret
+from alerting.email_message import render_email
 from alerting.events import Alert, DbtContext, DbtFailure, MeltanoContext, normalise_error
-from alerting.render import BLOCKS_MAX, MARKER, escape_mrkdwn, render_email, render_slack, truncate
-from alerting.routing import RoutingConfig, Secret
+from alerting.render_text import MARKER, truncate
+from alerting.routing import RoutingConfig
+from alerting.slack_message import BLOCKS_MAX, escape_mrkdwn, render_slack
 
 UTC = UTC
 OWNERS = {"alice@example.com": "U0ALICE"}

@@ -13,7 +13,8 @@ from sqlalchemy import func, insert, select
 
 from alerting.delivery import Notifier
 from alerting.events import Alert
-from alerting.outbox import Outbox, deliveries, incidents, utcnow
+from alerting.outbox import Outbox
+from alerting.outbox_tables import deliveries, incidents, utcnow
 from alerting.routing import RoutingConfig
 
 TOKEN = "xoxb-retention-3c1f"
