@@ -50,3 +50,20 @@ def test_each_image_has_a_caption():
 
 def test_the_readme_says_how_to_regenerate_them():
     assert "make screenshots" in README
+
+
+def test_the_slack_picture_draws_what_the_renderer_sends():
+    """The page holds the channel alerting.yml routes to and every text of render_slack's blocks
+    (mrkdwn turned into HTML), so the picture cannot drift from the real message."""
+    sys.path.insert(0, str(REPO_ROOT / "scripts"))
+    try:
+        import slack_page
+    finally:
+        sys.path.remove(str(REPO_ROOT / "scripts"))
+    alert = slack_page.sample_alert()
+    channel, payload = slack_page.channel_and_message(alert)
+    page = slack_page.alert_html(alert)
+    assert channel == "#finance-data" and channel in page
+    assert payload["blocks"][0]["text"]["text"] in page  # the header
+    assert "@finance-data" in page and "<@U00FINANCE>" not in page  # the owner's mention, drawn
+    assert "fct_payments" in page and "View log" in page and "<pre>" in page
