@@ -20,7 +20,7 @@ FIXTURE_MELTANO_FILES := $(wildcard $(FIXTURE_MELTANO)/meltano.yml $(FIXTURE_MEL
 DBT_FILES := $(shell find dbt_project -path dbt_project/target -prune -o -path dbt_project/logs -prune \
                -o -type f \( -name '*.sql' -o -name '*.yml' -o -name '*.csv' \) -print 2>/dev/null)
 
-.PHONY: run test lint setup clean airflow-up up down status
+.PHONY: run test lint setup clean airflow-up up down status screenshots
 
 run: setup
 	$(BIN)/orchestrator run
@@ -72,6 +72,16 @@ down:
 	$(BIN)/orchestrator down
 status:
 	$(BIN)/orchestrator status
+
+# The README's screenshots (docs/images/): a real local Airflow on the demo in var/screenshots/, one
+# cycle, then headless Chromium (Debian's `chromium`: apt-get install chromium) driven by Playwright.
+# Takes the shared lock that every run starting an Airflow on this machine takes.
+screenshots: setup $(VENV)/.screenshots
+	flock /tmp/heavy.lock $(BIN)/python scripts/screenshots.py $(SCREENSHOTS_ARGS)
+
+$(VENV)/.screenshots: $(VENV)/.installed
+	$(BIN)/uv pip install -q --python $(BIN)/python -c constraints.txt -e '.[demo,test,dev,screenshots]'
+	touch $@
 
 # Regenerate the pinned dependency set after editing pyproject.toml.
 constraints: $(VENV)/.installed
