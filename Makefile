@@ -77,7 +77,7 @@ status:
 # cycle, then headless Chromium (Debian's `chromium`: apt-get install chromium) driven by Playwright.
 # Takes the shared lock that every run starting an Airflow on this machine takes.
 screenshots: setup $(VENV)/.screenshots
-	flock /tmp/heavy.lock $(BIN)/python scripts/screenshots.py $(SCREENSHOTS_ARGS)
+	$(BIN)/python scripts/screenshots.py $(SCREENSHOTS_ARGS)
 
 $(VENV)/.screenshots: $(VENV)/.installed
 	$(BIN)/uv pip install -q --python $(BIN)/python -c constraints.txt -e '.[demo,test,dev,screenshots]'
