@@ -75,7 +75,6 @@ status:
 
 # The README's screenshots (docs/images/): a real local Airflow on the demo in var/screenshots/, one
 # cycle, then headless Chromium (Debian's `chromium`: apt-get install chromium) driven by Playwright.
-# Takes the shared lock that every run starting an Airflow on this machine takes.
 screenshots: setup $(VENV)/.screenshots
 	$(BIN)/python scripts/screenshots.py $(SCREENSHOTS_ARGS)
 
