@@ -30,6 +30,7 @@ def build_and_install(tmp: Path) -> Path:
     """The wheel built from a copy of the sources (setuptools writes build/ and *.egg-info beside
     the sources: not into the checkout), installed with the extras into a fresh venv; its bin/."""
     src = tmp / "src"
+    src.mkdir()
     for name in SOURCES:
         if (REPO_ROOT / name).is_dir():
             shutil.copytree(REPO_ROOT / name, src / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
@@ -84,8 +85,11 @@ def test_the_installed_wheel_runs_a_cycle_of_the_fixture_from_outside_the_repo(t
     assert sorted(dag_files) == ["orchestrator_dags.py", "orchestrator_plan_errors.py"]
     assert f'CONFIG = Path("{config}")' in dag_files["orchestrator_dags.py"].decode()
 
+    check, t_check = cli([str(bin_ / "orchestrator"), "--config", str(config), "check"], elsewhere, env)
+    assert check.returncode == 0 and "11 DAGs (6 dbt), 1 warning(s), 0 error(s)" in check.stdout, check.stderr
+
     run, t_run = cli([str(bin_ / "orchestrator"), "--config", str(config), "run"], elsewhere, env, timeout=1200)
-    print(f"\nwall times from the wheel: init --parse {t_init:.1f}s, run {t_run:.1f}s")
+    print(f"\nwall times from the wheel: init --parse {t_init:.1f}s, check {t_check:.1f}s, run {t_run:.1f}s")
     assert run.returncode == 0, run.stderr[-3000:]
     assert "no local mail sink (aiosmtpd, the `mailsink` extra, is not installed)" in run.stdout  # not an extra here
     assert cycle_dags(bin_ / "orchestrator", config, env) == FIXTURE_CYCLE_DAGS
