@@ -10,6 +10,7 @@ reports per DAG its state, duration and the Assets it emitted (report.py).
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -184,8 +185,16 @@ def run_airflow_cycle(
 def local_mail_sink(env: dict[str, str], log=print) -> Iterator[None]:
     """Alert e-mails of a local run land in `mail/` beside the Airflow home (var/mail/ by default),
     one .eml each, unless ALERTING_SMTP_HOST points at a real server. Sets ALERTING_SMTP_HOST/PORT in
-    `env` for the Airflow processes."""
+    `env` for the Airflow processes. Without aiosmtpd (the `mailsink` extra, which a deployment
+    need not install) there is no sink: alert e-mails go where alerting.yml says."""
     if env.get("ALERTING_SMTP_HOST"):
+        yield
+        return
+    if importlib.util.find_spec("aiosmtpd") is None:
+        log(
+            "    no local mail sink (aiosmtpd, the `mailsink` extra, is not installed): "
+            "alert e-mails go where alerting.yml says"
+        )
         yield
         return
     from alerting.mailsink import MailSink
