@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .events import Alert
+from .render_lineage import email_parts, reply_suffix, slack_block
 
 SECTION_MAX = 3000
 HEADER_MAX = 150
@@ -220,6 +221,11 @@ def render_slack(
         blocks.append(_section("*Earlier tries*\n" + "\n".join(lines)))
 
     tail: list[dict[str, Any]] = []  # blocks that must survive the 50-block trim
+    lineage = slack_block(
+        alert, escape_mrkdwn, lambda o: owner_mention(o, slack_id), lambda t: truncate(t, SECTION_MAX)
+    )
+    if lineage is not None:  # a failure's blast radius, a recovery's late DAGs
+        tail.append(lineage)
     if alert.meltano:
         m = alert.meltano
         tail.append(
@@ -300,6 +306,7 @@ def render_recovered(alert: Alert) -> SlackMessage:
         text += f"; failing since {str(since)[:19]}"
     if n:
         text += f", {n} failure{'s' if n != 1 else ''}"
+    text += reply_suffix(alert)  # the downstream DAGs it held back, running late now
     if alert.log_url and re.fullmatch(r"https?://[^\s<>|]+", alert.log_url):
         text = escape_mrkdwn(text) + f" · <{alert.log_url}|log>"
     else:
@@ -409,6 +416,9 @@ def render_email(alert: Alert, *, repeat_count: int = 1) -> EmailMessageParts:
         hidden = len(alert.dbt.failures) - shown
         more = f"{MARKER}: {hidden} more dbt failures not shown" if hidden else ""
         body.add([more] if more else [], (f"<li>{html.escape(more)}</li>" if more else "") + "</ul>", force=True)
+    lineage_text, lineage_html = email_parts(alert, line)
+    if lineage_text:
+        body.add(lineage_text, lineage_html)
     if alert.meltano:
         m = alert.meltano
         body.add(
