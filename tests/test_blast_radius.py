@@ -335,5 +335,5 @@ def test_a_meltano_failure_in_airflow_names_the_blocked_dbt_dags_and_owners(tmp_
         sections
     ), json.dumps(sections, indent=1)
     [mail] = [m for m in mails if "meltano_tap_shop" in m["Subject"]]
-    body = mail.get_body(("plain",)).get_content()
+    body = mail.get_body(("plain",)).get_content().replace("\r\n", "\n")  # SMTP's line ends
     assert "\n".join(BLAST_TEXT) in body
