@@ -11,7 +11,9 @@ the callbacks of tasks that died without reporting run in the DAG processor. Not
 read at DAG parse time: the config and the outbox are opened at the first callback.
 
 A task may attach detail to the exception it raises: `exc.alert_context = {"dbt": {...},
-"meltano": {...}, "extra": {...}}` (the shapes of `DbtContext`/`MeltanoContext`).
+"meltano": {...}, "extra": {...}}` (the shapes of `DbtContext`/`MeltanoContext`). `enrich(alert)`, if given, adds
+what only the caller knows (the orchestrator: the blast radius from its plan's lineage) to every
+alert before it is sent; if it raises, the alert goes out without it.
 """
 
 from __future__ import annotations
@@ -41,9 +43,11 @@ class AirflowAlerts:
         *,
         outbox_url: str | None = None,
         notifier_factory: Callable[[], Any] | None = None,
+        enrich: Callable[[Alert], None] | None = None,
     ):
         self.config = config
         self.outbox_url = outbox_url
+        self.enrich = enrich
         self._factory = notifier_factory
         self._notifier: Notifier | None = None
         self._outbox: Outbox | None = None
@@ -120,6 +124,11 @@ class AirflowAlerts:
                 context,
                 task_level=kind != "dag_recovered" and kind != "dag_failed",
             )
+            if self.enrich is not None:
+                try:
+                    self.enrich(alert)
+                except Exception:  # noqa: BLE001 - detail for the alert, never a reason to lose it
+                    log.warning("alerting: enriching %s %s failed; sent without it", kind, alert.dag_id, exc_info=True)
             result = notifier.notify(alert)
             log.info(
                 "alerting: %s %s.%s -> routes %s, %s in %.2fs",

@@ -14,6 +14,7 @@ import re
 from dataclasses import dataclass
 
 from .events import Alert
+from .render_lineage import email_parts
 from .render_text import (
     LOG_TAIL_LINES,
     MARKER,
@@ -124,6 +125,9 @@ def render_email(alert: Alert, *, repeat_count: int = 1) -> EmailMessageParts:
         hidden = len(alert.dbt.failures) - shown
         more = f"{MARKER}: {hidden} more dbt failures not shown" if hidden else ""
         body.add([more] if more else [], (f"<li>{html.escape(more)}</li>" if more else "") + "</ul>", force=True)
+    lineage_text, lineage_html = email_parts(alert, line)
+    if lineage_text:
+        body.add(lineage_text, lineage_html)
     if alert.meltano:
         m = alert.meltano
         body.add(

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .events import Alert
+from .render_lineage import reply_suffix, slack_block
 from .render_text import (
     LOG_TAIL_LINES,
     MARKER,
@@ -156,6 +157,11 @@ def render_slack(
         blocks.append(_section("*Earlier tries*\n" + "\n".join(lines)))
 
     tail: list[dict[str, Any]] = []  # blocks that must survive the 50-block trim
+    lineage = slack_block(
+        alert, escape_mrkdwn, lambda o: owner_mention(o, slack_id), lambda t: truncate(t, SECTION_MAX)
+    )
+    if lineage is not None:  # a failure's blast radius, a recovery's late DAGs
+        tail.append(lineage)
     if alert.meltano:
         m = alert.meltano
         tail.append(
@@ -236,6 +242,7 @@ def render_recovered(alert: Alert) -> SlackMessage:
         text += f"; failing since {str(since)[:19]}"
     if n:
         text += f", {n} failure{'s' if n != 1 else ''}"
+    text += reply_suffix(alert)  # the downstream DAGs it held back, running late now
     if alert.log_url and re.fullmatch(r"https?://[^\s<>|]+", alert.log_url):
         text = escape_mrkdwn(text) + f" · <{alert.log_url}|log>"
     else:

@@ -17,4 +17,10 @@ def outbox_url(config: OrchestrationConfig) -> str:
 
 
 def airflow_alerts(config: OrchestrationConfig) -> AirflowAlerts:
-    return AirflowAlerts(config.alerting_config, outbox_url=outbox_url(config))
+    """The callbacks; each alert of a Meltano or dbt DAG gets what the plan's lineage says of it:
+    a failure its blast radius, a recovery what ran late (lineage_alert.enrich)."""
+    from .lineage_alert import enrich
+
+    return AirflowAlerts(
+        config.alerting_config, outbox_url=outbox_url(config), enrich=lambda alert: enrich(config, alert)
+    )

@@ -59,7 +59,6 @@ def meltano_run(
     from ..runners.dbt_profile import DbtProfileError, resolve_target
     from ..runners.meltano import MeltanoError, record_counts, run_meltano
     from ..runners.warehouse_lock import warehouse_lock
-    from .lineage_alert import blast_radius_context
 
     config = load_config(config_path, profile)
     names = load_translator(config)
@@ -80,7 +79,7 @@ def meltano_run(
             )
     except MeltanoError as exc:
         # the message carries the log tail; the alert gets it apart, with the extractor and state ID
-        dag_id = context["dag"].dag_id if context.get("dag") else ""
+        # (and, from the callbacks' enrich hook, the blast radius: lineage_alert.enrich)
         raise TaskFailure(
             str(exc),
             {
@@ -90,7 +89,6 @@ def meltano_run(
                     "state_id": ", ".join(state_ids or []) or None,
                     "log_tail": exc.tail[-30:],
                 },
-                "extra": blast_radius_context(config, dag_id) if dag_id else {},
             },
         ) from None
     records: dict[str, int] = {}

@@ -50,7 +50,7 @@ def assemble(
             plan.assets.setdefault(name, asset)
 
     if "tick" in kinds:
-        add(plan_tick(config))
+        add(plan_tick(config, names))
     meltano_dags: list[MeltanoDag] = []
     if meltano is not None:
         part = plan_meltano(config, meltano, names, env)

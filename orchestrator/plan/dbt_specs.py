@@ -8,7 +8,7 @@ from collections import defaultdict
 from .config import OrchestrationConfig
 from .dbt_dags import (
     Wiring,
-    bullets,
+    asset_bullets,
     check_dag_ids,
     check_manifest,
     dag_cycles,
@@ -226,16 +226,17 @@ def dbt_dag_spec(
     from_dags = sorted({produced.get(a) or asset_dag.get(a, "") for a in assets} - {""})
     what = _what(config, placement, dag_id)
     trigger = (
-        f"all of these Assets, each updated since the last run:\n\n{bullets(assets)}"
+        f"all of these Assets, each updated since the last run:\n\n{asset_bullets(names, assets)}"
         if assets
-        else f"the `{config.tick_asset}` Asset (it reads nothing produced upstream)"
+        else f"the [`{config.tick_asset}`]({names.asset_link(config.tick_asset)}) Asset "
+        "(it reads nothing produced upstream)"
     )
     placed = [u for u in members if u in placement.placed]
     doc = (
         f"### dbt: {what}\n\n**Builds** {len(members)} nodes and runs {len(tests)} tests "
         f"(`dbt {' '.join(tasks[0].args[:3])} ...`).\n\n**Triggered by:** {trigger}\n\n"
         + (f"Upstream DAGs: {', '.join(f'`{d}`' for d in from_dags)}.\n\n" if from_dags else "")
-        + f"**Emits** one Asset per relation it builds:\n\n{bullets(outlets)}\n\n"
+        + f"**Emits** one Asset per relation it builds:\n\n{asset_bullets(names, outlets)}\n\n"
         + (f"**Placed here by a rule** (see `orchestrator plan`): {len(placed)} node(s).\n\n" if placed else "")
         + f"**Owners:** {', '.join(model_owners) or config.owner}."
     )
@@ -292,7 +293,7 @@ def tests_dag_spec(
         doc_md=(
             f"### dbt tests across DAGs\n\n**Runs** {len(tests)} tests that read models of "
             f"{', '.join(f'`{d}`' for d in parent_dags)}, which do not depend on each other.\n\n"
-            f"**Triggered by:** all of these Assets, each updated since the last run:\n\n{bullets(assets)}"
+            "**Triggered by:** all of these Assets, each updated since the last run:\n\n" + asset_bullets(names, assets)
         ),
         tags=("dbt", "tests"),
         owner=", ".join(sorted(set(owners.values()))) or config.owner,

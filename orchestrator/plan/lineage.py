@@ -26,10 +26,33 @@ class BlastRadius:
         }
 
 
+def still_arriving(plan: Plan, dag_id: str, task_id: str | None) -> frozenset[str]:
+    """The Assets of a DAG whose task `task_id` failed that still arrive this cycle: those of its
+    other tasks, less the tasks downstream of it (upstream_failed). Airflow emits a task's Asset
+    events only when it succeeds, so the failed task's own outlets never arrive, whatever it built;
+    with one task per DAG (the default) nothing does. `task_id` None (the run failed as a whole):
+    nothing."""
+    if task_id is None:
+        return frozenset()
+    tasks = {t.task_id: t for t in plan.dag(dag_id).tasks}
+    if task_id not in tasks:
+        return frozenset()
+    lost, changed = {task_id}, True
+    while changed:
+        changed = False
+        for t in tasks.values():
+            if t.task_id not in lost and lost & set(t.upstream):
+                lost.add(t.task_id)
+                changed = True
+    return frozenset(a for t in tasks.values() if t.task_id not in lost for a in t.outlets)
+
+
 def blast_radius(plan: Plan, dag_id: str, emitted: set[str] | frozenset[str] = frozenset()) -> BlastRadius:
     """The DAGs downstream of `dag_id` that cannot run this cycle: a DAG waits for all its Assets
     (AND), so it is blocked as soon as one of them comes from a blocked or failed DAG. `emitted`:
-    Assets that did arrive this cycle despite the failure (a partial run), which block nothing."""
+    Assets of the failed DAG that do arrive this cycle despite the failure (`still_arriving`: the
+    other tasks of a per-model DAG), which block nothing. Owners are the blocked dbt models'
+    `meta.owner`s less the failed DAG's own (its models' owners; a Meltano DAG's `owner`)."""
     producer = {a: d.dag_id for d in plan.dags for a in d.outlets}
     failed = plan.dag(dag_id)
     blocked: dict[str, set[str]] = {}

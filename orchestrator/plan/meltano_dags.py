@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from .config import OrchestrationConfig
-from .dbt_dags import bullets
+from .dbt_dags import asset_bullets
 from .meltano_project import MeltanoProject, Tables, expand, extractor_tables
 from .model import AssetSpec, Issue, MeltanoDag, Part, Schedule, StateDag, TaskSpec
 from .schema import NO_INTERVAL, cron_problem
@@ -132,7 +132,9 @@ def meltano_dag(
 ) -> MeltanoDag:
     profile = config.profile
     trigger = (
-        f"the cron `{run.cron}` (kept from the Meltano schedule)" if run.cron else f"the `{config.tick_asset}` Asset"
+        f"the cron `{run.cron}` (kept from the Meltano schedule)"
+        if run.cron
+        else f"the [`{config.tick_asset}`]({names.asset_link(config.tick_asset)}) Asset"
     )
     return MeltanoDag(
         dag_id=names.meltano_dag_id(run.name),
@@ -143,7 +145,7 @@ def meltano_dag(
         doc_md=(
             f"### Meltano: {run.origin}\n\n**Runs:** `meltano --environment {profile.meltano_environment} "
             f"{' '.join(run.argv)}` in `{config.meltano_project}`.\n\n**Triggered by:** {trigger}.\n\n"
-            f"**Emits** one Asset per warehouse table it loads:\n\n{bullets(outlets)}\n\n"
+            f"**Emits** one Asset per warehouse table it loads:\n\n{asset_bullets(names, outlets)}\n\n"
             f"**State:** {', '.join(f'`{s}`' for s in state_ids)}. One run at a time (state is "
             f"incremental); read or reset it with the `{config.state_dag_id}` DAG."
         ),

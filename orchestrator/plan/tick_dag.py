@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from .config import OrchestrationConfig
 from .model import AssetSpec, Part, Schedule, TaskSpec, TickDag
+from .translator import Translator
 
 
-def plan_tick(config: OrchestrationConfig) -> Part:
+def plan_tick(config: OrchestrationConfig, names: Translator | None = None) -> Part:
+    names = names or Translator(config)
     asset, cron = config.tick_asset, config.tick_cron
     dag = TickDag(
         dag_id=config.tick_dag_id,
@@ -16,8 +18,8 @@ def plan_tick(config: OrchestrationConfig) -> Part:
         description=f"Starts every cycle: emits the `{asset}` Asset on `{cron}`",
         doc_md=(
             f"### The tick\n\n**Triggered by:** the cron `{cron}` (or by hand).\n\n"
-            f"**Emits:** the Asset `{asset}`, which the Meltano DAGs (and any dbt DAG that reads "
-            f"nothing produced upstream) are scheduled on. Everything downstream is data-aware."
+            f"**Emits:** the Asset [`{asset}`]({names.asset_link(asset)}), which the Meltano DAGs (and any "
+            f"dbt DAG that reads nothing produced upstream) are scheduled on. Everything downstream is data-aware."
         ),
         tags=("tick",),
         owner=config.owner,

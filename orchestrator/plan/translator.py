@@ -23,6 +23,7 @@ import importlib.util
 import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 from ..profiles import ConfigError
 
@@ -86,24 +87,32 @@ class Translator:
         return relation.partition(".")[0] if relation else "orchestration"
 
     def dbt_asset_extra(self, node: Node, dag_id: str, tag: str | None) -> dict[str, Any]:
-        """What the Assets view shows of a dbt node."""
-        extra: dict[str, Any] = {
+        """What the Assets view shows of a dbt node. Every key is always there (null when the node
+        has none), so the view's `extra` column reads alike for every dbt Asset: `unique_id`,
+        `materialized`, `resource_type`, `dag_id`, `tag` (the orchestration tag of its DAG; null
+        in a catch-all or monolith DAG), `owner` (`meta.owner`), `description` (its first line)."""
+        description = node.description.strip().splitlines()[0].strip() if node.description.strip() else None
+        if description and len(description) > 200:
+            description = description[:199] + "…"
+        return {
             "unique_id": node.unique_id,
             "materialized": node.materialized,
             "resource_type": node.resource_type,
             "dag_id": dag_id,
+            "tag": tag,
+            "owner": self.owner(node),
+            "description": description,
         }
-        if tag:
-            extra["tag"] = tag
-        if owner := self.owner(node):
-            extra["owner"] = owner
-        if node.description:
-            extra["description"] = node.description.strip().splitlines()[0][:200]
-        return extra
 
     def meltano_asset_extra(self, extractor: str, stream: str, state_id: str) -> dict[str, Any]:
         """What the Assets view shows of a table Meltano loads."""
         return {"extractor": extractor, "stream": stream, "state_id": state_id}
+
+    def asset_link(self, name: str) -> str:
+        """Where a DAG's docs link an Asset it waits for or emits: Airflow's Assets view filtered
+        on its name (the UI's own `name_pattern` search; an Asset's page is keyed by a database id
+        the plan cannot know). Override for a UI served under a path prefix."""
+        return "/assets?name_pattern=" + quote(name, safe="")
 
     def owner(self, node: Node) -> str | None:
         """Who owns a dbt node: `meta.owner` (alerts mention them)."""
