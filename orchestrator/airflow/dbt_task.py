@@ -20,11 +20,17 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from airflow.sdk.exceptions import AirflowFailException
+
 from .dbt_form import FormError, extra_args, form_values, selection_words
 from .tasks import TaskFailure, set_extra
 
 log = logging.getLogger(__name__)
 RECORD = "orchestrator_try.json"
+
+
+class FormRefused(TaskFailure, AirflowFailException):
+    """A run form dbt must not run: the same on every try, so the task fails at once, without retries."""
 
 
 def _record(target_path: Path) -> dict[str, Any]:
@@ -61,17 +67,17 @@ def _check_selection(run_dbt, project, env, target_path: Path, values: dict, all
         args += ["--exclude", *selection_words(values["exclude"])]
     listing = run_dbt(args, env=env, project=project, target_path=target_path, raise_on_failure=False)
     if not listing.success:
-        raise TaskFailure(f"the run form's selection is not valid dbt selection syntax: {listing.exception}")
+        raise FormRefused(f"the run form's selection is not valid dbt selection syntax: {listing.exception}")
     chosen = set(listing.listed)
     outside = sorted(chosen - allowed)
     if outside:
         shown = ", ".join(outside[:10]) + (f" and {len(outside) - 10} more" if len(outside) > 10 else "")
-        raise TaskFailure(
+        raise FormRefused(
             f"the run form's selection reaches outside this DAG: {shown}. Select only this DAG's "
             "nodes (its docs list them), or trigger the DAG that builds them"
         )
     if not chosen:
-        raise TaskFailure("the run form's selection matches nothing in this DAG")
+        raise FormRefused("the run form's selection matches nothing in this DAG")
 
 
 def dbt_build(
@@ -82,6 +88,8 @@ def dbt_build(
     owners: dict[str, str] | None = None,
     tag: str | None = None,
     nodes: list[str] | None = None,
+    config_path: str | None = None,
+    profile: str | None = None,
     **context,
 ) -> dict[str, Any]:
     """Run dbt for this task's nodes; an Asset event per relation built, with rows, duration, status
@@ -93,7 +101,7 @@ def dbt_build(
     from ..runners.warehouse_lock import warehouse_lock
     from .lineage_alert import blast_radius_context
 
-    config = load_config()
+    config = load_config(config_path, profile)  # the config its DAG was rendered from
     env = config.profile.environment()
     project = DbtProjectRef.of(config, env)
     dag_id = context["dag"].dag_id if context.get("dag") else "adhoc"
@@ -107,16 +115,18 @@ def dbt_build(
     try:
         values = form_values(context.get("params"))
     except FormError as exc:
-        raise TaskFailure(f"run form: {exc}") from None
+        raise FormRefused(f"run form: {exc}") from None
     partial = bool(values["select"] or values["exclude"])
     if partial and nodes is None:
-        raise TaskFailure("run form: select/exclude apply to whole-DAG dbt tasks, not to per-model tasks")
+        raise FormRefused("run form: select/exclude apply to whole-DAG dbt tasks, not to per-model tasks")
 
     record = _record(target_path)
     same_run = record.get("run_id") == run_id and record.get("try", 0) < try_number
     retry = same_run and record.get("failed") and values["retry_from_failure"] and config.dbt_retry_from_failure
     if retry:
-        invocation = ["retry", *extra_args(values)]
+        # No form flags: `dbt retry` takes the previous invocation's (--full-refresh, --vars,
+        # --select...) from its run_results.json, and refuses --full-refresh on its own command line.
+        invocation = ["retry"]
         log.info(
             "retry from the point of failure: `dbt retry` on try %s's results (%s failed)",
             record.get("try"),
