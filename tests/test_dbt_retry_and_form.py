@@ -70,6 +70,13 @@ models:
     columns: [{name: id, data_tests: [not_null]}]
 """,
     "models/down/down_report.sql": "select a.id from {{ ref('base_a') }} a join {{ ref('after_flaky') }} f using (id)",
+    # a test of dbt_down that also reads dbt_up's base_a: selecting base_a in dbt_up must not reach it
+    "models/down/schema.yml": """
+version: 2
+models:
+  - name: down_report
+    columns: [{name: id, data_tests: [{relationships: {to: ref('base_a'), field: id}}]}]
+""",
 }
 
 
@@ -290,6 +297,27 @@ def test_a_select_inside_the_dag_builds_and_emits_only_that(airflow):
     assert len(af.client.dag_runs(DOWN)) == before
     queued = {e["asset_id"] for e in af.client.queued_asset_events(DOWN)}
     assert queued == {af.client.asset_id("analytics.base_a")}
+
+
+def test_an_exclude_alone_narrows_the_dags_own_selection(airflow):
+    af, env, _ = airflow
+    run = _run(af, UP, {"exclude": "flaky+ greeting appended"})
+    ti = _ti(af, UP, run["dag_run_id"])
+    assert run["state"] == "success"
+    assert _run_results(env, ti) == {
+        "model.retry_demo.base_a": "success",
+        "model.retry_demo.base_b": "success",
+        "test.retry_demo.not_null_base_a_id": "pass",
+    }
+    assert set(_events(af, run["dag_run_id"])) == {"analytics.base_a", "analytics.base_b"}
+
+
+def test_options_in_the_selection_are_refused(airflow):
+    af, _, _ = airflow
+    run = _run(af, UP, {"select": "base_a --target-path /tmp/elsewhere"})
+    ti = _ti(af, UP, run["dag_run_id"])
+    assert (run["state"], ti["try_number"]) == ("failed", 1)
+    assert "select: dbt selection syntax only, not options (--target-path)" in _log(af, UP, ti)
 
 
 def test_a_select_outside_the_dag_is_refused_without_retries(airflow, alert_sinks):

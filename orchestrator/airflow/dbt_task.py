@@ -47,24 +47,29 @@ def _save_record(target_path: Path, record: dict[str, Any]) -> None:
     tmp.replace(target_path / RECORD)
 
 
-def _check_selection(run_dbt, project, env, target_path: Path, values: dict, allowed: set[str]) -> None:
-    """`dbt ls` the form's selection; refuse it when it reaches a node this DAG does not build or test."""
-    args = [
-        "ls",
-        "--resource-types",
-        "model",
-        "seed",
-        "snapshot",
-        "test",
-        "--output",
-        "json",
-        "--output-keys",
-        "unique_id",
-    ]
-    if values["select"]:
-        args += ["--select", *selection_words(values["select"])]
+def _dag_select(args: list[str]) -> list[str]:
+    """The words of the DAG's own `--select` (none in monolith mode: the whole project)."""
+    if "--select" not in args:
+        return []
+    words = args[args.index("--select") + 1 :]
+    end = next((i for i, w in enumerate(words) if w.startswith("-")), len(words))
+    return words[:end]
+
+
+def form_selection(values: dict, dag_args: list[str]) -> list[str]:
+    """The form's select/exclude as dbt arguments. An empty select is the DAG's own selection (an
+    exclude alone narrows the DAG, not the project); tests as the DAG picks them (cautious)."""
+    select = selection_words(values["select"]) or _dag_select(dag_args)
+    out = ["--select", *select] if select else []
     if values["exclude"]:
-        args += ["--exclude", *selection_words(values["exclude"])]
+        out += ["--exclude", *selection_words(values["exclude"])]
+    return out + ["--indirect-selection", "cautious"]
+
+
+def _check_selection(run_dbt, project, env, target_path: Path, selection: list[str], allowed: set[str]) -> None:
+    """`dbt ls` the form's selection; refuse it when it reaches a node this DAG does not build or test."""
+    args = ["ls", "--resource-types", "model", "seed", "snapshot", "test"]
+    args += ["--output", "json", "--output-keys", "unique_id", *selection]
     listing = run_dbt(args, env=env, project=project, target_path=target_path, raise_on_failure=False)
     if not listing.success:
         raise FormRefused(f"the run form's selection is not valid dbt selection syntax: {listing.exception}")
@@ -122,7 +127,13 @@ def dbt_build(
 
     record = _record(target_path)
     same_run = record.get("run_id") == run_id and record.get("try", 0) < try_number
-    retry = same_run and record.get("failed") and values["retry_from_failure"] and config.dbt_retry_from_failure
+    retry = (
+        same_run
+        and record.get("failed")
+        and values["retry_from_failure"]
+        and config.dbt_retry_from_failure
+        and (target_path / "run_results.json").exists()  # what `dbt retry` reads; without it: build again
+    )
     if retry:
         # No form flags: `dbt retry` takes the previous invocation's (--full-refresh, --vars,
         # --select...) from its run_results.json, and refuses --full-refresh on its own command line.
@@ -134,11 +145,9 @@ def dbt_build(
         )
     else:
         if partial:
-            _check_selection(run_dbt, project, env, target_path, values, set(nodes or ()))
-            invocation = ["build", "--select", *selection_words(values["select"] or "*")]
-            if values["exclude"]:
-                invocation += ["--exclude", *selection_words(values["exclude"])]
-            invocation += ["--indirect-selection", "cautious"]
+            selection = form_selection(values, args)
+            _check_selection(run_dbt, project, env, target_path, selection, set(nodes or ()))
+            invocation = ["build", *selection]
         else:
             invocation = list(args)
         invocation += extra_args(values)
