@@ -266,6 +266,9 @@ def test_clearing_the_failed_task_by_hand_retries_from_the_failure(airflow):
 
 def test_retry_from_failure_off_rebuilds_the_whole_selection(airflow):
     af, env, flags = airflow
+    # The run above set off dbt_down (its second run): its dbt build runs the project's on-run-end
+    # hook too, which writes the file. Let it finish before removing the file.
+    af.client.wait_for_runs(DOWN, count=2, timeout=120)
     (flags / "ok.csv").unlink(missing_ok=True)
     run = _run(af, UP, {"vars": {"heal": False}, "retry_from_failure": False})
     ti = _ti(af, UP, run["dag_run_id"])
