@@ -56,18 +56,21 @@ def _dag_select(args: list[str]) -> list[str]:
     return words[:end]
 
 
-def form_selection(values: dict, dag_args: list[str]) -> list[str]:
+def form_selection(values: dict, dag_args: list[str], also_exclude: tuple[str, ...] = ()) -> list[str]:
     """The form's select/exclude as dbt arguments. An empty select is the DAG's own selection (an
     exclude alone narrows the DAG, not the project); tests as the DAG picks them (cautious)."""
     select = selection_words(values["select"]) or _dag_select(dag_args)
     out = ["--select", *select] if select else []
-    if values["exclude"]:
-        out += ["--exclude", *selection_words(values["exclude"])]
+    exclude = [*selection_words(values["exclude"]), *also_exclude]
+    if exclude:
+        out += ["--exclude", *exclude]
     return out + ["--indirect-selection", "cautious"]
 
 
-def _check_selection(run_dbt, project, env, target_path: Path, selection: list[str], allowed: set[str]) -> None:
-    """`dbt ls` the form's selection; refuse it when it reaches a node this DAG does not build or test."""
+def _check_selection(run_dbt, project, env, target_path: Path, values: dict, dag_args: list[str], allowed: set[str]):
+    """`dbt ls` the form's selection; refuse it when it reaches a node this DAG does not build or test.
+    Ephemeral models are no DAG's nodes (nothing is built for them): selecting one is harmless."""
+    selection = form_selection(values, dag_args, also_exclude=("config.materialized:ephemeral",))
     args = ["ls", "--resource-types", "model", "seed", "snapshot", "test"]
     args += ["--output", "json", "--output-keys", "unique_id", *selection]
     listing = run_dbt(args, env=env, project=project, target_path=target_path, raise_on_failure=False)
@@ -145,9 +148,8 @@ def dbt_build(
         )
     else:
         if partial:
-            selection = form_selection(values, args)
-            _check_selection(run_dbt, project, env, target_path, selection, set(nodes or ()))
-            invocation = ["build", *selection]
+            _check_selection(run_dbt, project, env, target_path, values, args, set(nodes or ()))
+            invocation = ["build", *form_selection(values, args)]
         else:
             invocation = list(args)
         invocation += extra_args(values)
