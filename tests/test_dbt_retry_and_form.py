@@ -360,7 +360,7 @@ def test_the_retry_of_a_full_refresh_partial_run_keeps_its_form(airflow):
     (flags / "ok.csv").unlink(missing_ok=True)  # no dbt_down run is under way: its Assets were not both updated
     run = _run(af, UP, {"select": "flaky+", "full_refresh": True})
     ti = _ti(af, UP, run["dag_run_id"])
-    # `dbt retry` takes --full-refresh and --select from try 1's run_results.json (it refuses them as flags)
+    # `dbt retry` takes --full-refresh and --select from try 1's run_results.json
     assert (run["state"], ti["try_number"]) == ("success", 2)
     assert set(_run_results(env, ti)) == FAILED_AND_SKIPPED
     assert _built_in_try(_events(af, run["dag_run_id"])) == {"analytics.flaky": 2, "analytics.after_flaky": 2}

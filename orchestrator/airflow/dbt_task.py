@@ -139,7 +139,8 @@ def dbt_build(
     )
     if retry:
         # No form flags: `dbt retry` takes the previous invocation's (--full-refresh, --vars,
-        # --select...) from its run_results.json, and refuses --full-refresh on its own command line.
+        # --select...) from its run_results.json; of its own command line it applies only --vars
+        # and --threads (dbt/task/retry.py), so the form's flags there would be ignored or redundant.
         invocation = ["retry"]
         log.info(
             "retry from the point of failure: `dbt retry` on try %s's results (%s failed)",
