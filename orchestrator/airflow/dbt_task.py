@@ -5,7 +5,8 @@
   try built). A retry of the same DAG run (try >= 2, or a cleared task) runs `dbt retry` on
   them: only the nodes that failed, and those their failure skipped, run again. A new DAG run,
   or `retry_from_failure` off (the run form, or `dbt.retry_from_failure: false`), builds the
-  whole selection.
+  whole selection. The directory is per task, not per run: clearing a failed task of an older
+  run after a newer run of the DAG (whose artifacts replaced its own) builds the whole selection.
 - **The run form** (dbt_form): select/exclude within the DAG's own nodes, checked with
   `dbt ls` before anything runs; full refresh; vars.
 - **Asset events**: one per relation built in this DAG run, in whichever try, with the try
