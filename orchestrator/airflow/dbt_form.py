@@ -71,6 +71,11 @@ def form_values(context_params: dict[str, Any] | None) -> dict[str, Any]:
             raise FormError(f"{key}: expected dbt selection syntax (a string), got {out[key]!r}")
         if "\n" in out[key] or "\x00" in out[key]:
             raise FormError(f"{key}: one line of dbt selection syntax, please")
+        # Each word goes to dbt as an argument of --select/--exclude: one starting with "-" would be
+        # read as an option (--profiles-dir, --target-path...). No selector starts with "-".
+        flags = [w for w in selection_words(out[key]) if w.startswith("-")]
+        if flags:
+            raise FormError(f"{key}: dbt selection syntax only, not options ({', '.join(flags)})")
     for key in ("full_refresh", "retry_from_failure"):
         if not isinstance(out[key], bool):
             raise FormError(f"{key}: expected true or false, got {out[key]!r}")

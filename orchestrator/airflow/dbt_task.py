@@ -5,7 +5,8 @@
   try built). A retry of the same DAG run (try >= 2, or a cleared task) runs `dbt retry` on
   them: only the nodes that failed, and those their failure skipped, run again. A new DAG run,
   or `retry_from_failure` off (the run form, or `dbt.retry_from_failure: false`), builds the
-  whole selection.
+  whole selection. The directory is per task, not per run: clearing a failed task of an older
+  run after a newer run of the DAG (whose artifacts replaced its own) builds the whole selection.
 - **The run form** (dbt_form): select/exclude within the DAG's own nodes, checked with
   `dbt ls` before anything runs; full refresh; vars.
 - **Asset events**: one per relation built in this DAG run, in whichever try, with the try
@@ -20,11 +21,17 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from airflow.sdk.exceptions import AirflowFailException
+
 from .dbt_form import FormError, extra_args, form_values, selection_words
 from .tasks import TaskFailure, set_extra
 
 log = logging.getLogger(__name__)
 RECORD = "orchestrator_try.json"
+
+
+class FormRefused(TaskFailure, AirflowFailException):
+    """A run form dbt must not run: the same on every try, so the task fails at once, without retries."""
 
 
 def _record(target_path: Path) -> dict[str, Any]:
@@ -41,37 +48,45 @@ def _save_record(target_path: Path, record: dict[str, Any]) -> None:
     tmp.replace(target_path / RECORD)
 
 
-def _check_selection(run_dbt, project, env, target_path: Path, values: dict, allowed: set[str]) -> None:
-    """`dbt ls` the form's selection; refuse it when it reaches a node this DAG does not build or test."""
-    args = [
-        "ls",
-        "--resource-types",
-        "model",
-        "seed",
-        "snapshot",
-        "test",
-        "--output",
-        "json",
-        "--output-keys",
-        "unique_id",
-    ]
-    if values["select"]:
-        args += ["--select", *selection_words(values["select"])]
-    if values["exclude"]:
-        args += ["--exclude", *selection_words(values["exclude"])]
+def _dag_select(args: list[str]) -> list[str]:
+    """The words of the DAG's own `--select` (none in monolith mode: the whole project)."""
+    if "--select" not in args:
+        return []
+    words = args[args.index("--select") + 1 :]
+    end = next((i for i, w in enumerate(words) if w.startswith("-")), len(words))
+    return words[:end]
+
+
+def form_selection(values: dict, dag_args: list[str], also_exclude: tuple[str, ...] = ()) -> list[str]:
+    """The form's select/exclude as dbt arguments. An empty select is the DAG's own selection (an
+    exclude alone narrows the DAG, not the project); tests as the DAG picks them (cautious)."""
+    select = selection_words(values["select"]) or _dag_select(dag_args)
+    out = ["--select", *select] if select else []
+    exclude = [*selection_words(values["exclude"]), *also_exclude]
+    if exclude:
+        out += ["--exclude", *exclude]
+    return out + ["--indirect-selection", "cautious"]
+
+
+def _check_selection(run_dbt, project, env, target_path: Path, values: dict, dag_args: list[str], allowed: set[str]):
+    """`dbt ls` the form's selection; refuse it when it reaches a node this DAG does not build or test.
+    Ephemeral models are no DAG's nodes (nothing is built for them): selecting one is harmless."""
+    selection = form_selection(values, dag_args, also_exclude=("config.materialized:ephemeral",))
+    args = ["ls", "--resource-types", "model", "seed", "snapshot", "test"]
+    args += ["--output", "json", "--output-keys", "unique_id", *selection]
     listing = run_dbt(args, env=env, project=project, target_path=target_path, raise_on_failure=False)
     if not listing.success:
-        raise TaskFailure(f"the run form's selection is not valid dbt selection syntax: {listing.exception}")
+        raise FormRefused(f"the run form's selection is not valid dbt selection syntax: {listing.exception}")
     chosen = set(listing.listed)
     outside = sorted(chosen - allowed)
     if outside:
         shown = ", ".join(outside[:10]) + (f" and {len(outside) - 10} more" if len(outside) > 10 else "")
-        raise TaskFailure(
+        raise FormRefused(
             f"the run form's selection reaches outside this DAG: {shown}. Select only this DAG's "
             "nodes (its docs list them), or trigger the DAG that builds them"
         )
     if not chosen:
-        raise TaskFailure("the run form's selection matches nothing in this DAG")
+        raise FormRefused("the run form's selection matches nothing in this DAG")
 
 
 def dbt_build(
@@ -82,6 +97,8 @@ def dbt_build(
     owners: dict[str, str] | None = None,
     tag: str | None = None,
     nodes: list[str] | None = None,
+    config_path: str | None = None,
+    profile: str | None = None,
     **context,
 ) -> dict[str, Any]:
     """Run dbt for this task's nodes; an Asset event per relation built, with rows, duration, status
@@ -93,7 +110,7 @@ def dbt_build(
     from ..runners.warehouse_lock import warehouse_lock
     from .lineage_alert import blast_radius_context
 
-    config = load_config()
+    config = load_config(config_path, profile)  # the config its DAG was rendered from
     env = config.profile.environment()
     project = DbtProjectRef.of(config, env)
     dag_id = context["dag"].dag_id if context.get("dag") else "adhoc"
@@ -107,16 +124,25 @@ def dbt_build(
     try:
         values = form_values(context.get("params"))
     except FormError as exc:
-        raise TaskFailure(f"run form: {exc}") from None
+        raise FormRefused(f"run form: {exc}") from None
     partial = bool(values["select"] or values["exclude"])
     if partial and nodes is None:
-        raise TaskFailure("run form: select/exclude apply to whole-DAG dbt tasks, not to per-model tasks")
+        raise FormRefused("run form: select/exclude apply to whole-DAG dbt tasks, not to per-model tasks")
 
     record = _record(target_path)
     same_run = record.get("run_id") == run_id and record.get("try", 0) < try_number
-    retry = same_run and record.get("failed") and values["retry_from_failure"] and config.dbt_retry_from_failure
+    retry = (
+        same_run
+        and record.get("failed")
+        and values["retry_from_failure"]
+        and config.dbt_retry_from_failure
+        and (target_path / "run_results.json").exists()  # what `dbt retry` reads; without it: build again
+    )
     if retry:
-        invocation = ["retry", *extra_args(values)]
+        # No form flags: `dbt retry` takes the previous invocation's (--full-refresh, --vars,
+        # --select...) from its run_results.json; of its own command line it applies only --vars
+        # and --threads (dbt/task/retry.py), so the form's flags there would be ignored or redundant.
+        invocation = ["retry"]
         log.info(
             "retry from the point of failure: `dbt retry` on try %s's results (%s failed)",
             record.get("try"),
@@ -124,11 +150,8 @@ def dbt_build(
         )
     else:
         if partial:
-            _check_selection(run_dbt, project, env, target_path, values, set(nodes or ()))
-            invocation = ["build", "--select", *selection_words(values["select"] or "*")]
-            if values["exclude"]:
-                invocation += ["--exclude", *selection_words(values["exclude"])]
-            invocation += ["--indirect-selection", "cautious"]
+            _check_selection(run_dbt, project, env, target_path, values, args, set(nodes or ()))
+            invocation = ["build", *form_selection(values, args)]
         else:
             invocation = list(args)
         invocation += extra_args(values)
