@@ -101,9 +101,9 @@ def _fresh(target: Path) -> Path:
 
 def _ours_argv(args: list[str], project_dir: Path, target: Path) -> list[str]:
     code = (
-        "import os; from orchestrator.runners.dbt import run_dbt; "
-        f"run_dbt({args!r}, env=dict(os.environ), project_dir={str(project_dir)!r}, "
-        f"target_path={str(target)!r})"
+        "import os; from pathlib import Path; from orchestrator.runners.dbt import DbtProjectRef, run_dbt; "
+        f"run_dbt({args!r}, env=dict(os.environ), project=DbtProjectRef(Path({str(project_dir)!r}), "
+        f"Path({str(project_dir)!r}), None), target_path={str(target)!r})"
     )
     return [sys.executable, "-c", code]
 

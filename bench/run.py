@@ -155,10 +155,27 @@ def alerts(ctx: Context) -> Section:
     )
 
 
+def retry(ctx: Context) -> Section:
+    models = "100" if ctx.quick else "500"
+    return Section(
+        [
+            PYTHON,
+            "bench/dbt_retry.py",
+            "--models",
+            models,
+            "--runs",
+            "1" if ctx.quick else "3",
+            "--json",
+            ctx.json("dbt_retry"),
+        ]
+    )
+
+
 SECTIONS: dict[str, Callable[[Context], Section]] = {
     "plan": plan,
     "parse": parse,
     "dbt": dbt,
+    "retry": retry,
     "cycle": cycle,
     "alerts": alerts,
 }

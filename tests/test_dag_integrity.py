@@ -282,3 +282,26 @@ def test_a_forced_cycle_leaves_out_only_its_dags_and_shows_as_an_import_error(tm
     from orchestrator.cli import main
 
     assert main(["--config", str(config), "check"]) == 1
+
+
+def test_a_dbt_dag_can_be_triggered_from_its_form_with_the_defaults(monkeypatch, installed):
+    """Airflow's Trigger form marks a param required unless its type allows null, and an empty
+    required field disables "Trigger": every field of the run form must be optional, and the
+    defaults must be what a scheduled run does (the whole selection)."""
+    from orchestrator.airflow.dbt_form import form_values
+
+    bag = _dagbag(DAGS, monkeypatch, PIPELINE_PROFILE="embedded")
+    dbt_dags = [d for d in bag.dags.values() if "dbt" in d.tags]
+    assert dbt_dags
+    for dag in dbt_dags:
+        schemas = {k: p.schema for k, p in dag.params.items()}
+        for key in ("select", "exclude"):
+            assert "null" in schemas[key]["type"], (dag.dag_id, key, schemas[key])
+        defaults = {k: p.value for k, p in dag.params.items()}
+        assert form_values(defaults) == {
+            "select": "",
+            "exclude": "",
+            "full_refresh": False,
+            "vars": {},
+            "retry_from_failure": True,
+        }

@@ -22,14 +22,18 @@ from ..plan.model import DbtDag
 def params(spec: DbtDag) -> dict[str, Param]:
     what = "nodes" if spec.models else "tests"
     return {
+        # ["null", "string"] with a None default: Airflow's form marks a field whose type has no
+        # "null" as required, and an empty required field disables "Trigger".
         "select": Param(
-            "",
-            type="string",
+            None,
+            type=["null", "string"],
             title="Select",
             description=f"dbt selection syntax, within this DAG's {len(spec.models or spec.tests)} {what} "
             "(e.g. `fct_orders+`, `tag:daily`); empty: all of them",
         ),
-        "exclude": Param("", type="string", title="Exclude", description="dbt selection syntax; empty: nothing"),
+        "exclude": Param(
+            None, type=["null", "string"], title="Exclude", description="dbt selection syntax; empty: nothing"
+        ),
         "full_refresh": Param(
             False,
             type="boolean",
