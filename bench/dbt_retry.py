@@ -1,6 +1,6 @@
 """A dbt task's retry from the point of failure (`dbt retry`) against rebuilding the whole selection.
 
-    flock /tmp/heavy.lock .venv/bin/python bench/dbt_retry.py [--models 500] [--runs 3] [--at 0.9]
+    .venv/bin/python bench/dbt_retry.py [--models 500] [--runs 3] [--at 0.9]
 
 On a generated project of --models models (bench/gen_dbt_project.py, made runnable and loaded with
 raw data as bench/dbt_overhead.py does, DuckDB), one model about --at of the way through the build
