@@ -11,8 +11,7 @@
     5. stops Airflow with `orchestrator down` (unless it was already up, or --keep-up).
 
 Needs Debian's `chromium` (/usr/bin/chromium; `apt-get install chromium`) and the `screenshots`
-extra (playwright). Starting Airflow is heavy: on a shared machine run it under
-`flock /tmp/heavy.lock` (the make target does).
+extra (playwright); `make screenshots` installs the extra and runs this script.
 """
 
 from __future__ import annotations
