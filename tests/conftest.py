@@ -81,6 +81,23 @@ def pipeline_config(tmp: Path, **defaults) -> Path:
     return path
 
 
+def airflow_test_env(config, tmp: Path, slack=None, smtp=None, token: str | None = None) -> dict[str, str]:
+    """The profile's environment for a test's own Airflow: its home, dbt target dirs, plan cache and
+    state backups under `tmp`, and alerts to the local fakes (tests/alerting_fakes.py) when given."""
+    env = config.profile.environment()
+    env.update(
+        ORCHESTRATOR_AIRFLOW_HOME=str(tmp / "airflow"),
+        DBT_RUNS_DIR=str(tmp / "dbt"),
+        ORCHESTRATOR_CACHE_DIR=str(tmp / "cache"),
+        MELTANO_STATE_BACKUP_DIR=str(tmp / "backups"),
+    )
+    if slack is not None:
+        env.update(SLACK_BOT_TOKEN=token or "", ALERTING_SLACK_BASE_URL=slack.api_url)
+    if smtp is not None:
+        env.update(ALERTING_SMTP_HOST="127.0.0.1", ALERTING_SMTP_PORT=str(smtp.port))
+    return env
+
+
 def drop_databases(postgres: list[str] = (), mariadb: list[str] = ()) -> None:
     """Drop the tests' own databases on the local PostgreSQL and MariaDB (if they exist)."""
     import sqlalchemy as sa

@@ -288,7 +288,7 @@ def test_names_are_escaped_and_long_lists_capped():
 @pytest.mark.timeout(900)
 def test_a_meltano_failure_in_airflow_names_the_blocked_dbt_dags_and_owners(tmp_path, installed):
     from alerting_fakes import FakeSlack, FakeSMTP
-    from conftest import pipeline_config
+    from conftest import airflow_test_env, pipeline_config
 
     from demo_data.writers import FileDestination, advance
     from orchestrator.local.airflow_cycle import prepare, run_cycle_in, start_airflow
@@ -297,17 +297,7 @@ def test_a_meltano_failure_in_airflow_names_the_blocked_dbt_dags_and_owners(tmp_
     token = "xoxb-blast-radius-1"
     config = load_config(pipeline_config(tmp_path, retries=0), "embedded")
     with FakeSlack(tokens={token}) as slack, FakeSMTP() as smtp:
-        env = config.profile.environment()
-        env.update(
-            ORCHESTRATOR_AIRFLOW_HOME=str(tmp_path / "airflow"),
-            DBT_RUNS_DIR=str(tmp_path / "dbt"),
-            ORCHESTRATOR_CACHE_DIR=str(tmp_path / "cache"),
-            MELTANO_STATE_BACKUP_DIR=str(tmp_path / "backups"),
-            SLACK_BOT_TOKEN=token,
-            ALERTING_SLACK_BASE_URL=slack.api_url,
-            ALERTING_SMTP_HOST="127.0.0.1",
-            ALERTING_SMTP_PORT=str(smtp.port),
-        )
+        env = airflow_test_env(config, tmp_path, slack, smtp, token)
         prepare_warehouse(config, env)
         advance(FileDestination(env["DEMO_DATA_DIR"]))  # day 1 ...
         with open(Path(env["DEMO_DATA_DIR"]) / "shop" / "orders.jsonl", "a") as fh:

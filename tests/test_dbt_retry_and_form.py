@@ -16,7 +16,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from conftest import pipeline_config
+from conftest import airflow_test_env, pipeline_config
 
 pytestmark = [pytest.mark.airflow, pytest.mark.timeout(1200)]
 
@@ -119,19 +119,10 @@ def airflow(tmp_path_factory, installed, alert_sinks):
     )
     path.write_text(yaml.safe_dump(data))
     config = load_config(path, "embedded")
-    env = config.profile.environment()
+    env = airflow_test_env(config, tmp, slack, smtp, SLACK_TOKEN)
     flags = tmp / "flags"
     flags.mkdir()
-    env.update(
-        RETRY_FLAG_DIR=str(flags),
-        ORCHESTRATOR_AIRFLOW_HOME=str(tmp / "airflow"),
-        DBT_RUNS_DIR=str(tmp / "dbt"),
-        ORCHESTRATOR_CACHE_DIR=str(tmp / "cache"),
-        SLACK_BOT_TOKEN=SLACK_TOKEN,
-        ALERTING_SLACK_BASE_URL=slack.api_url,
-        ALERTING_SMTP_HOST="127.0.0.1",
-        ALERTING_SMTP_PORT=str(smtp.port),
-    )
+    env["RETRY_FLAG_DIR"] = str(flags)
     Path(env["WAREHOUSE_DUCKDB_PATH"]).parent.mkdir(parents=True, exist_ok=True)
     run_dbt(["parse"], env=env, project=DbtProjectRef.of(config, env))  # the manifest the DAGs render from
     plan = plan_from_config(config, cache_dir=None)

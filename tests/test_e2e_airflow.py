@@ -12,7 +12,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from conftest import pipeline_config
+from conftest import airflow_test_env, pipeline_config
 from pipeline_expectations import (
     CAMPAIGN_SQL,
     DAILY_SQL,
@@ -48,17 +48,7 @@ def pipeline(tmp_path_factory, installed, alert_sinks):
     tmp = tmp_path_factory.mktemp("e2e")
     # one quick retry: failures show in seconds
     config = load_config(pipeline_config(tmp, retries=1, retry_delay_seconds=1, max_retry_delay_seconds=2), "embedded")
-    env = config.profile.environment()
-    env.update(
-        ORCHESTRATOR_AIRFLOW_HOME=str(tmp / "airflow"),
-        DBT_RUNS_DIR=str(tmp / "dbt"),
-        ORCHESTRATOR_CACHE_DIR=str(tmp / "cache"),
-        MELTANO_STATE_BACKUP_DIR=str(tmp / "backups"),
-        SLACK_BOT_TOKEN=SLACK_TOKEN,
-        ALERTING_SLACK_BASE_URL=slack.api_url,
-        ALERTING_SMTP_HOST="127.0.0.1",
-        ALERTING_SMTP_PORT=str(smtp.port),
-    )
+    env = airflow_test_env(config, tmp, slack, smtp, SLACK_TOKEN)
     prepare_warehouse(config, env)
     plan = plan_from_config(config, cache_dir=None)
     af = start_airflow(config, env)
