@@ -81,6 +81,18 @@ def pipeline_config(tmp: Path, **defaults) -> Path:
     return path
 
 
+SLACK_TOKEN = "xoxb-test-alert-sinks"  # the bot token the local Slack fake accepts
+
+
+@pytest.fixture(scope="module")
+def alert_sinks():
+    """A local Slack-compatible server and an SMTP server (tests/alerting_fakes.py) for a module's Airflow."""
+    from alerting_fakes import FakeSlack, FakeSMTP
+
+    with FakeSlack(tokens={SLACK_TOKEN}) as slack, FakeSMTP() as smtp:
+        yield slack, smtp
+
+
 def airflow_test_env(config, tmp: Path, slack=None, smtp=None, token: str | None = None) -> dict[str, str]:
     """The profile's environment for a test's own Airflow: its home, dbt target dirs, plan cache and
     state backups under `tmp`, and alerts to the local fakes (tests/alerting_fakes.py) when given."""

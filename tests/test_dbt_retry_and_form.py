@@ -16,7 +16,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from conftest import airflow_test_env, pipeline_config
+from conftest import SLACK_TOKEN, airflow_test_env, pipeline_config
 
 pytestmark = [pytest.mark.airflow, pytest.mark.timeout(1200)]
 
@@ -24,7 +24,6 @@ UP, DOWN = "dbt_up", "dbt_down"
 MODELS = ("base_a", "base_b", "flaky", "after_flaky", "greeting", "appended")
 RELATIONS = {f"analytics.{m}" for m in MODELS}
 FAILED_AND_SKIPPED = {"model.retry_demo.flaky", "model.retry_demo.after_flaky", "test.retry_demo.not_null_flaky_id"}
-SLACK_TOKEN = "xoxb-retry-form-test"
 
 FILES = {
     "dbt_project.yml": """
@@ -87,14 +86,6 @@ def _write_project(root: Path) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text.lstrip())
     return root
-
-
-@pytest.fixture(scope="module")
-def alert_sinks():
-    from alerting_fakes import FakeSlack, FakeSMTP
-
-    with FakeSlack(tokens={SLACK_TOKEN}) as slack, FakeSMTP() as smtp:
-        yield slack, smtp
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from conftest import airflow_test_env, pipeline_config
+from conftest import SLACK_TOKEN, airflow_test_env, pipeline_config
 from pipeline_expectations import (
     CAMPAIGN_SQL,
     DAILY_SQL,
@@ -25,17 +25,6 @@ from orchestrator.profiles import REPO_ROOT
 
 pytestmark = [pytest.mark.airflow, pytest.mark.meltano, pytest.mark.timeout(1500)]
 SOURCE_OF = {"meltano_tap_shop": "shop", "meltano_tap_crm": "crm", "meltano_tap_marketing": "marketing"}
-
-
-SLACK_TOKEN = "xoxb-e2e-test-7c1d"
-
-
-@pytest.fixture(scope="module")
-def alert_sinks():
-    from alerting_fakes import FakeSlack, FakeSMTP
-
-    with FakeSlack(tokens={SLACK_TOKEN}) as slack, FakeSMTP() as smtp:
-        yield slack, smtp
 
 
 @pytest.fixture(scope="module")
