@@ -12,7 +12,7 @@ the DAG files in a DagBag. Per run it reports:
   DagBag +MB       how much of that peak the DagBag load added over Airflow's imports
   serialize s      then, outside both figures, DagSerialization.to_dict of every DAG (the DAG processor's next step)
 
-dbt, for each real manifest in ../shared/manifests/ and generated projects (bench/gen_dbt_project.py, dbt parse):
+dbt, for each real manifest in tests/data/manifests/ and generated projects (bench/gen_dbt_project.py, dbt parse):
   ours            dags/, every DAG file in it, the plan cache warm (the usual parse: nothing changed)
   ours, cold      the same with the cache off (ORCHESTRATOR_CACHE_DIR=""): manifest and meltano.yml read afresh
   ours, per model the same, warm, with dbt.task_granularity: model (one task per model, like cosmos;
@@ -62,7 +62,7 @@ from orchestrator.plan import load_config, plan_from_config  # noqa: E402
 from orchestrator.plan.manifest import load_manifest  # noqa: E402
 
 BENCH = ROOT / "bench"
-SHARED = ROOT.parent / "shared" / "manifests"
+REAL_MANIFESTS = ROOT / "tests" / "data" / "manifests"  # vendored: tests/data/README.md
 WORK = ROOT / "var" / "bench" / "parse_cost"
 DEFAULT_OUT = ROOT / "var" / "bench" / "parse_cost.json"
 PROBE = BENCH / "dagbag_probe.py"
@@ -859,7 +859,7 @@ def main(argv=None) -> int:
     selection = args.manifests or ("jaffle_shop,mattermost,gen1000" if args.quick else "all")
     skip = {s.strip() for s in args.skip.split(",") if s.strip()}
 
-    real = sorted(SHARED.glob("*.json.gz"))
+    real = sorted(REAL_MANIFESTS.glob("*.json.gz"))
     wanted_real, wanted_gen = [], []
     if selection in ("all", "real"):
         wanted_real = real

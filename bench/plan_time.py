@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT))
 from orchestrator.plan import load_config, plan_from_config  # noqa: E402
 from orchestrator.plan.manifest import load_manifest  # noqa: E402
 
-SHARED = ROOT.parent / "shared" / "manifests"
+REAL_MANIFESTS = ROOT / "tests" / "data" / "manifests"  # vendored: tests/data/README.md
 
 
 def _tags(path: Path, n: int = 20) -> tuple[str, ...]:
@@ -92,7 +92,7 @@ def main() -> int:
     parser.add_argument("--generated", default="1000,5000,10000", help="model counts to generate ('' for none)")
     parser.add_argument("--tags", type=int, default=20, help="domain tags of generated projects")
     args = parser.parse_args()
-    manifests = sorted(SHARED.glob("*.json.gz")) + [ROOT / "dbt_project" / "target" / "manifest.json"]
+    manifests = sorted(REAL_MANIFESTS.glob("*.json.gz")) + [ROOT / "dbt_project" / "target" / "manifest.json"]
     with tempfile.TemporaryDirectory() as tmp:
         for n in [int(x) for x in args.generated.split(",") if x]:
             out = Path(tmp) / f"gen{n}"

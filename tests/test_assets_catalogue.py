@@ -2,7 +2,7 @@
 folds into a group (its warehouse schema: raw, staging and marts apart) and carries an `extra`
 that says what it is; every DAG's docs link the Assets it waits for and emits. Checked in a real
 DagBag of the repo's dags/ folder, for the demo and for the independent bike-share fixture, and at
-plan level on the six real manifests of ../shared/manifests (which must be there: no skip)."""
+plan level on the six real manifests vendored in tests/data/manifests (which must be there: no skip)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from test_dag_integrity import DAGS, _dagbag
-from test_placement import MANIFESTS, SHARED
+from test_placement import MANIFESTS, REAL_MANIFESTS
 
 from orchestrator.plan import load_config, plan_from_config
 from orchestrator.plan.manifest import load_manifest
@@ -177,8 +177,8 @@ def test_the_fixture_projects_assets_are_a_catalogue(bikeshare, monkeypatch, cap
 @pytest.mark.parametrize("name", list(MANIFESTS))
 def test_real_manifests_every_asset_spec_has_a_group_and_its_keys(name, installed, monkeypatch):
     monkeypatch.delenv("PIPELINE_PROFILE", raising=False)
-    found = sorted(SHARED.glob(MANIFESTS[name]))
-    assert found, f"{SHARED}/{MANIFESTS[name]} not found: ../shared/manifests must sit beside the checkout"
+    found = sorted(REAL_MANIFESTS.glob(MANIFESTS[name]))
+    assert found, f"{REAL_MANIFESTS}/{MANIFESTS[name]} not found (vendored: tests/data/README.md)"
     config = load_config(REPO_ROOT / "orchestration.yml", "embedded").with_overrides(manifest=found[0], tags=())
     plan = plan_from_config(config, cache_dir=None)
     assert plan.errors == []
@@ -201,5 +201,5 @@ def test_real_manifests_every_asset_spec_has_a_group_and_its_keys(name, installe
     print(f"{name}: {len(plan.assets)} Assets, {dbt} dbt, groups {len({s.group for s in plan.assets.values()})}")
 
 
-def test_the_shared_manifests_folder_is_there():
-    assert Path(SHARED).is_dir(), f"{SHARED} missing: ../shared/manifests must sit beside the checkout"
+def test_the_vendored_manifests_folder_is_there():
+    assert len(list(REAL_MANIFESTS.glob("*.json.gz"))) == 6, f"{REAL_MANIFESTS}: expected the six vendored manifests"

@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 
 import pytest
-from test_placement import MANIFESTS, SHARED
+from test_placement import MANIFESTS, REAL_MANIFESTS
 
 from orchestrator.plan import load_config, plan_from_config
 from orchestrator.profiles import REPO_ROOT
@@ -38,7 +38,7 @@ def test_the_plan_is_what_it_was_before_the_restructuring(case, monkeypatch, ins
     if name == "demo":
         config = load_config(REPO_ROOT / "orchestration.yml", variant)
     else:
-        [manifest] = sorted(SHARED.glob(MANIFESTS[name]))
+        [manifest] = sorted(REAL_MANIFESTS.glob(MANIFESTS[name]))
         config = load_config(REPO_ROOT / "orchestration.yml", "embedded").with_overrides(
             manifest=manifest, tags=tuple(expected["tags"])
         )

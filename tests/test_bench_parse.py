@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared" / "manifests"
+REAL_MANIFESTS = REPO / "tests" / "data" / "manifests"
 
 
 def _load(name: str, path: Path):
@@ -34,9 +34,8 @@ def work(tmp_path, monkeypatch):
 
 
 def _jaffle() -> Path:
-    found = sorted(SHARED.glob("cosmos_*jaffle_shop*.json.gz"))
-    if not found:
-        pytest.skip(f"no jaffle_shop manifest in {SHARED}")
+    found = sorted(REAL_MANIFESTS.glob("cosmos_*jaffle_shop*.json.gz"))
+    assert found, f"no jaffle_shop manifest in {REAL_MANIFESTS} (vendored: tests/data/README.md)"
     return found[0]
 
 

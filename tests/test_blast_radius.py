@@ -1,7 +1,7 @@
 """The blast radius in every failure alert, from the plan's lineage: the downstream DAGs that will
 not run this cycle, how many models go stale and their owners where they differ from the failed
 DAG's; on the recovery, what ran late. Pure: blast_radius on the demo plan and on the six real
-manifests (../shared must be there), the alert enrichment, the exact Slack and e-mail text. Real:
+manifests (vendored in tests/data/manifests), the alert enrichment, the exact Slack and e-mail text. Real:
 one Meltano extractor failure through a real Airflow, its Slack message naming the blocked dbt DAGs."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from test_placement import MANIFESTS, SHARED, real, top_tags
+from test_placement import MANIFESTS, REAL_MANIFESTS, real, top_tags
 
 from alerting.events import Alert, MeltanoContext
 from alerting.render import render_email, render_recovered, render_slack
@@ -129,8 +129,8 @@ def _downstream(plan, dag_id: str) -> set[str]:
 @pytest.mark.parametrize("name", list(MANIFESTS))
 def test_blast_radius_on_real_manifests(name, monkeypatch):
     monkeypatch.delenv("PIPELINE_PROFILE", raising=False)
-    found = sorted(SHARED.glob(MANIFESTS[name]))
-    assert found, f"{SHARED}/{MANIFESTS[name]} not found: ../shared/manifests must sit beside the checkout"
+    found = sorted(REAL_MANIFESTS.glob(MANIFESTS[name]))
+    assert found, f"{REAL_MANIFESTS}/{MANIFESTS[name]} not found (vendored: tests/data/README.md)"
     config = demo_config(manifest=found[0], tags=tuple(top_tags(real(name))))
     plan = plan_from_config(config, cache_dir=None)
     assert plan.errors == []

@@ -841,7 +841,7 @@ def test_helm_values_are_the_kubernetes_executor_on_the_production_profile():
 
 # ----------------------------------------------------------------------------- the Compose Specification
 
-COMPOSE_SPEC = ROOT.parent / "shared" / "schemas" / "compose-spec.json"  # CI has ../shared beside the checkout
+COMPOSE_SPEC = ROOT / "tests" / "data" / "compose-spec.json"  # vendored: tests/data/README.md
 
 
 @functools.cache
@@ -852,7 +852,7 @@ def compose_spec():
 
     import jsonschema
 
-    assert COMPOSE_SPEC.is_file(), f"{COMPOSE_SPEC} not found: ../shared/schemas must sit beside the checkout"
+    assert COMPOSE_SPEC.is_file(), f"{COMPOSE_SPEC} not found (vendored: tests/data/README.md)"
     schema = json.loads(COMPOSE_SPEC.read_text())
     # Draft 7 (its "$schema" lacks the trailing "#", which jsonschema would not recognise as draft 7)
     assert "draft-07" in schema.get("$schema", ""), schema.get("$schema")

@@ -247,11 +247,11 @@ def _config_on(tmp_path: Path, manifest: Path, tags) -> Path:
     ],
 )
 def test_real_manifests_render_every_dag_without_import_errors(tmp_path, monkeypatch, installed, name, tag_set):
-    from test_placement import MANIFESTS, SHARED, TAG_SETS, real, top_tags
+    from test_placement import MANIFESTS, REAL_MANIFESTS, TAG_SETS, real, top_tags
 
     project = real(name)
     tags = top_tags(project) if tag_set == "top" else TAG_SETS[name][tag_set]
-    [manifest] = sorted(SHARED.glob(MANIFESTS[name]))
+    [manifest] = sorted(REAL_MANIFESTS.glob(MANIFESTS[name]))
     config = _config_on(tmp_path, manifest, tags)
     bag = _dagbag(DAGS, monkeypatch, ORCHESTRATION_CONFIG=str(config), PIPELINE_PROFILE="embedded")
     assert bag.import_errors == {}

@@ -1,5 +1,5 @@
 """Lineage-aware placement of dbt nodes in DAGs: the invariants of tests/plan_invariants.py on the
-six real manifests of ../shared/manifests with realistic tag sets, and on generated manifests
+six real manifests vendored in tests/data/manifests with realistic tag sets, and on generated manifests
 (hypothesis); the rules one by one on small hand-made graphs."""
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from orchestrator.plan.dbt_specs import plan_dbt
 from orchestrator.plan.manifest import DbtProject, load_manifest, parse_manifest
 from orchestrator.profiles import Profile
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "manifests"
+REAL_MANIFESTS = Path(__file__).resolve().parent / "data" / "manifests"  # vendored: tests/data/README.md
 V12 = "https://schemas.getdbt.com/dbt/manifest/v12.json"
 PROFILE = Profile(name="p", meltano_environment="dev", loader="target-x", dbt_target="x", extractors=("tap-x",))
 
@@ -89,9 +89,9 @@ _loaded: dict[str, DbtProject] = {}
 
 def real(name: str) -> DbtProject:
     if name not in _loaded:
-        found = sorted(SHARED.glob(MANIFESTS[name]))
-        # CI has ../shared beside the checkout: a missing manifest there is a failure, not a skip.
-        assert found, f"{SHARED}/{MANIFESTS[name]} not found: ../shared/manifests must sit beside the checkout"
+        found = sorted(REAL_MANIFESTS.glob(MANIFESTS[name]))
+        # Vendored in the repo: a missing manifest is a failure, not a skip.
+        assert found, f"{REAL_MANIFESTS}/{MANIFESTS[name]} not found (vendored: tests/data/README.md)"
         _loaded[name] = load_manifest(found[0])
     return _loaded[name]
 

@@ -560,7 +560,7 @@ def test_cache_hits_while_inputs_are_unchanged_and_misses_after_a_change(project
 # ------------------------------------------------------------------- real manifests
 # (the placement invariants on every real manifest are in test_placement.py)
 
-REAL = sorted(glob.glob(str(Path(__file__).resolve().parents[2] / "shared" / "manifests" / "*.json.gz")))
+REAL = sorted(glob.glob(str(Path(__file__).resolve().parent / "data" / "manifests" / "*.json.gz")))  # vendored
 
 
 @pytest.mark.parametrize("path", REAL, ids=lambda p: Path(p).name[:30])
@@ -592,8 +592,8 @@ def test_real_manifests_plan_through_the_config_and_report_unloaded_sources(path
 
 
 def test_real_manifests_are_present():
-    """CI has ../shared beside the checkout: without it the real-manifest tests would vanish."""
-    assert len(REAL) == 6, f"expected the six manifests of ../shared/manifests, found {len(REAL)}"
+    """Vendored in tests/data/manifests: without them the real-manifest tests would vanish."""
+    assert len(REAL) == 6, f"expected the six manifests of tests/data/manifests, found {len(REAL)}"
 
 
 def test_per_model_mode_skips_a_tag_of_only_ephemeral_models(project):
