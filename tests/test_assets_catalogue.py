@@ -6,8 +6,6 @@ plan level on the six real manifests vendored in tests/data/manifests (which mus
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from test_dag_integrity import DAGS, _dagbag
 from test_placement import MANIFESTS, REAL_MANIFESTS
