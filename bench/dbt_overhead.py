@@ -39,7 +39,6 @@ benchmark never rewrites the project's published target/manifest.json. Results a
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import os
 import platform
@@ -55,8 +54,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from orchestrator.plan import build_plan, load_config, plan_from_config  # noqa: E402
-from orchestrator.profiles import load_profile  # noqa: E402
+from orchestrator.config import load_config  # noqa: E402
+from orchestrator.plan import build_plan, plan_from_config  # noqa: E402
 
 BENCH_DIR = ROOT / "var" / "bench" / "dbt_overhead"
 
@@ -178,7 +177,7 @@ def prepare_demo(env: dict) -> dict:
 
 
 def bench_demo(runs: int, prepare: bool) -> list[dict]:
-    env = load_profile().environment()
+    env = load_config().profile.environment()
     if prepare:
         env = prepare_demo(env)
     if not Path(env["WAREHOUSE_DUCKDB_PATH"]).exists():
@@ -377,7 +376,8 @@ def _gen_plan(out: Path, n_tags: int, granularity: str):
     config = load_config().with_overrides(
         tags=tuple(f"domain_{k}" for k in range(n_tags)), manifest=out / "target" / "manifest.json"
     )
-    return plan_from_config(dataclasses.replace(config, task_granularity=granularity), kinds=("dbt",), cache_dir=None)
+    config = config.model_copy(update={"dbt": config.dbt.model_copy(update={"task_granularity": granularity})})
+    return plan_from_config(config, kinds=("dbt",), cache_dir=None)
 
 
 def _spec(plan, tag: str):

@@ -58,7 +58,8 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from orchestrator.plan import load_config, plan_from_config  # noqa: E402
+from orchestrator.config import load_config  # noqa: E402
+from orchestrator.plan import plan_from_config  # noqa: E402
 from orchestrator.plan.manifest import load_manifest  # noqa: E402
 
 BENCH = ROOT / "bench"

@@ -24,7 +24,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from orchestrator.plan import load_config, plan_from_config  # noqa: E402
+from orchestrator.config import load_config  # noqa: E402
+from orchestrator.plan import plan_from_config  # noqa: E402
 from orchestrator.plan.manifest import load_manifest  # noqa: E402
 
 REAL_MANIFESTS = ROOT / "tests" / "data" / "manifests"  # vendored: tests/data/README.md
@@ -32,7 +33,7 @@ REAL_MANIFESTS = ROOT / "tests" / "data" / "manifests"  # vendored: tests/data/R
 
 def _tags(path: Path, n: int = 20) -> tuple[str, ...]:
     if path == ROOT / "dbt_project" / "target" / "manifest.json":
-        return load_config().tags  # our own project: its configured tags
+        return tuple(load_config().dbt.tags)  # our own project: its configured tags
     counts = Counter(t for node in load_manifest(path).buildable for t in node.tags)
     domains = sorted(t for t in counts if t.startswith("domain_"))
     return tuple(domains) if domains else tuple(t for t, _ in counts.most_common(n))
@@ -41,7 +42,7 @@ def _tags(path: Path, n: int = 20) -> tuple[str, ...]:
 def _cold(path: Path, tags: tuple[str, ...]) -> float:
     code = (
         f"import time; t=time.perf_counter(); from pathlib import Path; "
-        f"from orchestrator.plan import load_config, plan_from_config; "
+        f"from orchestrator.config import load_config; from orchestrator.plan import plan_from_config; "
         f"plan_from_config(load_config().with_overrides(manifest=Path({str(path)!r}), tags={tags!r}), cache_dir=None); "
         f"print(time.perf_counter()-t)"
     )

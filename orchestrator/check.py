@@ -28,10 +28,9 @@ from pathlib import Path
 from typing import Any
 
 from . import settings
-from .plan import ConfigError, ManifestError, Plan, plan_from_config
-from .plan.config import OrchestrationConfig
-from .plan.schema import DAG_ID_RE
-from .profiles import REPO_ROOT
+from .config import REPO_ROOT, ConfigError, OrchestrationConfig
+from .config.schema import DAG_ID_RE
+from .plan import ManifestError, Plan, plan_from_config
 
 DAGS_FOLDER = REPO_ROOT / "dags"
 

@@ -7,21 +7,19 @@ import functools
 import os
 import sys
 
+from . import settings
+from .config import ConfigError, load_config
 from .init import add_init_command
-from .profiles import ConfigError, load_profile
 
 
 def _cycle(args: argparse.Namespace) -> int:
     from .local.direct import run_cycle
-    from .plan import load_config
     from .runners.dbt import DbtError
     from .runners.meltano import MeltanoError
 
     config = load_config(args.config, args.profile)
     try:
-        report = run_cycle(
-            config.profile, new_day=not args.no_new_day, meltano_log=print if args.verbose else None, config=config
-        )
+        report = run_cycle(config, new_day=not args.no_new_day, meltano_log=print if args.verbose else None)
     except (MeltanoError, DbtError) as exc:
         print(f"cycle failed: {exc}", file=sys.stderr)
         return 1
@@ -30,9 +28,8 @@ def _cycle(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from .local.airflow_cycle import run_airflow_cycle
     from .local.airflow_env import AirflowLocalError
-    from .plan import load_config
+    from .local.service import run_airflow_cycle
 
     config = load_config(args.config, args.profile)
     try:
@@ -51,11 +48,10 @@ def _run(args: argparse.Namespace) -> int:
 def _service(args: argparse.Namespace) -> int:
     from .local import service
     from .local.airflow_env import AirflowLocalError
-    from .plan import load_config
 
     config = load_config(args.config, args.profile)
     env = config.profile.environment()
-    env.setdefault("ORCHESTRATOR_AIRFLOW_HOME", str(config.airflow_home()))
+    env.setdefault(settings.AIRFLOW_HOME.name, str(config.airflow_home()))
     if args.command == "up":
         try:
             return service.up(config, env, detach=args.detach)
@@ -63,7 +59,7 @@ def _service(args: argparse.Namespace) -> int:
             print(f"error: {exc}", file=sys.stderr)
             return 1
     if args.command == "down":
-        return service.down(env)
+        return service.down(config, env)
     return service.status(config, env)
 
 
@@ -72,16 +68,16 @@ def _env(args: argparse.Namespace) -> int:
     printed), every value single-quoted by shlex (no expansion, no command substitution)."""
     import shlex
 
-    from .plan.schema import ENV_NAME_RE
-    from .profiles import config_path
+    from .config.schema import ENV_NAME_RE
 
-    profile = load_profile(args.profile, args.config)
+    config = load_config(args.config, args.profile)
+    profile = config.profile
     env = profile.environment()  # resolved against this shell: its own values win
-    keys = {*profile.env_defaults, "PIPELINE_PROFILE", "DBT_TARGET", "MELTANO_SEND_ANONYMOUS_USAGE_STATS"}
+    keys = {*profile.env_defaults, settings.PIPELINE_PROFILE.name, "DBT_TARGET", "MELTANO_SEND_ANONYMOUS_USAGE_STATS"}
     bad = sorted(k for k in keys if not ENV_NAME_RE.fullmatch(k))
     unsafe = sorted(k for k in keys if k not in bad and "\0" in env.get(k, ""))
     if bad or unsafe:
-        where = f"{config_path(args.config)}: profiles.{profile.name}.env"
+        where = f"{config.path}: profiles.{profile.name}.env"
         raise ConfigError(
             "\n".join(
                 [f"{where}.{k}: {k!r} is not a shell variable name: nothing exported" for k in bad]
@@ -99,8 +95,6 @@ def _env(args: argparse.Namespace) -> int:
 def _config(args: argparse.Namespace):
     """The config file with the command's flags (--tags, --mode, --manifest, --meltano-project) on top."""
     from pathlib import Path
-
-    from .plan import load_config
 
     return load_config(args.config, args.profile).with_overrides(
         tags=tuple(t.strip() for t in args.tags.split(",") if t.strip()) if args.tags is not None else None,
@@ -160,7 +154,6 @@ def _alerts(args: argparse.Namespace) -> int:
     from alerting import Alert
 
     from .airflow.callbacks import airflow_alerts
-    from .plan import load_config
 
     config = load_config(args.config, args.profile)
     notifier = airflow_alerts(config).notifier()

@@ -5,7 +5,8 @@ Variables that Meltano, dbt or the profile's `env` define for the tools themselv
 (WAREHOUSE_*, SOURCE_*, DBT_TARGET, MELTANO_*) are not settings of ours: they pass through.
 The alerting package reads its own ALERTING_* variables (alerting/routing_file.py, the outbox's
 in alerting/outbox_tables.py, ALERTING_CONFIG in alerting/airflow.py); they are listed here too,
-for the table, but read there.
+for the table. The orchestrator reads the few it needs (where the outbox is, the local mail sink's
+SMTP host and port) through these Settings, never by a string of its own.
 """
 
 from __future__ import annotations
@@ -72,18 +73,34 @@ DBT_PROFILES_DIR = Setting(
     "DBT_PROFILES_DIR", "", "dbt's own: where profiles.yml is, when `dbt.profiles_dir` is not configured", read_by="dbt"
 )
 
+ALERTING_CONFIG = Setting(
+    "ALERTING_CONFIG", "alerting.yml", "the routing file when no orchestration config names it", "alerting"
+)
+ALERTING_OUTBOX_URL = Setting(
+    "ALERTING_OUTBOX_URL",
+    "",
+    "the alert outbox database (a profile's env sets it; default: a SQLite file, see ALERTING_OUTBOX_PATH)",
+    "alerting",
+)
+ALERTING_OUTBOX_PATH = Setting(
+    "ALERTING_OUTBOX_PATH",
+    "",
+    "the outbox's SQLite file when ALERTING_OUTBOX_URL is unset, relative to the orchestration config "
+    "(default: <var>/alerting/outbox.sqlite)",
+    "alerting",
+)
+ALERTING_SMTP_HOST = Setting(
+    "ALERTING_SMTP_HOST", "", "overrides email.smtp_host (the local mail sink sets it)", "alerting"
+)
+ALERTING_SMTP_PORT = Setting("ALERTING_SMTP_PORT", "", "overrides email.smtp_port", "alerting")
 ALERTING = (
-    Setting("ALERTING_CONFIG", "alerting.yml", "the routing file when no orchestration config names it", "alerting"),
-    Setting(
-        "ALERTING_OUTBOX_URL",
-        "<var>/alerting/outbox.sqlite",
-        "the alert outbox database (a profile's env sets it)",
-        "alerting",
-    ),
+    ALERTING_CONFIG,
+    ALERTING_OUTBOX_URL,
+    ALERTING_OUTBOX_PATH,
     Setting("ALERTING_QUIET", "", "1/true: record alerts, send nothing (overrides `quiet:`)", "alerting"),
     Setting("ALERTING_SLACK_BASE_URL", "", "a Slack-compatible API base URL (tests, proxies)", "alerting"),
-    Setting("ALERTING_SMTP_HOST", "", "overrides email.smtp_host (the local mail sink sets it)", "alerting"),
-    Setting("ALERTING_SMTP_PORT", "", "overrides email.smtp_port", "alerting"),
+    ALERTING_SMTP_HOST,
+    ALERTING_SMTP_PORT,
     Setting("SLACK_BOT_TOKEN", "", "the Slack bot token (the default slack.token_env)", "alerting"),
 )
 

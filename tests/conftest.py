@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.profiles import REPO_ROOT, load_profile
+from orchestrator.config import REPO_ROOT, load_config
 
 # Airflow reads its home at import: keep the tests' Airflow out of ~/airflow.
 os.environ.setdefault("AIRFLOW_HOME", str(REPO_ROOT / "var" / "airflow-test"))
@@ -50,7 +50,7 @@ def installed(meltano_installed) -> None:
 
 def isolated_embedded(root: Path):
     """The embedded profile, isolated in `root`: its own source files, warehouse and Meltano state."""
-    profile = load_profile("embedded")
+    profile = load_config(profile="embedded").profile
     env = profile.environment()
     env.update(
         DEMO_DATA_DIR=str(root / "demo_data"),

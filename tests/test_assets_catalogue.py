@@ -10,9 +10,9 @@ import pytest
 from test_dag_integrity import DAGS, _dagbag
 from test_placement import MANIFESTS, REAL_MANIFESTS
 
-from orchestrator.plan import load_config, plan_from_config
+from orchestrator.config import REPO_ROOT, load_config
+from orchestrator.plan import plan_from_config
 from orchestrator.plan.manifest import load_manifest
-from orchestrator.profiles import REPO_ROOT
 
 DBT_KEYS = {"unique_id", "materialized", "resource_type", "dag_id", "tag", "owner", "description"}
 MELTANO_KEYS = {"extractor", "stream", "state_id"}

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from test_placement import MANIFESTS, REAL_MANIFESTS
 
-from orchestrator.plan import load_config, plan_from_config
-from orchestrator.profiles import REPO_ROOT
+from orchestrator.config import REPO_ROOT, load_config
+from orchestrator.plan import plan_from_config
 
 GOLDEN = json.loads(gzip.decompress((Path(__file__).parent / "golden" / "plan_before_refactor.json.gz").read_bytes()))
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -18,9 +17,9 @@ from test_placement import MANIFESTS, REAL_MANIFESTS, real, top_tags
 from alerting.events import Alert, MeltanoContext
 from alerting.render import render_email, render_recovered, render_slack
 from orchestrator.airflow.lineage_alert import blast_radius_context, enrich
-from orchestrator.plan import load_config, plan_from_config
+from orchestrator.config import REPO_ROOT, load_config
+from orchestrator.plan import plan_from_config
 from orchestrator.plan.lineage import blast_radius, still_arriving
-from orchestrator.profiles import REPO_ROOT
 
 SHOP_BLOCKED = ("dbt_core", "dbt_finance", "dbt_marketing", "dbt_untagged_2")
 ALL_OWNERS = ("core-data@example.com", "data-platform@example.com", "finance-data@example.com")
@@ -84,7 +83,9 @@ def test_a_failed_task_emits_nothing_whatever_it_built(demo):
 
 
 def test_per_model_tasks_other_branches_still_arrive():
-    plan = plan_from_config(replace(demo_config(), task_granularity="model"), cache_dir=None)
+    config = demo_config()
+    config = config.model_copy(update={"dbt": config.dbt.model_copy(update={"task_granularity": "model"})})
+    plan = plan_from_config(config, cache_dir=None)
     # stg_accounts feeds dim_customers only: fct_orders still comes, so finance and marketing run
     arriving = still_arriving(plan, "dbt_core", "stg_accounts")
     assert "analytics.fct_orders" in arriving and "analytics.dim_customers" not in arriving

@@ -22,7 +22,7 @@ import duckdb
 import pytest
 from fixture_project import BIN, DBT_ROWS, DBT_TARGET, RAW_ROWS, FixtureCopy, copy_fixture
 
-from orchestrator.profiles import REPO_ROOT
+from orchestrator.config import REPO_ROOT
 
 pytestmark = [pytest.mark.airflow, pytest.mark.meltano]
 

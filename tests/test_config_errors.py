@@ -19,6 +19,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import yaml
@@ -26,7 +27,8 @@ from test_check_matches_dagbag import SCHEDULED, small_project
 from test_plan import SOURCES, model, write_manifest
 
 from orchestrator.cli import main
-from orchestrator.profiles import REPO_ROOT, Profile
+from orchestrator.config import REPO_ROOT, Profile
+from orchestrator.config.schema import ProfileSchema
 
 Edit = Callable[[Path], None]
 
@@ -403,8 +405,9 @@ def test_env_refuses_a_name_that_is_not_a_shell_identifier_and_prints_nothing(tm
     out, err = capsys.readouterr()
     assert out == "" and "profiles.p.env.X;touch pwned (the key)" in err and "orchestration.yml" in err
 
-    profile = Profile("p", "dev", "target-wh", None, ("tap-shop",), env_defaults={"OK": "1", "$(id)": "1", "Z": "a\0"})
-    monkeypatch.setattr("orchestrator.cli.load_profile", lambda *a: profile)
+    section = ProfileSchema(meltano_environment="dev", loader="target-wh", extractors=["tap-shop"])
+    profile = Profile.of(section, "p", {"OK": "1", "$(id)": "1", "Z": "a\0"})
+    monkeypatch.setattr("orchestrator.cli.load_config", lambda *a: SimpleNamespace(path=config, profile=profile))
     assert main(["--config", str(config), "env"]) == 2
     out, err = capsys.readouterr()
     assert out == ""

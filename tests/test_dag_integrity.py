@@ -9,8 +9,8 @@ from unittest import mock
 
 import pytest
 
+from orchestrator.config import REPO_ROOT
 from orchestrator.plan import build_plan
-from orchestrator.profiles import REPO_ROOT
 
 DAGS = REPO_ROOT / "dags"
 
@@ -174,7 +174,8 @@ def test_a_plan_error_is_an_import_error_listing_it(tmp_path, monkeypatch, insta
 
 
 def test_gzipped_manifest_reads_the_same(tmp_path, installed):
-    from orchestrator.plan import load_config, plan_from_config
+    from orchestrator.config import load_config
+    from orchestrator.plan import plan_from_config
 
     gz = tmp_path / "manifest.json.gz"
     gz.write_bytes(gzip.compress((REPO_ROOT / "dbt_project/target/manifest.json").read_bytes()))

@@ -92,8 +92,9 @@ def _write_project(root: Path) -> Path:
 def airflow(tmp_path_factory, installed, alert_sinks):
     import yaml
 
+    from orchestrator.config import load_config
     from orchestrator.local.airflow_cycle import prepare, start_airflow
-    from orchestrator.plan import load_config, plan_from_config
+    from orchestrator.plan import plan_from_config
     from orchestrator.runners.dbt import DbtProjectRef, run_dbt
 
     slack, smtp = alert_sinks

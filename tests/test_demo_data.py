@@ -10,7 +10,7 @@ import pytest
 
 from demo_data.generator import TABLES, changes_for_day, changes_through, day_date, final_state
 from demo_data.writers import FileDestination, advance
-from orchestrator.profiles import REPO_ROOT
+from orchestrator.config import REPO_ROOT
 
 
 def test_same_seed_same_data_other_seed_other_data():

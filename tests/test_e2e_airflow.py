@@ -21,7 +21,7 @@ from pipeline_expectations import (
     expected_row_counts,
 )
 
-from orchestrator.profiles import REPO_ROOT
+from orchestrator.config import REPO_ROOT
 
 pytestmark = [pytest.mark.airflow, pytest.mark.meltano, pytest.mark.timeout(1500)]
 SOURCE_OF = {"meltano_tap_shop": "shop", "meltano_tap_crm": "crm", "meltano_tap_marketing": "marketing"}
@@ -29,9 +29,10 @@ SOURCE_OF = {"meltano_tap_shop": "shop", "meltano_tap_crm": "crm", "meltano_tap_
 
 @pytest.fixture(scope="module")
 def pipeline(tmp_path_factory, installed, alert_sinks):
+    from orchestrator.config import load_config
     from orchestrator.local.airflow_cycle import prepare, start_airflow
     from orchestrator.local.direct import prepare_warehouse
-    from orchestrator.plan import load_config, plan_from_config
+    from orchestrator.plan import plan_from_config
 
     slack, smtp = alert_sinks
     tmp = tmp_path_factory.mktemp("e2e")

@@ -29,9 +29,9 @@ from fixture_project import (
 from test_dag_integrity import _dagbag
 
 from orchestrator.cli import main
+from orchestrator.config import REPO_ROOT, load_config
 from orchestrator.init.projects import inspect_meltano, warehouse_uri
-from orchestrator.plan import build_plan, load_config
-from orchestrator.profiles import REPO_ROOT
+from orchestrator.plan import build_plan
 
 pytestmark = pytest.mark.meltano
 TAGS = ("operations", "ingest_quality", "planning")  # the fixture's tags, most frequent first

@@ -102,7 +102,8 @@ def test_the_state_dag_refuses_a_quoted_dry_run_instead_of_reading_it_as_true():
     import pytest
 
     from orchestrator.airflow import state_dag
-    from orchestrator.profiles import load_profile
+    from orchestrator.config import REPO_ROOT, load_config
+    from orchestrator.plan.translator import Translator
     from orchestrator.runners.meltano_state import StateError, run_state_action
 
     assert "bool(" not in inspect.getsource(state_dag._run)
@@ -110,7 +111,9 @@ def test_the_state_dag_refuses_a_quoted_dry_run_instead_of_reading_it_as_true():
         run_state_action(
             "clear",
             "dev:tap-shop-to-target-duckdb",
-            profile=load_profile("embedded"),
+            profile=load_config(profile="embedded").profile,
             dry_run="false",
             backup_dir="/nonexistent",
+            project_root=REPO_ROOT / "meltano",
+            names=Translator(),
         )  # type: ignore[arg-type]

@@ -17,7 +17,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from orchestrator.profiles import REPO_ROOT
+from orchestrator.config import REPO_ROOT
 
 pytestmark = pytest.mark.meltano
 

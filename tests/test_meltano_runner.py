@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from orchestrator.config import REPO_ROOT
 from orchestrator.runners.meltano import MeltanoError, record_counts, run_meltano
+
+MELTANO_PROJECT = REPO_ROOT / "meltano"
 
 LINES = [  # Meltano's console lines as they come (long by nature)
     '2026-01-01T00:00:00Z [info     ] tap-shop METRIC: {"type":"counter","metric":"record_count","value":60,"tags":{"stream":"orders"}}',  # noqa: E501
@@ -25,7 +28,13 @@ def test_failure_raises_with_the_log_tail(embedded):
     profile, env = embedded
     seen: list[str] = []
     with pytest.raises(MeltanoError) as err:
-        run_meltano(["run", "tap-shop", "target-does-not-exist"], environment="dev", env=env, log=seen.append)
+        run_meltano(
+            ["run", "tap-shop", "target-does-not-exist"],
+            environment="dev",
+            env=env,
+            project_root=MELTANO_PROJECT,
+            log=seen.append,
+        )
     assert err.value.returncode != 0
     assert any("target-does-not-exist" in line for line in err.value.tail)
     assert err.value.tail == seen[-len(err.value.tail) :], "the tail is the end of the streamed log"
@@ -37,7 +46,11 @@ def test_arguments_never_reach_a_shell(embedded, tmp_path):
     marker = tmp_path / "pwned"
     with pytest.raises(MeltanoError):
         run_meltano(
-            ["run", f"tap-shop; touch {marker}", "target-duckdb"], environment="dev", env=env, log=lambda line: None
+            ["run", f"tap-shop; touch {marker}", "target-duckdb"],
+            environment="dev",
+            env=env,
+            project_root=MELTANO_PROJECT,
+            log=lambda line: None,
         )
     assert not marker.exists()
 

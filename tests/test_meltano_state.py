@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 from conftest import isolated_embedded
 
-from orchestrator.profiles import load_profile
+from orchestrator.config import REPO_ROOT, load_config
+from orchestrator.plan.translator import Translator
 from orchestrator.runners.meltano_state import (
     StateError,
     StateResult,
@@ -27,6 +28,8 @@ from orchestrator.runners.meltano_state import (
 )
 
 SHOP = "dev:tap-shop-to-target-duckdb"
+NAMES = Translator()  # the default naming: Meltano's own rule
+MELTANO_PROJECT = REPO_ROOT / "meltano"
 SEED = {
     "singer_state": {
         "bookmarks": {
@@ -63,6 +66,7 @@ class Ctx:
 
     def run(self, action, state_id=None, state_json=None, **kwargs) -> StateResult:
         kwargs = {"backup_dir": self.backups, "log": self.log.append, **kwargs}
+        kwargs.update(project_root=MELTANO_PROJECT, names=NAMES)
         return run_state_action(action, state_id, state_json, profile=self.profile, env=self.env, **kwargs)
 
     def get(self, state_id=SHOP) -> dict:
@@ -86,15 +90,15 @@ def backup_of(result: StateResult) -> dict:
 
 
 def test_state_ids_parse_by_meltanos_rule():
-    s = parse_state_id(SHOP)
+    s = parse_state_id(SHOP, NAMES)
     assert (s.environment, s.extractor, s.loader, s.suffix) == ("dev", "tap-shop", "target-duckdb", None)
-    s = parse_state_id("prod:tap-go-to-market-to-target-postgres")
+    s = parse_state_id("prod:tap-go-to-market-to-target-postgres", NAMES)
     assert (s.environment, s.extractor, s.loader) == ("prod", "tap-go-to-market", "target-postgres")
-    s = parse_state_id("dev:tap-shop-to-target-duckdb:backfill_2024")  # Meltano's state_id_suffix
+    s = parse_state_id("dev:tap-shop-to-target-duckdb:backfill_2024", NAMES)  # Meltano's state_id_suffix
     assert (s.extractor, s.loader, s.suffix) == ("tap-shop", "target-duckdb", "backfill_2024")
     for bad in ("tap-shop-to-target-duckdb", "dev:tap-shop", "dev:x; rm -rf /-to-target", ""):
         with pytest.raises(StateError, match="pattern"):
-            parse_state_id(bad)
+            parse_state_id(bad, NAMES)
 
 
 def test_deep_merge_merges_objects_and_replaces_the_rest():
@@ -154,7 +158,7 @@ def test_result_is_json_serialisable():
     ],
 )
 def test_invalid_requests_are_refused_with_the_reason(action, state_id, state_json, reason):
-    profile = load_profile("embedded")
+    profile = load_config(profile="embedded").profile
     with pytest.raises(StateError, match=re.escape(reason)):
         run_state_action(
             action,
@@ -165,11 +169,13 @@ def test_invalid_requests_are_refused_with_the_reason(action, state_id, state_js
             dry_run=False,
             known_ids=[SHOP, "prod:tap-shop-to-target-duckdb"],
             backup_dir="/nonexistent",
+            project_root=MELTANO_PROJECT,
+            names=NAMES,
         )
 
 
 def test_a_busy_source_refuses_writes(tmp_path):
-    profile = load_profile("embedded")
+    profile = load_config(profile="embedded").profile
     with pytest.raises(StateError, match="refusing to set .*tap-shop is running"):
         run_state_action(
             "set",
@@ -179,14 +185,16 @@ def test_a_busy_source_refuses_writes(tmp_path):
             env={},
             dry_run=False,
             known_ids=[SHOP],
-            is_source_busy=lambda sid: f"DAG meltano_{parse_state_id(sid).extractor}: tap-shop is running",
+            is_source_busy=lambda sid: f"DAG meltano_{parse_state_id(sid, NAMES).extractor}: tap-shop is running",
             backup_dir=tmp_path,
+            project_root=MELTANO_PROJECT,
+            names=NAMES,
         )
     assert not any(tmp_path.iterdir()), "no backup, nothing written"
 
 
 def test_expected_state_ids_follow_the_profile():
-    assert SHOP in expected_state_ids(load_profile("embedded"))
+    assert SHOP in expected_state_ids(load_config(profile="embedded").profile, NAMES)
 
 
 # --- real Meltano: reads ----------------------------------------------------------------------

@@ -18,8 +18,8 @@ import pytest
 import yaml
 from conftest import pipeline_config
 
+from orchestrator.config import REPO_ROOT
 from orchestrator.local.report import RunReport, blocked_dags, format_report
-from orchestrator.profiles import REPO_ROOT
 
 # The demo plan's graph: dag_id -> (schedule: all of these Assets, outlets).
 GRAPH = {
@@ -129,7 +129,8 @@ def _config(tmp: Path, tags: list[str] | None = None, **defaults) -> Path:
 
 def _pipeline_dags(tmp: Path) -> set[str]:
     """The DAGs a cycle runs on the config in `tmp`: the tick, the Meltano and the dbt DAGs of its plan."""
-    from orchestrator.plan import load_config, plan_from_config
+    from orchestrator.config import load_config
+    from orchestrator.plan import plan_from_config
 
     plan = plan_from_config(load_config(tmp / "orchestration.yml", "embedded"), cache_dir=None)
     return {d.dag_id for d in plan.dags if d.kind in ("tick", "meltano", "dbt")}
@@ -243,7 +244,7 @@ def test_a_failed_extractor_ends_the_run_at_once_naming_what_it_blocked(tmp_path
     its tables, directly or through dbt_core. `orchestrator run` returns once crm and marketing have
     finished, exit 1, each dbt DAG reported `blocked` with the Assets that did not come."""
     from demo_data.writers import FileDestination, advance
-    from orchestrator.plan import load_config
+    from orchestrator.config import load_config
 
     _config(tmp_path, retries=0)
     env = load_config(tmp_path / "orchestration.yml", "embedded").profile.environment()

@@ -8,6 +8,7 @@ import duckdb
 import pytest
 from pipeline_expectations import expected_extracted, expected_row_counts
 
+from orchestrator.config import REPO_ROOT, load_config
 from orchestrator.local.direct import run_cycle
 from orchestrator.runners.meltano import run_meltano
 
@@ -21,12 +22,13 @@ def two_cycles(tmp_path_factory, installed):
     from conftest import isolated_embedded
 
     profile, env = isolated_embedded(tmp_path_factory.mktemp("embedded"))
-    first = run_cycle(profile, env=env, log=lambda m: None)
+    config = load_config(profile="embedded")
+    first = run_cycle(config, env=env, log=lambda m: None)
     with duckdb.connect(env["WAREHOUSE_DUCKDB_PATH"], read_only=True) as conn:
         counts_after_first = {
             t: conn.execute(f"select count(*) from {t}").fetchone()[0] for t in expected_row_counts(1)
         }
-    second = run_cycle(profile, env=env, log=lambda m: None)
+    second = run_cycle(config, env=env, log=lambda m: None)
     return profile, env, first, counts_after_first, second
 
 
@@ -61,7 +63,13 @@ def test_state_bookmarks_the_last_loaded_change(two_cycles):
 
     profile, env, _, _, _ = two_cycles
     out: list[str] = []
-    run_meltano(["state", "get", "dev:tap-shop-to-target-duckdb"], environment="dev", env=env, log=out.append)
+    run_meltano(
+        ["state", "get", "dev:tap-shop-to-target-duckdb"],
+        environment="dev",
+        env=env,
+        project_root=REPO_ROOT / "meltano",
+        log=out.append,
+    )
     state = json.loads(next(line for line in out if line.startswith("{")))
     bookmarks = state["singer_state"]["bookmarks"]
     day2 = changes_for_day(2)["shop"]

@@ -8,6 +8,7 @@ import sqlalchemy as sa
 from conftest import drop_databases, require_services
 from pipeline_expectations import expected_extracted, expected_row_counts
 
+from orchestrator.config import REPO_ROOT
 from orchestrator.local.direct import run_cycle
 
 pytestmark = [pytest.mark.meltano, pytest.mark.production]
@@ -22,10 +23,11 @@ def _fresh_databases() -> None:
 @pytest.fixture(scope="module")
 def production(installed):
     require_services("postgres", "mariadb")
-    from orchestrator.profiles import load_profile
+    from orchestrator.config import load_config
 
     _fresh_databases()
-    profile = load_profile("production")
+    config = load_config(profile="production")
+    profile = config.profile
     env = profile.environment()
     env.update(
         SOURCE_MARIADB_DATABASE="demo_shop_ci",
@@ -35,8 +37,8 @@ def production(installed):
         WAREHOUSE_PG_DATABASE="warehouse_ci",
         MELTANO_DATABASE_URI="postgresql+psycopg://postgres:postgres@127.0.0.1:5432/meltano_ci",
     )
-    first = run_cycle(profile, env=env, log=lambda m: None)
-    second = run_cycle(profile, env=env, log=lambda m: None)
+    first = run_cycle(config, env=env, log=lambda m: None)
+    second = run_cycle(config, env=env, log=lambda m: None)
     return profile, env, first, second
 
 
@@ -68,8 +70,8 @@ def test_dbt_builds_every_model_and_passes_every_test_on_postgres(production):
 def test_marts_on_postgres_hold_the_expected_numbers(production):
     from pipeline_expectations import CAMPAIGN_SQL, DAILY_SQL, assert_marts_match
 
+    from orchestrator.config import load_config
     from orchestrator.local.warehouse import Warehouse
-    from orchestrator.plan import load_config
 
     _, env, _, _ = production
     warehouse = Warehouse(load_config(profile="production"), env)  # the dbt target production runs with
@@ -81,8 +83,8 @@ def test_a_new_meltano_system_db_is_migrated_once_before_parallel_runs(installed
     require_services("postgres")
     from concurrent.futures import ThreadPoolExecutor
 
+    from orchestrator.config import load_config
     from orchestrator.local.direct import prepare_meltano_system_db
-    from orchestrator.plan import load_config
     from orchestrator.runners.meltano import run_meltano
 
     engine = sa.create_engine(f"{PG}/postgres", isolation_level="AUTOCOMMIT")
@@ -96,7 +98,14 @@ def test_a_new_meltano_system_db_is_migrated_once_before_parallel_runs(installed
     with ThreadPoolExecutor(3) as pool:
         results = list(
             pool.map(
-                lambda _: run_meltano(["state", "list"], environment="prod", env=env, log=lambda line: None), range(3)
+                lambda _: run_meltano(
+                    ["state", "list"],
+                    environment="prod",
+                    env=env,
+                    project_root=REPO_ROOT / "meltano",
+                    log=lambda line: None,
+                ),
+                range(3),
             )
         )
     assert len(results) == 3  # run_meltano raises on any failure

@@ -15,19 +15,19 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from plan_invariants import check
 
-from orchestrator.plan.config import OrchestrationConfig
+from orchestrator.config import OrchestrationConfig
 from orchestrator.plan.dbt_dags import orchestration_tags
 from orchestrator.plan.dbt_specs import plan_dbt
 from orchestrator.plan.manifest import DbtProject, load_manifest, parse_manifest
-from orchestrator.profiles import Profile
 
 REAL_MANIFESTS = Path(__file__).resolve().parent / "data" / "manifests"  # vendored: tests/data/README.md
 V12 = "https://schemas.getdbt.com/dbt/manifest/v12.json"
-PROFILE = Profile(name="p", meltano_environment="dev", loader="target-x", dbt_target="x", extractors=("tap-x",))
+PROFILE = {"meltano_environment": "dev", "loader": "target-x", "dbt_target": "x", "extractors": ["tap-x"]}
 
 
-def config(tags=(), **kw) -> OrchestrationConfig:
-    return OrchestrationConfig(path=Path("orchestration.yml"), profile=PROFILE, tags=tuple(tags), **kw)
+def config(tags=(), mode: str = "multi", catch_all: bool = True) -> OrchestrationConfig:
+    dbt = {"tags": list(tags), "mode": mode, "catch_all": {"enabled": catch_all}}
+    return OrchestrationConfig.of({"dbt": dbt, "profiles": {"p": PROFILE}}, Path("orchestration.yml"), "p")
 
 
 def produced_sources(project: DbtProject) -> dict[str, str]:
@@ -43,9 +43,9 @@ def plan_and_check(project: DbtProject, cfg: OrchestrationConfig, produced: dict
     node_tags = {
         n.unique_id: orchestration_tags(cfg, n.tags) for n in project.buildable if n.materialized != "ephemeral"
     }
-    if cfg.mode == "monolith":
+    if cfg.dbt.mode == "monolith":
         node_tags = {u: [] for u in node_tags}
-    violations = check(project, dags, errors, node_tags, set(produced), catch_all=cfg.catch_all)
+    violations = check(project, dags, errors, node_tags, set(produced), catch_all=cfg.dbt.catch_all.enabled)
     return dags, warnings, errors, placed, violations
 
 
@@ -364,7 +364,7 @@ def test_invariants_hold_on_generated_manifests(case):
 @given(manifests())
 def test_invariants_hold_with_the_catch_all_off_and_in_monolith_mode(case):
     project, tags, produced = case
-    *_, violations = plan_and_check(project, replace(config(tags), catch_all=False), produced)
+    *_, violations = plan_and_check(project, config(tags, catch_all=False), produced)
     assert violations == [], violations
     *_, violations = plan_and_check(project, config(tags, mode="monolith"), produced)
     assert violations == [], violations

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.plan import ManifestError, MeltanoProjectError, load_config, plan_from_config
+from orchestrator.config import ConfigError, load_config
+from orchestrator.plan import ManifestError, MeltanoProjectError, plan_from_config
 from orchestrator.plan.meltano_project import stream_tables
-from orchestrator.profiles import ConfigError
 
 V12 = "https://schemas.getdbt.com/dbt/manifest/v12.json"
 
@@ -597,17 +597,14 @@ def test_real_manifests_are_present():
 
 
 def test_per_model_mode_skips_a_tag_of_only_ephemeral_models(project):
-    import dataclasses
-
     nodes = [
         model("a", ["core"], ["source.p.shop.orders"]),
         model("e", ["helpers"], ["model.p.a"], materialized="ephemeral"),
         model("b", ["finance"], ["model.p.e"]),
     ]
     project(nodes, SOURCES)  # writes the manifest
-    config = dataclasses.replace(
-        load_config(project.root / "orchestration.yml"), task_granularity="model", tags=("core", "helpers", "finance")
-    )
+    config = load_config(project.root / "orchestration.yml").with_overrides(tags=("core", "helpers", "finance"))
+    config = config.model_copy(update={"dbt": config.dbt.model_copy(update={"task_granularity": "model"})})
     plan = plan_from_config(config, cache_dir=None)
     assert "dbt_helpers" not in [d.dag_id for d in plan.dags] and not plan.errors
     assert any(w.subject == "tag helpers" and "only by ephemeral models" in w.message for w in plan.warnings)

@@ -37,9 +37,10 @@ def celery(tmp_path_factory, installed):
     require_services("postgres", "mariadb", "redis")
     from alerting_fakes import FakeSlack, FakeSMTP
 
+    from orchestrator.config import load_config
     from orchestrator.local.airflow_cycle import prepare, start_airflow
     from orchestrator.local.direct import prepare_warehouse
-    from orchestrator.plan import load_config, plan_from_config
+    from orchestrator.plan import plan_from_config
 
     _fresh_databases()
     tmp = tmp_path_factory.mktemp("celery")
@@ -141,7 +142,7 @@ def test_a_worker_killed_mid_load_loses_and_duplicates_nothing(celery):
     af, config, env, plan, slack, _ = celery
     advance_sources(config.profile, env)
     since = utcnow()
-    af.client.trigger(config.tick_dag_id)
+    af.client.trigger(config.tick.dag_id)
     # wait until the MariaDB load runs on some worker, let it get going, then kill that worker
     victim, ti_id, deadline = None, None, time.monotonic() + 180
     while victim is None and time.monotonic() < deadline:

@@ -2,12 +2,12 @@ from __future__ import annotations
 
 import pytest
 
-from orchestrator.profiles import REPO_ROOT, ConfigError, load_profile
+from orchestrator.config import REPO_ROOT, ConfigError, load_config
 
 
 def test_embedded_is_the_default_and_resolves_paths(monkeypatch):
     monkeypatch.delenv("PIPELINE_PROFILE", raising=False)
-    profile = load_profile()
+    profile = load_config().profile
     assert profile.name == "embedded" and profile.dbt_target == "duckdb"
     env = profile.environment({})
     assert env["WAREHOUSE_DUCKDB_PATH"] == str(REPO_ROOT / "var" / "warehouse.duckdb")
@@ -18,13 +18,13 @@ def test_embedded_is_the_default_and_resolves_paths(monkeypatch):
 
 def test_one_setting_switches_to_production(monkeypatch):
     monkeypatch.setenv("PIPELINE_PROFILE", "production")
-    profile = load_profile()
+    profile = load_config().profile
     assert (profile.meltano_environment, profile.loader, profile.dbt_target) == ("prod", "target-postgres", "postgres")
     assert profile.extractors == ("tap-shop-mariadb", "tap-crm-postgres", "tap-marketing-postgres")
 
 
 def test_process_environment_wins_over_profile_defaults():
-    env = load_profile("production").environment({"WAREHOUSE_PG_DATABASE": "elsewhere", "SECRET": "x"})
+    env = load_config(profile="production").profile.environment({"WAREHOUSE_PG_DATABASE": "elsewhere", "SECRET": "x"})
     assert env["WAREHOUSE_PG_DATABASE"] == "elsewhere"
     assert env["SOURCE_PG_DATABASE"] == "demo_sources"
 
@@ -41,10 +41,10 @@ def test_bad_config_names_the_file_and_problem(tmp_path, text, problem):
     path = tmp_path / "orchestration.yml"
     path.write_text(text)
     with pytest.raises(ConfigError, match=problem) as err:
-        load_profile("embedded", path)
+        load_config(path, "embedded")
     assert str(path) in str(err.value)
 
 
 def test_unknown_profile_lists_the_known_ones():
     with pytest.raises(ConfigError, match="no profile 'nope' \\(known: embedded, production\\)"):
-        load_profile("nope")
+        load_config(profile="nope")

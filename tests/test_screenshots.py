@@ -7,7 +7,7 @@ import re
 import subprocess
 import sys
 
-from orchestrator.profiles import REPO_ROOT
+from orchestrator.config import REPO_ROOT
 
 README = (REPO_ROOT / "README.md").read_text()
 SCRIPT = REPO_ROOT / "scripts" / "screenshots.py"

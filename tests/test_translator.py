@@ -10,9 +10,9 @@ import pytest
 import yaml
 from conftest import pipeline_config
 
-from orchestrator.plan import load_config, plan_from_config
+from orchestrator.config import REPO_ROOT, ConfigError, load_config
+from orchestrator.plan import plan_from_config
 from orchestrator.plan.translator import Translator
-from orchestrator.profiles import REPO_ROOT, ConfigError
 
 SUPPORT = Path(__file__).parent / "support"
 

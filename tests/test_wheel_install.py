@@ -19,7 +19,7 @@ import pytest
 from fixture_project import BIN, DBT_ROWS, DBT_TARGET, RAW_ROWS, copy_fixture
 from test_byo_airflow import FIXTURE_CYCLE_DAGS, INIT_ARGS, cli, cycle_dags, states, tree, user_env, warehouse_rows
 
-from orchestrator.profiles import REPO_ROOT
+from orchestrator.config import REPO_ROOT
 
 pytestmark = [pytest.mark.airflow, pytest.mark.meltano]
 SOURCES = ("pyproject.toml", "README.md", "orchestrator", "alerting", "demo_data")  # what the wheel is built from

@@ -104,8 +104,8 @@ def dbt_build(
     """Run dbt for this task's nodes; an Asset event per relation built, with rows, duration, status
     and the try that built it. `relations` maps a node's unique_id to its Asset; `nodes` are every
     model and test of the DAG (what the run form may select)."""
-    from ..plan import load_config
-    from ..runners.dbt import DbtError, DbtProjectRef, run_dbt, runs_dir
+    from ..config import load_config
+    from ..runners.dbt import DbtError, DbtProjectRef, run_dbt
     from ..runners.dbt_profile import resolve_target
     from ..runners.warehouse_lock import warehouse_lock
     from .lineage_alert import blast_radius_context
@@ -119,7 +119,7 @@ def dbt_build(
     ti = context.get("ti")
     run_id = str(context.get("run_id") or getattr(ti, "run_id", "") or "")
     try_number = int(getattr(ti, "try_number", 1) or 1)
-    target_path = runs_dir(env, config) / dag_id / task_id
+    target_path = config.dbt_runs_dir(env) / dag_id / task_id
     target_path.mkdir(parents=True, exist_ok=True)
     try:
         values = form_values(context.get("params"))
@@ -135,7 +135,7 @@ def dbt_build(
         same_run
         and record.get("failed")
         and values["retry_from_failure"]
-        and config.dbt_retry_from_failure
+        and config.dbt.retry_from_failure
         and (target_path / "run_results.json").exists()  # what `dbt retry` reads; without it: build again
     )
     if retry:

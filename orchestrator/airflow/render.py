@@ -17,8 +17,8 @@ from typing import Any
 from airflow.providers.standard.operators.python import PythonOperator
 from airflow.sdk import DAG, Asset, CronTriggerTimetable, Param
 
-from ..plan import Plan, load_config, plan_from_config
-from ..plan.config import OrchestrationConfig
+from ..config import OrchestrationConfig, load_config
+from ..plan import Plan, plan_from_config
 from ..plan.model import KINDS, AlertingDag, DagSpec, DbtDag, Kind, MeltanoDag, StateDag, TaskSpec, TickDag
 from . import dbt_form, dbt_task, state_dag, tasks
 from .callbacks import airflow_alerts
@@ -157,10 +157,10 @@ PARAMS: dict[Kind, Callable[[Any], dict[str, Param]]] = {
 def _default_args(config: OrchestrationConfig, spec: DagSpec, alerts) -> dict:
     return {
         "owner": spec.owner,
-        "retries": config.retries,
-        "retry_delay": timedelta(seconds=config.retry_delay_seconds),
+        "retries": config.defaults.retries,
+        "retry_delay": timedelta(seconds=config.defaults.retry_delay_seconds),
         "retry_exponential_backoff": 2.0,
-        "max_retry_delay": timedelta(seconds=config.max_retry_delay_seconds),
+        "max_retry_delay": timedelta(seconds=config.defaults.max_retry_delay_seconds),
         # failure after the last retry, each retry (quietly), and the recovery after a failure
         **alerts.task_callbacks(),
     }

@@ -8,8 +8,7 @@ import logging
 from airflow.providers.standard.operators.python import PythonOperator
 from airflow.sdk import Param
 
-from ..plan import load_config
-from ..plan.config import OrchestrationConfig
+from ..config import OrchestrationConfig, load_config
 from ..plan.model import StateDag
 from ..plan.translator import load_translator
 from ..runners.meltano_state import ACTIONS, StateError, run_state_action
@@ -75,7 +74,7 @@ def _run(*, state_dags: dict[str, str], config_path: str | None = None, profile:
             is_source_busy=busy,
             backup_dir=config.state_backup_dir(),
             project_root=config.meltano_project,
-            executable=config.meltano_executable,
+            executable=config.meltano.executable,
             names=load_translator(config),
             log=log.info,
         )

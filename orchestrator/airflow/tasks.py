@@ -54,7 +54,7 @@ def meltano_run(
 ) -> dict[str, int]:
     """`meltano run ...` in the configured Meltano project, with the profile's environment; one Asset
     event per table, with its record count."""
-    from ..plan import load_config
+    from ..config import load_config
     from ..plan.translator import load_translator
     from ..runners.dbt_profile import DbtProfileError, resolve_target
     from ..runners.meltano import MeltanoError, record_counts, run_meltano
@@ -74,7 +74,7 @@ def meltano_run(
                 environment=config.profile.meltano_environment,
                 env=env,
                 project_root=config.meltano_project,
-                executable=config.meltano_executable,
+                executable=config.meltano.executable,
                 log=log.info,
             )
     except MeltanoError as exc:
@@ -114,7 +114,7 @@ def alerts_redeliver(config_path: str | None = None, profile: str | None = None,
     """The alerting DAG: send what the outbox still holds."""
     from alerting.airflow import redeliver
 
-    from ..plan import load_config
+    from ..config import load_config
     from .callbacks import airflow_alerts
 
     return redeliver(alerts=airflow_alerts(load_config(config_path, profile)), **context)
@@ -133,7 +133,7 @@ def alerts_lateness(
 
     from alerting.airflow import check_lateness
 
-    from ..plan import load_config
+    from ..config import load_config
     from .callbacks import airflow_alerts
 
     as_of = (context.get("params") or {}).get("as_of")

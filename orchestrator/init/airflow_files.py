@@ -76,7 +76,7 @@ def plan_problems(config_path: str | Path) -> list[str]:
     try:
         RoutingConfig.load(config.alerting_config)
     except ValueError as exc:
-        add(f"the {config.alerting_dag_id} DAG is left out: {exc}")
+        add(f"the {config.alerting.dag_id} DAG is left out: {exc}")
     for kind in KINDS:
         try:
             plan = plan_from_config(config, kinds=(kind,))

@@ -11,10 +11,14 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..plan.config import OrchestrationConfig
+from alerting.routing import RoutingConfig
+
+from ..config import ConfigError, OrchestrationConfig, load_config
+from ..config.schema import ENV_NAME_RE
+from ..plan import plan_from_config
 from ..plan.manifest import DbtProject, load_manifest
-from ..plan.schema import ENV_NAME_RE
-from ..profiles import ConfigError, Profile
+from ..plan.text import plan_table
+from ..runners.dbt import DbtError, DbtProjectRef, run_dbt
 from . import texts
 from .projects import DbtSide, inspect_dbt, inspect_meltano
 from .tags import MAX_TAGS, TagChoice, choose_tags
@@ -93,8 +97,6 @@ def write_outputs(outputs: list[Output], force: bool) -> tuple[dict[Path, str], 
 
 def _parse(dbt: DbtSide, env: dict[str, str]) -> None:
     """`dbt deps` (when the project has packages) and `dbt parse`, in-process, into the project's target/."""
-    from ..runners.dbt import DbtError, DbtProjectRef, run_dbt
-
     ref = DbtProjectRef(dbt.project_dir, dbt.profiles_dir, dbt.target)
     steps = [["parse", "--quiet", "--no-use-colors"]]
     if (dbt.project_dir / "packages.yml").exists() or (dbt.project_dir / "dependencies.yml").exists():
@@ -153,11 +155,6 @@ def _print_tags(choice: TagChoice, manifest: Path, has_manifest: bool) -> None:
 
 def _print_plan(config_path: Path, profile: str) -> int:
     """The written config's plan and `check`'s verdict; the number of errors."""
-    from alerting.routing import RoutingConfig
-
-    from ..plan import load_config, plan_from_config
-    from ..plan.text import plan_table
-
     try:
         config = load_config(config_path, profile)
         plan = plan_from_config(config, cache_dir=None)
@@ -247,17 +244,16 @@ def run_init(args: argparse.Namespace) -> int:
     for name, places in dbt.env_vars.where.items():
         env_vars[name] = [*env_vars.get(name, []), *places]
     env_vars.pop(texts.OUTBOX_VAR, None)  # written with its own value
-    env_vars = {k: v for k, v in env_vars.items() if ENV_NAME_RE.match(k)}  # a profile's `env` takes no other
+    env_vars = {k: v for k, v in env_vars.items() if ENV_NAME_RE.fullmatch(k)}  # a profile's `env` takes no other
     profile_name = args.init_profile or args.profile or meltano.environment
-    profile = Profile(
-        name=profile_name,
-        meltano_environment=meltano.environment,
-        loader=meltano.loader,
-        dbt_target=args.target,
-        extractors=meltano.extractors,
-        env_defaults={texts.OUTBOX_VAR: texts.OUTBOX_URL, **dict.fromkeys(env_vars, texts.PLACEHOLDER)},
-        warehouse_uri=dbt.warehouse_uri,
-    )
+    profile_section = {
+        "meltano_environment": meltano.environment,
+        "loader": meltano.loader,
+        "dbt_target": args.target,
+        "extractors": list(meltano.extractors),
+        "warehouse_uri": dbt.warehouse_uri,
+        "env": {texts.OUTBOX_VAR: texts.OUTBOX_URL, **dict.fromkeys(env_vars, texts.PLACEHOLDER)},
+    }
     print(f"dbt project {dbt.project_name} ({_show(dbt.project_dir)}): profile {dbt.profile}, target {dbt.target}")
     print(f"  profiles.yml: {_show(dbt.profiles_file)}; warehouse_uri {dbt.warehouse_uri}, {dbt.uri_note}")
     print(
@@ -266,17 +262,19 @@ def run_init(args: argparse.Namespace) -> int:
     print(f"  loader {meltano.loader} ({meltano.loader_note})")
     print(f"  extractors {', '.join(meltano.extractors)} ({meltano.extractors_note})")
 
-    manifest = _manifest(dbt, args.parse, profile.environment())
-    config = OrchestrationConfig(
-        path=config_path,
-        profile=profile,
-        dbt_project_dir=dbt.project_dir,
-        manifest=dbt.manifest,
-        dbt_profiles_dir=dbt.profiles_dir if args.dbt_profiles_dir else None,
-        meltano_project=meltano.project_dir,
-        alerting_config=base / "alerting.yml",
-        var_dir=base / "var",
+    dbt_section = {"project_dir": str(dbt.project_dir), "manifest": str(dbt.manifest)}
+    if args.dbt_profiles_dir:
+        dbt_section["profiles_dir"] = str(dbt.profiles_dir)
+    config = OrchestrationConfig.of(
+        {
+            "dbt": dbt_section,
+            "meltano": {"project_dir": str(meltano.project_dir)},
+            "profiles": {profile_name: profile_section},
+        },
+        config_path,
+        profile_name,
     )
+    manifest = _manifest(dbt, args.parse, config.profile.environment())
     given = _names(args.tags)
     if manifest is not None:
         choice = choose_tags(config, meltano.project, manifest, given)

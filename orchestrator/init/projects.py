@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..config import ConfigError, load_yaml
 from ..plan.meltano_project import MeltanoProject, load_meltano_project
-from ..profiles import ConfigError, load_yaml
 from ..runners.dbt_profile import DbtProfileError, ProfileRenderer, read_target
 
 # `env_var('X')` with no default, as written in dbt_project.yml (rendering it would need dbt's context).

@@ -8,12 +8,12 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field, replace
 
+from ..config import OrchestrationConfig
 from ..plan.build import assemble
-from ..plan.config import OrchestrationConfig
 from ..plan.manifest import DbtProject
 from ..plan.meltano_project import MeltanoProject
 from ..plan.model import Plan
-from ..plan.translator import Translator
+from ..plan.translator import load_translator
 
 MAX_TAGS = 8
 MAX_TRIES = 30  # candidates tried at most (a try is a whole plan: about 0.1 s per 1,000 models)
@@ -51,9 +51,9 @@ def tag_counts(dbt: DbtProject) -> list[tuple[str, int]]:
 
 
 def evaluate(config: OrchestrationConfig, meltano: MeltanoProject, dbt: DbtProject, tags: tuple[str, ...]) -> Plan:
-    config = replace(config, tags=tags)
+    config = config.with_overrides(tags=tags)
     return assemble(
-        config, kinds=KINDS, meltano=meltano, dbt=dbt, names=Translator(config), env=config.profile.environment()
+        config, kinds=KINDS, meltano=meltano, dbt=dbt, names=load_translator(config), env=config.profile.environment()
     )
 
 

@@ -9,8 +9,10 @@ from dataclasses import dataclass
 
 import yaml
 
+from .. import settings
+
 PLACEHOLDER = "CHANGE-ME"
-OUTBOX_VAR, OUTBOX_URL = "ALERTING_OUTBOX_URL", "sqlite:///var/alerting/outbox.sqlite"
+OUTBOX_VAR, OUTBOX_URL = settings.ALERTING_OUTBOX_URL.name, "sqlite:///var/alerting/outbox.sqlite"
 OTHER_TAGS = 40  # listed in the config's comment at most
 DAG_FILE = "orchestrator_dags.py"
 ERRORS_FILE = "orchestrator_plan_errors.py"
@@ -73,7 +75,7 @@ def _comment(text: str, indent: str, width: int = 100) -> list[str]:
 def config_text(c: ConfigText) -> str:
     out = [
         "# How Airflow runs this dbt project and Meltano project: written by `orchestrator init`, yours to",
-        "# edit. Every key and its default: orchestrator/plan/schema.py of the orchestrator. Relative paths",
+        "# edit. Every key and its default: orchestrator/config/schema.py of the orchestrator. Relative paths",
         "# are relative to this file. Check it with `orchestrator --config <this file> check`.",
         f"default_profile: {scalar(c.profile)}",
         "",

@@ -16,12 +16,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from .. import settings
+from ..config import REPO_ROOT, OrchestrationConfig
 from ..plan import Plan, plan_from_config
-from ..plan.config import OrchestrationConfig
-from ..profiles import REPO_ROOT
 from .airflow_env import celery_env
 from .client import AirflowClient, utcnow
-from .direct import advance_sources, prepare_warehouse
+from .direct import advance_sources
 from .processes import LocalAirflow
 from .report import RunReport, follow_cycle, format_report
 from .warehouse import table_row_counts
@@ -30,18 +30,12 @@ DAGS_FOLDER = REPO_ROOT / "dags"  # a checkout's DAG files (an installed package
 POOL_DESCRIPTION = "DuckDB allows one writer: warehouse writes run one at a time"
 
 
-def airflow_home(env: dict[str, str]) -> Path:
-    """`$ORCHESTRATOR_AIRFLOW_HOME`, else the default config's `<var>/airflow` (the CLI sets the
-    variable from the config it was given)."""
-    from ..plan import load_config
-
-    return Path(env.get("ORCHESTRATOR_AIRFLOW_HOME") or load_config().airflow_home())
-
-
 def task_env(config: OrchestrationConfig, env: dict[str, str]) -> dict[str, str]:
     """What the Airflow processes (and so the tasks) need to find this project and profile."""
     keep = {k: v for k, v in env.items() if not k.startswith("AIRFLOW")}
-    keep.update(ORCHESTRATION_CONFIG=str(config.path), PIPELINE_PROFILE=config.profile.name)
+    keep.update(
+        {settings.ORCHESTRATION_CONFIG.name: str(config.path), settings.PIPELINE_PROFILE.name: config.profile.name}
+    )
     return keep
 
 
@@ -55,7 +49,8 @@ def local_airflow(config: OrchestrationConfig, env: dict[str, str], **kwargs) ->
     kwargs.setdefault("metadata_db_url", a["metadata_db_url"] or None)
     kwargs.setdefault("executor", a["executor"])
     kwargs.setdefault("workers", int(a["workers"] or 0))
-    return LocalAirflow(airflow_home(env), dags_folder(config, airflow_home(env)), extra=extra, **kwargs)
+    home = config.airflow_home(env)
+    return LocalAirflow(home, dags_folder(config, home), extra=extra, **kwargs)
 
 
 def dags_folder(config: OrchestrationConfig, home: Path) -> Path:
@@ -147,47 +142,19 @@ def run_cycle_in(
     client = af.client if isinstance(af, LocalAirflow) else af
     days = advance_sources(config.profile, env) if new_day else []
     since = utcnow()
-    client.trigger(config.tick_dag_id)
+    client.trigger(config.tick.dag_id)
     graph = {d.dag_id: (d.schedule.assets, d.outlets) for d in plan.dags}
     reports = follow_cycle(client, since, wait_for or cycle_dag_ids(plan), graph=graph, timeout=timeout, log=log)
     return AirflowCycle(reports=reports, raw_rows=table_row_counts(config, env, plan), source_days=days)
 
 
-def run_airflow_cycle(
-    config: OrchestrationConfig, *, env: dict[str, str] | None = None, new_day: bool = True, log=print
-) -> AirflowCycle:
-    """`orchestrator run`: one cycle on the Airflow of `orchestrator up` if it runs on this home,
-    else on an Airflow started for it and stopped after."""
-    from .service import service_client
-
-    env = dict(env if env is not None else config.profile.environment())
-    env.setdefault("ORCHESTRATOR_AIRFLOW_HOME", str(config.airflow_home()))
-    prepare_warehouse(config, env)
-    plan = plan_from_config(config, cache_dir=None)
-    if plan.errors:
-        raise RuntimeError("the plan has errors; run `orchestrator check`:\n" + "\n".join(map(str, plan.errors)))
-    if (client := service_client(env)) is not None:
-        with client:
-            log(f"==> using the Airflow of `orchestrator up` at {client.base_url}")
-            prepare(client, plan)
-            log(f"==> triggering {config.tick_dag_id}; following {len(cycle_dag_ids(plan))} DAGs")
-            return run_cycle_in(client, config, env, plan, new_day=new_day, log=log)
-    with local_mail_sink(env, log):
-        log(f"==> starting Airflow in {airflow_home(env)} (logs: {airflow_home(env) / 'logs'})")
-        with start_airflow(config, env, plan) as af:
-            log(f"    up in {af.startup_seconds:.1f}s at {af.url}")
-            prepare(af, plan)
-            log(f"==> triggering {config.tick_dag_id}; following {len(cycle_dag_ids(plan))} DAGs")
-            return run_cycle_in(af, config, env, plan, new_day=new_day, log=log)
-
-
 @contextmanager
-def local_mail_sink(env: dict[str, str], log=print) -> Iterator[None]:
+def local_mail_sink(config: OrchestrationConfig, env: dict[str, str], log=print) -> Iterator[None]:
     """Alert e-mails of a local run land in `mail/` beside the Airflow home (var/mail/ by default),
     one .eml each, unless ALERTING_SMTP_HOST points at a real server. Sets ALERTING_SMTP_HOST/PORT in
     `env` for the Airflow processes. Without aiosmtpd (the `mailsink` extra, which a deployment
     need not install) there is no sink: alert e-mails go where alerting.yml says."""
-    if env.get("ALERTING_SMTP_HOST"):
+    if settings.ALERTING_SMTP_HOST.get(env):
         yield
         return
     if importlib.util.find_spec("aiosmtpd") is None:
@@ -199,8 +166,9 @@ def local_mail_sink(env: dict[str, str], log=print) -> Iterator[None]:
         return
     from alerting.mailsink import MailSink
 
-    with MailSink(airflow_home(env).parent / "mail", port=int(env.get("ALERTING_SMTP_PORT") or 1025)) as sink:
-        env.update(ALERTING_SMTP_HOST=sink.host, ALERTING_SMTP_PORT=str(sink.port))
+    port = int(settings.ALERTING_SMTP_PORT.get(env) or 1025)
+    with MailSink(config.airflow_home(env).parent / "mail", port=port) as sink:
+        env.update({settings.ALERTING_SMTP_HOST.name: sink.host, settings.ALERTING_SMTP_PORT.name: str(sink.port)})
         log(f"    alert e-mails go to a local mail sink on port {sink.port}: {sink.directory}/")
         try:
             yield

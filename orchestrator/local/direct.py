@@ -15,10 +15,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..plan import load_config, plan_from_config
-from ..plan.config import OrchestrationConfig
-from ..profiles import ConfigError, Profile
-from ..runners.dbt import DbtProjectRef, DbtRunResult, run_dbt, runs_dir
+import sqlalchemy as sa
+
+from ..config import ConfigError, OrchestrationConfig, Profile
+from ..plan import plan_from_config
+from ..runners.dbt import DbtProjectRef, DbtRunResult, run_dbt
 from ..runners.dbt_profile import resolve_target
 from ..runners.meltano import MeltanoResult, run_extractor, run_meltano
 from .warehouse import ensure_postgres_database, table_row_counts, target_url
@@ -62,6 +63,7 @@ def advance_sources(profile: Profile, env: dict[str, str]) -> list[int]:
     repo's demo (`demo_data: files | databases`); any other profile's sources are left alone."""
     if profile.demo_data is None:
         return []
+    # Only this repository's demo writes source data: demo_data ships with it, not with every install.
     from demo_data.writers import DatabaseDestination, FileDestination, advance
 
     if profile.demo_data == "files":
@@ -73,27 +75,22 @@ def advance_sources(profile: Profile, env: dict[str, str]) -> list[int]:
     return days
 
 
-def prepare_warehouse(config: OrchestrationConfig | Profile, env: dict[str, str]) -> None:
+def prepare_warehouse(config: OrchestrationConfig, env: dict[str, str]) -> None:
     """What a first cycle needs: the DuckDB file's folder (neither dbt-duckdb nor target-duckdb
     creates it); the demo's PostgreSQL warehouse database; Meltano's system database, migrated once;
-    the alert outbox's PostgreSQL database. (A Profile alone means the default config's.)"""
-    if isinstance(config, Profile):
-        config = load_config(profile=config.name)
+    the alert outbox's PostgreSQL database."""
     target = resolve_target(config, env)
     if (duckdb := target.duckdb_path(config.dbt_project_dir)) is not None:
         duckdb.parent.mkdir(parents=True, exist_ok=True)
     if target.type == "postgres" and config.profile.demo_data is not None:
         ensure_postgres_database(target_url(target))
     prepare_meltano_system_db(config, env)
-    prepare_alert_outbox(env)
+    prepare_alert_outbox(config.outbox_url(env))
 
 
-def prepare_alert_outbox(env: dict[str, str]) -> None:
+def prepare_alert_outbox(uri: str) -> None:
     """The alert outbox's PostgreSQL database, created if missing (its tables are created on use)."""
-    uri = env.get("ALERTING_OUTBOX_URL", "")
     if uri.startswith("postgresql"):
-        import sqlalchemy as sa
-
         ensure_postgres_database(sa.make_url(uri).set(drivername="postgresql+psycopg2"))
 
 
@@ -109,8 +106,6 @@ def prepare_meltano_system_db(config: OrchestrationConfig, env: dict[str, str]) 
         db.parent.mkdir(parents=True, exist_ok=True)
         migrated = db.exists()
     elif uri.startswith("postgresql"):
-        import sqlalchemy as sa
-
         url = sa.make_url(uri).set(drivername="postgresql+psycopg2")
         ensure_postgres_database(url)
         engine = sa.create_engine(url)
@@ -127,23 +122,22 @@ def prepare_meltano_system_db(config: OrchestrationConfig, env: dict[str, str]) 
             environment=config.profile.meltano_environment,
             env=env,
             project_root=config.meltano_project,
-            executable=config.meltano_executable,
+            executable=config.meltano.executable,
             log=lambda line: None,
         )
 
 
 def run_cycle(
-    profile: Profile,
+    config: OrchestrationConfig,
     *,
     env: dict[str, str] | None = None,
     new_day: bool = True,
     log: Callable[[str], None] = print,
     meltano_log: Callable[[str], None] | None = None,
-    config: OrchestrationConfig | None = None,
 ) -> CycleReport:
     """One cycle of the configured projects: every extractor of the profile, then `dbt build`."""
     started = time.monotonic()
-    config = config or load_config(profile=profile.name)
+    profile = config.profile
     env = env if env is not None else profile.environment()
     prepare_warehouse(config, env)
     report = CycleReport(profile=profile.name, source_days=advance_sources(profile, env) if new_day else [])
@@ -155,12 +149,12 @@ def run_cycle(
             environment=profile.meltano_environment,
             env=env,
             project_root=config.meltano_project,
-            executable=config.meltano_executable,
+            executable=config.meltano.executable,
             log=meltano_log or (lambda line: None),
         )
     project = DbtProjectRef.of(config, env)
     log(f"==> dbt build ({project.project_dir})")
-    report.dbt = run_dbt(["build"], env=env, project=project, target_path=runs_dir(env, config) / "cycle")
+    report.dbt = run_dbt(["build"], env=env, project=project, target_path=config.dbt_runs_dir(env) / "cycle")
     report.raw_rows = table_row_counts(config, env, plan_from_config(config, kinds=("meltano",), cache_dir=None))
     report.duration_s = time.monotonic() - started
     return report

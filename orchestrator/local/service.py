@@ -9,7 +9,8 @@ the pools, unpauses every DAG, and runs until SIGTERM or Ctrl-C. `up --detach` d
 background and returns once it is ready. State (URL, pid, profile) is in
 `<airflow home>/orchestrator-up.json`; logs are in `<airflow home>/logs/` (one file per
 component, task logs under `dag_id=...`), the service's own in `<airflow home>/logs/up.log`.
-`orchestrator run` uses a running service rather than start a second Airflow on the same home.
+`orchestrator run` (run_airflow_cycle) uses a running service rather than start a second Airflow
+on the same home.
 """
 
 from __future__ import annotations
@@ -24,30 +25,32 @@ from pathlib import Path
 
 import httpx
 
+from .. import settings
+from ..config import OrchestrationConfig
 from ..plan import plan_from_config
-from ..plan.config import OrchestrationConfig
-from .airflow_cycle import airflow_home, local_mail_sink, prepare, start_airflow
+from .airflow_cycle import AirflowCycle, cycle_dag_ids, local_mail_sink, prepare, run_cycle_in, start_airflow
 from .airflow_env import ADMIN_USER, local_secrets
 from .client import AirflowClient
+from .direct import prepare_warehouse
 
 
-def state_path(env: dict[str, str]) -> Path:
-    return airflow_home(env) / "orchestrator-up.json"
+def state_path(config: OrchestrationConfig, env: dict[str, str]) -> Path:
+    return config.airflow_home(env) / "orchestrator-up.json"
 
 
-def read_state(env: dict[str, str]) -> dict | None:
+def read_state(config: OrchestrationConfig, env: dict[str, str]) -> dict | None:
     """The running service's state, or None (no state file, or its process has gone)."""
     try:
-        state = json.loads(state_path(env).read_text())
+        state = json.loads(state_path(config, env).read_text())
         os.kill(state["pid"], 0)
         return state
     except (OSError, ValueError, KeyError):
         return None
 
 
-def service_client(env: dict[str, str]) -> AirflowClient | None:
+def service_client(config: OrchestrationConfig, env: dict[str, str]) -> AirflowClient | None:
     """A client for the service's Airflow if one is up and ready on this home and answers."""
-    state = read_state(env)
+    state = read_state(config, env)
     if state is None or not state.get("ready"):
         return None
     try:
@@ -57,8 +60,35 @@ def service_client(env: dict[str, str]) -> AirflowClient | None:
     return AirflowClient(state["url"], ADMIN_USER, local_secrets(Path(state["home"]))["admin_password"])
 
 
+def run_airflow_cycle(
+    config: OrchestrationConfig, *, env: dict[str, str] | None = None, new_day: bool = True, log=print
+) -> AirflowCycle:
+    """`orchestrator run`: one cycle on the Airflow of `orchestrator up` if it runs on this home,
+    else on an Airflow started for it and stopped after."""
+    env = dict(env if env is not None else config.profile.environment())
+    env.setdefault(settings.AIRFLOW_HOME.name, str(config.airflow_home()))
+    prepare_warehouse(config, env)
+    plan = plan_from_config(config, cache_dir=None)
+    if plan.errors:
+        raise RuntimeError("the plan has errors; run `orchestrator check`:\n" + "\n".join(map(str, plan.errors)))
+    if (client := service_client(config, env)) is not None:
+        with client:
+            log(f"==> using the Airflow of `orchestrator up` at {client.base_url}")
+            prepare(client, plan)
+            log(f"==> triggering {config.tick.dag_id}; following {len(cycle_dag_ids(plan))} DAGs")
+            return run_cycle_in(client, config, env, plan, new_day=new_day, log=log)
+    with local_mail_sink(config, env, log):
+        home = config.airflow_home(env)
+        log(f"==> starting Airflow in {home} (logs: {home / 'logs'})")
+        with start_airflow(config, env, plan) as af:
+            log(f"    up in {af.startup_seconds:.1f}s at {af.url}")
+            prepare(af, plan)
+            log(f"==> triggering {config.tick.dag_id}; following {len(cycle_dag_ids(plan))} DAGs")
+            return run_cycle_in(af, config, env, plan, new_day=new_day, log=log)
+
+
 def up(config: OrchestrationConfig, env: dict[str, str], *, detach: bool = False, log=print) -> int:
-    if (state := read_state(env)) is not None:
+    if (state := read_state(config, env)) is not None:
         log(f"already up: {state['url']} (pid {state['pid']}); `orchestrator down` stops it")
         return 0
     if detach:
@@ -68,7 +98,7 @@ def up(config: OrchestrationConfig, env: dict[str, str], *, detach: bool = False
 
 def _up_detached(config: OrchestrationConfig, env: dict[str, str], log, timeout: float = 300) -> int:
     """`orchestrator up` in a new session in the background, logging to up.log; 0 once ready."""
-    home = airflow_home(env)
+    home = config.airflow_home(env)
     (home / "logs").mkdir(parents=True, exist_ok=True)
     argv = [sys.executable, "-m", "orchestrator.cli", "--config", str(config.path), "--profile", config.profile.name]
     with open(home / "logs" / "up.log", "ab") as out:
@@ -85,7 +115,7 @@ def _up_detached(config: OrchestrationConfig, env: dict[str, str], log, timeout:
         if proc.poll() is not None:
             log(f"failed to start: see {home / 'logs' / 'up.log'}")
             return 1
-        if (state := read_state(env)) is not None and state.get("ready"):
+        if (state := read_state(config, env)) is not None and state.get("ready"):
             log(
                 f"up: {state['url']} (profile {state['profile']}, {state['executor']}, "
                 f"pid {state['pid']}); logs in {home / 'logs'}"
@@ -98,8 +128,6 @@ def _up_detached(config: OrchestrationConfig, env: dict[str, str], log, timeout:
 
 def _run(config: OrchestrationConfig, env: dict[str, str], log) -> int:
     """The service in the foreground until SIGTERM or Ctrl-C (a component that exits ends it)."""
-    from .direct import prepare_warehouse
-
     env = dict(env)
     prepare_warehouse(config, env)
     plan = plan_from_config(config, cache_dir=None)
@@ -107,8 +135,8 @@ def _run(config: OrchestrationConfig, env: dict[str, str], log) -> int:
     # leaves SIGINT ignored).
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    path = state_path(env)
-    with local_mail_sink(env, log), start_airflow(config, env, plan) as af:
+    path = state_path(config, env)
+    with local_mail_sink(config, env, log), start_airflow(config, env, plan) as af:
         prepare(af, plan)
         state = {
             "url": af.url,
@@ -119,7 +147,7 @@ def _run(config: OrchestrationConfig, env: dict[str, str], log) -> int:
             "home": str(af.home),
             "components": {n: p.pid for n, p in af.processes.items()},
             "ready": True,
-            "mail": env.get("ALERTING_SMTP_HOST", "") + ":" + env.get("ALERTING_SMTP_PORT", ""),
+            "mail": settings.ALERTING_SMTP_HOST.get(env) + ":" + settings.ALERTING_SMTP_PORT.get(env),
         }
         path.write_text(json.dumps(state))
         log(
@@ -139,8 +167,8 @@ def _run(config: OrchestrationConfig, env: dict[str, str], log) -> int:
     return 0
 
 
-def down(env: dict[str, str], log=print, timeout: float = 60) -> int:
-    state = read_state(env)
+def down(config: OrchestrationConfig, env: dict[str, str], log=print, timeout: float = 60) -> int:
+    state = read_state(config, env)
     if state is None:
         log("not running")
         return 0
@@ -158,7 +186,7 @@ def down(env: dict[str, str], log=print, timeout: float = 60) -> int:
 
 
 def status(config: OrchestrationConfig, env: dict[str, str], log=print) -> int:
-    state = read_state(env)
+    state = read_state(config, env)
     if state is None:
         log(f"not running (profile {config.profile.name}; `orchestrator up --detach` starts it)")
         return 3

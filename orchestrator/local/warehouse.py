@@ -9,8 +9,8 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
+from ..config import OrchestrationConfig
 from ..plan import Plan
-from ..plan.config import OrchestrationConfig
 from ..runners.dbt_profile import DbtTarget, resolve_target
 
 

@@ -1,7 +1,7 @@
 """The plan: a pure, fast computation of every DAG from the project files (no Airflow import).
 
-plan = build_plan()                  # every kind, this repo's defaults
-plan = build_plan(kinds=("dbt",))    # only what dags/dbt_tags.py renders
+plan = plan_from_config(load_config())               # every kind (orchestrator.config.load_config)
+plan = plan_from_config(config, kinds=("dbt",))      # only what dags/dbt_tags.py renders
 """
 
 from __future__ import annotations
@@ -9,10 +9,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
-from ..profiles import ConfigError
+from ..config import ConfigError, OrchestrationConfig, load_config
 from .build import assemble
 from .cache import RecordingEnv, cached_plan
-from .config import OrchestrationConfig, load_config
 from .manifest import ManifestError, load_manifest
 from .meltano_project import MeltanoProjectError, load_meltano_project
 from .model import KINDS, DagSpec, Issue, Plan, Schedule, TaskSpec
@@ -21,17 +20,14 @@ from .translator import load_translator, translator_file
 CONFIGURED = "configured"  # cache_dir: the config's (paths.var, ORCHESTRATOR_CACHE_DIR)
 
 __all__ = [
-    "ConfigError",
     "DagSpec",
     "Issue",
     "ManifestError",
     "MeltanoProjectError",
-    "OrchestrationConfig",
     "Plan",
     "Schedule",
     "TaskSpec",
     "build_plan",
-    "load_config",
     "plan_from_config",
 ]
 
@@ -70,7 +66,7 @@ def plan_from_config(
 
     if cache_dir == CONFIGURED:
         cache_dir = config.cache_dir()
-    key = (kinds, str(config))  # the config's repr holds the profile (and its env defaults)
+    key = (kinds, config.fingerprint())
     return cached_plan(Path(cache_dir) if cache_dir else None, key, build, config.profile.environment())
 
 

@@ -8,7 +8,7 @@ from datetime import timedelta
 
 from alerting.lateness import Expectation
 
-from .config import OrchestrationConfig
+from ..config import OrchestrationConfig
 from .model import AlertingDag, DbtDag, Schedule, TaskSpec
 
 
@@ -17,8 +17,8 @@ def expectations(config: OrchestrationConfig, dbt_dags: list[DbtDag]) -> list[Ex
     `alerting.lateness.dags` glob (null: never)."""
     out = []
     for d in dbt_dags:
-        minutes = config.late_after_minutes
-        for pattern, value in config.late_after_overrides.items():
+        minutes = config.alerting.lateness.after_minutes
+        for pattern, value in config.alerting.lateness.dags.items():
             if fnmatch.fnmatchcase(d.dag_id, pattern):
                 minutes = value
                 break
@@ -45,19 +45,19 @@ def plan_alerting(config: OrchestrationConfig, dbt_dags: list[DbtDag] | None) ->
     late = expectations(config, dbt_dags or [])
     tasks = [TaskSpec(task_id="redeliver", kind="alerts_redeliver")]
     if late:
-        inlets = {config.tick_asset, *(a for e in late for a in (*e.upstream, *e.outlets))}
+        inlets = {config.tick.asset, *(a for e in late for a in (*e.upstream, *e.outlets))}
         tasks.append(
             TaskSpec(
                 task_id="check_lateness",
                 kind="alerts_lateness",
-                args=(config.tick_asset,),
+                args=(config.tick.asset,),
                 inlets=tuple(sorted(inlets)),
             )
         )
     listed = "\n".join(f"- `{e.dag_id}`: {int(e.within.total_seconds()) // 60} min after the tick" for e in late)
     return AlertingDag(
-        dag_id=config.alerting_dag_id,
-        schedule=Schedule(cron=config.alerting_cron),
+        dag_id=config.alerting.dag_id,
+        schedule=Schedule(cron=config.alerting.cron),
         outlets=(),
         tasks=tuple(tasks),
         description="Alerting housekeeping: redelivery and lateness",
@@ -66,10 +66,10 @@ def plan_alerting(config: OrchestrationConfig, dbt_dags: list[DbtDag] | None) ->
             "e-mail was down). `check_lateness` alerts about a dbt DAG that has not run in time after the "
             "tick, naming the upstream Assets that have not arrived. Trigger it with "
             '`{"as_of": "<ISO time>"}` to ask what would be late then.\n\n**Triggered by:** its cron '
-            f"`{config.alerting_cron}` (UTC).\n\n**Expected:**\n\n" + (listed or "- none")
+            f"`{config.alerting.cron}` (UTC).\n\n**Expected:**\n\n" + (listed or "- none")
         ),
         tags=("alerting",),
-        owner=config.owner,
+        owner=config.defaults.owner,
         max_active_runs=1,
         lateness=tuple(e.to_dict() for e in late),
     )

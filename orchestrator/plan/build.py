@@ -13,13 +13,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
+from ..config import OrchestrationConfig
 from .alerting_dag import plan_alerting
-from .config import OrchestrationConfig
 from .dbt_specs import plan_dbt
 from .manifest import DbtProject
 from .meltano_dags import plan_meltano, plan_state
 from .meltano_project import MeltanoProject
-from .model import KINDS, DbtDag, Issue, MeltanoDag, Part, Plan
+from .model import KINDS, AssetSpec, DbtDag, Issue, MeltanoDag, Part, Plan
 from .tick_dag import plan_tick, tick_asset
 from .translator import Translator
 
@@ -39,7 +39,7 @@ def assemble(
     names = names or Translator(config)
     env = config.profile.environment() if env is None else env
     plan = Plan(profile=config.profile.name)
-    plan.assets[config.tick_asset] = tick_asset(config)
+    plan.assets[config.tick.asset] = tick_asset(config)
 
     def add(part: Part, dags: bool = True) -> None:
         if dags:
@@ -85,7 +85,5 @@ def assemble(
     return plan
 
 
-def _unknown(names: Translator, name: str):
-    from .model import AssetSpec
-
+def _unknown(names: Translator, name: str) -> AssetSpec:
     return AssetSpec(names.asset_uri(name, name if "." in name else None), names.asset_group(name))

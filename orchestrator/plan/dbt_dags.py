@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from .config import OrchestrationConfig
+from ..config import OrchestrationConfig
 from .dbt_graph import DbtGraph
 from .graphs import sccs, shortest_cycle
 from .manifest import NEWEST_KNOWN_VERSION, DbtProject
@@ -41,8 +41,10 @@ def orchestration_tags(config: OrchestrationConfig, tags: tuple[str, ...]) -> li
     """A node's orchestration tags in precedence order: the configured list, then the prefix's, sorted."""
     if not tags:
         return []
-    listed = [t for t in config.tags if t in tags]
-    prefixed = sorted(t for t in tags if config.tag_prefix and t.startswith(config.tag_prefix) and t not in listed)
+    listed = [t for t in config.dbt.tags if t in tags]
+    prefixed = sorted(
+        t for t in tags if config.dbt.tag_prefix and t.startswith(config.dbt.tag_prefix) and t not in listed
+    )
     return listed + prefixed
 
 
@@ -119,9 +121,9 @@ def check_manifest(
 
 
 def place_nodes(config: OrchestrationConfig, graph: DbtGraph, names: Translator) -> Placement:
-    if config.mode == "monolith":
-        out = Placement(tag_of_dag={config.monolith_dag_id: None} if graph.built else {})
-        out.dag_of = {u: config.monolith_dag_id for u in graph.built}
+    if config.dbt.mode == "monolith":
+        out = Placement(tag_of_dag={config.dbt.monolith_dag_id: None} if graph.built else {})
+        out.dag_of = {u: config.dbt.monolith_dag_id for u in graph.built}
         return out
     by_tags: dict[tuple[str, ...], list[str]] = {}  # nodes share a handful of tag sets
     node_tags = {
@@ -129,13 +131,13 @@ def place_nodes(config: OrchestrationConfig, graph: DbtGraph, names: Translator)
         for u, n in graph.built.items()
     }
     seen = {t for ts in node_tags.values() for t in ts}
-    order = [t for t in config.tags if t in seen] + sorted(seen - set(config.tags))
+    order = [t for t in config.dbt.tags if t in seen] + sorted(seen - set(config.dbt.tags))
     return place(
         graph,
         node_tags.__getitem__,
         order,
         names.tag_dag_id,
-        names.catch_all_dag_id if config.catch_all else None,
+        names.catch_all_dag_id if config.dbt.catch_all.enabled else None,
     )
 
 
@@ -144,7 +146,10 @@ def check_dag_ids(config: OrchestrationConfig, dbt: DbtProject, placement: Place
     merged DAG would select one tag and announce the other's Assets."""
     errors = []
     by_id: dict[str, set[str]] = defaultdict(set)
-    for tag in {*config.tags, *(t for ts in {n.tags for n in dbt.buildable} for t in orchestration_tags(config, ts))}:
+    for tag in {
+        *config.dbt.tags,
+        *(t for ts in {n.tags for n in dbt.buildable} for t in orchestration_tags(config, ts)),
+    }:
         by_id[names.tag_dag_id(tag)].add(tag)
     for dag_id, tags in sorted(by_id.items()):
         if len(tags) > 1:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from .config import OrchestrationConfig
+from ..config import OrchestrationConfig
 from .dbt_dags import (
     Wiring,
     asset_bullets,
@@ -35,8 +35,8 @@ def plan_dbt(
     placement = place_nodes(config, graph, names)
     warnings, errors = check_manifest(config, dbt, graph, produced, placement.dag_of, names)
     errors += check_dag_ids(config, dbt, placement, names)
-    if config.mode != "monolith":
-        for tag in config.tags:
+    if config.dbt.mode != "monolith":
+        for tag in config.dbt.tags:
             if tag not in placement.tag_of_dag.values():
                 carried = any(tag in n.tags for n in dbt.buildable)
                 warnings.append(
@@ -102,7 +102,7 @@ def _selection(
     models) are named. `tag:X` is used when it selects exactly that, else the nodes are named:
     `tag:X` also selects the tests and ephemeral models carrying the tag, and the nodes of tag X
     that the placement put in another DAG."""
-    if config.mode == "monolith":
+    if config.dbt.mode == "monolith":
         return ("build", "--indirect-selection", "cautious")
     nodes = graph.project.nodes
     mine, assigned = set(members), set(tests)
@@ -133,7 +133,7 @@ def _tasks(
     names: Translator,
 ) -> tuple[TaskSpec, ...] | Issue:
     built = graph.built
-    if config.task_granularity == "dag":
+    if config.dbt.task_granularity == "dag":
         relations = tuple(sorted((u, names.asset_name(r)) for u in members if (r := built[u].relation)))
         return (
             TaskSpec(
@@ -190,7 +190,7 @@ def _tasks(
 
 def _what(config: OrchestrationConfig, placement: Placement, dag_id: str) -> str:
     tag = placement.tag_of_dag.get(dag_id)
-    if config.mode == "monolith":
+    if config.dbt.mode == "monolith":
         return "the whole dbt project"
     if tag is None:
         stage = placement.stage_of_dag.get(dag_id, 1)
@@ -228,7 +228,7 @@ def dbt_dag_spec(
     trigger = (
         f"all of these Assets, each updated since the last run:\n\n{asset_bullets(names, assets)}"
         if assets
-        else f"the [`{config.tick_asset}`]({names.asset_link(config.tick_asset)}) Asset "
+        else f"the [`{config.tick.asset}`]({names.asset_link(config.tick.asset)}) Asset "
         "(it reads nothing produced upstream)"
     )
     placed = [u for u in members if u in placement.placed]
@@ -238,18 +238,18 @@ def dbt_dag_spec(
         + (f"Upstream DAGs: {', '.join(f'`{d}`' for d in from_dags)}.\n\n" if from_dags else "")
         + f"**Emits** one Asset per relation it builds:\n\n{asset_bullets(names, outlets)}\n\n"
         + (f"**Placed here by a rule** (see `orchestrator plan`): {len(placed)} node(s).\n\n" if placed else "")
-        + f"**Owners:** {', '.join(model_owners) or config.owner}."
+        + f"**Owners:** {', '.join(model_owners) or config.defaults.owner}."
     )
-    kind_tag = f"dbt_tag:{tag}" if tag else ("monolith" if config.mode == "monolith" else "catch-all")
+    kind_tag = f"dbt_tag:{tag}" if tag else ("monolith" if config.dbt.mode == "monolith" else "catch-all")
     return DbtDag(
         dag_id=dag_id,
-        schedule=Schedule(assets=assets or (config.tick_asset,)),
+        schedule=Schedule(assets=assets or (config.tick.asset,)),
         outlets=outlets,
         tasks=tasks,
         description=f"dbt build: {what} ({len(members)} nodes)",
         doc_md=doc,
         tags=("dbt", kind_tag),
-        owner=", ".join(model_owners) or config.owner,
+        owner=", ".join(model_owners) or config.defaults.owner,
         max_active_runs=1,
         pool=config.profile.warehouse_pool,
         tag=tag,
@@ -280,7 +280,7 @@ def tests_dag_spec(
     }
     return DbtDag(
         dag_id=dag_id,
-        schedule=Schedule(assets=assets or (config.tick_asset,)),
+        schedule=Schedule(assets=assets or (config.tick.asset,)),
         outlets=(),
         tasks=(
             TaskSpec(
@@ -296,7 +296,7 @@ def tests_dag_spec(
             "**Triggered by:** all of these Assets, each updated since the last run:\n\n" + asset_bullets(names, assets)
         ),
         tags=("dbt", "tests"),
-        owner=", ".join(sorted(set(owners.values()))) or config.owner,
+        owner=", ".join(sorted(set(owners.values()))) or config.defaults.owner,
         max_active_runs=1,
         pool=config.profile.warehouse_pool,
         tag=None,

@@ -7,11 +7,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from .config import OrchestrationConfig
+from ..config import OrchestrationConfig
+from ..config.schema import NO_INTERVAL, cron_problem
 from .dbt_dags import asset_bullets
 from .meltano_project import MeltanoProject, Tables, expand, extractor_tables
 from .model import AssetSpec, Issue, MeltanoDag, Part, Schedule, StateDag, TaskSpec
-from .schema import NO_INTERVAL, cron_problem
 from .translator import Translator
 
 
@@ -59,7 +59,7 @@ def tables_loaded(
     for name in config.profile.extractors:
         ext = project.extractors[name]
         t = extractor_tables(
-            ext, loader, override=config.meltano_tables.get(name, ()), env=env, table_of=names.stream_table
+            ext, loader, override=config.meltano.tables.get(name, ()), env=env, table_of=names.stream_table
         )
         if t.problem:
             warnings.append(Issue(ext.file, name, t.problem))
@@ -134,11 +134,11 @@ def meltano_dag(
     trigger = (
         f"the cron `{run.cron}` (kept from the Meltano schedule)"
         if run.cron
-        else f"the [`{config.tick_asset}`]({names.asset_link(config.tick_asset)}) Asset"
+        else f"the [`{config.tick.asset}`]({names.asset_link(config.tick.asset)}) Asset"
     )
     return MeltanoDag(
         dag_id=names.meltano_dag_id(run.name),
-        schedule=Schedule(cron=run.cron) if run.cron else Schedule(assets=(config.tick_asset,)),
+        schedule=Schedule(cron=run.cron) if run.cron else Schedule(assets=(config.tick.asset,)),
         outlets=outlets,
         tasks=(TaskSpec(task_id="meltano_run", kind="meltano_run", args=run.argv, outlets=outlets),),
         description=f"meltano {' '.join(run.argv)} ({profile.meltano_environment})",
@@ -147,10 +147,10 @@ def meltano_dag(
             f"{' '.join(run.argv)}` in `{config.meltano_project}`.\n\n**Triggered by:** {trigger}.\n\n"
             f"**Emits** one Asset per warehouse table it loads:\n\n{asset_bullets(names, outlets)}\n\n"
             f"**State:** {', '.join(f'`{s}`' for s in state_ids)}. One run at a time (state is "
-            f"incremental); read or reset it with the `{config.state_dag_id}` DAG."
+            f"incremental); read or reset it with the `{config.meltano.state_dag_id}` DAG."
         ),
         tags=("meltano", *(f"extractor:{e}" for e in run.extractors)),
-        owner=config.owner,
+        owner=config.defaults.owner,
         max_active_runs=1,
         pool=profile.warehouse_pool,
         extractor=run.extractors[0] if len(run.extractors) == 1 else None,
@@ -164,7 +164,7 @@ def plan_state(config: OrchestrationConfig, meltano_dags: list[MeltanoDag]) -> S
     state_ids = tuple(s for d in meltano_dags for s in d.state_ids)
     sources = {s: d.dag_id for d in meltano_dags for s in d.state_ids}
     return StateDag(
-        dag_id=config.state_dag_id,
+        dag_id=config.meltano.state_dag_id,
         schedule=Schedule(),
         outlets=(),
         tasks=(TaskSpec(task_id="meltano_state", kind="meltano_state"),),
@@ -177,7 +177,7 @@ def plan_state(config: OrchestrationConfig, meltano_dags: list[MeltanoDag]) -> S
             + "\n".join(f"- `{s}` (DAG `{d}`)" for s, d in sources.items())
         ),
         tags=("meltano", "state"),
-        owner=config.owner,
+        owner=config.defaults.owner,
         max_active_runs=1,
         state_ids=state_ids,
         state_dags=sources,

@@ -19,8 +19,8 @@ from typing import Annotated, Any, ClassVar
 from alerting.messages import got
 from pydantic import BaseModel, ConfigDict, Field, PlainValidator, ValidationError, model_validator
 
-from ..profiles import ConfigError, load_yaml
-from .schema import at_key, validation_errors
+from ..config import ConfigError, load_yaml
+from ..config.schema import at_key, validation_errors
 
 # Loader settings that name the target schema (pipelinewise and SDK targets).
 _SCHEMA_SETTINGS = ("default_target_schema", "schema", "target_schema")

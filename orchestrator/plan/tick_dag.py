@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from .config import OrchestrationConfig
+from ..config import OrchestrationConfig
 from .model import AssetSpec, Part, Schedule, TaskSpec, TickDag
 from .translator import Translator
 
 
 def plan_tick(config: OrchestrationConfig, names: Translator | None = None) -> Part:
     names = names or Translator(config)
-    asset, cron = config.tick_asset, config.tick_cron
+    asset, cron = config.tick.asset, config.tick.cron
     dag = TickDag(
-        dag_id=config.tick_dag_id,
+        dag_id=config.tick.dag_id,
         schedule=Schedule(cron=cron),
         outlets=(asset,),
         tasks=(TaskSpec(task_id="emit_tick", kind="emit_tick", outlets=(asset,)),),
@@ -22,7 +22,7 @@ def plan_tick(config: OrchestrationConfig, names: Translator | None = None) -> P
             f"dbt DAG that reads nothing produced upstream) are scheduled on. Everything downstream is data-aware."
         ),
         tags=("tick",),
-        owner=config.owner,
+        owner=config.defaults.owner,
         max_active_runs=1,
     )
     return Part(dags=[dag], assets={asset: tick_asset(config)})
@@ -30,5 +30,5 @@ def plan_tick(config: OrchestrationConfig, names: Translator | None = None) -> P
 
 def tick_asset(config: OrchestrationConfig) -> AssetSpec:
     return AssetSpec(
-        uri=config.tick_asset, group="orchestration", extra={"cron": config.tick_cron, "dag_id": config.tick_dag_id}
+        uri=config.tick.asset, group="orchestration", extra={"cron": config.tick.cron, "dag_id": config.tick.dag_id}
     )

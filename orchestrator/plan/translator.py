@@ -22,14 +22,12 @@ import importlib
 import importlib.util
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import quote
 
-from ..profiles import ConfigError
-
-if TYPE_CHECKING:
-    from .config import OrchestrationConfig
-    from .manifest import Node
+from ..config import ConfigError, OrchestrationConfig
+from .manifest import Node
+from .meltano_project import default_stream_table
 
 _NON_ID = re.compile(r"[^a-z0-9_]+")
 # Plugin and environment names: no whitespace, no shell or path syntax. The extractor part is
@@ -123,24 +121,24 @@ class Translator:
     def tag_dag_id(self, tag: str) -> str:
         """The DAG of an orchestration tag: the prefix, then the tag (less `tag_prefix`), slugged."""
         config = self.config
-        if config.tag_prefix and tag.startswith(config.tag_prefix):
-            tag = tag[len(config.tag_prefix) :]
-        return config.dbt_dag_id_prefix + slug(tag)
+        if config.dbt.tag_prefix and tag.startswith(config.dbt.tag_prefix):
+            tag = tag[len(config.dbt.tag_prefix) :]
+        return config.dbt.dag_id_prefix + slug(tag)
 
     def catch_all_dag_id(self, stage: int) -> str:
         """The catch-all DAG of a stage (1, 2, ...): `dbt_untagged`, `dbt_untagged_2`, ..."""
-        base = self.config.catch_all_dag_id
+        base = self.config.dbt.catch_all.dag_id
         return base if stage == 1 else f"{base}_{stage}"
 
     def tests_dag_id(self, parent_dags: tuple[str, ...]) -> str:
         """A tests-only DAG, for tests across DAGs that nothing runs after."""
-        prefix = self.config.dbt_dag_id_prefix
+        prefix = self.config.dbt.dag_id_prefix
         names = [d[len(prefix) :] if d.startswith(prefix) else d for d in parent_dags]
         return f"{prefix}tests_{'_and_'.join(names)}"
 
     def meltano_dag_id(self, run_name: str) -> str:
         """The DAG of an extractor or a Meltano schedule."""
-        return self.config.meltano_dag_id_prefix + slug(run_name)
+        return self.config.meltano.dag_id_prefix + slug(run_name)
 
     def model_task_id(self, node: Node) -> str:
         """Per-model mode: the task that builds one node."""
@@ -151,8 +149,6 @@ class Translator:
     def stream_table(self, stream: str) -> str:
         """The table a Singer stream loads: a stream ID `db-table` loads `table` (Singer loaders
         split on '-'), lower-case."""
-        from .meltano_project import default_stream_table
-
         return default_stream_table(stream)
 
     def state_id(self, environment: str, extractor: str, loader: str, suffix: str | None = None) -> str:

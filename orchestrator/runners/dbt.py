@@ -16,7 +16,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..plan.config import OrchestrationConfig
+from ..config import OrchestrationConfig
+from .dbt_profile import default_target, profiles_dir
 
 FAILED = frozenset({"error", "fail", "runtime error"})  # dbt's statuses of a node that did not succeed
 
@@ -107,15 +108,6 @@ def _node_result(r) -> NodeResult:
     )
 
 
-def runs_dir(env: Mapping[str, str], config: OrchestrationConfig | None = None) -> Path:
-    """Where dbt runs keep their private target directories (`$DBT_RUNS_DIR`, default <var>/dbt)."""
-    if env.get("DBT_RUNS_DIR"):
-        return Path(env["DBT_RUNS_DIR"])
-    from ..plan import load_config
-
-    return (config or load_config()).dbt_runs_dir()
-
-
 @dataclass(frozen=True)
 class DbtProjectRef:
     """Where the configured dbt project is and how dbt finds its profile (see dbt_profile)."""
@@ -126,8 +118,6 @@ class DbtProjectRef:
 
     @classmethod
     def of(cls, config: OrchestrationConfig, env: Mapping[str, str]) -> DbtProjectRef:
-        from .dbt_profile import default_target, profiles_dir
-
         target = config.profile.dbt_target
         if target and target == default_target(config, env):
             target = None  # an explicit --target would not match the published partial-parse state
@@ -156,19 +146,15 @@ def run_dbt(
     args: Sequence[str],
     *,
     env: Mapping[str, str],
-    project: DbtProjectRef | None = None,
+    project: DbtProjectRef,
     target_path: str | Path | None = None,
     raise_on_failure: bool = True,
 ) -> DbtRunResult:
-    """`dbt <args>` against the configured project (default: the orchestration config's), with its
+    """`dbt <args>` against `project` (DbtProjectRef.of(config, env): the configured one), with its
     profile; returns per-node results. With `target_path`, artifacts and logs go there (see
     `private_target`)."""
     from dbt.cli.main import dbtRunner  # heavy import: only when dbt actually runs
 
-    if project is None:
-        from ..plan import load_config
-
-        project = DbtProjectRef.of(load_config(), env)
     full = [*args, *project.args()]
     if target_path is not None:
         private_target(project.project_dir, Path(target_path))

@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..plan.config import OrchestrationConfig
-from ..profiles import ConfigError, load_yaml
+from .. import settings
+from ..config import ConfigError, OrchestrationConfig, load_yaml
 
 
 class DbtProfileError(ConfigError):
@@ -107,8 +107,8 @@ def find_profiles_dir(project_dir: Path, given: Path | None, env: Mapping[str, s
     """dbt's rules: the given folder, $DBT_PROFILES_DIR, the project's folder if it has one, ~/.dbt."""
     if given is not None:
         return given
-    if env.get("DBT_PROFILES_DIR"):
-        return Path(env["DBT_PROFILES_DIR"]).expanduser().resolve()
+    if given_by_env := settings.DBT_PROFILES_DIR.get(env):
+        return Path(given_by_env).expanduser().resolve()
     if (project_dir / "profiles.yml").exists():
         return project_dir
     return Path("~/.dbt").expanduser()

@@ -106,17 +106,13 @@ def run_meltano(
     *,
     environment: str,
     env: Mapping[str, str],
-    project_root: str | Path | None = None,
+    project_root: str | Path,
     executable: str | None = None,
     log: Callable[[str], None] = print,
     tail_lines: int = 60,
 ) -> MeltanoResult:
-    """`meltano --environment <environment> <args...>` in the project root."""
-    if project_root is None:  # the configured project (never this package's folder)
-        from ..plan import load_config
-
-        config = load_config()
-        project_root, executable = config.meltano_project, executable or config.meltano_executable
+    """`meltano --environment <environment> <args...>` in the project root (the config's
+    `meltano.project_dir`), with `executable` (its `meltano.executable`)."""
     argv = [meltano_executable(executable), "--environment", environment, *args]
     started = time.monotonic()
     tail: deque[str] = deque(maxlen=tail_lines)

@@ -45,8 +45,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from ..config import Profile
 from ..plan.translator import StateId, Translator
-from ..profiles import Profile
 from .meltano import run_meltano
 
 ACTIONS = ("list", "get", "set", "merge", "clear")
@@ -77,9 +77,9 @@ class StateResult:
         return asdict(self)  # plain str/bool/dict/list: JSON-serialisable, XCom-friendly
 
 
-def parse_state_id(state_id: str, names: Translator | None = None) -> StateId:
+def parse_state_id(state_id: str, names: Translator) -> StateId:
     """`dev:tap-shop-to-target-duckdb[:suffix]` -> its parts (the translator's rule), else StateError."""
-    parsed = (names or Translator()).parse_state_id(state_id)
+    parsed = names.parse_state_id(state_id)
     if parsed is None:
         raise StateError(
             f"state ID {state_id!r} does not follow the pattern <environment>:<extractor>-to-<loader>[:<suffix>]"
@@ -87,9 +87,8 @@ def parse_state_id(state_id: str, names: Translator | None = None) -> StateId:
     return parsed
 
 
-def expected_state_ids(profile: Profile, suffix: str | None = None) -> list[str]:
-    """The state IDs the profile's extractors use (whether or not they ever ran), by Meltano's rule."""
-    names = Translator()
+def expected_state_ids(profile: Profile, names: Translator, suffix: str | None = None) -> list[str]:
+    """The state IDs the profile's extractors use (whether or not they ever ran), by the translator's rule."""
     return [names.state_id(profile.meltano_environment, e, profile.loader, suffix) for e in profile.extractors]
 
 
@@ -163,7 +162,7 @@ def state_diff(before: dict, after: dict, state_id: str) -> str:
 class _Cli:
     environment: str
     env: Mapping[str, str]
-    project_root: str | Path | None
+    project_root: str | Path
     executable: str | None
     log: Callable[[str], None]
 
@@ -252,29 +251,24 @@ def run_state_action(
     state_json: str | Mapping | None = None,
     *,
     profile: Profile,
+    project_root: str | Path,
+    backup_dir: str | Path,
+    names: Translator,
     env: Mapping[str, str] | None = None,
     dry_run: bool = True,
-    backup_dir: str | Path | None = None,
     known_ids: Sequence[str] | None = None,
     expected_ids: Sequence[str] | None = None,
     is_source_busy: Callable[[str], str | None] | None = None,
-    project_root: str | Path | None = None,
     executable: str | None = None,
-    names: Translator | None = None,
     log: Callable[[str], None] = print,
 ) -> StateResult:
-    """Run one state action; raise StateError (nothing written) when the request is refused.
+    """Run one state action on the Meltano project at `project_root`; raise StateError (nothing
+    written) when the request is refused. A write first backs the previous state up in `backup_dir`.
 
     `known_ids` skips the `meltano state list` call when the caller already has it;
     `expected_ids` are the IDs the configured extractors use (the plan's, with any
-    `state_id_suffix`; default: Meltano's rule without one). `project_root`, `executable` and
-    `backup_dir` default to the orchestration config's.
+    `state_id_suffix`; default: the translator's rule without one).
     """
-    names = names or Translator()
-    if backup_dir is None:
-        from ..plan import load_config
-
-        backup_dir = load_config().state_backup_dir()
     cli = _Cli(
         profile.meltano_environment, profile.environment() if env is None else env, project_root, executable, log
     )
@@ -293,7 +287,7 @@ def run_state_action(
         raise StateError(f"a state ID is required for {action}")
     state_id = state_id.strip()
     patch = parse_state_json(state_json or "") if action in ("set", "merge") else None
-    expected = list(expected_ids) if expected_ids is not None else expected_state_ids(profile)
+    expected = list(expected_ids) if expected_ids is not None else expected_state_ids(profile, names)
     _check_target(action, state_id, profile, cli, known_ids, expected, names)
     writes = action in WRITE_ACTIONS and not dry_run
     if writes and is_source_busy is not None and (reason := is_source_busy(state_id)):

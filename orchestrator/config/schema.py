@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
-from alerting.messages import EXPECTED, bound, got, path_str, type_name, unknown_key
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     PlainValidator,
@@ -24,6 +24,10 @@ from pydantic import (
     model_validator,
 )
 from pydantic_core import PydanticCustomError
+
+from alerting.messages import EXPECTED, bound, got, path_str, type_name, unknown_key
+
+from .errors import ConfigError
 
 # Airflow's own rule for DAG and task ids, ASCII only (a DAG id is also a file-safe key).
 ID = r"[A-Za-z0-9_.-]"
@@ -113,6 +117,13 @@ def _asset_name(value: str) -> str:
     return value
 
 
+def _sequence(value: Any) -> Any:
+    """YAML reads a sequence as a list; the configuration keeps it as a tuple (frozen, like the rest)."""
+    if isinstance(value, list | tuple):
+        return tuple(value)
+    raise PydanticCustomError("list_type", "Input should be a valid list")
+
+
 def at_key(key: str, message: str) -> PydanticCustomError:
     """The error of a model validator about one of its keys (`key`: dotted, below the model)."""
     return PydanticCustomError("at_key", "{message}", {"key": key, "message": message})
@@ -127,6 +138,7 @@ Seconds = Annotated[int, Field(ge=0)]
 EnvName = Annotated[str, AfterValidator(_env_name)]
 EnvValue = Annotated[str | int | float | bool | None, PlainValidator(_env_value)]
 AssetName = Annotated[str, StringConstraints(min_length=1), AfterValidator(_asset_name)]
+Texts = Annotated[tuple[Text, ...], BeforeValidator(_sequence)]
 
 
 class _Section(BaseModel):
@@ -149,7 +161,7 @@ class Dbt(_Section):
     manifest: Text | None = None  # default: <project_dir>/target/manifest.json
     profiles_dir: Text | None = None  # default: dbt's rules ($DBT_PROFILES_DIR, the project, ~/.dbt)
     mode: Literal["multi", "monolith"] = "multi"
-    tags: list[Text] = []
+    tags: Texts = ()
     tag_prefix: Text | None = None
     dag_id_prefix: Prefix = "dbt_"
     catch_all: CatchAll = CatchAll()
@@ -159,7 +171,7 @@ class Dbt(_Section):
 
     @field_validator("tags")
     @classmethod
-    def _unique(cls, tags: list[str]) -> list[str]:
+    def _unique(cls, tags: tuple[str, ...]) -> tuple[str, ...]:
         if dupes := sorted({t for t in tags if tags.count(t) > 1}):
             raise ValueError(f"listed twice: {', '.join(dupes)}")
         return tags
@@ -170,7 +182,7 @@ class Meltano(_Section):
     executable: Text | None = None  # default: `meltano` beside this Python, else on PATH
     dag_id_prefix: Prefix = "meltano_"
     state_dag_id: DagId = "meltano_state"
-    tables: dict[Text, list[Text]] = {}
+    tables: dict[Text, Texts] = {}
 
 
 class Defaults(_Section):
@@ -207,7 +219,7 @@ class ProfileSchema(_Section):
     description: str = ""
     meltano_environment: Text
     loader: Text
-    extractors: Annotated[list[Text], Field(min_length=1)]
+    extractors: Annotated[Texts, Field(min_length=1)]
     dbt_target: Text | None = None  # default: the target profiles.yml selects
     warehouse_uri: str = ""
     warehouse_pool: Text | None = None
@@ -218,7 +230,7 @@ class ProfileSchema(_Section):
 
     @field_validator("extractors")
     @classmethod
-    def _unique(cls, names: list[str]) -> list[str]:
+    def _unique(cls, names: tuple[str, ...]) -> tuple[str, ...]:
         if dupes := sorted({n for n in names if names.count(n) > 1}):
             raise ValueError(f"listed twice: {', '.join(dupes)}")
         return names
@@ -304,13 +316,15 @@ def validation_errors(exc: ValidationError, model: type[BaseModel]) -> list[str]
     return lines
 
 
-def parse_orchestration(data: Any, path: Path) -> OrchestrationFile:
-    """The validated file; a ConfigError with one line per problem, each naming the file and the key."""
-    from ..profiles import ConfigError
+Model = TypeVar("Model", bound=BaseModel)
 
+
+def validated(model: type[Model], data: Any, path: Path) -> Model:
+    """`data` (a file's top level) as `model`; a ConfigError with one line per problem, each naming
+    the file and the key."""
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level, got {type_name(data)}")
     try:
-        return OrchestrationFile.model_validate(data)
+        return model.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError("\n".join(f"{path}: {line}" for line in validation_errors(exc, OrchestrationFile))) from None
+        raise ConfigError("\n".join(f"{path}: {line}" for line in validation_errors(exc, model))) from None
