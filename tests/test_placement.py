@@ -16,9 +16,10 @@ from hypothesis import strategies as st
 from plan_invariants import check
 
 from orchestrator.config import OrchestrationConfig
-from orchestrator.plan.dbt_dags import orchestration_tags
-from orchestrator.plan.dbt_specs import plan_dbt
+from orchestrator.plan.dbt_plan import plan_dbt
+from orchestrator.plan.dbt_wiring import orchestration_tags
 from orchestrator.plan.manifest import DbtProject, load_manifest, parse_manifest
+from orchestrator.plan.translator import load_translator
 
 REAL_MANIFESTS = Path(__file__).resolve().parent / "data" / "manifests"  # vendored: tests/data/README.md
 V12 = "https://schemas.getdbt.com/dbt/manifest/v12.json"
@@ -38,7 +39,7 @@ def produced_sources(project: DbtProject) -> dict[str, str]:
 
 def plan_and_check(project: DbtProject, cfg: OrchestrationConfig, produced: dict[str, str] | None = None):
     produced = produced_sources(project) if produced is None else produced
-    part, placed = plan_dbt(cfg, project, produced)
+    part, placed = plan_dbt(cfg, project, produced, load_translator(cfg))
     dags, warnings, errors = part.dags, part.warnings, part.errors
     node_tags = {
         n.unique_id: orchestration_tags(cfg, n.tags) for n in project.buildable if n.materialized != "ephemeral"
@@ -374,7 +375,7 @@ def test_the_invariant_checker_itself_catches_violations():
     """The checker must be able to fail: tamper with a correct plan, one invariant at a time."""
     project = manifest([model("a", ["x"]), model("b", ["y"], [m("a")]), dtest("rel_b_a", [m("b"), m("a")])])
     cfg = config(["x", "y"])
-    part, _ = plan_dbt(cfg, project, {})
+    part, _ = plan_dbt(cfg, project, {}, load_translator(cfg))
     node_tags = {"model.p.a": ["x"], "model.p.b": ["y"]}
     assert check(project, part.dags, [], node_tags, set()) == []
     x, y = (next(d for d in part.dags if d.dag_id == i) for i in ("dbt_x", "dbt_y"))

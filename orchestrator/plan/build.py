@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping
 
 from ..config import OrchestrationConfig
 from .alerting_dag import plan_alerting
-from .dbt_specs import plan_dbt
+from .dbt_plan import plan_dbt
 from .manifest import DbtProject
 from .meltano_dags import plan_meltano, plan_state
 from .meltano_project import MeltanoProject

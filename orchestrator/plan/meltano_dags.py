@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from ..config import OrchestrationConfig
 from ..config.schema import NO_INTERVAL, cron_problem
-from .dbt_dags import asset_bullets
+from .doc_md import asset_bullets
 from .meltano_project import MeltanoProject, Tables, expand, extractor_tables
 from .model import AssetSpec, Issue, MeltanoDag, Part, Schedule, StateDag, TaskSpec
 from .translator import Translator

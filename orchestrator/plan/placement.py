@@ -20,8 +20,9 @@ forced: nodes whose tag leaves no choice form a path A -> ... -> B -> ... -> A. 
 names that path and the smallest fix; the DAGs on it are left out, every other DAG renders.
 
 Tags are bit positions and the "which tag DAG must run before which" relation is a
-transitively closed bit matrix, so the whole placement is linear in the manifest (plus a
-factor of the number of tags): it runs at every DAG-file parse.
+transitively closed bit matrix (tag_choice.py, which also holds the search of rule 1), so the
+whole placement is linear in the manifest (plus a factor of the number of tags): it runs at
+every DAG-file parse.
 """
 
 from __future__ import annotations
@@ -31,7 +32,8 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from .dbt_graph import DbtGraph
-from .graphs import bits, path_between, sccs, shortest_cycle
+from .graphs import path_between, sccs, shortest_cycle
+from .tag_choice import Reach, TagChoice, fixed_constraints
 
 Rule = Literal["tag", "multi_tag", "joins_tag", "catch_all", "unplaced"]
 
@@ -62,26 +64,6 @@ class Placement:
     stage_of_dag: dict[str, int] = field(default_factory=dict)  # catch-all DAG id -> stage (1, 2, ...)
 
 
-class _Reach:
-    """The transitive closure of "tag DAG i must run before tag DAG j", as bit rows."""
-
-    def __init__(self, n: int):
-        self.after = [0] * n  # after[i]: the tags that must run after i
-
-    def add(self, u: int, v: int) -> None:
-        if u == v or self.after[u] >> v & 1:
-            return
-        gained = 1 << v | self.after[v]
-        ubit = 1 << u
-        for x, row in enumerate(self.after):
-            if x == u or row & ubit:
-                self.after[x] = row | gained
-
-    def before(self, t: int) -> int:
-        """The tags that must run before t."""
-        return sum(1 << x for x, row in enumerate(self.after) if row >> t & 1)
-
-
 def place(
     graph: DbtGraph,
     node_tags: Callable[[str], list[str]],
@@ -94,170 +76,61 @@ def place(
     catch-all stage (None: untagged nodes that join no tag DAG are built by no DAG)."""
     index = {t: i for i, t in enumerate(tag_order)}
     tags_of = {u: [index[t] for t in node_tags(u) if t in index] for u in graph.order}
-    names = [dag_id_of_tag(t) for t in tag_order]
-    tag_of, reach = _fixed_constraints(graph, tags_of, len(tag_order))
-    out = Placement()
-    out.placed = _choose_among_tags(graph, tags_of, tag_of, reach, names, tag_order)
-    joined, level, via = _untagged_stages(graph, tag_of, len(tag_order))
-    _assign(graph, out, tag_of, joined, level, via, tag_order, names, catch_all)
-    out.cycles = _forced_cycles(graph, out)
-    return out
+    tag_of, reach = fixed_constraints(graph, tags_of, len(tag_order))
+    p = _Placing(graph, tag_order, [dag_id_of_tag(t) for t in tag_order], catch_all, tag_of)
+    p.out.placed = _choose_among_tags(p, tags_of, reach)
+    _assign(p, _untagged_stages(graph, tag_of, len(tag_order)))
+    p.out.cycles = _forced_cycles(graph, p.out)
+    return p.out
 
 
-def _fixed_constraints(graph: DbtGraph, tags_of: dict[str, list[int]], ntags: int) -> tuple[dict[str, int], _Reach]:
-    """Single-tag nodes fix the first constraints: tag a upstream of a node of tag b -> a before b."""
-    tag_of = {u: ts[0] for u, ts in tags_of.items() if len(ts) == 1}
-    anc: dict[str, int] = {}
-    for u in graph.order:
-        mask = 0
-        for p in graph.parents[u]:
-            mask |= anc[p] | (1 << tag_of[p] if p in tag_of else 0)
-        anc[u] = mask
-    reach = _Reach(ntags)
-    for u, t in tag_of.items():
-        for a in bits(anc[u]):
-            reach.add(a, t)
-    return tag_of, reach
+@dataclass
+class _Placing:
+    """One placement under way: its inputs, and what is decided so far."""
+
+    graph: DbtGraph
+    tag_order: list[str]  # every orchestration tag in precedence order: a tag is its index here
+    dag_ids: list[str]  # the DAG id of each tag, by index
+    catch_all: Callable[[int], str] | None  # the DAG id of a catch-all stage (None: off)
+    tag_of: dict[str, int]  # built node -> the tag whose DAG builds it, once decided
+    out: Placement = field(default_factory=Placement)
 
 
-def _choose_among_tags(
-    graph: DbtGraph,
-    tags_of: dict[str, list[int]],
-    tag_of: dict[str, int],
-    reach: _Reach,
-    names: list[str],
-    tag_order: list[str],
-) -> dict[str, Placed]:
+@dataclass(frozen=True)
+class _Stages:
+    """Where the untagged nodes go (_untagged_stages)."""
+
+    joined: dict[str, int]  # untagged node -> the tag whose DAG it joins
+    level: dict[int | str, int]  # tag: first stage that may run after it; untagged node: its stage (0-based)
+    via: dict[str, tuple[str, str]]  # untagged node -> (its node, a node of the DAG it must follow)
+
+
+def _choose_among_tags(p: _Placing, tags_of: dict[str, list[int]], reach: Reach) -> dict[str, Placed]:
     """Nodes with several orchestration tags, upstream first: each takes the first tag that leaves
     every node (downstream ones too) a DAG without a cycle. A depth-first search in precedence
     order, so the result is the first acyclic assignment in that order; if none exists within a
     budget, each takes its first tag that closes no cycle yet (or its first), and the cycle is
-    reported as forced. Sets `tag_of` for them; returns why each went where it went."""
-    multi = [u for u in graph.order if len(tags_of[u]) > 1]
+    reported as forced. Sets `p.tag_of` for them; returns why each went where it went."""
+    multi = [u for u in p.graph.order if len(tags_of[u]) > 1]
     if not multi:
         return {}
-    choice = _TagChoice(graph, multi, tags_of, tag_of, reach, names, tag_order)
+    choice = TagChoice(p.graph, multi, tags_of, p.tag_of, reach, p.dag_ids, p.tag_order)
     if not choice.search():
         choice.each_on_its_own()
     placed = {}
     for i, u in enumerate(multi):
         cands, k = tags_of[u], choice.chosen[i]
-        tag_of[u] = cands[k]
-        listed = ", ".join(tag_order[t] for t in cands)
+        p.tag_of[u] = cands[k]
+        listed = ", ".join(p.tag_order[t] for t in cands)
         if k == 0:
             reason = f"orchestration tags {listed}: the first in precedence order"
         else:
             reason = f"orchestration tags {listed}: " + "; ".join(choice.why.get((i, j), "") for j in range(k))
-        placed[u] = Placed(names[cands[k]], "multi_tag", reason)
+        placed[u] = Placed(p.dag_ids[cands[k]], "multi_tag", reason)
     return placed
 
 
-class _TagChoice:
-    """The search behind _choose_among_tags. Position i is the i-th multi-tag node in topological
-    order; chosen[i] the index of its tag among its candidates."""
-
-    def __init__(
-        self,
-        graph: DbtGraph,
-        multi: list[str],
-        tags_of: dict[str, list[int]],
-        tag_of: dict[str, int],
-        reach: _Reach,
-        names: list[str],
-        tag_order: list[str],
-    ):
-        self.multi, self.tags_of, self.reach, self.names, self.tag_order = multi, tags_of, reach, names, tag_order
-        self.initial = list(reach.after)
-        self.chosen = [-1] * len(multi)
-        self.why: dict[tuple[int, int], str] = {}  # (position, candidate) -> why it was not taken
-        position = {u: i for i, u in enumerate(multi)}
-        self.fixed_anc: dict[str, int] = {}  # single-tag tags upstream
-        self.multi_anc: dict[str, int] = {}  # multi-tag nodes upstream, as bits of their position
-        for u in graph.order:
-            fa = ma = 0
-            for p in graph.parents[u]:
-                fa |= self.fixed_anc[p] | (1 << tag_of[p] if p in tag_of else 0)
-                ma |= self.multi_anc[p] | (1 << position[p] if p in position else 0)
-            self.fixed_anc[u], self.multi_anc[u] = fa, ma
-        self.fixed_desc: dict[str, int] = {}  # single-tag tags downstream
-        for u in reversed(graph.order):
-            mask = 0
-            for c in graph.children[u]:
-                mask |= self.fixed_desc[c] | (1 << tag_of[c] if c in tag_of else 0)
-            self.fixed_desc[u] = mask
-
-    def above(self, i: int) -> int:
-        mask = self.fixed_anc[self.multi[i]]
-        for j in bits(self.multi_anc[self.multi[i]]):
-            mask |= 1 << self.tags_of[self.multi[j]][self.chosen[j]]
-        return mask
-
-    def conflict(self, i: int, t: int) -> str | None:
-        """Why tag t for node i would close a cycle (None: it would not)."""
-        names, reach = self.names, self.reach
-        a, d = self.above(i) & ~(1 << t), self.fixed_desc[self.multi[i]] & ~(1 << t)
-        if a & d:
-            x = next(bits(a & d))
-            return f"{names[t]} would run both before and after {names[x]}, which it reads and which reads it"
-        if reach.after[t] & a:
-            return f"{names[t]} runs before {names[next(bits(reach.after[t] & a))]}, which it reads"
-        if reach.before(t) & d:
-            return f"{names[t]} runs after {names[next(bits(reach.before(t) & d))]}, which reads it"
-        return None
-
-    def apply(self, i: int, t: int) -> None:
-        for x in bits(self.above(i)):
-            self.reach.add(x, t)
-        for x in bits(self.fixed_desc[self.multi[i]]):
-            self.reach.add(t, x)
-
-    def search(self) -> bool:
-        """Depth first, candidates in precedence order; False when it finds no acyclic assignment
-        within its budget (linear in practice: a backtrack only on a real conflict)."""
-        saved: list[list[int] | None] = [None] * len(self.multi)
-        i, steps, budget = 0, 0, 20 * len(self.multi) + 2000
-        while 0 <= i < len(self.multi) and steps < budget:
-            steps += 1
-            snapshot = saved[i]
-            if snapshot is None:
-                saved[i] = list(self.reach.after)
-            else:
-                self.reach.after = list(snapshot)
-            cands = self.tags_of[self.multi[i]]
-            k = self.chosen[i] + 1
-            while k < len(cands) and (clash := self.conflict(i, cands[k])) is not None:
-                self.why[(i, k)] = clash
-                k += 1
-            if k < len(cands):
-                self.chosen[i] = k
-                self.apply(i, cands[k])
-                i += 1
-                continue
-            self.chosen[i], saved[i] = -1, None  # no tag left: undo the node before, try its next tag
-            if i > 0:
-                prev, u = self.multi[i - 1], self.multi[i]
-                self.why[(i - 1, self.chosen[i - 1])] = (
-                    f"{self.names[self.tags_of[prev][self.chosen[i - 1]]]} would leave {u} "
-                    f"(tags {', '.join(self.tag_order[t] for t in self.tags_of[u])}) no DAG without a cycle"
-                )
-            i -= 1
-        return i == len(self.multi)
-
-    def each_on_its_own(self) -> None:
-        """Without a whole acyclic assignment: each node its first tag that closes no cycle yet (or its
-        first); what is left is reported as a forced cycle."""
-        self.reach.after = list(self.initial)
-        self.chosen = [-1] * len(self.multi)
-        for i, u in enumerate(self.multi):
-            cands = self.tags_of[u]
-            k = next((k for k, t in enumerate(cands) if self.conflict(i, t) is None), 0)
-            for j in range(k):
-                self.why.setdefault((i, j), self.conflict(i, cands[j]) or "")
-            self.chosen[i] = k
-            self.apply(i, cands[k])
-
-
-def _untagged_stages(graph: DbtGraph, tag_of: dict[str, int], ntags: int):
+def _untagged_stages(graph: DbtGraph, tag_of: dict[str, int], ntags: int) -> _Stages:
     """Untagged nodes: those on a cycle with a tag's nodes join it; the others get a catch-all
     stage. Vertices are the tags (0..n-1) and the untagged nodes; an edge per read."""
     order, parents = graph.order, graph.parents
@@ -302,40 +175,31 @@ def _untagged_stages(graph: DbtGraph, tag_of: dict[str, int], ntags: int):
         level[single] = value
         if value > 0 and why is not None:
             via[str(single)] = why
-    return joined, level, via
+    return _Stages(joined, level, via)
 
 
-def _assign(
-    graph: DbtGraph,
-    out: Placement,
-    tag_of: dict[str, int],
-    joined: dict[str, int],
-    level: dict[int | str, int],
-    via: dict[str, tuple[str, str]],
-    tag_order: list[str],
-    names: list[str],
-    catch_all: Callable[[int], str] | None,
-) -> None:
-    used = set(tag_of.values()) | set(joined.values())
-    for t in sorted(used):
-        out.tag_of_dag[names[t]] = tag_order[t]
-    for u in graph.order:
-        if u in tag_of:
-            out.dag_of[u] = names[tag_of[u]]
+def _assign(p: _Placing, stages: _Stages) -> None:
+    """Every built node to its DAG: its tag's, the tag DAG it joins, or a catch-all stage."""
+    out, joined = p.out, stages.joined
+    for t in sorted(set(p.tag_of.values()) | set(joined.values())):
+        out.tag_of_dag[p.dag_ids[t]] = p.tag_order[t]
+    for u in p.graph.order:
+        if u in p.tag_of:
+            out.dag_of[u] = p.dag_ids[p.tag_of[u]]
         elif u in joined:
-            dag = names[joined[u]]
+            dag = p.dag_ids[joined[u]]
             out.dag_of[u] = dag
-            out.placed[u] = Placed(dag, "joins_tag", _between(graph, u, tag_of, joined[u], dag))
-        elif catch_all is None:
+            out.placed[u] = Placed(dag, "joins_tag", _between(p.graph, u, p.tag_of, joined[u], dag))
+        elif p.catch_all is None:
             out.placed[u] = Placed(None, "unplaced", "no orchestration tag, and the catch-all DAG is off")
         else:
-            stage = level[u] + 1
-            dag = catch_all(stage)
+            stage = stages.level[u] + 1
+            dag = p.catch_all(stage)
             out.dag_of[u] = dag
             out.tag_of_dag[dag] = None
             out.stage_of_dag[dag] = stage
-            if u in via:
-                upstream = via[u][1]
+            if u in stages.via:
+                upstream = stages.via[u][1]
                 reason = (
                     f"no orchestration tag; downstream of {upstream} ({out.dag_of.get(upstream, '?')}), "
                     f"which runs after catch-all stage {stage - 1}: catch-all stage {stage}"
