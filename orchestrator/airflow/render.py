@@ -86,6 +86,7 @@ def _meltano(ctx: Context, spec: DagSpec) -> None:
         kwargs = {
             "argv": list(t.args),
             "outlets": _outlets(ctx, t),
+            "tables": {asset: table for table, asset in t.relations},
             "extractors": list(spec.extractors),
             "state_ids": list(spec.state_ids),
         }

@@ -89,4 +89,5 @@ def _run(*, state_dags: dict[str, str], config_path: str | None = None, profile:
 def state_task(spec: StateDag, config: OrchestrationConfig) -> PythonOperator:
     # No retries: a refused or failed state edit needs a person, not a second attempt.
     kwargs = {"state_dags": spec.state_dags, "config_path": str(config.path), "profile": config.profile.name}
-    return PythonOperator(task_id="meltano_state", python_callable=_run, op_kwargs=kwargs, retries=0)
+    [task] = spec.tasks
+    return PythonOperator(task_id=task.task_id, python_callable=_run, op_kwargs=kwargs, retries=0)

@@ -47,13 +47,14 @@ def meltano_run(
     argv: list[str],
     extractors: list[str],
     outlets: dict[str, str],
+    tables: dict[str, str],
     state_ids: list[str] | None = None,
     config_path: str | None = None,
     profile: str | None = None,
     **context,
 ) -> dict[str, int]:
     """`meltano run ...` in the configured Meltano project, with the profile's environment; one Asset
-    event per table, with its record count."""
+    event per table, with its record count (`tables`: the plan's Asset -> the table it counts by)."""
     from ..config import load_config
     from ..plan.translator import load_translator
     from ..runners.dbt_profile import DbtProfileError, resolve_target
@@ -96,7 +97,7 @@ def meltano_run(
         for table, n in record_counts(result.metric_lines, extractor, names.stream_table).items():
             records[table] = records.get(table, 0) + n
     for asset, uri in outlets.items():
-        table = asset.rsplit(".", 1)[-1]
+        table = tables[asset]
         set_extra(
             context,
             asset,

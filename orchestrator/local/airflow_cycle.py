@@ -120,6 +120,12 @@ class AirflowCycle:
         return format_report(self.reports, self.raw_rows)
 
 
+def tick_dag_id(plan: Plan) -> str:
+    """The DAG that starts a cycle (its id is the translator's)."""
+    [tick] = plan.of_kind("tick")
+    return tick.dag_id
+
+
 def cycle_dag_ids(plan: Plan) -> list[str]:
     """The DAGs one cycle runs, upstream first: tick, Meltano, dbt (not the manual state DAG)."""
     order = {"tick": 0, "meltano": 1, "dbt": 2}
@@ -142,7 +148,7 @@ def run_cycle_in(
     client = af.client if isinstance(af, LocalAirflow) else af
     days = advance_sources(config.profile, env) if new_day else []
     since = utcnow()
-    client.trigger(config.tick.dag_id)
+    client.trigger(tick_dag_id(plan))
     graph = {d.dag_id: (d.schedule.assets, d.outlets) for d in plan.dags}
     reports = follow_cycle(client, since, wait_for or cycle_dag_ids(plan), graph=graph, timeout=timeout, log=log)
     return AirflowCycle(reports=reports, raw_rows=table_row_counts(config, env, plan), source_days=days)

@@ -28,7 +28,15 @@ import httpx
 from .. import settings
 from ..config import OrchestrationConfig
 from ..plan import plan_from_config
-from .airflow_cycle import AirflowCycle, cycle_dag_ids, local_mail_sink, prepare, run_cycle_in, start_airflow
+from .airflow_cycle import (
+    AirflowCycle,
+    cycle_dag_ids,
+    local_mail_sink,
+    prepare,
+    run_cycle_in,
+    start_airflow,
+    tick_dag_id,
+)
 from .airflow_env import ADMIN_USER, local_secrets
 from .client import AirflowClient
 from .direct import prepare_warehouse
@@ -75,7 +83,7 @@ def run_airflow_cycle(
         with client:
             log(f"==> using the Airflow of `orchestrator up` at {client.base_url}")
             prepare(client, plan)
-            log(f"==> triggering {config.tick.dag_id}; following {len(cycle_dag_ids(plan))} DAGs")
+            log(f"==> triggering {tick_dag_id(plan)}; following {len(cycle_dag_ids(plan))} DAGs")
             return run_cycle_in(client, config, env, plan, new_day=new_day, log=log)
     with local_mail_sink(config, env, log):
         home = config.airflow_home(env)
@@ -83,7 +91,7 @@ def run_airflow_cycle(
         with start_airflow(config, env, plan) as af:
             log(f"    up in {af.startup_seconds:.1f}s at {af.url}")
             prepare(af, plan)
-            log(f"==> triggering {config.tick.dag_id}; following {len(cycle_dag_ids(plan))} DAGs")
+            log(f"==> triggering {tick_dag_id(plan)}; following {len(cycle_dag_ids(plan))} DAGs")
             return run_cycle_in(af, config, env, plan, new_day=new_day, log=log)
 
 

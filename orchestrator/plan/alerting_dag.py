@@ -10,6 +10,7 @@ from alerting.lateness import Expectation
 
 from ..config import OrchestrationConfig
 from .model import AlertingDag, DbtDag, Schedule, TaskSpec
+from .translator import Translator
 
 
 def expectations(config: OrchestrationConfig, dbt_dags: list[DbtDag]) -> list[Expectation]:
@@ -41,22 +42,23 @@ def expectations(config: OrchestrationConfig, dbt_dags: list[DbtDag]) -> list[Ex
     return out
 
 
-def plan_alerting(config: OrchestrationConfig, dbt_dags: list[DbtDag] | None) -> AlertingDag:
+def plan_alerting(config: OrchestrationConfig, dbt_dags: list[DbtDag] | None, names: Translator) -> AlertingDag:
     late = expectations(config, dbt_dags or [])
-    tasks = [TaskSpec(task_id="redeliver", kind="alerts_redeliver")]
+    tasks = [TaskSpec(task_id=names.task_id("redeliver"), kind="alerts_redeliver")]
     if late:
-        inlets = {config.tick.asset, *(a for e in late for a in (*e.upstream, *e.outlets))}
+        tick = names.tick_asset()
+        inlets = {tick, *(a for e in late for a in (*e.upstream, *e.outlets))}
         tasks.append(
             TaskSpec(
-                task_id="check_lateness",
+                task_id=names.task_id("check_lateness"),
                 kind="alerts_lateness",
-                args=(config.tick.asset,),
+                args=(tick,),
                 inlets=tuple(sorted(inlets)),
             )
         )
     listed = "\n".join(f"- `{e.dag_id}`: {int(e.within.total_seconds()) // 60} min after the tick" for e in late)
     return AlertingDag(
-        dag_id=config.alerting.dag_id,
+        dag_id=names.alerting_dag_id(),
         schedule=Schedule(cron=config.alerting.cron),
         outlets=(),
         tasks=tuple(tasks),

@@ -30,16 +30,16 @@ def assemble(
     kinds: Iterable[str] = KINDS,
     meltano: MeltanoProject | None = None,
     dbt: DbtProject | None = None,
-    names: Translator | None = None,
+    names: Translator,
     env: Mapping[str, str] | None = None,
 ) -> Plan:
-    """Assemble the plan of the given kinds from already-loaded inputs. `env` is what `${VAR}`s in
-    meltano.yml expand to (default: the profile's environment)."""
+    """Assemble the plan of the given kinds from already-loaded inputs, named by `names` (the
+    configured translator). `env` is what `${VAR}`s in meltano.yml expand to (default: the
+    profile's environment)."""
     kinds = set(kinds)
-    names = names or Translator(config)
     env = config.profile.environment() if env is None else env
     plan = Plan(profile=config.profile.name)
-    plan.assets[config.tick.asset] = tick_asset(config)
+    plan.assets[names.tick_asset()] = tick_asset(config, names)
 
     def add(part: Part, dags: bool = True) -> None:
         if dags:
@@ -57,7 +57,7 @@ def assemble(
         meltano_dags = [d for d in part.dags if isinstance(d, MeltanoDag)]
         add(part, dags="meltano" in kinds)
         if "meltano_state" in kinds:
-            plan.dags.append(plan_state(config, meltano_dags))
+            plan.dags.append(plan_state(config, meltano_dags, names))
     produced = {t: d.dag_id for d in meltano_dags for t in d.outlets}
     dbt_dags: list[DbtDag] | None = None
     if dbt is not None and ({"dbt", "alerting"} & kinds):
@@ -69,7 +69,7 @@ def assemble(
         else:
             plan.assets.update({n: a for n, a in part.assets.items() if n not in plan.assets})
     if "alerting" in kinds:
-        plan.dags.append(plan_alerting(config, dbt_dags))
+        plan.dags.append(plan_alerting(config, dbt_dags, names))
     # Every Asset a DAG names has a spec (a source no extractor of this profile loads has no DAG).
     for d in plan.dags:
         for name in (*d.outlets, *d.schedule.assets, *(a for t in d.tasks for a in t.inlets)):

@@ -56,7 +56,7 @@ def dbt_dag_spec(ctx: DbtContext, dag_id: str, tests: list[str]) -> DbtDag | Iss
     kind_tag = f"dbt_tag:{tag}" if tag else ("monolith" if config.dbt.mode == "monolith" else "catch-all")
     return DbtDag(
         dag_id=dag_id,
-        schedule=Schedule(assets=assets or (config.tick.asset,)),
+        schedule=Schedule(assets=assets or (names.tick_asset(),)),
         outlets=ctx.outlets(members),
         tasks=tasks,
         description=f"dbt build: {_what(ctx, dag_id)} ({len(members)} nodes)",
@@ -81,11 +81,11 @@ def tests_dag_spec(ctx: DbtContext, parent_dags: tuple[str, ...], tests: list[st
     owners = {t: ", ".join(o) for t in tests if (o := ctx.owners(graph.test_parents[t]))}
     return DbtDag(
         dag_id=names.tests_dag_id(parent_dags),
-        schedule=Schedule(assets=assets or (ctx.config.tick.asset,)),
+        schedule=Schedule(assets=assets or (names.tick_asset(),)),
         outlets=(),
         tasks=(
             TaskSpec(
-                task_id="dbt_test",
+                task_id=names.task_id("dbt_test"),
                 kind="dbt_test",
                 args=("test", "--select", *sorted(nodes[t].selector for t in tests)),
             ),
@@ -116,7 +116,7 @@ def _tasks(ctx: DbtContext, dag_id: str, members: list[str], tests: list[str]) -
         relations = tuple(sorted((u, names.asset_name(r)) for u in members if (r := built[u].relation)))
         return (
             TaskSpec(
-                task_id="dbt_build",
+                task_id=names.task_id("dbt_build"),
                 kind="dbt_build",
                 args=_selection(ctx, dag_id, members, tests),
                 outlets=tuple(sorted(r for _, r in relations)),
@@ -137,7 +137,8 @@ def _model_tasks(ctx: DbtContext, dag_id: str, members: list[str], tests: list[s
     by_task: dict[str, list[str]] = defaultdict(list)
     for u, task_id in task_of.items():
         by_task[task_id].append(u)
-    if clashes := {t: us for t, us in by_task.items() if len(us) > 1 or t == "dbt_test_relationships"}:
+    tests_task = names.task_id("dbt_test_relationships")
+    if clashes := {t: us for t, us in by_task.items() if len(us) > 1 or t == tests_task}:
         task_id, uids = sorted(clashes.items())[0]
         return Issue(
             graph.project.path,
@@ -164,7 +165,7 @@ def _model_tasks(ctx: DbtContext, dag_id: str, members: list[str], tests: list[s
     if rest:
         tasks.append(
             TaskSpec(
-                task_id="dbt_test_relationships",
+                task_id=tests_task,
                 kind="dbt_test",
                 args=("test", "--select", *sorted(nodes[t].selector for t in rest)),
                 upstream=tuple(t.task_id for t in tasks),
@@ -218,7 +219,8 @@ def _what(ctx: DbtContext, dag_id: str) -> str:
 
 def _doc(ctx: DbtContext, dag_id: str, first: TaskSpec, tests: list[str], assets: tuple[str, ...], owner: str) -> str:
     """The DAG's docs: what it builds, what triggers it and from which DAGs, what it emits."""
-    names, tick = ctx.names, ctx.config.tick.asset
+    names = ctx.names
+    tick = names.tick_asset()
     members = ctx.wiring.members[dag_id]
     from_dags = sorted({ctx.produced.get(a) or ctx.asset_dag.get(a, "") for a in assets} - {""})
     trigger = (

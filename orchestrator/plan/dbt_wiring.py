@@ -32,8 +32,9 @@ def orchestration_tags(config: OrchestrationConfig, tags: tuple[str, ...]) -> li
 def place_nodes(config: OrchestrationConfig, graph: DbtGraph, names: Translator) -> Placement:
     """Which DAG builds each built node: one monolith DAG, or by orchestration tag (placement.py)."""
     if config.dbt.mode == "monolith":
-        out = Placement(tag_of_dag={config.dbt.monolith_dag_id: None} if graph.built else {})
-        out.dag_of = {u: config.dbt.monolith_dag_id for u in graph.built}
+        monolith = names.monolith_dag_id()
+        out = Placement(tag_of_dag={monolith: None} if graph.built else {})
+        out.dag_of = {u: monolith for u in graph.built}
         return out
     by_tags: dict[tuple[str, ...], list[str]] = {}  # nodes share a handful of tag sets
     node_tags = {

@@ -114,40 +114,49 @@ def plan_meltano(
     suffix = expand(project.state_id_suffix, env) if project.state_id_suffix else None
     for run in runs:
         state_of = {e: names.state_id(profile.meltano_environment, e, profile.loader, suffix) for e in run.extractors}
-        outlets: list[str] = []
+        loads: dict[str, str] = {}  # Asset -> the table the extractor's records are counted by
         for e in run.extractors:
             for relation, stream in zip(tables[e].tables, tables[e].streams, strict=True):
                 name = names.asset_name(relation)
-                outlets.append(name)
+                loads[name] = relation.rpartition(".")[2]
                 extra = names.meltano_asset_extra(e, stream or relation.split(".", 1)[1], state_of[e])
                 part.assets[name] = AssetSpec(
                     names.asset_uri(name, relation), names.asset_group(relation), extra, relation
                 )
-        part.dags.append(meltano_dag(config, names, run, tuple(outlets), tuple(state_of.values())))
+        part.dags.append(meltano_dag(config, names, run, loads, tuple(state_of.values())))
     return part
 
 
 def meltano_dag(
-    config: OrchestrationConfig, names: Translator, run: Run, outlets: tuple[str, ...], state_ids: tuple[str, ...]
+    config: OrchestrationConfig, names: Translator, run: Run, loads: dict[str, str], state_ids: tuple[str, ...]
 ) -> MeltanoDag:
-    profile = config.profile
+    """The DAG of one `meltano run`; `loads` maps each Asset it emits to the table whose records it counts."""
+    profile, tick, outlets = config.profile, names.tick_asset(), tuple(loads)
     trigger = (
         f"the cron `{run.cron}` (kept from the Meltano schedule)"
         if run.cron
-        else f"the [`{config.tick.asset}`]({names.asset_link(config.tick.asset)}) Asset"
+        else f"the [`{tick}`]({names.asset_link(tick)}) Asset"
     )
     return MeltanoDag(
         dag_id=names.meltano_dag_id(run.name),
-        schedule=Schedule(cron=run.cron) if run.cron else Schedule(assets=(config.tick.asset,)),
+        schedule=Schedule(cron=run.cron) if run.cron else Schedule(assets=(tick,)),
         outlets=outlets,
-        tasks=(TaskSpec(task_id="meltano_run", kind="meltano_run", args=run.argv, outlets=outlets),),
+        tasks=(
+            TaskSpec(
+                task_id=names.task_id("meltano_run"),
+                kind="meltano_run",
+                args=run.argv,
+                outlets=outlets,
+                relations=tuple((table, asset) for asset, table in loads.items()),
+            ),
+        ),
         description=f"meltano {' '.join(run.argv)} ({profile.meltano_environment})",
         doc_md=(
             f"### Meltano: {run.origin}\n\n**Runs:** `meltano --environment {profile.meltano_environment} "
             f"{' '.join(run.argv)}` in `{config.meltano_project}`.\n\n**Triggered by:** {trigger}.\n\n"
             f"**Emits** one Asset per warehouse table it loads:\n\n{asset_bullets(names, outlets)}\n\n"
             f"**State:** {', '.join(f'`{s}`' for s in state_ids)}. One run at a time (state is "
-            f"incremental); read or reset it with the `{config.meltano.state_dag_id}` DAG."
+            f"incremental); read or reset it with the `{names.state_dag_id()}` DAG."
         ),
         tags=("meltano", *(f"extractor:{e}" for e in run.extractors)),
         owner=config.defaults.owner,
@@ -160,14 +169,14 @@ def meltano_dag(
     )
 
 
-def plan_state(config: OrchestrationConfig, meltano_dags: list[MeltanoDag]) -> StateDag:
+def plan_state(config: OrchestrationConfig, meltano_dags: list[MeltanoDag], names: Translator) -> StateDag:
     state_ids = tuple(s for d in meltano_dags for s in d.state_ids)
     sources = {s: d.dag_id for d in meltano_dags for s in d.state_ids}
     return StateDag(
-        dag_id=config.meltano.state_dag_id,
+        dag_id=names.state_dag_id(),
         schedule=Schedule(),
         outlets=(),
-        tasks=(TaskSpec(task_id="meltano_state", kind="meltano_state"),),
+        tasks=(TaskSpec(task_id=names.task_id("meltano_state"), kind="meltano_state"),),
         description="Read or overwrite Meltano state (backfills), safely",
         doc_md=(
             "### Meltano state\n\n**Triggered by:** hand only, from the trigger form.\n\n"

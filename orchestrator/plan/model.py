@@ -15,7 +15,6 @@ TaskKind = Literal[
     "emit_tick", "meltano_run", "meltano_state", "dbt_build", "dbt_test", "alerts_redeliver", "alerts_lateness"
 ]
 KINDS: tuple[Kind, ...] = get_args(Kind)
-TICK = "tick"
 
 
 @dataclass(frozen=True)
@@ -45,7 +44,9 @@ class TaskSpec:
     upstream: tuple[str, ...] = ()
     outlets: tuple[str, ...] = ()
     models: tuple[str, ...] = ()  # dbt: unique_ids built by this task
-    relations: tuple[tuple[str, str], ...] = ()  # dbt: (unique_id, Asset name) of the nodes that build one
+    # What the runner reports by, and the Asset it is: dbt (unique_id, Asset) of each node that builds
+    # one; Meltano (table, Asset) of each table it loads (its records are counted by table).
+    relations: tuple[tuple[str, str], ...] = ()
     inlets: tuple[str, ...] = ()  # Assets whose events the task reads (alerting: lateness)
 
 

@@ -7,14 +7,13 @@ from .model import AssetSpec, Part, Schedule, TaskSpec, TickDag
 from .translator import Translator
 
 
-def plan_tick(config: OrchestrationConfig, names: Translator | None = None) -> Part:
-    names = names or Translator(config)
-    asset, cron = config.tick.asset, config.tick.cron
+def plan_tick(config: OrchestrationConfig, names: Translator) -> Part:
+    asset, cron = names.tick_asset(), config.tick.cron
     dag = TickDag(
-        dag_id=config.tick.dag_id,
+        dag_id=names.tick_dag_id(),
         schedule=Schedule(cron=cron),
         outlets=(asset,),
-        tasks=(TaskSpec(task_id="emit_tick", kind="emit_tick", outlets=(asset,)),),
+        tasks=(TaskSpec(task_id=names.task_id("emit_tick"), kind="emit_tick", outlets=(asset,)),),
         description=f"Starts every cycle: emits the `{asset}` Asset on `{cron}`",
         doc_md=(
             f"### The tick\n\n**Triggered by:** the cron `{cron}` (or by hand).\n\n"
@@ -25,10 +24,11 @@ def plan_tick(config: OrchestrationConfig, names: Translator | None = None) -> P
         owner=config.defaults.owner,
         max_active_runs=1,
     )
-    return Part(dags=[dag], assets={asset: tick_asset(config)})
+    return Part(dags=[dag], assets={asset: tick_asset(config, names)})
 
 
-def tick_asset(config: OrchestrationConfig) -> AssetSpec:
-    return AssetSpec(
-        uri=config.tick.asset, group="orchestration", extra={"cron": config.tick.cron, "dag_id": config.tick.dag_id}
-    )
+def tick_asset(config: OrchestrationConfig, names: Translator) -> AssetSpec:
+    """The tick Asset: it is no warehouse relation, so its URI is its name (Translator.asset_uri)."""
+    name = names.tick_asset()
+    extra = {"cron": config.tick.cron, "dag_id": names.tick_dag_id()}
+    return AssetSpec(uri=names.asset_uri(name, None), group="orchestration", extra=extra)

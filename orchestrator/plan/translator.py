@@ -1,6 +1,8 @@
-"""The one extension point for names: how dbt nodes and Meltano tables become Assets, how tags
-become DAG ids, how Meltano state IDs are formed. The plan, the Airflow renderer and the
-Meltano state operations all ask this class, so a subclass changes a name everywhere at once.
+"""The one extension point for names, and the one place where they are made: how dbt nodes and
+Meltano tables become Assets, how tags become DAG ids, every DAG, task and Asset id of the cycle,
+how Meltano state IDs are formed. The plan, the Airflow renderer, the local launcher and the
+Meltano state operations all ask this class (the configured subclass: load_translator), so a
+subclass changes a name everywhere at once.
 
     # orchestration.yml
     translator: my_company.airflow_naming.Naming
@@ -22,13 +24,25 @@ import importlib
 import importlib.util
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import quote
 
 from ..config import ConfigError, OrchestrationConfig
 from .manifest import Node
 from .meltano_project import default_stream_table
 
+# What each task of the generated DAGs does (its default id is the role itself); the tasks of
+# per-model dbt DAGs are named by model_task_id instead.
+TaskRole = Literal[
+    "emit_tick",  # the tick DAG's task: emits the tick Asset
+    "meltano_run",  # a Meltano DAG's task: `meltano run ...`
+    "dbt_build",  # a dbt DAG's one task (dbt.task_granularity: dag)
+    "dbt_test_relationships",  # per-model dbt DAGs: the tests across models, after every model
+    "dbt_test",  # a tests-only dbt DAG's task
+    "meltano_state",  # the Meltano State DAG's task
+    "redeliver",  # the alerting DAG: send what the outbox holds
+    "check_lateness",  # the alerting DAG: alert about dbt DAGs not run in time
+]
 _NON_ID = re.compile(r"[^a-z0-9_]+")
 # Plugin and environment names: no whitespace, no shell or path syntax. The extractor part is
 # greedy, so the split is at the last "-to-"; the optional suffix follows a colon.
@@ -116,7 +130,25 @@ class Translator:
         """Who owns a dbt node: `meta.owner` (alerts mention them)."""
         return node.owner
 
-    # ---------------------------------------------------------------- DAG ids
+    # ---------------------------------------------------------------- the cycle's own DAGs and Asset
+
+    def tick_asset(self) -> str:
+        """The Asset whose event starts every cycle (`tick.asset`)."""
+        return self.config.tick.asset
+
+    def tick_dag_id(self) -> str:
+        """The cron DAG that emits the tick Asset (`tick.dag_id`)."""
+        return self.config.tick.dag_id
+
+    def state_dag_id(self) -> str:
+        """The Meltano State DAG (`meltano.state_dag_id`)."""
+        return self.config.meltano.state_dag_id
+
+    def alerting_dag_id(self) -> str:
+        """The alerting housekeeping DAG (`alerting.dag_id`)."""
+        return self.config.alerting.dag_id
+
+    # ---------------------------------------------------------------- DAG and task ids
 
     def tag_dag_id(self, tag: str) -> str:
         """The DAG of an orchestration tag: the prefix, then the tag (less `tag_prefix`), slugged."""
@@ -124,6 +156,10 @@ class Translator:
         if config.dbt.tag_prefix and tag.startswith(config.dbt.tag_prefix):
             tag = tag[len(config.dbt.tag_prefix) :]
         return config.dbt.dag_id_prefix + slug(tag)
+
+    def monolith_dag_id(self) -> str:
+        """The one dbt DAG of `dbt.mode: monolith` (`dbt.monolith_dag_id`)."""
+        return self.config.dbt.monolith_dag_id
 
     def catch_all_dag_id(self, stage: int) -> str:
         """The catch-all DAG of a stage (1, 2, ...): `dbt_untagged`, `dbt_untagged_2`, ..."""
@@ -143,6 +179,10 @@ class Translator:
     def model_task_id(self, node: Node) -> str:
         """Per-model mode: the task that builds one node."""
         return slug(node.name)
+
+    def task_id(self, role: TaskRole) -> str:
+        """Every other task: by its role (TaskRole), which is also its default id."""
+        return role
 
     # ---------------------------------------------------------------- Meltano
 
