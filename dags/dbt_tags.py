@@ -2,6 +2,6 @@
 scheduled on exactly the Assets its models read."""
 
 # Airflow parses only files that mention both "airflow" and "dag" (safe mode): this line does.
-from orchestrator.airflow.render import render_dags
+from orchestrator.airflow.dag_files import render_dags
 
 globals().update(render_dags("dbt"))

@@ -2,6 +2,6 @@
 Asset per warehouse table it loads."""
 
 # Airflow parses only files that mention both "airflow" and "dag" (safe mode): this line does.
-from orchestrator.airflow.render import render_dags
+from orchestrator.airflow.dag_files import render_dags
 
 globals().update(render_dags("meltano"))

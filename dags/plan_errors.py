@@ -3,6 +3,6 @@ the tags force): this file fails to import with the message, so Airflow's UI sho
 every other DAG renders from its own file. No DAG is defined here."""
 
 # Airflow parses only files that mention both "airflow" and "dag" (safe mode): this line does.
-from orchestrator.airflow.render import raise_plan_errors
+from orchestrator.airflow.dag_files import raise_plan_errors
 
 raise_plan_errors()

@@ -7,7 +7,7 @@
 3. Unless `render=False`, and when Airflow is importable: every Asset of the plan made as Airflow
    makes it (an Asset URI Airflow refuses names the key it comes from); each DAG file of `dags/`
    rendered in this process exactly as the file does it (`render_dags(kind)` /
-   `raise_plan_errors()`, the plan cache off); then what Airflow's DagBag does with every DAG it
+   `raise_plan_errors()` of airflow/dag_files.py, the plan cache off); then what Airflow's DagBag does with every DAG it
    finds (`dag.validate()`, then `bag_dag`: cycles, cluster policies, a DAG id that two files
    define). Any exception is an error naming the DAG file it would break (exit code 1).
 
@@ -113,7 +113,7 @@ DagFileCall = Callable[[OrchestrationConfig], list[Any]]
 def dag_files(folder: Path = DAGS_FOLDER) -> dict[str, DagFileCall]:
     """Each DAG file of `folder` that renders from the plan, and what it calls: `render_dags(kind)`
     (its DAGs) or `raise_plan_errors(...)` (no DAG; an import error when the plan leaves DAGs out)."""
-    from .airflow.render import raise_plan_errors, render_dags
+    from .airflow.dag_files import raise_plan_errors, render_dags
 
     out: dict[str, DagFileCall] = {}
     for path in sorted(folder.glob("*.py")) if folder.is_dir() else []:
@@ -237,12 +237,12 @@ def _one_line(exc: BaseException) -> str:
 
 def _describe(exc: BaseException, reported: set[str]) -> str:
     """A DAG file's import error, short when it only repeats errors already listed."""
-    from .airflow.render import PlanError
+    from .airflow.dag_files import PlanError
 
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
     if isinstance(exc, PlanError) and lines:
-        head = lines[0].split("; run `orchestrator check`")[0]
-        rest = [line for line in lines[1:] if line not in reported]
+        head = lines[0].split("; run `orchestrator")[0]
+        rest = [line for line in lines[1:] if not any(r in line for r in reported)]
         return head + (": " + "; ".join(rest) if rest else ", by the error(s) above")
     if lines and all(any(line in r for r in reported) for line in lines):
         return f"{type(exc).__name__}: the error(s) above"

@@ -306,3 +306,29 @@ def test_a_dbt_dag_can_be_triggered_from_its_form_with_the_defaults(monkeypatch,
             "vars": {},
             "retry_from_failure": True,
         }
+
+
+def test_the_errors_file_leaves_only_input_errors_to_the_files_that_read_them(monkeypatch):
+    """A broken input (a ConfigError naming its file) is the import error of the DAG files that read
+    it, not of plan_errors.py; anything else is a bug, and plan_errors.py shows it instead of
+    hiding it."""
+    from orchestrator.airflow import dag_files
+    from orchestrator.config import ConfigError, load_config
+    from orchestrator.plan import ManifestError
+
+    config = load_config()
+
+    def broken(error: Exception):
+        def plan_from_config(*args, **kwargs):
+            raise error
+
+        monkeypatch.setattr(dag_files, "plan_from_config", plan_from_config)
+
+    broken(ManifestError("manifest.json: truncated"))
+    assert issubclass(ManifestError, ConfigError)
+    dag_files.raise_plan_errors(config=config)  # dbt_tags.py reports it
+    broken(ValueError("a bug, not an input"))
+    with pytest.raises(ValueError, match="a bug, not an input"):
+        dag_files.raise_plan_errors(config=config)
+    with pytest.raises(dag_files.PlanError, match=r"the dbt DAGs are left out: a bug, not an input"):
+        dag_files.raise_plan_errors(config=config, whole_kinds=True)  # init's layout: every problem here

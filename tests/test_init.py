@@ -170,7 +170,7 @@ def test_the_dag_file_renders_the_plan_in_a_dagbag(parsed, monkeypatch, capsys):
     dags = config.parent / "dags"
     assert sorted(p.name for p in dags.iterdir()) == ["orchestrator_dags.py", "orchestrator_plan_errors.py"]
     text = (dags / "orchestrator_dags.py").read_text()
-    assert "airflow" in text and "dag" in text and "globals().update(render_all(CONFIG))" in text
+    assert "airflow" in text and "dag" in text and "globals().update(render_dags(config_path=CONFIG))" in text
     assert '.joinpath("../orchestration.yml")' in text  # dags/ beside the config: relative
 
     monkeypatch.chdir(parsed.root.parent)  # the DAG file finds its config from its own location

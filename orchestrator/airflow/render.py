@@ -1,9 +1,8 @@
 """The Airflow layer: render the plan's DAG specs into Airflow DAG objects.
 
-The DAG files in dags/ are one line each: `globals().update(render_dags("dbt"))`. Each renders
-one kind, from only the inputs that kind needs, so a broken manifest shows up as an import
-error of dags/dbt_tags.py that names the file and the problem, while the tick and Meltano DAGs
-keep working. Each kind of DAG has a builder (BUILDERS) that adds its tasks and its form.
+Each kind of DAG has a builder (BUILDERS) that adds its tasks, and some a form (PARAMS); every
+DAG gets the config's task defaults and the alerting callbacks. What the DAG files call is in
+dag_files.py.
 """
 
 from __future__ import annotations
@@ -11,21 +10,16 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 from airflow.providers.standard.operators.python import PythonOperator
 from airflow.sdk import DAG, Asset, CronTriggerTimetable, Param
 
-from ..config import OrchestrationConfig, load_config
-from ..plan import Plan, plan_from_config
-from ..plan.model import KINDS, AlertingDag, DagSpec, DbtDag, Kind, MeltanoDag, StateDag, TaskSpec, TickDag
+from ..config import OrchestrationConfig
+from ..plan import Plan
+from ..plan.model import AlertingDag, DagSpec, DbtDag, Kind, MeltanoDag, StateDag, TaskSpec, TickDag
 from . import dbt_form, dbt_task, state_dag, tasks
 from .callbacks import airflow_alerts
-
-
-class PlanError(RuntimeError):
-    """The plan has errors: the DAG file cannot be rendered. The message lists them."""
 
 
 def assets(plan: Plan, names: Iterable[str]) -> list[Asset]:
@@ -197,53 +191,3 @@ def render_dag(plan: Plan, config: OrchestrationConfig, spec: DagSpec, alerts=No
     ) as dag:
         BUILDERS[spec.kind](Context(plan, config), spec)
     return dag
-
-
-def render_dags(
-    kind: Kind, config_path: str | Path | None = None, *, config: OrchestrationConfig | None = None
-) -> dict[str, DAG]:
-    """Every DAG of one kind (tick | meltano | dbt | meltano_state | alerting), keyed by dag_id.
-    `config`: an already loaded config (`orchestrator check` renders with its CLI overrides)."""
-    config = config or load_config(config_path)
-    if kind == "alerting":  # the routing file is read by callbacks at run time: check it here, loudly
-        from alerting.routing import RoutingConfig
-
-        RoutingConfig.load(config.alerting_config)
-    plan = plan_from_config(config, kinds=(kind,))
-    # An error that concerns some DAGs leaves only those out (dags/plan_errors.py shows it as an
-    # import error); one that concerns the whole kind fails this file, naming the problem.
-    whole = [e for e in plan.errors if not e.dags]
-    if whole:
-        raise PlanError(
-            f"the orchestration plan has {len(whole)} error(s); run `orchestrator check`:\n"
-            + "\n".join(f"  {e}" for e in whole)
-        )
-    broken = {d for e in plan.errors for d in e.dags}
-    alerts = airflow_alerts(config)  # one per DAG file: every DAG's callbacks share it
-    return {
-        spec.dag_id: render_dag(plan, config, spec, alerts) for spec in plan.of_kind(kind) if spec.dag_id not in broken
-    }
-
-
-def raise_plan_errors(
-    kinds: tuple[Kind, ...] = KINDS,
-    config_path: str | Path | None = None,
-    *,
-    config: OrchestrationConfig | None = None,
-) -> None:
-    """The import error of dags/plan_errors.py: every error that leaves some DAGs out of the
-    rendering (a forced cycle between dbt DAGs, two nodes building one relation, two Meltano
-    DAGs with one id...), so that it shows in Airflow's UI while every other DAG still runs.
-    Errors of a whole kind fail that kind's own file instead. Every kind by default: a DAG id
-    two kinds share, or two DAGs of one kind share, is only seen in a plan of both."""
-    try:
-        plan = plan_from_config(config or load_config(config_path), kinds=kinds)
-    except ValueError:
-        return  # a broken input (manifest, meltano.yml, config) fails the DAG files that read it, naming it
-    partial = [e for e in plan.errors if e.dags]
-    if partial:
-        left_out = sorted({d for e in partial for d in e.dags})
-        raise PlanError(
-            f"{len(left_out)} DAG(s) left out ({', '.join(left_out)}); run `orchestrator check`:\n"
-            + "\n".join(f"  {e}" for e in partial)
-        )

@@ -10,7 +10,7 @@ steps. Idempotent: the same inputs write the same bytes; a file that differs is 
 without --force (which keeps a .bak).
 
 This module only registers the command (cheap: the CLI imports it at every start); the work is
-in `command`, the generated DAG files' runtime in `airflow_files`.
+in `command`. The DAG files it writes call orchestrator/airflow/dag_files.py, as dags/ does.
 """
 
 from __future__ import annotations

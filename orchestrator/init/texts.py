@@ -195,11 +195,11 @@ the other DAGs: it shows as the import error of {ERRORS_FILE}.
 # Airflow parses only files that mention both "airflow" and "dag" (safe mode): this one does.
 from pathlib import Path
 
-from orchestrator.init.airflow_files import render_all
+from orchestrator.airflow.dag_files import render_dags
 
 CONFIG = {_config_expr(config_ref, relative)}
 
-globals().update(render_all(CONFIG))
+globals().update(render_dags(config_path=CONFIG))
 '''
 
 
@@ -212,9 +212,9 @@ force, an invalid Asset URI...). No DAG is defined here. Written by `orchestrato
 # Airflow parses only files that mention both "airflow" and "dag" (safe mode): this one does.
 from pathlib import Path
 
-from orchestrator.init.airflow_files import raise_plan_errors
+from orchestrator.airflow.dag_files import raise_plan_errors
 
 CONFIG = {_config_expr(config_ref, relative)}
 
-raise_plan_errors(CONFIG)
+raise_plan_errors(CONFIG, whole_kinds=True)
 '''

@@ -16,13 +16,14 @@ from pathlib import Path
 import msgspec
 
 from .. import settings
+from ..config import ConfigError
 
 # Manifest schema versions whose fields the plan reads (v4 = dbt 1.0 ... v12 = dbt 1.8+).
 OLDEST_VERSION, NEWEST_KNOWN_VERSION = 4, 12
 BUILDABLE = ("model", "seed", "snapshot")  # nodes that build a warehouse relation
 
 
-class ManifestError(ValueError):
+class ManifestError(ConfigError):
     """The manifest cannot be used; the message names the file and the problem."""
 
 
