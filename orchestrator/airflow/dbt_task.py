@@ -16,13 +16,19 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from airflow.sdk.exceptions import AirflowFailException
 
+from ..config import load_config
+from ..runners.dbt import FAILED, DbtError, DbtProjectRef, DbtRunResult, run_dbt
+from ..runners.dbt_profile import resolve_target
+from ..runners.warehouse_lock import warehouse_lock
 from .dbt_form import FormError, extra_args, form_values, selection_words
 from .tasks import TaskFailure, set_extra
 
@@ -68,13 +74,13 @@ def form_selection(values: dict, dag_args: list[str], also_exclude: tuple[str, .
     return out + ["--indirect-selection", "cautious"]
 
 
-def _check_selection(run_dbt, project, env, target_path: Path, values: dict, dag_args: list[str], allowed: set[str]):
+def _check_selection(dbt, values: dict, dag_args: list[str], allowed: set[str]) -> None:
     """`dbt ls` the form's selection; refuse it when it reaches a node this DAG does not build or test.
     Ephemeral models are no DAG's nodes (nothing is built for them): selecting one is harmless."""
     selection = form_selection(values, dag_args, also_exclude=("config.materialized:ephemeral",))
     args = ["ls", "--resource-types", "model", "seed", "snapshot", "test"]
     args += ["--output", "json", "--output-keys", "unique_id", *selection]
-    listing = run_dbt(args, env=env, project=project, target_path=target_path, raise_on_failure=False)
+    listing = dbt(args)
     if not listing.success:
         raise FormRefused(f"the run form's selection is not valid dbt selection syntax: {listing.exception}")
     chosen = set(listing.listed)
@@ -103,71 +109,127 @@ def dbt_build(
 ) -> dict[str, Any]:
     """Run dbt for this task's nodes; an Asset event per relation built, with rows, duration, status
     and the try that built it. `relations` maps a node's unique_id to its Asset; `nodes` are every
-    model and test of the DAG (what the run form may select)."""
-    from ..config import load_config
-    from ..runners.dbt import DbtError, DbtProjectRef, run_dbt
-    from ..runners.dbt_profile import resolve_target
-    from ..runners.warehouse_lock import warehouse_lock
-    from .lineage_alert import blast_radius_context
-
+    model and test of the DAG (what the run form may select). A failure's alert lists the failed
+    models and tests with their owners (the blast radius is the callbacks': lineage_alert.enrich)."""
     config = load_config(config_path, profile)  # the config its DAG was rendered from
     env = config.profile.environment()
     project = DbtProjectRef.of(config, env)
-    dag_id = context["dag"].dag_id if context.get("dag") else "adhoc"
-    task = context.get("task")
-    task_id = task.task_id if task is not None else "dbt"
-    ti = context.get("ti")
-    run_id = str(context.get("run_id") or getattr(ti, "run_id", "") or "")
-    try_number = int(getattr(ti, "try_number", 1) or 1)
-    target_path = config.dbt_runs_dir(env) / dag_id / task_id
-    target_path.mkdir(parents=True, exist_ok=True)
+    values = _form(context.get("params"), nodes)
+    attempt = _Try.of(context, config.dbt_runs_dir(env), values, config.dbt.retry_from_failure)
+    dbt = functools.partial(run_dbt, env=env, project=project, target_path=attempt.target_path, raise_on_failure=False)
+    invocation = _retry_invocation(attempt) if attempt.retry else _build_invocation(values, args, nodes, dbt)
+    with warehouse_lock(resolve_target(config, env).duckdb_path(config.dbt_project_dir), log.info):
+        result = dbt(invocation)
+    built = attempt.save(result, relations, invocation)
+    _emit(context, result, built, relations, outlets, narrowed=attempt.partial or attempt.retry)
+    if not result.success:  # the message lists the failed models and tests; the alert gets them with owners
+        alert = dbt_alert_context(attempt.target_path / "run_results.json", result, owners or {}, tag)
+        raise TaskFailure(str(DbtError(result)), alert)
+    return {
+        "success": result.success,
+        "duration_s": round(result.duration_s, 3),
+        "try": attempt.number,
+        "retry": attempt.retry,
+        "invocation": invocation,
+        "models": {n.unique_id: n.status for n in result.of_type("model")},
+        "tests": {n.unique_id: n.status for n in result.of_type("test")},
+        "failed": [n.unique_id for n in result.failed],
+    }
+
+
+def _form(params: dict | None, nodes: list[str] | None) -> dict[str, Any]:
+    """The run form's values, refused (without retries) when dbt must not run them."""
     try:
-        values = form_values(context.get("params"))
+        values = form_values(params)
     except FormError as exc:
         raise FormRefused(f"run form: {exc}") from None
-    partial = bool(values["select"] or values["exclude"])
-    if partial and nodes is None:
+    if (values["select"] or values["exclude"]) and nodes is None:
         raise FormRefused("run form: select/exclude apply to whole-DAG dbt tasks, not to per-model tasks")
+    return values
 
-    record = _record(target_path)
-    same_run = record.get("run_id") == run_id and record.get("try", 0) < try_number
-    retry = (
-        same_run
-        and record.get("failed")
-        and values["retry_from_failure"]
-        and config.dbt.retry_from_failure
-        and (target_path / "run_results.json").exists()  # what `dbt retry` reads; without it: build again
-    )
-    if retry:
-        # No form flags: `dbt retry` takes the previous invocation's (--full-refresh, --vars,
-        # --select...) from its run_results.json; of its own command line it applies only --vars
-        # and --threads (dbt/task/retry.py), so the form's flags there would be ignored or redundant.
-        invocation = ["retry"]
-        log.info(
-            "retry from the point of failure: `dbt retry` on try %s's results (%s failed)",
-            record.get("try"),
-            len(record.get("failed") or []),
+
+@dataclass
+class _Try:
+    """This try of the task: its private target directory (per DAG and task), the record the tries
+    of this DAG run keep there, and whether it retries the last one from its point of failure."""
+
+    target_path: Path
+    run_id: str
+    number: int
+    record: dict[str, Any]  # the previous try's, or a fresh one
+    retry: bool
+    partial: bool  # the run form selects within the DAG
+
+    @classmethod
+    def of(cls, context: dict, runs_dir: Path, values: dict[str, Any], retry_from_failure: bool) -> _Try:
+        dag_id = context["dag"].dag_id if context.get("dag") else "adhoc"
+        task = context.get("task")
+        target_path = runs_dir / dag_id / (task.task_id if task is not None else "dbt")
+        target_path.mkdir(parents=True, exist_ok=True)
+        ti = context.get("ti")
+        run_id = str(context.get("run_id") or getattr(ti, "run_id", "") or "")
+        number = int(getattr(ti, "try_number", 1) or 1)
+        record = _record(target_path)
+        same_run = record.get("run_id") == run_id and record.get("try", 0) < number
+        retry = bool(
+            same_run
+            and record.get("failed")
+            and values["retry_from_failure"]
+            and retry_from_failure
+            and (target_path / "run_results.json").exists()  # what `dbt retry` reads; without it: build again
         )
-    else:
-        if partial:
-            _check_selection(run_dbt, project, env, target_path, values, args, set(nodes or ()))
-            invocation = ["build", *form_selection(values, args)]
-        else:
-            invocation = list(args)
-        invocation += extra_args(values)
-        record = {"run_id": run_id, "built": {}}
-    target = resolve_target(config, env)
-    with warehouse_lock(target.duckdb_path(config.dbt_project_dir), log.info):
-        result = run_dbt(invocation, env=env, project=project, target_path=target_path, raise_on_failure=False)
+        if not retry:
+            record = {"run_id": run_id, "built": {}}
+        return cls(target_path, run_id, number, record, retry, bool(values["select"] or values["exclude"]))
 
-    built: dict[str, int] = dict(record.get("built") or {}) if retry else {}
-    for node in result.nodes:
-        if node.status == "success" and node.unique_id in relations:
-            built[node.unique_id] = try_number
-    failed = [n.unique_id for n in result.failed]
-    _save_record(
-        target_path, {"run_id": run_id, "try": try_number, "built": built, "failed": failed, "invocation": invocation}
+    def save(self, result: DbtRunResult, relations: dict[str, str], invocation: list[str]) -> dict[str, int]:
+        """Record what this try built (with what earlier tries of a retried run built) and what
+        failed; return unique_id -> the try that built it."""
+        built: dict[str, int] = dict(self.record.get("built") or {}) if self.retry else {}
+        for node in result.nodes:
+            if node.status == "success" and node.unique_id in relations:
+                built[node.unique_id] = self.number
+        failed = [n.unique_id for n in result.failed]
+        _save_record(
+            self.target_path,
+            {"run_id": self.run_id, "try": self.number, "built": built, "failed": failed, "invocation": invocation},
+        )
+        return built
+
+
+def _retry_invocation(attempt: _Try) -> list[str]:
+    # No form flags: `dbt retry` takes the previous invocation's (--full-refresh, --vars,
+    # --select...) from its run_results.json; of its own command line it applies only --vars
+    # and --threads (dbt/task/retry.py), so the form's flags there would be ignored or redundant.
+    log.info(
+        "retry from the point of failure: `dbt retry` on try %s's results (%s failed)",
+        attempt.record.get("try"),
+        len(attempt.record.get("failed") or []),
     )
+    return ["retry"]
+
+
+def _build_invocation(values: dict[str, Any], dag_args: list[str], nodes: list[str] | None, dbt) -> list[str]:
+    """The DAG's own selection, or the run form's within it (checked first with `dbt ls`), and the form's flags."""
+    if values["select"] or values["exclude"]:
+        _check_selection(dbt, values, dag_args, set(nodes or ()))
+        invocation = ["build", *form_selection(values, dag_args)]
+    else:
+        invocation = list(dag_args)
+    return invocation + extra_args(values)
+
+
+def _emit(
+    context: dict,
+    result: DbtRunResult,
+    built: dict[str, int],
+    relations: dict[str, str],
+    outlets: dict[str, str],
+    *,
+    narrowed: bool,
+) -> None:
+    """The extra of each Asset event (every relation this DAG run built, in whichever try); a run
+    that built less than the whole selection emits only what it built."""
     by_node = {n.unique_id: n for n in result.nodes}
     for uid, asset in relations.items():
         if uid in built and asset in outlets:
@@ -180,33 +242,17 @@ def dbt_build(
                     duration_s=round(this_try.duration_s, 3),
                 )
             set_extra(context, asset, outlets[asset], extra)
-    if task is not None and (partial or retry or len(built) < len(relations)):
+    task = context.get("task")
+    if task is not None and (narrowed or len(built) < len(relations)):
         # Only what this DAG run built gets an Asset event: Airflow emits one per outlet the task
         # still declares when it succeeds.
         emitted = {relations[u] for u in built}
         task.outlets = [a for a in task.outlets if getattr(a, "name", None) in emitted]
-    summary = {
-        "success": result.success,
-        "duration_s": round(result.duration_s, 3),
-        "try": try_number,
-        "retry": bool(retry),
-        "invocation": invocation,
-        "models": {n.unique_id: n.status for n in result.of_type("model")},
-        "tests": {n.unique_id: n.status for n in result.of_type("test")},
-        "failed": failed,
-    }
-    if not result.success:  # the message lists the failed models and tests; the alert gets them with owners
-        alert = dbt_alert_context(target_path / "run_results.json", result, owners or {}, tag)
-        alert.setdefault("extra", {}).update(blast_radius_context(config, dag_id, {relations[u] for u in built}))
-        raise TaskFailure(str(DbtError(result)), alert)
-    return summary
 
 
 def dbt_alert_context(run_results: Path, result, owners: dict[str, str], tag: str | None) -> dict[str, Any]:
     """The failed models and tests from dbt's run_results.json (the runner's own records if it
     was not written), each with its owners (meta.owner; a test's are its models')."""
-    from ..runners.dbt import FAILED
-
     try:
         rows = [
             (r["unique_id"], r["status"], r.get("message") or "")

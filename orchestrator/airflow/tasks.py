@@ -7,8 +7,20 @@ context; it reports per-relation metadata on the Asset events it emits.
 from __future__ import annotations
 
 import logging
-from datetime import UTC
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
+
+from airflow.sdk import Asset
+
+from alerting.airflow import check_lateness, redeliver
+
+from ..config import OrchestrationConfig, load_config
+from ..plan.translator import load_translator
+from ..runners.dbt_profile import DbtProfileError, resolve_target
+from ..runners.meltano import MeltanoError, record_counts, run_meltano
+from ..runners.warehouse_lock import warehouse_lock
+from .callbacks import airflow_alerts
 
 log = logging.getLogger(__name__)
 
@@ -24,15 +36,9 @@ class TaskFailure(RuntimeError):
         self.alert_context = alert_context or {}
 
 
-def _asset(name: str, uri: str):
-    from airflow.sdk import Asset
-
-    return Asset(name=name, uri=uri)
-
-
 def set_extra(context: dict, name: str, uri: str, extra: dict[str, Any]) -> None:
     """The `extra` of the event Airflow emits for this outlet when the task succeeds."""
-    context["outlet_events"][_asset(name, uri)].extra = extra
+    context["outlet_events"][Asset(name=name, uri=uri)].extra = extra
 
 
 def emit_tick(*, asset: str, config_path: str | None = None, profile: str | None = None, **context) -> str:
@@ -55,21 +61,10 @@ def meltano_run(
 ) -> dict[str, int]:
     """`meltano run ...` in the configured Meltano project, with the profile's environment; one Asset
     event per table, with its record count (`tables`: the plan's Asset -> the table it counts by)."""
-    from ..config import load_config
-    from ..plan.translator import load_translator
-    from ..runners.dbt_profile import DbtProfileError, resolve_target
-    from ..runners.meltano import MeltanoError, record_counts, run_meltano
-    from ..runners.warehouse_lock import warehouse_lock
-
     config = load_config(config_path, profile)
-    names = load_translator(config)
     env = config.profile.environment()
     try:  # the warehouse Meltano loads is the one dbt reads: one writer at a time if it is DuckDB
-        database = resolve_target(config, env).duckdb_path(config.dbt_project_dir)
-    except DbtProfileError:
-        database = None
-    try:
-        with warehouse_lock(database, log.info):
+        with warehouse_lock(_duckdb_file(config, env), log.info):
             result = run_meltano(
                 argv,
                 environment=config.profile.meltano_environment,
@@ -81,43 +76,34 @@ def meltano_run(
     except MeltanoError as exc:
         # the message carries the log tail; the alert gets it apart, with the extractor and state ID
         # (and, from the callbacks' enrich hook, the blast radius: lineage_alert.enrich)
-        raise TaskFailure(
-            str(exc),
-            {
-                "error": exc.summary(),
-                "meltano": {
-                    "extractor": ", ".join(extractors),
-                    "state_id": ", ".join(state_ids or []) or None,
-                    "log_tail": exc.tail[-30:],
-                },
-            },
-        ) from None
+        meltano = {"extractor": ", ".join(extractors), "state_id": ", ".join(state_ids or []) or None}
+        alert = {"error": exc.summary(), "meltano": {**meltano, "log_tail": exc.tail[-30:]}}
+        raise TaskFailure(str(exc), alert) from None
+    table_of = load_translator(config).stream_table
     records: dict[str, int] = {}
     for extractor in extractors:
-        for table, n in record_counts(result.metric_lines, extractor, names.stream_table).items():
+        for table, n in record_counts(result.metric_lines, extractor, table_of).items():
             records[table] = records.get(table, 0) + n
     for asset, uri in outlets.items():
-        table = tables[asset]
-        set_extra(
-            context,
-            asset,
-            uri,
-            {
-                "records_extracted": records.get(table, 0),
-                "duration_s": round(result.duration_s, 3),
-                "environment": config.profile.meltano_environment,
-            },
-        )
+        extra = {
+            "records_extracted": records.get(tables[asset], 0),
+            "duration_s": round(result.duration_s, 3),
+            "environment": config.profile.meltano_environment,
+        }
+        set_extra(context, asset, uri, extra)
     return records
+
+
+def _duckdb_file(config: OrchestrationConfig, env: dict[str, str]) -> Path | None:
+    """The DuckDB file dbt's target writes (None: another warehouse, or no readable profile)."""
+    try:
+        return resolve_target(config, env).duckdb_path(config.dbt_project_dir)
+    except DbtProfileError:
+        return None
 
 
 def alerts_redeliver(config_path: str | None = None, profile: str | None = None, **context) -> dict[str, int]:
     """The alerting DAG: send what the outbox still holds."""
-    from alerting.airflow import redeliver
-
-    from ..config import load_config
-    from .callbacks import airflow_alerts
-
     return redeliver(alerts=airflow_alerts(load_config(config_path, profile)), **context)
 
 
@@ -130,13 +116,6 @@ def alerts_lateness(
     **context,
 ) -> list[dict]:
     """The alerting DAG: `late` alerts for dbt DAGs not run in time (as of the `as_of` param, or now)."""
-    from datetime import datetime
-
-    from alerting.airflow import check_lateness
-
-    from ..config import load_config
-    from .callbacks import airflow_alerts
-
     as_of = (context.get("params") or {}).get("as_of")
     now = datetime.fromisoformat(as_of) if as_of else None
     if now is not None and now.tzinfo is None:

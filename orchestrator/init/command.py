@@ -20,7 +20,7 @@ from ..plan.manifest import DbtProject, load_manifest
 from ..plan.text import plan_table
 from ..runners.dbt import DbtError, DbtProjectRef, run_dbt
 from . import texts
-from .projects import DbtSide, inspect_dbt, inspect_meltano
+from .projects import DbtSide, MeltanoSide, inspect_dbt, inspect_meltano
 from .tags import MAX_TAGS, TagChoice, choose_tags
 
 SHOWN_TAGS = 20  # rows of the tag table printed (the config's comment lists more)
@@ -220,14 +220,53 @@ def _next_steps(
 # ------------------------------------------------------------------------------------------ the command
 
 
+@dataclass(frozen=True)
+class _Inputs:
+    """What init works from: the command line, where it writes, both projects as read, the
+    variables they read (each with where), and the name of the profile it writes."""
+
+    args: argparse.Namespace
+    config_path: Path
+    dags_folder: Path
+    dbt: DbtSide
+    meltano: MeltanoSide
+    env_vars: dict[str, list[str]]
+    profile: str
+
+    @property
+    def base(self) -> Path:
+        return self.config_path.parent
+
+
 def run_init(args: argparse.Namespace) -> int:
     started = time.monotonic()
+    inputs = _read_inputs(args)
+    dbt = inputs.dbt
+    config = _config(inputs)
+    manifest = _manifest(dbt, args.parse, config.profile.environment())
+    given = _names(args.tags)
+    if manifest is not None:
+        choice = choose_tags(config, inputs.meltano.project, manifest, given)
+    else:
+        choice = TagChoice(chosen=given or (), given=given is not None)
+    _print_tags(choice, dbt.manifest, manifest is not None)
+    outputs = _outputs(inputs, choice, manifest is not None)
+    if not _write(outputs, args.force):
+        return 1
+    _print_plan(inputs.config_path, inputs.profile)
+    dag_files = [o.path for o in outputs[2:]]
+    relative = inputs.dags_folder.is_relative_to(inputs.base)
+    _next_steps(inputs.config_path, dag_files, relative, inputs.env_vars, dbt.manifest, manifest is not None)
+    print(f"\ninit took {time.monotonic() - started:.1f} s")
+    return 0
+
+
+def _read_inputs(args: argparse.Namespace) -> _Inputs:
+    """Where init writes, and both projects read (and printed)."""
     config_path = Path(args.init_config or args.config or "orchestration.yml").expanduser().resolve()
     if config_path.is_dir():
         raise ConfigError(f"{config_path}: is a directory: --config names the orchestration file to write")
-    base = config_path.parent
-    dags_folder = Path(args.dags_folder).expanduser().resolve() if args.dags_folder else base / "dags"
-
+    dags_folder = Path(args.dags_folder).expanduser().resolve() if args.dags_folder else config_path.parent / "dags"
     dbt = inspect_dbt(
         Path(args.dbt_project).expanduser().resolve(),
         Path(args.dbt_profiles_dir).expanduser().resolve() if args.dbt_profiles_dir else None,
@@ -245,15 +284,6 @@ def run_init(args: argparse.Namespace) -> int:
         env_vars[name] = [*env_vars.get(name, []), *places]
     env_vars.pop(texts.OUTBOX_VAR, None)  # written with its own value
     env_vars = {k: v for k, v in env_vars.items() if ENV_NAME_RE.fullmatch(k)}  # a profile's `env` takes no other
-    profile_name = args.init_profile or args.profile or meltano.environment
-    profile_section = {
-        "meltano_environment": meltano.environment,
-        "loader": meltano.loader,
-        "dbt_target": args.target,
-        "extractors": list(meltano.extractors),
-        "warehouse_uri": dbt.warehouse_uri,
-        "env": {texts.OUTBOX_VAR: texts.OUTBOX_URL, **dict.fromkeys(env_vars, texts.PLACEHOLDER)},
-    }
     print(f"dbt project {dbt.project_name} ({_show(dbt.project_dir)}): profile {dbt.profile}, target {dbt.target}")
     print(f"  profiles.yml: {_show(dbt.profiles_file)}; warehouse_uri {dbt.warehouse_uri}, {dbt.uri_note}")
     print(
@@ -261,34 +291,40 @@ def run_init(args: argparse.Namespace) -> int:
     )
     print(f"  loader {meltano.loader} ({meltano.loader_note})")
     print(f"  extractors {', '.join(meltano.extractors)} ({meltano.extractors_note})")
+    profile = args.init_profile or args.profile or meltano.environment
+    return _Inputs(args, config_path, dags_folder, dbt, meltano, env_vars, profile)
 
+
+def _config(inputs: _Inputs) -> OrchestrationConfig:
+    """The config init is about to write, as the orchestrator reads it (to choose the tags with)."""
+    dbt, meltano = inputs.dbt, inputs.meltano
     dbt_section = {"project_dir": str(dbt.project_dir), "manifest": str(dbt.manifest)}
-    if args.dbt_profiles_dir:
+    if inputs.args.dbt_profiles_dir:
         dbt_section["profiles_dir"] = str(dbt.profiles_dir)
-    config = OrchestrationConfig.of(
-        {
-            "dbt": dbt_section,
-            "meltano": {"project_dir": str(meltano.project_dir)},
-            "profiles": {profile_name: profile_section},
-        },
-        config_path,
-        profile_name,
+    profile = {
+        "meltano_environment": meltano.environment,
+        "loader": meltano.loader,
+        "dbt_target": inputs.args.target,
+        "extractors": list(meltano.extractors),
+        "warehouse_uri": dbt.warehouse_uri,
+        "env": {texts.OUTBOX_VAR: texts.OUTBOX_URL, **dict.fromkeys(inputs.env_vars, texts.PLACEHOLDER)},
+    }
+    sections = {"dbt": dbt_section, "meltano": {"project_dir": str(meltano.project_dir)}}
+    return OrchestrationConfig.of(
+        {**sections, "profiles": {inputs.profile: profile}}, inputs.config_path, inputs.profile
     )
-    manifest = _manifest(dbt, args.parse, config.profile.environment())
-    given = _names(args.tags)
-    if manifest is not None:
-        choice = choose_tags(config, meltano.project, manifest, given)
-    else:
-        choice = TagChoice(chosen=given or (), given=given is not None)
-    _print_tags(choice, dbt.manifest, manifest is not None)
 
+
+def _outputs(inputs: _Inputs, choice: TagChoice, manifest_exists: bool) -> list[Output]:
+    """orchestration.yml, alerting.yml (only if absent) and the two DAG files."""
+    args, dbt, meltano, base = inputs.args, inputs.dbt, inputs.meltano, inputs.base
     text = texts.config_text(
         texts.ConfigText(
-            profile=profile_name,
+            profile=inputs.profile,
             dbt_project_dir=_ref(dbt.project_dir, args.dbt_project, base),
             dbt_profiles_dir=_ref(dbt.profiles_dir, args.dbt_profiles_dir, base) if args.dbt_profiles_dir else None,
             manifest=_ref(dbt.manifest, args.dbt_project, base),
-            manifest_exists=manifest is not None,
+            manifest_exists=manifest_exists,
             tags=choice.chosen,
             tags_given=choice.given,
             other_tags=choice.others(),
@@ -300,19 +336,23 @@ def run_init(args: argparse.Namespace) -> int:
             warehouse_uri=dbt.warehouse_uri,
             uri_note=dbt.uri_note,
             adapter=dbt.adapter,
-            env_vars=env_vars,
+            env_vars=inputs.env_vars,
         )
     )
-    relative = dags_folder.is_relative_to(base)  # deployed together with the config: name it relatively
-    config_ref = os.path.relpath(config_path, dags_folder) if relative else str(config_path)
-    dag_file, errors_file = dags_folder / texts.DAG_FILE, dags_folder / texts.ERRORS_FILE
-    outputs = [
-        Output(config_path, text),
+    dags = inputs.dags_folder
+    relative = dags.is_relative_to(base)  # deployed together with the config: name it relatively
+    config_ref = os.path.relpath(inputs.config_path, dags) if relative else str(inputs.config_path)
+    return [
+        Output(inputs.config_path, text),
         Output(base / "alerting.yml", texts.ALERTING_TEXT, create_only=True),
-        Output(dag_file, texts.dag_file_text(config_ref, relative)),
-        Output(errors_file, texts.errors_file_text(config_ref, relative)),
+        Output(dags / texts.DAG_FILE, texts.dag_file_text(config_ref, relative)),
+        Output(dags / texts.ERRORS_FILE, texts.errors_file_text(config_ref, relative)),
     ]
-    states, refused = write_outputs(outputs, args.force)
+
+
+def _write(outputs: list[Output], force: bool) -> bool:
+    """Write them (write_outputs) and say what became of each; False when a file that differs was refused."""
+    states, refused = write_outputs(outputs, force)
     print()
     if refused:
         for p in refused:
@@ -322,7 +362,7 @@ def run_init(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
         print("nothing written", file=sys.stderr)
-        return 1
+        return False
     for o in outputs:
         note = {
             "kept": "kept (exists: yours to edit)",
@@ -331,7 +371,4 @@ def run_init(args: argparse.Namespace) -> int:
         print(f"{_show(o.path)}: {note}")
     if all(s in ("unchanged", "kept") for s in states.values()):
         print("nothing changed")
-    _print_plan(config_path, profile_name)
-    _next_steps(config_path, [dag_file, errors_file], relative, env_vars, dbt.manifest, manifest is not None)
-    print(f"\ninit took {time.monotonic() - started:.1f} s")
-    return 0
+    return True

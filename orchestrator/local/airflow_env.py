@@ -89,77 +89,95 @@ def airflow_env(
     """
     if port == WORKER_LOG_SERVER_PORT:
         raise ValueError(f"port {port} is Airflow's worker log server port; pick another for the API server")
-    home, dags_folder = Path(home).resolve(), Path(dags_folder).resolve()
+    home = Path(home).resolve()
     sec = local_secrets(home)
-    passwords_file = home / "simple_auth_manager_passwords.json"
-    passwords_file.touch(mode=0o600)
-    passwords_file.write_text(json.dumps({ADMIN_USER: sec["admin_password"]}))
-
     env = {
         k: v
         for k, v in os.environ.items()
         if not (k.startswith("AIRFLOW__") or k in ("AIRFLOW_HOME", "AIRFLOW_CONFIG"))
     }
-    env.update(
-        {
-            "AIRFLOW_HOME": str(home),
-            "AIRFLOW__CORE__DAGS_FOLDER": str(dags_folder),
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": metadata_db_url or sqlite_url(home / "airflow.db"),
-            "AIRFLOW__CORE__EXECUTOR": executor,
-            # No example DAGs: they would be parsed, listed and (unpaused) scheduled next to ours.
-            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-            # New DAGs stay paused until we unpause them: a cron DAG unpaused at creation would start a
-            # run for its latest interval at once.
-            "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
-            # 2 cores: at most 8 tasks at once (default 32); pools narrow it further per resource. The
-            # LocalExecutor forks this many worker processes at the first task (~135 MB RSS each).
-            "AIRFLOW__CORE__PARALLELISM": "8",
-            # Connections/variables stored in the metadata DB are encrypted with a key kept in the home.
-            "AIRFLOW__CORE__FERNET_KEY": sec["fernet_key"],
-            # The API server: local only, on the port we chose. Task processes reach the Execution API
-            # on the same server, so this URL must carry the same port (8793 is the log server, not it).
-            "AIRFLOW__API__HOST": "127.0.0.1",
-            "AIRFLOW__API__PORT": str(port),
-            "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{port}",  # links in logs and notifications
-            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
-            # One worker is plenty for one user and our client, and leaves the 2 cores to the tasks.
-            "AIRFLOW__API__WORKERS": "1",
-            # Same signing secrets in every process: the scheduler signs task tokens that the API server
-            # checks (JWT), and API sessions survive a restart (secret key).
-            "AIRFLOW__API_AUTH__JWT_SECRET": sec["jwt_secret"],
-            "AIRFLOW__API__SECRET_KEY": sec["api_secret_key"],
-            # Auth: Airflow 3's simple auth manager with one admin whose password we write ourselves
-            # (Airflow would otherwise generate one and only print it). Our client POSTs it to
-            # /auth/token for a JWT. (`SIMPLE_AUTH_MANAGER_ALL_ADMINS=True` would also work, but makes
-            # every request admin without any credentials.)
-            "AIRFLOW__CORE__AUTH_MANAGER": SIMPLE_AUTH_MANAGER,
-            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{ADMIN_USER}:admin",
-            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords_file),
-            # Low latency of asset-triggered runs. The scheduler creates (and starts) the run of an
-            # asset-scheduled DAG in its first loop after the event; it sleeps only after a loop that
-            # found nothing to do, for this long (default 1 s). Measured on 2 cores, SQLite, event ->
-            # downstream run start, median: 1 s -> 1.2 s; 0.25 s -> 0.8 s (PostgreSQL 0.15 s) for ~5 %
-            # of a core while idle; 0.1 s -> 0.76 s for ~12 %.
-            "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "0.25",
-            # (`[scheduler] scheduler_heartbeat_sec` is only the liveness heartbeat in 3.3, not the loop
-            # pace: the default 5 s is kept.)
-            # DAG files: look for new files every 10 s (default 300 s). Changed files are re-parsed at
-            # once anyway (file_parsing_sort_mode=modified_time); unchanged ones every 30 s (dbt/Meltano
-            # DAGs read their project files at parse time, so they need a periodic re-parse).
-            "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "10",
-            "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "30",
-            "AIRFLOW__DAG_PROCESSOR__PARSING_PROCESSES": "2",  # one per core
-            # Log servers on free ports (not the fixed 8793/8794), so two local instances never clash.
-            "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port(avoid={port})),
-            "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port(avoid={port})),
-            # Process logs go to files: no ANSI colour codes in them.
-            "AIRFLOW__LOGGING__COLORED_CONSOLE_LOG": "False",
-        }
-    )
+    env.update(_instance(home, Path(dags_folder).resolve(), metadata_db_url, executor, sec))
+    env.update(_api(home, port, sec))
+    env.update(_latency(port))
     if executor == "CeleryExecutor":
         env.update(celery_env(metadata_db_url))
     env.update({k: str(v) for k, v in (extra or {}).items()})
     return env
+
+
+def _instance(home: Path, dags_folder: Path, metadata_db_url: str | None, executor: str, sec: dict) -> dict[str, str]:
+    """Where the instance lives, what it runs and how much at once."""
+    return {
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(dags_folder),
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": metadata_db_url or sqlite_url(home / "airflow.db"),
+        "AIRFLOW__CORE__EXECUTOR": executor,
+        # No example DAGs: they would be parsed, listed and (unpaused) scheduled next to ours.
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        # New DAGs stay paused until we unpause them: a cron DAG unpaused at creation would start a
+        # run for its latest interval at once.
+        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
+        # 2 cores: at most 8 tasks at once (default 32); pools narrow it further per resource. The
+        # LocalExecutor forks this many worker processes at the first task (~135 MB RSS each).
+        "AIRFLOW__CORE__PARALLELISM": "8",
+        # Connections/variables stored in the metadata DB are encrypted with a key kept in the home.
+        "AIRFLOW__CORE__FERNET_KEY": sec["fernet_key"],
+    }
+
+
+def _api(home: Path, port: int, sec: dict) -> dict[str, str]:
+    """The API server on our port, the secrets every process shares, and the one admin user; writes
+    the simple auth manager's password file."""
+    passwords_file = home / "simple_auth_manager_passwords.json"
+    passwords_file.touch(mode=0o600)
+    passwords_file.write_text(json.dumps({ADMIN_USER: sec["admin_password"]}))
+    return {
+        # The API server: local only, on the port we chose. Task processes reach the Execution API
+        # on the same server, so this URL must carry the same port (8793 is the log server, not it).
+        "AIRFLOW__API__HOST": "127.0.0.1",
+        "AIRFLOW__API__PORT": str(port),
+        "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{port}",  # links in logs and notifications
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
+        # One worker is plenty for one user and our client, and leaves the 2 cores to the tasks.
+        "AIRFLOW__API__WORKERS": "1",
+        # Same signing secrets in every process: the scheduler signs task tokens that the API server
+        # checks (JWT), and API sessions survive a restart (secret key).
+        "AIRFLOW__API_AUTH__JWT_SECRET": sec["jwt_secret"],
+        "AIRFLOW__API__SECRET_KEY": sec["api_secret_key"],
+        # Auth: Airflow 3's simple auth manager with one admin whose password we write ourselves
+        # (Airflow would otherwise generate one and only print it). Our client POSTs it to
+        # /auth/token for a JWT. (`SIMPLE_AUTH_MANAGER_ALL_ADMINS=True` would also work, but makes
+        # every request admin without any credentials.)
+        "AIRFLOW__CORE__AUTH_MANAGER": SIMPLE_AUTH_MANAGER,
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{ADMIN_USER}:admin",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords_file),
+    }
+
+
+def _latency(port: int) -> dict[str, str]:
+    """How soon the scheduler acts on an Asset event and the dag-processor sees a changed file; log
+    servers that never clash with another instance's."""
+    return {
+        # Low latency of asset-triggered runs. The scheduler creates (and starts) the run of an
+        # asset-scheduled DAG in its first loop after the event; it sleeps only after a loop that
+        # found nothing to do, for this long (default 1 s). Measured on 2 cores, SQLite, event ->
+        # downstream run start, median: 1 s -> 1.2 s; 0.25 s -> 0.8 s (PostgreSQL 0.15 s) for ~5 %
+        # of a core while idle; 0.1 s -> 0.76 s for ~12 %.
+        "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "0.25",
+        # (`[scheduler] scheduler_heartbeat_sec` is only the liveness heartbeat in 3.3, not the loop
+        # pace: the default 5 s is kept.)
+        # DAG files: look for new files every 10 s (default 300 s). Changed files are re-parsed at
+        # once anyway (file_parsing_sort_mode=modified_time); unchanged ones every 30 s (dbt/Meltano
+        # DAGs read their project files at parse time, so they need a periodic re-parse).
+        "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "10",
+        "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "30",
+        "AIRFLOW__DAG_PROCESSOR__PARSING_PROCESSES": "2",  # one per core
+        # Log servers on free ports (not the fixed 8793/8794), so two local instances never clash.
+        "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port(avoid={port})),
+        "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port(avoid={port})),
+        # Process logs go to files: no ANSI colour codes in them.
+        "AIRFLOW__LOGGING__COLORED_CONSOLE_LOG": "False",
+    }
 
 
 def celery_env(metadata_db_url: str | None, broker_url: str | None = None) -> dict[str, str]:

@@ -53,6 +53,14 @@ def check_manifest(
                 "these nodes depend on each other in a cycle (dbt itself refuses this: re-run `dbt parse`)",
             )
         )
+    return warnings, errors + _relation_errors(dbt, graph, produced, dag_of, names)
+
+
+def _relation_errors(
+    dbt: DbtProject, graph: DbtGraph, produced: dict[str, str], dag_of: dict[str, str], names: Translator
+) -> list[Issue]:
+    """A relation two nodes build (one Asset, two builders), or one a Meltano DAG loads."""
+    mf, errors = dbt.path, []
     by_relation: dict[str, list[str]] = defaultdict(list)
     for uid, node in graph.built.items():
         if node.relation:
@@ -78,7 +86,7 @@ def check_manifest(
                     dags,
                 )
             )
-    return warnings, errors
+    return errors
 
 
 def check_dag_ids(config: OrchestrationConfig, dbt: DbtProject, placement: Placement, names: Translator) -> list[Issue]:

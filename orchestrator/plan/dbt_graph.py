@@ -107,26 +107,7 @@ def build_graph(project: DbtProject) -> DbtGraph:
     for u in built_ids:
         parents[u], src[u] = resolve(expanded[u], u)
 
-    # Kahn's algorithm, stable by unique_id: a deterministic topological order.
-    children: dict[str, list[str]] = defaultdict(list)
-    indegree = {u: len(parents[u]) for u in built_ids}
-    for u in built_ids:
-        for p in parents[u]:
-            children[p].append(u)
-    ready = sorted(u for u in built_ids if indegree[u] == 0)
-    order: list[str] = []
-    while ready:
-        nxt: list[str] = []
-        for u in ready:
-            order.append(u)
-            for c in children[u]:
-                indegree[c] -= 1
-                if indegree[c] == 0:
-                    nxt.append(c)
-        ready = sorted(nxt)
-    cycle = tuple(sorted(u for u in built_ids if indegree[u] > 0))
-    order += list(cycle)  # still placed, the cycle is reported
-
+    order, children, cycle = _topological(built_ids, parents)
     test_parents, test_sources = {}, {}
     for t in project.tests:
         deps = expanded[t.unique_id]
@@ -156,3 +137,28 @@ def build_graph(project: DbtProject) -> DbtGraph:
         missing=missing,
         cycle=cycle,
     )
+
+
+def _topological(
+    built_ids: list[str], parents: dict[str, tuple[str, ...]]
+) -> tuple[list[str], dict[str, list[str]], tuple[str, ...]]:
+    """Kahn's algorithm, stable by unique_id: a deterministic topological order, each node's
+    children, and the nodes on a cycle (appended to the order: still placed, the cycle is reported)."""
+    children: dict[str, list[str]] = defaultdict(list)
+    indegree = {u: len(parents[u]) for u in built_ids}
+    for u in built_ids:
+        for p in parents[u]:
+            children[p].append(u)
+    ready = sorted(u for u in built_ids if indegree[u] == 0)
+    order: list[str] = []
+    while ready:
+        nxt: list[str] = []
+        for u in ready:
+            order.append(u)
+            for c in children[u]:
+                indegree[c] -= 1
+                if indegree[c] == 0:
+                    nxt.append(c)
+        ready = sorted(nxt)
+    cycle = tuple(sorted(u for u in built_ids if indegree[u] > 0))
+    return order + list(cycle), children, cycle
