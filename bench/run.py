@@ -10,6 +10,7 @@ overwrites a full run's results. A section that cannot run here is skipped with 
 failed section does not stop the others (exit status 1).
 
 Sections (in this order):
+  imports what each import kept inside a function saves: bench/import_cost.py
   plan    the plan on every manifest: bench/plan_time.py (needs `make setup`: dbt_project's manifest)
   parse   DAG parse cost, ours against cosmos and Meltano's classic generator: bench/parse_cost.py
           (also var/bench/parse_cost.json; creates the cosmos virtualenv and the generated projects)
@@ -171,7 +172,12 @@ def retry(ctx: Context) -> Section:
     )
 
 
+def imports(ctx: Context) -> Section:
+    return Section([PYTHON, "bench/import_cost.py", "--runs", "1" if ctx.quick else "5"])
+
+
 SECTIONS: dict[str, Callable[[Context], Section]] = {
+    "imports": imports,
     "plan": plan,
     "parse": parse,
     "dbt": dbt,

@@ -27,10 +27,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from alerting.routing import RoutingConfig
+
 from . import settings
 from .config import REPO_ROOT, ConfigError, OrchestrationConfig
 from .config.schema import DAG_ID_RE
 from .plan import ManifestError, Plan, plan_from_config
+from .plan.model import KINDS
+
+# Airflow (and the airflow/ layer, which imports it) is imported inside the functions that render:
+# Airflow reads AIRFLOW_HOME at its first import, which _render sets first; Airflow may be absent or
+# broken here (check reports that instead of failing); and `check --no-render` never pays for it
+# (airflow.sdk alone takes 13 s on 2 loaded cores: bench/import_cost.py).
 
 DAGS_FOLDER = REPO_ROOT / "dags"
 
@@ -91,8 +99,6 @@ def _check_ids(plan: Plan, config: OrchestrationConfig, report: Report) -> None:
 
 
 def _check_routing(config: OrchestrationConfig, report: Report) -> None:
-    from alerting.routing import RoutingConfig
-
     if not config.alerting_config.is_file():
         report.error(
             f"{config.alerting_config}: file not found (named by alerting.config in {config.path.name})",
@@ -126,8 +132,6 @@ def dag_files(folder: Path = DAGS_FOLDER) -> dict[str, DagFileCall]:
                 call = render_dags if node.func.id == "render_dags" else raise_plan_errors
                 out[str(path)] = _as_the_file_does(call, args, kwargs)
     if not out:  # an installed package has no dags/: check what its DAG files (and init's) call
-        from .plan.model import KINDS
-
         for kind in KINDS:
             out[f"render_dags({kind!r})"] = _as_the_file_does(render_dags, [kind], {})
         out["raise_plan_errors()"] = _as_the_file_does(raise_plan_errors, [], {})

@@ -1,15 +1,31 @@
-"""`orchestrator`: the command line of the pipeline."""
+"""`orchestrator`: the command line of the pipeline.
+
+The local launcher is imported by the commands that run it, when they run: `orchestrator plan`
+must not pay for it. On top of this module, bench/import_cost.py measured local.service 4.9 s and
+local.direct 3.0 s (2 cores under a load of ~10; BENCHMARKS.md).
+"""
 
 from __future__ import annotations
 
 import argparse
 import functools
+import json
 import os
+import shlex
 import sys
+from pathlib import Path
+
+from alerting import Alert
 
 from . import settings
+from .airflow.callbacks import airflow_alerts
+from .check import run_check
 from .config import ConfigError, load_config
+from .config.schema import ENV_NAME_RE
 from .init import add_init_command
+from .plan import plan_from_config
+from .plan.mermaid import mermaid
+from .plan.text import plan_table
 
 
 def _cycle(args: argparse.Namespace) -> int:
@@ -66,10 +82,6 @@ def _service(args: argparse.Namespace) -> int:
 def _env(args: argparse.Namespace) -> int:
     """`export NAME='value'` lines for `eval`: every name a shell identifier (else nothing is
     printed), every value single-quoted by shlex (no expansion, no command substitution)."""
-    import shlex
-
-    from .config.schema import ENV_NAME_RE
-
     config = load_config(args.config, args.profile)
     profile = config.profile
     env = profile.environment()  # resolved against this shell: its own values win
@@ -94,8 +106,6 @@ def _env(args: argparse.Namespace) -> int:
 
 def _config(args: argparse.Namespace):
     """The config file with the command's flags (--tags, --mode, --manifest, --meltano-project) on top."""
-    from pathlib import Path
-
     return load_config(args.config, args.profile).with_overrides(
         tags=tuple(t.strip() for t in args.tags.split(",") if t.strip()) if args.tags is not None else None,
         mode=args.mode,
@@ -105,20 +115,14 @@ def _config(args: argparse.Namespace):
 
 
 def _load_plan(args: argparse.Namespace):
-    from .plan import plan_from_config
-
     return plan_from_config(_config(args), cache_dir=None)  # the CLI always reads the files afresh
 
 
 def _plan(args: argparse.Namespace) -> int:
-    import json
-
     plan = _load_plan(args)
     if args.json:
         print(json.dumps(plan.to_dict(), indent=2))
         return 0
-    from .plan.text import plan_table
-
     print(plan_table(plan))
     return 1 if plan.errors else 0
 
@@ -126,8 +130,6 @@ def _plan(args: argparse.Namespace) -> int:
 def _check(args: argparse.Namespace) -> int:
     """Exit 2: a file cannot be read or validated; 1: the plan has errors or a DAG file would not
     import (rendered here as Airflow would, unless --no-render); 0: every DAG file imports."""
-    from .check import run_check
-
     report = run_check(_config(args), render=not args.no_render)
     for w in report.warnings:
         print(f"warning: {w}")
@@ -151,10 +153,6 @@ def _check(args: argparse.Namespace) -> int:
 
 def _alerts(args: argparse.Namespace) -> int:
     """The alert outbox from the command line: what is pending or open, redeliver it, or send a test."""
-    from alerting import Alert
-
-    from .airflow.callbacks import airflow_alerts
-
     config = load_config(args.config, args.profile)
     notifier = airflow_alerts(config).notifier()
     if args.action == "redeliver":
@@ -193,8 +191,6 @@ def _alerts(args: argparse.Namespace) -> int:
 
 
 def _graph(args: argparse.Namespace) -> int:
-    from .plan.mermaid import mermaid
-
     print(mermaid(_load_plan(args)))
     return 0
 

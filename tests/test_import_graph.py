@@ -120,16 +120,28 @@ def test_the_import_reader_sees_function_local_and_type_checking_imports(tmp_pat
     assert _imported("pkg.m", module, known) == {"pkg.a", "pkg.b", "pkg.c"}
 
 
-def test_the_config_imports_no_layer_above_it():
-    """Everything reads the configuration; it reads only the settings (and alerting's messages)."""
+# orchestrator/'s layers, bottom first: the README's picture ("Where to change what").
+LAYERS = ("settings", "config", "plan", "runners", "airflow", "init", "local", "check", "cli")
+
+
+def _layer(module: str) -> str:
+    """`orchestrator.plan.build` -> `plan`; `orchestrator.cli` -> `cli`."""
+    return module.split(".")[1] if module.count(".") else module
+
+
+def test_every_import_points_down_the_layers():
+    """An import from a layer to one above it is refused: the layers are what the README draws."""
     graph = import_graph()
-    assert "orchestrator.config" in graph["orchestrator.plan"]
-    above = {
-        m: sorted(t for t in targets if t.startswith("orchestrator") and not t.startswith("orchestrator.config"))
-        for m, targets in graph.items()
-        if m.startswith("orchestrator.config")
-    }
-    assert {m: t for m, t in above.items() if t and t != ["orchestrator.settings"]} == {}
+    rank = {layer: i for i, layer in enumerate(LAYERS)}
+    assert {_layer(m) for m in graph if m.startswith("orchestrator.")} == set(LAYERS)
+    upward = sorted(
+        f"{a} -> {b}"
+        for a, targets in graph.items()
+        if a.startswith("orchestrator.")
+        for b in targets
+        if b.startswith("orchestrator.") and rank[_layer(a)] < rank[_layer(b)]
+    )
+    assert upward == []
 
 
 def test_alerting_never_imports_the_orchestrator():

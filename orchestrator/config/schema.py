@@ -11,6 +11,7 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
+from croniter import CroniterBadCronError, CroniterBadDateError, croniter
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -50,9 +51,7 @@ CRON_PRESETS = {  # what Airflow's CronTriggerTimetable accepts besides 5-field 
 
 def cron_problem(expression: str) -> str | None:
     """Why Airflow would refuse this cron expression (None: it is valid). croniter is what Airflow
-    validates with; it is a dependency of Airflow, imported only here and only when called."""
-    from croniter import CroniterBadCronError, CroniterBadDateError, croniter
-
+    validates with (a dependency of Airflow)."""
     try:
         croniter(CRON_PRESETS.get(expression, expression))
     except (CroniterBadCronError, CroniterBadDateError, ValueError, KeyError) as exc:

@@ -26,6 +26,7 @@ TAGS_RULE = (
 
 
 def _run(args: argparse.Namespace) -> int:
+    # Only `orchestrator init` pays for it: 1.3 s on top of the CLI (bench/import_cost.py, BENCHMARKS.md).
     from .command import run_init
 
     return run_init(args)

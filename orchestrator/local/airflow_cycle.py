@@ -18,6 +18,7 @@ from pathlib import Path
 
 from .. import settings
 from ..config import REPO_ROOT, OrchestrationConfig
+from ..init.texts import DAG_FILE, ERRORS_FILE, dag_file_text, errors_file_text
 from ..plan import Plan, plan_from_config
 from .airflow_env import celery_env
 from .client import AirflowClient, utcnow
@@ -59,8 +60,6 @@ def dags_folder(config: OrchestrationConfig, home: Path) -> Path:
     writes, naming this config."""
     if DAGS_FOLDER.is_dir():
         return DAGS_FOLDER
-    from ..init.texts import DAG_FILE, ERRORS_FILE, dag_file_text, errors_file_text
-
     folder = home / "dags"
     folder.mkdir(parents=True, exist_ok=True)
     for name, text in (
@@ -170,7 +169,7 @@ def local_mail_sink(config: OrchestrationConfig, env: dict[str, str], log=print)
         )
         yield
         return
-    from alerting.mailsink import MailSink
+    from alerting.mailsink import MailSink  # needs aiosmtpd, an optional extra: checked just above
 
     port = int(settings.ALERTING_SMTP_PORT.get(env) or 1025)
     with MailSink(config.airflow_home(env).parent / "mail", port=port) as sink:

@@ -69,7 +69,7 @@ class Warehouse:
     def query(self, sql: str, params: Mapping[str, object] | None = None) -> list[tuple]:
         """One read-only statement (constant SQL; values as parameters)."""
         if self.duckdb is not None:
-            import duckdb
+            import duckdb  # the optional `duckdb` extra: only a DuckDB warehouse needs it
 
             if not self.duckdb.exists():
                 return []

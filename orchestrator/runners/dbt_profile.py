@@ -17,6 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import jinja2
+from jinja2.sandbox import SandboxedEnvironment
+
 from .. import settings
 from ..config import ConfigError, OrchestrationConfig, load_yaml
 
@@ -58,9 +61,6 @@ class ProfileRenderer:
     placeholders). Every `env_var()` without a default is recorded in `without_default`."""
 
     def __init__(self, env: Mapping[str, str], where: str, strict: bool = True):
-        import jinja2
-        from jinja2.sandbox import SandboxedEnvironment
-
         self.env, self.where, self.strict = env, where, strict
         self.without_default: dict[str, list[str]] = {}  # variable -> the keys that read it
         self.stand_ins: list[str] = []
