@@ -48,3 +48,22 @@ def test_bad_config_names_the_file_and_problem(tmp_path, text, problem):
 def test_unknown_profile_lists_the_known_ones():
     with pytest.raises(ConfigError, match="no profile 'nope' \\(known: embedded, production\\)"):
         load_config(profile="nope")
+
+
+def test_the_alert_outbox_is_where_the_config_says_never_the_working_directory(tmp_path, monkeypatch):
+    """ALERTING_OUTBOX_URL (a profile's env sets it) wins; else ALERTING_OUTBOX_PATH, relative to the
+    config file; else the config's var dir. The current directory plays no part."""
+    config_dir = tmp_path / "deploy"
+    config_dir.mkdir()
+    path = config_dir / "orchestration.yml"
+    path.write_text("profiles:\n  p: {meltano_environment: dev, loader: target-x, extractors: [tap-x]}\n")
+    monkeypatch.chdir(tmp_path)  # not the config's folder
+    monkeypatch.delenv("ALERTING_OUTBOX_URL", raising=False)
+    monkeypatch.delenv("ALERTING_OUTBOX_PATH", raising=False)
+    monkeypatch.delenv("ORCHESTRATOR_VAR_DIR", raising=False)
+    config = load_config(path, "p")
+    assert config.outbox_url() == f"sqlite:///{config_dir / 'var' / 'alerting' / 'outbox.sqlite'}"
+    monkeypatch.setenv("ALERTING_OUTBOX_PATH", "alerts/outbox.sqlite")
+    assert config.outbox_url() == f"sqlite:///{config_dir / 'alerts' / 'outbox.sqlite'}"
+    monkeypatch.setenv("ALERTING_OUTBOX_URL", "postgresql+psycopg://db/alerting")
+    assert config.outbox_url() == "postgresql+psycopg://db/alerting"
