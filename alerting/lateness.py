@@ -72,7 +72,7 @@ class Expectation:
         an unknown or missing key, a wrong type, a non-positive `within_s`."""
         from pydantic import ValidationError
 
-        from .schema import ExpectationModel, problems
+        from .routing.schema import ExpectationModel, problems
 
         if not isinstance(d, Mapping):
             raise ExpectationError(f"lateness expectation: expected a mapping, got {d!r}")

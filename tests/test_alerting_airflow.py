@@ -144,10 +144,10 @@ def test_without_any_slack_credentials_alerts_go_by_email(sinks, tmp_path, monke
 
 
 def test_mail_sink_keeps_every_message(tmp_path):
-    from alerting.credentials import EmailSettings
-    from alerting.email_message import render_email
-    from alerting.email_sender import EmailSender
+    from alerting.delivery.email_sender import EmailSender
     from alerting.mailsink import MailSink
+    from alerting.rendering.email_message import render_email
+    from alerting.routing.credentials import EmailSettings
 
     with MailSink(tmp_path / "mail", port=0) as sink:
         EmailSender(EmailSettings(smtp_host="127.0.0.1", smtp_port=sink.port)).send(

@@ -16,7 +16,8 @@ import pytest
 from test_placement import MANIFESTS, REAL_MANIFESTS, real, top_tags
 
 from alerting.events import Alert, MeltanoContext
-from alerting.render import render_email, render_recovered, render_slack
+from alerting.rendering.email_message import render_email
+from alerting.rendering.slack_message import render_recovered, render_slack
 from orchestrator.airflow.lineage_alert import blast_radius_context, enrich
 from orchestrator.plan import load_config, plan_from_config
 from orchestrator.plan.lineage import blast_radius, still_arriving

@@ -11,7 +11,7 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from alerting.messages import EXPECTED, bound, got, path_str, type_name, unknown_key
+from alerting.routing.messages import EXPECTED, bound, got, path_str, type_name, unknown_key
 from pydantic import (
     AfterValidator,
     BaseModel,

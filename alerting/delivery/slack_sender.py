@@ -21,11 +21,11 @@ from slack_sdk.http_retry.request import HttpRequest
 from slack_sdk.http_retry.response import HttpResponse
 from slack_sdk.http_retry.state import RetryState
 
-from .credentials import SlackSettings
-from .delivery_budget import DeliveryError, time_left, within
-from .redaction import redact, redacting_logger
-from .sanitise import clean_text
-from .slack_message import SlackMessage
+from ..redaction import redact, redacting_logger
+from ..redaction.sanitise import clean_text
+from ..rendering.slack_message import SlackMessage
+from ..routing.credentials import SlackSettings
+from .budget import DeliveryError, time_left, within
 
 _sdk_log = redacting_logger("alerting.slack_sdk")
 

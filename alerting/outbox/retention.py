@@ -8,13 +8,14 @@ from datetime import datetime
 from sqlalchemy import delete, select, tuple_
 from sqlalchemy.engine import Engine
 
-from .outbox_tables import PENDING, SENDING, dedup, deliveries, incidents, naive, storms
+from .tables import PENDING, SENDING, dedup, deliveries, incidents, naive, storms
 
 
 class Retention:
-    """Mixed into `Outbox` (alerting.outbox)."""
+    """Deletes what the outbox no longer needs, in bounded batches."""
 
-    engine: Engine
+    def __init__(self, engine: Engine):
+        self.engine = engine
 
     def prune(self, before: datetime, *, limit: int = 1000) -> dict[str, int]:
         """Delete what is older than `before` and finished: delivery rows that were sent, failed for

@@ -11,11 +11,11 @@ from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 from typing import Any
 
-from .credentials import EmailSettings
-from .delivery_budget import DeliveryError, time_left
-from .email_message import EmailMessageParts
-from .redaction import redact
-from .sanitise import clean_text
+from ..redaction import redact
+from ..redaction.sanitise import clean_text
+from ..rendering.email_message import EmailMessageParts
+from ..routing.credentials import EmailSettings
+from .budget import DeliveryError, time_left
 
 
 class _DeadlineSMTP(smtplib.SMTP):

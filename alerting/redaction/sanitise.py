@@ -23,8 +23,8 @@ import re
 from datetime import date, datetime
 from typing import Any
 
-from .events import KINDS, Alert
-from .redaction import known_secrets, redact
+from ..events import KINDS, Alert
+from .registry import known_secrets, redact
 
 FIELD_MAX = 64_000  # characters of any one text field of an alert (as stored), marker included
 LOG_TAIL_MAX = 100  # Meltano log lines kept (the renderers show the last 30)...

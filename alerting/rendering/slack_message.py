@@ -15,14 +15,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .events import Alert
-from .render_lineage import reply_suffix, slack_block
-from .render_text import (
+from ..events import Alert
+from .lineage import slack_block
+from .text import (
     LOG_TAIL_LINES,
     MARKER,
     first_line,
     format_duration,
     minimal_lines,
+    recovered_sentence,
     title,
     truncate,
     truncate_head,
@@ -89,26 +90,27 @@ def render_slack(
     alert: Alert, slack_id: Callable[[str], str | None] = lambda _o: None, *, resolved: Alert | None = None
 ) -> SlackMessage:
     """The top-level message. With `resolved` (the recovery), the same message marked resolved:
-    what chat.update writes over the failure once the next run succeeds."""
+    what chat.update writes over the failure once the next run succeeds. Blocks in order: the
+    head (title, resolution, fields, log button), the detail (error, lateness, earlier tries), the
+    dbt failures (cut to fit Slack's 50 blocks) and the tail (lineage, Meltano, signature)."""
     heading = title(alert) if resolved is None else "✅ Resolved: " + title(alert).split(" ", 1)[1]
+    head = _head_blocks(alert, heading, resolved) + _detail_blocks(alert)
+    tail = _tail_blocks(alert, slack_id)  # blocks that must survive the 50-block trim
+    blocks = head + _dbt_blocks(alert, slack_id, BLOCKS_MAX - len(head) - len(tail)) + tail
+    return SlackMessage(text=_fallback_text(alert, heading), blocks=blocks)
+
+
+def _context(text: str) -> dict[str, Any]:
+    return {"type": "context", "elements": [{"type": "mrkdwn", "text": text}]}
+
+
+def _head_blocks(alert: Alert, heading: str, resolved: Alert | None) -> list[dict[str, Any]]:
     blocks: list[dict[str, Any]] = [
         {"type": "header", "text": {"type": "plain_text", "text": truncate(plain(heading), HEADER_MAX), "emoji": True}},
     ]
     if resolved is not None:
-        blocks.append(
-            {
-                "type": "context",
-                "elements": [
-                    {
-                        "type": "mrkdwn",
-                        "text": escape_mrkdwn(
-                            f"Resolved at {resolved.occurred_at.isoformat(timespec='seconds')} "
-                            f"by run {resolved.run_id or '-'}"
-                        ),
-                    }
-                ],
-            }
-        )
+        when = resolved.occurred_at.isoformat(timespec="seconds")
+        blocks.append(_context(escape_mrkdwn(f"Resolved at {when} by run {resolved.run_id or '-'}")))
     fields = [
         ("DAG", alert.dag_id),
         ("Task", alert.task_id or "-"),
@@ -125,25 +127,25 @@ def render_slack(
         }
     )
     if alert.log_url and re.match(r"https?://", alert.log_url) and len(alert.log_url) <= 3000:
+        button = {"type": "plain_text", "text": "View log"}
         blocks.append(
             {
                 "type": "actions",
-                "elements": [
-                    {
-                        "type": "button",
-                        "text": {"type": "plain_text", "text": "View log"},
-                        "url": alert.log_url,
-                        "action_id": "view_log",
-                    }
-                ],
+                "elements": [{"type": "button", "text": button, "url": alert.log_url, "action_id": "view_log"}],
             }
         )
+    return blocks
+
+
+def _detail_blocks(alert: Alert) -> list[dict[str, Any]]:
+    """The error, a late DAG's deadline and missing Assets, the earlier tries."""
+    blocks: list[dict[str, Any]] = []
     if alert.error:
         blocks.append(_code_section("*Error*", alert.error))
-    missing = alert.extra.get("missing_assets")
     if alert.kind == "late":
         when = alert.extra.get("expected_by", "-")
         text = f"*Expected by* {escape_mrkdwn(when)} (cycle {escape_mrkdwn(alert.extra.get('cycle', '-'))})"
+        missing = alert.extra.get("missing_assets")
         if missing:
             text += "\n*Upstream Assets not arrived:*\n" + "\n".join(f"• `{escape_mrkdwn(a)}`" for a in missing)
         blocks.append(_section(text))
@@ -155,70 +157,66 @@ def render_slack(
             for h in history[-10:]
         ]
         blocks.append(_section("*Earlier tries*\n" + "\n".join(lines)))
+    return blocks
 
-    tail: list[dict[str, Any]] = []  # blocks that must survive the 50-block trim
+
+def _tail_blocks(alert: Alert, slack_id: Callable[[str], str | None]) -> list[dict[str, Any]]:
+    """A failure's blast radius (a recovery's late DAGs), the Meltano detail, the signature line."""
+    blocks: list[dict[str, Any]] = []
     lineage = slack_block(
         alert, escape_mrkdwn, lambda o: owner_mention(o, slack_id), lambda t: truncate(t, SECTION_MAX)
     )
-    if lineage is not None:  # a failure's blast radius, a recovery's late DAGs
-        tail.append(lineage)
+    if lineage is not None:
+        blocks.append(lineage)
     if alert.meltano:
         m = alert.meltano
-        tail.append(
+        fields = [("Extractor", m.extractor), ("State ID", m.state_id or "-")]
+        blocks.append(
             {
                 "type": "section",
                 "fields": [
-                    {"type": "mrkdwn", "text": truncate(f"*Extractor*\n{escape_mrkdwn(m.extractor)}", FIELD_MAX)},
-                    {"type": "mrkdwn", "text": truncate(f"*State ID*\n{escape_mrkdwn(m.state_id or '-')}", FIELD_MAX)},
+                    {"type": "mrkdwn", "text": truncate(f"*{k}*\n{escape_mrkdwn(v)}", FIELD_MAX)} for k, v in fields
                 ],
             }
         )
         if m.log_tail:
             lines = list(m.log_tail)[-LOG_TAIL_LINES:]
-            tail.append(_code_section(f"*Meltano log (last {len(lines)} lines)*", "\n".join(lines), keep_end=True))
-    tail.append(
-        {
-            "type": "context",
-            "elements": [
-                {
-                    "type": "mrkdwn",
-                    "text": escape_mrkdwn(
-                        f"{alert.kind} · {alert.occurred_at.isoformat(timespec='seconds')} "
-                        f"· sig {alert.signature()[:12]}"
-                    ),
-                }
-            ],
-        }
-    )
+            blocks.append(_code_section(f"*Meltano log (last {len(lines)} lines)*", "\n".join(lines), keep_end=True))
+    when = alert.occurred_at.isoformat(timespec="seconds")
+    blocks.append(_context(escape_mrkdwn(f"{alert.kind} · {when} · sig {alert.signature()[:12]}")))
+    return blocks
 
-    dbt_blocks: list[dict[str, Any]] = []
-    if alert.dbt and alert.dbt.failures:
-        tag = f" (tag `{escape_mrkdwn(alert.dbt.tag)}`)" if alert.dbt.tag else ""
-        dbt_blocks.append(_section(f"*Failed dbt models/tests: {len(alert.dbt.failures)}*{tag}"))
-        for f in alert.dbt.failures:
-            owners = ", ".join(owner_mention(o, slack_id) for o in f.owners) or "no owner"
-            text = f"• {escape_mrkdwn(f.resource_type)} `{escape_mrkdwn(f.name)}` — owners: {owners}"
-            if f.message:
-                text += "\n" + truncate(escape_mrkdwn(first_line(f.message)), 500)
-            dbt_blocks.append(_section(text))
-    room = BLOCKS_MAX - len(blocks) - len(tail)
-    if len(dbt_blocks) > room:
-        shown = dbt_blocks[: room - 1]
-        hidden = len(dbt_blocks) - len(shown)
-        dbt_blocks = shown + [
-            {
-                "type": "context",
-                "elements": [{"type": "mrkdwn", "text": f"{MARKER}: {hidden} more dbt failures not shown"}],
-            }
-        ]
-    blocks = blocks + dbt_blocks + tail
 
+def _dbt_blocks(alert: Alert, slack_id: Callable[[str], str | None], room: int) -> list[dict[str, Any]]:
+    """At most `room` blocks: the count of failed dbt nodes (the true count, those the outbox left
+    out included), one section per failure while they fit, and a line counting the rest."""
+    if not alert.dbt or not alert.dbt.failures:
+        return []
+    tag = f" (tag `{escape_mrkdwn(alert.dbt.tag)}`)" if alert.dbt.tag else ""
+    failures, hidden = alert.dbt.failures, alert.dbt.omitted
+    if 1 + len(failures) + (1 if hidden else 0) > room:
+        keep = max(0, room - 2)  # room for the count and the "more" line
+        failures, hidden = failures[:keep], hidden + len(failures) - keep
+    blocks = [_section(f"*Failed dbt models/tests: {alert.dbt.total}*{tag}")]
+    for f in failures:
+        owners = ", ".join(owner_mention(o, slack_id) for o in f.owners) or "no owner"
+        text = f"• {escape_mrkdwn(f.resource_type)} `{escape_mrkdwn(f.name)}` — owners: {owners}"
+        if f.message:
+            text += "\n" + truncate(escape_mrkdwn(first_line(f.message)), 500)
+        blocks.append(_section(text))
+    if hidden:
+        blocks.append(_context(f"{MARKER}: {hidden} more dbt failures not shown"))
+    return blocks
+
+
+def _fallback_text(alert: Alert, heading: str) -> str:
+    """The notification text (and what clients without blocks show): title, run, try, error."""
     text = heading
     if alert.task_id or alert.run_id:
         text += f" (run {alert.run_id or '-'}" + (f", try {try_label(alert)})" if alert.try_number is not None else ")")
     err = first_line(alert.error)
     text = escape_mrkdwn(text) + (f": {escape_mrkdwn(err)}" if err else "")
-    return SlackMessage(text=truncate(text, TEXT_MAX), blocks=blocks)
+    return truncate(text, TEXT_MAX)
 
 
 def render_retry_reply(alert: Alert) -> SlackMessage:
@@ -232,21 +230,9 @@ def render_retry_reply(alert: Alert) -> SlackMessage:
 
 def render_recovered(alert: Alert) -> SlackMessage:
     """The next success after a failure, posted in the failure's thread."""
-    since = alert.extra.get("failing_since")
-    n = alert.extra.get("failures")
-    text = f"✅ Recovered: {alert.dag_id}" + (f".{alert.task_id}" if alert.task_id else "")
-    text += f" succeeded in run {alert.run_id or '-'}"
-    if alert.try_number:
-        text += f" (try {alert.try_number})"
-    if since:
-        text += f"; failing since {str(since)[:19]}"
-    if n:
-        text += f", {n} failure{'s' if n != 1 else ''}"
-    text += reply_suffix(alert)  # the downstream DAGs it held back, running late now
+    text = escape_mrkdwn(recovered_sentence(alert))
     if alert.log_url and re.fullmatch(r"https?://[^\s<>|]+", alert.log_url):
-        text = escape_mrkdwn(text) + f" · <{alert.log_url}|log>"
-    else:
-        text = escape_mrkdwn(text)
+        text += f" · <{alert.log_url}|log>"
     return SlackMessage(text=truncate(text, TEXT_MAX), blocks=[])
 
 

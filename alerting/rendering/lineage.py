@@ -16,7 +16,7 @@ import html
 from collections.abc import Callable
 from typing import Any
 
-from .events import Alert
+from ..events import Alert
 
 LIST_MAX = 20
 

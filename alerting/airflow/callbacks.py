@@ -1,4 +1,4 @@
-"""Airflow callbacks for any DAG: failures, retries, recoveries, DAG-run failures, lateness.
+"""Airflow callbacks for any DAG: failures, retries, recoveries, DAG-run failures.
 
     from alerting.airflow import AirflowAlerts
     alerts = AirflowAlerts("alerting.yml", outbox_url="postgresql+psycopg://.../alerting")
@@ -21,17 +21,16 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .events import Alert
+from ..events import Alert
 
 if TYPE_CHECKING:
-    from .delivery import Notifier
-    from .lateness import Expectation
-    from .outbox import Outbox
+    from ..delivery import Notifier
+    from ..outbox import Outbox
 
 log = logging.getLogger("alerting.airflow")
 
@@ -94,7 +93,7 @@ class AirflowAlerts:
         if self._notifier is not None or self._factory is not None:
             return self.notifier().outbox
         if self._outbox is None:
-            from .outbox import Outbox
+            from ..outbox import Outbox
 
             self._outbox = Outbox(self.outbox_url)
         return self._outbox
@@ -104,8 +103,8 @@ class AirflowAlerts:
             if self._factory is not None:
                 self._notifier = self._factory()
             else:
-                from .delivery import Notifier
-                from .routing import RoutingConfig
+                from ..delivery import Notifier
+                from ..routing.config import RoutingConfig
 
                 path = self.config or os.environ.get("ALERTING_CONFIG") or "alerting.yml"
                 self._notifier = Notifier(RoutingConfig.load(Path(path)), self.outbox())
@@ -151,7 +150,7 @@ def _ids(context: dict, task_level: bool) -> tuple[str, str | None]:
     return dag_id, (str(task_id) if task_id is not None else None)
 
 
-def _now() -> datetime:
+def now_utc() -> datetime:
     return datetime.now(UTC)
 
 
@@ -168,7 +167,7 @@ def alert_from_context(kind: str, context: dict, *, task_level: bool = True) -> 
     start = getattr(ti, "start_date", None)
     duration = None
     if task_level and isinstance(start, datetime):
-        end = getattr(ti, "end_date", None) or _now()
+        end = getattr(ti, "end_date", None) or now_utc()
         duration = max(0.0, (end - start).total_seconds())
     exc = context.get("exception")
     if kind == "dag_failed":
@@ -207,70 +206,3 @@ def alert_from_context(kind: str, context: dict, *, task_level: bool = True) -> 
         meltano=detail.get("meltano"),
         extra={**(detail.get("extra") or {}), **({"reason": context.get("reason")} if kind == "dag_failed" else {})},
     )
-
-
-def check_lateness(
-    *,
-    expectations: Iterable[Expectation | dict],
-    tick: dict[str, str],
-    alerts: AirflowAlerts | None = None,
-    now: datetime | None = None,
-    **context,
-) -> list[dict]:
-    """Task callable: `late` alerts for the Asset-scheduled DAGs that have not run in time.
-
-    The task declares every Asset named here as an inlet; their latest events come through
-    the Task SDK (`inlet_events`), so it works on any executor without metadata DB access.
-    `expectations`: `alerting.lateness.Expectation`s or their dict shape (`Expectation.from_dict`);
-    `tick`: {name: uri} of the Asset that starts a cycle; `now`: check as of then (default:
-    now). A DAG with an open failure incident is skipped: its failure was announced already.
-    Returns what it sent."""
-    from airflow.sdk import Asset
-
-    from .lateness import Expectation, late_alerts
-
-    inlet_events = context["inlet_events"]
-    uris: dict[str, str] = {}
-    for inlet in context["task"].inlets:
-        uris[inlet.name] = inlet.uri
-    cache: dict[str, datetime | None] = {}
-
-    def last_event(name: str) -> datetime | None:
-        if name not in cache:
-            events = inlet_events[Asset(name=name, uri=uris[name])].ascending(False).limit(1)
-            cache[name] = events[0].timestamp if len(events) else None
-        return cache[name]
-
-    tick_name = next(iter(tick))
-    cycle_start = last_event(tick_name)
-    if cycle_start is None:
-        log.info("lateness: no cycle has started yet (no %s event)", tick_name)
-        return []
-    alerts = alerts or AirflowAlerts()
-    notifier = alerts.notifier()
-    pending = [e if isinstance(e, Expectation) else Expectation.from_dict(e) for e in expectations]
-    pending = [e for e in pending if not notifier.outbox.open_failures(e.dag_id)]
-    found = late_alerts(pending, cycle_start=cycle_start, now=now or _now(), last_event=last_event)
-    sent = []
-    for alert in found:
-        result = notifier.notify(alert)
-        log.warning("late: %s (routes %s)", alert.error, result.routes)
-        sent.append(
-            {
-                "dag_id": alert.dag_id,
-                "missing_assets": alert.extra["missing_assets"],
-                "routes": result.routes,
-                "suppressed": result.suppressed,
-            }
-        )
-    return sent
-
-
-def redeliver(*, alerts: AirflowAlerts | None = None, **_context) -> dict[str, int]:
-    """Task callable: send what is pending and due in the outbox. Counts by status."""
-    results = (alerts or AirflowAlerts()).notifier().redeliver()
-    counts: dict[str, int] = {}
-    for r in results:
-        counts[r.status] = counts.get(r.status, 0) + 1
-    log.info("redeliver: %s", counts or "nothing due")
-    return counts

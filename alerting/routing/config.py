@@ -6,7 +6,7 @@ variables or Airflow connections named here, and are redacted from every repr
 and every log line of this package.
 
 `RoutingConfig.load(path)` / `from_dict(d)` validate it against a strict typed schema
-(`alerting.schema`): an unknown key anywhere, a value of the wrong type (`quiet: 'false'`),
+(routing/schema.py): an unknown key anywhere, a value of the wrong type (`quiet: 'false'`),
 a zero or negative duration, a duplicate route name or a secret in the file is an error.
 They raise `RoutingConfigError` (a ValueError) listing every problem at once, one line
 each, naming the file and the key path; bad UTF-8 and bad YAML (including a key given
@@ -14,9 +14,9 @@ twice) name the file too. Env overrides: ALERTING_QUIET (1/0, true/false, yes/no
 ALERTING_SLACK_BASE_URL, ALERTING_SMTP_HOST, ALERTING_SMTP_PORT; an invalid value is an
 error naming the variable.
 
-Here: `Route` (matching an alert) and `RoutingConfig`. Its parts: `routing_file` (reading and
-checking the file, `RoutingConfigError`), `credentials` (`Secret`, the `slack:` / `email:`
-settings), `redaction` (no secret in any log line or error).
+Here: `RoutingConfig`. It is made of `Route`s (route.py), the `slack:` / `email:` settings
+(credentials.py), read by the one YAML loader (yaml_file.py), checked by the schema (schema.py)
+and checks.py, with every message worded by messages.py.
 
     quiet: false                   # dev: record in the outbox, send nothing (env ALERTING_QUIET=1 too)
     suppression_window_s: 3600     # same signature within it: counted, not re-sent
@@ -55,45 +55,19 @@ settings), `redaction` (no secret in any log line or error).
 
 from __future__ import annotations
 
-import fnmatch
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..events import Alert
+from ..redaction import redacting_logger
+from .checks import RoutingConfigError, duplicate_names, env_overrides
 from .credentials import EmailSettings, SlackSettings
-from .credentials import Secret as Secret  # re-exported: `alerting.routing.Secret` keeps working
-from .events import Alert
-from .redaction import redacting_logger
-from .routing_file import RoutingConfigError, duplicate_names, env_overrides, parse_yaml
+from .route import Route
+from .yaml_file import YamlFileError, parse_yaml, read_yaml
 
 log = redacting_logger("alerting")
-
-
-@dataclass
-class Route:
-    name: str
-    slack_channel: str | None = None
-    emails: list[str] = field(default_factory=list)
-    email_mode: str = "fallback"  # fallback | always
-    match: dict[str, list[str]] = field(default_factory=dict)
-
-    def matches(self, alert: Alert) -> bool:
-        if not self.match:
-            return False
-        for key, patterns in self.match.items():
-            if key == "dbt_tag":  # the dbt context's tag, or a DAG tag `dbt_tag:<tag>` (DAG-level alerts)
-                values = [alert.dbt.tag] if alert.dbt and alert.dbt.tag else []
-                values += [t.split(":", 1)[1] for t in alert.dag_tags if t.startswith("dbt_tag:")]
-            elif key == "dag_tag":
-                values = list(alert.dag_tags)
-            elif key == "dag_id":
-                values = [alert.dag_id]
-            else:
-                raise ValueError(f"route {self.name}: unknown match key {key!r}")
-            if not any(fnmatch.fnmatchcase(v, p) for v in values for p in patterns):
-                return False
-        return True
 
 
 _QUIET_VALUES = ("slack", "email")  # never echo values from these sections in an error
@@ -181,16 +155,12 @@ class RoutingConfig:
         is_path = isinstance(source, Path) or (
             "\n" not in source and (source.endswith((".yml", ".yaml")) or Path(source).exists())
         )
-        if is_path:
-            name = str(source)
-            try:
-                data = Path(source).read_bytes()
-            except FileNotFoundError:
-                raise RoutingConfigError(name, [("", "file not found")]) from None
-            except OSError as e:
-                raise RoutingConfigError(name, [("", f"cannot be read: {e.strerror or type(e).__name__}")]) from None
-            return cls.from_dict(parse_yaml(data, name), source=name)
-        return cls.from_dict(parse_yaml(str(source), "routing config (YAML text)"), source="routing config (YAML text)")
+        name = str(source) if is_path else "routing config (YAML text)"
+        try:
+            data = read_yaml(source) if is_path else parse_yaml(str(source), name)
+        except YamlFileError as exc:
+            raise RoutingConfigError(name, [("", exc.message)]) from None
+        return cls.from_dict(data, source=name)
 
     def resolve(self, alert: Alert) -> list[Route]:
         """Every matching route (each once, in config order), else the default route. A route

@@ -11,22 +11,23 @@ from __future__ import annotations
 
 import html
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
-from .events import Alert
-from .render_lineage import email_parts
-from .render_text import (
+from ..events import Alert
+from .lineage import email_parts
+from .text import (
     LOG_TAIL_LINES,
     MARKER,
     first_line,
     format_duration,
     minimal_lines,
+    recovered_sentence,
     title,
     truncate,
     truncate_head,
     try_label,
 )
-from .slack_message import render_recovered
 
 # e-mail bounds: a field (the error, the log tail), any one line, list lengths, the whole body
 EMAIL_FIELD_MAX = 20_000
@@ -83,8 +84,19 @@ def render_email(alert: Alert, *, repeat_count: int = 1) -> EmailMessageParts:
     """The e-mail: bounded whatever the alert holds (each field, each line, the whole body;
     a visible "truncated" marker where something was cut)."""
     subject = " ".join(f"[Airflow] {title(alert)} (try {try_label(alert)})".split())  # no CR/LF
-    subject = truncate(subject, 200)
-    line = lambda t: truncate(str(t), EMAIL_LINE_MAX)  # noqa: E731
+    body = _Body(EMAIL_TEXT_MAX, EMAIL_HTML_MAX)
+    for section in _SECTIONS:
+        section(body, alert)
+    if repeat_count > 1:
+        body.add(["", f"Occurrences in the suppression window: {repeat_count}"])
+    return body.parts(truncate(subject, 200))
+
+
+def _line(value: object) -> str:
+    return truncate(str(value), EMAIL_LINE_MAX)
+
+
+def _summary(body: _Body, alert: Alert) -> None:
     rows = [
         ("DAG", alert.dag_id),
         ("Task", alert.task_id or "-"),
@@ -93,84 +105,107 @@ def render_email(alert: Alert, *, repeat_count: int = 1) -> EmailMessageParts:
         ("Duration", format_duration(alert.duration_s)),
         ("Occurred at", alert.occurred_at.isoformat(timespec="seconds")),
     ]
-    body = _Body(EMAIL_TEXT_MAX, EMAIL_HTML_MAX)
     body.add(
-        [line(title(alert)), ""] + [f"{k}: {line(v)}" for k, v in rows],
-        f"<h2>{html.escape(line(title(alert)))}</h2>\n<table>\n"
-        + "\n".join(f"<tr><th align='left'>{k}</th><td>{html.escape(line(v))}</td></tr>" for k, v in rows)
+        [_line(title(alert)), ""] + [f"{k}: {_line(v)}" for k, v in rows],
+        f"<h2>{html.escape(_line(title(alert)))}</h2>\n<table>\n"
+        + "\n".join(f"<tr><th align='left'>{k}</th><td>{html.escape(_line(v))}</td></tr>" for k, v in rows)
         + "\n</table>",
     )
     if alert.log_url:
         link = ""
         if re.match(r"https?://", alert.log_url) and len(alert.log_url) <= EMAIL_LINE_MAX:
             link = f'<p><a href="{html.escape(alert.log_url, quote=True)}">View log</a></p>'
-        body.add([f"Log: {line(alert.log_url)}"], link)
+        body.add([f"Log: {_line(alert.log_url)}"], link)
     if alert.error:
         err = truncate(alert.error, EMAIL_FIELD_MAX)
         body.add(["", "Error:", err], f"<h3>Error</h3><pre>{html.escape(err)}</pre>")
-    if alert.dbt and alert.dbt.failures:
-        tag = f" (tag {line(alert.dbt.tag)})" if alert.dbt.tag else ""
-        body.add(["", f"Failed dbt models/tests{tag}:"], f"<h3>Failed dbt models/tests{html.escape(tag)}</h3><ul>")
-        shown = 0
-        for f in alert.dbt.failures[:EMAIL_LIST_MAX]:
-            owners = line(", ".join(f.owners) or "no owner")
-            message = line(first_line(f.message))
-            if not body.add(
-                [f"- {line(f.resource_type)} {line(f.name)} (owners: {owners}) {message}".rstrip()],
-                f"<li>{html.escape(line(f.resource_type))} <code>{html.escape(line(f.name))}</code> "
-                f"(owners: {html.escape(owners)}) {html.escape(message)}</li>",
-            ):
-                break
-            shown += 1
-        hidden = len(alert.dbt.failures) - shown
-        more = f"{MARKER}: {hidden} more dbt failures not shown" if hidden else ""
-        body.add([more] if more else [], (f"<li>{html.escape(more)}</li>" if more else "") + "</ul>", force=True)
-    lineage_text, lineage_html = email_parts(alert, line)
+
+
+def _dbt_failures(body: _Body, alert: Alert) -> None:
+    """The failed dbt nodes while they fit, and a count of the rest (those the outbox left out too)."""
+    if not alert.dbt or not alert.dbt.failures:
+        return
+    tag = f" (tag {_line(alert.dbt.tag)})" if alert.dbt.tag else ""
+    body.add(["", f"Failed dbt models/tests{tag}:"], f"<h3>Failed dbt models/tests{html.escape(tag)}</h3><ul>")
+    shown = 0
+    for f in alert.dbt.failures[:EMAIL_LIST_MAX]:
+        owners = _line(", ".join(f.owners) or "no owner")
+        message = _line(first_line(f.message))
+        if not body.add(
+            [f"- {_line(f.resource_type)} {_line(f.name)} (owners: {owners}) {message}".rstrip()],
+            f"<li>{html.escape(_line(f.resource_type))} <code>{html.escape(_line(f.name))}</code> "
+            f"(owners: {html.escape(owners)}) {html.escape(message)}</li>",
+        ):
+            break
+        shown += 1
+    hidden = alert.dbt.total - shown
+    more = f"{MARKER}: {hidden} more dbt failures not shown" if hidden else ""
+    body.add([more] if more else [], (f"<li>{html.escape(more)}</li>" if more else "") + "</ul>", force=True)
+
+
+def _lineage(body: _Body, alert: Alert) -> None:
+    lineage_text, lineage_html = email_parts(alert, _line)
     if lineage_text:
         body.add(lineage_text, lineage_html)
-    if alert.meltano:
-        m = alert.meltano
-        body.add(
-            ["", f"Meltano extractor: {line(m.extractor)}", f"State ID: {line(m.state_id or '-')}"],
-            f"<h3>Meltano</h3><p>Extractor: {html.escape(line(m.extractor))}<br>"
-            f"State ID: {html.escape(line(m.state_id or '-'))}</p>",
-        )
-        if m.log_tail:
-            lines = [line(x) for x in list(m.log_tail)[-LOG_TAIL_LINES:]]
-            tail = truncate_head("\n".join(lines), EMAIL_FIELD_MAX)
-            body.add(["Log tail:", tail], f"<pre>{html.escape(tail)}</pre>")
-    if alert.kind == "late":
-        missing = [line(a) for a in (alert.extra.get("missing_assets") or [])][:EMAIL_LIST_MAX]
-        expected = line(alert.extra.get("expected_by", "-"))
-        body.add(
-            ["", f"Expected by: {expected}", "Upstream Assets not arrived: " + (", ".join(missing) or "-")],
-            f"<p>Expected by {html.escape(expected)}</p><ul>"
-            + "".join(f"<li><code>{html.escape(a)}</code></li>" for a in missing)
-            + "</ul>",
-        )
+
+
+def _meltano(body: _Body, alert: Alert) -> None:
+    if not alert.meltano:
+        return
+    m = alert.meltano
+    body.add(
+        ["", f"Meltano extractor: {_line(m.extractor)}", f"State ID: {_line(m.state_id or '-')}"],
+        f"<h3>Meltano</h3><p>Extractor: {html.escape(_line(m.extractor))}<br>"
+        f"State ID: {html.escape(_line(m.state_id or '-'))}</p>",
+    )
+    if m.log_tail:
+        tail = truncate_head("\n".join(_line(x) for x in list(m.log_tail)[-LOG_TAIL_LINES:]), EMAIL_FIELD_MAX)
+        body.add(["Log tail:", tail], f"<pre>{html.escape(tail)}</pre>")
+
+
+def _lateness(body: _Body, alert: Alert) -> None:
+    if alert.kind != "late":
+        return
+    missing = [_line(a) for a in (alert.extra.get("missing_assets") or [])][:EMAIL_LIST_MAX]
+    expected = _line(alert.extra.get("expected_by", "-"))
+    body.add(
+        ["", f"Expected by: {expected}", "Upstream Assets not arrived: " + (", ".join(missing) or "-")],
+        f"<p>Expected by {html.escape(expected)}</p><ul>"
+        + "".join(f"<li><code>{html.escape(a)}</code></li>" for a in missing)
+        + "</ul>",
+    )
+
+
+def _recovery(body: _Body, alert: Alert) -> None:
     if alert.kind == "recovered":
-        recovered = html.unescape(render_recovered(Alert(**{**alert.to_dict(), "log_url": None})).text)
-        body.add(["", recovered], f"<p>{html.escape(recovered)}</p>")
+        sentence = recovered_sentence(alert)  # what the Slack thread reply says
+        body.add(["", sentence], f"<p>{html.escape(sentence)}</p>")
+
+
+def _history(body: _Body, alert: Alert) -> None:
     history = (alert.extra.get("history") or [])[-EMAIL_HISTORY_MAX:]
-    if history:
-        body.add(
-            ["", "Earlier tries:"]
-            + [
-                f"- try {t.get('try_number')} at {str(t.get('occurred_at'))[:19]}: "
-                f"{line(first_line(t.get('error', '')))}"
-                for t in history
-            ],
-            "<h3>Earlier tries</h3><ul>"
-            + "".join(
-                f"<li>try {html.escape(str(t.get('try_number')))}: "
-                f"{html.escape(line(first_line(t.get('error', ''))))}</li>"
-                for t in history
-            )
-            + "</ul>",
-        )
-    if repeat_count > 1:
-        body.add(["", f"Occurrences in the suppression window: {repeat_count}"])
-    return body.parts(subject)
+    if not history:
+        return
+    lines = [
+        (t.get("try_number"), str(t.get("occurred_at"))[:19], _line(first_line(t.get("error", "")))) for t in history
+    ]
+    body.add(
+        ["", "Earlier tries:"] + [f"- try {n} at {at}: {error}" for n, at, error in lines],
+        "<h3>Earlier tries</h3><ul>"
+        + "".join(f"<li>try {html.escape(str(n))}: {html.escape(error)}</li>" for n, _, error in lines)
+        + "</ul>",
+    )
+
+
+_SECTIONS: list[Callable[[_Body, Alert], None]] = [
+    _summary,
+    _dbt_failures,
+    _lineage,
+    _meltano,
+    _lateness,
+    _recovery,
+    _history,
+]
 
 
 def render_email_minimal(alert: Alert, *, repeat_count: int = 1) -> EmailMessageParts:

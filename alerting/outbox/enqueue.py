@@ -12,11 +12,14 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from sqlalchemy import insert, select, update
+from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
-from .events import Alert
-from .outbox_incidents import IncidentsAndStorms
-from .outbox_tables import (
+from ..events import Alert
+from ..routing.route import Route
+from .incidents import Incidents
+from .storms import COUNTED_ONLY, Storms
+from .tables import (
     PENDING,
     QUIET,
     RECORD,
@@ -28,10 +31,8 @@ from .outbox_tables import (
     NewRows,
     dedup,
     deliveries,
-    insert_row,
     naive,
 )
-from .routing import Route
 
 
 def _milestone(count: int) -> bool:
@@ -44,8 +45,12 @@ def _milestone(count: int) -> bool:
     return count in (1, 2, 5)
 
 
-class Enqueuing(IncidentsAndStorms):
-    """Mixed into `Outbox` (alerting.outbox): enqueue() and the e-mail fallback's ensure()."""
+class Enqueuer:
+    """Writes what one alert means for one route: its delivery rows, its de-duplication window,
+    its incident and its place in a storm."""
+
+    def __init__(self, engine: Engine, incidents: Incidents, storms: Storms):
+        self.engine, self.incidents, self.storms = engine, incidents, storms
 
     def enqueue(
         self,
@@ -85,11 +90,11 @@ class Enqueuing(IncidentsAndStorms):
         status = QUIET if quiet else PENDING
         new = NewRows(self.engine, alert, route.name, status)
         if alert.kind == "recovered":
-            return self._enqueue_recovery(alert, route, kinds, new)
+            return self.incidents.resolve(alert, route, kinds, new)
         if alert.kind == "retry":
             # Quiet: a reply in the thread of the task's open incident, if it has one; else only
             # recorded, and the final failure's message lists the earlier tries.
-            parent = self._incident_slack_row(alert.dag_id, alert.task_id or "", route.name)
+            parent = self.incidents.slack_row(alert.dag_id, alert.task_id or "", route.name)
             if parent and threads and SLACK in kinds:
                 new.add(SLACK, route.slack_channel or "", parent=parent)
             else:
@@ -99,7 +104,7 @@ class Enqueuing(IncidentsAndStorms):
         suppressed, count = self._window(
             sig, alert.kind, route.name, at, aid, window_s, alert.dag_id, alert.task_id or ""
         )
-        self._touch_incident(alert, route.name, aid, at)
+        self.incidents.touch(alert, route.name, aid, at)
         if suppressed:
             if thread_replies and threads and SLACK in kinds and _milestone(count):
                 new.add(SLACK_REPLY, route.slack_channel or "", count=count)
@@ -108,10 +113,10 @@ class Enqueuing(IncidentsAndStorms):
             return Enqueued(aid, route.name, True, count, new.to_send)
         parent = None
         if storm and SLACK in kinds:
-            parent = self._storm(route, at, storm, status, threads, new)
+            parent = self.storms.place(route, at, storm, status, threads, new)
         for kind in kinds:
             target = route.slack_channel if kind == SLACK else ",".join(route.emails)
-            if kind == SLACK and parent == -1:  # a storm without threads: counted, not posted
+            if kind == SLACK and parent == COUNTED_ONLY:  # a storm without threads
                 new.add("count", "", count=count, status=SUPPRESSED)
                 continue
             new.add(kind, target or "", count=count, parent=parent if kind == SLACK else None)
@@ -159,16 +164,3 @@ class Enqueuing(IncidentsAndStorms):
             except IntegrityError:
                 continue  # a concurrent first occurrence won: count this one against it
         raise RuntimeError("could not settle the de-duplication window")
-
-    def ensure(
-        self, alert_id: str, route: str, kind: str, target: str, *, signature: str, payload: str, count: int = 1
-    ) -> tuple[int | None, bool]:
-        """Insert-or-ignore a row (the e-mail fallback): (its id when it is pending, created now?)."""
-        created = insert_row(self.engine, alert_id, signature, route, kind, target, payload, count) is not None
-        with self.engine.begin() as c:
-            row = c.execute(
-                select(deliveries.c.id, deliveries.c.status).where(
-                    deliveries.c.alert_id == alert_id, deliveries.c.route == route, deliveries.c.kind == kind
-                )
-            ).one()
-        return (row.id if row.status == PENDING else None), created

@@ -3,11 +3,16 @@ routing file here, and orchestration.yml and meltano.yml (orchestrator/plan/sche
 module; alerting never imports orchestrator, so the shared piece lives on this side).
 
     key.path: message, got VALUE (its type)
+
+What a message quotes is bounded: a value at `QUOTE_MAX` characters, computed without ever
+rendering the whole of it (a 50 MB string, a list of a million items), and each key of a path at
+`KEY_MAX`; a message is one line, whatever the value holds.
 """
 
 from __future__ import annotations
 
 import difflib
+import reprlib
 import types
 import typing
 from typing import Annotated, Any
@@ -45,10 +50,38 @@ def type_name(value: Any) -> str:
     return next((name for t, name in TYPE_NAMES.items() if type(value) is t), type(value).__name__)
 
 
+QUOTE_MAX = 60  # characters of a quoted value
+KEY_MAX = 60  # characters of one key in a key path
+
+
+def _bounded_repr() -> reprlib.Repr:
+    r = reprlib.Repr()
+    r.maxlevel, r.maxlist, r.maxtuple, r.maxset, r.maxfrozenset, r.maxdict = 2, 4, 4, 4, 4, 4
+    r.maxstring, r.maxother, r.maxlong = QUOTE_MAX, QUOTE_MAX, QUOTE_MAX
+    return r
+
+
+_REPR = _bounded_repr()
+
+
+def shorten(text: str, limit: int = QUOTE_MAX) -> str:
+    """One line of at most `limit` characters (`...` where cut)."""
+    text = text[: limit * 4].replace("\r", "\\r").replace("\n", "\\n")
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def quote(value: Any) -> str:
+    """The value's repr, bounded: reprlib looks at no more of it than it shows."""
+    try:
+        text = _REPR.repr(value)
+    except Exception:  # noqa: BLE001 - e.g. an int past Python's 4300 digits: say what it is instead
+        text = f"<{type(value).__name__}>"
+    return shorten(text)
+
+
 def got(value: Any) -> str:
     """`'2' (a string)`: the value as written, shortened, and its type."""
-    text = repr(value)
-    return f"{text[:57] + '...' if len(text) > 60 else text} ({type_name(value)})"
+    return f"{quote(value)} ({type_name(value)})"
 
 
 def path_str(loc: tuple[Any, ...]) -> str:
@@ -62,7 +95,7 @@ def path_str(loc: tuple[Any, ...]) -> str:
         elif str(part).startswith(("function-", "constrained-")):
             continue
         else:
-            out += ("." if out else "") + str(part)
+            out += ("." if out else "") + shorten(str(part), KEY_MAX)
     return out or "(top level)"
 
 
@@ -104,6 +137,8 @@ def unknown_key(root: type[BaseModel], loc: tuple[Any, ...]) -> str:
     if model is None:
         return "unknown key"
     known, key = list(model.model_fields), str(loc[-1])
+    if len(key) > KEY_MAX:  # no typo of a known key is that long (and difflib's cost grows with it)
+        return f"unknown key (expected one of {', '.join(known)})"
     close = difflib.get_close_matches(key, known, n=1, cutoff=0.6) or [
         k for k in known if len(key) >= 3 and (k.startswith(key) or key.startswith(k))
     ]

@@ -1,13 +1,15 @@
-"""Text helpers shared by the Slack and the e-mail renderings: titles, truncation with a
-visible marker (never cutting an HTML entity in half), durations, and the minimal plain
-rendering that cannot fail (`minimal_lines`: what is sent when a full renderer raises).
+"""Text shared by the Slack and the e-mail renderings, unescaped (each medium escapes it its own
+way): titles, the recovery sentence, truncation with a visible marker (never cutting an HTML
+entity in half), durations, and the minimal plain rendering that cannot fail (`minimal_lines`:
+what is sent when a full renderer raises).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from .events import Alert
+from ..events import Alert
+from .lineage import reply_suffix
 
 MARKER = "… (truncated)"
 LOG_TAIL_LINES = 30
@@ -65,6 +67,21 @@ def title(alert: Alert) -> str:
     emoji, label = TITLES[alert.kind]
     where = alert.dag_id + (f".{alert.task_id}" if alert.task_id else "")
     return f"{emoji} {label}: {where}"
+
+
+def recovered_sentence(alert: Alert) -> str:
+    """The next success after a failure, in words: what the thread reply says and the e-mail quotes."""
+    since = alert.extra.get("failing_since")
+    n = alert.extra.get("failures")
+    text = f"✅ Recovered: {alert.dag_id}" + (f".{alert.task_id}" if alert.task_id else "")
+    text += f" succeeded in run {alert.run_id or '-'}"
+    if alert.try_number:
+        text += f" (try {alert.try_number})"
+    if since:
+        text += f"; failing since {str(since)[:19]}"
+    if n:
+        text += f", {n} failure{'s' if n != 1 else ''}"
+    return text + reply_suffix(alert)  # the downstream DAGs it held back, running late now
 
 
 def first_line(text: str) -> str:

@@ -15,6 +15,7 @@ import os
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import (
     Column,
@@ -26,11 +27,12 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     insert,
+    select,
 )
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
-from .events import Alert
+from ..events import Alert
 
 PENDING, SENDING, SENT, FAILED, SUPPRESSED, QUIET, RECORDED = (
     "pending",
@@ -229,3 +231,12 @@ class NewRows:
         if rid and status == PENDING:
             self.to_send.append(rid)
         return rid
+
+
+def select_rows(engine: Engine, table: Table, filters: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every row of `table` whose columns equal `filters`, in id order."""
+    q = select(table).order_by(table.c.id)
+    for k, v in filters.items():
+        q = q.where(table.c[k] == v)
+    with engine.begin() as c:
+        return [dict(r) for r in c.execute(q).mappings()]

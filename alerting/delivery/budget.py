@@ -28,3 +28,8 @@ def time_left(deadline: float | None, default: float) -> float:
 
 def within(deadline: float | None, needed_s: float) -> bool:
     return deadline is None or time.monotonic() + needed_s < deadline
+
+
+def spent(deadline: float | None, needed_s: float = 0.0) -> bool:
+    """Less than `needed_s` is left before the deadline (never, without one)."""
+    return deadline is not None and deadline - time.monotonic() < needed_s

@@ -13,9 +13,10 @@ Slack row stays pending for `redeliver()`. `notify()` never raises, and never lo
 `redeliver()` also prunes the outbox: sent (and other finished) rows and resolved incidents
 older than `retention_days` (alerting.yml, default 30), a bounded batch per call.
 
-Here: `Notifier` (notify, redeliver, which routes and channels). Its parts: `delivery_rows`
-(sending one outbox row, its thread and its e-mail fallback), `slack_sender`, `email_sender`,
-and `delivery_budget` (the time budget, `DeliveryError`)."""
+Here: `Notifier` (notify, redeliver, which routes and channels), over its collaborators: the
+`Outbox`, a `Dispatcher` (dispatch.py: sending one outbox row, its thread and its e-mail
+fallback), which holds the `SlackSender` and `EmailSender` (slack_sender.py, email_sender.py);
+budget.py is the time budget and `DeliveryError`."""
 
 from __future__ import annotations
 
@@ -23,22 +24,22 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from .delivery_rows import DeliveryResult, RowDelivery
+from ..events import Alert
+from ..outbox import Outbox
+from ..outbox.tables import EMAIL, SENT, SLACK, utcnow
+from ..redaction import redact, redacting_logger
+from ..redaction.sanitise import sanitise_alert
+from ..routing.config import RoutingConfig
+from ..routing.credentials import airflow_connection
+from ..routing.route import Route
+from .dispatch import DeliveryResult, Dispatcher, slack_message
 from .email_sender import EmailSender
-from .events import Alert
-from .outbox import Outbox
-from .outbox_tables import EMAIL, SENT, SLACK, utcnow
-from .redaction import redact, redacting_logger
-from .routing import Route, RoutingConfig
-from .sanitise import sanitise_alert
 from .slack_sender import SlackSender
 
 log = redacting_logger("alerting.delivery")
 
 
 def _connection_exists(conn_id: str) -> bool:
-    from .credentials import airflow_connection
-
     try:
         return airflow_connection(conn_id) is not None
     except Exception:  # noqa: BLE001
@@ -67,7 +68,7 @@ class NotifyResult:
         return self.error is None
 
 
-class Notifier(RowDelivery):
+class Notifier:
     def __init__(
         self,
         config: RoutingConfig,
@@ -80,6 +81,7 @@ class Notifier(RowDelivery):
         self.outbox = outbox or Outbox()
         self.slack = slack or SlackSender(config.slack)
         self.email = email or EmailSender(config.email)
+        self.dispatcher = Dispatcher(config, self.outbox, self.slack, self.email)
         self._slack_ok: bool | None = None
         self.last_prune: dict[str, int] = {}
 
@@ -126,11 +128,15 @@ class Notifier(RowDelivery):
                 if q.suppressed:
                     result.suppressed[route.name] = q.count
                 if self.config.quiet:
-                    log.info("quiet mode: recorded, not sent: route=%s %s", route.name, self._slack_text(alert))
+                    log.info(
+                        "quiet mode: recorded, not sent: route=%s %s",
+                        route.name,
+                        slack_message(alert, self.config).text,
+                    )
                     continue
                 to_send += q.row_ids
             for row_id in to_send:  # 2. send, within the budget; the rest stays pending
-                result.deliveries += self._deliver(row_id, force=True, deadline=deadline)
+                result.deliveries += self.dispatcher.deliver(row_id, force=True, deadline=deadline)
         except Exception as e:  # noqa: BLE001 - an alerting failure must never fail the caller
             errors.append(redact(f"{type(e).__name__}: {e}"))
             log.exception(
@@ -149,7 +155,7 @@ class Notifier(RowDelivery):
         try:
             ids = self.outbox.due(now, limit, include_future=include_future)
             for row_id in ids:
-                results += self._deliver(row_id, now=now, force=include_future)
+                results += self.dispatcher.deliver(row_id, now=now, force=include_future)
         except Exception as e:  # noqa: BLE001
             log.exception("alerting: redeliver failed")
             results.append(DeliveryResult(None, "-", "-", "failed", redact(f"{type(e).__name__}: {e}")))

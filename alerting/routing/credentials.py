@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from .redaction import register_secret
+from ..redaction import register_secret
 
 
 class Secret:

@@ -1,0 +1,13 @@
+"""Secrets never leave: every credential, and every string shaped like one, is masked before an
+alert is rendered, sent, stored or logged.
+
+    registry.py   what is known to be secret: registered credentials, the environment's secrets
+    patterns.py   what looks like a secret: detect-secrets' detectors, Airflow's masker, our own
+    sanitise.py   an alert made safe once, in `Notifier.notify()`: redacted, cleaned, bounded
+
+`redact(text)` applies all of them; `redacting_logger(name)` applies it to a logger's records.
+"""
+
+from .registry import REDACTED, known_secrets, redact, redacting_logger, register_secret
+
+__all__ = ["REDACTED", "known_secrets", "redact", "redacting_logger", "register_secret"]
