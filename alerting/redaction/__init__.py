@@ -3,11 +3,12 @@ alert is rendered, sent, stored or logged.
 
     registry.py   what is known to be secret: registered credentials, the environment's secrets
     patterns.py   what looks like a secret: detect-secrets' detectors, Airflow's masker, our own
+    masking.py    `redact(text)` (all of them), the redacting log filter
     sanitise.py   an alert made safe once, in `Notifier.notify()`: redacted, cleaned, bounded
-
-`redact(text)` applies all of them; `redacting_logger(name)` applies it to a logger's records.
 """
 
-from .registry import REDACTED, known_secrets, redact, redacting_logger, register_secret
+from .masking import redact, redacting_logger
+from .patterns import REDACTED
+from .registry import known_secrets, register_secret
 
 __all__ = ["REDACTED", "known_secrets", "redact", "redacting_logger", "register_secret"]
