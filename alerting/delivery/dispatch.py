@@ -25,7 +25,7 @@ from ..rendering.slack_message import (
     render_storm,
 )
 from ..routing.config import RoutingConfig
-from .budget import MIN_ATTEMPT_S, DeliveryError, spent
+from .budget import MIN_ATTEMPT_S, DeliveryError, finish_by, spent
 from .email_sender import EmailSender
 from .slack_sender import SlackSender
 
@@ -37,7 +37,7 @@ class DeliveryResult:
     row_id: int | None
     route: str
     kind: str
-    status: str  # sent | pending | failed | skipped
+    status: str  # sent | pending | failed | sending (still in flight when the budget ended)
     error: str | None = None
 
 
@@ -72,13 +72,20 @@ class Dispatcher:
         self, row_id: int, *, now: datetime | None = None, force: bool = False, deadline: float | None = None
     ) -> list[DeliveryResult]:
         """Claim the row and send it; its results (with an e-mail fallback's). With `deadline`
-        (time.monotonic()), nothing is started past it: the row stays pending."""
+        (time.monotonic()), nothing is started past it (the row stays pending), and a send still
+        going at the deadline is left to finish in its worker (budget.py: `finish_by`)."""
         if spent(deadline, MIN_ATTEMPT_S):
             return self._left_pending(row_id)
         row = self.outbox.claim(row_id, now, force=force)
         if row is None:
             return []
-        route, kind = row["route"], row["kind"]
+        in_flight = DeliveryResult(row_id, row["route"], row["kind"], SENDING, "still sending when the budget ended")
+        return finish_by(deadline, lambda: self._send(row, deadline), lambda: [in_flight])
+
+    def _send(self, row: dict[str, Any], deadline: float | None) -> list[DeliveryResult]:
+        """Send a claimed row, then mark it sent or schedule its retry (a Slack failure falls back
+        to e-mail at once)."""
+        row_id, route, kind = row["id"], row["route"], row["kind"]
         alert: Alert | None = None
         try:
             if kind == SLACK_STORM:

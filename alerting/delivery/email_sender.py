@@ -15,7 +15,7 @@ from ..redaction import redact
 from ..redaction.sanitise import clean_text
 from ..rendering.email_message import EmailMessageParts
 from ..routing.credentials import EmailSettings
-from .budget import DeliveryError, time_left
+from .budget import SEND_MARGIN_S, DeliveryError, time_left
 
 
 class _DeadlineSMTP(smtplib.SMTP):
@@ -28,7 +28,7 @@ class _DeadlineSMTP(smtplib.SMTP):
 
     def _arm(self) -> None:
         if self._deadline is not None and self.sock is not None:
-            left = self._deadline - time.monotonic()
+            left = self._deadline - SEND_MARGIN_S - time.monotonic()
             if left <= 0:
                 raise TimeoutError("the notify() budget is spent")
             self.sock.settimeout(min(self.timeout, left))

@@ -28,10 +28,11 @@ from ..events import Alert
 from ..outbox import Outbox
 from ..outbox.tables import EMAIL, SENT, SLACK, utcnow
 from ..redaction import redact, redacting_logger
-from ..redaction.sanitise import sanitise_alert
+from ..redaction.sanitise import bounded_history, sanitise_alert
 from ..routing.config import RoutingConfig
 from ..routing.credentials import airflow_connection
 from ..routing.route import Route
+from .budget import finish_by
 from .dispatch import DeliveryResult, Dispatcher, slack_message
 from .email_sender import EmailSender
 from .slack_sender import SlackSender
@@ -103,38 +104,12 @@ class Notifier:
             routes = self._routes(alert)
             if alert.kind == "task_failed" and "history" not in alert.extra:
                 try:
-                    alert.extra["history"] = self.outbox.history(alert.dag_id, alert.task_id, alert.run_id)
+                    history = self.outbox.history(alert.dag_id, alert.task_id, alert.run_id)
+                    alert.extra["history"] = bounded_history(history)
                 except Exception:  # noqa: BLE001 - the earlier tries are detail
                     log.exception("alerting: could not read the earlier tries of %s.%s", alert.dag_id, alert.task_id)
             result.routes = [r.name for r in routes]
-            threads = self._supports_threads()
-            to_send: list[int] = []
-            for route in routes:  # 1. every row of every route in the outbox, before any I/O
-                try:
-                    q = self.outbox.enqueue(
-                        alert,
-                        route,
-                        self._kinds(route),
-                        window_s=self.config.suppression_window_s,
-                        thread_replies=self.config.thread_replies,
-                        threads=threads,
-                        quiet=self.config.quiet,
-                        storm=(self.config.storm_threshold, self.config.storm_window_s),
-                    )
-                except Exception as e:  # noqa: BLE001 - the other routes still get it
-                    errors.append(redact(f"route {route.name}: {type(e).__name__}: {e}"))
-                    log.exception("alerting: could not record the alert for route %s", route.name)
-                    continue
-                if q.suppressed:
-                    result.suppressed[route.name] = q.count
-                if self.config.quiet:
-                    log.info(
-                        "quiet mode: recorded, not sent: route=%s %s",
-                        route.name,
-                        slack_message(alert, self.config).text,
-                    )
-                    continue
-                to_send += q.row_ids
+            to_send = self._record(alert, routes, deadline, result, errors)
             for row_id in to_send:  # 2. send, within the budget; the rest stays pending
                 result.deliveries += self.dispatcher.deliver(row_id, force=True, deadline=deadline)
         except Exception as e:  # noqa: BLE001 - an alerting failure must never fail the caller
@@ -145,6 +120,41 @@ class Notifier:
         result.error = "; ".join(errors) or None
         result.elapsed_s = time.monotonic() - t0
         return result
+
+    def _record(
+        self, alert: Alert, routes: list[Route], deadline: float, result: NotifyResult, errors: list[str]
+    ) -> list[int]:
+        """1. Every row of every route in the outbox, before any I/O; the rows to send now. Reading
+        the Slack credentials (an Airflow connection lookup may be a network call) is within the
+        budget too: one that does not answer in time counts as set, without threads."""
+        threads = finish_by(deadline, self._supports_threads, lambda: False)
+        slack_ok = finish_by(deadline, self._slack_configured, lambda: True)
+        to_send: list[int] = []
+        for route in routes:
+            try:
+                q = self.outbox.enqueue(
+                    alert,
+                    route,
+                    self._kinds(route, slack_ok),
+                    window_s=self.config.suppression_window_s,
+                    thread_replies=self.config.thread_replies,
+                    threads=threads,
+                    quiet=self.config.quiet,
+                    storm=(self.config.storm_threshold, self.config.storm_window_s),
+                )
+            except Exception as e:  # noqa: BLE001 - the other routes still get it
+                errors.append(redact(f"route {route.name}: {type(e).__name__}: {e}"))
+                log.exception("alerting: could not record the alert for route %s", route.name)
+                continue
+            if q.suppressed:
+                result.suppressed[route.name] = q.count
+            if self.config.quiet:
+                log.info(
+                    "quiet mode: recorded, not sent: route=%s %s", route.name, slack_message(alert, self.config).text
+                )
+                continue
+            to_send += q.row_ids
+        return to_send
 
     def redeliver(
         self, now: datetime | None = None, *, limit: int = 100, include_future: bool = False
@@ -213,9 +223,9 @@ class Notifier:
                 return True
         return self._slack_ok
 
-    def _kinds(self, route: Route) -> list[str]:
+    def _kinds(self, route: Route, slack_ok: bool) -> list[str]:
         kinds = []
-        slack = bool(route.slack_channel) and self._slack_configured()
+        slack = bool(route.slack_channel) and slack_ok
         if slack:
             kinds.append(SLACK)
         if route.emails and (route.email_mode == "always" or not slack):

@@ -38,9 +38,11 @@ LINE_MAX = 4_000  # ...and characters of each
 DBT_FAILURES_MAX = 200  # dbt failures kept (the e-mail lists up to 200, Slack fewer)...
 MESSAGE_MAX = 2_000  # ...and characters of each one's message (both show its first line)
 ITEMS_MAX = 200  # items of any one list or mapping in `extra`
+HISTORY_MAX = 20  # earlier tries listed in a failure (the e-mail shows 20, Slack 10)
 DEPTH_MAX = 10  # nesting in `extra`
 PAYLOAD_MAX = 1_000_000  # characters of the whole alert, about: what one outbox row stores
 ITEM_COST = 8  # what a value costs the budget besides its text (the JSON around it)
+SECRET_REACH = 1024  # characters read beyond a cut, so a secret across it is still found and masked
 MARKER = "… (truncated)"
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
@@ -83,9 +85,9 @@ class _Cleaner:
 
     def text(self, value: str, limit: int) -> str:
         room = max(0, min(limit, self.left))
-        # cut far beyond the cap first (bounded work on a 100 MB line), redact, then cap: a secret
-        # can be cut in half only beyond what is kept
-        out = cap(redact(clean_text(value[: 4 * room + len(MARKER)]), self.secrets), max(room, len(MARKER)))
+        # cut beyond the cap first (bounded work on a 100 MB line), redact, then cap: a secret can
+        # be cut in half only beyond what is kept (SECRET_REACH: no credential is longer)
+        out = cap(redact(clean_text(value[: room + SECRET_REACH]), self.secrets), max(room, len(MARKER)))
         self.left -= len(out)
         return out
 
@@ -107,6 +109,15 @@ class _Cleaner:
                 break
             out.append(self.value(v, limit, depth + 1))
         return out
+
+
+def bounded_history(tries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The earlier tries an alert lists (read back from the outbox): the last `HISTORY_MAX`, each
+    error cut to `MESSAGE_MAX` (the renderers show its first line)."""
+    return [
+        {**t, "error": cap(t["error"], MESSAGE_MAX)} if isinstance(t.get("error"), str) else t
+        for t in tries[-HISTORY_MAX:]
+    ]
 
 
 def _trimmed(alert: Alert) -> Alert:
