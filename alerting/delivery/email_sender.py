@@ -15,6 +15,8 @@ from ..redaction import redact
 from ..redaction.sanitise import clean_text
 from ..rendering.email_message import EmailMessageParts
 from ..routing.credentials import EmailSettings
+from ..routing.messages import quote
+from ..routing.schema import ADDRESS
 from .budget import SEND_MARGIN_S, DeliveryError, time_left
 
 
@@ -57,6 +59,9 @@ class EmailSender:
         """Send; the Message-ID (a reply's In-Reply-To names it). With `deadline` (time.monotonic()),
         the whole SMTP conversation ends by then."""
         s = self.settings
+        bad = [a for a in to if not ADDRESS.fullmatch(a)]
+        if bad:  # a row recorded before its routing file was checked this strictly: never sent
+            raise DeliveryError(f"refused: not an e-mail address: {', '.join(quote(a) for a in bad)}", permanent=True)
         msg = EmailMessage()
         msg["Subject"] = clean_text(parts.subject)
         msg["From"] = s.sender

@@ -10,7 +10,7 @@ import os
 import re
 from typing import Any
 
-from .messages import quote
+from .messages import KEY_MAX, quote, shorten
 
 
 class RoutingConfigError(ValueError):
@@ -77,3 +77,71 @@ def duplicate_names(routes: Any) -> list[tuple[str, str]]:
         else:
             first[name] = i
     return errors
+
+
+def owners_differing_in_case(owners: Any) -> list[tuple[str, str]]:
+    """Owners are matched without case (dbt's meta.owner is written by hand): two keys that differ
+    only in case would silently be one, the later winning."""
+    errors: list[tuple[str, str]] = []
+    first: dict[str, str] = {}
+    for key in owners if isinstance(owners, dict) else {}:
+        if not isinstance(key, str):
+            continue
+        if key.lower() in first:
+            errors.append(
+                (
+                    f"owners.{shorten(key, KEY_MAX)}",
+                    f"the same owner as owners.{shorten(first[key.lower()], KEY_MAX)} (owners are matched "
+                    "without case): keep one",
+                )
+            )
+        else:
+            first[key.lower()] = key
+    return errors
+
+
+# A match pattern is a glob (* ? [abc]); these are what only a regular expression would say.
+_REGEX_SIGNS = re.compile(r"^\^|\$$|\.[*+?]|\\[dDwWsSbB.]|[()|+{}]")
+
+
+def _as_glob(pattern: str) -> str | None:
+    """The glob a simple regex meant ('^fin.*$' -> 'fin*'), or None when it is not that simple."""
+    glob = pattern.removeprefix("^").removesuffix("$").replace(".*", "*").replace(".+", "?*")
+    return None if _REGEX_SIGNS.search(glob) or "." in glob.replace("*", "") else glob
+
+
+def _regex_patterns(routes: Any) -> list[tuple[str, str]]:
+    out: list[tuple[str, str]] = []
+    for i, route in enumerate(routes if isinstance(routes, list) else []):
+        match = route.get("match") if isinstance(route, dict) else None
+        for key, value in match.items() if isinstance(match, dict) else ():
+            patterns = [(f"routes[{i}].match.{key}", value)] if isinstance(value, str) else []
+            if isinstance(value, list):
+                patterns = [(f"routes[{i}].match.{key}[{j}]", p) for j, p in enumerate(value) if isinstance(p, str)]
+            for path, pattern in patterns:
+                if _REGEX_SIGNS.search(pattern):
+                    glob = _as_glob(pattern)
+                    out.append(
+                        (
+                            path,
+                            f"{quote(pattern)} looks like a regular expression, but match patterns are globs "
+                            "(* any characters, ? one, [abc] one of them): it matches only a value spelled "
+                            "exactly so" + (f"; write {quote(glob)}" if glob else ""),
+                        )
+                    )
+    return out
+
+
+def config_warnings(d: dict[str, Any], config: Any) -> list[tuple[str, str]]:
+    """What is valid but probably not meant: (key path, message) pairs."""
+    out = _regex_patterns(d.get("routes"))
+    destinations = [config.default, *config.routes]
+    if not config.quiet and not any(r.slack_channel or r.emails for r in destinations):
+        out.append(
+            (
+                "",
+                "no route and no default destination (slack_channel or emails): alerts will be recorded "
+                "in the outbox and sent nowhere. Name one under default:, or set quiet: true to say so",
+            )
+        )
+    return out

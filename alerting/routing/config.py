@@ -62,7 +62,7 @@ from typing import Any
 
 from ..events import Alert
 from ..redaction import redacting_logger
-from .checks import RoutingConfigError, duplicate_names, env_overrides
+from .checks import RoutingConfigError, config_warnings, duplicate_names, env_overrides, owners_differing_in_case
 from .credentials import EmailSettings, SlackSettings
 from .route import Route
 from .yaml_file import YamlFileError, parse_yaml, read_yaml
@@ -87,10 +87,13 @@ class RoutingConfig:
     email: EmailSettings = field(default_factory=EmailSettings)
     notify_budget_s: float = 10.0  # one notify() call, all routes: then the rest waits in the outbox
     retention_days: float = 30.0  # sent rows and resolved incidents older than this are pruned
+    warnings: list[str] = field(default_factory=list)  # valid, but probably not meant: `file: key: what`
 
     @classmethod
     def from_dict(cls, d: dict[str, Any] | None, *, source: str = "routing config") -> RoutingConfig:
-        """Validate (schema in `alerting.schema`) and build; RoutingConfigError lists every problem."""
+        """Validate (routing/schema.py, checks.py) and build; RoutingConfigError lists every problem.
+        What is valid but probably not meant (a match pattern written as a regex, nowhere to send
+        anything) is in `warnings`, each line naming the file and the key, and logged."""
         from pydantic import ValidationError
 
         from .messages import type_name
@@ -108,11 +111,22 @@ class RoutingConfig:
             model = RoutingFile.model_validate(d)
         except ValidationError as e:
             errors += problems(e, RoutingFile, quiet_values=_QUIET_VALUES)
-        errors += duplicate_names(d.get("routes"))
+        errors += duplicate_names(d.get("routes")) + owners_differing_in_case(d.get("owners"))
         env, env_errors = env_overrides(source)
         errors += env_errors
         if errors or model is None:
             raise RoutingConfigError(source, errors)
+        config = cls._build(model, env)
+        config.warnings = [
+            f"{source}: {path}: {msg}" if path else f"{source}: {msg}" for path, msg in config_warnings(d, config)
+        ]
+        for line in config.warnings:
+            log.warning("alerting: %s", line)
+        return config
+
+    @classmethod
+    def _build(cls, model: Any, env: dict[str, Any]) -> RoutingConfig:
+        """The config of a validated routing file (`schema.RoutingFile`) and its env overrides."""
         slack = model.slack.model_dump()
         email = model.email.model_dump()
         slack.update({k: v for k, v in env.items() if k == "base_url"})
@@ -127,14 +141,10 @@ class RoutingConfig:
             )
             for i, r in enumerate(model.routes)
         ]
+        default = model.default
         return cls(
             routes=routes,
-            default=Route(
-                name="default",
-                slack_channel=model.default.slack_channel,
-                emails=list(model.default.emails),
-                email_mode=model.default.email_mode,
-            ),
+            default=Route("default", default.slack_channel, list(default.emails), default.email_mode),
             quiet=env.get("quiet", model.quiet),
             suppression_window_s=model.suppression_window_s,
             thread_replies=model.thread_replies,

@@ -12,12 +12,13 @@ rendering the whole of it (a 50 MB string, a list of a million items), and each 
 from __future__ import annotations
 
 import difflib
+import re
 import reprlib
 import types
 import typing
 from typing import Annotated, Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 TYPE_NAMES: dict[type, str] = {
     str: "a string",
@@ -51,6 +52,7 @@ def type_name(value: Any) -> str:
 
 
 QUOTE_MAX = 60  # characters of a quoted value
+PROBLEMS_MAX = 20  # problems listed from one validation (a list of 30,000 wrong items is one mistake)
 KEY_MAX = 60  # characters of one key in a key path
 
 
@@ -64,9 +66,12 @@ def _bounded_repr() -> reprlib.Repr:
 _REPR = _bounded_repr()
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
 def shorten(text: str, limit: int = QUOTE_MAX) -> str:
-    """One line of at most `limit` characters (`...` where cut)."""
-    text = text[: limit * 4].replace("\r", "\\r").replace("\n", "\\n")
+    """One line of at most `limit` characters (`...` where cut), control characters escaped."""
+    text = _CONTROL.sub(lambda m: repr(m.group())[1:-1], text[: limit * 4])
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
@@ -153,3 +158,27 @@ def bound(kind: str, ctx: dict[str, Any]) -> str:
         value = int(value)
     word = {"greater_than": "greater than", "greater_than_equal": "at least", "less_than": "less than"}
     return f"must be {word.get(kind, 'at most')} {value}"
+
+
+def first_errors(exc: ValidationError) -> tuple[list[dict[str, Any]], int]:
+    """A validation's errors as a user should read them: one per kind of mistake (the same error
+    at every index of a list is one mistake: its first, with `like_it` counting the others), at
+    most `PROBLEMS_MAX`; and how many more there are past those."""
+    groups: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for err in exc.errors(include_url=False):
+        key = (err["type"], *("*" if isinstance(part, int) else part for part in err["loc"]))
+        if key in groups:
+            groups[key]["like_it"] += 1
+        else:
+            groups[key] = {**err, "like_it": 0}
+    shown = list(groups.values())
+    return shown[:PROBLEMS_MAX], sum(1 + g["like_it"] for g in shown[PROBLEMS_MAX:])
+
+
+def like_it(err: dict[str, Any]) -> str:
+    """What to add to a message that stands for more errors of its kind."""
+    return f" (and {err['like_it']:,} more like it)" if err.get("like_it") else ""
+
+
+def more_problems(count: int) -> str:
+    return f"... and {count:,} more problems"

@@ -14,12 +14,11 @@ and `alerting.lateness` import this module, when a file or dict is validated.
 from __future__ import annotations
 
 import re
-from email.utils import parseaddr
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
-from .messages import EXPECTED, bound, got, path_str, unknown_key
+from .messages import EXPECTED, bound, first_errors, got, like_it, more_problems, path_str, unknown_key
 
 # Keys that would hold a secret: never in the file (names of env vars / connections instead).
 SECRET_KEYS = {
@@ -49,15 +48,36 @@ def _one_or_many(value: Any) -> Any:
     return [value] if isinstance(value, str) else value
 
 
+# An address as this package sends to it: a dot-atom local part and a host name, nothing that
+# could end a header or start another (no NUL, CR, LF, `:`, `,`, `;`, `<>`, quotes or spaces), so a
+# value like `x:Bcc:evil@y.com` or one with a line break is refused at load, never sent.
+_ATOM = r"[\w!#$%&'*+/=?^`{|}~-]+"
+_LABEL = r"[^\W_](?:[\w-]*[^\W_])?"
+ADDRESS = re.compile(rf"{_ATOM}(?:\.{_ATOM})*@{_LABEL}(?:\.{_LABEL})*")
+_DISPLAY_NAME = re.compile(r"[^<>:;,\"\\\x00-\x1f\x7f]+")
+_ADDRESS_MESSAGE = "expected an e-mail address (name@domain; no spaces, quotes, `:` `,` `;` `<>` or control characters)"
+
+
 def _sender(value: str) -> str:
-    if "\n" in value or "\r" in value or "@" not in parseaddr(value)[1]:
-        raise ValueError("expected an e-mail address (or `Name <address>`)")
+    """`address` or `Display Name <address>`."""
+    name, angle, rest = value.partition("<")
+    ok = ADDRESS.fullmatch(value) is not None
+    if angle and rest.endswith(">"):
+        ok = ADDRESS.fullmatch(rest[:-1]) is not None and _DISPLAY_NAME.fullmatch(name.strip()) is not None
+    if not ok:
+        raise ValueError(f"{_ADDRESS_MESSAGE}, or `Name <address>`")
+    return value
+
+
+def _address(value: str) -> str:
+    if not ADDRESS.fullmatch(value):
+        raise ValueError(_ADDRESS_MESSAGE)
     return value
 
 
 EnvName = Annotated[str, _check(r"[A-Za-z_][A-Za-z0-9_]*", "an environment variable name (letters, digits, _)")]
 ConnId = Annotated[str, _check(r"[A-Za-z0-9_.\-]+", "an Airflow connection id (letters, digits, _ . -)")]
-Address = Annotated[str, _check(r"[^@\s,;<>\"]+@[^@\s,;<>\"]+", "an e-mail address (name@domain)")]
+Address = Annotated[str, AfterValidator(_address)]
 SlackUserId = Annotated[str, _check(r"[UW][A-Z0-9]+", "a Slack user id (like U012ABCDEF)")]
 Channel = Annotated[str, _check(r"[^\s,]{1,80}", "a Slack channel (#name or its id, no spaces)")]
 Pattern = Annotated[str, Field(min_length=1)]
@@ -188,7 +208,8 @@ def problems(
     """(key path, message) for each error; values under a top-level key in `quiet_values` are
     never echoed (they might be credentials pasted in the wrong place)."""
     out: list[tuple[str, str]] = []
-    for err in exc.errors():
+    shown, more = first_errors(exc)
+    for err in shown:
         loc = tuple(err["loc"])
         kind, ctx, value = err["type"], err.get("ctx") or {}, err.get("input")
         echo = not (loc and loc[0] in quiet_values)
@@ -211,5 +232,7 @@ def problems(
             message = EXPECTED.get(kind, err["msg"])
         if kind != "missing" and echo and not isinstance(value, dict):
             message += f", got {got(value)}"
-        out.append((path_str(loc), message))
+        out.append((path_str(loc), message + like_it(err)))
+    if more:
+        out.append(("", more_problems(more)))
     return out

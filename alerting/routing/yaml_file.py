@@ -13,8 +13,9 @@ Refused, besides what is not YAML or not UTF-8: a key given twice in one mapping
 last), aliases that expand a value by more than `EXPANSION_MAX` nodes (a 352-byte "billion laughs"
 file expands to hundreds of millions; anything that walks it, a schema or a repr, would hang),
 an alias inside the value it names, nesting deeper than `DEPTH_MAX` (libyaml's composer recurses
-in C and crashes the process on a few thousand levels), integers too long for Python to read and
-files larger than `FILE_MAX`. The document is scanned as events first, a pass that allocates no
+in C and crashes the process on a few thousand levels), more than `NODES_MAX` values (a schema
+would report each wrong one), integers too long for Python to read and files larger than
+`FILE_MAX`. The document is scanned as events first, a pass that allocates no
 document, so a refusal costs what the file's text costs.
 """
 
@@ -29,6 +30,7 @@ import yaml
 
 EXPANSION_MAX = 10_000  # nodes that aliases and merge keys may add to any one value
 DEPTH_MAX = 64  # nested mappings and sequences; real configuration files stay under 15
+NODES_MAX = 20_000  # values in one file, as written: a large meltano.yml has a few thousand
 FILE_MAX = 16 * 1024 * 1024  # bytes: a configuration file is kilobytes
 _Base: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
@@ -43,7 +45,7 @@ class YamlFileError(ValueError):
 
 def read_yaml(path: str | Path) -> Any:
     """The document of a YAML file (None when empty); YamlFileError naming the file otherwise."""
-    name = str(path)
+    name = str(path) if len(str(path)) <= 300 else f"{str(path)[:100]}...{str(path)[-150:]}"  # a path from a probe
     try:
         size = Path(path).stat().st_size
         if size > FILE_MAX:
@@ -122,6 +124,7 @@ class _Scan:
 
     def __init__(self, text: str, stop_line: int | None = None):
         self.text, self.stop_line = text, stop_line
+        self.nodes = 0
         self.stack: list[_Frame] = []
         self.anchors: dict[str, int] = {}  # anchor -> expanded size of its value
         self.last_path = ""
@@ -138,6 +141,10 @@ class _Scan:
 
     def _finish(self, size: int, written: int, scalar_key: str | None = None) -> None:
         """A node is complete: count it into its parent and move the parent on."""
+        self.nodes += 1
+        if self.nodes > NODES_MAX and self.stop_line is None:
+            where = self.stack[-1].path if self.stack else ""  # the collection that holds them
+            raise _Refused(None, where, f"more than {NODES_MAX:,} values in one file: not a configuration file")
         if not self.stack:
             return
         top = self.stack[-1]

@@ -11,7 +11,17 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from alerting.routing.messages import EXPECTED, bound, got, path_str, type_name, unknown_key
+from alerting.routing.messages import (
+    EXPECTED,
+    bound,
+    first_errors,
+    got,
+    like_it,
+    more_problems,
+    path_str,
+    type_name,
+    unknown_key,
+)
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -296,12 +306,13 @@ def _message(err: Any, root: type[BaseModel]) -> str:
 def validation_errors(exc: ValidationError, model: type[BaseModel]) -> list[str]:
     """`key.path: message` for each error, as users read them."""
     lines = []
-    for err in exc.errors():
+    shown, more = first_errors(exc)  # bounded: a list of 30,000 wrong items is one mistake
+    for err in shown:
         loc = tuple(err["loc"])
         if err["type"] == "at_key":
             loc += tuple(str((err.get("ctx") or {}).get("key", "")).split("."))
-        lines.append(f"{path_str(loc)}: {_message(err, model)}")
-    return lines
+        lines.append(f"{path_str(loc)}: {_message(err, model)}{like_it(err)}")
+    return lines + ([more_problems(more)] if more else [])
 
 
 def parse_orchestration(data: Any, path: Path) -> OrchestrationFile:
