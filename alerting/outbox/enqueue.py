@@ -70,23 +70,9 @@ class Enqueuer:
         repeats of a suppressed failure are posted in its thread (else only counted).
         `storm`: (threshold, window_s) for grouping a burst of failures into one thread."""
         threads = thread_replies if threads is None else threads
-        aid, sig = alert.alert_id(), alert.signature()
-        at = naive(alert.occurred_at)
-        with self.engine.begin() as c:
-            existing = c.execute(
-                select(deliveries.c.id, deliveries.c.status, deliveries.c.repeat_count).where(
-                    deliveries.c.alert_id == aid, deliveries.c.route == route.name
-                )
-            ).all()
-        if existing:  # the same occurrence again (a re-run callback): nothing new
-            pend = [r.id for r in existing if r.status == PENDING]
-            return Enqueued(
-                aid,
-                route.name,
-                any(r.status == SUPPRESSED for r in existing),
-                max(r.repeat_count for r in existing),
-                pend,
-            )
+        again = self._recorded_already(alert, route)
+        if again is not None:  # the same occurrence again (a re-run callback): nothing new
+            return again
         status = QUIET if quiet else PENDING
         new = NewRows(self.engine, alert, route.name, status)
         if alert.kind == "recovered":
@@ -99,21 +85,20 @@ class Enqueuer:
                 new.add(SLACK, route.slack_channel or "", parent=parent)
             else:
                 new.add(RECORD, "", status=RECORDED)
-            return Enqueued(aid, route.name, False, 1, new.to_send)
+            return Enqueued(new.aid, route.name, False, 1, new.to_send)
 
+        at = naive(alert.occurred_at)
         suppressed, count = self._window(
-            sig, alert.kind, route.name, at, aid, window_s, alert.dag_id, alert.task_id or ""
+            new.sig, alert.kind, route.name, at, new.aid, window_s, alert.dag_id, alert.task_id or ""
         )
-        self.incidents.touch(alert, route.name, aid, at)
+        self.incidents.touch(alert, route.name, new.aid, at)
         if suppressed:
             if thread_replies and threads and SLACK in kinds and _milestone(count):
                 new.add(SLACK_REPLY, route.slack_channel or "", count=count)
             else:
                 new.add("count", "", count=count, status=SUPPRESSED)
-            return Enqueued(aid, route.name, True, count, new.to_send)
-        parent = None
-        if storm and SLACK in kinds:
-            parent = self.storms.place(route, at, storm, status, threads, new)
+            return Enqueued(new.aid, route.name, True, count, new.to_send)
+        parent = self.storms.place(route, at, storm, status, threads, new) if storm and SLACK in kinds else None
         for kind in kinds:
             target = route.slack_channel if kind == SLACK else ",".join(route.emails)
             if kind == SLACK and parent == COUNTED_ONLY:  # a storm without threads
@@ -122,7 +107,22 @@ class Enqueuer:
             new.add(kind, target or "", count=count, parent=parent if kind == SLACK else None)
         if not kinds:  # nowhere to send it (a Slack-only route without Slack credentials): on record
             new.add(RECORD, "", count=count, status=RECORDED)
-        return Enqueued(aid, route.name, False, count, new.to_send)
+        return Enqueued(new.aid, route.name, False, count, new.to_send)
+
+    def _recorded_already(self, alert: Alert, route: Route) -> Enqueued | None:
+        """What an earlier enqueue of this very occurrence recorded for the route (None: nothing)."""
+        aid = alert.alert_id()
+        with self.engine.begin() as c:
+            existing = c.execute(
+                select(deliveries.c.id, deliveries.c.status, deliveries.c.repeat_count).where(
+                    deliveries.c.alert_id == aid, deliveries.c.route == route.name
+                )
+            ).all()
+        if not existing:
+            return None
+        pending = [r.id for r in existing if r.status == PENDING]
+        suppressed = any(r.status == SUPPRESSED for r in existing)
+        return Enqueued(aid, route.name, suppressed, max(r.repeat_count for r in existing), pending)
 
     def _window(
         self, sig: str, kind: str, route: str, at: datetime, aid: str, window_s: float, dag_id: str, task_id: str
