@@ -159,6 +159,28 @@ def test_an_address_already_in_the_outbox_is_never_sent(tmp_path, monkeypatch):
     assert row["status"] == "failed" and row["last_error"].startswith("refused: not an e-mail address:")
 
 
+# ------------------------------------------------------------------ one loader, one way
+
+
+def test_a_byte_order_mark_is_read_one_way_by_every_loader(tmp_path, capsys):
+    """alerting.yml and orchestration.yml go through the same loader: a leading BOM is dropped
+    (lines and columns as without it), and a key given twice reads the same in both."""
+    from orchestrator.cli import main
+
+    bom = "\ufeff".encode()
+    routing = write(tmp_path, bom + b"default:\n  emails: [a@x.io]\n")
+    assert RoutingConfig.load(routing).default.emails == ["a@x.io"]
+    twice = "quiet: true\ndefault: {}\nquiet: false\n"
+    for name, content in (("plain", twice.encode()), ("bom", bom + twice.encode())):
+        routing = write(tmp_path, content, f"{name}-alerting.yml")
+        orchestration = write(tmp_path, content.replace(b"quiet", b"dbt"), f"{name}-orchestration.yml")
+        assert load_error(routing) == f"{routing}: line 3, column 1: quiet: key appears twice (first on line 1)"
+        assert main(["--config", str(orchestration), "plan"]) == 2
+        assert capsys.readouterr().err.strip() == (
+            f"error: {orchestration}: line 3, column 1: dbt: key appears twice (first on line 1)"
+        )
+
+
 # ------------------------------------------------------------------ probes: refused, one line, 5 s, 300 MB
 
 
