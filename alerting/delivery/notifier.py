@@ -1,14 +1,16 @@
 """Deliver alerts: route → outbox → send now; Slack failures fall back to e-mail and the
 Slack row stays pending for `redeliver()`. `notify()` never raises, and never loses an alert:
 
-- the alert is sanitised first (`alerting.sanitise`: secrets redacted, lone surrogates and NUL
-  replaced, sizes bounded), so nothing unsafe is rendered, sent or stored;
+- the alert is sanitised first (`alerting.redaction.sanitise`: secrets masked, lone surrogates
+  and NUL replaced, sizes bounded), so nothing unsafe is rendered, sent or stored;
 - a route whose match raises sends the alert to the default route (as well as to the routes
   that matched); a renderer that raises is replaced by a minimal plain-text rendering;
 - every row of every route is recorded in the outbox (pending) before any Slack or SMTP I/O;
-- one `notify()` call spends at most `notify_budget_s` (alerting.yml, default 10 s) on
-  sending: each Slack/SMTP call gets the time that is left as its timeout, and what has not
-  been sent by then stays pending in the outbox for `redeliver()`.
+- one `notify()` call returns within `notify_budget_s` (alerting.yml, default 10 s), counted
+  from its start (sanitising, the outbox writes and the credential lookups included): each
+  Slack/SMTP call gets the time that is left as its timeout, a send still going at the deadline
+  is left to finish in its worker thread (budget.py), and what has not been sent stays in the
+  outbox for `redeliver()`.
 
 `redeliver()` also prunes the outbox: sent (and other finished) rows and resolved incidents
 older than `retention_days` (alerting.yml, default 30), a bounded batch per call.

@@ -12,7 +12,11 @@ They raise `RoutingConfigError` (a ValueError) listing every problem at once, on
 each, naming the file and the key path; bad UTF-8 and bad YAML (including a key given
 twice) name the file too. Env overrides: ALERTING_QUIET (1/0, true/false, yes/no, on/off),
 ALERTING_SLACK_BASE_URL, ALERTING_SMTP_HOST, ALERTING_SMTP_PORT; an invalid value is an
-error naming the variable.
+error naming the variable. Owners that differ only in case and e-mail addresses that are not
+a plain name@domain (a NUL, a line break, `x:Bcc:evil@y.com`) are errors too. What is valid but
+probably not meant, a match pattern written as a regular expression (patterns are globs) or a
+file with nowhere to send anything, is in `RoutingConfig.warnings`, one line each naming the
+file and the key.
 
 Here: `RoutingConfig`. It is made of `Route`s (route.py), the `slack:` / `email:` settings
 (credentials.py), read by the one YAML loader (yaml_file.py), checked by the schema (schema.py)
