@@ -14,12 +14,14 @@
 #   apache/airflow:3.3.2-python3.11   Debian 12's Python 3.11, a venv at /home/airflow/.local, uv,
 #                                     a small /entrypoint (db wait, migrate, dispatch); no Airflow:
 #                                     the project's Dockerfile installs it
-# Every one is labelled io.meltano-dbt-orchestrator.standin-for=<the official image>.
+# Every one is labelled io.meltano-dbt-orchestrator.standin-for=<the official image>, and
+# ...standin-for-inputs=<hash of its Containerfile and the files it copies>: a change rebuilds it.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 work=${COMPOSE_SMOKE_DIR:-$(cd "$here/../.." && pwd)/var/compose-smoke}
-export CONTAINERS_CONF=${CONTAINERS_CONF:-$here/containers.conf}
+export CONTAINERS_CONF
+CONTAINERS_CONF=$(realpath "${CONTAINERS_CONF:-$here/containers.conf}") # absolute: podman's helpers run elsewhere
 base=localhost/deb12-sub:latest
 mirror=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 label=io.meltano-dbt-orchestrator.standin-for
@@ -61,30 +63,49 @@ build_base() {
         exit 1
     }
     rm -f "$root/usr/sbin/policy-rc.d"
-    install -m 0755 "$here/pg-entry.sh" "$here/maria-entry.sh" "$here/healthcheck.sh" "$root/usr/local/bin/"
-    install -m 0755 "$here/mailpit" "$root/mailpit"
     tar -C "$root" -c . | podman import -q - "$base" >/dev/null
     rm -rf "$root"
     say "$base imported"
 }
 
-# build_one CONTAINERFILE TAG: the stand-in for TAG, unless podman has an image of that name.
+# build_one CONTAINERFILE TAG: the stand-in for TAG, unless podman has an official image of that
+# name, or a stand-in built from the same Containerfile and files (the inputs label says which).
 build_one() {
-    local file=$1 tag=$2
-    if podman image exists "$tag"; then
-        local standin
-        standin=$(podman image inspect --format "{{ index .Labels \"$label\" }}" "$tag" 2>/dev/null || true)
-        say "$tag present ($([[ -n $standin && $standin != "<no value>" ]] && echo stand-in || echo official image))"
-        return
-    fi
-    local ctx
+    local file=$1 tag=$2 ctx inputs have
     ctx=$(mktemp -d)
     cp -r "$here/." "$ctx/"
     cp "$here/airflow-entrypoint" "$ctx/entrypoint"
     cp /etc/ssl/certs/ca-certificates.crt "$ctx/ca-certificates.crt"
-    say "building $tag (stand-in) from $file"
-    podman build -q --label "$label=$tag" -f "$ctx/$file" -t "$tag" "$ctx" >/dev/null
+    # shellcheck disable=SC2046 # the sources of the COPY lines, one word each
+    inputs=$(cd "$ctx" && cat "$file" $(awk '/^COPY /{for (i = 2; i < NF; i++) print $i}' "$file") | sha256sum | cut -c1-16)
+    if podman image exists "$tag"; then
+        have=$(podman image inspect --format "{{ index .Labels \"$label\" }}" "$tag" 2>/dev/null || true)
+        if [[ -z $have || $have == "<no value>" ]]; then
+            say "$tag present (official image)"
+            rm -rf "$ctx"
+            return
+        fi
+        have=$(podman image inspect --format "{{ index .Labels \"$label-inputs\" }}" "$tag" 2>/dev/null || true)
+        if [[ $have == "$inputs" ]]; then
+            say "$tag present (stand-in: $(standin_of "$tag"))"
+            rm -rf "$ctx"
+            return
+        fi
+    fi
+    say "building $tag (stand-in: $(standin_of "$tag")) from $file"
+    podman build -q --label "$label=$tag" --label "$label-inputs=$inputs" -f "$ctx/$file" -t "$tag" "$ctx" >/dev/null
     rm -rf "$ctx"
+}
+
+# What each stand-in is, in a few words (the table at the top of this file).
+standin_of() {
+    case $1 in
+    postgres:*) echo "Debian 12's PostgreSQL 15" ;;
+    mariadb:*) echo "Debian 12's MariaDB 10.11" ;;
+    redis:*) echo "Debian 12's Redis 7.0" ;;
+    axllent/mailpit:*) echo "a Python SMTP sink with mailpit's message API" ;;
+    apache/airflow:*) echo "Debian 12's Python 3.11 + venv + uv, no Airflow" ;;
+    esac
 }
 
 command -v podman >/dev/null || {
@@ -97,3 +118,5 @@ build_one maria.Containerfile mariadb:10.11
 build_one redis.Containerfile redis:7.2-bookworm
 build_one mailpit.Containerfile axllent/mailpit:v1.29
 build_one airflow.Containerfile apache/airflow:3.3.2-python3.11
+# Stand-ins that a rebuild replaced, untagged now (only ours: by the label).
+podman image prune -f --filter "label=$label" >/dev/null 2>&1 || true
