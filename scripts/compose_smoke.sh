@@ -16,7 +16,7 @@
 #  6. checks from outside the stack: rows in the PostgreSQL warehouse, the alert e-mail in the mail
 #     sink; prints the boot time and the cycle time;
 #  7. removes the containers, volumes, network and pod, whatever happened (COMPOSE_SMOKE_KEEP=1 keeps
-#     them for a look; the next run removes them first).
+#     them for a look; `scripts/compose_smoke.sh --down` or the next run removes them).
 #
 # Exit 0 only when the cycle succeeded, the warehouse has rows and the e-mail arrived.
 # Takes 10-15 min with the images built (more on the first run: docs/docker-compose.md), so it is
@@ -41,8 +41,7 @@ BOOT_STAGES=(
     "postgres mariadb redis mailpit"
     "airflow-init"
     "demo-seed dbt-parse meltano-init airflow-apiserver airflow-scheduler airflow-triggerer"
-    "airflow-dag-processor"
-    "airflow-worker"
+    "airflow-dag-processor airflow-worker"
 )
 ONE_SHOTS="airflow-init demo-seed dbt-parse meltano-init"
 # What the cycle must leave in the warehouse, exactly, after demo-seed's day 1 (DEMO_SEED_DAYS=1):
@@ -111,9 +110,16 @@ teardown() {
     exit "$code"
 }
 
+if [[ ${1:-} == --down ]]; then
+    log "removing the stack of project $project"
+    left=$(remove_stack)
+    [[ $left -eq 0 ]] || die "$left container(s)/volume(s) of $project left"
+    exit 0
+fi
+
 # ---------------------------------------------------------------------------- 2, 3. the images
 log "base images (stand-ins where no official image is present):"
-bash "$root/docker/standin/build.sh" | sed 's/^/    /'
+bash "$root/docker/standin/build.sh" | sed -u 's/^/    /'
 
 # What the image installs, so that a change to it rebuilds: its base image, the Dockerfile and its
 # build context's rules, the dependencies, and Meltano's plugins. The rest of the tree is mounted.
@@ -225,7 +231,7 @@ worker=$(container airflow-worker)
 log "one cycle through Airflow (CeleryExecutor), from inside the worker: $cycle_driver"
 c0=$(date +%s)
 set +e
-podman exec -w /opt/airflow/project "$worker" python "$cycle_driver" 2>&1 | tee "$work/cycle.log" | sed 's/^/    /'
+podman exec -w /opt/airflow/project "$worker" python "$cycle_driver" 2>&1 | tee "$work/cycle.log" | sed -u 's/^/    /'
 cycle_rc=${PIPESTATUS[0]}
 set -e
 cycle_s=$(($(date +%s) - c0))
