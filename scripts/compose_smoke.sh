@@ -3,8 +3,8 @@
 #
 #   make compose-smoke          (or: bash scripts/compose_smoke.sh)
 #
-#  1. the engine: podman + runc (apt-get, when missing and root) and podman-compose in a virtualenv
-#     of its own ($COMPOSE_SMOKE_DIR/tools, never the project's .venv);
+#  1. the engine: podman, runc and debootstrap (apt-get, when missing and root), and podman-compose
+#     in a virtualenv of its own ($COMPOSE_SMOKE_DIR/tools, never the project's .venv);
 #  2. the base images, when missing: docker/standin/build.sh builds STAND-INS for the official
 #     images from the apt and PyPI mirrors (no image registry is reachable here) and says which;
 #  3. the project's image (the Dockerfile), when missing or when what it installs changed;
@@ -18,7 +18,8 @@
 #  7. removes the containers, volumes, network and pod, whatever happened (COMPOSE_SMOKE_KEEP=1 keeps
 #     them for a look; `scripts/compose_smoke.sh --down` or the next run removes them).
 #
-# Exit 0 only when the cycle succeeded, the warehouse has rows and the e-mail arrived.
+# Exit 0 only when every DAG of the cycle succeeded, the warehouse has the exact rows expected and
+# the alert e-mail arrived.
 # Takes 10-15 min with the images built (more on the first run: docs/docker-compose.md), so it is
 # not part of `make test`; tests/test_compose.py checks that this script and the compose file agree.
 set -euo pipefail
@@ -64,10 +65,12 @@ die() {
 }
 
 # ---------------------------------------------------------------------------- 1. the engine
-if ! command -v podman >/dev/null; then
-    [[ $(id -u) -eq 0 ]] || die "podman is missing: apt-get install podman runc"
-    log "installing podman and runc (apt-get)"
-    apt-get install -y -q podman runc >/dev/null
+missing=""
+for tool in podman runc debootstrap; do command -v "$tool" >/dev/null || missing="$missing $tool"; done
+if [[ -n $missing ]]; then
+    [[ $(id -u) -eq 0 ]] || die "missing:$missing (apt-get install podman runc debootstrap)"
+    log "installing$missing (apt-get)"
+    apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $missing >/dev/null
 fi
 compose_bin=$work/tools/bin/podman-compose
 if ! "$compose_bin" --version 2>/dev/null | grep -q "podman-compose version $podman_compose_version"; then
