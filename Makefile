@@ -84,7 +84,7 @@ $(VENV)/.screenshots: $(VENV)/.installed
 
 # docker-compose.yml end to end on this machine (podman, stand-in base images where no registry is
 # reachable): boot, one cycle on the CeleryExecutor, rows and an alert e-mail checked, then all
-# removed. 10-15 min with the images built, so not part of `make test` (docs/docker-compose.md).
+# removed. 8-13 min with the images built, so not part of `make test` (docs/docker-compose.md).
 .PHONY: compose-smoke
 compose-smoke:
 	bash scripts/compose_smoke.sh

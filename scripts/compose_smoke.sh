@@ -20,7 +20,7 @@
 #
 # Exit 0 only when every DAG of the cycle succeeded, the warehouse has the exact rows expected and
 # the alert e-mail arrived.
-# Takes 10-15 min with the images built (more on the first run: docs/docker-compose.md), so it is
+# Takes 8-13 min with the images built (more on the first run: docs/docker-compose.md), so it is
 # not part of `make test`; tests/test_compose.py checks that this script and the compose file agree.
 set -euo pipefail
 
