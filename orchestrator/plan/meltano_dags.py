@@ -61,8 +61,7 @@ def tables_fix(config: OrchestrationConfig, extractor: str, schema: str, source_
     listed = listed if read else f"[{schema}.<table>, ...]"
     return (
         f"name them under `meltano.tables` in {config.path.name}: add the line `{extractor}: {listed}` "
-        f"under `tables:` in `meltano:`"
-        + (f" (the tables dbt reads from {schema})" if read else "")
+        f"under `tables:` in `meltano:`" + (f" (the tables dbt reads from {schema})" if read else "")
     )
 
 
