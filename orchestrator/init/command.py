@@ -151,23 +151,29 @@ def _print_tags(choice: TagChoice, manifest: Path, has_manifest: bool) -> None:
         )
         return
     if choice.counts:
-        width = max(len(t) for t, _ in choice.counts)
+        width = max(len(t) for t, _ in choice.counts[:SHOWN_TAGS])
         print(f"dbt tags in {_show(manifest)} (nodes carrying each; tests not counted):")
         for tag, n in choice.counts[:SHOWN_TAGS]:
-            note = f"  ({choice.skipped[tag]})" if tag in choice.skipped else ""
+            verdict = choice.verdicts.get(tag)
+            note = "" if verdict is None else ("  kept" if verdict.kept else f"  left out: {verdict.why[:300]}")
             print(f"  {tag:<{width}}  {n:>4}{note}")
         if len(choice.counts) > SHOWN_TAGS:
-            print(f"  ... and {len(choice.counts) - SHOWN_TAGS} more, fewer nodes each")
+            more = len(choice.counts) - SHOWN_TAGS
+            print(f"  ... and {more} more, fewer nodes each (the config's comment lists them)")
     else:
         print(f"no tags in {_show(manifest)}: every node runs in dbt_untagged")
     if choice.given:
         print("tags from --tags:")
     elif choice.counts:
-        print(f"choosing tags: most frequent first, each kept if it adds a dbt DAG and no error, at most {MAX_TAGS}:")
+        print(
+            "choosing tags: those that split the models into domains (many models, little overlap, lineage-connected "
+            "first), most frequent first, each kept if it builds a DAG of its own and adds no error, "
+            f"at most {MAX_TAGS}:"
+        )
     for t in choice.tries:
-        verdict = f"{t.dbt_dags} dbt DAGs, {len(t.errors)} error(s)"
+        outcome = f"{t.dbt_dags} dbt DAGs, {len(t.errors)} error(s)"
         mark = "" if choice.given else ("  kept" if t.kept else f"  left out: {t.why[:300]}")
-        print(f"  tags [{', '.join(t.tags)}]: {verdict}{mark}")
+        print(f"  tags [{', '.join(t.tags)}]: {outcome}{mark}")
         if choice.given:
             for e in t.errors:
                 print(f"    error: {e}")
