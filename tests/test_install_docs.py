@@ -15,7 +15,6 @@ import shutil
 import subprocess
 import sys
 import tomllib
-from pathlib import Path
 
 import pytest
 from fixture_project import copy_fixture
@@ -61,8 +60,11 @@ def documented_first_steps() -> list[str]:
 def test_the_docs_and_the_readme_give_one_install_command():
     install = documented_install()
     assert install == [f"cd {CHECKOUT_PLACEHOLDER}", 'pip install -c constraints.txt ".[duckdb]"']
-    readme = [_command(line) for block in _blocks(_section(REPO_ROOT.joinpath("README.md").read_text(), "## Use it"))
-              for line in block]
+    readme = [
+        _command(line)
+        for block in _blocks(_section(REPO_ROOT.joinpath("README.md").read_text(), "## Use it"))
+        for line in block
+    ]
     assert readme[:2] == install
 
 
