@@ -263,7 +263,7 @@ def choose_tags(
     trial = _Trial(config, meltano, dbt, shapes)
     # Step 3, then 4; a tag the plan refuses leaves room: search again around those kept.
     while True:
-        proposed = [t for t in search(shapes, [c for c in candidates if c not in verdicts], trial.kept)]
+        proposed = search(shapes, [c for c in candidates if c not in verdicts], trial.kept)
         fresh = sorted((t for t in proposed if t not in trial.kept), key=lambda t: (-shapes.tags[t].nodes, t))
         if not fresh:
             break
