@@ -206,6 +206,7 @@ def dbt_alert_context(run_results: Path, result, owners: dict[str, str], tag: st
     """The failed models and tests from dbt's run_results.json (the runner's own records if it
     was not written), each with its owners (meta.owner; a test's are its models')."""
     from ..runners.dbt import FAILED
+    from ..runners.root_error import dbt_node_root
 
     try:
         rows = [
@@ -227,8 +228,10 @@ def dbt_alert_context(run_results: Path, result, owners: dict[str, str], tag: st
     skipped = sum(1 for _, st, _ in rows if st == "skipped")
     what = ", ".join(f"{f['resource_type']} {f['name']}" for f in failures[:3]) + (" …" if len(failures) > 3 else "")
     error = f"dbt {' '.join(result.args[:1])}: {len(failures)} failed ({what})"
-    if result.exception:
-        error = f"dbt {' '.join(result.args[:1])} could not run: {result.exception}"
     if skipped:
-        error += f"; {skipped} skipped"
+        error += f", {skipped} skipped"
+    if failures:  # the root cause: the first failure's own error
+        error += f": {dbt_node_root(failures[0]['resource_type'], failures[0]['name'], failures[0]['message'])}"
+    if result.exception:
+        error = f"dbt {' '.join(result.args[:1])} could not run: {result.root_error()}"
     return {"error": error, "dbt": {"tag": tag, "failures": failures}}

@@ -4,6 +4,7 @@ plan and the next steps. See orchestrator/init/__init__.py for the command line.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import shutil
 import sys
@@ -108,7 +109,29 @@ def _parse(dbt: DbtSide, env: dict[str, str]) -> None:
         print(f"ran dbt {args[0]} in {_show(dbt.project_dir)} ({time.monotonic() - started:.1f} s)")
 
 
+ADAPTER_EXTRAS = ("duckdb", "postgres")  # adapters with an extra of their own in pyproject.toml
+
+
+def adapter_missing(adapter: str) -> str | None:
+    """Why dbt cannot load the target's adapter in this Python, and the install that fixes it; None
+    when it is there. dbt itself would say only `Could not find adapter type duckdb!`."""
+    try:
+        found = importlib.util.find_spec(f"dbt.adapters.{adapter}") is not None
+    except (ImportError, ValueError):
+        found = False
+    if found:
+        return None
+    fix = (
+        f'pip install -c constraints.txt ".[{adapter}]" in the orchestrator\'s checkout'
+        if adapter in ADAPTER_EXTRAS
+        else f'pip install "dbt-{adapter}~=1.11.0"'
+    )
+    return f"dbt's {adapter} adapter is not installed in this Python ({sys.prefix}): {fix}"
+
+
 def _manifest(dbt: DbtSide, parse: bool, env: dict[str, str]) -> DbtProject | None:
+    if parse and (missing := adapter_missing(dbt.adapter)):
+        raise ConfigError(f"{dbt.profiles_file}: {dbt.profile}.outputs.{dbt.target}: {missing}")
     if parse:
         _parse(dbt, env)
     if not dbt.manifest.exists():
@@ -128,23 +151,29 @@ def _print_tags(choice: TagChoice, manifest: Path, has_manifest: bool) -> None:
         )
         return
     if choice.counts:
-        width = max(len(t) for t, _ in choice.counts)
+        width = max(len(t) for t, _ in choice.counts[:SHOWN_TAGS])
         print(f"dbt tags in {_show(manifest)} (nodes carrying each; tests not counted):")
         for tag, n in choice.counts[:SHOWN_TAGS]:
-            note = f"  ({choice.skipped[tag]})" if tag in choice.skipped else ""
+            verdict = choice.verdicts.get(tag)
+            note = "" if verdict is None else ("  kept" if verdict.kept else f"  left out: {verdict.why[:300]}")
             print(f"  {tag:<{width}}  {n:>4}{note}")
         if len(choice.counts) > SHOWN_TAGS:
-            print(f"  ... and {len(choice.counts) - SHOWN_TAGS} more, fewer nodes each")
+            more = len(choice.counts) - SHOWN_TAGS
+            print(f"  ... and {more} more, fewer nodes each (the config's comment lists them)")
     else:
         print(f"no tags in {_show(manifest)}: every node runs in dbt_untagged")
     if choice.given:
         print("tags from --tags:")
     elif choice.counts:
-        print(f"choosing tags: most frequent first, each kept if it adds a dbt DAG and no error, at most {MAX_TAGS}:")
+        print(
+            "choosing tags: those that split the models into domains (many models, little overlap, lineage-connected "
+            "first), most frequent first, each kept if it builds a DAG of its own and adds no error, "
+            f"at most {MAX_TAGS}:"
+        )
     for t in choice.tries:
-        verdict = f"{t.dbt_dags} dbt DAGs, {len(t.errors)} error(s)"
+        outcome = f"{t.dbt_dags} dbt DAGs, {len(t.errors)} error(s)"
         mark = "" if choice.given else ("  kept" if t.kept else f"  left out: {t.why[:300]}")
-        print(f"  tags [{', '.join(t.tags)}]: {verdict}{mark}")
+        print(f"  tags [{', '.join(t.tags)}]: {outcome}{mark}")
         if choice.given:
             for e in t.errors:
                 print(f"    error: {e}")
@@ -260,6 +289,8 @@ def run_init(args: argparse.Namespace) -> int:
     )
     print(f"dbt project {dbt.project_name} ({_show(dbt.project_dir)}): profile {dbt.profile}, target {dbt.target}")
     print(f"  profiles.yml: {_show(dbt.profiles_file)}; warehouse_uri {dbt.warehouse_uri}, {dbt.uri_note}")
+    if not args.parse and (missing := adapter_missing(dbt.adapter)):
+        print(f"  warning: {missing} (Airflow's dbt tasks need it)")
     print(
         f"Meltano project {_show(meltano.project_dir)}: environment {meltano.environment} ({meltano.environment_note})"
     )
