@@ -235,7 +235,7 @@ def test_the_console_line_is_the_tasks_first_line_and_its_log():
 def _alert_headline(exc) -> str:
     """The Slack headline of the alert Airflow's failure callback sends for this exception."""
     from alerting.airflow import alert_from_context
-    from alerting.render import render_slack
+    from alerting.rendering import render_slack
 
     alert = alert_from_context("task_failed", {"exception": exc, "dag": None, "run_id": "r1"})
     return render_slack(alert).text
