@@ -9,9 +9,13 @@ outbox. Independent of `orchestrator`; `alerting.airflow` has the Airflow callba
     notifier.redeliver()                                                                     # pending + due rows
 
 `notify()` sanitises the alert first (secrets redacted, odd characters replaced, sizes bounded:
-`alerting.sanitise`), records it in the outbox for every route before sending, and keeps to
+`alerting.redaction.sanitise`), records it in the outbox for every route before sending, and keeps to
 `notify_budget_s`; `redeliver()` sends what is left and prunes what is older than `retention_days`.
 `RoutingConfig.load` raises `RoutingConfigError` naming the file and key of every problem.
+
+The package, by concept: `events` (the Alert), `routing/` (configuration and routing),
+`redaction/` (secrets never leave, sizes bounded), `outbox/`, `delivery/`, `rendering/`,
+`airflow/` (the Airflow glue), `lateness`, `mailsink` (a development mail sink).
 
 Imports are lazy: a DAG file that attaches the callbacks pays for slack-sdk and SQLAlchemy
 only when a callback runs, not at every parse.
@@ -26,18 +30,18 @@ _EXPORTS = {
     "DbtFailure": "events",
     "MeltanoContext": "events",
     "normalise_error": "events",
-    "DeliveryResult": "delivery_rows",
-    "EmailSender": "email_sender",
-    "Notifier": "delivery",
-    "NotifyResult": "delivery",
-    "SlackSender": "slack_sender",
-    "Outbox": "outbox",
-    "render_email": "email_message",
-    "render_slack": "slack_message",
-    "Route": "routing",
-    "RoutingConfig": "routing",
-    "RoutingConfigError": "routing_file",
-    "Secret": "credentials",
+    "DeliveryResult": "delivery.dispatch",
+    "EmailSender": "delivery.email_sender",
+    "Notifier": "delivery.notifier",
+    "NotifyResult": "delivery.notifier",
+    "SlackSender": "delivery.slack_sender",
+    "Outbox": "outbox.store",
+    "render_email": "rendering.email_message",
+    "render_slack": "rendering.slack_message",
+    "Route": "routing.route",
+    "RoutingConfig": "routing.config",
+    "RoutingConfigError": "routing.checks",
+    "Secret": "routing.credentials",
 }
 __all__ = sorted(_EXPORTS)
 

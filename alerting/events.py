@@ -44,6 +44,12 @@ class DbtFailure:
 class DbtContext:
     failures: list[DbtFailure] = field(default_factory=list)
     tag: str | None = None  # the dbt tag (selector) the DAG ran
+    omitted: int = 0  # failures left out of `failures` to bound the alert's size (the first ones are kept)
+
+    @property
+    def total(self) -> int:
+        """How many dbt nodes failed, those left out included."""
+        return len(self.failures) + self.omitted
 
 
 @dataclass

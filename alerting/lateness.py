@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from .events import Alert, DbtContext
+from .routing.messages import quote
 
 
 class ExpectationError(ValueError):
@@ -41,20 +42,22 @@ class Expectation:
     dbt_tag: str | None = None
 
     def __post_init__(self) -> None:
-        where = f"lateness expectation {self.dag_id!r}"
+        where = f"lateness expectation {quote(self.dag_id)}"
         if not isinstance(self.dag_id, str) or not self.dag_id:
-            raise ExpectationError(f"lateness expectation: dag_id: expected a non-empty string, got {self.dag_id!r}")
+            raise ExpectationError(
+                f"lateness expectation: dag_id: expected a non-empty string, got {quote(self.dag_id)}"
+            )
         for name in ("upstream", "outlets", "dag_tags"):
             value = getattr(self, name)
             if isinstance(value, str) or not isinstance(value, (list, tuple)):
-                raise ExpectationError(f"{where}: {name}: expected a list of Asset names, got {value!r}")
+                raise ExpectationError(f"{where}: {name}: expected a list of Asset names, got {quote(value)}")
             if not all(isinstance(v, str) and v for v in value):
-                raise ExpectationError(f"{where}: {name}: expected non-empty strings, got {list(value)!r}")
+                raise ExpectationError(f"{where}: {name}: expected non-empty strings, got {quote(list(value))}")
             object.__setattr__(self, name, tuple(value))
         if not isinstance(self.within, timedelta) or self.within <= timedelta(0):
-            raise ExpectationError(f"{where}: within: expected a positive timedelta, got {self.within!r}")
+            raise ExpectationError(f"{where}: within: expected a positive timedelta, got {quote(self.within)}")
         if self.dbt_tag is not None and not (isinstance(self.dbt_tag, str) and self.dbt_tag):
-            raise ExpectationError(f"{where}: dbt_tag: expected a non-empty string or null, got {self.dbt_tag!r}")
+            raise ExpectationError(f"{where}: dbt_tag: expected a non-empty string or null, got {quote(self.dbt_tag)}")
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -72,12 +75,12 @@ class Expectation:
         an unknown or missing key, a wrong type, a non-positive `within_s`."""
         from pydantic import ValidationError
 
-        from .schema import ExpectationModel, problems
+        from .routing.schema import ExpectationModel, problems
 
         if not isinstance(d, Mapping):
-            raise ExpectationError(f"lateness expectation: expected a mapping, got {d!r}")
+            raise ExpectationError(f"lateness expectation: expected a mapping, got {quote(d)}")
         dag_id = d.get("dag_id")
-        where = f"lateness expectation {dag_id!r}" if isinstance(dag_id, str) else "lateness expectation"
+        where = f"lateness expectation {quote(dag_id)}" if isinstance(dag_id, str) else "lateness expectation"
         try:
             m = ExpectationModel.model_validate(dict(d))
         except ValidationError as e:

@@ -156,6 +156,12 @@ def alerts(ctx: Context) -> Section:
     )
 
 
+def safety(ctx: Context) -> Section:
+    return Section(
+        [PYTHON, "bench/alert_safety.py", "--repeats", "3" if ctx.quick else "20", "--json", ctx.json("alert_safety")]
+    )
+
+
 def retry(ctx: Context) -> Section:
     models = "100" if ctx.quick else "500"
     return Section(
@@ -184,6 +190,7 @@ SECTIONS: dict[str, Callable[[Context], Section]] = {
     "retry": retry,
     "cycle": cycle,
     "alerts": alerts,
+    "safety": safety,
 }
 
 

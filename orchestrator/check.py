@@ -106,9 +106,11 @@ def _check_routing(config: OrchestrationConfig, report: Report) -> None:
         )
         return
     try:
-        RoutingConfig.load(config.alerting_config)
+        routing = RoutingConfig.load(config.alerting_config)
     except ValueError as exc:  # RoutingConfigError: one line per problem, each naming the file and key
         report.error(str(exc), unreadable=True)
+    else:
+        report.warnings += routing.warnings  # valid but probably not meant, each naming the file and key
 
 
 # ------------------------------------------------------------------ the DAG files, as Airflow imports them

@@ -6,7 +6,7 @@
     2. runs one cycle through it (`orchestrator run`: tick -> Meltano -> dbt, by Asset events);
     3. logs in to the UI as the simple auth manager's admin (the password file in the Airflow
        home) with headless Chromium driven by Playwright, and captures PNGs into docs/images/;
-    4. renders a real Slack Block Kit message from alerting/render.py into a local HTML page that
+    4. renders a real Slack Block Kit message from alerting/rendering/slack_message.py into a local HTML page that
        imitates Slack's layout (no internet, no Slack) and captures it too;
     5. stops Airflow with `orchestrator down` (unless it was already up, or --keep-up).
 

@@ -1,7 +1,7 @@
 """A failure alert as Slack would show it, for the README's screenshot, drawn locally.
 
 The message is the real thing: an `alerting.events.Alert` of a dbt_finance failure, routed by this
-repo's alerting.yml (channel, owners' Slack ids) and rendered by `alerting.render.render_slack`
+repo's alerting.yml (channel, owners' Slack ids) and rendered by `alerting.rendering.slack_message.render_slack`
 into Block Kit. Only the drawing is ours: a small HTML page that imitates Slack's message layout
 (header, two-column fields, button, code blocks, context), with no network access and no Slack.
 """
@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from alerting.events import Alert, DbtContext, DbtFailure
-from alerting.render import render_slack
+from alerting.rendering.slack_message import render_slack
 from alerting.routing import RoutingConfig
 
 REPO = Path(__file__).resolve().parent.parent
@@ -144,7 +144,7 @@ def alert_html(alert: Alert | None = None) -> str:
     blocks = "\n".join(block_html(b, names) for b in payload["blocks"])
     when = alert.occurred_at.strftime("%H:%M")
     return f"""<!doctype html><html><head><meta charset="utf-8"><style>{CSS}</style></head><body>
-<div class="top">{html.escape(channel)}<small>rendered locally from alerting/render.py's Block Kit</small></div>
+<div class="top">{html.escape(channel)}<small>rendered locally by alerting's Block Kit renderer</small></div>
 <div class="msg"><div class="avatar">A</div><div class="body">
 <div class="who"><b>Airflow alerts</b><span class="app">APP</span><time>{when}</time></div>
 {blocks}

@@ -14,12 +14,15 @@ to them over TCP exactly as they would to Slack and a mail relay.
         smtp.received            # every accepted message, exactly as sent
         smtp.hang_s = 30         # a stalled relay: DATA is answered only after 30 s, with a 451 (not kept)
 
+    with Trickler(b"220-slow\\r\\n") as relay: ...   # alive, never done answering (one byte at a time)
+
 Used by the alerting tests and bench/alert_latency.py (which puts tests/ on sys.path).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 import socket
@@ -274,6 +277,69 @@ class FakeSMTP:
             self._controller = None
 
     def __enter__(self) -> FakeSMTP:
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+
+# -------------------------------------------------------------------- a server that never finishes
+
+
+class Trickler:
+    """A TCP server on 127.0.0.1 that is alive but never finishes answering: every connection gets
+    `payload` repeated, one byte every `every_s`, until `stop()` closes it. Socket timeouts never
+    fire against it (a byte always arrives in time): what a slow relay, a stalled proxy or a
+    half-dead load balancer does.
+
+        with Trickler(b"220-slow\\r\\n") as smtp: ...        # an SMTP greeting that never ends
+        with Trickler(b"HTTP/1.1 200 OK\\r\\nX: ") as api: ...  # response headers that never end
+    """
+
+    def __init__(self, payload: bytes, every_s: float = 0.2):
+        self.payload, self.every_s = payload, every_s
+        self.server = socket.socket()
+        self.server.bind(("127.0.0.1", 0))
+        self.server.listen(16)
+        self.port = self.server.getsockname()[1]
+        self.connections: list[socket.socket] = []
+        self._stop = threading.Event()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/api/"
+
+    def _accept(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self.server.accept()
+            except OSError:
+                return
+            self.connections.append(conn)
+            threading.Thread(target=self._trickle, args=(conn,), daemon=True).start()
+
+    def _trickle(self, conn: socket.socket) -> None:
+        for byte in itertools.cycle(self.payload):
+            if self._stop.wait(self.every_s):
+                break
+            try:
+                conn.sendall(bytes([byte]))
+            except OSError:
+                break
+        conn.close()
+
+    def start(self) -> Trickler:
+        threading.Thread(target=self._accept, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.server.close()
+        for conn in self.connections:
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
+
+    def __enter__(self) -> Trickler:
         return self.start()
 
     def __exit__(self, *exc: Any) -> None:

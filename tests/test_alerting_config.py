@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from alerting.routing import RoutingConfig
-from alerting.routing_file import RoutingConfigError
+from alerting.routing.checks import RoutingConfigError
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 GOOD_ROUTE = "  - name: finance\n    match: {dbt_tag: finance}\n    slack_channel: '#finance'\n"
@@ -167,10 +167,14 @@ def test_every_problem_is_reported_at_once(tmp_path):
 @pytest.mark.parametrize(
     "data, message",
     [
-        (b"quiet: true\nowners: {a@example.com: U0A\xff}\n", "not UTF-8 text (byte 0xff on line 2)"),
-        ("routes: [\n", "invalid YAML: line 2, column 1:"),
-        ("quiet: true\n  bad: indent\n", "invalid YAML: line 2, column 6:"),
-        ("quiet: true\nquiet: false\n", "invalid YAML: line 2, column 1: duplicate key 'quiet' (first on line 1)"),
+        # the wording of the one YAML loader (alerting/routing/yaml_file.py), as for orchestration.yml
+        (
+            b"quiet: true\nowners: {a@example.com: U0A\xff}\n",
+            "line 2: owners.a@example.com: not UTF-8 (byte 0xff at offset 39): save the file as UTF-8",
+        ),
+        ("routes: [\n", "line 2, column 1: not valid YAML:"),
+        ("quiet: true\n  bad: indent\n", "line 2, column 6: not valid YAML:"),
+        ("quiet: true\nquiet: false\n", "line 2, column 1: quiet: key appears twice (first on line 1)"),
         ("- just\n- a list\n", "expected a mapping of settings at the top level, got a list"),
     ],
 )

@@ -16,8 +16,8 @@ from alerting_fakes import FakeSlack, FakeSMTP
 from alerting.delivery import Notifier
 from alerting.events import Alert, DbtContext, DbtFailure
 from alerting.outbox import Outbox
-from alerting.outbox_tables import utcnow
-from alerting.slack_message import render_slack
+from alerting.outbox.tables import utcnow
+from alerting.rendering.slack_message import render_slack
 
 TOKEN = "xoxb-test-token-5f3a9c"
 FAST = 4.0  # notify() must return within this in every fault case (Slack timeout is 1 s)

@@ -14,10 +14,10 @@ import pytest
 from alerting_fakes import FakeSlack, FakeSMTP
 
 from alerting.delivery import Notifier
-from alerting.email_message import EMAIL_TEXT_MAX, render_email
 from alerting.events import Alert, DbtContext, DbtFailure, MeltanoContext
 from alerting.outbox import Outbox
-from alerting.render_text import MARKER
+from alerting.rendering.email_message import EMAIL_TEXT_MAX, render_email
+from alerting.rendering.text import MARKER
 from alerting.routing import Route, RoutingConfig
 
 TOKEN = "xoxb-hardening-token-9d2e"

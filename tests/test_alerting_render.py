@@ -7,12 +7,12 @@ from datetime import UTC, datetime
 
 import pytest
 
-from alerting.credentials import Secret
-from alerting.email_message import render_email
 from alerting.events import Alert, DbtContext, DbtFailure, MeltanoContext, normalise_error
-from alerting.render_text import MARKER, truncate
+from alerting.rendering.email_message import render_email
+from alerting.rendering.slack_message import BLOCKS_MAX, escape_mrkdwn, render_slack
+from alerting.rendering.text import MARKER, truncate
 from alerting.routing import RoutingConfig
-from alerting.slack_message import BLOCKS_MAX, escape_mrkdwn, render_slack
+from alerting.routing.credentials import Secret
 
 UTC = UTC
 OWNERS = {"alice@example.com": "U0ALICE"}

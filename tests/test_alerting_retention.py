@@ -14,7 +14,7 @@ from sqlalchemy import func, insert, select
 from alerting.delivery import Notifier
 from alerting.events import Alert
 from alerting.outbox import Outbox
-from alerting.outbox_tables import deliveries, incidents, utcnow
+from alerting.outbox.tables import deliveries, incidents, utcnow
 from alerting.routing import RoutingConfig
 
 TOKEN = "xoxb-retention-3c1f"

@@ -15,7 +15,8 @@ import pytest
 from test_placement import MANIFESTS, REAL_MANIFESTS, real, top_tags
 
 from alerting.events import Alert, MeltanoContext
-from alerting.render import render_email, render_recovered, render_slack
+from alerting.rendering.email_message import render_email
+from alerting.rendering.slack_message import render_recovered, render_slack
 from orchestrator.airflow.lineage_alert import enrich, radius
 from orchestrator.config import REPO_ROOT, load_config
 from orchestrator.plan import plan_from_config

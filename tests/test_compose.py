@@ -896,3 +896,201 @@ def test_the_compose_specification_check_catches_a_bad_file(path, value, message
     node[path[-1]] = value
     errors = spec_errors(document)
     assert any(message in e for e in errors), errors
+
+
+# ----------------------------------------------------------------------------- the smoke run
+# scripts/compose_smoke.sh boots this file with podman (stand-in base images where no registry is
+# reachable: docker/standin/) and runs one cycle; it takes minutes, so it is `make compose-smoke`,
+# not a test. These keep the script, the stand-ins and the compose file consistent.
+
+SMOKE = ROOT / "scripts" / "compose_smoke.sh"
+STANDIN = ROOT / "docker" / "standin"
+
+
+def smoke_var(name: str) -> str:
+    """A variable of the smoke script: NAME="..." or NAME=( "..." ... ) (its words, space-joined)."""
+    text = SMOKE.read_text()
+    m = re.search(rf"^{name}=\((.*?)^\)", text, re.S | re.M) or re.search(rf'^{name}="(.*?)"', text, re.S | re.M)
+    assert m, f"{SMOKE.name} defines no {name}"
+    return " ".join(w for w in re.sub(r"#[^\n]*", "", m[1]).replace('"', " ").split())
+
+
+def boot_stages() -> list[list[str]]:
+    body = re.search(r"^BOOT_STAGES=\((.*?)^\)", SMOKE.read_text(), re.S | re.M)
+    assert body, "no BOOT_STAGES in the smoke script"
+    return [stage.split() for stage in re.findall(r'"([^"]*)"', body[1])]
+
+
+def test_the_smoke_script_is_valid_bash_and_make_runs_it():
+    subprocess.run(["bash", "-n", str(SMOKE)], check=True)
+    subprocess.run(["bash", "-n", str(STANDIN / "build.sh")], check=True)
+    makefile = (ROOT / "Makefile").read_text()
+    target = re.search(r"^compose-smoke:.*\n((?:\t.*\n)+)", makefile, re.M)
+    assert target and "scripts/compose_smoke.sh" in target[1], "make compose-smoke does not run the script"
+    test_target = re.search(r"^test:(.*)$", makefile, re.M)
+    assert test_target and "compose-smoke" not in test_target[1], "the smoke run takes minutes: not in make test"
+    assert (ROOT / smoke_var("cycle_driver")).is_file()
+
+
+def test_the_smoke_boot_order_starts_every_service_after_what_it_depends_on():
+    stages = boot_stages()
+    order = [svc for stage in stages for svc in stage]
+    default = {name for name, svc in services().items() if not svc.get("profiles")}
+    assert sorted(order) == sorted(default), "BOOT_STAGES must name every default service exactly once"
+    started: set[str] = set()
+    for stage in stages:
+        for svc in stage:
+            early = set(depends_on(services()[svc])) - started
+            assert not early, f"{svc} starts before {sorted(early)}, which it depends on"
+        started |= set(stage)
+
+
+def test_the_smoke_script_waits_for_one_shots_to_exit_and_the_rest_to_be_healthy():
+    one_shots = set(smoke_var("ONE_SHOTS").split())
+    for name in {svc for stage in boot_stages() for svc in stage}:
+        svc = services()[name]
+        if str(svc.get("restart", "no")) == "no":
+            assert name in one_shots, f"{name} is a one-shot: the script must wait for it to exit"
+        else:
+            assert name not in one_shots, f"{name} runs on: the script must wait for it to be healthy"
+            assert (svc.get("healthcheck") or {}).get("test"), f"{name} has no healthcheck to wait for"
+
+
+def test_the_worker_healthcheck_pings_without_importing_airflow_within_its_timeout():
+    """The official check (`celery --app airflow...app inspect ping`) imports Airflow: 16-24 s on a
+    loaded 2-core machine, past its 10 s timeout. Celery's own app with the broker pings in 1-3 s."""
+    worker = services()["airflow-worker"]
+    check = worker["healthcheck"]
+    kind, script = check["test"]
+    assert kind == "CMD-SHELL"
+    argv = shlex.split(script.replace("$$", "$"))
+    assert argv[0] == "celery" and "--app" not in argv and "-A" not in argv, "the check must not load Airflow's app"
+    assert argv[argv.index("--broker") + 1] == "${AIRFLOW__CELERY__BROKER_URL}"
+    assert "AIRFLOW__CELERY__BROKER_URL" in environment(worker)
+    assert argv[argv.index("inspect") + 1] == "ping"
+    # celery@<hostname> is the name Airflow's worker takes unless celery_hostname is set; from
+    # `hostname`, since podman sets no $HOSTNAME in the container (Docker does).
+    assert argv[argv.index("--destination") + 1] == "celery@$(hostname)"
+    assert "AIRFLOW__CELERY__CELERY_HOSTNAME" not in environment(worker)
+
+    def seconds(value: str) -> int:
+        return int(re.fullmatch(r"(\d+)s", value)[1])
+
+    ping_timeout = int(argv[argv.index("--timeout") + 1])
+    assert ping_timeout + 5 <= seconds(check["timeout"]), "the ping's own timeout must end before the check's"
+    assert seconds(check["interval"]) >= 30 and seconds(check["start_period"]) >= 60
+
+
+def test_no_healthcheck_imports_airflow_or_reads_hostname_from_the_environment():
+    """`airflow ...` in a healthcheck imports Airflow: 16-30 s a check on a loaded 2-core machine,
+    past any sane timeout. The triggerer and the dag-processor ask the api-server's health endpoint
+    (their heartbeats), with a status key that endpoint has."""
+    keys = {"airflow-triggerer": "triggerer", "airflow-dag-processor": "dag_processor"}
+    for name, svc in services().items():
+        test = " ".join(strings((svc.get("healthcheck") or {}).get("test") or []))
+        assert not re.search(r"(^|[\s|;&(])airflow\s", test), f"{name}: the healthcheck runs the airflow CLI"
+        assert "HOSTNAME" not in test, f"{name}: podman sets no $HOSTNAME; use $(hostname)"
+        if name in keys:
+            api = services()["airflow-apiserver"]
+            api_port = published_ports(resolved()["services"]["airflow-apiserver"])[0][1]
+            assert f"http://airflow-apiserver:{api_port}/api/v2/monitor/health" in test, name
+            assert f'["{keys[name]}"]["status"]' in test, name
+            assert "--max-time" in test and is_project_image(api)
+
+
+def test_the_smoke_run_checks_exact_rows_of_what_the_production_plan_loads_and_builds():
+    from pipeline_expectations import expected_daily_revenue, expected_row_counts
+
+    from orchestrator.plan import load_config, plan_from_config
+
+    plan = plan_from_config(load_config(profile="production"), cache_dir=None)
+    checked = dict(pair.split("=") for pair in smoke_var("WAREHOUSE_ROWS").split())
+    outlets = {o for d in plan.dags for o in d.outlets}
+    assert set(checked) <= outlets, f"not built by any DAG: {sorted(set(checked) - outlets)}"
+    for dag in plan.of_kind("meltano"):
+        assert set(dag.outlets) <= set(checked), f"{dag.dag_id}: every table it loads is checked"
+    for dag in plan.of_kind("dbt"):
+        assert set(checked) & set(dag.outlets), f"nothing {dag.dag_id} builds is checked"
+    # The counts, from the demo's generator for the days demo-seed writes, and dbt's seed.
+    days = int(env_example()["DEMO_SEED_DAYS"])
+    raw = expected_row_counts(days)
+    seed = (ROOT / "dbt_project" / "seeds" / "payment_methods.csv").read_text().splitlines()
+    expected = {
+        **raw,
+        "analytics.dim_customers": raw["raw_shop.customers"],
+        "analytics.fct_orders": raw["raw_shop.orders"],
+        "analytics.fct_payments": raw["raw_shop.payments"],
+        "analytics.marketing_campaign_performance": raw["raw_marketing.campaigns"],
+        "analytics.finance_daily_revenue": len(expected_daily_revenue(days)),
+        "reporting.exec_daily_summary": len(expected_daily_revenue(days)),  # one row per order date
+        "reference.payment_methods": len(seed) - 1,
+    }
+    assert {t: int(n) for t, n in checked.items()} == {t: expected[t] for t in checked}
+
+
+def test_the_provoked_alert_is_the_one_the_smoke_script_waits_for():
+    from orchestrator.plan import load_config, plan_from_config
+
+    plan = plan_from_config(load_config(profile="production"), cache_dir=None)
+    [state_dag] = plan.of_kind("meltano_state")
+    driver = (ROOT / smoke_var("cycle_driver")).read_text()
+    assert f'client.trigger("{state_dag.dag_id}"' in driver
+    assert smoke_var("ALERT_SUBJECT") == f"Task failed: {state_dag.dag_id}"
+
+
+def test_every_base_image_has_a_stand_in_recipe():
+    built = dict(re.findall(r"^build_one (\S+) (\S+)$", (STANDIN / "build.sh").read_text(), re.M))
+    images = {svc["image"] for svc in services().values() if not is_project_image(svc)}
+    images.add(next(args for word, args in dockerfile() if word == "FROM"))
+    assert images == set(built.values()), f"stand-ins {sorted(built.values())} != base images {sorted(images)}"
+    prepared = {"entrypoint", "ca-certificates.crt"}  # build.sh puts these in the build context
+    for file in built:
+        for line in (STANDIN / file).read_text().splitlines():
+            if line.startswith("COPY "):
+                for source in line.split()[1:-1]:
+                    assert source in prepared or (STANDIN / source).is_file(), f"{file}: COPY {source}: no such file"
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_the_mail_sink_stand_in_keeps_messages_and_lists_them_as_mailpit_does(tmp_path):
+    """The stand-in for axllent/mailpit, run as a process: a real SMTP client sends, mailpit's
+    /api/v1/messages lists it (what the smoke script reads)."""
+    import json
+    import smtplib
+    import time
+    import urllib.request
+    from email.message import EmailMessage
+
+    smtp_port, ui_port = _free_port(), _free_port()
+    env = {"MP_SMTP_BIND_ADDR": f"127.0.0.1:{smtp_port}", "MP_UI_BIND_ADDR": f"127.0.0.1:{ui_port}", "PATH": "/usr/bin"}
+    proc = subprocess.Popen(["python3", str(STANDIN / "mailpit")], env=env)
+    try:
+        deadline = time.monotonic() + 10
+        while subprocess.run(["python3", str(STANDIN / "mailpit"), "readyz"], env=env, capture_output=True).returncode:
+            assert time.monotonic() < deadline, "the stand-in mail sink did not start"
+            time.sleep(0.2)
+        msg = EmailMessage()
+        msg["From"], msg["To"] = "airflow-alerts@localhost", "Data Platform <data-platform@example.com>"
+        msg["Subject"] = "[Airflow] 🔴 Task failed: meltano_state.meltano_state (try 1/1)"
+        msg.set_content("first line\n.a line that starts with a dot\nlast line")
+        with smtplib.SMTP("127.0.0.1", smtp_port, timeout=5) as client:
+            client.send_message(msg)
+        with urllib.request.urlopen(f"http://127.0.0.1:{ui_port}/api/v1/messages", timeout=5) as resp:
+            listing = json.load(resp)
+        assert listing["total"] == 1
+        [summary] = listing["messages"]
+        assert summary["Subject"] == msg["Subject"]
+        assert summary["To"] == [{"Name": "Data Platform", "Address": "data-platform@example.com"}]
+        assert summary["From"]["Address"] == "airflow-alerts@localhost"
+        with urllib.request.urlopen(f"http://127.0.0.1:{ui_port}/api/v1/message/{summary['ID']}", timeout=5) as resp:
+            assert json.load(resp)["Text"] == "first line\n.a line that starts with a dot\nlast line\n"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)

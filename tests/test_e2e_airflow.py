@@ -235,10 +235,12 @@ def test_failures_alert_the_right_channel_once_with_what_to_act_on(pipeline, ale
     # (the bad method fails the staging test; what reads stg_payments is skipped)
     m = re.fullmatch(
         rf"🔴 Task failed: dbt_finance\.dbt_build \(run {re.escape(f_run)}, try 2/2\): "
-        rf"dbt retry: (\d+) failed \((.*)\); (\d+) skipped",  # try 2 re-ran only what failed or was skipped
+        rf"dbt retry: (\d+) failed \((.*?)\), (\d+) skipped: (.*)",  # try 2 re-ran only what failed or was skipped
         finance["text"],
     )
     assert m and "test accepted_values_stg_payments_method" in m[2] and int(m[3]) > 0, finance["text"]
+    # the root cause ends the headline: the first failure's own error (issue 21, item 4)
+    assert re.match(r"test accepted_values_stg_payments_method\S*: Got 1 result", m[4]), finance["text"]
     texts = [b["text"]["text"] for b in finance["blocks"] if b["type"] == "section" and "text" in b]
     assert f"*Failed dbt models/tests: {m[1]}* (tag `finance`)" in texts
     [line] = [t for t in texts if t.startswith("• test `accepted_values_stg_payments_method")]

@@ -255,7 +255,9 @@ def test_init_on_the_demo_projects_checks_clean(installed, monkeypatch, capsys, 
     # MELTANO_PROJECT_ROOT is Meltano's own
     assert set(profile["env"]) == {"ALERTING_OUTBOX_URL", "DEMO_DATA_DIR", "WAREHOUSE_DUCKDB_PATH"}
     assert data["dbt"]["project_dir"] == str(REPO_ROOT / "dbt_project")  # given absolute: written absolute
-    assert "left out: adds no DAG: every node tagged pii has an earlier tag" in out
+    # The demo's domains; its cadence and privacy labels are left out, saying why (issue 21, item 2).
+    assert "chosen: [core, finance, marketing]" in out
+    assert "  pii           3  left out: its name marks a data classification label (like pii, sensitive, gdpr)" in out
     assert main(["--config", str(tmp_path / "orchestration.yml"), "check"]) == 0
 
 

@@ -207,6 +207,40 @@ def test_wildcard_select_warns_and_the_config_names_the_tables(project):
     assert not any("tap-crm" in str(w) for w in plan.warnings)
 
 
+@pytest.mark.parametrize(
+    "select, why",
+    [
+        ("", "no `select` rules: every stream is extracted"),
+        ("select: ['*.*']", "select rule '*.*' is a wildcard"),
+    ],
+)
+def test_an_extractor_without_nameable_tables_warns_with_the_key_and_the_line_to_add(project, select, why):
+    """Issue 21, item 3: the warning names `meltano.tables` and the exact line for that extractor,
+    listing the tables dbt reads from its schema; the line, added, silences it."""
+    extract = project.root / "meltano" / "extract" / "taps.meltano.yml"
+    extract.write_text(EXTRACTORS.replace("select: [accounts.*]", select))
+    sources = [*SOURCES, source("crm", "contacts", "tap_crm")]
+    plan = project([], sources)
+    [warning] = [str(w) for w in plan.warnings if w.subject == "tap-crm"]
+    assert warning == (
+        f"{extract}: tap-crm: {why}, so the tables it loads cannot be named; name them under `meltano.tables` "
+        "in orchestration.yml: add the line `tap-crm: [accounts, contacts]` under `tables:` in `meltano:` "
+        "(the tables dbt reads from tap_crm)"
+    )
+    config = project.root / "orchestration.yml"
+    config.write_text(
+        CONFIG.replace("meltano: {project_dir: meltano}", "meltano:\n  tables:\n    tap-crm: [accounts, contacts]")
+    )
+    plan = project([], sources)
+    assert plan.dag("meltano_tap_crm").outlets == ("tap_crm.accounts", "tap_crm.contacts")
+    assert not any(w.subject == "tap-crm" for w in plan.warnings)
+    # No dbt source in its schema: the line has a placeholder in the extractor's schema.
+    config.write_text(CONFIG)
+    plan = project([], [s for s in sources if "tap_crm" not in str(s)])
+    [warning] = [str(w) for w in plan.warnings if w.subject == "tap-crm"]
+    assert warning.endswith("add the line `tap-crm: [tap_crm.<table>, ...]` under `tables:` in `meltano:`")
+
+
 def test_meltano_schedules_keep_their_interval_and_jobs_run_by_name(project):
     (project.root / "meltano" / "extract" / "schedules.meltano.yml").write_text(
         textwrap.dedent("""

@@ -28,6 +28,7 @@ from airflow.sdk.exceptions import AirflowFailException
 from ..config import load_config
 from ..runners.dbt import FAILED, DbtError, DbtProjectRef, DbtRunResult, run_dbt
 from ..runners.dbt_profile import resolve_target
+from ..runners.root_error import dbt_node_root
 from ..runners.warehouse_lock import warehouse_lock
 from .dbt_form import FormError, extra_args, form_values, selection_words
 from .tasks import TaskFailure, set_extra
@@ -273,8 +274,10 @@ def dbt_alert_context(run_results: Path, result, owners: dict[str, str], tag: st
     skipped = sum(1 for _, st, _ in rows if st == "skipped")
     what = ", ".join(f"{f['resource_type']} {f['name']}" for f in failures[:3]) + (" …" if len(failures) > 3 else "")
     error = f"dbt {' '.join(result.args[:1])}: {len(failures)} failed ({what})"
-    if result.exception:
-        error = f"dbt {' '.join(result.args[:1])} could not run: {result.exception}"
     if skipped:
-        error += f"; {skipped} skipped"
+        error += f", {skipped} skipped"
+    if failures:  # the root cause: the first failure's own error
+        error += f": {dbt_node_root(failures[0]['resource_type'], failures[0]['name'], failures[0]['message'])}"
+    if result.exception:
+        error = f"dbt {' '.join(result.args[:1])} could not run: {result.root_error()}"
     return {"error": error, "dbt": {"tag": tag, "failures": failures}}

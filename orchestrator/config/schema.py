@@ -26,7 +26,17 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from alerting.messages import EXPECTED, bound, got, path_str, type_name, unknown_key
+from alerting.routing.messages import (
+    EXPECTED,
+    bound,
+    first_errors,
+    got,
+    like_it,
+    more_problems,
+    path_str,
+    type_name,
+    unknown_key,
+)
 
 from .errors import ConfigError
 
@@ -280,7 +290,7 @@ class OrchestrationFile(_Section):
 
 
 # ------------------------------------------------------------------ error messages
-# The same wording as alerting.yml's (alerting/messages.py): `key.path: message, got VALUE (type)`.
+# The same wording as alerting.yml's (alerting/routing/messages.py): `key.path: message, got VALUE (type)`.
 
 _SCALARS = ("bool_type", "int_type", "int_parsing", "float_type")  # a quoted value: say so
 
@@ -307,12 +317,13 @@ def _message(err: Any, root: type[BaseModel]) -> str:
 def validation_errors(exc: ValidationError, model: type[BaseModel]) -> list[str]:
     """`key.path: message` for each error, as users read them."""
     lines = []
-    for err in exc.errors():
+    shown, more = first_errors(exc)  # bounded: a list of 30,000 wrong items is one mistake
+    for err in shown:
         loc = tuple(err["loc"])
         if err["type"] == "at_key":
             loc += tuple(str((err.get("ctx") or {}).get("key", "")).split("."))
-        lines.append(f"{path_str(loc)}: {_message(err, model)}")
-    return lines
+        lines.append(f"{path_str(loc)}: {_message(err, model)}{like_it(err)}")
+    return lines + ([more_problems(more)] if more else [])
 
 
 Model = TypeVar("Model", bound=BaseModel)

@@ -4,8 +4,8 @@ plan and the next steps. See orchestrator/init/__init__.py for the command line.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
-import shutil
 import sys
 import time
 from dataclasses import dataclass
@@ -20,18 +20,11 @@ from ..plan.manifest import DbtProject, load_manifest
 from ..plan.text import plan_table
 from ..runners.dbt import DbtError, DbtProjectRef, run_dbt
 from . import texts
+from .outputs import Output, show, write_and_say
 from .projects import DbtSide, MeltanoSide, inspect_dbt, inspect_meltano
 from .tags import MAX_TAGS, TagChoice, choose_tags
 
 SHOWN_TAGS = 20  # rows of the tag table printed (the config's comment lists more)
-
-
-def _show(path: Path) -> str:
-    """A path as the user reads it: relative to the current directory when it is inside it."""
-    try:
-        return str(path.relative_to(Path.cwd()))
-    except ValueError:
-        return str(path)
 
 
 def _ref(target: Path, given: str, base: Path) -> str:
@@ -45,51 +38,6 @@ def _names(value: str | None) -> tuple[str, ...] | None:
     if value is None:
         return None
     return tuple(n.strip() for n in value.split(",") if n.strip())
-
-
-# ------------------------------------------------------------------------------------------ writing
-
-
-@dataclass(frozen=True)
-class Output:
-    path: Path
-    text: str
-    create_only: bool = False  # the user's file once it exists (alerting.yml): never rewritten
-
-
-def _state(out: Output) -> str:
-    if not out.path.exists():
-        return "new"
-    try:
-        same = out.path.read_text(encoding="utf-8") == out.text
-    except (OSError, UnicodeDecodeError):
-        same = False
-    if same:
-        return "unchanged"
-    return "kept" if out.create_only else "differs"
-
-
-def write_outputs(outputs: list[Output], force: bool) -> tuple[dict[Path, str], list[Path]]:
-    """Write what is new or (with force) differs, a .bak of each overwritten file; nothing at all
-    when a file differs without force. Returns each file's state and the refused files."""
-    states = {o.path: _state(o) for o in outputs}
-    refused = [p for p, s in states.items() if s == "differs" and not force]
-    if refused:
-        return states, refused
-    for o in outputs:
-        state = states[o.path]
-        if state in ("unchanged", "kept"):
-            continue
-        o.path.parent.mkdir(parents=True, exist_ok=True)
-        if state == "differs":
-            shutil.copy2(o.path, o.path.with_name(o.path.name + ".bak"))
-            states[o.path] = "overwritten"
-        else:
-            states[o.path] = "written"
-        tmp = o.path.with_name(f".{o.path.name}.tmp")
-        tmp.write_text(o.text, encoding="utf-8")
-        os.replace(tmp, o.path)
-    return states, []
 
 
 # ------------------------------------------------------------------------------------------ the dbt manifest
@@ -107,10 +55,32 @@ def _parse(dbt: DbtSide, env: dict[str, str]) -> None:
             run_dbt(args, env=env, project=ref)
         except DbtError as exc:
             raise ConfigError(f"{dbt.project_dir}: dbt {args[0]} failed: {exc}") from None
-        print(f"ran dbt {args[0]} in {_show(dbt.project_dir)} ({time.monotonic() - started:.1f} s)")
+        print(f"ran dbt {args[0]} in {show(dbt.project_dir)} ({time.monotonic() - started:.1f} s)")
+
+
+ADAPTER_EXTRAS = ("duckdb", "postgres")  # adapters with an extra of their own in pyproject.toml
+
+
+def adapter_missing(adapter: str) -> str | None:
+    """Why dbt cannot load the target's adapter in this Python, and the install that fixes it; None
+    when it is there. dbt itself would say only `Could not find adapter type duckdb!`."""
+    try:
+        found = importlib.util.find_spec(f"dbt.adapters.{adapter}") is not None
+    except (ImportError, ValueError):
+        found = False
+    if found:
+        return None
+    fix = (
+        f'pip install -c constraints.txt ".[{adapter}]" in the orchestrator\'s checkout'
+        if adapter in ADAPTER_EXTRAS
+        else f'pip install "dbt-{adapter}~=1.11.0"'
+    )
+    return f"dbt's {adapter} adapter is not installed in this Python ({sys.prefix}): {fix}"
 
 
 def _manifest(dbt: DbtSide, parse: bool, env: dict[str, str]) -> DbtProject | None:
+    if parse and (missing := adapter_missing(dbt.adapter)):
+        raise ConfigError(f"{dbt.profiles_file}: {dbt.profile}.outputs.{dbt.target}: {missing}")
     if parse:
         _parse(dbt, env)
     if not dbt.manifest.exists():
@@ -124,29 +94,35 @@ def _manifest(dbt: DbtSide, parse: bool, env: dict[str, str]) -> DbtProject | No
 def _print_tags(choice: TagChoice, manifest: Path, has_manifest: bool) -> None:
     if not has_manifest:
         print(
-            f"no dbt manifest at {_show(manifest)}: no tags proposed (every node would run in dbt_untagged).\n"
+            f"no dbt manifest at {show(manifest)}: no tags proposed (every node would run in dbt_untagged).\n"
             "  To have tags proposed: run `dbt parse` in the dbt project, or pass --parse (dbt deps and dbt parse, "
             "into the project's target/); then init again with --force."
         )
         return
     if choice.counts:
-        width = max(len(t) for t, _ in choice.counts)
-        print(f"dbt tags in {_show(manifest)} (nodes carrying each; tests not counted):")
+        width = max(len(t) for t, _ in choice.counts[:SHOWN_TAGS])
+        print(f"dbt tags in {show(manifest)} (nodes carrying each; tests not counted):")
         for tag, n in choice.counts[:SHOWN_TAGS]:
-            note = f"  ({choice.skipped[tag]})" if tag in choice.skipped else ""
+            verdict = choice.verdicts.get(tag)
+            note = "" if verdict is None else ("  kept" if verdict.kept else f"  left out: {verdict.why[:300]}")
             print(f"  {tag:<{width}}  {n:>4}{note}")
         if len(choice.counts) > SHOWN_TAGS:
-            print(f"  ... and {len(choice.counts) - SHOWN_TAGS} more, fewer nodes each")
+            more = len(choice.counts) - SHOWN_TAGS
+            print(f"  ... and {more} more, fewer nodes each (the config's comment lists them)")
     else:
-        print(f"no tags in {_show(manifest)}: every node runs in dbt_untagged")
+        print(f"no tags in {show(manifest)}: every node runs in dbt_untagged")
     if choice.given:
         print("tags from --tags:")
     elif choice.counts:
-        print(f"choosing tags: most frequent first, each kept if it adds a dbt DAG and no error, at most {MAX_TAGS}:")
+        print(
+            "choosing tags: those that split the models into domains (many models, little overlap, lineage-connected "
+            "first), most frequent first, each kept if it builds a DAG of its own and adds no error, "
+            f"at most {MAX_TAGS}:"
+        )
     for t in choice.tries:
-        verdict = f"{t.dbt_dags} dbt DAGs, {len(t.errors)} error(s)"
+        outcome = f"{t.dbt_dags} dbt DAGs, {len(t.errors)} error(s)"
         mark = "" if choice.given else ("  kept" if t.kept else f"  left out: {t.why[:300]}")
-        print(f"  tags [{', '.join(t.tags)}]: {verdict}{mark}")
+        print(f"  tags [{', '.join(t.tags)}]: {outcome}{mark}")
         if choice.given:
             for e in t.errors:
                 print(f"    error: {e}")
@@ -192,23 +168,23 @@ def _next_steps(
         listed = ", ".join(f"{n}{' (set in this shell)' if n in os.environ else ''}" for n in sorted(env_vars))
         steps.append(
             f"Set {listed} in the environment of Airflow's processes (or replace {texts.PLACEHOLDER} in "
-            f"{_show(config_path)}; no secrets there)."
+            f"{show(config_path)}; no secrets there)."
         )
     if not has_manifest:
         steps.append(
-            f"Run `dbt parse` in {_show(manifest.parent.parent)} (or init with --parse), then init again with --force "
+            f"Run `dbt parse` in {show(manifest.parent.parent)} (or init with --parse), then init again with --force "
             "to have tags proposed."
         )
     steps += [
-        f"Check: orchestrator --config {_show(config_path)} check",
-        f"Airflow (with this package installed) parses {' and '.join(_show(d) for d in dags)}: "
+        f"Check: orchestrator --config {show(config_path)} check",
+        f"Airflow (with this package installed) parses {' and '.join(show(d) for d in dags)}: "
         + (
-            f"point its dags_folder at {_show(dags[0].parent)}, or deploy that folder together with the config "
+            f"point its dags_folder at {show(dags[0].parent)}, or deploy that folder together with the config "
             "(the DAG files name it relative to themselves); for another dags folder, init with --dags-folder."
             if relative
-            else f"they name {_show(config_path)} by its absolute path."
+            else f"they name {show(config_path)} by its absolute path."
         )
-        + f" Run `dbt parse` in your deploy so that {_show(manifest)} is there and current.",
+        + f" Run `dbt parse` in your deploy so that {show(manifest)} is there and current.",
         "Pools: none needed (warehouse_pool: null). Alerts: fill in alerting.yml, then give Airflow "
         "$SLACK_BOT_TOKEN or the connection slack_api_default (SMTP: email.conn_id).",
     ]
@@ -251,7 +227,7 @@ def run_init(args: argparse.Namespace) -> int:
         choice = TagChoice(chosen=given or (), given=given is not None)
     _print_tags(choice, dbt.manifest, manifest is not None)
     outputs = _outputs(inputs, choice, manifest is not None)
-    if not _write(outputs, args.force):
+    if not write_and_say(outputs, args.force):
         return 1
     _print_plan(inputs.config_path, inputs.profile)
     dag_files = [o.path for o in outputs[2:]]
@@ -284,10 +260,12 @@ def _read_inputs(args: argparse.Namespace) -> _Inputs:
         env_vars[name] = [*env_vars.get(name, []), *places]
     env_vars.pop(texts.OUTBOX_VAR, None)  # written with its own value
     env_vars = {k: v for k, v in env_vars.items() if ENV_NAME_RE.fullmatch(k)}  # a profile's `env` takes no other
-    print(f"dbt project {dbt.project_name} ({_show(dbt.project_dir)}): profile {dbt.profile}, target {dbt.target}")
-    print(f"  profiles.yml: {_show(dbt.profiles_file)}; warehouse_uri {dbt.warehouse_uri}, {dbt.uri_note}")
+    print(f"dbt project {dbt.project_name} ({show(dbt.project_dir)}): profile {dbt.profile}, target {dbt.target}")
+    print(f"  profiles.yml: {show(dbt.profiles_file)}; warehouse_uri {dbt.warehouse_uri}, {dbt.uri_note}")
+    if not args.parse and (missing := adapter_missing(dbt.adapter)):
+        print(f"  warning: {missing} (Airflow's dbt tasks need it)")
     print(
-        f"Meltano project {_show(meltano.project_dir)}: environment {meltano.environment} ({meltano.environment_note})"
+        f"Meltano project {show(meltano.project_dir)}: environment {meltano.environment} ({meltano.environment_note})"
     )
     print(f"  loader {meltano.loader} ({meltano.loader_note})")
     print(f"  extractors {', '.join(meltano.extractors)} ({meltano.extractors_note})")
@@ -348,27 +326,3 @@ def _outputs(inputs: _Inputs, choice: TagChoice, manifest_exists: bool) -> list[
         Output(dags / texts.DAG_FILE, texts.dag_file_text(config_ref, relative)),
         Output(dags / texts.ERRORS_FILE, texts.errors_file_text(config_ref, relative)),
     ]
-
-
-def _write(outputs: list[Output], force: bool) -> bool:
-    """Write them (write_outputs) and say what became of each; False when a file that differs was refused."""
-    states, refused = write_outputs(outputs, force)
-    print()
-    if refused:
-        for p in refused:
-            print(
-                f"error: {p}: exists and differs from what init would write; "
-                f"--force overwrites it (keeping {p.name}.bak)",
-                file=sys.stderr,
-            )
-        print("nothing written", file=sys.stderr)
-        return False
-    for o in outputs:
-        note = {
-            "kept": "kept (exists: yours to edit)",
-            "overwritten": f"overwritten (the previous one is {o.path.name}.bak)",
-        }.get(states[o.path], states[o.path])
-        print(f"{_show(o.path)}: {note}")
-    if all(s in ("unchanged", "kept") for s in states.values()):
-        print("nothing changed")
-    return True

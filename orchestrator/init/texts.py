@@ -38,7 +38,7 @@ class ConfigText:
     manifest_exists: bool
     tags: tuple[str, ...]
     tags_given: bool
-    other_tags: list[tuple[str, int]]
+    other_tags: list[tuple[str, int, str]]  # tag, nodes carrying it, why it was left out (a few words)
     meltano_project_dir: str
     meltano_environment: str
     loader: str
@@ -93,8 +93,9 @@ def config_text(c: ConfigText) -> str:
     elif c.manifest_exists:
         out += _comment(
             "Orchestration tags, in precedence order: one dbt DAG per tag, untagged nodes in dbt_untagged. "
-            "Proposed by `orchestrator init`: the manifest's tags, most frequent first, each kept if it adds a "
-            "DAG and no error (at most 8).",
+            "Proposed by `orchestrator init`: the tags that split the models into domains (many models, little "
+            "overlap; not labels such as daily or pii), most frequent first, each kept if it builds a DAG of its "
+            "own and adds no error (at most 8).",
             "  ",
         )
     else:
@@ -105,10 +106,12 @@ def config_text(c: ConfigText) -> str:
         )
     out.append(f"  tags: {flow_list(c.tags)}")
     if c.other_tags:
-        others = ", ".join(f"{t} ({n})" for t, n in c.other_tags[:OTHER_TAGS])
+        noted = any(note for _, _, note in c.other_tags)
+        others = ", ".join(f"{t} ({n}{': ' + note if note else ''})" for t, n, note in c.other_tags[:OTHER_TAGS])
         if len(c.other_tags) > OTHER_TAGS:
             others += f" and {len(c.other_tags) - OTHER_TAGS} more"
-        out += _comment(f"Other tags in the manifest (nodes carrying them): {others}", "  ")
+        what = "nodes carrying them: why left out" if noted else "nodes carrying them"
+        out += _comment(f"Other tags in the manifest ({what}): {others}", "  ")
     out += [
         "",
         "meltano:",

@@ -181,6 +181,18 @@ class AirflowClient:
     def task_instances(self, dag_id: str, run_id: str) -> list[dict]:
         return self._all(f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances", "task_instances")
 
+    def task_log(self, dag_id: str, run_id: str, task_id: str, try_number: int, map_index: int = -1) -> list[dict]:
+        """A task try's whole log as Airflow's structured events ({"event": ..., "level": ...,
+        "error_detail": [...]}); the first ones, between `::group::Log message source details` and
+        `::endgroup::`, name where it was read from (the log file)."""
+        resp = self.request(
+            "GET",
+            f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/logs/{try_number}",
+            params={"full_content": "true", "map_index": map_index},
+            headers={"Accept": "application/json"},
+        )
+        return _ok(resp).json().get("content") or []
+
     def triggering_asset_events(self, dag_id: str, run_id: str) -> list[dict]:
         """The asset events that created an asset-triggered run (empty for other runs)."""
         return self.get(f"/dags/{dag_id}/dagRuns/{run_id}/upstreamAssetEvents")["asset_events"]

@@ -16,8 +16,59 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
+import httpx
+
 from .airflow_env import AirflowLocalError
 from .client import TERMINAL_STATES, AirflowClient, parse_ts
+
+
+@dataclass(frozen=True)
+class FailedTask:
+    """A failed task of a run: its last try, the root error line its log ends with, the log's path."""
+
+    task_id: str
+    try_number: int
+    error: str
+    log: str | None
+
+
+SOURCES_START, SOURCES_END = "::group::Log message source details", "::endgroup::"
+
+
+def log_root(events: Iterable[dict]) -> tuple[str, str | None]:
+    """From a task try's structured log (the REST API's events): the exception it failed with, as
+    one line, and the file (or URL) the log was read from. The orchestrator's own TaskFailure
+    carries its root cause on its first line (the runner's summary), so it is shown bare."""
+    error, sources, in_sources = "", [], False
+    for e in events:
+        event = str(e.get("event") or "")
+        if event in (SOURCES_START, SOURCES_END):
+            in_sources = event == SOURCES_START
+        elif in_sources:
+            sources.append(event)
+        elif detail := e.get("error_detail"):
+            raised = detail[0] if isinstance(detail, list) and detail else {}
+            kind, value = str(raised.get("exc_type") or ""), str(raised.get("exc_value") or "")
+            first = next((line.strip() for line in value.splitlines() if line.strip()), "")
+            error = first if kind == "TaskFailure" else f"{kind}: {first}" if first else kind
+    return error, (sources[0] if sources else None)
+
+
+def failed_tasks(client: AirflowClient, dag_id: str, run_id: str) -> list[FailedTask]:
+    """The failed tasks of a run (not those that did not run because an upstream failed), each with
+    its last try's root error and log path, from the REST API."""
+    out = []
+    for ti in client.task_instances(dag_id, run_id):
+        if ti.get("state") != "failed":
+            continue
+        try_number = int(ti.get("try_number") or 1)
+        try:
+            events = client.task_log(dag_id, run_id, ti["task_id"], try_number, int(ti.get("map_index", -1)))
+        except (httpx.HTTPError, AirflowLocalError) as exc:  # the report still comes; it says why not this
+            events = [{"event": "no log", "error_detail": [{"exc_type": "log unavailable", "exc_value": str(exc)}]}]
+        error, log = log_root(events)
+        out.append(FailedTask(ti["task_id"], try_number, error or "no exception in its log", log))
+    return out
 
 
 @dataclass
@@ -32,6 +83,7 @@ class RunReport:
     emitted: list[dict] = field(default_factory=list)  # asset events its tasks emitted
     blocked_by: tuple[str, ...] = ()  # blocked: the finished upstream DAGs whose Assets never came
     missing: tuple[str, ...] = ()  # blocked: the Assets of its schedule that did not arrive
+    failures: list[FailedTask] = field(default_factory=list)  # failed: its failed tasks, why, and their logs
 
     @property
     def duration(self) -> float | None:
@@ -162,6 +214,7 @@ def follow_cycle(
                 end=parse_ts(run["end_date"]),
                 triggered_by=client.triggering_asset_events(dag_id, run["dag_run_id"]),
                 emitted=client.asset_events(source_dag_id=dag_id, source_run_id=run["dag_run_id"]),
+                failures=failed_tasks(client, dag_id, run["dag_run_id"]) if run["state"] == "failed" else [],
             )
         )
     return reports
@@ -194,6 +247,9 @@ def format_report(reports: list[RunReport], raw_rows: Mapping[str, int] | None =
                 if extra.get(k) is not None
             )
             lines.append(f"    -> {event['name']:<40} {detail}".rstrip())
+        for f in r.failures:
+            lines.append(f"    ! {f.task_id} failed (try {f.try_number}): {f.error}")
+            lines.append(f"      log: {f.log or 'not found through the API: see the Airflow UI'}")
         if r.state == "blocked":
             lines.append(f"    blocked by {', '.join(r.blocked_by)}; did not arrive: {', '.join(r.missing)}")
     starts = [r.start for r in reports if r.start]

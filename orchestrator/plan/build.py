@@ -53,7 +53,8 @@ def assemble(
         add(plan_tick(config, names))
     meltano_dags: list[MeltanoDag] = []
     if meltano is not None:
-        part = plan_meltano(config, meltano, names, env)
+        sources = [s.relation for s in dbt.sources.values()] if dbt is not None else []
+        part = plan_meltano(config, meltano, names, env, sources)
         meltano_dags = [d for d in part.dags if isinstance(d, MeltanoDag)]
         add(part, dags="meltano" in kinds)
         if "meltano_state" in kinds:

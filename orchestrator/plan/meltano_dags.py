@@ -4,7 +4,9 @@ run on the tick), then describe each DAG; and the Meltano State DAG over all of 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import json
+import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from ..config import OrchestrationConfig
@@ -51,9 +53,27 @@ def check_plugins(config: OrchestrationConfig, project: MeltanoProject) -> list[
     return errors
 
 
+def tables_fix(config: OrchestrationConfig, extractor: str, schema: str, source_relations: Iterable[str]) -> str:
+    """How to name an extractor's tables when its `select` rules cannot: the key and the exact line,
+    with the tables the dbt project reads from the extractor's schema when there are any."""
+    read = sorted({r.split(".", 1)[1] for r in source_relations if r.split(".", 1)[0] == schema})
+    listed = "[" + ", ".join(t if re.fullmatch(r"[\w$]+", t) else json.dumps(t) for t in read) + "]"
+    listed = listed if read else f"[{schema}.<table>, ...]"
+    return (
+        f"name them under `meltano.tables` in {config.path.name}: add the line `{extractor}: {listed}` "
+        f"under `tables:` in `meltano:`" + (f" (the tables dbt reads from {schema})" if read else "")
+    )
+
+
 def tables_loaded(
-    config: OrchestrationConfig, project: MeltanoProject, env: Mapping[str, str], names: Translator
+    config: OrchestrationConfig,
+    project: MeltanoProject,
+    env: Mapping[str, str],
+    names: Translator,
+    source_relations: Iterable[str] = (),
 ) -> tuple[dict[str, Tables], list[Issue]]:
+    """The tables each extractor loads; a warning for one whose tables cannot be named (no or wildcard
+    `select` rules), with the fix. `source_relations`: what dbt reads (schema.table), for the fix."""
     loader = project.loaders[config.profile.loader]
     tables, warnings = {}, []
     for name in config.profile.extractors:
@@ -62,7 +82,8 @@ def tables_loaded(
             ext, loader, override=config.meltano.tables.get(name, ()), env=env, table_of=names.stream_table
         )
         if t.problem:
-            warnings.append(Issue(ext.file, name, t.problem))
+            fix = tables_fix(config, name, t.schema, source_relations) if not t.tables else ""
+            warnings.append(Issue(ext.file, name, f"{t.problem}; {fix}" if fix else t.problem))
         tables[name] = t
     return tables, warnings
 
@@ -101,14 +122,19 @@ def find_runs(config: OrchestrationConfig, project: MeltanoProject) -> tuple[lis
 
 
 def plan_meltano(
-    config: OrchestrationConfig, project: MeltanoProject, names: Translator, env: Mapping[str, str]
+    config: OrchestrationConfig,
+    project: MeltanoProject,
+    names: Translator,
+    env: Mapping[str, str],
+    source_relations: Iterable[str] = (),
 ) -> Part:
-    """One DAG per extractor of the profile, or per Meltano schedule that runs them."""
+    """One DAG per extractor of the profile, or per Meltano schedule that runs them (`source_relations`:
+    the dbt sources, named in the fix of an extractor whose tables cannot be named)."""
     part = Part(errors=check_plugins(config, project))
     if part.errors:
         return part
     profile = config.profile
-    tables, part.warnings = tables_loaded(config, project, env, names)
+    tables, part.warnings = tables_loaded(config, project, env, names, source_relations)
     runs, w, part.errors = find_runs(config, project)
     part.warnings += w
     suffix = expand(project.state_id_suffix, env) if project.state_id_suffix else None

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, ClassVar
 
-from alerting.messages import got
+from alerting.routing.messages import got
 from pydantic import BaseModel, ConfigDict, Field, PlainValidator, ValidationError, model_validator
 
 from ..config import ConfigError, load_yaml
@@ -335,12 +335,12 @@ def _select_streams(select: tuple[str, ...], table_of) -> tuple[tuple[str, ...],
         stream = re.split(r"(?<!\\)\.", rule, maxsplit=1)[0].replace("\\.", ".")
         table = table_of(stream)
         if not table or _GLOB.search(table):
-            return (), (), f"select rule {rule!r} is a wildcard: list the tables in the orchestration config"
+            return (), (), f"select rule {rule!r} is a wildcard, so the tables it loads cannot be named"
         if table not in tables:
             tables.append(table)
             streams.append(stream)
     if not tables:
-        return (), (), "no `select` rules: every stream is extracted, so list the tables in the orchestration config"
+        return (), (), "no `select` rules: every stream is extracted, so the tables it loads cannot be named"
     return tuple(tables), tuple(streams), None
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from ..config import OrchestrationConfig
 from .dbt_profile import default_target, profiles_dir
+from .root_error import dbt_node_root, dbt_root
 
 FAILED = frozenset({"error", "fail", "runtime error"})  # dbt's statuses of a node that did not succeed
 
@@ -36,6 +37,12 @@ class NodeResult:
     def failed(self) -> bool:
         return self.status in FAILED
 
+    @property
+    def name(self) -> str:
+        """The node's name (`test.pkg.not_null_x.1a2b` -> `not_null_x`)."""
+        parts = self.unique_id.split(".")
+        return parts[2] if len(parts) > 2 else self.unique_id
+
 
 @dataclass
 class DbtRunResult:
@@ -53,11 +60,36 @@ class DbtRunResult:
     def failed(self) -> list[NodeResult]:
         return [n for n in self.nodes if n.failed]
 
+    def root_error(self) -> str:
+        """Why it failed, in one line: dbt's exception when it could not run (a compile error at
+        parse time), else the first failed node's error (`Compilation Error in model x (...): ...`,
+        `Runtime Error in model x (...): Catalog Error: ...`, `test y: Got 1 result, ...`)."""
+        if self.exception:
+            return dbt_root(self.exception)
+        for n in self.failed:
+            return dbt_node_root(n.resource_type, n.name, n.message)
+        return ""
+
+    def summary(self) -> str:
+        """One line: the command, what failed, what was skipped, and the root cause."""
+        command = f"dbt {self.args[0]}" if self.args else "dbt"
+        if self.exception:
+            return f"{command} could not run: {self.root_error()}"
+        failed = self.failed
+        what = ", ".join(f"{n.resource_type} {n.name}" for n in failed[:3])
+        out = f"{command}: {len(failed)} failed ({what}{' …' if len(failed) > 3 else ''})"
+        if skipped := sum(1 for n in self.nodes if n.status == "skipped"):
+            out += f", {skipped} skipped"
+        return out + (f": {root}" if (root := self.root_error()) else "")
+
 
 class DbtError(RuntimeError):
+    """dbt failed. The message's first line is the result's summary (with the root cause), then
+    the command, dbt's exception and every failed node."""
+
     def __init__(self, result: DbtRunResult):
         self.result = result
-        lines = [f"dbt {' '.join(result.args)} failed"]
+        lines = [result.summary(), f"  dbt {' '.join(result.args)} failed"]
         if result.exception:
             lines.append(result.exception)
         lines += [

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..plan.meltano_project import default_stream_table
+from .root_error import root_error
 
 # Singer plugins (SDK and singer-python alike) report rows as METRIC lines, which
 # Meltano prefixes with the plugin name: "... [info     ] tap-shop METRIC: {...}".
@@ -26,32 +27,20 @@ _METRIC = re.compile(r"\]\s+(?P<plugin>\S+)\s+METRIC: (?P<json>\{.*\})")
 
 
 class MeltanoError(RuntimeError):
-    def __init__(self, argv: Sequence[str], returncode: int, tail: Sequence[str]):
+    """`meltano` exited non-zero. The message's first line is `summary()`; the log tail follows."""
+
+    def __init__(self, argv: Sequence[str], returncode: int, tail: Sequence[str], root: str | None = None):
         self.argv, self.returncode, self.tail = list(argv), returncode, list(tail)
-        super().__init__(f"meltano {' '.join(argv[1:])} exited with {returncode}; last log lines:\n" + "\n".join(tail))
+        self.root = root_error(self.tail) if root is None else root
+        super().__init__(self.summary() + "\nlast log lines:\n" + "\n".join(self.tail))
 
     def summary(self) -> str:
-        """One line: the command, its exit code and the plugin's own exception (e.g. the tap's
-        `ValueError: .../ad_spend.jsonl:19: not valid JSON`), not Meltano's "Extractor failed"."""
+        """One line: the command, its exit code and the root cause (e.g. the tap's own
+        `FileNotFoundError: [Errno 2] No such file or directory: '.../orders.csv'`), not Meltano's
+        "Extractor failed" nor a source line of the traceback."""
         return f"meltano {' '.join(self.argv[1:])} exited with {self.returncode}" + (
-            f": {cause}" if (cause := plugin_error(self.tail)) else ""
+            f": {self.root}" if self.root else ""
         )
-
-
-def plugin_error(lines: Sequence[str]) -> str:
-    """The last exception line a plugin (not Meltano itself) logged, else its last error-ish line."""
-    fallback = ""
-    for line in reversed(lines):
-        rest = re.sub(r"^\S+\s+\[\s*\w+\s*\]\s*", "", line.strip())  # "<time> [level   ] "
-        plugin, _, message = rest.partition(" ")
-        message = message.strip()
-        if plugin == "meltano" or not message:
-            continue
-        if re.match(r"[\w.]*(Error|Exception)\b", message):
-            return message
-        if not fallback and re.search(r"error|failed|refused|denied", message, re.I):
-            fallback = message
-    return fallback
 
 
 @dataclass
@@ -110,12 +99,16 @@ def run_meltano(
     executable: str | None = None,
     log: Callable[[str], None] = print,
     tail_lines: int = 60,
+    scanned_lines: int = 5000,
 ) -> MeltanoResult:
     """`meltano --environment <environment> <args...>` in the project root (the config's
-    `meltano.project_dir`), with `executable` (its `meltano.executable`)."""
+    `meltano.project_dir`), with `executable` (its `meltano.executable`). A failure raises
+    MeltanoError with the last `tail_lines` lines and the root cause found in the last
+    `scanned_lines` (a traceback, and Meltano's copy of it, easily fill the tail)."""
     argv = [meltano_executable(executable), "--environment", environment, *args]
     started = time.monotonic()
     tail: deque[str] = deque(maxlen=tail_lines)
+    scanned: deque[str] = deque(maxlen=max(scanned_lines, tail_lines))
     metrics: list[str] = []
     # Plugins print what they like: a byte that is not UTF-8 must not kill the task (nor the alert).
     with subprocess.Popen(
@@ -133,12 +126,13 @@ def run_meltano(
         for raw in proc.stdout:
             line = raw.rstrip("\n")
             tail.append(line)
+            scanned.append(line)
             if "METRIC:" in line:
                 metrics.append(line)
             log(line)
         returncode = proc.wait()
     if returncode != 0:
-        raise MeltanoError(argv, returncode, tail)
+        raise MeltanoError(argv, returncode, tail, root_error(scanned))
     return MeltanoResult(argv=argv, duration_s=time.monotonic() - started, tail=list(tail), metric_lines=metrics)
 
 
