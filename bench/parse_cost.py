@@ -221,9 +221,7 @@ def _absolute_paths(data: dict) -> None:
     (which are relative to its own folder) absolute. Path keys: project_dir, manifest, config, *_dir,
     *_path, *_file in any section; in profiles' env, the variables the orchestrator resolves as paths
     and every relative sqlite:/// URL."""
-    from orchestrator import profiles
-
-    path_vars = set(getattr(profiles, "_PATH_VARS", ("DEMO_DATA_DIR", "WAREHOUSE_DUCKDB_PATH")))
+    path_vars = {"DEMO_DATA_DIR", "WAREHOUSE_DUCKDB_PATH"}
     for name, section in data.items():
         if name == "profiles" or not isinstance(section, dict):
             continue
