@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import stat
 
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from test_cli import _project
 from test_plan import SOURCES, V12, model, write_manifest
 
@@ -117,3 +119,56 @@ def test_the_state_dag_refuses_a_quoted_dry_run_instead_of_reading_it_as_true():
             project_root=REPO_ROOT / "meltano",
             names=Translator(),
         )  # type: ignore[arg-type]
+
+
+# ------------------------------------------------------------------ issue 18, item 4: no traceback
+
+
+def test_a_model_shadowing_the_meltano_table_it_reads_is_an_error_not_a_key_error(tmp_path, capsys, monkeypatch):
+    """raw_shop.orders is loaded by Meltano, read by stg through its source, and rebuilt by a model
+    that reads stg: a cycle through the source (it used to be a KeyError in placement)."""
+    monkeypatch.delenv("PIPELINE_PROFILE", raising=False)
+    nodes = [
+        model("stg", ["core"], ["source.p.shop.orders"]),
+        model("orders", ["finance"], ["model.p.stg"], schema="raw_shop"),
+    ]
+    code, out = _check(tmp_path, nodes, capsys)
+    assert code == 1
+    assert "model.p.orders, model.p.stg: these nodes depend on each other in a cycle" in out
+    assert "model.p.orders: builds raw_shop.orders, which meltano_tap_shop loads" in out
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    st.lists(
+        st.tuples(
+            st.lists(st.sampled_from(["core", "finance", "marketing", "other"]), max_size=3, unique=True),
+            st.sets(st.integers(0, 10), max_size=3),  # its reads: models 0-7 (cycles included), sources 8-10
+            st.sampled_from(["table", "view", "ephemeral"]),
+            st.sampled_from(["analytics", "raw_shop", "staging"]),
+        ),
+        min_size=1,
+        max_size=8,
+    )
+)
+def test_any_model_graph_plans_with_errors_never_an_exception(tmp_path, monkeypatch, nodes):
+    """Cycles (hand-made, or through a source whose table a model rebuilds), ephemeral models on
+    them, several tags: the plan lists errors, it never raises."""
+    monkeypatch.delenv("PIPELINE_PROFILE", raising=False)
+    from orchestrator.config import load_config
+    from orchestrator.plan import plan_from_config
+
+    if not (tmp_path / "orchestration.yml").exists():  # one project for every example: only its manifest changes
+        _project(tmp_path, [])
+    names = ["orders", "customers", "accounts", "a", "b", "c", "d", "e"]
+    made = []
+    for i, (tags, reads, materialized, schema) in enumerate(nodes):
+        deps = [
+            f"model.p.{names[r]}" if r < 8 else SOURCES[r - 8]["unique_id"] for r in reads if r < len(nodes) or r >= 8
+        ]
+        made.append(model(names[i], tags, deps, schema=schema, materialized=materialized))
+    write_manifest(tmp_path / "manifest.json", made, SOURCES)
+    for mode in ("multi", "monolith"):
+        config = load_config(tmp_path / "orchestration.yml").with_overrides(mode=mode)
+        plan = plan_from_config(config, cache_dir=None)
+        assert plan.dags  # tick and the Meltano DAGs at least

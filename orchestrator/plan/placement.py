@@ -165,17 +165,29 @@ def _untagged_stages(graph: DbtGraph, tag_of: dict[str, int], ntags: int) -> _St
             for member in comp:
                 level[member] = value
             continue
-        (single,) = comp
-        value, why = 0, None
-        for pred, witness in preds.get(single, {}).items():
-            # The witness of a stage: a read of a tag DAG's node, or the witness of a catch-all read.
-            w = via.get(pred) if isinstance(pred, str) and pred not in joined else witness
-            if level[pred] > value or (why is None and level[pred] == value > 0):
-                value, why = level[pred], w
-        level[single] = value
-        if value > 0 and why is not None:
-            via[str(single)] = why
+        _untagged_stage(comp, preds, _Stages(joined, level, via))
     return _Stages(joined, level, via)
+
+
+def _untagged_stage(
+    comp: list[int | str], preds: dict[int | str, dict[int | str, tuple[str, str]]], s: _Stages
+) -> None:
+    """The catch-all stage of one untagged node, or of several on a cycle (a hand-made manifest,
+    which dbt_checks reports): they share it. Its witness too (`via`)."""
+    members = set(comp)
+    value, why = 0, None
+    for member in comp:
+        for pred, witness in preds.get(member, {}).items():
+            if pred in members:
+                continue
+            # The witness of a stage: a read of a tag DAG's node, or the witness of a catch-all read.
+            w = s.via.get(pred) if isinstance(pred, str) and pred not in s.joined else witness
+            if s.level[pred] > value or (why is None and s.level[pred] == value > 0):
+                value, why = s.level[pred], w
+    for member in comp:
+        s.level[member] = value
+        if value > 0 and why is not None:
+            s.via[str(member)] = why
 
 
 def _assign(p: _Placing, stages: _Stages) -> None:
@@ -241,12 +253,12 @@ def _forced_cycles(graph: DbtGraph, out: Placement) -> list[CycleError]:
     for u in order:
         up[u] = 0
         for p in graph.parents[u]:
-            up[u] |= up[p] | bit[p]
+            up[u] |= up.get(p, 0) | bit[p]  # a node on a cycle may come later: dbt_checks reports it
     down: dict[str, int] = {}
     for u in reversed(order):
         down[u] = 0
         for c in graph.children[u]:
-            down[u] |= down[c] | bit[c]
+            down[u] |= down.get(c, 0) | bit[c]
     errors = []
     for comp in components:
         cycle = shortest_cycle(edges, comp)
