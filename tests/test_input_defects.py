@@ -138,6 +138,24 @@ def test_a_model_shadowing_the_meltano_table_it_reads_is_an_error_not_a_key_erro
     assert "model.p.orders: builds raw_shop.orders, which meltano_tap_shop loads" in out
 
 
+def test_delays_and_lateness_past_a_year_name_their_key(tmp_path, capsys, monkeypatch):
+    """1e13 minutes or 1e15 seconds overflowed timedelta in a DAG file, naming no key."""
+    monkeypatch.delenv("PIPELINE_PROFILE", raising=False)
+    args = _project(tmp_path, [model("a", ["core"])])
+    config = tmp_path / "orchestration.yml"
+    config.write_text(
+        config.read_text()
+        + "alerting: {lateness: {after_minutes: 10000000000000, dags: {dbt_core: 10000000000000}}}\n"
+        + "defaults: {retry_delay_seconds: 1000000000000000, max_retry_delay_seconds: 1000000000000000}\n"
+    )
+    assert main([*args, "check", "--no-render"]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    for key in ("alerting.lateness.after_minutes", "defaults.retry_delay_seconds", "defaults.max_retry_delay_seconds"):
+        assert f"{config}: {key}: must be at most" in err
+    assert f"{config}: alerting.lateness.dags.dbt_core: must be at most" in err
+
+
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     st.lists(

@@ -142,8 +142,11 @@ Text = Annotated[str, StringConstraints(min_length=1)]
 DagId = Annotated[str, AfterValidator(_dag_id)]
 Prefix = Annotated[str, AfterValidator(_prefix)]
 Cron = Annotated[str, AfterValidator(_cron)]
-Minutes = Annotated[int, Field(ge=0)]
-Seconds = Annotated[int, Field(ge=0)]
+# At most a year: a bound a user can read, far inside what a timedelta holds (1e13 minutes overflowed
+# Python's timedelta in a DAG file, with no key named).
+YEAR_MINUTES = 366 * 24 * 60
+Minutes = Annotated[int, Field(ge=0, le=YEAR_MINUTES)]
+Seconds = Annotated[int, Field(ge=0, le=YEAR_MINUTES * 60)]
 EnvName = Annotated[str, AfterValidator(_env_name)]
 EnvValue = Annotated[str | int | float | bool | None, PlainValidator(_env_value)]
 AssetName = Annotated[str, StringConstraints(min_length=1), AfterValidator(_asset_name)]
