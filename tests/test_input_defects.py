@@ -190,3 +190,68 @@ def test_any_model_graph_plans_with_errors_never_an_exception(tmp_path, monkeypa
         config = load_config(tmp_path / "orchestration.yml").with_overrides(mode=mode)
         plan = plan_from_config(config, cache_dir=None)
         assert plan.dags  # tick and the Meltano DAGs at least
+
+
+# ------------------------------------------------------------------ the run form's vars: bounded
+
+
+def _deep(levels: int) -> dict:
+    value: dict = {"leaf": 1}
+    for _ in range(levels - 1):
+        value = {"v": value}
+    return value
+
+
+def test_run_form_vars_3000_levels_deep_fail_at_once_without_retry():
+    """They used to raise RecursionError in json.dumps, which Airflow retries."""
+    import pytest
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from orchestrator.airflow.dbt_task import FormRefused, _form
+
+    for vars_ in (_deep(3000), "[" * 3000 + "]" * 3000, '{"a":' * 3000 + "1" + "}" * 3000):
+        with pytest.raises(FormRefused, match=r"^run form: vars: nested more than 32 levels deep$") as caught:
+            _form({"vars": vars_}, None)
+        assert isinstance(caught.value, AirflowFailException)  # no retry: the same form fails every try
+    assert _form({"vars": _deep(32)}, None)["vars"] == _deep(32)
+
+
+def test_run_form_vars_of_5_mb_are_refused_with_their_size():
+    import pytest
+
+    from orchestrator.airflow.dbt_form import FormError, form_values
+
+    big = {"k": "x" * 5_000_000}
+    with pytest.raises(FormError, match=r"^vars: 5,000,009 characters as JSON; at most 100,000$"):
+        form_values({"vars": big})
+    with pytest.raises(FormError, match=r"^vars: 5,000,009 characters of JSON; at most 100,000$"):
+        form_values({"vars": json.dumps(big)})
+    wide = {f"k{i}": i for i in range(20_000)}  # shallow but long
+    with pytest.raises(FormError, match=r"characters as JSON; at most 100,000$"):
+        form_values({"vars": wide})
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=60,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.one_of(json_values, json_values.map(json.dumps), st.text(max_size=50)))
+def test_any_run_form_vars_become_dbt_arguments_or_a_form_error(value):
+    """Whatever the form hands over: a JSON object within the bounds goes to dbt as one --vars
+    argument that parses back to it; anything else is a FormError (a one-line refusal)."""
+    from orchestrator.airflow.dbt_form import FormError, extra_args, form_values
+
+    try:
+        values = form_values({"vars": value})
+    except FormError as exc:
+        assert str(exc).startswith("vars: ") and "\n" not in str(exc)
+        return
+    args = extra_args(values)
+    if values["vars"]:
+        assert args[0] == "--vars" and json.loads(args[1]) == values["vars"] and len(args[1]) <= 100_000
+    else:
+        assert args == []
