@@ -456,7 +456,7 @@ def test_the_cap_is_on_the_decompressed_size_and_can_be_raised(tmp_path, monkeyp
     assert (
         "ORCHESTRATOR_MANIFEST_MAX_BYTES='2GiB': expected a positive whole number of bytes" in capsys.readouterr().err
     )
-    monkeypatch.delenv("ORCHESTRATOR_MANIFEST_MAX_BYTES")  # the default, 2 GiB
+    monkeypatch.delenv("ORCHESTRATOR_MANIFEST_MAX_BYTES")  # the default: its plausible size
     assert main(["--config", str(config), "plan"]) == 0
 
 

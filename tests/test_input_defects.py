@@ -4,6 +4,7 @@ file, through the public interfaces (the CLI, the runners)."""
 from __future__ import annotations
 
 import json
+import os
 import stat
 
 from hypothesis import HealthCheck, given, settings
@@ -255,3 +256,58 @@ def test_any_run_form_vars_become_dbt_arguments_or_a_form_error(value):
         assert args[0] == "--vars" and json.loads(args[1]) == values["vars"] and len(args[1]) <= 100_000
     else:
         assert args == []
+
+
+# ------------------------------------------------------------------ a gzip manifest: its plausible size
+
+
+def test_a_gzip_manifest_expanding_toward_2_gib_is_refused_early_in_little_memory(tmp_path):
+    """2,048 gzip members of 1 MiB of spaces each: 2 GiB expanded from about 2 MB. It used to be read
+    to 2.1 GB RSS before the refusal; now the plausible bound (50x the .gz) stops it at about 100 MB."""
+    import gzip
+    import subprocess
+    import sys
+
+    member = gzip.compress(b" " * (1 << 20))
+    bomb = tmp_path / "manifest.json.gz"
+    bomb.write_bytes(b"".join([gzip.compress(b'{"metadata": {}, "nodes": {') + member] + [member] * 2047))
+    probe = (
+        "import resource, sys, time\n"
+        "from orchestrator.plan.manifest import ManifestError, load_manifest\n"
+        "t = time.monotonic()\n"
+        "try:\n"
+        "    load_manifest(sys.argv[1])\n"
+        "except ManifestError as exc:\n"
+        "    print(exc)\n"
+        "print(time.monotonic() - t, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss >> 10)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "ORCHESTRATOR_MANIFEST_MAX_BYTES"}
+    out = subprocess.run(
+        [sys.executable, "-c", probe, str(bomb)], capture_output=True, text=True, env=env, timeout=60, check=True
+    ).stdout.splitlines()
+    assert out[0].startswith(f"{bomb}: expands to more than ") and "more than a dbt manifest plausibly is" in out[0]
+    assert "ORCHESTRATOR_MANIFEST_MAX_BYTES" in out[0]
+    seconds, rss_mib = out[1].split()
+    assert float(seconds) < 5 and int(rss_mib) < 300, out[1]
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.integers(0, 1 << 40))
+def test_the_plausible_bound_is_between_64_and_512_mib_and_3x_the_most_compressible_manifest(compressed):
+    from orchestrator.plan.manifest import PLAUSIBLE_FLOOR, PLAUSIBLE_MAX, plausible_bytes
+
+    bound = plausible_bytes(compressed)
+    assert PLAUSIBLE_FLOOR <= bound <= PLAUSIBLE_MAX == 512 << 20
+    assert bound >= min(PLAUSIBLE_MAX, 3 * 15 * compressed)  # real manifests compress 9-15x
+
+
+def test_every_vendored_real_manifest_loads_under_the_default_bound(monkeypatch):
+    from pathlib import Path
+
+    from orchestrator.plan.manifest import load_manifest
+
+    monkeypatch.delenv("ORCHESTRATOR_MANIFEST_MAX_BYTES", raising=False)
+    real = sorted((Path(__file__).parent / "data" / "manifests").glob("*.json.gz"))
+    assert len(real) >= 6
+    for path in real:
+        assert load_manifest(path).nodes
