@@ -26,8 +26,8 @@ V12 = "https://schemas.getdbt.com/dbt/manifest/v12.json"
 PROFILE = {"meltano_environment": "dev", "loader": "target-x", "dbt_target": "x", "extractors": ["tap-x"]}
 
 
-def config(tags=(), mode: str = "multi", catch_all: bool = True) -> OrchestrationConfig:
-    dbt = {"tags": list(tags), "mode": mode, "catch_all": {"enabled": catch_all}}
+def config(tags=(), mode: str = "multi", catch_all: bool = True, on_forced_cycle: str = "split") -> OrchestrationConfig:
+    dbt = {"tags": list(tags), "mode": mode, "catch_all": {"enabled": catch_all}, "on_forced_cycle": on_forced_cycle}
     return OrchestrationConfig.of({"dbt": dbt, "profiles": {"p": PROFILE}}, Path("orchestration.yml"), "p")
 
 
@@ -46,7 +46,9 @@ def plan_and_check(project: DbtProject, cfg: OrchestrationConfig, produced: dict
     }
     if cfg.dbt.mode == "monolith":
         node_tags = {u: [] for u in node_tags}
-    violations = check(project, dags, errors, node_tags, set(produced), catch_all=cfg.dbt.catch_all.enabled)
+    violations = check(
+        project, dags, errors, node_tags, set(produced), catch_all=cfg.dbt.catch_all.enabled, warnings=warnings
+    )
     return dags, warnings, errors, placed, violations
 
 
@@ -261,16 +263,18 @@ def test_a_multi_tag_node_takes_the_first_tag_that_keeps_the_plan_acyclic():
     assert any(w.subject == m("b") and "dbt_y" in w.message for w in warnings)
 
 
-def test_a_forced_cycle_is_an_error_naming_the_path_and_the_fix_and_other_dags_survive():
-    project = manifest(
-        [
-            model("f1", ["finance"]),
-            model("k1", ["marketing"], [m("f1")]),
-            model("f2", ["finance"], [m("k1")]),
-            model("c1", ["core"]),
-        ]
-    )
-    dags, _, errors, _, violations = plan_and_check(project, config(["core", "finance", "marketing"]))
+FORCED = [
+    model("f1", ["finance"]),
+    model("k1", ["marketing"], [m("f1")]),
+    model("f2", ["finance"], [m("k1")]),
+    model("c1", ["core"]),
+]
+
+
+def test_with_on_forced_cycle_error_a_forced_cycle_is_an_error_naming_the_path_and_the_fix():
+    project = manifest(FORCED)
+    cfg = config(["core", "finance", "marketing"], on_forced_cycle="error")
+    dags, _, errors, _, violations = plan_and_check(project, cfg)
     assert violations == []
     assert len(errors) == 1
     e = errors[0]
@@ -278,6 +282,67 @@ def test_a_forced_cycle_is_an_error_naming_the_path_and_the_fix_and_other_dags_s
     assert "model.p.f1 (dbt_finance) -> model.p.k1 (dbt_marketing) -> model.p.f2 (dbt_finance)" in e.message
     assert "on model.p.k1: add the tag `finance` (or remove `marketing`)" in e.message and "monolith" in e.message
     assert "dbt_core" in {d.dag_id for d in dags}
+
+
+def test_the_cycle_error_subject_names_the_chain_it_cites():
+    """The subject used to be the shortest cycle through the alphabetically first DAG, which could
+    be another pair of DAGs than the node chain of the message."""
+    project = manifest(
+        [
+            model("a1", ["a"]),
+            model("b1", ["b"], [m("a1")]),
+            model("c1", ["c"], [m("b1")]),
+            model("c2", ["c"]),
+            model("d1", ["d"], [m("c2")]),
+            model("c3", ["c"], [m("d1")]),
+            model("b2", ["b"], [m("c1")]),
+            model("a2", ["a"], [m("b2")]),
+        ]
+    )
+    _, _, errors, _, _ = plan_and_check(project, config(["a", "b", "c", "d"], on_forced_cycle="error"))
+    (e,) = errors
+    chain = e.message.split("forced by the tags of the models on it: ")[1].split(". Smallest fix")[0]
+    dags = [hop.rsplit(" (", 1)[1].rstrip(")") for hop in chain.split(" -> ")]
+    cited = [d for i, d in enumerate(dags) if i == 0 or d != dags[i - 1]]
+    assert e.subject == " -> ".join(cited), (e.subject, chain)
+
+
+def test_a_forced_cycle_splits_the_tag_into_stages_each_scheduled_on_what_it_reads():
+    project = manifest(FORCED)
+    dags, warnings, errors, placed, violations = plan_and_check(project, config(["core", "finance", "marketing"]))
+    assert violations == [] and errors == []
+    by_id = {d.dag_id: d for d in dags}
+    assert set(by_id) == {"dbt_core", "dbt_finance", "dbt_finance_2", "dbt_marketing"}
+    assert by_id["dbt_finance"].models == (m("f1"),) and by_id["dbt_finance"].schedule.assets == ("tick",)
+    assert by_id["dbt_marketing"].schedule.assets == ("analytics.f1",)
+    assert by_id["dbt_finance_2"].models == (m("f2"),) and by_id["dbt_finance_2"].schedule.assets == ("analytics.k1",)
+    assert by_id["dbt_finance_2"].tag == "finance" and "stage 2 of 2" in by_id["dbt_finance_2"].description
+    assert "tag:finance" not in by_id["dbt_finance"].tasks[0].args  # tag:finance would select f2 too
+    (w,) = [w for w in warnings if "cycle between dbt DAGs" in w.message]
+    assert w.subject == "dbt_finance -> dbt_marketing -> dbt_finance"
+    assert (
+        "dbt_finance into 2 stages (dbt_finance_2 after reads model.p.f1 -> model.p.k1, model.p.k1 -> model.p.f2)"
+        in (w.message)
+    )
+    assert "on model.p.k1: add the tag `finance` (or remove `marketing`)" in w.message
+    assert placed[m("f2")]["rule"] == "tag_stage" and placed[m("f2")]["dag_id"] == "dbt_finance_2"
+
+
+def test_unrelated_nodes_of_two_tags_reading_each_other_split_one_tag_only():
+    # a1 -> b1 and b2 -> a2: no node path is a cycle, the DAG graph is; three DAGs suffice
+    project = manifest(
+        [model("a1", ["a"]), model("b1", ["b"], [m("a1")]), model("b2", ["b"]), model("a2", ["a"], [m("b2")])]
+    )
+    dags, warnings, errors, _, violations = plan_and_check(project, config(["a", "b"]))
+    assert violations == [] and errors == []
+    assert len(dags) == 3
+    assert any("model.p.b1 (dbt_b) reads model.p.a1 (dbt_a)" in w.message for w in warnings)
+
+
+def test_a_split_stage_named_like_another_tags_dag_is_an_error():
+    project = manifest([*FORCED, model("x", ["finance_2"])])
+    _, _, errors, _, _ = plan_and_check(project, config(["core", "finance", "marketing", "finance_2"]))
+    assert any(e.subject == "dbt_finance_2" and "rename that tag" in e.message for e in errors)
 
 
 def test_tests_run_in_the_dag_after_all_their_parents():

@@ -214,6 +214,10 @@ def _what(ctx: DbtContext, dag_id: str) -> str:
     if tag is None:
         stage = ctx.placement.stage_of_dag.get(dag_id, 1)
         return "the models with no orchestration tag (catch-all" + (f", stage {stage})" if stage > 1 else ")")
+    if staged := ctx.placement.tag_stage_of_dag.get(dag_id):
+        return (
+            f"the models whose orchestration tag is `{tag}` (stage {staged[0]} of {staged[1]}: a forced cycle split it)"
+        )
     return f"the models whose orchestration tag is `{tag}`"
 
 
