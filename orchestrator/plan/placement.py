@@ -281,21 +281,13 @@ def _forced_cycles(graph: DbtGraph, out: Placement) -> list[CycleError]:
     components = [c for c in sccs(edges, key=str) if len(c) > 1]
     if not components:
         return []
-    # Which DAGs each node reads from (up) and is read by (down), as bits: one pass each way.
     dag_index = {d: i for i, d in enumerate(sorted(out.tag_of_dag))}
-    order = graph.order
-    bit = {u: 1 << dag_index[out.dag_of[u]] if u in out.dag_of else 0 for u in order}
-    up: dict[str, int] = {}
-    for u in order:
-        up[u] = 0
-        for p in graph.parents[u]:
-            up[u] |= up[p] | bit[p]
-    down: dict[str, int] = {}
-    for u in reversed(order):
-        down[u] = 0
-        for c in graph.children[u]:
-            down[u] |= down[c] | bit[c]
+    up, down = _dags_around(graph, out, dag_index)
     errors = []
+    between: dict[str, list[str]] = {}  # DAG -> its nodes that read, and are read by, some other DAG
+    for u in graph.order:
+        if u in out.dag_of and up[u] & down[u]:
+            between.setdefault(out.dag_of[u], []).append(u)
     for comp in components:
         cycle = shortest_cycle(edges, comp)
         # The smallest fix: the nodes of one DAG Y that read, and are read by, another DAG X of the
@@ -304,7 +296,7 @@ def _forced_cycles(graph: DbtGraph, out: Placement) -> list[CycleError]:
         for y in sorted(comp):
             for x in sorted(set(comp) - {y}):
                 xb = 1 << dag_index[x]
-                sandwiched = [u for u in order if out.dag_of.get(u) == y and up[u] & down[u] & xb]
+                sandwiched = [u for u in between.get(y, ()) if up[u] & down[u] & xb]
                 if sandwiched and (best is None or len(sandwiched) < best[0]):
                     best = (len(sandwiched), y, x, sandwiched)
         if best is None:  # a cycle through several DAGs with no single node between two of one
@@ -339,3 +331,20 @@ def _forced_cycles(graph: DbtGraph, out: Placement) -> list[CycleError]:
         path = [d for i, d in enumerate(chain) if i == 0 or d != chain[i - 1]]  # the DAGs the nodes cite
         errors.append(CycleError(tuple(sorted(comp)), tuple(path), tuple(nodes), fix, tuple(chain)))
     return errors
+
+
+def _dags_around(graph: DbtGraph, out: Placement, dag_index: dict[str, int]) -> tuple[dict[str, int], dict[str, int]]:
+    """Which DAGs each node reads from (up) and is read by (down), as bits: one pass each way."""
+    order = graph.order
+    bit = {u: 1 << dag_index[out.dag_of[u]] if u in out.dag_of else 0 for u in order}
+    up: dict[str, int] = {}
+    for u in order:
+        up[u] = 0
+        for p in graph.parents[u]:
+            up[u] |= up[p] | bit[p]
+    down: dict[str, int] = {}
+    for u in reversed(order):
+        down[u] = 0
+        for c in graph.children[u]:
+            down[u] |= down[c] | bit[c]
+    return up, down
