@@ -90,8 +90,8 @@ CASES: dict[str, tuple[dict, list | None, str, int]] = {
         EXTRACTORS,
         1,
     ),
-    "a forced cycle": (
-        {},
+    "a forced cycle (dbt.on_forced_cycle: error)": (
+        {"dbt.on_forced_cycle": "error"},
         [
             model("f1", ["finance"]),
             model("m1", ["marketing"], ["model.p.f1"]),

@@ -180,6 +180,8 @@ class Dbt(_Section):
     monolith_dag_id: DagId = "dbt_all"
     task_granularity: Literal["dag", "model"] = "dag"
     retry_from_failure: bool = True  # a retry builds only what failed (and what it skipped) the try before
+    # a cycle between tag DAGs that the tags force: split the tags on it into stages, or refuse it
+    on_forced_cycle: Literal["split", "error"] = "split"
 
     @field_validator("tags")
     @classmethod

@@ -195,11 +195,12 @@ def _selection(ctx: DbtContext, dag_id: str, members: list[str], tests: list[str
     select = sorted(graph.built[u].selector for u in members)
     picked = cautious(mine)
     tag = ctx.placement.tag_of_dag.get(dag_id)
-    if tag is not None:
+    if tag is not None and dag_id not in ctx.placement.tag_stage_of_dag:  # a stage never holds its whole tag
         carrying = graph.tagged.get(tag, set())
-        tag_tests = {t for t in carrying if nodes[t].resource_type == "test"} | cautious(carrying)
-        if {u for u in carrying if u in graph.built} == mine and tag_tests <= assigned:
-            select, picked = [f"tag:{tag}"], tag_tests
+        if {u for u in carrying if u in graph.built} == mine:
+            tag_tests = {t for t in carrying if nodes[t].resource_type == "test"} | cautious(carrying)
+            if tag_tests <= assigned:
+                select, picked = [f"tag:{tag}"], tag_tests
     named = sorted(nodes[t].selector for t in assigned - picked)
     return ("build", "--select", *select, *named, "--indirect-selection", "cautious")
 
@@ -214,6 +215,10 @@ def _what(ctx: DbtContext, dag_id: str) -> str:
     if tag is None:
         stage = ctx.placement.stage_of_dag.get(dag_id, 1)
         return "the models with no orchestration tag (catch-all" + (f", stage {stage})" if stage > 1 else ")")
+    if staged := ctx.placement.tag_stage_of_dag.get(dag_id):
+        return (
+            f"the models whose orchestration tag is `{tag}` (stage {staged[0]} of {staged[1]}: a forced cycle split it)"
+        )
     return f"the models whose orchestration tag is `{tag}`"
 
 

@@ -157,6 +157,11 @@ class Translator:
             tag = tag[len(config.dbt.tag_prefix) :]
         return config.dbt.dag_id_prefix + slug(tag)
 
+    def tag_stage_dag_id(self, tag: str, stage: int) -> str:
+        """A stage (1, 2, ...) of a tag split by a forced cycle: `dbt_finance`, `dbt_finance_2`, ..."""
+        base = self.tag_dag_id(tag)
+        return base if stage == 1 else f"{base}_{stage}"
+
     def monolith_dag_id(self) -> str:
         """The one dbt DAG of `dbt.mode: monolith` (`dbt.monolith_dag_id`)."""
         return self.config.dbt.monolith_dag_id
