@@ -91,3 +91,17 @@ def loader_warnings(loader: Plugin) -> list[Issue]:
             "`executable: target-duckdb-fixed` (same name, settings and state IDs), then `meltano install`",
         )
     ]
+
+
+def defect_hint(loader: Plugin) -> str | None:
+    """A reconciliation mismatch's likely cause when the loader is (or runs) a known-bad release:
+    by its pip_url, else by running the bad package's own executable from a path or URL install."""
+    found = known_defect(loader)
+    runs = loader.executable or loader.name
+    stock = loader.namespace.replace("-", "_") == "target_duckdb" and runs == "target-duckdb"
+    if found is None and stock:
+        found = DEFECTS[0], ""
+    if found is None:
+        return None
+    d = found[0]
+    return f"{d.package}{d.versions} loses {d.lost}; switch to the fixed loader ({fixed_loader_pip_url()})"
