@@ -18,6 +18,7 @@ from airflow.sdk import DAG, Asset, CronTriggerTimetable, Param
 from ..config import OrchestrationConfig
 from ..plan import Plan
 from ..plan.model import AlertingDag, DagSpec, DbtDag, Kind, MeltanoDag, StateDag, TaskSpec, TickDag
+from ..runners.reconcile import meltano_streams
 from . import dbt_form, dbt_task, state_dag, tasks
 from .callbacks import airflow_alerts
 
@@ -76,8 +77,10 @@ def _tick(ctx: Context, spec: DagSpec) -> None:
 
 def _meltano(ctx: Context, spec: DagSpec) -> None:
     assert isinstance(spec, MeltanoDag)
+    streams = meltano_streams(spec, ctx.plan.assets)
     for t in spec.tasks:
         kwargs = {
+            "reconcile": {a: list(streams[a]) for a in t.outlets if a in streams},
             "argv": list(t.args),
             "outlets": _outlets(ctx, t),
             "tables": {asset: table for table, asset in t.relations},

@@ -19,6 +19,7 @@ from ..config import OrchestrationConfig, load_config
 from ..plan.translator import load_translator
 from ..runners.dbt_profile import DbtProfileError, resolve_target
 from ..runners.meltano import MeltanoError, record_counts, run_meltano
+from ..runners.reconcile import StreamCheck, reconciliation
 from ..runners.warehouse_lock import warehouse_lock
 from .callbacks import airflow_alerts
 
@@ -55,16 +56,21 @@ def meltano_run(
     outlets: dict[str, str],
     tables: dict[str, str],
     state_ids: list[str] | None = None,
+    reconcile: dict[str, list[str]] | None = None,
     config_path: str | None = None,
     profile: str | None = None,
     **context,
 ) -> dict[str, int]:
     """`meltano run ...` in the configured Meltano project, with the profile's environment; one Asset
-    event per table, with its record count (`tables`: the plan's Asset -> the table it counts by)."""
+    event per table, with its record count (`tables`: the plan's Asset -> the table it counts by) and
+    its reconciliation (`reconcile`: Asset -> [relation, table, extractor]; runners/reconcile.py)."""
     config = load_config(config_path, profile)
     env = config.profile.environment()
+    streams = {a: (rel, table, ext) for a, (rel, table, ext) in (reconcile or {}).items()}
+    check = reconciliation(config, env, {rel: (t, e) for rel, t, e in streams.values()}, log=log.info)
     try:  # the warehouse Meltano loads is the one dbt reads: one writer at a time if it is DuckDB
         with warehouse_lock(_duckdb_file(config, env), log.info):
+            check.before()  # inside the lock: nothing else writes between the two looks
             result = run_meltano(
                 argv,
                 environment=config.profile.meltano_environment,
@@ -73,6 +79,7 @@ def meltano_run(
                 executable=config.meltano.executable,
                 log=log.info,
             )
+            checks = {c.relation: c for c in check.after(result.metric_lines)}
     except MeltanoError as exc:
         # the message carries the log tail; the alert gets it apart, with the extractor and state ID
         # (and, from the callbacks' enrich hook, the blast radius: lineage_alert.enrich)
@@ -90,8 +97,43 @@ def meltano_run(
             "duration_s": round(result.duration_s, 3),
             "environment": config.profile.meltano_environment,
         }
+        if asset in streams and streams[asset][0] in checks:
+            extra.update(checks[streams[asset][0]].extra())
         set_extra(context, asset, uri, extra)
+    _report_mismatches(config, [c for c in checks.values() if c.status == "mismatch"], state_ids, context)
     return records
+
+
+def _report_mismatches(
+    config: OrchestrationConfig, mismatches: list[StreamCheck], state_ids: list[str] | None, context: dict
+) -> None:
+    """`meltano.reconcile` fail: the task fails (its failure alert says why); warn: a rows_mismatch alert."""
+    if not mismatches:
+        return
+    error = "rows not loaded as extracted: " + "; ".join(c.message() for c in mismatches)
+    extractors = ", ".join(sorted({c.extractor for c in mismatches}))
+    meltano = {"extractor": extractors, "state_id": ", ".join(state_ids or []) or None}
+    if any(config.meltano.reconcile_mode(c.extractor) == "fail" for c in mismatches):
+        raise TaskFailure(error, {"error": error, "meltano": meltano})
+    log.warning(error)
+    try:
+        from alerting.events import Alert
+
+        ti = context.get("ti")
+        alert = Alert(
+            kind="rows_mismatch",
+            dag_id=getattr(ti, "dag_id", None) or str(context.get("dag_id", "?")),
+            task_id=getattr(ti, "task_id", None),
+            run_id=getattr(ti, "run_id", None) or context.get("run_id"),
+            dag_tags=sorted(getattr(context.get("dag"), "tags", None) or []),
+            error=error,
+            meltano=meltano,  # type: ignore[arg-type]  # Alert takes the dict shape too
+            extra={"reconcile": [c.__dict__ for c in mismatches]},
+        )
+        result = airflow_alerts(config).notifier().notify(alert)
+        log.info("alerting: rows_mismatch -> routes %s", result.routes)
+    except Exception:  # noqa: BLE001 - the alert is a notice: never a reason to fail the load
+        log.exception("alerting: the rows_mismatch alert could not be sent")
 
 
 def _duckdb_file(config: OrchestrationConfig, env: dict[str, str]) -> Path | None:

@@ -191,12 +191,21 @@ class Dbt(_Section):
         return tags
 
 
+ReconcileMode = Literal["warn", "fail", "off"]
+
+
 class Meltano(_Section):
     project_dir: Text = "meltano"
     executable: Text | None = None  # default: `meltano` beside this Python, else on PATH
     dag_id_prefix: Prefix = "meltano_"
     state_dag_id: DagId = "meltano_state"
     tables: dict[Text, Texts] = {}
+    # Rows the tap emitted vs rows the loader wrote, per stream, after each run (README, "Reliability").
+    reconcile: ReconcileMode = "warn"
+    reconcile_extractors: dict[Text, ReconcileMode] = {}  # per extractor, over `reconcile`
+
+    def reconcile_mode(self, extractor: str) -> ReconcileMode:
+        return self.reconcile_extractors.get(extractor, self.reconcile)
 
 
 class Defaults(_Section):
