@@ -9,6 +9,7 @@ import os
 import sqlite3
 import statistics
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -18,6 +19,12 @@ import yaml
 from conftest import require_services
 from sqlalchemy import create_engine, text
 
+from orchestrator.local.airflow_env import (
+    EXECUTION_API_RETRIES,
+    EXECUTION_API_RETRY_WAIT_S,
+    EXECUTION_API_TIMEOUT_S,
+    SQLITE_BUSY_TIMEOUT_S,
+)
 from orchestrator.local.launcher import (
     WORKER_LOG_SERVER_PORT,
     AirflowLocalError,
@@ -187,6 +194,24 @@ def test_env_uses_real_options_and_consistent_ports(tmp_path):
     assert again["AIRFLOW__API_AUTH__JWT_SECRET"] == env["AIRFLOW__API_AUTH__JWT_SECRET"]
     with pytest.raises(ValueError, match="8793"):
         airflow_env(tmp_path / "home", tmp_path / "dags", port=WORKER_LOG_SERVER_PORT)
+
+
+def test_task_processes_execution_api_client_gets_timeouts_for_a_small_loaded_machine(tmp_path):
+    """The Task SDK's Execution API client, in a process with our environment, reads our timeout and
+    retries (not Airflow's 5 s): longer than SQLite's busy timeout, so a write that waits for the
+    lock shows as a slow call, not a ReadTimeout that fails the task's try."""
+    env = airflow_env(tmp_path / "home", tmp_path / "dags", port=18080)
+    code = (
+        "from airflow.sdk.api import client as c; "
+        "print(c.API_TIMEOUT, c.API_RETRIES, c.API_RETRY_WAIT_MIN, c.API_RETRY_WAIT_MAX)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    timeout, retries, wait_min, wait_max = done.stdout.split()[-4:]
+    assert float(timeout) == EXECUTION_API_TIMEOUT_S > SQLITE_BUSY_TIMEOUT_S
+    assert (int(retries), float(wait_min), float(wait_max)) == (EXECUTION_API_RETRIES, *EXECUTION_API_RETRY_WAIT_S)
 
 
 def test_inherited_airflow_settings_do_not_leak(tmp_path, monkeypatch):
