@@ -32,6 +32,7 @@ from orchestrator.local.launcher import (
     airflow_env,
     cycle_report,
     descendants,
+    follow_cycle,
     format_report,
     utcnow,
 )
@@ -80,6 +81,18 @@ with DAG("t_sleep", schedule=None, catchup=False):
         return "sleep 600"
     nap()
 """,
+    # Fails its first try, passes its second: a retry the report must name, with why.
+    "t_flaky.py": """
+from datetime import timedelta
+from airflow.sdk import DAG, get_current_context, task
+
+with DAG("t_flaky", schedule=None, catchup=False):
+    @task(retries=1, retry_delay=timedelta(seconds=1))
+    def flaky():
+        if get_current_context()["ti"].try_number == 1:
+            raise ValueError("the source was busy")
+    flaky()
+""",
     # Mentions "airflow" and "DAG", so the dag-processor's safe-mode heuristic does parse it.
     "t_broken.py": """
 from airflow.sdk import DAG
@@ -88,7 +101,7 @@ with DAG("t_broken" schedule=None):
     pass
 """,
 }
-LOADABLE = ["t_tick", "t_down", "t_and", "t_sleep"]
+LOADABLE = ["t_tick", "t_down", "t_and", "t_sleep", "t_flaky"]
 
 
 def family(af: LocalAirflow) -> set[int]:
@@ -319,6 +332,25 @@ def test_asset_cycle_and_and_schedule(airflow):
     (run,) = client.wait_for_runs("t_and", timeout=60)
     assert run["state"] == "success" and run["run_type"] == "asset_triggered"
     assert {e["name"] for e in client.triggering_asset_events("t_and", run["dag_run_id"])} == {"raw.t1", "raw.t2"}
+
+
+def test_a_retried_try_is_reported_with_its_root_error_and_log(airflow):
+    """A run that succeeded only on its second try: the console says which task, which try, why it
+    failed (the root error line) and where its log is, while following and in the report."""
+    client = airflow.client
+    since, lines = utcnow(), []
+    client.trigger("t_flaky")
+    [run] = follow_cycle(client, since, ["t_flaky"], timeout=180, log=lines.append)
+    assert run.state == "success"
+    [retry] = run.retries
+    assert (retry.task_id, retry.try_number, retry.error) == ("flaky", 1, "ValueError: the source was busy")
+    assert retry.log and "attempt=1" in retry.log
+    assert "    t_flaky: flaky try 1 failed, retried: ValueError: the source was busy" in lines
+    report = format_report([run])
+    print("\n" + report)
+    assert "    ~ flaky try 1 failed, retried: ValueError: the source was busy" in report
+    assert f"      log: {retry.log}" in report
+    assert "1 task try(s) failed and were retried, in t_flaky" in report
 
 
 def test_hop_latency(airflow):
