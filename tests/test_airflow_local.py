@@ -5,6 +5,7 @@ on SQLite; one more on the local PostgreSQL), ~25 s to start each."""
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import sqlite3
 import statistics
@@ -225,6 +226,28 @@ def test_task_processes_execution_api_client_gets_timeouts_for_a_small_loaded_ma
     timeout, retries, wait_min, wait_max = done.stdout.split()[-4:]
     assert float(timeout) == EXECUTION_API_TIMEOUT_S > SQLITE_BUSY_TIMEOUT_S
     assert (int(retries), float(wait_min), float(wait_max)) == (EXECUTION_API_RETRIES, *EXECUTION_API_RETRY_WAIT_S)
+
+
+def test_db_migrate_is_skipped_only_while_this_airflow_already_migrated_this_database(tmp_path):
+    """`airflow db migrate` runs unless a migrate of this Airflow version stamped the database's
+    revision and the database is still at it: a new database, a database another version moved, a
+    stamp of another version, or no stamp, each migrate again."""
+    af = LocalAirflow(tmp_path / "home", tmp_path / "dags")
+    assert not af.schema_current()  # no database
+    db = af.home / "airflow.db"
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL)")
+        conn.execute("INSERT INTO alembic_version VALUES ('abc123')")
+    assert not af.schema_current()  # no stamp: never migrated by us
+    af._stamp_schema()
+    assert af.schema_current()
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE alembic_version SET version_num = 'def456'")
+    assert not af.schema_current()  # the database moved
+    af._stamp_schema()
+    stamp = json.loads((af.home / "schema-migrated.json").read_text())
+    (af.home / "schema-migrated.json").write_text(json.dumps({**stamp, "airflow": "3.0.0"}))
+    assert not af.schema_current()  # another Airflow version migrated it
 
 
 def test_inherited_airflow_settings_do_not_leak(tmp_path, monkeypatch):
