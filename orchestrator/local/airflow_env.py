@@ -99,6 +99,7 @@ def airflow_env(
     env.update(_instance(home, Path(dags_folder).resolve(), metadata_db_url, executor, sec))
     env.update(_api(home, port, sec))
     env.update(_latency(port))
+    env.update(execution_api_client())
     if executor == "CeleryExecutor":
         env.update(celery_env(metadata_db_url))
     env.update({k: str(v) for k, v in (extra or {}).items()})
@@ -177,6 +178,30 @@ def _latency(port: int) -> dict[str, str]:
         "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port(avoid={port})),
         # Process logs go to files: no ANSI colour codes in them.
         "AIRFLOW__LOGGING__COLORED_CONSOLE_LOG": "False",
+    }
+
+
+# The task processes' client of the Execution API (the Task SDK's; `[workers]` options). Airflow's
+# default timeout is 5 s per request, which a loaded 2-core machine exceeds: a task-state write through
+# the API server waits for SQLite's write lock (up to SQLITE_BUSY_TIMEOUT_S) while the scheduler and
+# dag-processor write, and the API server's one worker shares the cores with dbt and Meltano. Seen:
+# the tick's first try failed with `httpx.ReadTimeout` and passed on its retry 140 s later. A request
+# may take longer than the busy timeout (the lock wait plus the work), so the client waits twice
+# that before it gives up on one; it retries 5 times (Airflow's default) on a timeout or a 5xx, but
+# after 1 to 10 s, not up to 90 s: a local API server that is busy for a moment answers soon, and
+# one that is gone will not come back within minutes.
+EXECUTION_API_TIMEOUT_S = 2 * SQLITE_BUSY_TIMEOUT_S
+EXECUTION_API_RETRIES = 5
+EXECUTION_API_RETRY_WAIT_S = (1.0, 10.0)
+
+
+def execution_api_client() -> dict[str, str]:
+    """Timeouts and retries of the task processes' Execution API client (see above)."""
+    return {
+        "AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT": str(float(EXECUTION_API_TIMEOUT_S)),
+        "AIRFLOW__WORKERS__EXECUTION_API_RETRIES": str(EXECUTION_API_RETRIES),
+        "AIRFLOW__WORKERS__EXECUTION_API_RETRY_WAIT_MIN": str(EXECUTION_API_RETRY_WAIT_S[0]),
+        "AIRFLOW__WORKERS__EXECUTION_API_RETRY_WAIT_MAX": str(EXECUTION_API_RETRY_WAIT_S[1]),
     }
 
 
