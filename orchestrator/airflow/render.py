@@ -20,6 +20,7 @@ from ..plan import Plan
 from ..plan.model import AlertingDag, DagSpec, DbtDag, Kind, MeltanoDag, StateDag, TaskSpec, TickDag
 from . import dbt_form, dbt_task, state_dag, tasks
 from .callbacks import airflow_alerts
+from .cycle_wait import CycleSensor
 
 
 def assets(plan: Plan, names: Iterable[str]) -> list[Asset]:
@@ -101,8 +102,33 @@ def _dbt(ctx: Context, spec: DagSpec) -> None:
         }
         if len(spec.tasks) == 1:  # the whole DAG in one task: the run form may select within it
             kwargs["nodes"] = [*spec.models, *spec.tests]
+        if spec.wait_task:
+            kwargs["cycle_task"] = spec.wait_task
         ops[t.task_id] = _operator(ctx, spec, t, dbt_task.dbt_build, kwargs)
     _wire(spec, ops)
+    if spec.wait_task:
+        _cycle_wait(ctx, spec, spec.wait_task, [ops[t.task_id] for t in spec.tasks if not t.upstream])
+
+
+def _cycle_wait(ctx: Context, spec: DbtDag, task_id: str, first: list[PythonOperator]) -> None:
+    """The first task: a sensor in reschedule mode (no worker slot, nor the warehouse pool's one,
+    held between looks) until the latest events of the DAG's inputs name one cycle. It fails
+    itself at `timeout_minutes` with a `late` alert that names the inputs behind; Airflow's own
+    timeout, a little later, is only a backstop."""
+    wait = ctx.config.dbt.cycle_wait
+    inputs = {n: ctx.plan.uri(n) for n in spec.schedule.assets}
+    sensor = CycleSensor(
+        task_id=task_id,
+        inputs=inputs,
+        timeout_s=wait.timeout_minutes * 60,
+        inlets=assets(ctx.plan, spec.schedule.assets),
+        mode="reschedule",
+        poke_interval=wait.poke_seconds,
+        timeout=wait.timeout_minutes * 60 + 3 * wait.poke_seconds,
+    )
+    for op in first:  # as in _wire: no per-edge hash of the whole DAG
+        op.upstream_task_ids.add(sensor.task_id)
+        sensor.downstream_task_ids.add(op.task_id)
 
 
 def _state(ctx: Context, spec: DagSpec) -> None:

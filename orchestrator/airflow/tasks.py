@@ -16,6 +16,7 @@ from airflow.sdk import Asset
 from alerting.airflow import check_lateness, redeliver
 
 from ..config import OrchestrationConfig, load_config
+from ..plan.cycles import CYCLE_KEY, cycle_of
 from ..plan.translator import load_translator
 from ..runners.dbt_profile import DbtProfileError, resolve_target
 from ..runners.meltano import MeltanoError, record_counts, run_meltano
@@ -42,10 +43,20 @@ def set_extra(context: dict, name: str, uri: str, extra: dict[str, Any]) -> None
 
 
 def emit_tick(*, asset: str, config_path: str | None = None, profile: str | None = None, **context) -> str:
-    """The tick's only job: succeed, so Airflow emits its Asset."""
-    stamp = str(context.get("logical_date") or context.get("run_id"))
-    set_extra(context, asset, asset, {"cycle": stamp})
+    """The tick's only job: succeed, so Airflow emits its Asset, named after the cycle it starts
+    (its logical date; a manual run without one: when it was asked to run)."""
+    dag_run = context.get("dag_run")
+    when = context.get("logical_date") or getattr(dag_run, "run_after", None)
+    stamp = when.isoformat() if isinstance(when, datetime) else str(when or context.get("run_id"))
+    set_extra(context, asset, asset, {CYCLE_KEY: stamp})
     return stamp
+
+
+def triggering_cycle(context: dict) -> str | None:
+    """The cycle this run belongs to: the newest one named by the Asset events that started it
+    (None: started by hand or by a cron of its own)."""
+    events = context.get("triggering_asset_events") or {}
+    return cycle_of(getattr(e, "extra", None) for evs in events.values() for e in evs)
 
 
 def meltano_run(
@@ -79,6 +90,7 @@ def meltano_run(
         meltano = {"extractor": ", ".join(extractors), "state_id": ", ".join(state_ids or []) or None}
         alert = {"error": exc.summary(), "meltano": {**meltano, "log_tail": exc.tail[-30:]}}
         raise TaskFailure(str(exc), alert) from None
+    cycle = triggering_cycle(context)
     table_of = load_translator(config).stream_table
     records: dict[str, int] = {}
     for extractor in extractors:
@@ -90,6 +102,8 @@ def meltano_run(
             "duration_s": round(result.duration_s, 3),
             "environment": config.profile.meltano_environment,
         }
+        if cycle is not None:
+            extra[CYCLE_KEY] = cycle
         set_extra(context, asset, uri, extra)
     return records
 
