@@ -38,7 +38,9 @@ class Context:
     config: OrchestrationConfig
 
 
-def _operator(ctx: Context, spec: DagSpec, task: TaskSpec, call: Callable, kwargs: dict[str, Any]) -> PythonOperator:
+def _operator(
+    ctx: Context, spec: DagSpec, task: TaskSpec, call: Callable, kwargs: dict[str, Any], inlets: Iterable[str] = ()
+) -> PythonOperator:
     # Every task reads the config (and profile) its DAG was rendered from, whatever the worker's
     # environment says: a deployment may render several configs in one Airflow.
     where = {"config_path": str(ctx.config.path), "profile": ctx.config.profile.name}
@@ -47,7 +49,7 @@ def _operator(ctx: Context, spec: DagSpec, task: TaskSpec, call: Callable, kwarg
         python_callable=call,
         op_kwargs={**kwargs, **where},
         outlets=assets(ctx.plan, task.outlets),
-        inlets=assets(ctx.plan, task.inlets),
+        inlets=assets(ctx.plan, [*task.inlets, *inlets]),
         pool=spec.pool or "default_pool",
     )
 
@@ -84,8 +86,10 @@ def _meltano(ctx: Context, spec: DagSpec) -> None:
             "tables": {asset: table for table, asset in t.relations},
             "extractors": list(spec.extractors),
             "state_ids": list(spec.state_ids),
+            # a run by hand loads for the latest cycle its schedule's Assets (the tick) name
+            "cycle_from": {n: ctx.plan.uri(n) for n in spec.schedule.assets},
         }
-        _operator(ctx, spec, t, tasks.meltano_run, kwargs)
+        _operator(ctx, spec, t, tasks.meltano_run, kwargs, inlets=spec.schedule.assets)
 
 
 def _dbt(ctx: Context, spec: DagSpec) -> None:

@@ -59,6 +59,16 @@ def triggering_cycle(context: dict) -> str | None:
     return cycle_of(getattr(e, "extra", None) for evs in events.values() for e in evs)
 
 
+def latest_cycle(context: dict, inputs: dict[str, str]) -> str | None:
+    """The newest cycle named by the latest event of each of `inputs` (Asset name -> URI, which
+    the task declares as inlets): the cycle a run started by hand catches up to."""
+    extras = []
+    for name, uri in inputs.items():
+        events = context["inlet_events"][Asset(name=name, uri=uri)].ascending(False).limit(1)
+        extras.append(events[0].extra if len(events) else None)
+    return cycle_of(extras)
+
+
 def meltano_run(
     *,
     argv: list[str],
@@ -66,12 +76,15 @@ def meltano_run(
     outlets: dict[str, str],
     tables: dict[str, str],
     state_ids: list[str] | None = None,
+    cycle_from: dict[str, str] | None = None,
     config_path: str | None = None,
     profile: str | None = None,
     **context,
 ) -> dict[str, int]:
     """`meltano run ...` in the configured Meltano project, with the profile's environment; one Asset
-    event per table, with its record count (`tables`: the plan's Asset -> the table it counts by)."""
+    event per table, with its record count (`tables`: the plan's Asset -> the table it counts by)
+    and the cycle it loads for: the tick's that started it; a run by hand catches up to the latest
+    cycle of `cycle_from` (its schedule's Assets: the tick)."""
     config = load_config(config_path, profile)
     env = config.profile.environment()
     try:  # the warehouse Meltano loads is the one dbt reads: one writer at a time if it is DuckDB
@@ -90,7 +103,7 @@ def meltano_run(
         meltano = {"extractor": ", ".join(extractors), "state_id": ", ".join(state_ids or []) or None}
         alert = {"error": exc.summary(), "meltano": {**meltano, "log_tail": exc.tail[-30:]}}
         raise TaskFailure(str(exc), alert) from None
-    cycle = triggering_cycle(context)
+    cycle = triggering_cycle(context) or (latest_cycle(context, cycle_from) if cycle_from else None)
     table_of = load_translator(config).stream_table
     records: dict[str, int] = {}
     for extractor in extractors:
