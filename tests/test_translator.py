@@ -222,7 +222,8 @@ def test_no_default_name_survives_in_a_dagbag(tmp_path, monkeypatch, installed):
         for task in dag.tasks:
             seen["task ids"].add(task.task_id)
             seen["assets"] |= {a.name for a in (*task.outlets, *task.inlets)}
-            kwargs = task.op_kwargs
+            kwargs = getattr(task, "op_kwargs", {})  # the cycle wait is a sensor: its Assets are its inputs
+            seen["assets"] |= set(getattr(task, "inputs", {}))
             seen["assets"] |= {*kwargs.get("outlets", {}), *kwargs.get("tables", {}), *kwargs.get("tick", {})}
             seen["assets"] |= set(kwargs.get("relations", {}).values())
             seen["state ids"] |= {*kwargs.get("state_ids", []), *kwargs.get("state_dags", {})}

@@ -168,6 +168,16 @@ class CatchAll(_Section):
     dag_id: DagId = "dbt_untagged"
 
 
+class CycleWait(_Section):
+    """A dbt DAG builds only on inputs of one cycle (orchestrator/plan/cycles.py): its first task
+    waits, in reschedule mode, until they agree, for at most `timeout_minutes`; then a `late`
+    alert names the stale inputs and nothing is built."""
+
+    enabled: bool = True
+    timeout_minutes: Annotated[int, Field(ge=1)] = 360
+    poke_seconds: Annotated[int, Field(ge=1)] = 60
+
+
 class Dbt(_Section):
     project_dir: Text = "dbt_project"
     manifest: Text | None = None  # default: <project_dir>/target/manifest.json
@@ -182,6 +192,7 @@ class Dbt(_Section):
     retry_from_failure: bool = True  # a retry builds only what failed (and what it skipped) the try before
     # a cycle between tag DAGs that the tags force: split the tags on it into stages, or refuse it
     on_forced_cycle: Literal["split", "error"] = "split"
+    cycle_wait: CycleWait = CycleWait()
 
     @field_validator("tags")
     @classmethod

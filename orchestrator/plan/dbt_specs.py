@@ -32,6 +32,12 @@ class DbtContext:
         """The Assets of the relations these nodes build, sorted."""
         return tuple(sorted(self.names.asset_name(r) for u in uids if (r := self.graph.built[u].relation)))
 
+    def wait_task(self, assets: tuple[str, ...]) -> str | None:
+        """The task that holds a run until its inputs belong to one cycle (DbtDag.wait_task)."""
+        if not self.config.dbt.cycle_wait.enabled or len(assets) < 2:
+            return None
+        return self.names.task_id("wait_for_cycle")
+
     def owners(self, uids) -> list[str]:
         """The owners (meta.owner) of these built nodes, sorted."""
         return sorted({o for u in uids if (o := self.names.owner(self.graph.built[u]))})
@@ -69,6 +75,7 @@ def dbt_dag_spec(ctx: DbtContext, dag_id: str, tests: list[str]) -> DbtDag | Iss
         models=tuple(sorted(members)),
         tests=tuple(sorted(tests)),
         owners=owners,
+        wait_task=ctx.wait_task(assets),
     )
 
 
@@ -104,6 +111,7 @@ def tests_dag_spec(ctx: DbtContext, parent_dags: tuple[str, ...], tests: list[st
         models=(),
         tests=tuple(sorted(tests)),
         owners=owners,
+        wait_task=ctx.wait_task(assets),
     )
 
 
