@@ -7,6 +7,7 @@ import json
 import os
 import stat
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_cli import _project
@@ -65,6 +66,7 @@ def test_a_deep_chain_of_ephemeral_models_plans_without_a_recursion_error(tmp_pa
     assert finance["schedule"]["assets"] == ["analytics.base"]  # seen through 5,000 ephemeral models
 
 
+@pytest.mark.subprocess
 def test_meltano_output_that_is_not_utf8_does_not_kill_the_run(tmp_path):
     """A plugin may print any bytes: the runner decodes with replacement instead of raising."""
     from orchestrator.runners.meltano import MeltanoError, run_meltano

@@ -111,13 +111,13 @@ CASES = [(m, "top") for m in MANIFESTS] + [(m, s) for m, sets in TAG_SETS.items(
 def test_real_manifests_keep_every_invariant(name, tag_set):
     project = real(name)
     tags = top_tags(project) if tag_set == "top" else TAG_SETS[name][tag_set]
-    t0 = time.perf_counter()
+    t0 = time.process_time()  # CPU, not wall: a loaded machine must not fail a speed bound
     dags, warnings, errors, placed, violations = plan_and_check(project, config(tags))
-    elapsed = time.perf_counter() - t0
+    elapsed = time.process_time() - t0
     assert violations == [], "\n".join(violations[:20])
     assert errors == [], [str(e) for e in errors]  # none of these tag sets forces a cycle
     assert dags, "every manifest has nodes to build"
-    assert elapsed < 2, f"plan took {elapsed:.2f}s"
+    assert elapsed < 2, f"plan took {elapsed:.2f}s of CPU"
     # every rule-placed node is explained
     assert all(p["reason"] and p["rule"] for p in placed.values())
 

@@ -565,6 +565,7 @@ def test_bad_config_values_name_the_file(project):
     assert f"{config}: dbt.mode: expected 'multi' or 'monolith', got 'galaxy'" in str(err.value)
 
 
+@pytest.mark.subprocess
 def test_the_plan_imports_no_airflow(tmp_path):
     import subprocess
 

@@ -269,6 +269,7 @@ def test_no_default_name_survives_in_a_monolith_or_a_tests_only_dag(tmp_path, mo
         assert {kind: names & default[kind] for kind, names in renamed.items()} == dict.fromkeys(renamed, set())
 
 
+@pytest.mark.subprocess
 def test_the_meltano_task_reports_record_counts_on_renamed_assets(tmp_path, monkeypatch, installed):
     """The record counts Meltano logs per stream reach the Asset events by the plan's table mapping,
     not by reading the table back out of the Asset name (a renamed Asset kept no table in it)."""
