@@ -263,6 +263,7 @@ def test_any_run_form_vars_become_dbt_arguments_or_a_form_error(value):
 # ------------------------------------------------------------------ a gzip manifest: its plausible size
 
 
+@pytest.mark.subprocess  # measures the refusal's memory in a process of its own
 def test_a_gzip_manifest_expanding_toward_2_gib_is_refused_early_in_little_memory(tmp_path):
     """2,048 gzip members of 1 MiB of spaces each: 2 GiB expanded from about 2 MB. It used to be read
     to 2.1 GB RSS before the refusal; now the plausible bound (50x the .gz) stops it at about 100 MB."""

@@ -144,6 +144,7 @@ NAMING = {  # Translator methods that make a name (every one must be overridable
     "state_dag_id",
     "alerting_dag_id",
     "tag_dag_id",
+    "tag_stage_dag_id",
     "monolith_dag_id",
     "catch_all_dag_id",
     "tests_dag_id",
@@ -163,10 +164,12 @@ NOT_NAMING = {  # what a node or an Asset is, or reading a name back: no id is m
 }
 
 
-def test_every_naming_method_is_known_and_the_support_subclass_overrides_each():
+def test_every_naming_method_is_known_and_the_support_subclass_overrides_each(monkeypatch):
     """A new method on Translator is either a name (then EveryNameRenamed overrides it, and the
     tests below check it reaches everything) or listed as none."""
     import inspect
+
+    monkeypatch.syspath_prepend(str(SUPPORT))  # alone (the pure tier, one xdist worker) it must import
 
     from custom_naming import EveryNameRenamed
 
