@@ -268,7 +268,7 @@ def test_real_manifests_render_every_dag_without_import_errors(tmp_path, monkeyp
         assert _asset_names(bag.dags[spec.dag_id].schedule) == sorted(spec.schedule.assets)
 
 
-def test_a_forced_cycle_leaves_out_only_its_dags_and_shows_as_an_import_error(tmp_path, monkeypatch, installed):
+def _forced_cycle_config(tmp_path: Path, on_forced_cycle: str) -> Path:
     from test_plan import model, write_manifest
 
     nodes = [
@@ -279,6 +279,32 @@ def test_a_forced_cycle_leaves_out_only_its_dags_and_shows_as_an_import_error(tm
     ]
     manifest = write_manifest(tmp_path / "manifest.json", nodes)
     config = _config_on(tmp_path, manifest, ["core", "finance", "marketing"])
+    import yaml
+
+    data = yaml.safe_load(config.read_text())
+    data["dbt"]["on_forced_cycle"] = on_forced_cycle
+    config.write_text(yaml.safe_dump(data))
+    return config
+
+
+def test_a_forced_cycle_is_split_into_stages_that_import_and_run_in_order(tmp_path, monkeypatch, installed):
+    """dbt.on_forced_cycle: split (the default): finance runs in two stages around marketing."""
+    config = _forced_cycle_config(tmp_path, "split")
+    bag = _dagbag(DAGS, monkeypatch, ORCHESTRATION_CONFIG=str(config), PIPELINE_PROFILE="embedded")
+    assert not bag.import_errors
+    assert {"dbt_core", "dbt_finance", "dbt_finance_2", "dbt_marketing"} <= set(bag.dag_ids)
+    assert "tick" in bag.dag_ids and "meltano_tap_shop" in bag.dag_ids
+    schedules = {d: _asset_names(bag.dags[d].schedule) for d in ("dbt_finance", "dbt_marketing", "dbt_finance_2")}
+    assert schedules["dbt_marketing"] == ["analytics.f1"]  # what stage 1 builds
+    assert schedules["dbt_finance_2"] == ["analytics.k1"]  # what marketing builds
+    from orchestrator.cli import main
+
+    assert main(["--config", str(config), "check"]) == 0
+
+
+def test_a_forced_cycle_leaves_out_only_its_dags_and_shows_as_an_import_error(tmp_path, monkeypatch, installed):
+    """dbt.on_forced_cycle: error keeps the refusal for teams that want it."""
+    config = _forced_cycle_config(tmp_path, "error")
     bag = _dagbag(DAGS, monkeypatch, ORCHESTRATION_CONFIG=str(config), PIPELINE_PROFILE="embedded")
     [(path, error)] = bag.import_errors.items()
     assert path.endswith("plan_errors.py")

@@ -36,7 +36,7 @@ from typing import Literal
 from .dbt_graph import DbtGraph
 from .graphs import path_between, sccs, shortest_cycle
 from .tag_choice import Reach, TagChoice, fixed_constraints
-from .tag_stages import Split, split_cycle
+from .tag_stages import Split, Unsplittable, split_cycle
 
 Rule = Literal["tag", "multi_tag", "joins_tag", "catch_all", "unplaced", "tag_stage"]
 
@@ -107,7 +107,11 @@ def _split(p: _Placing, tag_stage: Callable[[str, int], str], index: dict[str, i
             continue
         tag_of = {d: str(t) for d, t in tags.items()}
         comp = [d for _, d in sorted((index[t], d) for d, t in tag_of.items())]  # in precedence order
-        split = split_cycle(p.graph, out.dag_of, comp, tag_of, tag_stage)
+        try:
+            split = split_cycle(p.graph, out.dag_of, comp, tag_of, tag_stage)
+        except Unsplittable:
+            kept.append(cycle)
+            continue
         for d, stage_ids in split.stages.items():
             for k, sid in enumerate(stage_ids, 1):
                 out.tag_of_dag[sid] = tags[d]

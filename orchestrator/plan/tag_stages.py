@@ -28,6 +28,11 @@ from .dbt_graph import DbtGraph
 Piece = tuple[str, int]  # (the DAG of the cycle, a round)
 
 
+class Unsplittable(Exception):
+    """The nodes themselves form a cycle (a model reading what it builds, through a source or a
+    ref): no staging orders them. dbt_checks reports that cycle; the DAG cycle is kept as an error."""
+
+
 @dataclass(frozen=True)
 class Split:
     """How one forced cycle was split."""
@@ -155,7 +160,8 @@ def _run_order(edges: dict[Piece, dict[Piece, tuple[str, str]]], group: dict[Pie
             if indegree[q] == 0:
                 ready.append(q)
         ready.sort(key=lambda g: (g[1], g[0]))
-    assert len(order) == len(succ), "merged pieces must stay acyclic"
+    if len(order) != len(succ):
+        raise Unsplittable
     return order
 
 
