@@ -30,6 +30,7 @@ from .client import AirflowClient, utcnow
 from .warehouse import ensure_postgres_database
 
 PROCESSES = ("scheduler", "dag-processor", "api-server", "triggerer")
+LOG_TEMPLATE_SETTINGS = ("AIRFLOW__LOGGING__LOG_FILENAME_TEMPLATE", "AIRFLOW__ELASTICSEARCH__LOG_ID_TEMPLATE")
 
 
 def _table() -> dict[int, tuple[int, int, str, str]]:
@@ -233,7 +234,8 @@ class LocalAirflow:
         return self.home / "schema-migrated.json"
 
     def _schema_state(self) -> dict[str, str | None]:
-        """This Airflow's version and the database's Alembic revision (None: no schema yet)."""
+        """This Airflow's version, the database's Alembic revision (None: no schema yet) and the log
+        templates this environment sets."""
         revision = None
         with contextlib.suppress(Exception):  # no database, no table yet: not migrated
             engine = create_engine(self.env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"])
@@ -242,7 +244,10 @@ class LocalAirflow:
                     revision = conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
             finally:
                 engine.dispose()
-        return {"airflow": importlib.metadata.version("apache-airflow"), "revision": revision}
+        # `db migrate` also records the log file name templates (synchronize_log_template): a changed
+        # one must migrate again, or task logs are looked for under the old names.
+        templates = {k: self.env.get(k) for k in LOG_TEMPLATE_SETTINGS}
+        return {"airflow": importlib.metadata.version("apache-airflow"), "revision": revision, **templates}
 
     def schema_current(self) -> bool:
         """Whether `airflow db migrate` would be a no-op: this Airflow version migrated this database
