@@ -248,6 +248,10 @@ def test_db_migrate_is_skipped_only_while_this_airflow_already_migrated_this_dat
     stamp = json.loads((af.home / "schema-migrated.json").read_text())
     (af.home / "schema-migrated.json").write_text(json.dumps({**stamp, "airflow": "3.0.0"}))
     assert not af.schema_current()  # another Airflow version migrated it
+    af._stamp_schema()
+    assert af.schema_current()
+    af.env["AIRFLOW__LOGGING__LOG_FILENAME_TEMPLATE"] = "{{ ti.dag_id }}/{{ ti.try_number }}.log"
+    assert not af.schema_current()  # `db migrate` records the log template: a new one migrates again
 
 
 def test_inherited_airflow_settings_do_not_leak(tmp_path, monkeypatch):
