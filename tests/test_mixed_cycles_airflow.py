@@ -52,7 +52,7 @@ def test_a_slow_source_across_two_cycles_gives_no_build_on_mixed_data(tmp_path, 
     env = airflow_test_env(config, tmp_path, slack, smtp, SLACK_TOKEN)
     prepare_warehouse(config, env)
     plan = plan_from_config(config, cache_dir=None)
-    af = start_airflow(config, env)
+    af = start_airflow(config, env, startup_timeout=480)  # a shared 2-core machine starts slowly
     try:
         prepare(af, plan)
         client = af.client
