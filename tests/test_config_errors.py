@@ -158,6 +158,9 @@ CASES: dict[str, Bad] = {
         ORCH, "dbt.cycle_wait.timeout_minutes", 2, orch("dbt.cycle_wait.timeout_minutes", 0), "must be at least 1"
     ),
     "cycle_wait unknown key": Bad(ORCH, "dbt.cycle_wait.timeout", 2, orch("dbt.cycle_wait.timeout", 5), "unknown key"),
+    "on_forced_cycle: ignore": Bad(
+        ORCH, "dbt.on_forced_cycle", 2, orch("dbt.on_forced_cycle", "ignore"), "expected 'split' or 'error'"
+    ),
     "tags listed twice": Bad(ORCH, "dbt.tags", 2, orch("dbt.tags", ["core", "core"]), "listed twice: core"),
     "Celery without PostgreSQL": Bad(
         ORCH, "profiles.p.airflow.metadata_db_url", 2, orch("profiles.p.airflow.executor", "CeleryExecutor")

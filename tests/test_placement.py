@@ -336,7 +336,14 @@ def test_unrelated_nodes_of_two_tags_reading_each_other_split_one_tag_only():
     dags, warnings, errors, _, violations = plan_and_check(project, config(["a", "b"]))
     assert violations == [] and errors == []
     assert len(dags) == 3
-    assert any("model.p.b1 (dbt_b) reads model.p.a1 (dbt_a)" in w.message for w in warnings)
+    (w,) = [w for w in warnings if "cycle between dbt DAGs" in w.message]
+    assert "model.p.b1 (dbt_b) reads model.p.a1 (dbt_a)" in w.message
+    assert "on model.p.a2: add the tag `b` (or remove `a`), so it joins dbt_b" in w.message
+    fixed = manifest(
+        [model("a1", ["a"]), model("b1", ["b"], [m("a1")]), model("b2", ["b"]), model("a2", ["b"], [m("b2")])]
+    )
+    dags, warnings, errors, _, violations = plan_and_check(fixed, config(["a", "b"]))
+    assert violations == [] and errors == [] and len(dags) == 2  # the fix avoids the split
 
 
 def test_a_split_stage_named_like_another_tags_dag_is_an_error():

@@ -321,7 +321,7 @@ def _forced_cycles(graph: DbtGraph, out: Placement) -> list[CycleError]:
                     tuple(sorted(comp)),
                     tuple(cycle),
                     (),
-                    "run the project as one DAG (dbt.mode: monolith)",
+                    _join_fix(graph, out, comp, up, dag_index),
                     reads=tuple(read_of[(a, b)] for a, b in zip(cycle, cycle[1:], strict=False)),
                 )
             )
@@ -347,6 +347,31 @@ def _forced_cycles(graph: DbtGraph, out: Placement) -> list[CycleError]:
         path = [d for i, d in enumerate(chain) if i == 0 or d != chain[i - 1]]  # the DAGs the nodes cite
         errors.append(CycleError(tuple(sorted(comp)), tuple(path), tuple(nodes), fix, tuple(chain)))
     return errors
+
+
+def _join_fix(graph: DbtGraph, out: Placement, comp: list[str], up: dict[str, int], dag_index: dict[str, int]) -> str:
+    """The fix of a cycle between two DAGs that no single node sits between (X reads Y through
+    some nodes, Y reads X through others): the nodes of Y downstream of X, placed in X, leave only
+    X reading Y. Longer cycles: one DAG."""
+    monolith = "run the project as one DAG (dbt.mode: monolith)"
+    if len(comp) != 2:
+        return monolith
+    options = []
+    for y, x in (tuple(sorted(comp)), tuple(sorted(comp, reverse=True))):
+        xb = 1 << dag_index[x]
+        moved = [u for u in graph.order if out.dag_of.get(u) == y and up[u] & xb]
+        if out.tag_of_dag.get(x) is not None:
+            options.append((len(moved), y, x, moved))
+    if not options:
+        return monolith
+    _, y, x, moved = min(options)
+    tag_x, tag_y = out.tag_of_dag.get(x), out.tag_of_dag.get(y)
+    shown = ", ".join(moved[:5]) + (f" and {len(moved) - 5} more" if len(moved) > 5 else "")
+    return (
+        f"on {shown}: add the tag `{tag_x}`"
+        + (f" (or remove `{tag_y}`)" if tag_y else "")
+        + f", so {'they join' if len(moved) > 1 else 'it joins'} {x}; or {monolith}"
+    )
 
 
 def _dags_around(graph: DbtGraph, out: Placement, dag_index: dict[str, int]) -> tuple[dict[str, int], dict[str, int]]:
