@@ -117,7 +117,9 @@ def test_real_manifests_keep_every_invariant(name, tag_set):
     assert violations == [], "\n".join(violations[:20])
     assert errors == [], [str(e) for e in errors]  # none of these tag sets forces a cycle
     assert dags, "every manifest has nodes to build"
-    assert elapsed < 2, f"plan took {elapsed:.2f}s of CPU"
+    # A guard against a blow-up (a quadratic scan took minutes once), not a speed claim: a loaded
+    # 2-core machine inflates even CPU time, and the budget lives in bench/plan_time.py.
+    assert elapsed < 20, f"plan took {elapsed:.2f}s of CPU"
     # every rule-placed node is explained
     assert all(p["reason"] and p["rule"] for p in placed.values())
 
