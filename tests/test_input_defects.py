@@ -311,3 +311,68 @@ def test_every_vendored_real_manifest_loads_under_the_default_bound(monkeypatch)
     assert len(real) >= 6
     for path in real:
         assert load_manifest(path).nodes
+
+
+# ------------------------------------------------------------------ `orchestrator init`: all or nothing, an exit code
+
+
+def _bikeshare(tmp_path):
+    """The bike-share fixture's projects (no manifest: nothing parsed), and an empty deploy folder."""
+    import shutil
+
+    from orchestrator.config import REPO_ROOT
+
+    root = tmp_path / "bikeshare"
+    shutil.copytree(
+        REPO_ROOT / "tests" / "fixtures" / "bikeshare", root, ignore=shutil.ignore_patterns(".meltano", "target")
+    )
+    deploy = tmp_path / "deploy"
+    deploy.mkdir()
+    args = ["init", "--dbt-project", str(root / "dbt"), "--meltano-project", str(root / "meltano")]
+    args += ["--dbt-profiles-dir", str(root / "dbt_profiles"), "--config", str(deploy / "orchestration.yml")]
+    return root, deploy, args
+
+
+def _init(monkeypatch, capsys, args):
+    for name in ("PIPELINE_PROFILE", "DBT_PROFILES_DIR", "ORCHESTRATOR_VAR_DIR"):
+        monkeypatch.delenv(name, raising=False)
+    code = main(args)
+    out = capsys.readouterr()
+    assert "Traceback" not in out.out + out.err
+    return code, out.out, out.err
+
+
+def test_init_with_a_file_as_dags_folder_writes_nothing(tmp_path, monkeypatch, capsys):
+    """It used to raise FileExistsError after writing orchestration.yml and alerting.yml."""
+    _, deploy, args = _bikeshare(tmp_path)
+    (deploy / "dags").write_text("a file\n")
+    code, _, err = _init(monkeypatch, capsys, [*args, "--dags-folder", str(deploy / "dags")])
+    assert code == 2
+    assert err.startswith(f"error: {deploy / 'dags'}: --dags-folder: a file, not a folder: nothing written")
+    assert sorted(p.name for p in deploy.iterdir()) == ["dags"]
+
+
+def test_init_with_a_symlink_loop_as_dbt_project_names_it(tmp_path, monkeypatch, capsys):
+    _, deploy, args = _bikeshare(tmp_path)
+    loop = tmp_path / "loop"
+    loop.symlink_to(tmp_path / "loop2")
+    (tmp_path / "loop2").symlink_to(loop)
+    args[args.index("--dbt-project") + 1] = str(loop)
+    code, _, err = _init(monkeypatch, capsys, args)
+    assert code == 2 and err.startswith(f"error: {loop}: --dbt-project: a symlink loop")
+    assert list(deploy.iterdir()) == []
+
+
+def test_init_exits_non_zero_when_its_check_finds_errors(tmp_path, monkeypatch, capsys):
+    """No manifest, or an existing alerting.yml that does not validate: the files are written, the
+    verdict printed with `error:`, and the exit code says so (it used to be 0)."""
+    _, deploy, args = _bikeshare(tmp_path)
+    code, out, err = _init(monkeypatch, capsys, args)
+    assert code == 1
+    assert "manifest not found (run `dbt parse` to produce it)" in err and "no dbt manifest at " in out
+    assert (deploy / "orchestration.yml").is_file() and (deploy / "alerting.yml").is_file()
+
+    (deploy / "alerting.yml").write_text("routes: [{match: {tag: x}, slack_channel: 3}]\n")
+    code, _, err = _init(monkeypatch, capsys, [*args, "--force"])
+    assert code == 1 and f"{deploy / 'alerting.yml'}: routes" in err
+
