@@ -376,3 +376,22 @@ def test_init_exits_non_zero_when_its_check_finds_errors(tmp_path, monkeypatch, 
     code, _, err = _init(monkeypatch, capsys, [*args, "--force"])
     assert code == 1 and f"{deploy / 'alerting.yml'}: routes" in err
 
+
+def test_a_translator_raising_system_exit_at_import_is_an_error(tmp_path, capsys, monkeypatch):
+    """It used to end `check` silently with exit code 0."""
+    monkeypatch.delenv("PIPELINE_PROFILE", raising=False)
+    args = _project(tmp_path, [model("a", ["core"])])
+    (tmp_path / "quits_at_import.py").write_text("raise SystemExit(0)\n")
+    (tmp_path / "fails_at_import.py").write_text("1 / 0\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    config = tmp_path / "orchestration.yml"
+    text = config.read_text()
+    for module, what in (
+        ("quits_at_import", "SystemExit(0)"),
+        ("fails_at_import", "ZeroDivisionError: division by zero"),
+    ):
+        config.write_text(f"translator: {module}.Naming\n" + text)
+        assert main([*args, "check", "--no-render"]) == 2
+        err = capsys.readouterr().err
+        assert f"error: {config}: translator: importing {module!r} raised {what}: fix the module" in err
+        assert "Traceback" not in err
