@@ -331,6 +331,7 @@ def _outputs(inputs: _Inputs, choice: TagChoice, manifest_exists: bool) -> list[
             uri_note=dbt.uri_note,
             adapter=dbt.adapter,
             env_vars=inputs.env_vars,
+            dags_folder=_ref(inputs.dags_folder, args.dags_folder or "dags", base),
         )
     )
     dags = inputs.dags_folder
