@@ -424,6 +424,7 @@ def test_alerting_durations_past_a_year_name_their_key(tmp_path, capsys, monkeyp
 @given(st.one_of(st.integers(), st.floats(allow_nan=False)))
 def test_any_delay_that_validates_makes_a_timedelta(value):
     """The rule behind the two tests above, on any number: what the schemas accept, timedelta holds."""
+    import contextlib
     from datetime import timedelta
 
     import pydantic
@@ -436,7 +437,5 @@ def test_any_delay_that_validates_makes_a_timedelta(value):
         lambda: timedelta(minutes=Lateness(after_minutes=value).after_minutes or 0),
         lambda: timedelta(seconds=StormModel(window_s=value).window_s),
     ):
-        try:
-            make()
-        except pydantic.ValidationError:
-            pass
+        with contextlib.suppress(pydantic.ValidationError):  # refused, with its key: fine
+            make()  # accepted: must not overflow
