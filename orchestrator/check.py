@@ -73,8 +73,12 @@ class Report:
 def run_check(config: OrchestrationConfig, *, render: bool = True, dags_folder: Path | None = None) -> Report:
     """`dags_folder` (default: `paths.dags`, the folder init wrote, else this repo's dags/) is what
     Airflow will import."""
-    dags_folder = dags_folder or config.dags_folder or DAGS_FOLDER
     report = Report()
+    named = dags_folder or config.dags_folder  # an installed package has no dags/ of its own: only these must exist
+    if named is not None and not named.is_dir():
+        source = "--dags-folder" if dags_folder else f"paths.dags in {config.path.name}"
+        report.error(f"{named}: {source}: not a folder (what Airflow would import is unknown)", unreadable=True)
+    dags_folder = named or DAGS_FOLDER
     plan: Plan | None = None
     try:
         plan = plan_from_config(config, cache_dir=None)  # the files afresh
@@ -204,6 +208,17 @@ def _check_assets(plan: Plan, config: OrchestrationConfig, report: Report) -> No
         report.error(f"{config.path}: {key}: Airflow refuses {len(uris)} Asset URI(s), e.g. {uris[0]!r}: {problem}")
 
 
+@contextlib.contextmanager
+def _quiet_logger(name: str) -> Iterator[None]:
+    logger = logging.getLogger(name)
+    before = logger.disabled
+    logger.disabled = True
+    try:
+        yield
+    finally:
+        logger.disabled = before
+
+
 def _quiet(bag: Any) -> Any:
     """bag_dag logs a refused DAG with its traceback: the report says it in one line."""
     silent = logging.getLogger("orchestrator.check.dagbag")
@@ -230,7 +245,9 @@ def _render(config: OrchestrationConfig, plan: Plan | None, report: Report, fold
         _check_assets(plan, config, report)
     bag = _quiet(DagBag(dag_folder=str(folder), collect_dags=False))
     reported = set(report.errors)
-    with _plan_cache_off():
+    # init's DAG file renders every kind and logs a kind it leaves out: the errors file's import
+    # error, listed below, says it in the report instead
+    with _plan_cache_off(), _quiet_logger("orchestrator.airflow.dag_files"):
         for file, call in calls.items():
             name = _shown(file)
             try:

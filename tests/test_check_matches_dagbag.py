@@ -177,11 +177,11 @@ DEPLOYED: dict[str, tuple[str, str, int]] = {  # case -> (the user's file, its t
 }
 
 
-def _deployment(root: Path) -> Path:
+def _deployment(root: Path, changes: dict | None = None, nodes=None, extractors: str = EXTRACTORS) -> Path:
     """What `orchestrator init` writes: the config (paths.dags recorded) and its two DAG files."""
     from orchestrator.init import texts
 
-    config = small_project(root, config={"paths.dags": "dags"})
+    config = small_project(root, config={**(changes or {}), "paths.dags": "dags"}, nodes=nodes, extractors=extractors)
     (root / "dags").mkdir()
     (root / "dags" / texts.DAG_FILE).write_text(texts.dag_file_text("../orchestration.yml", True))
     (root / "dags" / texts.ERRORS_FILE).write_text(texts.errors_file_text("../orchestration.yml", True))
@@ -221,3 +221,32 @@ def test_check_names_a_dag_file_that_raises_system_exit(tmp_path, monkeypatch, c
     assert code == 1 and "Traceback" not in err
     assert f"error: {elsewhere / 'quits.py'}: does not import in Airflow's DagBag: " in err and "SystemExit" in err
     assert _failing_files(out) == {"quits.py"}
+
+
+ON_A_DEPLOYMENT = [
+    "valid: monolith",
+    "Asset URI: reserved scheme airflow://",
+    "a forced cycle",
+    "a DAG id across kinds (tick = a dbt DAG)",
+    "meltano.yml: an unknown plugin type",
+]
+
+
+@pytest.mark.parametrize("case", ON_A_DEPLOYMENT)
+def test_the_same_configs_on_an_initd_deployment_with_a_user_dag(tmp_path, monkeypatch, capsys, case):
+    """The property of the first test, on init's DAG files and a DAG of the user's own beside them."""
+    changes, nodes, extractors, expected = CASES[case]
+    monkeypatch.delenv("PIPELINE_PROFILE", raising=False)
+    config = _deployment(tmp_path, changes, nodes, extractors)
+    (tmp_path / "dags" / "reports.py").write_text(USER_DAG.format(dag_id="weekly_report"))
+
+    code = main(["--config", str(config), "check"])
+    out, err = capsys.readouterr()
+    assert "Traceback" not in err
+    bag = _dagbag(tmp_path / "dags", monkeypatch)
+    broken = {Path(f).name for f in bag.import_errors}
+    assert (code == 0) == (broken == set()), f"check exited {code}; DagBag: {bag.import_errors}\n{out}\n{err}"
+    assert code == expected, f"{out}\n{err}"
+    failing = _failing_files(out)
+    if failing is not None:
+        assert failing == broken, f"check: {failing}; DagBag: {sorted(broken)}\n{err}"

@@ -439,3 +439,14 @@ def test_any_delay_that_validates_makes_a_timedelta(value):
     ):
         with contextlib.suppress(pydantic.ValidationError):  # refused, with its key: fine
             make()  # accepted: must not overflow
+
+
+def test_check_with_a_dags_folder_that_is_not_one_exits_2(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("PIPELINE_PROFILE", raising=False)
+    args = _project(tmp_path, [model("a", ["core"])])
+    assert main([*args, "check", "--no-render", "--dags-folder", str(tmp_path / "nowhere")]) == 2
+    assert f"error: {tmp_path / 'nowhere'}: --dags-folder: not a folder" in capsys.readouterr().err
+    config = tmp_path / "orchestration.yml"
+    config.write_text(config.read_text() + "paths: {dags: gone}\n")
+    assert main([*args, "check", "--no-render"]) == 2
+    assert f"error: {tmp_path / 'gone'}: paths.dags in orchestration.yml: not a folder" in capsys.readouterr().err
