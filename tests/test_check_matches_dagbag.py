@@ -90,8 +90,8 @@ CASES: dict[str, tuple[dict, list | None, str, int]] = {
         EXTRACTORS,
         1,
     ),
-    "a forced cycle": (
-        {},
+    "a forced cycle (dbt.on_forced_cycle: error)": (
+        {"dbt.on_forced_cycle": "error"},
         [
             model("f1", ["finance"]),
             model("m1", ["marketing"], ["model.p.f1"]),
@@ -188,6 +188,7 @@ def _deployment(root: Path, changes: dict | None = None, nodes=None, extractors:
     return config
 
 
+@pytest.mark.subprocess  # check imports the folder through a DagBag in a subprocess
 @pytest.mark.parametrize("case", list(DEPLOYED))
 def test_check_of_an_initd_deployment_passes_iff_its_dagbag_has_no_import_errors(tmp_path, monkeypatch, capsys, case):
     """`check` imports the folder init recorded (paths.dags), the user's files included, through a
@@ -209,6 +210,7 @@ def test_check_of_an_initd_deployment_passes_iff_its_dagbag_has_no_import_errors
         assert "weekly_report" in bag.dag_ids and "tick" in bag.dag_ids
 
 
+@pytest.mark.subprocess  # check imports the folder through a DagBag in a subprocess
 def test_check_names_a_dag_file_that_raises_system_exit(tmp_path, monkeypatch, capsys):
     """Airflow's importer lets SystemExit through: check used to print nothing and exit 0."""
     monkeypatch.delenv("PIPELINE_PROFILE", raising=False)
@@ -232,6 +234,7 @@ ON_A_DEPLOYMENT = [
 ]
 
 
+@pytest.mark.subprocess  # check imports the folder through a DagBag in a subprocess
 @pytest.mark.parametrize("case", ON_A_DEPLOYMENT)
 def test_the_same_configs_on_an_initd_deployment_with_a_user_dag(tmp_path, monkeypatch, capsys, case):
     """The property of the first test, on init's DAG files and a DAG of the user's own beside them."""

@@ -376,6 +376,7 @@ HOSTILE = {
 }
 
 
+@pytest.mark.subprocess
 def test_env_exports_hostile_values_that_eval_reads_back_unchanged(tmp_path, monkeypatch):
     monkeypatch.delenv("PIPELINE_PROFILE", raising=False)
     config = small_project(tmp_path, config={"profiles.p.env": HOSTILE})
@@ -463,6 +464,7 @@ def test_the_cap_is_on_the_decompressed_size_and_can_be_raised(tmp_path, monkeyp
 # ------------------------------------------------------------------ the real entry point
 
 
+@pytest.mark.subprocess
 @pytest.mark.parametrize(
     "edit, args, code, message",
     [

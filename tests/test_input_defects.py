@@ -7,6 +7,7 @@ import json
 import os
 import stat
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_cli import _project
@@ -65,6 +66,7 @@ def test_a_deep_chain_of_ephemeral_models_plans_without_a_recursion_error(tmp_pa
     assert finance["schedule"]["assets"] == ["analytics.base"]  # seen through 5,000 ephemeral models
 
 
+@pytest.mark.subprocess
 def test_meltano_output_that_is_not_utf8_does_not_kill_the_run(tmp_path):
     """A plugin may print any bytes: the runner decodes with replacement instead of raising."""
     from orchestrator.runners.meltano import MeltanoError, run_meltano
@@ -261,6 +263,7 @@ def test_any_run_form_vars_become_dbt_arguments_or_a_form_error(value):
 # ------------------------------------------------------------------ a gzip manifest: its plausible size
 
 
+@pytest.mark.subprocess  # measures the refusal's memory in a process of its own
 def test_a_gzip_manifest_expanding_toward_2_gib_is_refused_early_in_little_memory(tmp_path):
     """2,048 gzip members of 1 MiB of spaces each: 2 GiB expanded from about 2 MB. It used to be read
     to 2.1 GB RSS before the refusal; now the plausible bound (50x the .gz) stops it at about 100 MB."""

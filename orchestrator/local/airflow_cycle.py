@@ -83,9 +83,10 @@ def _before_scheduler(af: LocalAirflow, plan: Plan) -> None:
     """Before the scheduler runs: the pools, and every DAG of the plan parsed again by this start's
     dag-processor. A cron DAG left unpaused by an earlier run (the alerting housekeeping every 5
     minutes, the tick at midnight) still has the `next_dagrun` of before the stop; a scheduler that
-    starts first creates that overdue run at once (catchup=False: only the latest), in the middle of
-    the start-up writes. Parsing it again moves `next_dagrun` to the next cron point after now, so
-    nothing overdue starts, and the first scheduling happens on a stored, current set of DAGs."""
+    starts first creates that stale run at once, in the middle of the start-up writes. Parsing it
+    again recomputes `next_dagrun` by catchup=False's rule (the next cron point after the latest run,
+    or the latest past point if the DAG missed it: that one runs once, as Airflow promises), so the
+    stale point never runs, and the first scheduling happens on a stored, current set of DAGs."""
     client = af.client
     for pool in sorted({d.pool for d in plan.dags if d.pool}):
         client.create_pool(pool, 1, POOL_DESCRIPTION)

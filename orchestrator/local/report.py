@@ -54,21 +54,37 @@ def log_root(events: Iterable[dict]) -> tuple[str, str | None]:
     return error, (sources[0] if sources else None)
 
 
-def failed_tasks(client: AirflowClient, dag_id: str, run_id: str) -> list[FailedTask]:
+def _try_root(client: AirflowClient, dag_id: str, run_id: str, ti: dict, try_number: int) -> FailedTask:
+    """One try of a task instance: the root error its log ends with, and the log's path."""
+    try:
+        events = client.task_log(dag_id, run_id, ti["task_id"], try_number, int(ti.get("map_index", -1)))
+    except (httpx.HTTPError, AirflowLocalError) as exc:  # the report still comes; it says why not this
+        events = [{"event": "no log", "error_detail": [{"exc_type": "log unavailable", "exc_value": str(exc)}]}]
+    error, log = log_root(events)
+    return FailedTask(ti["task_id"], try_number, error or "no exception in its log", log)
+
+
+def failed_tasks(
+    client: AirflowClient, dag_id: str, run_id: str, task_instances: list[dict] | None = None
+) -> list[FailedTask]:
     """The failed tasks of a run (not those that did not run because an upstream failed), each with
     its last try's root error and log path, from the REST API."""
-    out = []
-    for ti in client.task_instances(dag_id, run_id):
-        if ti.get("state") != "failed":
-            continue
-        try_number = int(ti.get("try_number") or 1)
-        try:
-            events = client.task_log(dag_id, run_id, ti["task_id"], try_number, int(ti.get("map_index", -1)))
-        except (httpx.HTTPError, AirflowLocalError) as exc:  # the report still comes; it says why not this
-            events = [{"event": "no log", "error_detail": [{"exc_type": "log unavailable", "exc_value": str(exc)}]}]
-        error, log = log_root(events)
-        out.append(FailedTask(ti["task_id"], try_number, error or "no exception in its log", log))
-    return out
+    tis = task_instances if task_instances is not None else client.task_instances(dag_id, run_id)
+    return [
+        _try_root(client, dag_id, run_id, ti, int(ti.get("try_number") or 1))
+        for ti in tis
+        if ti.get("state") == "failed"
+    ]
+
+
+def retried_tries(
+    client: AirflowClient, dag_id: str, run_id: str, task_instances: list[dict] | None = None
+) -> list[FailedTask]:
+    """Every try of a run's tasks that was followed by another (Airflow retried it: it failed), each
+    with its root error and log path; a retry that then succeeded still cost its time, and a
+    run that succeeded only on a retry is worth knowing about (a flaky source, a loaded machine)."""
+    tis = task_instances if task_instances is not None else client.task_instances(dag_id, run_id)
+    return [_try_root(client, dag_id, run_id, ti, n) for ti in tis for n in range(1, int(ti.get("try_number") or 0))]
 
 
 @dataclass
@@ -84,6 +100,7 @@ class RunReport:
     blocked_by: tuple[str, ...] = ()  # blocked: the finished upstream DAGs whose Assets never came
     missing: tuple[str, ...] = ()  # blocked: the Assets of its schedule that did not arrive
     failures: list[FailedTask] = field(default_factory=list)  # failed: its failed tasks, why, and their logs
+    retries: list[FailedTask] = field(default_factory=list)  # tries that failed and were retried, why, their logs
 
     @property
     def duration(self) -> float | None:
@@ -160,14 +177,19 @@ def follow_cycle(
     runs: dict[str, dict] = {}  # dag_id -> its run of this cycle, as last seen
     blocked: dict[str, Blocked] = {}
     names: dict[int, str] = {}  # asset id -> name
+    tries: dict[str, tuple[list[FailedTask], list[FailedTask]]] = {}  # dag_id -> (failures, retries)
     while True:
         for dag_id in dag_ids:
             if runs.get(dag_id, {}).get("state") not in TERMINAL_STATES and (
                 found := client.dag_runs(dag_id, since)[:1]
             ):
                 runs[dag_id] = found[0]
-                if log and found[0]["state"] in TERMINAL_STATES:
-                    log(f"    {dag_id}: {found[0]['state']}")
+                if found[0]["state"] in TERMINAL_STATES:
+                    tries[dag_id] = _tries(client, dag_id, found[0])
+                    if log:
+                        log(f"    {dag_id}: {found[0]['state']}")
+                        for t in tries[dag_id][1]:
+                            log(f"    {dag_id}: {_retry_line(t)}")
         finished = {d: r["state"] for d, r in runs.items() if r["state"] in TERMINAL_STATES}
         if graph is not None and any(s != "success" for s in finished.values()):
             # Run states first, then the events: a run is marked done only after its tasks emitted.
@@ -214,10 +236,22 @@ def follow_cycle(
                 end=parse_ts(run["end_date"]),
                 triggered_by=client.triggering_asset_events(dag_id, run["dag_run_id"]),
                 emitted=client.asset_events(source_dag_id=dag_id, source_run_id=run["dag_run_id"]),
-                failures=failed_tasks(client, dag_id, run["dag_run_id"]) if run["state"] == "failed" else [],
+                failures=tries[dag_id][0],
+                retries=tries[dag_id][1],
             )
         )
     return reports
+
+
+def _tries(client: AirflowClient, dag_id: str, run: dict) -> tuple[list[FailedTask], list[FailedTask]]:
+    """A finished run's failed tasks (if it failed) and retried tries, from one task-instance listing."""
+    tis = client.task_instances(dag_id, run["dag_run_id"])
+    failures = failed_tasks(client, dag_id, run["dag_run_id"], tis) if run["state"] == "failed" else []
+    return failures, retried_tries(client, dag_id, run["dag_run_id"], tis)
+
+
+def _retry_line(t: FailedTask) -> str:
+    return f"{t.task_id} try {t.try_number} failed, retried: {t.error}"
 
 
 def cycle_report(
@@ -247,6 +281,9 @@ def format_report(reports: list[RunReport], raw_rows: Mapping[str, int] | None =
                 if extra.get(k) is not None
             )
             lines.append(f"    -> {event['name']:<40} {detail}".rstrip())
+        for t in r.retries:
+            lines.append(f"    ~ {_retry_line(t)}")
+            lines.append(f"      log: {t.log or 'not found through the API: see the Airflow UI'}")
         for f in r.failures:
             lines.append(f"    ! {f.task_id} failed (try {f.try_number}): {f.error}")
             lines.append(f"      log: {f.log or 'not found through the API: see the Airflow UI'}")
@@ -263,6 +300,11 @@ def format_report(reports: list[RunReport], raw_rows: Mapping[str, int] | None =
         lines.append(
             f"Asset event -> downstream run start: median {statistics.median(lags):.2f}s, "
             f"max {max(lags):.2f}s over {len(lags)} hops"
+        )
+    if retried := [r for r in reports if r.retries]:
+        lines.append(
+            f"{sum(len(r.retries) for r in retried)} task try(s) failed and were retried, in "
+            + ", ".join(r.dag_id for r in retried)
         )
     if blocked := [r for r in reports if r.state == "blocked"]:
         roots = sorted({u for r in blocked for u in r.blocked_by})
