@@ -154,6 +154,10 @@ CASES: dict[str, Bad] = {
     "project_dir: ''": Bad(ORCH, "dbt.project_dir", 2, orch("dbt.project_dir", ""), "must not be empty"),
     "mode: galaxy": Bad(ORCH, "dbt.mode", 2, orch("dbt.mode", "galaxy"), "expected 'multi' or 'monolith'"),
     "task_granularity: task": Bad(ORCH, "dbt.task_granularity", 2, orch("dbt.task_granularity", "task")),
+    "cycle_wait.timeout_minutes: 0": Bad(
+        ORCH, "dbt.cycle_wait.timeout_minutes", 2, orch("dbt.cycle_wait.timeout_minutes", 0), "must be at least 1"
+    ),
+    "cycle_wait unknown key": Bad(ORCH, "dbt.cycle_wait.timeout", 2, orch("dbt.cycle_wait.timeout", 5), "unknown key"),
     "tags listed twice": Bad(ORCH, "dbt.tags", 2, orch("dbt.tags", ["core", "core"]), "listed twice: core"),
     "Celery without PostgreSQL": Bad(
         ORCH, "profiles.p.airflow.metadata_db_url", 2, orch("profiles.p.airflow.executor", "CeleryExecutor")

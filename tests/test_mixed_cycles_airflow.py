@@ -45,6 +45,7 @@ def test_a_slow_source_across_two_cycles_gives_no_build_on_mixed_data(tmp_path, 
     from orchestrator.local.airflow_cycle import prepare, run_cycle_in, start_airflow
     from orchestrator.local.client import parse_ts, utcnow
     from orchestrator.local.direct import advance_sources, prepare_warehouse
+    from orchestrator.local.report import failed_tasks
     from orchestrator.plan import plan_from_config
 
     slack, smtp = alert_sinks
@@ -52,7 +53,7 @@ def test_a_slow_source_across_two_cycles_gives_no_build_on_mixed_data(tmp_path, 
     env = airflow_test_env(config, tmp_path, slack, smtp, SLACK_TOKEN)
     prepare_warehouse(config, env)
     plan = plan_from_config(config, cache_dir=None)
-    af = start_airflow(config, env)
+    af = start_airflow(config, env, startup_timeout=480)  # a shared 2-core machine starts slowly
     try:
         prepare(af, plan)
         client = af.client
@@ -93,7 +94,7 @@ def test_a_slow_source_across_two_cycles_gives_no_build_on_mixed_data(tmp_path, 
         since3 = utcnow()
         client.trigger(SHOP)
         [done] = client.wait_for_runs(CORE, since=since2, timeout=600)
-        assert done["state"] == "success"
+        assert done["state"] == "success", failed_tasks(client, CORE, done["dag_run_id"])  # why, with the log
         shop_events = client.asset_events(since3, source_dag_id=SHOP)
         assert shop_events and _cycles(shop_events) == {t2}
         tis = {ti["task_id"]: ti for ti in client.task_instances(CORE, done["dag_run_id"])}
@@ -106,7 +107,7 @@ def test_a_slow_source_across_two_cycles_gives_no_build_on_mixed_data(tmp_path, 
 
         # Downstream, dbt_finance had cycle 1's shop payments queued too: it builds cycle 2 only.
         [fin] = client.wait_for_runs(FINANCE, since=since2, timeout=600)
-        assert fin["state"] == "success"
+        assert fin["state"] == "success", failed_tasks(client, FINANCE, fin["dag_run_id"])
         assert _cycles(client.asset_events(source_dag_id=FINANCE, source_run_id=fin["dag_run_id"])) == {t2}
     finally:
         af.stop()

@@ -14,7 +14,7 @@ import statistics
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import httpx
 
@@ -105,6 +105,12 @@ class RunReport:
     @property
     def duration(self) -> float | None:
         return (self.end - self.start).total_seconds() if self.start and self.end else None
+
+    @property
+    def cycles(self) -> list[str]:
+        """The cycles its events name (the tick's logical date, in extra): what it ran for."""
+        events = self.emitted or self.triggered_by
+        return sorted({c for e in events if (c := (e.get("extra") or {}).get("cycle"))})
 
     @property
     def lag(self) -> float | None:
@@ -254,6 +260,36 @@ def _retry_line(t: FailedTask) -> str:
     return f"{t.task_id} try {t.try_number} failed, retried: {t.error}"
 
 
+@dataclass(frozen=True)
+class CycleSeen:
+    """A cycle whose events came while this one was followed, and the tick run that started it."""
+
+    cycle: str
+    run_type: str | None  # manual (orchestrator run, a person) | scheduled (the cron) | None: no tick event
+    run_id: str | None
+
+
+def cycles_seen(client: AirflowClient, tick_dag_id: str, since: datetime) -> list[CycleSeen]:
+    """Every cycle named by an Asset event since `since`, oldest first, each with its tick run: the
+    one `orchestrator run` triggered, one the cron started beside it (a tick just before midnight
+    and the cron's at 00:00), or an earlier cycle's late load landing now."""
+    named = {c for e in client.asset_events(since) if (c := (e.get("extra") or {}).get("cycle"))}
+    ticks = {}
+    for e in client.asset_events(since - timedelta(days=7), source_dag_id=tick_dag_id):
+        if (c := (e.get("extra") or {}).get("cycle")) in named:
+            ticks[c] = e.get("source_run_id")
+    out = []
+    for cycle in sorted(named):
+        run_id = ticks.get(cycle)
+        kind = None
+        if run_id:
+            kind = (
+                "scheduled" if run_id.startswith("scheduled") else "manual" if run_id.startswith("manual") else "other"
+            )
+        out.append(CycleSeen(cycle, kind, run_id))
+    return out
+
+
 def cycle_report(
     client: AirflowClient, since: datetime, dag_ids: Iterable[str], timeout: float = 600
 ) -> list[RunReport]:
@@ -265,14 +301,21 @@ def _secs(v: float | None) -> str:
     return "-" if v is None else f"{v:.1f}s"
 
 
-def format_report(reports: list[RunReport], raw_rows: Mapping[str, int] | None = None) -> str:
-    """Per DAG: state, duration, hop lag, what started it; then each Asset it emitted (with the
-    metadata that matters), or for a blocked DAG what it waits for; cycle wall time and hop lag."""
+def format_report(
+    reports: list[RunReport], raw_rows: Mapping[str, int] | None = None, cycles: Sequence[CycleSeen] = ()
+) -> str:
+    """Per DAG: state, duration, hop lag, what started it (and, when more than one cycle ran, which
+    cycle); then each Asset it emitted (with the metadata that matters), or for a blocked DAG what
+    it waits for; cycle wall time and hop lag; every cycle that ran, and what started it."""
     w = max([len("DAG"), *(len(r.dag_id) for r in reports)]) + 2
     lines = [f"{'DAG':<{w}}{'state':<9}{'duration':>9}{'lag':>7}  started by"]
+    several = len(cycles) > 1
     for r in reports:
         started = sorted({e["name"] for e in r.triggered_by}) or [r.run_type or "-"]
-        lines.append(f"{r.dag_id:<{w}}{r.state:<9}{_secs(r.duration):>9}{_secs(r.lag):>7}  {', '.join(started)}")
+        line = f"{r.dag_id:<{w}}{r.state:<9}{_secs(r.duration):>9}{_secs(r.lag):>7}  {', '.join(started)}"
+        if several and r.cycles:
+            line += f"  [cycle {', '.join(r.cycles)}]"
+        lines.append(line)
         for event in sorted(r.emitted, key=lambda e: e["name"]):
             extra = event.get("extra") or {}
             detail = " ".join(
@@ -309,6 +352,16 @@ def format_report(reports: list[RunReport], raw_rows: Mapping[str, int] | None =
     if blocked := [r for r in reports if r.state == "blocked"]:
         roots = sorted({u for r in blocked for u in r.blocked_by})
         lines.append(f"{len(blocked)} DAG(s) blocked this cycle by {', '.join(roots)}")
+    if cycles:
+        started_by = {"scheduled": "the cron", "manual": "by hand or orchestrator run"}
+        lines.append(
+            f"Cycles that ran: {len(cycles)}: "
+            + "; ".join(
+                f"{c.cycle} ({started_by.get(c.run_type or '', c.run_type or 'no tick run seen')})" for c in cycles
+            )
+        )
+        if several:
+            lines.append("    more than one cycle ran: a dbt DAG builds only once its inputs belong to one cycle")
     if raw_rows is not None:
         lines += ["", f"{'warehouse table':<28}{'rows':>8}"]
         lines += [f"{name:<28}{n:>8}" for name, n in raw_rows.items()]
