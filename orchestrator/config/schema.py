@@ -240,6 +240,7 @@ class Alerting(_Section):
 
 class Paths(_Section):
     var: Text = "var"  # what the orchestrator writes: plan cache, dbt runs, state backups, local Airflow
+    dags: Annotated[Text, AfterValidator(_no_nul)] | None = None  # the DAG folder init wrote: check's default
 
 
 class AirflowRun(_Section):

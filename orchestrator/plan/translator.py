@@ -218,6 +218,11 @@ def load_translator(config: OrchestrationConfig) -> Translator:
         cls = getattr(importlib.import_module(module_name), attr)
     except (ImportError, AttributeError) as exc:
         raise ConfigError(f"{config.path}: translator: cannot import {config.translator!r}: {exc}") from None
+    except (Exception, SystemExit) as exc:  # noqa: BLE001 - the module's own code; SystemExit would end the parse
+        what = f"SystemExit({exc.code!r})" if isinstance(exc, SystemExit) else f"{type(exc).__name__}: {exc}"
+        raise ConfigError(
+            f"{config.path}: translator: importing {module_name!r} raised {what}: fix the module"
+        ) from None
     if not (isinstance(cls, type) and issubclass(cls, Translator)):
         raise ConfigError(
             f"{config.path}: translator: {config.translator!r} is not a subclass of "
