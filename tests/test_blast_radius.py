@@ -312,7 +312,7 @@ def test_a_meltano_failure_in_airflow_names_the_blocked_dbt_dags_and_owners(tmp_
             states = {r.dag_id: r.state for r in cycle.reports}
             assert states["meltano_tap_shop"] == "failed"
             assert {d: states[d] for d in SHOP_BLOCKED} == dict.fromkeys(SHOP_BLOCKED, "blocked")
-            deadline = time.monotonic() + 60  # the callback posts, then mails (the route mails always)
+            deadline = time.monotonic() + 300  # the callback posts, then mails (the route mails always)
             while not ((posted := [m for m in slack.posted() if m["channel"] == "#data-ingestion"]) and smtp.received):
                 assert time.monotonic() < deadline, f"no Slack message or e-mail for the failure: {slack.posted()}"
                 time.sleep(0.5)
