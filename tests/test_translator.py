@@ -163,11 +163,12 @@ NOT_NAMING = {  # what a node or an Asset is, or reading a name back: no id is m
 }
 
 
-def test_every_naming_method_is_known_and_the_support_subclass_overrides_each():
+def test_every_naming_method_is_known_and_the_support_subclass_overrides_each(monkeypatch):
     """A new method on Translator is either a name (then EveryNameRenamed overrides it, and the
     tests below check it reaches everything) or listed as none."""
     import inspect
 
+    monkeypatch.syspath_prepend(str(SUPPORT))  # not left to an earlier test (alone, or on another xdist worker)
     from custom_naming import EveryNameRenamed
 
     public = {n for n, v in inspect.getmembers(Translator, inspect.isfunction) if not n.startswith("_")}
