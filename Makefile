@@ -28,9 +28,11 @@ run: setup
 test: setup
 	$(BIN)/pytest $(PYTEST_ARGS)
 
-# The pure tier (tests/tiers.py): no process, no service, no `make setup`; under a minute.
+# The pure tier (tests/tiers.py): no process, no service, nothing of `make setup` but the virtualenv;
+# spread over TEST_WORKERS processes (pytest-xdist), under a minute on 2 cores.
+TEST_WORKERS ?= 2
 test-fast: $(VENV)/.installed
-	$(BIN)/pytest -m pure $(PYTEST_ARGS)
+	$(BIN)/pytest -m pure -n $(TEST_WORKERS) $(PYTEST_ARGS)
 
 # What .ci/run checks before the tests (and .pre-commit-config.yaml before each commit).
 lint: $(VENV)/.installed

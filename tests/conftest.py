@@ -11,7 +11,7 @@ import pytest
 
 # The tiers (tests/tiers.py): markers, the `pure` marker on unmarked tests, and the guard that fails
 # a pure test which starts a process or reaches a service. Imported hooks are conftest hooks.
-from tiers import mark_pure, pytest_runtest_call, pytest_runtest_makereport, pytest_runtest_setup, register  # noqa: F401
+from tiers import mark_tiers, pytest_runtest_call, pytest_runtest_makereport, pytest_runtest_setup, register  # noqa: F401
 
 from orchestrator.config import REPO_ROOT, load_config
 
@@ -26,7 +26,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 @pytest.hookimpl(tryfirst=True)  # before `-m` deselects
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    mark_pure(items)
+    mark_tiers(items)
 
 
 def _reachable(port: int) -> bool:

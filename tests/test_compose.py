@@ -1000,6 +1000,7 @@ def test_no_healthcheck_imports_airflow_or_reads_hostname_from_the_environment()
             assert "--max-time" in test and is_project_image(api)
 
 
+@pytest.mark.setup  # reads the demo's dbt manifest (dbt parse, in make setup)
 def test_the_smoke_run_checks_exact_rows_of_what_the_production_plan_loads_and_builds():
     from pipeline_expectations import expected_daily_revenue, expected_row_counts
 
@@ -1030,6 +1031,7 @@ def test_the_smoke_run_checks_exact_rows_of_what_the_production_plan_loads_and_b
     assert {t: int(n) for t, n in checked.items()} == {t: expected[t] for t in checked}
 
 
+@pytest.mark.setup  # reads the demo's dbt manifest (dbt parse, in make setup)
 def test_the_provoked_alert_is_the_one_the_smoke_script_waits_for():
     from orchestrator.plan import load_config, plan_from_config
 

@@ -351,7 +351,7 @@ def test_up_status_run_down_on_one_service(tmp_path, installed):
             "orchestrator-up.json",
             "simple_auth_manager_passwords.json",
         ]
-        status = _cli(tmp_path, "status", timeout=60)
+        status = _cli(tmp_path, "status", timeout=180)
         assert status.returncode == 0 and f"up at {state['url']}" in status.stdout, status.stdout
         done, _, _ = _run(tmp_path)
         assert done.returncode == 0, done.stderr[-3000:]
@@ -359,9 +359,9 @@ def test_up_status_run_down_on_one_service(tmp_path, installed):
         assert "starting Airflow" not in done.stdout
         assert set(_states(done.stdout).values()) == {"success"}
     finally:
-        down = _cli(tmp_path, "down", timeout=120)
+        down = _cli(tmp_path, "down", timeout=300)
     assert down.returncode == 0 and down.stdout.startswith("stopped"), down.stdout + down.stderr
-    assert _cli(tmp_path, "status", timeout=60).returncode == 3
+    assert _cli(tmp_path, "status", timeout=180).returncode == 3
     assert not (home / "orchestrator-up.json").exists()
     left = [pid for pid in (state["pid"], *state["components"].values()) if Path(f"/proc/{pid}").exists()]
     assert left == [], left

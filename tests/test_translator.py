@@ -169,7 +169,7 @@ def test_every_naming_method_is_known_and_the_support_subclass_overrides_each(mo
     tests below check it reaches everything) or listed as none."""
     import inspect
 
-    monkeypatch.syspath_prepend(str(SUPPORT))  # alone (the pure tier, one xdist worker) it must import
+    monkeypatch.syspath_prepend(str(SUPPORT))  # not left to an earlier test (alone, or on another xdist worker)
 
     from custom_naming import EveryNameRenamed
 

@@ -32,7 +32,11 @@ TIER_MARKERS: dict[str, str] = {
     "subprocess": "starts another process (the CLI, git, pip, a script) but none of the above",
     "production": "needs the local PostgreSQL and MariaDB services (scripts/services.sh start)",
     "services": "talks to a service over a socket (a database, Redis, or a server in another process)",
+    "setup": "reads what `make setup` builds (the demo's dbt manifest, its Meltano plugins)",
 }
+# A test that asks for one of these fixtures (tests/conftest.py) needs `make setup`: it is in the
+# `setup` tier without saying so, since the fixture already does.
+SETUP_FIXTURES = frozenset({"installed", "meltano_installed", "embedded"})
 PURE = "pure"
 
 
@@ -54,8 +58,10 @@ def register(config: pytest.Config) -> None:
     )
 
 
-def mark_pure(items: list[pytest.Item]) -> None:
+def mark_tiers(items: list[pytest.Item]) -> None:
     for item in items:
+        if SETUP_FIXTURES & set(getattr(item, "fixturenames", ())) and not item.get_closest_marker("setup"):
+            item.add_marker("setup")
         if is_pure(item):
             item.add_marker(PURE)
 
