@@ -13,15 +13,15 @@ from .graphs import sccs, shortest_cycle
 from .manifest import NEWEST_KNOWN_VERSION, DbtProject
 from .model import Issue
 from .placement import Placement
+from .relations import Loaded, qualified
 from .translator import Translator
 
 
 def check_manifest(
     dbt: DbtProject,
     graph: DbtGraph,
-    produced: dict[str, str],
+    loaded: Loaded,
     dag_of: dict[str, str],
-    names: Translator,
 ) -> tuple[list[Issue], list[Issue]]:
     """What dbt itself would refuse or a user should know, before anything is rendered."""
     mf = dbt.path
@@ -53,19 +53,24 @@ def check_manifest(
                 "these nodes depend on each other in a cycle (dbt itself refuses this: re-run `dbt parse`)",
             )
         )
-    return warnings, errors + _relation_errors(dbt, graph, produced, dag_of, names)
+    return warnings, errors + _relation_errors(dbt, graph, loaded, dag_of)
 
 
-def _relation_errors(
-    dbt: DbtProject, graph: DbtGraph, produced: dict[str, str], dag_of: dict[str, str], names: Translator
-) -> list[Issue]:
-    """A relation two nodes build (one Asset, two builders), or one a Meltano DAG loads."""
+_UNKNOWN_DATABASE = (
+    " (if Meltano loads into another database, name it: the loader's `database` setting or the "
+    "profile's `warehouse_uri`)"
+)
+
+
+def _relation_errors(dbt: DbtProject, graph: DbtGraph, loaded: Loaded, dag_of: dict[str, str]) -> list[Issue]:
+    """A relation two nodes build (one Asset, two builders), or one a Meltano DAG loads: the same
+    database, schema and name (relations.py)."""
     mf, errors = dbt.path, []
-    by_relation: dict[str, list[str]] = defaultdict(list)
+    by_relation: dict[tuple[str, str | None, str], list[str]] = defaultdict(list)
     for uid, node in graph.built.items():
         if node.relation:
-            by_relation[node.relation].append(uid)
-    for relation, uids in sorted(by_relation.items()):
+            by_relation[(qualified(node.database, node.relation), node.database, node.relation)].append(uid)
+    for (relation, database, short), uids in sorted(by_relation.items()):
         dags = tuple(sorted({dag_of[u] for u in uids if u in dag_of}))
         if len(uids) > 1:
             errors.append(
@@ -77,12 +82,13 @@ def _relation_errors(
                     dags,
                 )
             )
-        if (asset := names.asset_name(relation)) in produced:
+        if found := loaded.find(database, short):
             errors.append(
                 Issue(
                     dbt.nodes[uids[0]].file or mf,
                     uids[0],
-                    f"builds {relation}, which {produced[asset]} loads: the model would overwrite the loaded table",
+                    f"builds {relation}, which {found[1]} loads: the model would overwrite the loaded table"
+                    + (_UNKNOWN_DATABASE if loaded.home is None else ""),
                     dags,
                 )
             )
