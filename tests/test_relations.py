@@ -283,3 +283,35 @@ def test_with_database_names_that_database_and_keeps_the_rest(uri, database):
     other = with_database(uri, database)
     assert uri_database(other) == database
     assert other.split("://")[0] == uri.split("://")[0]
+
+
+# ------------------------------------------------------------------ two extractors, one relation
+
+
+def test_two_extractors_loading_one_relation_is_an_error_naming_both_and_the_fix(tmp_path, capsys, monkeypatch):
+    from orchestrator.cli import main
+
+    monkeypatch.delenv("PIPELINE_PROFILE", raising=False)
+    path = write_project(
+        tmp_path,
+        {"database": "warehouse", "default_target_schema": "$MELTANO_EXTRACT__LOAD_SCHEMA"},
+        {
+            "tap-shop": ("raw_shop", ["orders.*", "customers.*"]),
+            "tap-shop-mariadb": ("raw_shop", ["demo_shop-orders.*", "demo_shop-payments.*"]),
+            "tap-crm": ("raw_crm", ["accounts.*"]),
+        },
+    )
+    (tmp_path / "alerting.yml").write_text("default: {slack_channel: '#alerts'}\n")
+    (tmp_path / "manifest.json").write_text(
+        json.dumps({"metadata": {"dbt_schema_version": "https://schemas.getdbt.com/dbt/manifest/v12.json"}})
+    )
+    plan = plan_from_config(load_config(path).with_overrides(manifest=tmp_path / "manifest.json"), cache_dir=None)
+    [error] = plan.errors
+    assert error.file == str(path) and error.subject == "profiles.p.extractors"
+    assert "tap-shop and tap-shop-mariadb both load raw_shop.orders" in error.message
+    assert "keep one of them in profile 'p''s `extractors`" in error.message
+    assert error.dags == ("meltano_tap_shop", "meltano_tap_shop_mariadb")  # tap-crm's DAG still renders
+    assert main(["--config", str(path), "check", "--manifest", str(tmp_path / "manifest.json")]) == 1
+    err = capsys.readouterr().err
+    [line] = [x for x in err.splitlines() if "both load" in x]
+    assert str(path) in line and "Traceback" not in err
