@@ -4,6 +4,7 @@ file ATTACHed), planned and run with real dbt."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import subprocess
@@ -315,3 +316,39 @@ def test_two_extractors_loading_one_relation_is_an_error_naming_both_and_the_fix
     err = capsys.readouterr().err
     [line] = [x for x in err.splitlines() if "both load" in x]
     assert str(path) in line and "Traceback" not in err
+
+
+# ------------------------------------------------------------------ Asset names, on any input
+
+DBS = st.sampled_from([None, "raw", "analytics", "snapshots"])
+RELS = st.sampled_from(["s.a", "s.b", "t.a"])
+
+
+@given(
+    st.lists(st.tuples(DBS, RELS), max_size=8),
+    st.lists(st.tuples(DBS, RELS), max_size=4),
+    st.sampled_from([None, "raw"]),
+)
+def test_asset_names_tell_every_two_relations_apart_and_stay_short_where_unambiguous(built, loaded, home):
+    from orchestrator.plan.relations import Loaded, built_asset_names
+    from orchestrator.plan.translator import Translator
+
+    names = Translator()
+    meltano = Loaded.of(home, [(home, rel, rel, "meltano_x") for _, rel in loaded])  # Meltano: one database
+    nodes = {f"n{i}": rel for i, rel in enumerate(dict.fromkeys(built))}  # one builder per relation
+    asset_of = built_asset_names(nodes, meltano, names.asset_name)
+    for uid, (db, rel) in nodes.items():
+        # Meltano's own database, an unknown one, or a schema.table in only one database: `schema.table`.
+        dbs = {d for d, r in nodes.values() if r == rel and d} | (
+            {home} if home and rel in meltano.by_relation else set()
+        )
+        short = db is None or db == home or len(dbs) <= 1
+        assert asset_of[uid] == (rel if short else f"{db}.{rel}")
+    # Two relations that can be told apart (both databases known, and different) never share an Asset,
+    # nor does one with Meltano's table unless it is Meltano's relation (the overwrite the plan refuses).
+    for (u, (db1, rel1)), (v, (db2, rel2)) in itertools.combinations(nodes.items(), 2):
+        if (db1, rel1) != (db2, rel2) and db1 and db2:
+            assert asset_of[u] != asset_of[v]
+    for uid, (db, rel) in nodes.items():
+        if rel in meltano.by_relation and asset_of[uid] == rel:
+            assert meltano.find(db, rel) is not None
