@@ -106,14 +106,16 @@ def built_asset_names(
     """The Asset of each relation dbt builds (unique_id -> (database, schema.table)): `schema.table`,
     unless the plan holds that schema.table in another database too and this one is not the
     database Meltano loads into; then the translator's `asset_name(relation, database)`."""
-    databases: dict[str, set[str]] = defaultdict(set)  # the known databases of each schema.table
-    for database, relation in built.values():
-        if database is not None:
-            databases[relation].add(database)
-    for relation, tables in loaded.by_relation.items():
-        databases[relation].update(db for db, _, _ in tables if db is not None)
+    first: dict[str, str] = {}  # schema.table -> the first known database that holds it
+    ambiguous: set[str] = set()  # schema.tables in several known databases
+    known = [(db, rel) for rel, tables in loaded.by_relation.items() for db, _, _ in tables if db is not None]
+    for database, relation in (*known, *built.values()):
+        if database is not None and first.setdefault(relation, database) != database:
+            ambiguous.add(relation)
     out: dict[str, str] = {}
     for uid, (database, relation) in built.items():
-        ambiguous = database is not None and database != loaded.home and len(databases[relation]) > 1
-        out[uid] = asset_name(relation, database) if ambiguous else asset_name(relation)
+        if relation in ambiguous and database is not None and database != loaded.home:
+            out[uid] = asset_name(relation, database)
+        else:
+            out[uid] = asset_name(relation)
     return out
