@@ -20,13 +20,17 @@ FIXTURE_MELTANO_FILES := $(wildcard $(FIXTURE_MELTANO)/meltano.yml $(FIXTURE_MEL
 DBT_FILES := $(shell find dbt_project -path dbt_project/target -prune -o -path dbt_project/logs -prune \
                -o -type f \( -name '*.sql' -o -name '*.yml' -o -name '*.csv' \) -print 2>/dev/null)
 
-.PHONY: run test lint setup clean airflow-up up down status screenshots
+.PHONY: run test test-fast lint setup clean airflow-up up down status screenshots
 
 run: setup
 	$(BIN)/orchestrator run
 
 test: setup
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+# The pure tier (tests/tiers.py): no process, no service, no `make setup`; under a minute.
+test-fast: $(VENV)/.installed
+	$(BIN)/pytest -m pure $(PYTEST_ARGS)
 
 # What .ci/run checks before the tests (and .pre-commit-config.yaml before each commit).
 lint: $(VENV)/.installed

@@ -9,7 +9,9 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-KINDS = ("task_failed", "dag_failed", "retry", "recovered", "late")
+# rows_mismatch: a Meltano run whose loader wrote fewer (or more) rows than its tap emitted; a notice
+# (the task may have succeeded): it opens no incident, so no "recovered" follows it.
+KINDS = ("task_failed", "dag_failed", "retry", "recovered", "late", "rows_mismatch")
 
 _UUID = re.compile(r"\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b")
 _TIMESTAMP = re.compile(

@@ -32,11 +32,12 @@ def _cycle(args: argparse.Namespace) -> int:
     from .local.direct import run_cycle
     from .runners.dbt import DbtError
     from .runners.meltano import MeltanoError
+    from .runners.reconcile import ReconcileError
 
     config = load_config(args.config, args.profile)
     try:
         report = run_cycle(config, new_day=not args.no_new_day, meltano_log=print if args.verbose else None)
-    except (MeltanoError, DbtError) as exc:
+    except (MeltanoError, DbtError, ReconcileError) as exc:
         print(f"cycle failed: {exc}", file=sys.stderr)
         return 1
     print(report.summary())

@@ -281,6 +281,7 @@ def test_lone_surrogates_and_nul_neither_lose_the_alert_nor_break_the_email(slac
     assert "Run: manual__\ufffdbad" in text and "line with NUL \\x00 and \ufffd lone high" in text
 
 
+@pytest.mark.services
 def test_nul_and_surrogates_on_postgres(slack, smtp, pg_url):
     n = notifier(slack, smtp, pg_url)
     res = n.notify(other(run_id="r\udc80", error="NUL\x00inside"))

@@ -139,9 +139,9 @@ def test_blast_radius_on_real_manifests(name, monkeypatch):
     assert plan.errors == []
     dbt = plan.dbt_dags()
     models = {d.dag_id: len(d.models) for d in dbt}
-    t0 = time.perf_counter()
+    t0 = time.process_time()  # CPU, not wall: a loaded machine must not fail a speed bound
     radii = {d.dag_id: blast_radius(plan, d.dag_id) for d in plan.dags}
-    elapsed = time.perf_counter() - t0
+    elapsed = time.process_time() - t0
     for dag_id, r in radii.items():
         assert set(r.blocked) == _downstream(plan, dag_id), dag_id
         assert r.stale_models == sum(models.get(d, 0) for d in r.blocked), dag_id
@@ -155,7 +155,7 @@ def test_blast_radius_on_real_manifests(name, monkeypatch):
         assert worst.blocked == ()
     else:
         assert (worst.dag_id, len(worst.blocked), worst.stale_models) == (worst_dag, worst_blocked, worst_stale)
-    assert elapsed < 1, f"{len(radii)} blast radii took {elapsed:.2f}s"
+    assert elapsed < 1, f"{len(radii)} blast radii took {elapsed:.2f}s of CPU"
 
 
 # ----------------------------------------------------------------------------- the enrichment

@@ -90,8 +90,18 @@ CASES: dict[str, tuple[dict, list | None, str, int]] = {
         EXTRACTORS,
         1,
     ),
-    "a forced cycle": (
+    "a forced cycle, split into stages (the default)": (
         {},
+        [
+            model("f1", ["finance"]),
+            model("m1", ["marketing"], ["model.p.f1"]),
+            model("f2", ["finance"], ["model.p.m1"]),
+        ],
+        EXTRACTORS,
+        0,
+    ),
+    "a forced cycle (dbt.on_forced_cycle: error)": (
+        {"dbt.on_forced_cycle": "error"},
         [
             model("f1", ["finance"]),
             model("m1", ["marketing"], ["model.p.f1"]),
@@ -150,6 +160,9 @@ def test_check_passes_iff_every_dag_file_imports(tmp_path, monkeypatch, capsys, 
         assert failing == set(broken), f"check: {failing}; DagBag: {sorted(broken)}\n{err}"
     if code == 0:
         assert bag.dag_ids, "a passing check renders DAGs"
+    if "split into stages" in case:  # every DAG of the cycle renders, the later stage on what it reads
+        assert {"dbt_finance", "dbt_finance_2", "dbt_marketing"} <= set(bag.dag_ids)
+        assert "cycle between dbt DAGs" in out and "dbt_finance_2" in out
 
 
 def test_no_render_is_the_plan_only_check(tmp_path, monkeypatch, capsys):

@@ -436,6 +436,7 @@ def test_compose_parses_with_the_official_structure():
     assert environment(services()["airflow-worker"]).get("DUMB_INIT_SETSID") == "0"
 
 
+@pytest.mark.subprocess
 def test_docker_compose_config_accepts_the_file():
     docker = shutil.which("docker")
     if docker is None:
@@ -921,6 +922,7 @@ def boot_stages() -> list[list[str]]:
     return [stage.split() for stage in re.findall(r'"([^"]*)"', body[1])]
 
 
+@pytest.mark.subprocess
 def test_the_smoke_script_is_valid_bash_and_make_runs_it():
     subprocess.run(["bash", "-n", str(SMOKE)], check=True)
     subprocess.run(["bash", "-n", str(STANDIN / "build.sh")], check=True)
@@ -1059,6 +1061,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.subprocess
 def test_the_mail_sink_stand_in_keeps_messages_and_lists_them_as_mailpit_does(tmp_path):
     """The stand-in for axllent/mailpit, run as a process: a real SMTP client sends, mailpit's
     /api/v1/messages lists it (what the smoke script reads)."""

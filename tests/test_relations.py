@@ -204,6 +204,7 @@ def two_dbs(tmp_path, monkeypatch):
     return plan_from_config(config, cache_dir=None), dbt, wh, lake
 
 
+@pytest.mark.dbt
 def test_two_duckdb_databases_plan_two_relations_and_run_with_real_dbt(two_dbs):
     plan, dbt, wh, lake = two_dbs
     assert plan.errors == [], [str(e) for e in plan.errors]
@@ -227,6 +228,7 @@ def test_two_duckdb_databases_plan_two_relations_and_run_with_real_dbt(two_dbs):
         assert con.execute("select wh, lake from warehouse.analytics.both").fetchone() == (21, 3000)
 
 
+@pytest.mark.dbt
 def test_a_model_on_the_table_meltano_loads_in_the_same_database_is_still_refused(two_dbs, tmp_path):
     plan, *_ = two_dbs
     manifest = json.loads((tmp_path / "dbt" / "target" / "manifest.json").read_text())

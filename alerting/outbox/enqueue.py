@@ -20,6 +20,7 @@ from ..routing.route import Route
 from .incidents import Incidents
 from .storms import COUNTED_ONLY, Storms
 from .tables import (
+    NOTICE_KINDS,
     PENDING,
     QUIET,
     RECORD,
@@ -91,7 +92,8 @@ class Enqueuer:
         suppressed, count = self._window(
             new.sig, alert.kind, route.name, at, new.aid, window_s, alert.dag_id, alert.task_id or ""
         )
-        self.incidents.touch(alert, route.name, new.aid, at)
+        if alert.kind not in NOTICE_KINDS:
+            self.incidents.touch(alert, route.name, new.aid, at)
         if suppressed:
             if thread_replies and threads and SLACK in kinds and _milestone(count):
                 new.add(SLACK_REPLY, route.slack_channel or "", count=count)

@@ -45,6 +45,7 @@ PENDING, SENDING, SENT, FAILED, SUPPRESSED, QUIET, RECORDED = (
 )
 SLACK, SLACK_REPLY, SLACK_STORM, EMAIL, RECORD = "slack", "slack_reply", "slack_storm", "email", "record"
 FAILURE_KINDS = ("task_failed", "dag_failed", "late")
+NOTICE_KINDS = ("rows_mismatch",)  # no incident: nothing to recover from
 
 metadata = MetaData()
 

@@ -20,6 +20,7 @@ TITLES = {
     "retry": ("🟠", "Task up for retry"),
     "recovered": ("✅", "Recovered"),
     "late": ("⏰", "Late"),
+    "rows_mismatch": ("⚠️", "Rows not loaded as extracted"),
 }
 
 

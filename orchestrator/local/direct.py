@@ -22,6 +22,7 @@ from ..plan import plan_from_config
 from ..runners.dbt import DbtProjectRef, DbtRunResult, run_dbt
 from ..runners.dbt_profile import resolve_target
 from ..runners.meltano import MeltanoResult, run_extractor, run_meltano
+from ..runners.reconcile import ReconcileError, StreamCheck, meltano_streams, reconciliation
 from .warehouse import ensure_postgres_database, table_row_counts, target_url
 
 
@@ -33,6 +34,7 @@ class CycleReport:
     dbt: DbtRunResult | None = None
     raw_rows: dict[str, int] = field(default_factory=dict)
     duration_s: float = 0.0
+    reconciled: list[StreamCheck] = field(default_factory=list)
 
     def summary(self) -> str:
         lines = [
@@ -44,6 +46,10 @@ class CycleReport:
         for extractor, res in self.loads.items():
             for stream, n in sorted(res.records.items()):
                 lines.append(f"{extractor:<24}{stream:<14}{n:>10}")
+        mismatches = [c for c in self.reconciled if c.status == "mismatch"]
+        lines += ["", f"reconciled {len(self.reconciled)} table(s): {len(mismatches)} mismatch(es)"]
+        lines += [f"  MISMATCH {c.message()}" for c in mismatches]
+        lines += [f"  skipped {c.relation}: {c.cause}" for c in self.reconciled if c.status == "skipped"]
         lines += ["", f"{'warehouse table':<28}{'rows':>8}"]
         lines += [f"{name:<28}{n:>8}" for name, n in self.raw_rows.items()]
         if self.dbt:
@@ -142,8 +148,13 @@ def run_cycle(
     env = env if env is not None else profile.environment()
     prepare_warehouse(config, env)
     report = CycleReport(profile=profile.name, source_days=advance_sources(profile, env) if new_day else [])
+    plan = plan_from_config(config, kinds=("meltano",), cache_dir=None)
+    streams = {a: s for d in plan.meltano_dags() for a, s in meltano_streams(d, plan.assets).items()}
     for extractor in profile.extractors:
         log(f"==> meltano run {extractor} {profile.loader}")
+        mine = {rel: (table, e) for rel, table, e in streams.values() if e == extractor}
+        check = reconciliation(config, env, mine, log=meltano_log or (lambda line: None))
+        check.before()
         report.loads[extractor] = run_extractor(
             extractor,
             profile.loader,
@@ -153,9 +164,43 @@ def run_cycle(
             executable=config.meltano.executable,
             log=meltano_log or (lambda line: None),
         )
+        checks = check.after(report.loads[extractor].metric_lines)
+        report.reconciled += checks
+        _report_mismatches(config, env, [c for c in checks if c.status == "mismatch"], log)
     project = DbtProjectRef.of(config, env)
     log(f"==> dbt build ({project.project_dir})")
     report.dbt = run_dbt(["build"], env=env, project=project, target_path=config.dbt_runs_dir(env) / "cycle")
-    report.raw_rows = table_row_counts(config, env, plan_from_config(config, kinds=("meltano",), cache_dir=None))
+    report.raw_rows = table_row_counts(config, env, plan)
     report.duration_s = time.monotonic() - started
     return report
+
+
+def _report_mismatches(
+    config: OrchestrationConfig, env: dict[str, str], mismatches: list[StreamCheck], log: Callable[[str], None]
+) -> None:
+    """As the Airflow task does: `meltano.reconcile` fail stops the cycle; warn sends a rows_mismatch alert."""
+    if not mismatches:
+        return
+    error = "rows not loaded as extracted: " + "; ".join(c.message() for c in mismatches)
+    if any(config.meltano.reconcile_mode(c.extractor) == "fail" for c in mismatches):
+        raise ReconcileError(error)
+    log(f"warning: {error}")
+    from alerting.airflow import AirflowAlerts
+    from alerting.events import Alert
+
+    extractors = ", ".join(sorted({c.extractor for c in mismatches}))
+    from ..plan.translator import load_translator
+
+    first = mismatches[0].extractor
+    alert = Alert(
+        kind="rows_mismatch",
+        dag_id=load_translator(config).meltano_dag_id(first),  # the DAG that runs it under Airflow: same routes
+        dag_tags=["meltano", *(f"extractor:{e}" for e in sorted({c.extractor for c in mismatches}))],
+        error=error,
+        meltano={"extractor": extractors},  # type: ignore[arg-type]  # Alert takes the dict shape too
+        extra={"reconcile": [c.__dict__ for c in mismatches]},
+    )
+    try:
+        AirflowAlerts(config.alerting_config, outbox_url=config.outbox_url(env)).notifier().notify(alert)
+    except Exception as exc:  # noqa: BLE001 - a notice: never a reason to stop the cycle
+        log(f"warning: the rows_mismatch alert could not be sent: {type(exc).__name__}: {exc}")

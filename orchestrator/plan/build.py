@@ -20,6 +20,7 @@ from .manifest import DbtProject
 from .meltano_dags import meltano_database, plan_meltano, plan_state
 from .meltano_project import MeltanoProject
 from .model import KINDS, AssetSpec, DbtDag, Issue, MeltanoDag, Part, Plan
+from .profile_checks import profile_warnings
 from .relations import Loaded
 from .tick_dag import plan_tick, tick_asset
 from .translator import Translator
@@ -41,6 +42,7 @@ def assemble(
     env = config.profile.environment() if env is None else env
     plan = Plan(profile=config.profile.name)
     plan.assets[names.tick_asset()] = tick_asset(config, names)
+    plan.warnings.extend(profile_warnings(config))
 
     def add(part: Part, dags: bool = True) -> None:
         if dags:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from ..config import OrchestrationConfig
 from ..config.schema import NO_INTERVAL, cron_problem
 from .doc_md import asset_bullets
+from .known_loaders import loader_warnings
 from .meltano_project import MeltanoProject, Tables, expand, extractor_tables
 from .model import AssetSpec, Issue, MeltanoDag, Part, Schedule, StateDag, TaskSpec
 from .relations import loader_database, uri_database
@@ -165,7 +166,7 @@ def plan_meltano(
     profile = config.profile
     tables, part.warnings = tables_loaded(config, project, env, names, source_relations)
     runs, w, part.errors = find_runs(config, project)
-    part.warnings += w
+    part.warnings += w + loader_warnings(project.loaders[profile.loader])
     part.errors += loaded_twice(config, names, tables, runs)
     suffix = expand(project.state_id_suffix, env) if project.state_id_suffix else None
     database = meltano_database(config, project, env)

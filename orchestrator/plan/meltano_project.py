@@ -96,6 +96,8 @@ class _Plugin(_PluginRef):
     load_schema: str | None = None
     select: list[str] | None = None
     config: dict[str, Any] | None = None
+    pip_url: str | None = None
+    executable: str | None = None
 
 
 _Others = list[dict[str, Any]] | None  # plugin types the plan does not read
@@ -179,6 +181,8 @@ class Plugin:
     select: tuple[str, ...]
     load_schema: str | None  # extractors only: as written (None: the namespace)
     file: str
+    pip_url: str | None = None  # as written (known-bad loaders are recognised by it)
+    executable: str | None = None  # as written (None: the plugin's name)
 
 
 @dataclass(frozen=True)
@@ -311,6 +315,8 @@ def load_meltano_project(path: str | Path, environment: str | None = None) -> Me
                 select=tuple(select),
                 load_schema=p.get("load_schema"),
                 file=str(f),
+                pip_url=p.get("pip_url"),
+                executable=p.get("executable"),
             )
     return project
 

@@ -40,6 +40,7 @@ TaskRole = Literal[
     "dbt_build",  # a dbt DAG's one task (dbt.task_granularity: dag)
     "dbt_test_relationships",  # per-model dbt DAGs: the tests across models, after every model
     "dbt_test",  # a tests-only dbt DAG's task
+    "wait_for_cycle",  # a dbt DAG's first task: waits until its inputs belong to one cycle
     "meltano_state",  # the Meltano State DAG's task
     "redeliver",  # the alerting DAG: send what the outbox holds
     "check_lateness",  # the alerting DAG: alert about dbt DAGs not run in time
@@ -162,6 +163,11 @@ class Translator:
         if config.dbt.tag_prefix and tag.startswith(config.dbt.tag_prefix):
             tag = tag[len(config.dbt.tag_prefix) :]
         return config.dbt.dag_id_prefix + slug(tag)
+
+    def tag_stage_dag_id(self, tag: str, stage: int) -> str:
+        """A stage (1, 2, ...) of a tag split by a forced cycle: `dbt_finance`, `dbt_finance_2`, ..."""
+        base = self.tag_dag_id(tag)
+        return base if stage == 1 else f"{base}_{stage}"
 
     def monolith_dag_id(self) -> str:
         """The one dbt DAG of `dbt.mode: monolith` (`dbt.monolith_dag_id`)."""

@@ -1,0 +1,377 @@
+"""Row reconciliation: what the tap emitted per stream against what the loader wrote, per table.
+
+Emitted: the extractor's Singer `record_count` METRIC lines of the run (runners/meltano.py).
+Written: the rows of the table whose `_sdc_batched_at` is later than the latest one before the
+run. Singer loaders (target-duckdb, the SDK's target-postgres...) stamp `_sdc_batched_at` on every
+row they insert *or* update, so one comparison covers the three replication shapes:
+
+- append-only (no key): every record is a new row, stamped: written == emitted;
+- keyed upsert (incremental or full table): every record inserts or updates its key's row,
+  stamped again (the bookmark row a tap re-sends included): written == emitted, unless the tap
+  sent one key twice in the run (log-based replication: set `reconcile: off` for that extractor);
+- full table replaced (activate_version): the new rows are stamped: written == emitted.
+
+Written < emitted: the loader lost records. Written > emitted: something else wrote the table
+during the run, or the tap's metrics undercount.
+
+Cheap by construction: two queries per table (max before, a filtered count after) through the
+dbt target's connection, inside the run's warehouse lock. A table bigger than `MAX_SCAN_ROWS` with
+no index on `_sdc_batched_at` is not reconciled (said so, never scanned); DuckDB's zone maps make
+the filter read only the row groups the run wrote. No `_sdc_batched_at` column: not reconciled
+(the loader's `add_metadata_columns` / `add_record_metadata` setting adds it).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from .dbt_profile import DbtTarget
+
+BATCHED_AT = "_sdc_batched_at"
+# Above this (estimated) size a table without an index on _sdc_batched_at is not reconciled.
+MAX_SCAN_ROWS = {"duckdb": 50_000_000, "postgres": 2_000_000}
+
+Status = Literal["ok", "mismatch", "skipped"]
+
+
+@dataclass(frozen=True)
+class Mark:
+    """A table before the run: where its stamps end, its rows, or why it cannot be reconciled."""
+
+    relation: str
+    stamped: bool = True  # has _sdc_batched_at (else: compare row counts)
+    last: Any = None  # max(_sdc_batched_at) before the run (None: empty or new table)
+    rows: int = 0  # rows before the run (count mode)
+    skip: str | None = None
+
+
+@dataclass(frozen=True)
+class Written:
+    """Rows the run wrote to a table, and how they were told: `stamp` (rows stamped by this run:
+    inserts and updates), `new` (a new or empty table's rows), `delta` (more rows than before:
+    inserts only, a keyed upsert's updates are not seen)."""
+
+    rows: int
+    how: Literal["stamp", "new", "delta"]
+
+
+@dataclass(frozen=True)
+class StreamCheck:
+    relation: str  # schema.table
+    extractor: str
+    emitted: int | None
+    written: int | None
+    status: Status
+    cause: str = ""  # a mismatch's likely cause, or why it was skipped
+
+    def extra(self) -> dict[str, Any]:
+        """What the Asset event's `extra` carries."""
+        out: dict[str, Any] = {"reconcile": self.status}
+        if self.written is not None:
+            out["rows_written"] = self.written
+        if self.status != "ok" and self.cause:
+            out["reconcile_note"] = self.cause
+        return out
+
+    def message(self) -> str:
+        return (
+            f"{self.extractor} -> {self.relation}: the tap emitted {self.emitted} record(s), "
+            f"the loader wrote {self.written} row(s): {self.cause}"
+        )
+
+
+class ReconcileError(RuntimeError):
+    """A mismatch on an extractor whose `meltano.reconcile` is `fail`: one line, the streams and counts."""
+
+
+class Probe:
+    """Read-only queries on the dbt target's warehouse (DuckDB or PostgreSQL)."""
+
+    def __init__(self, target: DbtTarget, project_dir: Path | None = None):
+        self.type = target.type
+        self.target = target
+        self.duckdb = target.duckdb_path(project_dir)
+        if self.type not in MAX_SCAN_ROWS or (self.type == "duckdb" and self.duckdb is None):
+            raise ValueError(f"rows are reconciled on DuckDB files and PostgreSQL, not on {self.type}")
+
+    @contextlib.contextmanager
+    def _cursor(self) -> Iterator[Any]:
+        if self.duckdb is not None:
+            import duckdb  # the `duckdb` extra
+
+            with duckdb.connect(str(self.duckdb), read_only=True) as conn:
+                yield lambda sql: conn.execute(sql).fetchall()
+            return
+        import sqlalchemy as sa
+
+        engine = sa.create_engine(postgres_url(self.target))
+        try:
+            with engine.connect() as conn:
+                yield lambda sql: [tuple(r) for r in conn.execute(sa.text(sql))]
+        finally:
+            engine.dispose()
+
+    def marks(self, relations: list[str]) -> dict[str, Mark]:
+        """Each table's latest stamp before the run (a table that does not exist yet: None)."""
+        if self.duckdb is not None and not self.duckdb.exists():
+            return {r: Mark(r) for r in relations}
+        with self._cursor() as q:
+            return {r: self._mark(q, r) for r in relations}
+
+    def written(self, marks: Mapping[str, Mark]) -> dict[str, Written | str]:
+        """Rows each table got from the run (or why that cannot be told: a string)."""
+        out: dict[str, Written | str] = {}
+        with self._cursor() as q:
+            for r, before in marks.items():
+                after = before if before.skip else self._mark(q, r, need_last=False)
+                if after.skip:
+                    out[r] = after.skip
+                elif before.stamped and after.stamped:
+                    where = f"{_q(BATCHED_AT)} > {_literal(before.last)}" if before.last is not None else "true"
+                    out[r] = Written(int(q(f"SELECT count(*) FROM {_table(r)} WHERE {where}")[0][0]), "stamp")
+                else:
+                    rows = int(q(f"SELECT count(*) FROM {_table(r)}")[0][0]) if after.rows >= 0 else 0
+                    out[r] = Written(rows, "new") if before.rows == 0 else Written(rows - before.rows, "delta")
+        return out
+
+    def _mark(self, q: Any, relation: str, need_last: bool = True) -> Mark:
+        schema, _, table = relation.partition(".")
+        cols = q(
+            "SELECT lower(column_name) FROM information_schema.columns "
+            f"WHERE lower(table_schema) = {_literal(schema)} AND lower(table_name) = {_literal(table)}"
+        )
+        if not cols:
+            return Mark(relation, stamped=False, rows=-1 if not need_last else 0)  # not there (yet)
+        stamped = (BATCHED_AT,) in cols
+        rows, indexed = self._size(q, schema, table)
+        if rows > MAX_SCAN_ROWS[self.type] and not (indexed and stamped):
+            why = f"no index on {BATCHED_AT}" if stamped else f"no {BATCHED_AT} column"
+            return Mark(relation, skip=f"~{rows} rows and {why}: not scanned")
+        if not need_last:
+            return Mark(relation, stamped=stamped)
+        if not stamped:
+            return Mark(relation, stamped=False, rows=int(q(f"SELECT count(*) FROM {_table(relation)}")[0][0]))
+        return Mark(relation, last=q(f"SELECT max({_q(BATCHED_AT)}) FROM {_table(relation)}")[0][0])
+
+    def _size(self, q: Any, schema: str, table: str) -> tuple[int, bool]:
+        """The table's estimated rows (from statistics, not a count) and whether an index leads on the stamp."""
+        where = f"lower({{s}}) = {_literal(schema)} AND lower({{t}}) = {_literal(table)}"
+        if self.type == "duckdb":
+            found = q(
+                "SELECT estimated_size FROM duckdb_tables() WHERE " + where.format(s="schema_name", t="table_name")
+            )
+            return (int(found[0][0] or 0) if found else 0), False
+        found = q(
+            "SELECT c.reltuples::bigint FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE c.relkind IN ('r', 'p') AND " + where.format(s="n.nspname", t="c.relname")
+        )
+        indexed = q(
+            "SELECT 1 FROM pg_indexes WHERE "
+            + where.format(s="schemaname", t="tablename")
+            + f" AND indexdef LIKE '%(' || {_literal(BATCHED_AT)} || '%'"
+        )
+        return (max(int(found[0][0] or 0), 0) if found else 0), bool(indexed)
+
+
+def postgres_url(target: DbtTarget) -> Any:
+    """The SQLAlchemy URL of a dbt postgres target (host, port, user, password/pass, dbname/database)."""
+    import sqlalchemy as sa
+
+    s = target.settings
+    return sa.URL.create(
+        "postgresql+psycopg2",
+        username=s.get("user") or None,
+        password=s.get("password") or s.get("pass") or None,
+        host=s.get("host") or None,
+        port=int(s["port"]) if s.get("port") else None,
+        database=s.get("dbname") or s.get("database") or None,
+    )
+
+
+def _q(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _table(relation: str) -> str:
+    schema, _, table = relation.partition(".")
+    return f"{_q(schema)}.{_q(table)}"
+
+
+def _literal(value: Any) -> str:
+    """A constant in SQL: the plan's names and a timestamp the warehouse itself returned."""
+    if hasattr(value, "isoformat"):
+        tz = getattr(value, "tzinfo", None)
+        return f"TIMESTAMP{' WITH TIME ZONE' if tz else ''} '{value.isoformat(sep=' ')}'"
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def compare(
+    relation: str,
+    extractor: str,
+    emitted: int | None,
+    written: Written | str,
+    *,
+    keyed: bool | None = None,
+    known_defect: str | None = None,
+) -> StreamCheck:
+    """One table's verdict. `emitted` None: the tap reported no record_count metric at all;
+    `written` a string: why the table could not be read; `keyed`: the stream has key properties
+    (None: unknown); `known_defect`: what the loader is known to lose."""
+    if isinstance(written, str):
+        return StreamCheck(relation, extractor, emitted, None, "skipped", written)
+    n = written.rows
+    if emitted is None:
+        if n == 0:
+            return StreamCheck(relation, extractor, emitted, n, "ok")
+        return StreamCheck(relation, extractor, emitted, n, "skipped", "the tap reports no record_count metric")
+    if n == emitted:
+        return StreamCheck(relation, extractor, emitted, n, "ok")
+    if n > emitted:
+        cause = (
+            f"{n - emitted} row(s) more than the tap emitted: another writer loaded the table during "
+            "the run (two extractors loading one relation?), or the tap's metrics undercount"
+        )
+        return StreamCheck(relation, extractor, emitted, n, "mismatch", cause)
+    if written.how == "delta" and keyed is not False:
+        # An upsert's updates add no row: without the stamp, fewer new rows than records proves nothing.
+        cause = (
+            f"{emitted - n} record(s) updated existing keys or were lost: the loader's metadata columns "
+            f"({BATCHED_AT}) would tell"
+        )
+        return StreamCheck(relation, extractor, emitted, n, "skipped", cause)
+    cause = f"{emitted - n} record(s) lost by the loader" + (
+        f" ({known_defect})"
+        if known_defect
+        else ", or the tap sent a key more than once in this run (log-based replication: "
+        f"set meltano.reconcile_extractors.{extractor}: off)"
+    )
+    return StreamCheck(relation, extractor, emitted, n, "mismatch", cause)
+
+
+def catalog_keys(sys_dir: Path, extractor: str, table_of: Any) -> dict[str, bool]:
+    """Table -> whether its stream has key properties, from the catalog Meltano wrote for this run
+    (`<.meltano>/run/<extractor>/tap.properties.json`); {} when there is none to read."""
+    try:
+        catalog = json.loads((sys_dir / "run" / extractor / "tap.properties.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    out = {}
+    for stream in catalog.get("streams") or []:
+        keys = stream.get("key_properties") or []
+        for m in stream.get("metadata") or []:
+            if not m.get("breadcrumb"):
+                keys = keys or (m.get("metadata") or {}).get("table-key-properties") or []
+        name = stream.get("tap_stream_id") or stream.get("stream") or ""
+        out[table_of(str(name))] = bool(keys)
+    return out
+
+
+class Reconciliation:
+    """One Meltano run's reconciliation: `before()` inside the warehouse lock before the run,
+    `after(metric_lines)` inside it after. `streams`: relation -> (table its records are counted
+    by, extractor). Never fails the run itself: a warehouse it cannot read is a skipped check."""
+
+    def __init__(
+        self,
+        probe: Probe | None,
+        streams: Mapping[str, tuple[str, str]],
+        *,
+        table_of: Any,
+        known_defect: str | None = None,
+        sys_dir: Path | None = None,
+        log: Any = print,
+    ):
+        self.probe, self.streams, self.table_of, self.sys_dir = probe, dict(streams), table_of, sys_dir
+        self.known_defect, self.log = known_defect, log
+        self.marks: dict[str, Mark] = {}
+        self.error: str | None = None
+
+    def before(self) -> None:
+        if self.probe is None or not self.streams:
+            return
+        try:
+            self.marks = self.probe.marks(sorted(self.streams))
+        except Exception as exc:  # noqa: BLE001 - the warehouse unreadable: the load still runs
+            self.error = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+
+    def after(self, metric_lines: list[str]) -> list[StreamCheck]:
+        from .meltano import record_counts  # meltano.py is the runner; this module only reads its lines
+
+        if self.probe is None or not self.streams:
+            return []
+        written: dict[str, Written | str] = {}
+        if self.error is None:
+            try:
+                written = self.probe.written(self.marks)
+            except Exception as exc:  # noqa: BLE001
+                self.error = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+        counts: dict[str, dict[str, int]] = {}
+        keyed: dict[str, dict[str, bool]] = {}
+        checks = []
+        for relation, (table, extractor) in sorted(self.streams.items()):
+            if extractor not in counts:
+                counts[extractor] = record_counts(metric_lines, extractor, self.table_of)
+                keyed[extractor] = catalog_keys(self.sys_dir, extractor, self.table_of) if self.sys_dir else {}
+            emitted = counts[extractor].get(table, 0) if counts[extractor] else None
+            got = written.get(relation, f"the warehouse could not be read: {self.error}")
+            checks.append(
+                compare(
+                    relation,
+                    extractor,
+                    emitted,
+                    got,
+                    keyed=keyed[extractor].get(table),
+                    known_defect=self.known_defect,
+                )
+            )
+        for c in checks:
+            if c.status == "mismatch":
+                self.log(f"RECONCILE MISMATCH {c.message()}")
+            else:
+                self.log(f"reconcile {c.status}: {c.relation} emitted={c.emitted} written={c.written} {c.cause}")
+        return checks
+
+
+def meltano_streams(dag: Any, assets: Mapping[str, Any]) -> dict[str, tuple[str, str, str]]:
+    """A plan's Meltano DAG: Asset -> (relation, the table its records are counted by, extractor).
+    The extractor is the one the Asset's `extra` names (the default translator's), else the DAG's first."""
+    out = {}
+    for task in dag.tasks:
+        for table, asset in task.relations:
+            spec = assets.get(asset)
+            if spec is None or not spec.relation:
+                continue
+            named = spec.extra.get("extractor") if isinstance(spec.extra, dict) else None
+            extractor = named if named in dag.extractors else dag.extractors[0]
+            out[asset] = (str(spec.relation), str(table), str(extractor))
+    return out
+
+
+def reconciliation(config: Any, env: Mapping[str, str], streams: Mapping[str, tuple[str, str]], *, log: Any = print):
+    """The Reconciliation of one run of `config`'s loader on `streams` (relation -> (table,
+    extractor)), leaving out the extractors whose `meltano.reconcile` mode is off."""
+    from ..plan.known_loaders import defect_hint
+    from ..plan.meltano_project import load_meltano_project
+    from ..plan.translator import load_translator
+    from .dbt_profile import DbtProfileError, resolve_target
+
+    active = {r: te for r, te in streams.items() if config.meltano.reconcile_mode(te[1]) != "off"}
+    probe, defect = None, None
+    if active:
+        try:
+            probe = Probe(resolve_target(config, env), config.dbt_project_dir)
+        except (DbtProfileError, ValueError) as exc:
+            log(f"reconcile: rows not checked: {str(exc).splitlines()[0]}")
+        try:
+            project = load_meltano_project(config.meltano_project, config.profile.meltano_environment)
+            defect = defect_hint(project.loaders[config.profile.loader])
+        except Exception:  # noqa: BLE001 - the cause's wording only
+            defect = None
+    sys_dir = Path(config.meltano_project) / (env.get("MELTANO_SYS_DIR_ROOT") or ".meltano")  # an absolute one wins
+    table_of = load_translator(config).stream_table
+    return Reconciliation(probe, active, table_of=table_of, known_defect=defect, sys_dir=sys_dir, log=log)
