@@ -10,6 +10,10 @@ from the plan's own bookkeeping.
 4. The graph of dbt DAGs (a schedule Asset -> the DAG that builds it) has no cycle.
 5. A DAG's schedule is exactly the set of produced relations its built nodes read from outside
    it, through ephemeral models; when nothing upstream is produced, the schedule is the tick.
+   A relation is its database, schema and name: a source is produced by the node that builds
+   the same relation, or by Meltano when it loads it (`produced`: `database.schema.table`, or
+   `schema.table` in an unknown database). Assets are `schema.table`, or `database.schema.table`
+   for a built relation whose schema.table is in several known databases.
 6. Every test whose parents are all built runs in exactly one DAG, and that DAG is the DAG of,
    or downstream of the DAGs of, all its parents.
 """
@@ -201,12 +205,27 @@ def _what_each_dag_selects(project: DbtProject, dags, built: set[str]):
     return builds, runs
 
 
+def _identity(database: str | None, relation: str) -> str:
+    return f"{database}.{relation}" if database else relation
+
+
 def _schedules_are_what_is_read(project: DbtProject, dags, builds, runs, dag_of_uid, produced) -> list[str]:  # 5
     out = []
     memo: dict = {}
     nodes, built = project.nodes, built_nodes(project)
-    relation_of = {u: n.relation for u, n in nodes.items()}
-    built_rel = {relation_of[u]: u for u in built}
+    databases: dict[str, set[str]] = defaultdict(set)
+    for u in built:
+        if nodes[u].database:
+            databases[nodes[u].relation].add(nodes[u].database)
+    for p in produced:
+        if p.count(".") == 2:
+            db, _, rel = p.partition(".")
+            databases[rel].add(db)
+    relation_of = {
+        u: _identity(n.database, n.relation) if n.relation and len(databases[n.relation]) > 1 else n.relation
+        for u, n in nodes.items()
+    }
+    built_rel = {_identity(nodes[u].database, nodes[u].relation): u for u in built}
     for d in dags:
         expect = set()
         for u in (u for u, ds in builds.items() if d.dag_id in ds):
@@ -214,11 +233,13 @@ def _schedules_are_what_is_read(project: DbtProject, dags, builds, runs, dag_of_
                 if r in built and dag_of_uid.get(r) not in (None, d.dag_id):  # None: no DAG produces it
                     expect.add(relation_of[r])
                 elif r in project.sources:
-                    rel = project.sources[r].relation
-                    if rel in built_rel and dag_of_uid.get(built_rel[rel]) not in (None, d.dag_id):
-                        expect.add(rel)  # a source on a relation another DAG builds
-                    elif rel in produced and rel not in built_rel:
-                        expect.add(rel)
+                    src = project.sources[r]
+                    ident = _identity(src.database, src.relation)
+                    if ident in built_rel:
+                        if dag_of_uid.get(built_rel[ident]) not in (None, d.dag_id):
+                            expect.add(relation_of[built_rel[ident]])  # a source on a relation another DAG builds
+                    elif ident in produced or src.relation in produced:
+                        expect.add(src.relation)
         if not any(d.dag_id in ds for ds in builds.values()):  # a tests-only DAG: what its tests read
             expect = {
                 relation_of[p]

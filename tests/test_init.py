@@ -384,3 +384,31 @@ def test_the_loader_schedules_use_most_and_the_extractors_that_are_not_only_base
 )
 def test_the_warehouse_uri_follows_the_adapter(adapter, settings, uri):
     assert warehouse_uri(adapter, settings, "p")[0] == uri
+
+
+MELTANO_TWO_FAMILIES = """
+default_environment: dev
+environments: [{name: dev}]
+plugins:
+  extractors:
+  - {name: tap-shop, namespace: tap_shop, load_schema: raw_shop, select: [orders.*, customers.*]}
+  - {name: tap-crm, namespace: tap_crm, load_schema: raw_crm, select: [accounts.*]}
+  - {name: tap-shop-mariadb, namespace: tap_mysql, load_schema: raw_shop, select: [demo_shop-orders.*]}
+  - {name: tap-crm-postgres, namespace: tap_postgres, load_schema: raw_crm, select: [public-accounts.*]}
+  loaders:
+  - {name: target-x, config: {default_target_schema: $MELTANO_EXTRACT__LOAD_SCHEMA}}
+"""
+
+
+def test_init_proposes_one_extractor_per_loaded_table_never_both_families(tmp_path):
+    (tmp_path / "meltano.yml").write_text(MELTANO_TWO_FAMILIES)
+    side = inspect_meltano(tmp_path, None, None, None)
+    assert side.extractors == ("tap-shop", "tap-crm")
+    assert "not tap-shop-mariadb (loads raw_shop.orders like tap-shop)" in side.extractors_note
+    assert "tap-crm-postgres (loads raw_crm.accounts like tap-crm)" in side.extractors_note
+    # A schedule naming the other family makes it the one proposed.
+    (tmp_path / "meltano.yml").write_text(
+        MELTANO_TWO_FAMILIES
+        + "schedules:\n- {name: s, extractor: tap-shop-mariadb, loader: target-x, interval: '@daily'}\n"
+    )
+    assert inspect_meltano(tmp_path, None, None, None).extractors == ("tap-crm", "tap-shop-mariadb")

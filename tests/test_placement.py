@@ -19,6 +19,7 @@ from orchestrator.config import OrchestrationConfig
 from orchestrator.plan.dbt_plan import plan_dbt
 from orchestrator.plan.dbt_wiring import orchestration_tags
 from orchestrator.plan.manifest import DbtProject, load_manifest, parse_manifest
+from orchestrator.plan.relations import Loaded, qualified
 from orchestrator.plan.translator import load_translator
 
 REAL_MANIFESTS = Path(__file__).resolve().parent / "data" / "manifests"  # vendored: tests/data/README.md
@@ -32,14 +33,25 @@ def config(tags=(), mode: str = "multi", catch_all: bool = True, on_forced_cycle
 
 
 def produced_sources(project: DbtProject) -> dict[str, str]:
-    """As if Meltano loaded every source the project does not build itself."""
-    built = {n.relation for n in project.buildable}
-    return {s.relation: "meltano_x" for s in project.sources.values() if s.relation not in built}
+    """As if Meltano loaded every source the project does not build itself (the same database,
+    schema and name), into the source's database: `database.schema.table` -> the Meltano DAG."""
+    built = {qualified(n.database, n.relation) for n in project.buildable if n.relation}
+    ids = {qualified(s.database, s.relation) for s in project.sources.values()}
+    return {i: "meltano_x" for i in ids if i not in built}
+
+
+def loaded_of(produced: dict[str, str]) -> Loaded:
+    """`database.schema.table` (or `schema.table`: an unknown database) -> DAG, as Meltano's Assets."""
+    tables = []
+    for ident, dag in produced.items():
+        db, rel = (ident.split(".", 1)[0], ident.split(".", 1)[1]) if ident.count(".") == 2 else (None, ident)
+        tables.append((db, rel, rel, dag))
+    return Loaded.of(None, tables)
 
 
 def plan_and_check(project: DbtProject, cfg: OrchestrationConfig, produced: dict[str, str] | None = None):
     produced = produced_sources(project) if produced is None else produced
-    part, placed = plan_dbt(cfg, project, produced, load_translator(cfg))
+    part, placed = plan_dbt(cfg, project, loaded_of(produced), load_translator(cfg))
     dags, warnings, errors = part.dags, part.warnings, part.errors
     node_tags = {
         n.unique_id: orchestration_tags(cfg, n.tags) for n in project.buildable if n.materialized != "ephemeral"

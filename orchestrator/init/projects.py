@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import ConfigError, load_yaml
-from ..plan.meltano_project import MeltanoProject, load_meltano_project
+from ..plan.meltano_project import MeltanoProject, extractor_tables, load_meltano_project
 from ..runners.dbt_profile import DbtProfileError, ProfileRenderer, read_target
 
 # `env_var('X')` with no default, as written in dbt_project.yml (rendering it would need dbt's context).
@@ -235,8 +235,28 @@ def _pick_loader(project: MeltanoProject, given: str | None) -> tuple[str, str]:
     raise ConfigError(f"{yml}: {len(names)} loaders ({', '.join(names)}) and {why}: pass --loader NAME")
 
 
+def _one_per_relation(
+    project: MeltanoProject, loader: str, chosen: tuple[str, ...], named: set[str]
+) -> tuple[tuple[str, ...], list[str]]:
+    """One extractor per relation the loader writes: of extractors that load the same table (the
+    same source's family for another environment, say tap-shop and tap-shop-mariadb), the one a
+    schedule or job names, else the first in meltano.yml, is kept (the plan refuses both:
+    meltano_dags.loaded_twice). Returns the kept extractors and why each other was left out."""
+    first: dict[str, str] = {}
+    kept, left = [], []
+    for name in sorted(chosen, key=lambda e: (e not in named, chosen.index(e))):
+        tables = extractor_tables(project.extractors[name], project.loaders[loader]).tables
+        if clash := next((t for t in tables if t in first), None):
+            left.append(f"{name} (loads {clash} like {first[clash]})")
+            continue
+        kept.append(name)
+        for t in tables:
+            first.setdefault(t, name)
+    return tuple(e for e in chosen if e in kept), left
+
+
 def _pick_extractors(
-    project: MeltanoProject, raw: dict[str, dict], given: tuple[str, ...] | None
+    project: MeltanoProject, raw: dict[str, dict], given: tuple[str, ...] | None, loader: str
 ) -> tuple[tuple[str, ...], str]:
     yml = project.path
     if given:
@@ -256,6 +276,9 @@ def _pick_extractors(
     note = "every extractor of meltano.yml" + (
         f" but the bases others inherit from ({', '.join(left)})" if left else ""
     )
+    chosen, twice = _one_per_relation(project, loader, chosen, named)
+    if twice:
+        note += f"; one per loaded table, so not {', '.join(twice)} (--extractors to choose)"
     return chosen, note
 
 
@@ -340,7 +363,7 @@ def inspect_meltano(
     project = load_meltano_project(yml, environment)
     raw, _ = _raw_plugins(project)
     chosen_loader, loader_note = _pick_loader(project, loader)
-    chosen, extractors_note = _pick_extractors(project, raw["extractors"], extractors)
+    chosen, extractors_note = _pick_extractors(project, raw["extractors"], extractors, chosen_loader)
     return MeltanoSide(
         project_dir=project_dir,
         meltano_yml=yml,

@@ -17,10 +17,11 @@ from ..config import OrchestrationConfig
 from .alerting_dag import plan_alerting
 from .dbt_plan import plan_dbt
 from .manifest import DbtProject
-from .meltano_dags import plan_meltano, plan_state
+from .meltano_dags import meltano_database, plan_meltano, plan_state
 from .meltano_project import MeltanoProject
 from .model import KINDS, AssetSpec, DbtDag, Issue, MeltanoDag, Part, Plan
 from .profile_checks import profile_warnings
+from .relations import Loaded
 from .tick_dag import plan_tick, tick_asset
 from .translator import Translator
 
@@ -54,17 +55,24 @@ def assemble(
     if "tick" in kinds:
         add(plan_tick(config, names))
     meltano_dags: list[MeltanoDag] = []
+    loaded = Loaded()
     if meltano is not None:
         sources = [s.relation for s in dbt.sources.values()] if dbt is not None else []
         part = plan_meltano(config, meltano, names, env, sources)
         meltano_dags = [d for d in part.dags if isinstance(d, MeltanoDag)]
+        tables = [
+            (a.database, a.relation or name, name, d.dag_id)
+            for d in meltano_dags
+            for name in d.outlets
+            for a in [part.assets[name]]
+        ]
+        loaded = Loaded.of(meltano_database(config, meltano, env), tables)
         add(part, dags="meltano" in kinds)
         if "meltano_state" in kinds:
             plan.dags.append(plan_state(config, meltano_dags, names))
-    produced = {t: d.dag_id for d in meltano_dags for t in d.outlets}
     dbt_dags: list[DbtDag] | None = None
     if dbt is not None and ({"dbt", "alerting"} & kinds):
-        part, placed = plan_dbt(config, dbt, produced, names)
+        part, placed = plan_dbt(config, dbt, loaded, names)
         dbt_dags = [d for d in part.dags if isinstance(d, DbtDag)]
         if "dbt" in kinds:
             add(part)

@@ -13,15 +13,15 @@ from .graphs import sccs, shortest_cycle
 from .manifest import NEWEST_KNOWN_VERSION, DbtProject
 from .model import Issue
 from .placement import CycleError, Placement
+from .relations import Loaded, qualified
 from .translator import Translator
 
 
 def check_manifest(
     dbt: DbtProject,
     graph: DbtGraph,
-    produced: dict[str, str],
+    loaded: Loaded,
     dag_of: dict[str, str],
-    names: Translator,
 ) -> tuple[list[Issue], list[Issue]]:
     """What dbt itself would refuse or a user should know, before anything is rendered."""
     mf = dbt.path
@@ -53,40 +53,56 @@ def check_manifest(
                 "these nodes depend on each other in a cycle (dbt itself refuses this: re-run `dbt parse`)",
             )
         )
-    return warnings, errors + _relation_errors(dbt, graph, produced, dag_of, names)
+    return warnings, errors + _relation_errors(dbt, graph, loaded, dag_of)
 
 
-def _relation_errors(
-    dbt: DbtProject, graph: DbtGraph, produced: dict[str, str], dag_of: dict[str, str], names: Translator
-) -> list[Issue]:
-    """A relation two nodes build (one Asset, two builders), or one a Meltano DAG loads."""
+_UNKNOWN_DATABASE = (
+    " (if Meltano loads into another database, name it: the loader's `database` setting or the "
+    "profile's `warehouse_uri`)"
+)
+
+
+def _relation_errors(dbt: DbtProject, graph: DbtGraph, loaded: Loaded, dag_of: dict[str, str]) -> list[Issue]:
+    """A relation two nodes build (one Asset, two builders), or one a Meltano DAG loads: the same
+    database, schema and name (relations.py). Sorted by relation; the common case (no clash)
+    costs one dict entry per node."""
     mf, errors = dbt.path, []
-    by_relation: dict[str, list[str]] = defaultdict(list)
+    by_relation: dict[tuple[str, str], list[str]] = defaultdict(list)
     for uid, node in graph.built.items():
         if node.relation:
-            by_relation[node.relation].append(uid)
-    for relation, uids in sorted(by_relation.items()):
-        dags = tuple(sorted({dag_of[u] for u in uids if u in dag_of}))
+            by_relation[(node.database or "", node.relation)].append(uid)
+    for (db, short), uids in by_relation.items():
+        found = loaded.find(db or None, short) if short in loaded.by_relation else None
+        if len(uids) == 1 and not found:
+            continue
+        relation, dags = qualified(db or None, short), tuple(sorted({dag_of[u] for u in uids if u in dag_of}))
         if len(uids) > 1:
             errors.append(
-                Issue(
-                    mf,
-                    relation,
-                    f"built by {len(uids)} nodes ({', '.join(uids)}): one Asset cannot "
-                    "have two builders; give one of them another alias or schema",
-                    dags,
+                (
+                    (relation, 0),
+                    Issue(
+                        mf,
+                        relation,
+                        f"built by {len(uids)} nodes ({', '.join(uids)}): one Asset cannot "
+                        "have two builders; give one of them another alias or schema",
+                        dags,
+                    ),
                 )
             )
-        if (asset := names.asset_name(relation)) in produced:
+        if found:
             errors.append(
-                Issue(
-                    dbt.nodes[uids[0]].file or mf,
-                    uids[0],
-                    f"builds {relation}, which {produced[asset]} loads: the model would overwrite the loaded table",
-                    dags,
+                (
+                    (relation, 1),
+                    Issue(
+                        dbt.nodes[uids[0]].file or mf,
+                        uids[0],
+                        f"builds {relation}, which {found[1]} loads: the model would overwrite the loaded table"
+                        + (_UNKNOWN_DATABASE if loaded.home is None else ""),
+                        dags,
+                    ),
                 )
             )
-    return errors
+    return [issue for _, issue in sorted(errors, key=lambda e: e[0])]
 
 
 def check_dag_ids(config: OrchestrationConfig, dbt: DbtProject, placement: Placement, names: Translator) -> list[Issue]:

@@ -88,9 +88,12 @@ def build_graph(project: DbtProject) -> DbtGraph:
     built_ids = [n.unique_id for n in project.buildable if n.materialized != "ephemeral"]
     is_built = set(built_ids)
     # A source declared on a relation the project itself builds (a snapshot's table, say) is a read
-    # of the node that builds it: that is the edge that orders them.
-    builder = {nodes[u].relation: u for u in built_ids if nodes[u].relation}
-    via_source = {s: builder[src.relation] for s, src in project.sources.items() if src.relation in builder}
+    # of the node that builds it: that is the edge that orders them. The same schema.table in
+    # another database is another relation (relations.py): no edge.
+    builder = {(nodes[u].database, nodes[u].relation): u for u in built_ids if nodes[u].relation}
+    via_source = {
+        s: builder[key] for s, src in project.sources.items() if (key := (src.database, src.relation)) in builder
+    }
 
     sources = project.sources
 

@@ -3,7 +3,8 @@ the tests, then describe each DAG.
 
     graph     = build_graph(manifest)                     # dbt_graph: built nodes, reads through ephemerals
     placement = place_nodes(config, graph, names)         # dbt_wiring, placement: which DAG builds each node
-    wiring    = wire(graph, placement, produced, names)   # dbt_wiring: what each DAG reads from outside it
+    asset_of  = built_asset_names(...)                    # relations: the Asset of each built relation
+    wiring    = wire(graph, placement, loaded, asset_of)  # dbt_wiring: what each DAG reads from outside it
     tests     = place_tests(graph, placement, wiring)     # dbt_wiring: each test in one DAG, after its parents
     specs     = [dbt_dag_spec(ctx, dag_id, tests) ...]    # dbt_specs: selection, tasks, schedule, docs
 
@@ -27,28 +28,35 @@ from .dbt_specs import DbtContext, dbt_dag_spec, tests_dag_spec
 from .dbt_wiring import place_nodes, place_tests, wire
 from .manifest import DbtProject
 from .model import AssetSpec, Issue, Part
+from .relations import Loaded, built_asset_names
 from .translator import Translator
 
 
 def plan_dbt(
-    config: OrchestrationConfig, dbt: DbtProject, produced: dict[str, str], names: Translator
+    config: OrchestrationConfig, dbt: DbtProject, loaded: Loaded | dict[str, str], names: Translator
 ) -> tuple[Part, dict[str, dict]]:
-    """dbt DAGs from the manifest; `produced` maps an Asset to the Meltano DAG that loads it.
+    """dbt DAGs from the manifest; `loaded`: what Meltano loads (relations.Loaded; a plain dict maps
+    an Asset `schema.table` to the Meltano DAG that loads it, in an unknown database).
 
     Returns the DAGs (with their Assets, warnings and errors), and the placement of every node
     placed by a rule."""
+    if isinstance(loaded, dict):
+        loaded = Loaded.of(None, [(None, asset, asset, dag) for asset, dag in loaded.items()])
     graph = build_graph(dbt)
     placement = place_nodes(config, graph, names)
-    warnings, errors = check_manifest(dbt, graph, produced, placement.dag_of, names)
+    warnings, errors = check_manifest(dbt, graph, loaded, placement.dag_of)
     errors += check_dag_ids(config, dbt, placement, names)
     warnings += tag_warnings(config, dbt, placement) + placement_warnings(dbt, graph, placement)
     warnings += split_warnings(graph, placement)
-    wiring, unread = wire(graph, placement, produced, names)
+    relations = {u: (n.database, n.relation) for u, n in graph.built.items() if n.relation}
+    asset_of = built_asset_names(relations, loaded, names.asset_name)
+    wiring, unread = wire(graph, placement, loaded, asset_of)
     warnings += unread
     errors += dag_cycles(graph, placement, wiring)
     tests_of, orphans = place_tests(graph, placement, wiring)
-    asset_dag = {names.asset_name(r): d for u, d in placement.dag_of.items() if (r := graph.built[u].relation)}
-    ctx = DbtContext(config, names, graph, placement, wiring, produced, asset_dag)
+    asset_dag = {asset_of[u]: d for u, d in placement.dag_of.items() if u in asset_of}
+    produced = {asset: dag for tables in loaded.by_relation.values() for _, asset, dag in tables}
+    ctx = DbtContext(config, names, graph, placement, wiring, produced, asset_dag, asset_of)
     part = Part(warnings=warnings, errors=errors, assets=_assets(ctx))
     for dag_id in sorted(wiring.members):
         spec = dbt_dag_spec(ctx, dag_id, tests_of.get(dag_id, []))
@@ -69,12 +77,19 @@ def _assets(ctx: DbtContext) -> dict[str, AssetSpec]:
     for dag_id in sorted(ctx.wiring.members):
         dag_tag = ctx.placement.tag_of_dag.get(dag_id)
         for u in ctx.wiring.members[dag_id]:
-            if relation := built[u].relation:
-                name = names.asset_name(relation)
+            node = built[u]
+            if node.relation:
+                name = ctx.asset_of[u]
+                uri = (
+                    names.asset_uri(name, node.relation, node.database)
+                    if node.database
+                    else names.asset_uri(name, node.relation)
+                )
                 assets[name] = AssetSpec(
-                    names.asset_uri(name, relation),
-                    names.asset_group(relation),
-                    names.dbt_asset_extra(built[u], dag_id, dag_tag),
-                    relation,
+                    uri,
+                    names.asset_group(node.relation),
+                    names.dbt_asset_extra(node, dag_id, dag_tag),
+                    node.relation,
+                    node.database,
                 )
     return assets

@@ -27,10 +27,11 @@ class DbtContext:
     wiring: Wiring
     produced: dict[str, str]  # Asset -> the Meltano DAG that loads it
     asset_dag: dict[str, str]  # Asset -> the dbt DAG that builds it
+    asset_of: dict[str, str]  # built node -> the Asset of the relation it builds (relations.py)
 
     def outlets(self, uids) -> tuple[str, ...]:
         """The Assets of the relations these nodes build, sorted."""
-        return tuple(sorted(self.names.asset_name(r) for u in uids if (r := self.graph.built[u].relation)))
+        return tuple(sorted(self.asset_of[u] for u in uids if u in self.asset_of))
 
     def wait_task(self, assets: tuple[str, ...]) -> str | None:
         """The task that holds a run until its inputs belong to one cycle (DbtDag.wait_task)."""
@@ -120,8 +121,8 @@ def tests_dag_spec(ctx: DbtContext, parent_dags: tuple[str, ...], tests: list[st
 
 def _tasks(ctx: DbtContext, dag_id: str, members: list[str], tests: list[str]) -> tuple[TaskSpec, ...] | Issue:
     if ctx.config.dbt.task_granularity == "dag":
-        names, built = ctx.names, ctx.graph.built
-        relations = tuple(sorted((u, names.asset_name(r)) for u in members if (r := built[u].relation)))
+        names = ctx.names
+        relations = tuple(sorted((u, ctx.asset_of[u]) for u in members if u in ctx.asset_of))
         return (
             TaskSpec(
                 task_id=names.task_id("dbt_build"),
@@ -157,7 +158,7 @@ def _model_tasks(ctx: DbtContext, dag_id: str, members: list[str], tests: list[s
         )
     tasks = []
     for u in sorted(members):
-        relation = names.asset_name(r) if (r := built[u].relation) else None
+        relation = ctx.asset_of.get(u)
         tasks.append(
             TaskSpec(
                 task_id=task_of[u],

@@ -2,7 +2,7 @@
 middle steps of plan_dbt (dbt_plan.py).
 
     placement = place_nodes(config, graph, names)          # each built node in one DAG (placement.py)
-    wiring    = wire(graph, placement, produced, names)    # what each DAG reads from outside it: its schedule
+    wiring    = wire(graph, placement, loaded, asset_of)   # what each DAG reads from outside it: its schedule
     tests     = place_tests(graph, placement, wiring)      # each test in one DAG, after all its parents
 """
 
@@ -15,6 +15,7 @@ from ..config import OrchestrationConfig
 from .dbt_graph import DbtGraph
 from .model import Issue
 from .placement import Placement, place
+from .relations import Loaded, qualified
 from .translator import Translator
 
 
@@ -61,11 +62,11 @@ class Wiring:
     ancestors: dict[str, set[str]] = field(default_factory=dict)  # DAG id -> every dbt DAG upstream of it
 
 
-def wire(
-    graph: DbtGraph, placement: Placement, produced: dict[str, str], names: Translator
-) -> tuple[Wiring, list[Issue]]:
+def wire(graph: DbtGraph, placement: Placement, loaded: Loaded, asset_of: dict[str, str]) -> tuple[Wiring, list[Issue]]:
     """Each DAG's members in build order, the Assets it waits for (the Meltano tables and other DAGs'
-    relations its nodes read), the DAGs upstream of it; warnings for reads nothing produces."""
+    relations its nodes read), the DAGs upstream of it; warnings for reads nothing produces.
+    `asset_of`: the Asset of each built node's relation. A source is a Meltano table when that
+    table is the same relation: database, schema and name (relations.py)."""
     warnings: list[Issue] = []
     members: dict[str, list[str]] = {d: [] for d in placement.tag_of_dag}
     for u in graph.order:
@@ -79,9 +80,9 @@ def wire(
     for dag_id, uids in members.items():
         for u in uids:
             for s in graph.sources[u]:
-                asset = names.asset_name(graph.project.sources[s].relation)
-                if asset in produced:
-                    assets[dag_id].add(asset)
+                src = graph.project.sources[s]
+                if found := loaded.find(src.database, src.relation):
+                    assets[dag_id].add(found[0])
                 else:
                     unproduced[s].add(dag_id)
             for p in graph.parents[u]:
@@ -89,10 +90,10 @@ def wire(
                 if dp is None:
                     unbuilt[p].add(u)
                 elif dp != dag_id:
-                    if read := graph.built[p].relation:
-                        assets[dag_id].add(names.asset_name(read))
+                    if p in asset_of:
+                        assets[dag_id].add(asset_of[p])
                     upstream[dag_id].add(dp)
-    warnings += _unread_warnings(graph, unproduced, unbuilt)
+    warnings += _unread_warnings(graph, unproduced, unbuilt, loaded)
     wiring = Wiring(members, assets, upstream)
     for d in members:  # every DAG upstream, transitively (few DAGs: a walk each)
         seen: set[str] = set()
@@ -106,18 +107,23 @@ def wire(
     return wiring, warnings
 
 
-def _unread_warnings(graph: DbtGraph, unproduced: dict[str, set[str]], unbuilt: dict[str, set[str]]) -> list[Issue]:
+def _unread_warnings(
+    graph: DbtGraph, unproduced: dict[str, set[str]], unbuilt: dict[str, set[str]], loaded: Loaded
+) -> list[Issue]:
     mf = graph.project.path
     warnings = []
     for source_id, dags in sorted(unproduced.items()):
         src = graph.project.sources[source_id]
-        warnings.append(
-            Issue(
-                src.file or mf,
-                f"{source_id} ({src.relation})",
-                f"no Meltano extractor of this profile loads it: left out of the schedule of {', '.join(sorted(dags))}",
-            )
+        message = (
+            f"no Meltano extractor of this profile loads it: left out of the schedule of {', '.join(sorted(dags))}"
         )
+        if other := loaded.elsewhere(src.database, src.relation):
+            message += (
+                f" (Meltano loads {src.relation} into the database {', '.join(sorted(map(str, other)))}, "
+                f"not {src.database}: if that is the same database, set the loader's `database` or the "
+                "profile's `warehouse_uri` to the name the manifest gives it)"
+            )
+        warnings.append(Issue(src.file or mf, f"{source_id} ({qualified(src.database, src.relation)})", message))
     for dep, readers in sorted(unbuilt.items()):
         warnings.append(
             Issue(

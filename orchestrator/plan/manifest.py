@@ -41,6 +41,7 @@ class _Node(msgspec.Struct):
     resource_type: str
     name: str
     package_name: str = ""
+    database: str | None = None
     schema: str | None = None
     alias: str | None = None
     tags: list[str] = []
@@ -56,6 +57,7 @@ class _Source(msgspec.Struct):
     unique_id: str
     name: str
     source_name: str = ""
+    database: str | None = None
     schema: str | None = None
     identifier: str | None = None
     original_file_path: str = ""
@@ -85,13 +87,15 @@ class Node:
     file: str
     selector: str  # how `dbt --select` names it
     description: str = ""
+    database: str | None = None  # lower-case; part of the relation's identity (relations.py)
 
 
 @dataclass(frozen=True)
 class Source:
     unique_id: str
-    relation: str
+    relation: str  # lower-case schema.identifier
     file: str
+    database: str | None = None  # lower-case; part of the relation's identity (relations.py)
 
 
 @dataclass(frozen=True)
@@ -239,10 +243,16 @@ def parse_manifest(raw: bytes | bytearray, path: str | Path = "manifest.json") -
             file=n.original_file_path,
             selector=selector,
             description=n.description or "",
+            database=n.database.lower() if n.database and relation else None,
         )
     sources = {}
     for s in manifest.sources.values():
         relation = _relation(s.schema, s.identifier or s.name)
         if relation:
-            sources[s.unique_id] = Source(unique_id=s.unique_id, relation=relation, file=s.original_file_path)
+            sources[s.unique_id] = Source(
+                unique_id=s.unique_id,
+                relation=relation,
+                file=s.original_file_path,
+                database=s.database.lower() if s.database else None,
+            )
     return DbtProject(path=str(path), schema_version=version, nodes=nodes, sources=sources)

@@ -15,6 +15,7 @@ from .doc_md import asset_bullets
 from .known_loaders import loader_warnings
 from .meltano_project import MeltanoProject, Tables, expand, extractor_tables
 from .model import AssetSpec, Issue, MeltanoDag, Part, Schedule, StateDag, TaskSpec
+from .relations import loader_database, uri_database
 from .translator import Translator
 
 
@@ -89,6 +90,34 @@ def tables_loaded(
     return tables, warnings
 
 
+def loaded_twice(
+    config: OrchestrationConfig, names: Translator, tables: dict[str, Tables], runs: list[Run]
+) -> list[Issue]:
+    """Two extractors of the profile that load one relation: an error, as two dbt nodes building one
+    is (one Asset, two writers whose loads overwrite or interleave). The profile's loader writes
+    every table into one database, so the same schema.table is the same relation. Both DAGs are
+    left out."""
+    first: dict[str, str] = {}  # relation -> the first extractor that loads it
+    clashes: dict[tuple[str, str], list[str]] = {}
+    for name, t in tables.items():
+        for relation in t.tables:
+            other = first.setdefault(relation, name)
+            if other != name:
+                clashes.setdefault((other, name), []).append(relation)
+    dag_of = {e: names.meltano_dag_id(r.name) for r in runs for e in r.extractors}
+    profile = config.profile.name
+    return [
+        Issue(
+            str(config.path),
+            f"profiles.{profile}.extractors",
+            f"{a} and {b} both load {', '.join(sorted(rels)[:3])}{' ...' if len(rels) > 3 else ''}: "
+            f"one relation cannot have two extractors; keep one of them in profile {profile!r}'s `extractors`",
+            tuple(sorted({dag_of[a], dag_of[b]})),
+        )
+        for (a, b), rels in clashes.items()
+    ]
+
+
 def find_runs(config: OrchestrationConfig, project: MeltanoProject) -> tuple[list[Run], list[Issue], list[Issue]]:
     """Meltano schedules that run this profile's extractors keep their own name and interval; every
     other extractor of the profile runs on the tick."""
@@ -138,7 +167,9 @@ def plan_meltano(
     tables, part.warnings = tables_loaded(config, project, env, names, source_relations)
     runs, w, part.errors = find_runs(config, project)
     part.warnings += w + loader_warnings(project.loaders[profile.loader])
+    part.errors += loaded_twice(config, names, tables, runs)
     suffix = expand(project.state_id_suffix, env) if project.state_id_suffix else None
+    database = meltano_database(config, project, env)
     for run in runs:
         state_of = {e: names.state_id(profile.meltano_environment, e, profile.loader, suffix) for e in run.extractors}
         loads: dict[str, str] = {}  # Asset -> the table the extractor's records are counted by
@@ -148,10 +179,22 @@ def plan_meltano(
                 loads[name] = relation.rpartition(".")[2]
                 extra = names.meltano_asset_extra(e, stream or relation.split(".", 1)[1], state_of[e])
                 part.assets[name] = AssetSpec(
-                    names.asset_uri(name, relation), names.asset_group(relation), extra, relation
+                    _uri(names, name, relation, database), names.asset_group(relation), extra, relation, database
                 )
         part.dags.append(meltano_dag(config, names, run, loads, tuple(state_of.values())))
     return part
+
+
+def meltano_database(config: OrchestrationConfig, project: MeltanoProject, env: Mapping[str, str]) -> str | None:
+    """The database the profile's loader writes to: its configuration's, else the profile's
+    `warehouse_uri`'s; None when neither names one (relations.py)."""
+    loader = project.loaders.get(config.profile.loader)
+    configured = loader_database(loader.config, lambda v: expand(v, env)) if loader else None
+    return configured or uri_database(config.profile.warehouse_uri)
+
+
+def _uri(names: Translator, name: str, relation: str, database: str | None) -> str:
+    return names.asset_uri(name, relation, database) if database else names.asset_uri(name, relation)
 
 
 def meltano_dag(

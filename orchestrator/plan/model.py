@@ -58,6 +58,7 @@ class AssetSpec:
     group: str = "asset"
     extra: dict[str, Any] = field(default_factory=dict)
     relation: str | None = None  # the warehouse relation (schema.table) behind it, if any
+    database: str | None = None  # the relation's database, where known (relations.py)
 
 
 @dataclass(frozen=True, kw_only=True)

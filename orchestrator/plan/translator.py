@@ -11,8 +11,8 @@ subclass changes a name everywhere at once.
     from orchestrator.plan.translator import Translator
 
     class Naming(Translator):
-        def asset_name(self, relation: str) -> str:
-            return f"snowflake.{relation}"           # Assets named after database.schema.table
+        def asset_name(self, relation: str, database: str | None = None) -> str:
+            return f"lake.{relation}"                # every Asset under one prefix
 
 Modelled on dagster-dbt's DagsterDbtTranslator: small documented methods, each one decision.
 Every method must be a pure function of its arguments (it runs at every DAG-file parse).
@@ -30,6 +30,7 @@ from urllib.parse import quote
 from ..config import ConfigError, OrchestrationConfig
 from .manifest import Node
 from .meltano_project import default_stream_table
+from .relations import qualified, uri_database, with_database
 
 # What each task of the generated DAGs does (its default id is the role itself); the tasks of
 # per-model dbt DAGs are named by model_task_id instead.
@@ -81,17 +82,22 @@ class Translator:
 
     # ---------------------------------------------------------------- Assets
 
-    def asset_name(self, relation: str) -> str:
+    def asset_name(self, relation: str, database: str | None = None) -> str:
         """The Asset of a warehouse relation `schema.table` (lower-case). Used alike for what a
         Meltano extractor loads, what a dbt source reads and what a dbt node builds: the
-        equality of these names is what wires ingestion to transformation."""
-        return relation
+        equality of these names is what wires ingestion to transformation. `database` is given
+        only where the plan holds this schema.table in several databases and this one is not the
+        database Meltano loads into (relations.py): then `database.schema.table`."""
+        return qualified(database, relation)
 
-    def asset_uri(self, name: str, relation: str | None) -> str:
-        """`<warehouse_uri>/<schema>/<table>` (the profile's `warehouse_uri`); `name` when there is none."""
+    def asset_uri(self, name: str, relation: str | None, database: str | None = None) -> str:
+        """`<warehouse_uri>/<schema>/<table>` (the profile's `warehouse_uri`); `name` when there is
+        none. A relation in another `database` than the URI's: that database in its place."""
         base = self.config.profile.warehouse_uri.rstrip("/")
         if not base or relation is None:
             return name
+        if database and database != uri_database(base):
+            base = with_database(base, database).rstrip("/")
         schema, _, table = relation.partition(".")
         return f"{base}/{schema}/{table}"
 

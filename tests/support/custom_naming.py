@@ -9,8 +9,8 @@ from orchestrator.plan.translator import Translator, slug
 class WarehouseNaming(Translator):
     """Assets named `lake.<schema>.<table>`, DAGs `team_<tag>`, Meltano DAGs `ingest__<extractor>`."""
 
-    def asset_name(self, relation: str) -> str:
-        return f"lake.{relation}"
+    def asset_name(self, relation: str, database: str | None = None) -> str:
+        return f"lake.{super().asset_name(relation, database)}"
 
     def asset_group(self, relation: str | None) -> str:
         return "lake" if relation else "orchestration"
@@ -28,8 +28,8 @@ class WarehouseNaming(Translator):
 class EveryNameRenamed(Translator):
     """Every naming method overridden (tests/test_translator.py finds no default name anywhere)."""
 
-    def asset_name(self, relation: str) -> str:
-        return f"renamed.{relation}"
+    def asset_name(self, relation: str, database: str | None = None) -> str:
+        return f"renamed.{super().asset_name(relation, database)}"
 
     def asset_group(self, relation: str | None) -> str:
         return "renamed"
@@ -77,5 +77,5 @@ class EveryNameRenamed(Translator):
 class OpaqueAssets(Translator):
     """Asset names that keep nothing of the relation (a catalogue's ids, say)."""
 
-    def asset_name(self, relation: str) -> str:
-        return "asset-" + hashlib.sha256(relation.encode()).hexdigest()[:12]
+    def asset_name(self, relation: str, database: str | None = None) -> str:
+        return "asset-" + hashlib.sha256(super().asset_name(relation, database).encode()).hexdigest()[:12]
