@@ -120,3 +120,16 @@ def test_plan_prints_whole_schedules_and_explains_every_node_placed_by_a_rule(tm
         "reason": "no orchestration tag: catch-all stage 1",
     }
     assert set(placement) == {"model.p.between", "model.p.c", "model.p.loose"}
+
+
+def test_a_lateness_key_that_matches_no_dbt_dag_is_a_warning_naming_it(tmp_path, capsys, monkeypatch):
+    """issue 18.6: `alerting.lateness.dags` naming a DAG that does not exist said nothing."""
+    monkeypatch.delenv("PIPELINE_PROFILE", raising=False)
+    args = _project(tmp_path, [model("a", ["core"], ["source.p.shop.orders"])])
+    config = tmp_path / "orchestration.yml"
+    config.write_text(config.read_text() + "alerting:\n  lateness:\n    dags: {dbt_cor: 30, 'dbt_c*': 60}\n")
+    assert main([*args, "check"]) == 0
+    out = capsys.readouterr().out
+    assert f"warning: {config}: alerting.lateness.dags.dbt_cor: matches no dbt DAG of this plan" in out
+    assert "dbt DAGs: dbt_core" in out
+    assert "alerting.lateness.dags.dbt_c*" not in out  # a glob that matches is fine

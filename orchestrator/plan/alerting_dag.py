@@ -9,7 +9,7 @@ from datetime import timedelta
 from alerting.lateness import Expectation
 
 from ..config import OrchestrationConfig
-from .model import AlertingDag, DbtDag, Schedule, TaskSpec
+from .model import AlertingDag, DbtDag, Issue, Schedule, TaskSpec
 from .translator import Translator
 
 
@@ -40,6 +40,23 @@ def expectations(config: OrchestrationConfig, dbt_dags: list[DbtDag]) -> list[Ex
             )
         )
     return out
+
+
+def lateness_warnings(config: OrchestrationConfig, dbt_dags: list[DbtDag]) -> list[Issue]:
+    """An `alerting.lateness.dags` key that names no dbt DAG of the plan: a typo or a renamed tag
+    would otherwise silently leave that DAG on the default (or on no lateness check at all)."""
+    ids = [d.dag_id for d in dbt_dags]
+    return [
+        Issue(
+            str(config.path),
+            f"alerting.lateness.dags.{pattern}",
+            "matches no dbt DAG of this plan, so it sets no lateness; dbt DAGs: "
+            + (", ".join(ids[:12]) or "none")
+            + (f" (+{len(ids) - 12} more)" if len(ids) > 12 else ""),
+        )
+        for pattern in config.alerting.lateness.dags
+        if not any(fnmatch.fnmatchcase(i, pattern) for i in ids)
+    ]
 
 
 def plan_alerting(config: OrchestrationConfig, dbt_dags: list[DbtDag] | None, names: Translator) -> AlertingDag:

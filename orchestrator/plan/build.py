@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 
 from ..config import OrchestrationConfig
-from .alerting_dag import plan_alerting
+from .alerting_dag import lateness_warnings, plan_alerting
 from .dbt_plan import plan_dbt
 from .manifest import DbtProject
 from .meltano_dags import meltano_database, plan_meltano, plan_state
@@ -81,6 +81,8 @@ def assemble(
             plan.assets.update({n: a for n, a in part.assets.items() if n not in plan.assets})
     if "alerting" in kinds:
         plan.dags.append(plan_alerting(config, dbt_dags, names))
+        if dbt_dags is not None:
+            plan.warnings.extend(lateness_warnings(config, dbt_dags))
     # Every Asset a DAG names has a spec (a source no extractor of this profile loads has no DAG).
     for d in plan.dags:
         for name in (*d.outlets, *d.schedule.assets, *(a for t in d.tasks for a in t.inlets)):
