@@ -194,3 +194,49 @@ def test_an_unreadable_table_or_a_tap_without_metrics_is_skipped_never_a_mismatc
     assert compare("s.t", "tap-x", 5, "no _sdc_batched_at column").status == "skipped"
     assert compare("s.t", "tap-x", None, Written(3, "stamp")).status == "skipped"
     assert compare("s.t", "tap-x", None, Written(0, "stamp")).status == "ok"
+
+
+def test_the_airflow_task_puts_the_mismatch_in_the_asset_event_and_alerts(tmp_path, monkeypatch):
+    """The Meltano DAG's task callable, with the kwargs render.py gives it, on the stock loader."""
+    from collections import defaultdict
+    from types import SimpleNamespace
+
+    from airflow.sdk import Asset
+
+    from orchestrator.airflow import tasks
+
+    fx = copy_fixture(tmp_path)
+    for k in ("BIKESHARE_DATA_DIR", "BIKESHARE_LAKEHOUSE_PATH", "MELTANO_DATABASE_URI", "DBT_LOG_PATH"):
+        monkeypatch.setenv(k, fx.env[k])
+    monkeypatch.delenv("PIPELINE_PROFILE", raising=False)
+    path = _project(fx, executable="target-duckdb", metadata=False)
+    plan = plan_from_config(load_config(path), kinds=("meltano",), cache_dir=None)
+    dag = plan.dag("meltano_tap_fleet")
+    task, streams = dag.tasks[0], meltano_streams(dag, plan.assets)
+    outlets = {a: plan.uri(a) for a in task.outlets}
+    events: dict = defaultdict(SimpleNamespace)
+    tasks.meltano_run(
+        argv=list(task.args),
+        extractors=list(dag.extractors),
+        outlets=outlets,
+        tables={asset: table for table, asset in task.relations},
+        reconcile={a: list(streams[a]) for a in task.outlets},
+        config_path=str(path),
+        outlet_events=events,
+        ti=SimpleNamespace(dag_id=dag.dag_id, task_id=task.task_id, run_id="manual__1"),
+        dag=SimpleNamespace(tags=set(dag.tags)),
+    )
+    extra = events[Asset(name="raw_fleet.inspections", uri=outlets["raw_fleet.inspections"])].extra
+    assert (extra["records_extracted"], extra["rows_written"], extra["reconcile"]) == (20, 19, "mismatch")
+    assert "target-duckdb==0.8.0 loses the first record" in extra["reconcile_note"]
+    assert events[Asset(name="raw_fleet.bikes", uri=outlets["raw_fleet.bikes"])].extra["reconcile"] == "ok"
+    engine = sa.create_engine(f"sqlite:///{fx.root / 'outbox.sqlite'}")
+    with engine.connect() as conn:
+        rows = list(conn.execute(sa.text("SELECT alert_kind, dag_id FROM alert_deliveries")))
+    assert rows and set(rows) == {("rows_mismatch", "meltano_tap_fleet")}
+
+    failing = load_config(_project(fx, reconcile={"reconcile": "fail"}))
+    mismatch = [compare("raw_fleet.inspections", "tap-fleet", 20, Written(19, "new"))]
+    with pytest.raises(tasks.TaskFailure, match="tap-fleet -> raw_fleet.inspections: the tap emitted 20") as failed:
+        tasks._report_mismatches(failing, mismatch, ["staging:tap-fleet-to-target-lakehouse"], {})
+    assert failed.value.alert_context["meltano"]["extractor"] == "tap-fleet"

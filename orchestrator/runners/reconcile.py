@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -290,20 +291,24 @@ class Reconciliation:
         self.known_defect, self.log = known_defect, log
         self.marks: dict[str, Mark] = {}
         self.error: str | None = None
+        self.seconds = 0.0  # spent reading the warehouse and the catalog: the overhead on the run
 
     def before(self) -> None:
         if self.probe is None or not self.streams:
             return
+        started = time.monotonic()
         try:
             self.marks = self.probe.marks(sorted(self.streams))
         except Exception as exc:  # noqa: BLE001 - the warehouse unreadable: the load still runs
             self.error = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+        self.seconds += time.monotonic() - started
 
     def after(self, metric_lines: list[str]) -> list[StreamCheck]:
         from .meltano import record_counts  # meltano.py is the runner; this module only reads its lines
 
         if self.probe is None or not self.streams:
             return []
+        started = time.monotonic()
         written: dict[str, Written | str] = {}
         if self.error is None:
             try:
@@ -329,6 +334,7 @@ class Reconciliation:
                     known_defect=self.known_defect,
                 )
             )
+        self.seconds += time.monotonic() - started
         for c in checks:
             if c.status == "mismatch":
                 self.log(f"RECONCILE MISMATCH {c.message()}")
