@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -211,6 +212,20 @@ def _literal(value: Any) -> str:
     return "'" + str(value).replace("'", "''") + "'"
 
 
+_LOADING = re.compile(r"Loading (\d+) rows into '(?:\"[^\"]*\"\.)?\"(?P<schema>[^\"]+)\"\.\"(?P<table>[^\"]+)\"'")
+
+
+def loader_counts(lines: list[str]) -> dict[str, int]:
+    """Rows a pipelinewise loader (target-duckdb...) says it loaded, per relation: after its own
+    de-duplication of a batch by key, so records that shared a key count once."""
+    out: dict[str, int] = {}
+    for line in lines:
+        if m := _LOADING.search(line):
+            relation = f"{m['schema']}.{m['table']}".lower()
+            out[relation] = out.get(relation, 0) + int(m[1])
+    return out
+
+
 def compare(
     relation: str,
     extractor: str,
@@ -218,11 +233,13 @@ def compare(
     written: Written | str,
     *,
     keyed: bool | None = None,
+    loaded: int | None = None,
     known_defect: str | None = None,
 ) -> StreamCheck:
     """One table's verdict. `emitted` None: the tap reported no record_count metric at all;
     `written` a string: why the table could not be read; `keyed`: the stream has key properties
-    (None: unknown); `known_defect`: what the loader is known to lose."""
+    (None: unknown); `loaded`: the rows the loader says it loaded, its batches de-duplicated by key
+    (None: it does not say); `known_defect`: what the loader is known to lose."""
     if isinstance(written, str):
         return StreamCheck(relation, extractor, emitted, None, "skipped", written)
     n = written.rows
@@ -245,6 +262,10 @@ def compare(
             f"({BATCHED_AT}) would tell"
         )
         return StreamCheck(relation, extractor, emitted, n, "skipped", cause)
+    if keyed is not False and loaded is not None and n == loaded:
+        # The loader kept one row per key of its batch, and every one of them arrived.
+        cause = f"{emitted - n} record(s) shared a key with another record of the run (the loader loaded {loaded})"
+        return StreamCheck(relation, extractor, emitted, n, "ok", cause)
     cause = f"{emitted - n} record(s) lost by the loader" + (
         f" ({known_defect})"
         if known_defect
@@ -317,6 +338,7 @@ class Reconciliation:
                 self.error = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
         counts: dict[str, dict[str, int]] = {}
         keyed: dict[str, dict[str, bool]] = {}
+        loaded = loader_counts(metric_lines)
         checks = []
         for relation, (table, extractor) in sorted(self.streams.items()):
             if extractor not in counts:
@@ -331,6 +353,7 @@ class Reconciliation:
                     emitted,
                     got,
                     keyed=keyed[extractor].get(table),
+                    loaded=loaded.get(relation),
                     known_defect=self.known_defect,
                 )
             )
