@@ -162,20 +162,20 @@ class Probe:
 
     def _size(self, q: Any, schema: str, table: str) -> tuple[int, bool]:
         """The table's estimated rows (from statistics, not a count) and whether an index leads on the stamp."""
-        where = f"lower({{s}}) = {_literal(schema)} AND lower({{t}}) = {_literal(table)}"
+
+        def where(s: str, t: str) -> str:
+            return f"lower({s}) = {_literal(schema)} AND lower({t}) = {_literal(table)}"
+
         if self.type == "duckdb":
-            found = q(
-                "SELECT estimated_size FROM duckdb_tables() WHERE " + where.format(s="schema_name", t="table_name")
-            )
+            found = q(f"SELECT estimated_size FROM duckdb_tables() WHERE {where('schema_name', 'table_name')}")
             return (int(found[0][0] or 0) if found else 0), False
         found = q(
             "SELECT c.reltuples::bigint FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-            "WHERE c.relkind IN ('r', 'p') AND " + where.format(s="n.nspname", t="c.relname")
+            f"WHERE c.relkind IN ('r', 'p') AND {where('n.nspname', 'c.relname')}"
         )
         indexed = q(
-            "SELECT 1 FROM pg_indexes WHERE "
-            + where.format(s="schemaname", t="tablename")
-            + f" AND indexdef LIKE '%(' || {_literal(BATCHED_AT)} || '%'"
+            f"SELECT 1 FROM pg_indexes WHERE {where('schemaname', 'tablename')} "
+            f"AND indexdef LIKE {_literal('%(' + BATCHED_AT + '%')}"
         )
         return (max(int(found[0][0] or 0), 0) if found else 0), bool(indexed)
 
