@@ -20,13 +20,19 @@ FIXTURE_MELTANO_FILES := $(wildcard $(FIXTURE_MELTANO)/meltano.yml $(FIXTURE_MEL
 DBT_FILES := $(shell find dbt_project -path dbt_project/target -prune -o -path dbt_project/logs -prune \
                -o -type f \( -name '*.sql' -o -name '*.yml' -o -name '*.csv' \) -print 2>/dev/null)
 
-.PHONY: run test lint setup clean airflow-up up down status screenshots
+.PHONY: run test test-fast lint setup clean airflow-up up down status screenshots
 
 run: setup
 	$(BIN)/orchestrator run
 
 test: setup
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+# The pure tier (tests/tiers.py): no process, no service, nothing of `make setup` but the virtualenv;
+# spread over TEST_WORKERS processes (pytest-xdist), under a minute on 2 cores.
+TEST_WORKERS ?= 2
+test-fast: $(VENV)/.installed
+	$(BIN)/pytest -m pure -n $(TEST_WORKERS) $(PYTEST_ARGS)
 
 # What .ci/run checks before the tests (and .pre-commit-config.yaml before each commit).
 lint: $(VENV)/.installed

@@ -29,7 +29,9 @@ Shape of the project (fractions are of --models, the enabled models):
     dbt_project.yml (``models/<layer>/domain_<k>/``), with ``meta.owner``.
     domain_0 is the shared/core domain. A model of domain k refs its own
     domain mostly, domain_0 often, and another domain j only if j < k, so the
-    domain graph has no cycle. ~3% of the models carry a SECOND domain tag
+    domain graph has no cycle; with --both-ways SHARE, that share of the refs
+    to another domain go to a higher one (j > k), so domains reference each
+    other both ways and the tags force cycles between their DAGs. ~3% of the models carry a SECOND domain tag
     (of a lower domain, set in the model's config), listed after the folder's
     one: with "first-listed wins" they stay in their folder's domain.
   * informational tags: daily / hourly (marts), pii, sla_critical, finance_close,
@@ -409,7 +411,7 @@ def _plural(entity: str) -> str:
     return entity + "s"
 
 
-def build_plan(n_models: int, n_tags: int, seed: int = 42) -> Plan:
+def build_plan(n_models: int, n_tags: int, seed: int = 42, both_ways: float = 0.0) -> Plan:
     if n_models < 1 or n_tags < 1:
         raise ValueError("--models and --tags must be >= 1")
     rng = random.Random(seed)
@@ -534,6 +536,9 @@ def build_plan(n_models: int, n_tags: int, seed: int = 42) -> Plan:
             cand = 0
         else:
             cand = rng.randrange(1, k)
+        # a draw only when asked, so the default project stays byte-identical
+        if both_ways and r >= 0.70 and k < len(domains) - 1 and rng.random() < both_ways:
+            cand = rng.randrange(k + 1, len(domains))
         for c in (cand, k, 0, *range(k - 1, 0, -1)):
             if any(by_domain_layer[(c, layer)] for layer in layer_pools):
                 return c
@@ -1943,7 +1948,7 @@ def run_dbt_parse(out: Path, dbt: str | None = None) -> float:
     return elapsed
 
 
-def generate(n_models: int, n_tags: int, out: Path, seed: int = 42) -> dict:
+def generate(n_models: int, n_tags: int, out: Path, seed: int = 42, both_ways: float = 0.0) -> dict:
     """Write the project and target/manifest.json into out; return a summary."""
     started = time.perf_counter()
     marker = out / "dbt_project.yml"
@@ -1958,7 +1963,7 @@ def generate(n_models: int, n_tags: int, out: Path, seed: int = 42) -> dict:
         (out / "target" / stale).unlink(missing_ok=True)
     gc.disable()  # millions of small dicts, no cycles: the collector only slows this down
     try:
-        plan = build_plan(n_models, n_tags, seed)
+        plan = build_plan(n_models, n_tags, seed, both_ways)
         files = write_project(plan, out)
         manifest = build_manifest(plan, files)
         text = json.dumps(manifest)
@@ -1986,6 +1991,13 @@ def main(argv=None) -> int:
     ap.add_argument("--out", type=Path, required=True, help="project directory (models/ and target/ are replaced)")
     ap.add_argument("--seed", type=int, default=42)
     ap.add_argument(
+        "--both-ways",
+        type=float,
+        default=0.0,
+        help="share (0-1) of the refs to another domain that go to a higher one: domains then reference "
+        "each other both ways (default 0: only lower domains, no cycle between tags)",
+    )
+    ap.add_argument(
         "--parse",
         action="store_true",
         help="then run `dbt parse`: target/manifest.json becomes dbt's, the direct one is kept as "
@@ -1993,7 +2005,7 @@ def main(argv=None) -> int:
     )
     ap.add_argument("--dbt", help="dbt executable for --parse (default: next to this Python, else on PATH)")
     args = ap.parse_args(argv)
-    s = generate(args.models, args.tags, args.out, args.seed)
+    s = generate(args.models, args.tags, args.out, args.seed, args.both_ways)
     print(
         f"{args.out}: {s['models']} models ({s['disabled']} disabled besides), {s['tests']} tests, "
         f"{s['sources']} sources, {s['exposures']} exposures, {s['macros']} macros; "

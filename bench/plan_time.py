@@ -1,6 +1,7 @@
 """Time the plan on real and generated manifests.
 
     .venv/bin/python bench/plan_time.py [--runs 7] [--generated 1000,5000,10000] [--markdown]
+        [--both-ways 0.3] [--only-generated] [--gc-on]
 
 For each manifest, three numbers (medians of --runs, seconds):
   cold   a fresh Python process: import the plan, read the inputs, build every kind (no cache)
@@ -8,6 +9,9 @@ For each manifest, three numbers (medians of --runs, seconds):
          (process_time), which a busy shared machine inflates far less than the wall clock
   cached a DAG-file parse when nothing changed: stat the inputs and load the cached plan
 Tags: the manifest's 20 most frequent tags (generated projects: their domain tags; ours: orchestration.yml's).
+--both-ways SHARE also generates each size with domains that reference each other both ways
+(bench/gen_dbt_project.py --both-ways: forced cycles, split into stages). --gc-on leaves the
+garbage collector on while the plan is built or loaded (the figure before it was paused).
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from orchestrator.plan import plan_from_config  # noqa: E402
 from orchestrator.plan.manifest import load_manifest  # noqa: E402
 
 REAL_MANIFESTS = ROOT / "tests" / "data" / "manifests"  # vendored: tests/data/README.md
+GC_ON = False
 
 
 def _tags(path: Path, n: int = 20) -> tuple[str, ...]:
@@ -55,6 +60,12 @@ def measure(path: Path, runs: int) -> dict:
     config = load_config().with_overrides(manifest=path, tags=tags)
     cold = [_cold(path, tags) for _ in range(runs)]
     warm, warm_cpu = [], []
+    if GC_ON:
+        import contextlib
+
+        import orchestrator.plan as plan_module
+
+        plan_module.gc_paused = contextlib.nullcontext  # type: ignore[attr-defined,assignment]
     for _ in range(runs):
         t, c = time.perf_counter(), time.process_time()
         plan = plan_from_config(config, cache_dir=None)
@@ -92,11 +103,19 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--generated", default="1000,5000,10000", help="model counts to generate ('' for none)")
     parser.add_argument("--tags", type=int, default=20, help="domain tags of generated projects")
+    parser.add_argument("--both-ways", type=float, default=0.0, help="also generate each size with both-ways refs")
+    parser.add_argument("--only-generated", action="store_true", help="skip the real manifests")
+    parser.add_argument("--gc-on", action="store_true", help="leave the garbage collector on while building")
     args = parser.parse_args()
-    manifests = sorted(REAL_MANIFESTS.glob("*.json.gz")) + [ROOT / "dbt_project" / "target" / "manifest.json"]
+    global GC_ON
+    GC_ON = args.gc_on
+    manifests = [] if args.only_generated else sorted(REAL_MANIFESTS.glob("*.json.gz"))
+    manifests += [] if args.only_generated else [ROOT / "dbt_project" / "target" / "manifest.json"]
+    shapes = [(n, 0.0) for n in [int(x) for x in args.generated.split(",") if x]]
+    shapes += [(n, args.both_ways) for n, _ in shapes] if args.both_ways else []
     with tempfile.TemporaryDirectory() as tmp:
-        for n in [int(x) for x in args.generated.split(",") if x]:
-            out = Path(tmp) / f"gen{n}"
+        for n, both in shapes:
+            out = Path(tmp) / f"gen{n}_{both}"
             subprocess.run(
                 [
                     sys.executable,
@@ -107,11 +126,14 @@ def main() -> int:
                     str(args.tags),
                     "--out",
                     str(out),
+                    "--both-ways",
+                    str(both),
                 ],
                 check=True,
                 capture_output=True,
             )
-            generated = out / "target" / f"manifest_{n}_models.json"
+            suffix = f"_both_ways_{both}" if both else ""
+            generated = out / "target" / f"manifest_{n}_models{suffix}.json"
             (out / "target" / "manifest.json").rename(generated)
             manifests.append(generated)
         print(

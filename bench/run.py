@@ -18,6 +18,7 @@ Sections (in this order):
           tasks): bench/dbt_overhead.py --prepare-demo (loads its own warehouse; var/bench/dbt_overhead.json)
   cycle   cycle latency through a real Airflow with trivial tasks: bench/cycle_latency.py
           (the `production` configuration only when PostgreSQL and Redis answer on localhost)
+  ratio   the demo's cycle through Airflow against the direct run, back to back: bench/cycle_ratio.py
   alerts  alert latency, faults and noise: bench/alert_latency.py (var/bench/alerts.json)
 
 --quick runs each with fewer repeats and smaller inputs (a smoke test of the suite, minutes).
@@ -150,6 +151,11 @@ def cycle(ctx: Context) -> Section:
     )
 
 
+def ratio(ctx: Context) -> Section:
+    rounds = "1" if ctx.quick else "2"
+    return Section([PYTHON, "bench/cycle_ratio.py", "--rounds", rounds, "--json", ctx.json("cycle_ratio")])
+
+
 def alerts(ctx: Context) -> Section:
     return Section(
         [PYTHON, "bench/alert_latency.py", "--repeats", "5" if ctx.quick else "30", "--json", ctx.json("alerts")]
@@ -189,6 +195,7 @@ SECTIONS: dict[str, Callable[[Context], Section]] = {
     "dbt": dbt,
     "retry": retry,
     "cycle": cycle,
+    "ratio": ratio,
     "alerts": alerts,
     "safety": safety,
 }

@@ -10,6 +10,10 @@
    `raise_plan_errors()` of airflow/dag_files.py, the plan cache off); then what Airflow's DagBag does with every DAG it
    finds (`dag.validate()`, then `bag_dag`: cycles, cluster policies, a DAG id that two files
    define). Any exception is an error naming the DAG file it would break (exit code 1).
+4. When the folder (`--dags-folder`, else `paths.dags` that init records, else this repo's dags/)
+   holds other Python files, the user's own DAGs: the whole folder through a real DagBag in a
+   subprocess (airflow/dagbag_probe.py, bounded in time): a DAG id of theirs that ours also has, a
+   file that fails or raises SystemExit at import, is an error naming the file (exit code 1).
 
 So `check` passing means every DAG file imports. Without Airflow it is the plan-only check.
 """
@@ -19,8 +23,12 @@ from __future__ import annotations
 import ast
 import contextlib
 import importlib.util
+import json
 import logging
 import os
+import subprocess
+import sys
+import tempfile
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -62,8 +70,15 @@ class Report:
         return 2 if self.unreadable else 1 if self.errors else 0
 
 
-def run_check(config: OrchestrationConfig, *, render: bool = True, dags_folder: Path = DAGS_FOLDER) -> Report:
+def run_check(config: OrchestrationConfig, *, render: bool = True, dags_folder: Path | None = None) -> Report:
+    """`dags_folder` (default: `paths.dags`, the folder init wrote, else this repo's dags/) is what
+    Airflow will import."""
     report = Report()
+    named = dags_folder or config.dags_folder  # an installed package has no dags/ of its own: only these must exist
+    if named is not None and not named.is_dir():
+        source = "--dags-folder" if dags_folder else f"paths.dags in {config.path.name}"
+        report.error(f"{named}: {source}: not a folder (what Airflow would import is unknown)", unreadable=True)
+    dags_folder = named or DAGS_FOLDER
     plan: Plan | None = None
     try:
         plan = plan_from_config(config, cache_dir=None)  # the files afresh
@@ -129,8 +144,10 @@ def dag_files(folder: Path = DAGS_FOLDER) -> dict[str, DagFileCall]:
             if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)):
                 continue
             if node.func.id in ("render_dags", "raise_plan_errors"):
-                args = [ast.literal_eval(a) for a in node.args]
-                kwargs = {k.arg: ast.literal_eval(k.value) for k in node.keywords if k.arg}
+                # init's files pass config_path=CONFIG (a name, not a literal): check renders with
+                # its own config instead, which is that file's (paths.dags)
+                args = [_literal(a) for a in node.args]
+                kwargs = {k.arg: _literal(k.value) for k in node.keywords if k.arg and k.arg != "config_path"}
                 call = render_dags if node.func.id == "render_dags" else raise_plan_errors
                 out[str(path)] = _as_the_file_does(call, args, kwargs)
     if not out:  # an installed package has no dags/: check what its DAG files (and init's) call
@@ -138,6 +155,13 @@ def dag_files(folder: Path = DAGS_FOLDER) -> dict[str, DagFileCall]:
             out[f"render_dags({kind!r})"] = _as_the_file_does(render_dags, [kind], {})
         out["raise_plan_errors()"] = _as_the_file_does(raise_plan_errors, [], {})
     return out
+
+
+def _literal(node: ast.expr) -> Any:
+    try:
+        return ast.literal_eval(node)
+    except ValueError:  # a name or an expression: the config path, which check's config replaces
+        return None
 
 
 def _as_the_file_does(call: Callable[..., Any], args: list, kwargs: dict) -> DagFileCall:
@@ -184,6 +208,17 @@ def _check_assets(plan: Plan, config: OrchestrationConfig, report: Report) -> No
         report.error(f"{config.path}: {key}: Airflow refuses {len(uris)} Asset URI(s), e.g. {uris[0]!r}: {problem}")
 
 
+@contextlib.contextmanager
+def _quiet_logger(name: str) -> Iterator[None]:
+    logger = logging.getLogger(name)
+    before = logger.disabled
+    logger.disabled = True
+    try:
+        yield
+    finally:
+        logger.disabled = before
+
+
 def _quiet(bag: Any) -> Any:
     """bag_dag logs a refused DAG with its traceback: the report says it in one line."""
     silent = logging.getLogger("orchestrator.check.dagbag")
@@ -210,12 +245,14 @@ def _render(config: OrchestrationConfig, plan: Plan | None, report: Report, fold
         _check_assets(plan, config, report)
     bag = _quiet(DagBag(dag_folder=str(folder), collect_dags=False))
     reported = set(report.errors)
-    with _plan_cache_off():
+    # init's DAG file renders every kind and logs a kind it leaves out: the errors file's import
+    # error, listed below, says it in the report instead
+    with _plan_cache_off(), _quiet_logger("orchestrator.airflow.dag_files"):
         for file, call in calls.items():
             name = _shown(file)
             try:
                 dags = call(config)
-            except Exception as exc:  # noqa: BLE001 - an import error of this DAG file, whatever it is
+            except (Exception, SystemExit) as exc:  # noqa: BLE001 - an import error of this DAG file, whatever it is
                 report.dag_files[name] = _describe(exc, reported)
                 report.error(f"{name}: does not import: {report.dag_files[name]}")
                 continue
@@ -228,6 +265,8 @@ def _render(config: OrchestrationConfig, plan: Plan | None, report: Report, fold
                 except Exception as exc:  # noqa: BLE001 - what the DagBag records as this file's import error
                     report.dag_files[name] = f"DAG {dag.dag_id!r}: {type(exc).__name__}: {exc}"
                     report.error(f"{name}: DAG {dag.dag_id!r} is refused: {type(exc).__name__}: {_one_line(exc)}")
+    if others := _other_dag_files(folder, calls):
+        _probe(config, folder, others, report)
 
 
 def _shown(file: str) -> str:
@@ -253,3 +292,58 @@ def _describe(exc: BaseException, reported: set[str]) -> str:
     if lines and all(any(line in r for r in reported) for line in lines):
         return f"{type(exc).__name__}: the error(s) above"
     return f"{type(exc).__name__}: {_one_line(exc)}"
+
+
+# ------------------------------------------------------------------ the user's own DAG files: a real DagBag
+
+PROBE_TIMEOUT_S = 300  # the whole folder; Airflow bounds each file by [core] dagbag_import_timeout (30 s)
+
+
+def _other_dag_files(folder: Path, ours: dict[str, DagFileCall]) -> list[Path]:
+    """Python files of `folder` that do not render the plan: the user's own DAGs (or anything)."""
+    if not folder.is_dir():
+        return []
+    return [
+        p
+        for p in sorted(folder.rglob("*.py"))
+        if str(p) not in ours and "__pycache__" not in p.parts and not p.name.startswith(".")
+    ]
+
+
+def _probe(config: OrchestrationConfig, folder: Path, others: list[Path], report: Report) -> None:
+    """Every file of the folder through a real DagBag in a subprocess (dagbag_probe.py), with this
+    config: a duplicate DAG id between a user's file and ours, a file that fails or exits at import."""
+    env = {
+        **os.environ,
+        settings.ORCHESTRATION_CONFIG.name: str(config.path),
+        settings.PIPELINE_PROFILE.name: config.profile.name,
+        settings.CACHE_DIR.name: "",
+    }
+    with tempfile.TemporaryDirectory(prefix="orchestrator-check-") as tmp:
+        result_file = Path(tmp) / "dagbag.json"
+        argv = [sys.executable, "-m", "orchestrator.airflow.dagbag_probe", str(folder), str(result_file)]
+        try:
+            proc = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=PROBE_TIMEOUT_S, check=False)
+        except subprocess.TimeoutExpired:
+            report.error(f"{folder}: Airflow's DagBag did not finish importing it in {PROBE_TIMEOUT_S} s")
+            return
+        if proc.returncode != 0 or not result_file.is_file():
+            tail = [line for line in (proc.stderr or "").splitlines() if line.strip()][-1:] or ["no output"]
+            report.error(f"{folder}: importing it in Airflow's DagBag failed (exit {proc.returncode}): {tail[0]}")
+            return
+        result = json.loads(result_file.read_text(encoding="utf-8"))
+    shown_dags = {d: _shown(f) for d, f in result["dags"].items()}
+    for file, message in sorted(result["errors"].items()):
+        path = Path(file) if os.path.isabs(file) else folder / file
+        name = _shown(str(path))
+        if report.dag_files.get(name):
+            continue  # rendered above, and its error listed
+        lines = [line.strip() for line in message.splitlines() if line.strip()]
+        report.dag_files[name] = lines[-1] if lines else "an import error"
+        report.error(f"{name}: does not import in Airflow's DagBag: {report.dag_files[name]}")
+    for path in others:
+        report.dag_files.setdefault(_shown(str(path)), None)
+    report.notes.append(
+        f"{len(others)} other DAG file(s) in {folder} imported through Airflow's DagBag "
+        f"({len(shown_dags)} DAG(s) in the folder)"
+    )

@@ -131,7 +131,8 @@ def _plan(args: argparse.Namespace) -> int:
 def _check(args: argparse.Namespace) -> int:
     """Exit 2: a file cannot be read or validated; 1: the plan has errors or a DAG file would not
     import (rendered here as Airflow would, unless --no-render); 0: every DAG file imports."""
-    report = run_check(_config(args), render=not args.no_render)
+    folder = Path(args.dags_folder).expanduser().resolve() if args.dags_folder else None
+    report = run_check(_config(args), render=not args.no_render, dags_folder=folder)
     for w in report.warnings:
         print(f"warning: {w}")
     for e in report.errors:
@@ -254,6 +255,12 @@ def build_parser() -> argparse.ArgumentParser:
                 "--no-render",
                 action="store_true",
                 help="check the plan only: do not render the DAG files through Airflow (for machines without it)",
+            )
+            p.add_argument(
+                "--dags-folder",
+                metavar="DIR",
+                help="the DAG folder Airflow will import, your own DAG files included (default: the config's "
+                "paths.dags, which init writes, else this repo's dags/)",
             )
         p.set_defaults(func=func)
 

@@ -53,8 +53,9 @@ CACHE_DIR = Setting(
 )
 MANIFEST_MAX_BYTES = Setting(
     "ORCHESTRATOR_MANIFEST_MAX_BYTES",
-    str(2 * 1024**3),
-    "the most a gzipped manifest (.json.gz) may expand to, in bytes (default 2 GiB): a larger one is refused",
+    "",
+    "the most a gzipped manifest (.json.gz) may expand to, in bytes: a larger one is refused (default: "
+    "its plausible size, 50x the .gz, at least 64 MiB, at most 512 MiB; a 10,000-model manifest is 144 MB)",
 )
 DBT_RUNS_DIR = Setting("DBT_RUNS_DIR", "", "each dbt DAG's private target directory (default: <var>/dbt)")
 STATE_BACKUP_DIR = Setting(

@@ -9,11 +9,24 @@ from pathlib import Path
 
 import pytest
 
+# The tiers (tests/tiers.py): markers, the `pure` marker on unmarked tests, and the guard that fails
+# a pure test which starts a process or reaches a service. Imported hooks are conftest hooks.
+from tiers import mark_tiers, pytest_runtest_call, pytest_runtest_makereport, pytest_runtest_setup, register  # noqa: F401
+
 from orchestrator.config import REPO_ROOT, load_config
 
 # Airflow reads its home at import: keep the tests' Airflow out of ~/airflow.
 os.environ.setdefault("AIRFLOW_HOME", str(REPO_ROOT / "var" / "airflow-test"))
 os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    register(config)
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    mark_tiers(items)
 
 
 def _reachable(port: int) -> bool:

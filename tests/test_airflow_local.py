@@ -5,10 +5,12 @@ on SQLite; one more on the local PostgreSQL), ~25 s to start each."""
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import sqlite3
 import statistics
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -18,6 +20,12 @@ import yaml
 from conftest import require_services
 from sqlalchemy import create_engine, text
 
+from orchestrator.local.airflow_env import (
+    EXECUTION_API_RETRIES,
+    EXECUTION_API_RETRY_WAIT_S,
+    EXECUTION_API_TIMEOUT_S,
+    SQLITE_BUSY_TIMEOUT_S,
+)
 from orchestrator.local.launcher import (
     WORKER_LOG_SERVER_PORT,
     AirflowLocalError,
@@ -25,6 +33,7 @@ from orchestrator.local.launcher import (
     airflow_env,
     cycle_report,
     descendants,
+    follow_cycle,
     format_report,
     utcnow,
 )
@@ -73,6 +82,18 @@ with DAG("t_sleep", schedule=None, catchup=False):
         return "sleep 600"
     nap()
 """,
+    # Fails its first try, passes its second: a retry the report must name, with why.
+    "t_flaky.py": """
+from datetime import timedelta
+from airflow.sdk import DAG, get_current_context, task
+
+with DAG("t_flaky", schedule=None, catchup=False):
+    @task(retries=1, retry_delay=timedelta(seconds=1))
+    def flaky():
+        if get_current_context()["ti"].try_number == 1:
+            raise ValueError("the source was busy")
+    flaky()
+""",
     # Mentions "airflow" and "DAG", so the dag-processor's safe-mode heuristic does parse it.
     "t_broken.py": """
 from airflow.sdk import DAG
@@ -81,7 +102,7 @@ with DAG("t_broken" schedule=None):
     pass
 """,
 }
-LOADABLE = ["t_tick", "t_down", "t_and", "t_sleep"]
+LOADABLE = ["t_tick", "t_down", "t_and", "t_sleep", "t_flaky"]
 
 
 def family(af: LocalAirflow) -> set[int]:
@@ -189,6 +210,50 @@ def test_env_uses_real_options_and_consistent_ports(tmp_path):
         airflow_env(tmp_path / "home", tmp_path / "dags", port=WORKER_LOG_SERVER_PORT)
 
 
+def test_task_processes_execution_api_client_gets_timeouts_for_a_small_loaded_machine(tmp_path):
+    """The Task SDK's Execution API client, in a process with our environment, reads our timeout and
+    retries (not Airflow's 5 s): longer than SQLite's busy timeout, so a write that waits for the
+    lock shows as a slow call, not a ReadTimeout that fails the task's try."""
+    env = airflow_env(tmp_path / "home", tmp_path / "dags", port=18080)
+    code = (
+        "from airflow.sdk.api import client as c; "
+        "print(c.API_TIMEOUT, c.API_RETRIES, c.API_RETRY_WAIT_MIN, c.API_RETRY_WAIT_MAX)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    timeout, retries, wait_min, wait_max = done.stdout.split()[-4:]
+    assert float(timeout) == EXECUTION_API_TIMEOUT_S > SQLITE_BUSY_TIMEOUT_S
+    assert (int(retries), float(wait_min), float(wait_max)) == (EXECUTION_API_RETRIES, *EXECUTION_API_RETRY_WAIT_S)
+
+
+def test_db_migrate_is_skipped_only_while_this_airflow_already_migrated_this_database(tmp_path):
+    """`airflow db migrate` runs unless a migrate of this Airflow version stamped the database's
+    revision and the database is still at it: a new database, a database another version moved, a
+    stamp of another version, or no stamp, each migrate again."""
+    af = LocalAirflow(tmp_path / "home", tmp_path / "dags")
+    assert not af.schema_current()  # no database
+    db = af.home / "airflow.db"
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL)")
+        conn.execute("INSERT INTO alembic_version VALUES ('abc123')")
+    assert not af.schema_current()  # no stamp: never migrated by us
+    af._stamp_schema()
+    assert af.schema_current()
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE alembic_version SET version_num = 'def456'")
+    assert not af.schema_current()  # the database moved
+    af._stamp_schema()
+    stamp = json.loads((af.home / "schema-migrated.json").read_text())
+    (af.home / "schema-migrated.json").write_text(json.dumps({**stamp, "airflow": "3.0.0"}))
+    assert not af.schema_current()  # another Airflow version migrated it
+    af._stamp_schema()
+    assert af.schema_current()
+    af.env["AIRFLOW__LOGGING__LOG_FILENAME_TEMPLATE"] = "{{ ti.dag_id }}/{{ ti.try_number }}.log"
+    assert not af.schema_current()  # `db migrate` records the log template: a new one migrates again
+
+
 def test_inherited_airflow_settings_do_not_leak(tmp_path, monkeypatch):
     monkeypatch.setenv("AIRFLOW__CORE__LOAD_EXAMPLES", "True")
     monkeypatch.setenv("AIRFLOW__CORE__PARALLELISM", "99")
@@ -207,7 +272,7 @@ def test_stop_ends_a_process_whose_parent_ended_before_stop_looked(tmp_path):
     af.processes["scheduler"] = subprocess.Popen(
         ["sh", "-c", f'(python3 -c "{orphan_code}" &); exec sleep 600'], cwd=tmp_path, start_new_session=True
     )
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 120  # ends when the file appears; generous for a loaded machine
     while not (tmp_path / "orphan.pid").exists() or not (tmp_path / "orphan.pid").read_text():
         assert time.monotonic() < deadline
         time.sleep(0.05)
@@ -291,9 +356,28 @@ def test_asset_cycle_and_and_schedule(airflow):
     assert client.dag_runs("t_and") == []
     # raw.t2 (posted to the API, as an outside loader would) completes the AND.
     client.emit_asset_event("raw.t2", extra={"rows": 1})
-    (run,) = client.wait_for_runs("t_and", timeout=60)
+    (run,) = client.wait_for_runs("t_and", timeout=300)
     assert run["state"] == "success" and run["run_type"] == "asset_triggered"
     assert {e["name"] for e in client.triggering_asset_events("t_and", run["dag_run_id"])} == {"raw.t1", "raw.t2"}
+
+
+def test_a_retried_try_is_reported_with_its_root_error_and_log(airflow):
+    """A run that succeeded only on its second try: the console says which task, which try, why it
+    failed (the root error line) and where its log is, while following and in the report."""
+    client = airflow.client
+    since, lines = utcnow(), []
+    client.trigger("t_flaky")
+    [run] = follow_cycle(client, since, ["t_flaky"], timeout=180, log=lines.append)
+    assert run.state == "success"
+    [retry] = run.retries
+    assert (retry.task_id, retry.try_number, retry.error) == ("flaky", 1, "ValueError: the source was busy")
+    assert retry.log and "attempt=1" in retry.log
+    assert "    t_flaky: flaky try 1 failed, retried: ValueError: the source was busy" in lines
+    report = format_report([run])
+    print("\n" + report)
+    assert "    ~ flaky try 1 failed, retried: ValueError: the source was busy" in report
+    assert f"      log: {retry.log}" in report
+    assert "1 task try(s) failed and were retried, in t_flaky" in report
 
 
 def test_hop_latency(airflow):
@@ -353,7 +437,7 @@ def test_stop_with_a_task_running(airflow):
     fixture's teardown, which checks that stop() ends it with everything else."""
     run_id = airflow.client.trigger("t_sleep")
     airflow.client.wait_for_runs("t_sleep", lambda r: r["dag_run_id"] == run_id and r["state"] == "running")
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 300
     while [ti["state"] for ti in airflow.client.task_instances("t_sleep", run_id)] != ["running"]:
         assert time.monotonic() < deadline, "t_sleep's task did not start"
         time.sleep(0.5)

@@ -423,6 +423,7 @@ def _postgres_engine(schema: str):
     return lambda: create_engine(url, connect_args={"options": f"-csearch_path={schema}"})
 
 
+@pytest.mark.services
 def test_concurrent_redelivery_exactly_once_on_postgres(slack, smtp):
     from sqlalchemy import create_engine, text
 

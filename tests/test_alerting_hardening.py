@@ -281,6 +281,7 @@ def test_lone_surrogates_and_nul_neither_lose_the_alert_nor_break_the_email(slac
     assert "Run: manual__\ufffdbad" in text and "line with NUL \\x00 and \ufffd lone high" in text
 
 
+@pytest.mark.services
 def test_nul_and_surrogates_on_postgres(slack, smtp, pg_url):
     n = notifier(slack, smtp, pg_url)
     res = n.notify(other(run_id="r\udc80", error="NUL\x00inside"))
@@ -337,7 +338,8 @@ def test_notify_keeps_to_its_budget_when_slack_and_smtp_both_hang(slack, smtp, t
     t0 = time.monotonic()
     res = n.notify(failure())
     elapsed = time.monotonic() - t0
-    assert elapsed < budget + 0.5, f"notify took {elapsed:.2f}s with a {budget}s budget"
+    # a loaded 2-core machine wakes threads late: a margin that still tells the budget from the 30 s hang
+    assert elapsed < budget + 1.5, f"notify took {elapsed:.2f}s with a {budget}s budget"
     assert res.error is None and not res.delivered
     assert {(d.route, d.kind, d.status) for d in res.deliveries} <= {
         (route, kind, "pending") for route in ("finance", "all") for kind in ("slack", "email")

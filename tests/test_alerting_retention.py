@@ -21,7 +21,7 @@ TOKEN = "xoxb-retention-3c1f"
 T0 = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)  # alerts of the last hour
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.services)])
 def url(request, tmp_path):
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'o.db'}"

@@ -39,6 +39,7 @@ def _jaffle() -> Path:
     return found[0]
 
 
+@pytest.mark.subprocess
 def test_probe_renders_the_plan_on_a_foreign_manifest(work):
     case = pc.prepare_real(_jaffle())
     assert (case.project_dir / "dbt_project.yml").exists() and case.project_name == "jaffle_shop"
@@ -72,6 +73,7 @@ def test_choose_tags_leaves_a_plan_without_errors(work):
     assert len(case.tags) + len(case.dropped_tags) >= 8
 
 
+@pytest.mark.subprocess
 def test_classic_generator_builds_one_dag_per_schedule(tmp_path, monkeypatch):
     """The classic DAG file with a stand-in `meltano` that prints a schedule export (no real Meltano)."""
     export = {

@@ -41,6 +41,7 @@ def demo():
 # ------------------------------------------------------------------------------ the demo plan
 
 
+@pytest.mark.setup  # reads the demo's dbt manifest (dbt parse, in make setup)
 @pytest.mark.parametrize(
     "failed, blocked, stale, owners",
     [
@@ -64,6 +65,7 @@ def test_blast_radius_of_each_demo_dag(demo, failed, blocked, stale, owners):
     assert all(r.missing[d] for d in blocked)  # each blocked DAG names the Assets it misses
 
 
+@pytest.mark.setup  # reads the demo's dbt manifest (dbt parse, in make setup)
 def test_missing_assets_say_why_each_dag_is_blocked(demo):
     r = blast_radius(demo, "meltano_tap_shop")
     assert r.missing == {
@@ -74,6 +76,7 @@ def test_missing_assets_say_why_each_dag_is_blocked(demo):
     }
 
 
+@pytest.mark.setup  # reads the demo's dbt manifest (dbt parse, in make setup)
 def test_a_failed_task_emits_nothing_whatever_it_built(demo):
     """Airflow emits a task's Asset events only on success: what a failed dbt build did build
     blocks downstream DAGs all the same (what it built must not shrink the radius)."""
@@ -83,6 +86,7 @@ def test_a_failed_task_emits_nothing_whatever_it_built(demo):
     assert still_arriving(demo, "dbt_core", "dbt_build") == frozenset()
 
 
+@pytest.mark.setup  # reads the demo's dbt manifest (dbt parse, in make setup)
 def test_per_model_tasks_other_branches_still_arrive():
     config = demo_config()
     config = config.model_copy(update={"dbt": config.dbt.model_copy(update={"task_granularity": "model"})})
@@ -138,9 +142,9 @@ def test_blast_radius_on_real_manifests(name, monkeypatch):
     assert plan.errors == []
     dbt = plan.dbt_dags()
     models = {d.dag_id: len(d.models) for d in dbt}
-    t0 = time.perf_counter()
+    t0 = time.process_time()  # CPU, not wall: a loaded machine must not fail a speed bound
     radii = {d.dag_id: blast_radius(plan, d.dag_id) for d in plan.dags}
-    elapsed = time.perf_counter() - t0
+    elapsed = time.process_time() - t0
     for dag_id, r in radii.items():
         assert set(r.blocked) == _downstream(plan, dag_id), dag_id
         assert r.stale_models == sum(models.get(d, 0) for d in r.blocked), dag_id
@@ -154,7 +158,7 @@ def test_blast_radius_on_real_manifests(name, monkeypatch):
         assert worst.blocked == ()
     else:
         assert (worst.dag_id, len(worst.blocked), worst.stale_models) == (worst_dag, worst_blocked, worst_stale)
-    assert elapsed < 1, f"{len(radii)} blast radii took {elapsed:.2f}s"
+    assert elapsed < 1, f"{len(radii)} blast radii took {elapsed:.2f}s of CPU"
 
 
 # ----------------------------------------------------------------------------- the enrichment
@@ -165,6 +169,7 @@ def _failure(dag_id="meltano_tap_shop", task_id="meltano_run", **kw) -> Alert:
     return Alert(kind=kw.pop("kind", "task_failed"), dag_id=dag_id, task_id=task_id, **kw)
 
 
+@pytest.mark.setup  # reads the demo's dbt manifest (dbt parse, in make setup)
 def test_enrich_adds_the_radius_to_failures_and_what_ran_late_to_recoveries():
     config = demo_config()
     failed = _failure()
@@ -234,6 +239,7 @@ LATE_TEXT = (
 )
 
 
+@pytest.mark.setup  # reads the demo's dbt manifest (dbt parse, in make setup)
 def test_the_failure_message_shows_the_blast_radius():
     alert = _shop_failure()
     blocks = render_slack(alert, SLACK_IDS.get).blocks
@@ -250,6 +256,7 @@ def test_the_failure_message_shows_the_blast_radius():
     assert "<h3>Blast radius</h3><p>Blast radius: 4 downstream DAGs will not run this cycle: dbt_core, " in email.html
 
 
+@pytest.mark.setup  # reads the demo's dbt manifest (dbt parse, in make setup)
 def test_the_recovery_says_what_ran_late():
     alert = _failure(
         kind="recovered",
@@ -312,7 +319,7 @@ def test_a_meltano_failure_in_airflow_names_the_blocked_dbt_dags_and_owners(tmp_
             states = {r.dag_id: r.state for r in cycle.reports}
             assert states["meltano_tap_shop"] == "failed"
             assert {d: states[d] for d in SHOP_BLOCKED} == dict.fromkeys(SHOP_BLOCKED, "blocked")
-            deadline = time.monotonic() + 60  # the callback posts, then mails (the route mails always)
+            deadline = time.monotonic() + 300  # the callback posts, then mails (the route mails always)
             while not ((posted := [m for m in slack.posted() if m["channel"] == "#data-ingestion"]) and smtp.received):
                 assert time.monotonic() < deadline, f"no Slack message or e-mail for the failure: {slack.posted()}"
                 time.sleep(0.5)

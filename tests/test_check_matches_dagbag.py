@@ -90,8 +90,18 @@ CASES: dict[str, tuple[dict, list | None, str, int]] = {
         EXTRACTORS,
         1,
     ),
-    "a forced cycle": (
+    "a forced cycle, split into stages (the default)": (
         {},
+        [
+            model("f1", ["finance"]),
+            model("m1", ["marketing"], ["model.p.f1"]),
+            model("f2", ["finance"], ["model.p.m1"]),
+        ],
+        EXTRACTORS,
+        0,
+    ),
+    "a forced cycle (dbt.on_forced_cycle: error)": (
+        {"dbt.on_forced_cycle": "error"},
         [
             model("f1", ["finance"]),
             model("m1", ["marketing"], ["model.p.f1"]),
@@ -150,6 +160,9 @@ def test_check_passes_iff_every_dag_file_imports(tmp_path, monkeypatch, capsys, 
         assert failing == set(broken), f"check: {failing}; DagBag: {sorted(broken)}\n{err}"
     if code == 0:
         assert bag.dag_ids, "a passing check renders DAGs"
+    if "split into stages" in case:  # every DAG of the cycle renders, the later stage on what it reads
+        assert {"dbt_finance", "dbt_finance_2", "dbt_marketing"} <= set(bag.dag_ids)
+        assert "cycle between dbt DAGs" in out and "dbt_finance_2" in out
 
 
 def test_no_render_is_the_plan_only_check(tmp_path, monkeypatch, capsys):
@@ -165,3 +178,91 @@ def test_no_render_is_the_plan_only_check(tmp_path, monkeypatch, capsys):
     assert main(["--config", str(config), "check"]) == 0
     out = capsys.readouterr().out
     assert "note: Airflow is not installed here: the DAG files were not rendered (a plan-only check)" in out
+
+
+# ------------------------------------------------------------------ an init'd deployment, the user's DAG files too
+
+USER_DAG = "from airflow.sdk import DAG\n\nwith DAG({dag_id!r}, schedule=None):\n    pass\n"
+DEPLOYED: dict[str, tuple[str, str, int]] = {  # case -> (the user's file, its text, check's exit code)
+    "a DAG of the user's own": ("reports.py", USER_DAG.format(dag_id="weekly_report"), 0),
+    "a user DAG with the id tick": ("tick_user.py", USER_DAG.format(dag_id="tick"), 1),
+    "a user file that fails at import": ("broken.py", "# airflow dag\nimport no_such_module_here\n", 1),
+}
+
+
+def _deployment(root: Path, changes: dict | None = None, nodes=None, extractors: str = EXTRACTORS) -> Path:
+    """What `orchestrator init` writes: the config (paths.dags recorded) and its two DAG files."""
+    from orchestrator.init import texts
+
+    config = small_project(root, config={**(changes or {}), "paths.dags": "dags"}, nodes=nodes, extractors=extractors)
+    (root / "dags").mkdir()
+    (root / "dags" / texts.DAG_FILE).write_text(texts.dag_file_text("../orchestration.yml", True))
+    (root / "dags" / texts.ERRORS_FILE).write_text(texts.errors_file_text("../orchestration.yml", True))
+    return config
+
+
+@pytest.mark.subprocess  # check imports the folder through a DagBag in a subprocess
+@pytest.mark.parametrize("case", list(DEPLOYED))
+def test_check_of_an_initd_deployment_passes_iff_its_dagbag_has_no_import_errors(tmp_path, monkeypatch, capsys, case):
+    """`check` imports the folder init recorded (paths.dags), the user's files included, through a
+    real DagBag in a subprocess: a duplicate of one of our DAG ids is an error, as in Airflow."""
+    file, text, expected = DEPLOYED[case]
+    monkeypatch.delenv("PIPELINE_PROFILE", raising=False)
+    config = _deployment(tmp_path)
+    (tmp_path / "dags" / file).write_text(text)
+
+    code = main(["--config", str(config), "check"])
+    out, err = capsys.readouterr()
+    assert "Traceback" not in err
+    bag = _dagbag(tmp_path / "dags", monkeypatch)
+    broken = {Path(f).name for f in bag.import_errors}
+    assert (code == 0) == (broken == set()), f"check exited {code}; DagBag: {bag.import_errors}\n{out}\n{err}"
+    assert code == expected, f"{out}\n{err}"
+    assert _failing_files(out) == broken, f"{out}\n{err}"
+    if code == 0:
+        assert "weekly_report" in bag.dag_ids and "tick" in bag.dag_ids
+
+
+@pytest.mark.subprocess  # check imports the folder through a DagBag in a subprocess
+def test_check_names_a_dag_file_that_raises_system_exit(tmp_path, monkeypatch, capsys):
+    """Airflow's importer lets SystemExit through: check used to print nothing and exit 0."""
+    monkeypatch.delenv("PIPELINE_PROFILE", raising=False)
+    config = _deployment(tmp_path)
+    elsewhere = tmp_path / "deployed"
+    (tmp_path / "dags").rename(elsewhere)  # --dags-folder wins over paths.dags
+    (elsewhere / "quits.py").write_text("# airflow dag\nraise SystemExit(0)\n")
+    code = main(["--config", str(config), "check", "--dags-folder", str(elsewhere)])
+    out, err = capsys.readouterr()
+    assert code == 1 and "Traceback" not in err
+    assert f"error: {elsewhere / 'quits.py'}: does not import in Airflow's DagBag: " in err and "SystemExit" in err
+    assert _failing_files(out) == {"quits.py"}
+
+
+ON_A_DEPLOYMENT = [
+    "valid: monolith",
+    "Asset URI: reserved scheme airflow://",
+    "a forced cycle",
+    "a DAG id across kinds (tick = a dbt DAG)",
+    "meltano.yml: an unknown plugin type",
+]
+
+
+@pytest.mark.subprocess  # check imports the folder through a DagBag in a subprocess
+@pytest.mark.parametrize("case", ON_A_DEPLOYMENT)
+def test_the_same_configs_on_an_initd_deployment_with_a_user_dag(tmp_path, monkeypatch, capsys, case):
+    """The property of the first test, on init's DAG files and a DAG of the user's own beside them."""
+    changes, nodes, extractors, expected = CASES[case]
+    monkeypatch.delenv("PIPELINE_PROFILE", raising=False)
+    config = _deployment(tmp_path, changes, nodes, extractors)
+    (tmp_path / "dags" / "reports.py").write_text(USER_DAG.format(dag_id="weekly_report"))
+
+    code = main(["--config", str(config), "check"])
+    out, err = capsys.readouterr()
+    assert "Traceback" not in err
+    bag = _dagbag(tmp_path / "dags", monkeypatch)
+    broken = {Path(f).name for f in bag.import_errors}
+    assert (code == 0) == (broken == set()), f"check exited {code}; DagBag: {bag.import_errors}\n{out}\n{err}"
+    assert code == expected, f"{out}\n{err}"
+    failing = _failing_files(out)
+    if failing is not None:
+        assert failing == broken, f"check: {failing}; DagBag: {sorted(broken)}\n{err}"

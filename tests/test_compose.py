@@ -436,6 +436,7 @@ def test_compose_parses_with_the_official_structure():
     assert environment(services()["airflow-worker"]).get("DUMB_INIT_SETSID") == "0"
 
 
+@pytest.mark.subprocess
 def test_docker_compose_config_accepts_the_file():
     docker = shutil.which("docker")
     if docker is None:
@@ -921,6 +922,7 @@ def boot_stages() -> list[list[str]]:
     return [stage.split() for stage in re.findall(r'"([^"]*)"', body[1])]
 
 
+@pytest.mark.subprocess
 def test_the_smoke_script_is_valid_bash_and_make_runs_it():
     subprocess.run(["bash", "-n", str(SMOKE)], check=True)
     subprocess.run(["bash", "-n", str(STANDIN / "build.sh")], check=True)
@@ -998,6 +1000,7 @@ def test_no_healthcheck_imports_airflow_or_reads_hostname_from_the_environment()
             assert "--max-time" in test and is_project_image(api)
 
 
+@pytest.mark.setup  # reads the demo's dbt manifest (dbt parse, in make setup)
 def test_the_smoke_run_checks_exact_rows_of_what_the_production_plan_loads_and_builds():
     from pipeline_expectations import expected_daily_revenue, expected_row_counts
 
@@ -1028,6 +1031,7 @@ def test_the_smoke_run_checks_exact_rows_of_what_the_production_plan_loads_and_b
     assert {t: int(n) for t, n in checked.items()} == {t: expected[t] for t in checked}
 
 
+@pytest.mark.setup  # reads the demo's dbt manifest (dbt parse, in make setup)
 def test_the_provoked_alert_is_the_one_the_smoke_script_waits_for():
     from orchestrator.plan import load_config, plan_from_config
 
@@ -1059,6 +1063,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.subprocess
 def test_the_mail_sink_stand_in_keeps_messages_and_lists_them_as_mailpit_does(tmp_path):
     """The stand-in for axllent/mailpit, run as a process: a real SMTP client sends, mailpit's
     /api/v1/messages lists it (what the smoke script reads)."""

@@ -154,6 +154,13 @@ CASES: dict[str, Bad] = {
     "project_dir: ''": Bad(ORCH, "dbt.project_dir", 2, orch("dbt.project_dir", ""), "must not be empty"),
     "mode: galaxy": Bad(ORCH, "dbt.mode", 2, orch("dbt.mode", "galaxy"), "expected 'multi' or 'monolith'"),
     "task_granularity: task": Bad(ORCH, "dbt.task_granularity", 2, orch("dbt.task_granularity", "task")),
+    "cycle_wait.timeout_minutes: 0": Bad(
+        ORCH, "dbt.cycle_wait.timeout_minutes", 2, orch("dbt.cycle_wait.timeout_minutes", 0), "must be at least 1"
+    ),
+    "cycle_wait unknown key": Bad(ORCH, "dbt.cycle_wait.timeout", 2, orch("dbt.cycle_wait.timeout", 5), "unknown key"),
+    "on_forced_cycle: ignore": Bad(
+        ORCH, "dbt.on_forced_cycle", 2, orch("dbt.on_forced_cycle", "ignore"), "expected 'split' or 'error'"
+    ),
     "tags listed twice": Bad(ORCH, "dbt.tags", 2, orch("dbt.tags", ["core", "core"]), "listed twice: core"),
     "Celery without PostgreSQL": Bad(
         ORCH, "profiles.p.airflow.metadata_db_url", 2, orch("profiles.p.airflow.executor", "CeleryExecutor")
@@ -376,6 +383,7 @@ HOSTILE = {
 }
 
 
+@pytest.mark.subprocess
 def test_env_exports_hostile_values_that_eval_reads_back_unchanged(tmp_path, monkeypatch):
     monkeypatch.delenv("PIPELINE_PROFILE", raising=False)
     config = small_project(tmp_path, config={"profiles.p.env": HOSTILE})
@@ -456,13 +464,14 @@ def test_the_cap_is_on_the_decompressed_size_and_can_be_raised(tmp_path, monkeyp
     assert (
         "ORCHESTRATOR_MANIFEST_MAX_BYTES='2GiB': expected a positive whole number of bytes" in capsys.readouterr().err
     )
-    monkeypatch.delenv("ORCHESTRATOR_MANIFEST_MAX_BYTES")  # the default, 2 GiB
+    monkeypatch.delenv("ORCHESTRATOR_MANIFEST_MAX_BYTES")  # the default: its plausible size
     assert main(["--config", str(config), "plan"]) == 0
 
 
 # ------------------------------------------------------------------ the real entry point
 
 
+@pytest.mark.subprocess
 @pytest.mark.parametrize(
     "edit, args, code, message",
     [

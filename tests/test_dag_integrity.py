@@ -72,7 +72,8 @@ def test_every_dag_file_imports_and_matches_the_plan(monkeypatch, installed, pro
         expected_pool = (
             "warehouse_duckdb" if profile == "embedded" and spec.kind in ("meltano", "dbt") else "default_pool"
         )
-        assert {t.pool for t in dag.tasks} == {expected_pool}, spec.dag_id
+        # the cycle wait holds no warehouse slot between its looks (orchestrator/airflow/cycle_wait.py)
+        assert {t.pool for t in dag.tasks if t.task_id != "wait_for_cycle"} == {expected_pool}, spec.dag_id
         if spec.kind == "meltano":  # the task counts the records of the extractor(s) it runs
             assert dag.tasks[0].op_kwargs["extractors"] == [spec.extractor]
         # every task alerts: after its last retry, on each retry, and on the recovery after a failure
@@ -201,7 +202,11 @@ def test_per_model_granularity_renders_one_task_per_model(tmp_path, monkeypatch,
         "fct_orders",
         "dim_customers",
         "dbt_test_relationships",
+        "wait_for_cycle",  # first: the inputs must belong to one cycle (plan/cycles.py)
     }
+    roots = {"stg_customers", "stg_orders", "stg_accounts", "int_order_payments"}  # every task with no upstream
+    assert tasks["wait_for_cycle"].downstream_task_ids == roots
+    assert tasks["wait_for_cycle"].pool == "default_pool" and tasks["wait_for_cycle"].mode == "reschedule"
     assert tasks["fct_orders"].upstream_task_ids == {"stg_orders", "int_order_payments"}
     assert [a.name for a in tasks["fct_orders"].outlets] == ["analytics.fct_orders"]
     assert tasks["fct_orders"].op_kwargs["args"] == [
@@ -263,7 +268,7 @@ def test_real_manifests_render_every_dag_without_import_errors(tmp_path, monkeyp
         assert _asset_names(bag.dags[spec.dag_id].schedule) == sorted(spec.schedule.assets)
 
 
-def test_a_forced_cycle_leaves_out_only_its_dags_and_shows_as_an_import_error(tmp_path, monkeypatch, installed):
+def _forced_cycle_config(tmp_path: Path, on_forced_cycle: str) -> Path:
     from test_plan import model, write_manifest
 
     nodes = [
@@ -274,6 +279,32 @@ def test_a_forced_cycle_leaves_out_only_its_dags_and_shows_as_an_import_error(tm
     ]
     manifest = write_manifest(tmp_path / "manifest.json", nodes)
     config = _config_on(tmp_path, manifest, ["core", "finance", "marketing"])
+    import yaml
+
+    data = yaml.safe_load(config.read_text())
+    data["dbt"]["on_forced_cycle"] = on_forced_cycle
+    config.write_text(yaml.safe_dump(data))
+    return config
+
+
+def test_a_forced_cycle_is_split_into_stages_that_import_and_run_in_order(tmp_path, monkeypatch, installed):
+    """dbt.on_forced_cycle: split (the default): finance runs in two stages around marketing."""
+    config = _forced_cycle_config(tmp_path, "split")
+    bag = _dagbag(DAGS, monkeypatch, ORCHESTRATION_CONFIG=str(config), PIPELINE_PROFILE="embedded")
+    assert not bag.import_errors
+    assert {"dbt_core", "dbt_finance", "dbt_finance_2", "dbt_marketing"} <= set(bag.dag_ids)
+    assert "tick" in bag.dag_ids and "meltano_tap_shop" in bag.dag_ids
+    schedules = {d: _asset_names(bag.dags[d].schedule) for d in ("dbt_finance", "dbt_marketing", "dbt_finance_2")}
+    assert schedules["dbt_marketing"] == ["analytics.f1"]  # what stage 1 builds
+    assert schedules["dbt_finance_2"] == ["analytics.k1"]  # what marketing builds
+    from orchestrator.cli import main
+
+    assert main(["--config", str(config), "check"]) == 0
+
+
+def test_a_forced_cycle_leaves_out_only_its_dags_and_shows_as_an_import_error(tmp_path, monkeypatch, installed):
+    """dbt.on_forced_cycle: error keeps the refusal for teams that want it."""
+    config = _forced_cycle_config(tmp_path, "error")
     bag = _dagbag(DAGS, monkeypatch, ORCHESTRATION_CONFIG=str(config), PIPELINE_PROFILE="embedded")
     [(path, error)] = bag.import_errors.items()
     assert path.endswith("plan_errors.py")

@@ -80,6 +80,7 @@ def test_file_destination_writes_each_day_once(tmp_path):
     assert json.loads(lines[0]) == changes_for_day(1)["shop"]["orders"][0]
 
 
+@pytest.mark.services
 @pytest.mark.parametrize("kind", ["mariadb", "postgres"])
 def test_database_destination_upserts_to_final_state(kind):
     from conftest import require_services

@@ -91,7 +91,7 @@ def test_orchestrator_run_prints_each_failures_root_line_and_log_and_the_alerts_
     def headlines() -> list[str]:
         return [m["text"] for m in slack.posted() if m.get("channel") == "#data" and "thread_ts" not in m]
 
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + 300
     while time.monotonic() < deadline and len(headlines()) < 2:
         time.sleep(1)
     texts = headlines()

@@ -41,6 +41,7 @@ def _models(manifest):
     return {uid: n for uid, n in manifest["nodes"].items() if n["resource_type"] == "model"}
 
 
+@pytest.mark.dbt
 def test_direct_manifest_agrees_with_dbt_parse(generated):
     _, _, direct, parsed = generated
     d, p = _models(direct), _models(parsed)
@@ -60,6 +61,7 @@ def test_direct_manifest_agrees_with_dbt_parse(generated):
     assert gen.compare_manifests(direct, parsed) == []
 
 
+@pytest.mark.dbt
 def test_direct_manifest_agrees_field_by_field(generated):
     _, _, direct, parsed = generated
     assert gen.compare_manifests(direct, parsed, full=True) == []
@@ -78,6 +80,7 @@ def test_direct_manifest_agrees_field_by_field(generated):
     assert 0.7 < size(direct) / size(parsed) < 1.3
 
 
+@pytest.mark.dbt
 def test_compare_detects_differences(generated):
     _, _, direct, parsed = generated
     uid = next(u for u, n in _models(direct).items() if len(n["tags"]) > 1)
@@ -89,6 +92,7 @@ def test_compare_detects_differences(generated):
     assert gen.compare_manifests(missing, parsed)
 
 
+@pytest.mark.dbt
 def test_project_is_realistic(generated):
     _, summary, direct, _ = generated
     models = _models(direct)

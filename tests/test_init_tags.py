@@ -47,8 +47,8 @@ def assert_every_reason_is_true(choice: T.TagChoice, dbt: DbtProject, cfg) -> No
     assert tuple(t for t, v in choice.verdicts.items() if v.kept) == tuple(
         sorted(chosen, key=lambda t: (-len(sets[t]), t))
     )
-    baseline = len(T.evaluate(cfg, None, dbt, ()).errors)
-    final = T.evaluate(cfg, None, dbt, chosen)
+    baseline = len(T.evaluate(cfg, None, dbt, (), strict=True).errors)
+    final = T.evaluate(cfg, None, dbt, chosen, strict=True)
     assert len(final.errors) == baseline
     for tag, v in choice.verdicts.items():
         mine = sets[tag]
@@ -82,10 +82,10 @@ def assert_every_reason_is_true(choice: T.TagChoice, dbt: DbtProject, cfg) -> No
             assert v.why.startswith(f"{carried} of its {len(mine)} nodes carry a kept tag")
             assert v.why.endswith(f"{with_it} nodes would carry exactly one kept tag instead of {without}")
         elif v.verdict == T.ERROR:
-            plan = T.evaluate(cfg, None, dbt, f["tags"])
+            plan = T.evaluate(cfg, None, dbt, f["tags"], strict=True)
             assert len(plan.errors) > baseline and f["error"] in [str(e) for e in plan.errors]
         elif v.verdict == T.NO_DAG:
-            plan = T.evaluate(cfg, None, dbt, f["tags"])
+            plan = T.evaluate(cfg, None, dbt, f["tags"], strict=True)
             assert not any(d.tag == tag for d in plan.dbt_dags())
             by = {d.dag_id: len(mine & set(d.models)) for d in plan.dbt_dags() if mine & set(d.models)}
             assert f["built_by"] == by
@@ -94,7 +94,7 @@ def assert_every_reason_is_true(choice: T.TagChoice, dbt: DbtProject, cfg) -> No
         else:
             raise AssertionError(f"{tag}: unexpected verdict {v.verdict}")
     for t in choice.tries:  # the tries printed: their DAG counts and verdicts are the plan's
-        plan = T.evaluate(cfg, None, dbt, t.tags)
+        plan = T.evaluate(cfg, None, dbt, t.tags, strict=True)
         assert t.dbt_dags == len(plan.dbt_dags())
         assert t.kept == choice.verdicts[t.tags[-1]].kept if t.tags else t.kept
         if not t.kept:
@@ -153,6 +153,27 @@ def test_finance_and_marketing_are_proposed_and_pii_is_left_out_as_a_label():
         "lies across finance and marketing, tags that share no node: it is on 1 of the 4 nodes of finance and "
         "1 of the 3 nodes of marketing"
     )
+
+
+def test_a_tag_that_forces_a_cycle_is_not_proposed_though_the_plan_would_split_it():
+    """Init proposes domains that make one DAG each: a tag whose models read another domain that
+    reads it back is refused with the cycle error (dbt.on_forced_cycle: split would run it in
+    stages, which a team may still choose by listing the tag)."""
+    nodes = [
+        model("f1", ["finance"], ["source.p.raw.payments"]),
+        model("f0", ["finance"], ["source.p.raw.payments"]),
+        model("k1", ["marketing"], [m("f1")]),
+        model("k2", ["marketing"], [m("k1")]),
+        model("k3", ["marketing"], [m("k2")]),
+        model("f2", ["finance"], [m("k2")]),
+    ]
+    dbt = manifest(nodes, [source("payments")])
+    choice = choose(dbt)
+    assert choice.chosen == ("finance",)  # tried first (as many nodes, then by name)
+    refused = choice.verdicts["marketing"]
+    assert refused.verdict == T.ERROR and "cycle between dbt DAGs" in refused.why
+    split = T.evaluate(config(), None, dbt, ("finance", "marketing"))
+    assert split.errors == [] and "dbt_finance_2" in {d.dag_id for d in split.dbt_dags()}
 
 
 def test_the_old_false_reason_cannot_come_back():

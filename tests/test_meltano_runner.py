@@ -24,6 +24,7 @@ def test_record_counts_count_the_extractor_only():
     assert record_counts(LINES, "tap-shop-mariadb") == {"payments": 7}
 
 
+@pytest.mark.meltano
 def test_failure_raises_with_the_log_tail(embedded):
     profile, env = embedded
     seen: list[str] = []
@@ -41,6 +42,7 @@ def test_failure_raises_with_the_log_tail(embedded):
     assert "target-does-not-exist" in str(err.value)
 
 
+@pytest.mark.meltano
 def test_arguments_never_reach_a_shell(embedded, tmp_path):
     profile, env = embedded
     marker = tmp_path / "pwned"

@@ -200,6 +200,7 @@ def test_expected_state_ids_follow_the_profile():
 # --- real Meltano: reads ----------------------------------------------------------------------
 
 
+@pytest.mark.meltano
 def test_seed_created_a_never_run_id_and_backed_up_its_absence(ctx):
     assert ctx.seed.before == {} and ctx.seed.after == SEED
     backup = backup_of(ctx.seed)
@@ -207,22 +208,26 @@ def test_seed_created_a_never_run_id_and_backed_up_its_absence(ctx):
     assert backup["state"] == {} and backup["empty"] is True
 
 
+@pytest.mark.meltano
 def test_list_shows_the_state_id(ctx):
     result = ctx.run("list")
     assert result.state_ids == [SHOP]
     assert not any(line.startswith("{") for line in result.state_ids)
 
 
+@pytest.mark.meltano
 def test_get_returns_the_state(ctx):
     result = ctx.run("get", SHOP, known_ids=[SHOP])
     assert result.before == SEED and result.after == SEED and result.backup_path is None
 
 
+@pytest.mark.meltano
 def test_unknown_state_id_is_refused_against_the_listed_ids(ctx):
     with pytest.raises(StateError, match=rf"unknown state ID 'dev:tap-crm-to-target-duckdb' \(known: {SHOP}\)"):
         ctx.run("clear", "dev:tap-crm-to-target-duckdb", dry_run=False)
 
 
+@pytest.mark.meltano
 def test_dry_run_set_returns_a_diff_and_writes_nothing(ctx):
     guard_calls = []
     result = ctx.run(
@@ -236,6 +241,7 @@ def test_dry_run_set_returns_a_diff_and_writes_nothing(ctx):
     assert ctx.get() == SEED
 
 
+@pytest.mark.meltano
 def test_failed_backup_leaves_the_state_alone(ctx, tmp_path):
     not_a_dir = tmp_path / "file"
     not_a_dir.write_text("")
@@ -244,6 +250,7 @@ def test_failed_backup_leaves_the_state_alone(ctx, tmp_path):
     assert ctx.get() == SEED
 
 
+@pytest.mark.meltano
 def test_shell_syntax_in_a_state_id_is_harmless(ctx, tmp_path):
     marker = tmp_path / "pwned"
     evil = f"x; touch {marker}"
@@ -257,6 +264,7 @@ def test_shell_syntax_in_a_state_id_is_harmless(ctx, tmp_path):
 # --- real Meltano: writes, in order -------------------------------------------------------
 
 
+@pytest.mark.meltano
 def test_set_backs_up_then_replaces(ctx):
     result = ctx.run("set", SHOP, json.dumps(NEW), dry_run=False, known_ids=[SHOP], is_source_busy=lambda sid: None)
     assert result.before == SEED and result.after == NEW  # `after` is read back from Meltano
@@ -268,6 +276,7 @@ def test_set_backs_up_then_replaces(ctx):
     ]
 
 
+@pytest.mark.meltano
 def test_merge_merges_bookmarks(ctx):
     preview = ctx.run("merge", SHOP, PATCH, known_ids=[SHOP])  # a dict is accepted as well as a JSON string
     before = preview.before
@@ -287,6 +296,7 @@ def test_merge_merges_bookmarks(ctx):
     assert "WARNING" not in result.message
 
 
+@pytest.mark.meltano
 def test_clear_backs_up_and_removes_and_restore_brings_it_back(ctx):
     result = ctx.run("clear", SHOP, dry_run=False)  # validated against `meltano state list`
     before = result.before

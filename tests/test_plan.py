@@ -364,12 +364,20 @@ def test_a_dag_with_no_produced_upstream_runs_on_the_tick_and_unloaded_sources_w
     assert "dbt_finance" in warning.message
 
 
-def test_cycles_between_dags_are_errors_naming_the_models(project):
+def test_forced_cycles_between_dags_split_the_tag_or_with_error_are_errors_naming_the_models(project):
     nodes = [
         model("f1", ["finance"], ["source.p.shop.orders"]),
         model("m1", ["marketing"], ["model.p.f1"]),
         model("f2", ["finance"], ["model.p.m1"]),
     ]
+    plan = project(nodes, SOURCES)  # dbt.on_forced_cycle: split (the default)
+    assert plan.errors == []
+    assert plan.dag("dbt_finance").schedule.assets == ("raw_shop.orders",)
+    assert plan.dag("dbt_finance_2").schedule.assets == ("analytics.m1",)
+    [warning] = [w for w in plan.warnings if "cycle" in w.message]
+    assert warning.subject == "dbt_finance -> dbt_marketing -> dbt_finance" and "dbt_finance_2" in warning.message
+    config = project.root / "orchestration.yml"
+    config.write_text(CONFIG.replace("marketing]}", "marketing], on_forced_cycle: error}"))
     plan = project(nodes, SOURCES)
     [error] = plan.errors
     assert error.subject == "dbt_finance -> dbt_marketing -> dbt_finance"
@@ -557,6 +565,7 @@ def test_bad_config_values_name_the_file(project):
     assert f"{config}: dbt.mode: expected 'multi' or 'monolith', got 'galaxy'" in str(err.value)
 
 
+@pytest.mark.subprocess
 def test_the_plan_imports_no_airflow(tmp_path):
     import subprocess
 

@@ -65,7 +65,7 @@ class Warehouse:
             self.sql(f'DROP SCHEMA "{self.schema}" CASCADE')
 
 
-@pytest.fixture(params=["duckdb", "postgres"])
+@pytest.fixture(params=["duckdb", pytest.param("postgres", marks=pytest.mark.services)])
 def wh(request, tmp_path):
     w = Warehouse(request.param, tmp_path)
     yield w

@@ -7,6 +7,8 @@ import re
 import subprocess
 import sys
 
+import pytest
+
 from orchestrator.config import REPO_ROOT
 
 README = (REPO_ROOT / "README.md").read_text()
@@ -20,6 +22,7 @@ def script_help() -> str:
     return done.stdout
 
 
+@pytest.mark.subprocess
 def test_the_readme_shows_each_screenshot_the_script_takes():
     made = set(re.search(r"^images: (.*)$", script_help(), re.M).group(1).split(", "))
     assert {p.removeprefix("docs/images/") for p in IMAGES} == made

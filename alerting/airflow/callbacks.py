@@ -11,7 +11,8 @@ the callbacks of tasks that died without reporting run in the DAG processor. Not
 read at DAG parse time: the config and the outbox are opened at the first callback.
 
 A task may attach detail to the exception it raises: `exc.alert_context = {"dbt": {...},
-"meltano": {...}, "extra": {...}}` (the shapes of `DbtContext`/`MeltanoContext`). `enrich(alert)`, if given, adds
+"meltano": {...}, "extra": {...}}` (the shapes of `DbtContext`/`MeltanoContext`; `"kind": "late"` makes it a
+lateness alert: a wait that ran out of time). `enrich(alert)`, if given, adds
 what only the caller knows (the orchestrator: the blast radius from its plan's lineage) to every
 alert before it is sent; if it raises, the alert goes out without it.
 """
@@ -189,7 +190,9 @@ def alert_from_context(kind: str, context: dict, *, task_level: bool = True) -> 
         except Exception:  # noqa: BLE001 - a link is nice to have
             log_url = None
     detail = getattr(exc, "alert_context", None) or {}
-    if detail.get("error") and kind in ("task_failed", "retry"):
+    if kind == "task_failed" and detail.get("kind") == "late":
+        kind = "late"  # the task failed because something it waits for did not come in time
+    if detail.get("error") and kind in ("task_failed", "retry", "late"):
         error = detail["error"]  # the task's own one-line summary (its detail is in dbt/meltano)
     return Alert(
         kind=kind,

@@ -83,7 +83,10 @@ Channel = Annotated[str, _check(r"[^\s,]{1,80}", "a Slack channel (#name or its 
 Pattern = Annotated[str, Field(min_length=1)]
 Host = Annotated[str, _check(r"[^\s/]+", "a host name or address")]
 HttpUrl = Annotated[str, _check(r"https?://[^\s]+", "an http(s):// URL")]
-Seconds = Annotated[float, Field(gt=0)]
+# At most a year (and retention ten): far inside what a timedelta or a socket timeout holds (1e15 s
+# passed validation and overflowed when the first alert came).
+YEAR_S = 366 * 24 * 3600
+Seconds = Annotated[float, Field(gt=0, le=YEAR_S)]
 Patterns = Annotated[list[Pattern], BeforeValidator(_one_or_many), Field(min_length=1)]
 Addresses = Annotated[list[Address], BeforeValidator(_one_or_many)]
 
@@ -104,7 +107,7 @@ class SlackModel(_Model):
     webhook_conn_id: ConnId | None = None
     base_url: HttpUrl | None = None
     timeout_s: Seconds = 3.0
-    max_retry_after_s: Annotated[float, Field(ge=0)] = 2.0
+    max_retry_after_s: Annotated[float, Field(ge=0, le=YEAR_S)] = 2.0
 
 
 class EmailModel(_Model):
@@ -157,7 +160,7 @@ class RoutingFile(_Model):
     thread_replies: bool = False
     storm: StormModel = StormModel()
     notify_budget_s: Seconds = 10.0
-    retention_days: Annotated[float, Field(gt=0)] = 30.0
+    retention_days: Annotated[float, Field(gt=0, le=3660)] = 30.0
     slack: SlackModel = SlackModel()
     email: EmailModel = EmailModel()
     owners: dict[Address, SlackUserId] = {}

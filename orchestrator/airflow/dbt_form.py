@@ -83,14 +83,50 @@ def form_values(context_params: dict[str, Any] | None) -> dict[str, Any]:
     for key in ("full_refresh", "retry_from_failure"):
         if not isinstance(out[key], bool):
             raise FormError(f"{key}: expected true or false, got {out[key]!r}")
-    if isinstance(out["vars"], str):  # the form may hand over the JSON text
+    out["vars"] = _vars(out["vars"])
+    return out
+
+
+# dbt's --vars are a few settings (dates, flags, names): these bounds are far above any real use, and
+# keep a hostile form from making the task hit a RecursionError (which Airflow retries) or handing dbt
+# megabytes on its command line.
+VARS_MAX_CHARS = 100_000
+VARS_MAX_DEPTH = 32
+
+
+def _vars(value: Any) -> dict[str, Any]:
+    """The form's `vars`: a JSON object (or its text), at most VARS_MAX_DEPTH deep and
+    VARS_MAX_CHARS long as JSON; a FormError otherwise, before anything recurses over it."""
+    if isinstance(value, str):  # the form may hand over the JSON text
+        if len(value) > VARS_MAX_CHARS:
+            raise FormError(f"vars: {len(value):,} characters of JSON; at most {VARS_MAX_CHARS:,}")
         try:
-            out["vars"] = json.loads(out["vars"]) if out["vars"].strip() else {}
+            value = json.loads(value) if value.strip() else {}
+        except RecursionError:
+            raise FormError(f"vars: nested more than {VARS_MAX_DEPTH} levels deep") from None
         except ValueError as exc:
             raise FormError(f"vars: not valid JSON ({exc})") from None
-    if not isinstance(out["vars"], dict):
-        raise FormError(f"vars: expected a JSON object, got {type(out['vars']).__name__}")
-    return out
+    if not isinstance(value, dict):
+        raise FormError(f"vars: expected a JSON object, got {type(value).__name__}")
+    if _deeper_than(value, VARS_MAX_DEPTH):
+        raise FormError(f"vars: nested more than {VARS_MAX_DEPTH} levels deep")
+    size = len(json.dumps(value, sort_keys=True))  # safe now: bounded depth
+    if size > VARS_MAX_CHARS:
+        raise FormError(f"vars: {size:,} characters as JSON; at most {VARS_MAX_CHARS:,}")
+    return value
+
+
+def _deeper_than(value: Any, limit: int) -> bool:
+    """Whether objects and lists nest in `value` more than `limit` levels (iteratively: a hostile
+    value cannot make this recurse)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list):
+            if depth > limit:
+                return True
+            stack.extend((child, depth + 1) for child in (item.values() if isinstance(item, dict) else item))
+    return False
 
 
 def extra_args(values: dict[str, Any]) -> list[str]:

@@ -26,12 +26,13 @@ from typing import Any
 from airflow.sdk.exceptions import AirflowFailException
 
 from ..config import load_config
+from ..plan.cycles import CYCLE_KEY
 from ..runners.dbt import FAILED, DbtError, DbtProjectRef, DbtRunResult, run_dbt
 from ..runners.dbt_profile import resolve_target
 from ..runners.root_error import dbt_node_root
 from ..runners.warehouse_lock import warehouse_lock
 from .dbt_form import FormError, extra_args, form_values, selection_words
-from .tasks import TaskFailure, set_extra
+from .tasks import TaskFailure, set_extra, triggering_cycle
 
 log = logging.getLogger(__name__)
 RECORD = "orchestrator_try.json"
@@ -104,13 +105,15 @@ def dbt_build(
     owners: dict[str, str] | None = None,
     tag: str | None = None,
     nodes: list[str] | None = None,
+    cycle_task: str | None = None,
     config_path: str | None = None,
     profile: str | None = None,
     **context,
 ) -> dict[str, Any]:
     """Run dbt for this task's nodes; an Asset event per relation built, with rows, duration, status
     and the try that built it. `relations` maps a node's unique_id to its Asset; `nodes` are every
-    model and test of the DAG (what the run form may select). A failure's alert lists the failed
+    model and test of the DAG (what the run form may select); `cycle_task` the task that found the
+    cycle the inputs agree on (its XCom goes into every event's extra). A failure's alert lists the failed
     models and tests with their owners (the blast radius is the callbacks': lineage_alert.enrich)."""
     config = load_config(config_path, profile)  # the config its DAG was rendered from
     env = config.profile.environment()
@@ -122,7 +125,8 @@ def dbt_build(
     with warehouse_lock(resolve_target(config, env).duckdb_path(config.dbt_project_dir), log.info):
         result = dbt(invocation)
     built = attempt.save(result, relations, invocation)
-    _emit(context, result, built, relations, outlets, narrowed=attempt.partial or attempt.retry)
+    cycle = _cycle(context, cycle_task)
+    _emit(context, result, built, relations, outlets, narrowed=attempt.partial or attempt.retry, cycle=cycle)
     if not result.success:  # the message lists the failed models and tests; the alert gets them with owners
         alert = dbt_alert_context(attempt.target_path / "run_results.json", result, owners or {}, tag)
         raise TaskFailure(str(DbtError(result)), alert)
@@ -136,6 +140,17 @@ def dbt_build(
         "tests": {n.unique_id: n.status for n in result.of_type("test")},
         "failed": [n.unique_id for n in result.failed],
     }
+
+
+def _cycle(context: dict, cycle_task: str | None) -> str | None:
+    """The cycle this run builds: the one its wait task found the inputs agree on, else the newest
+    cycle of the events that started the run (a DAG with one input has no wait task)."""
+    ti = context.get("ti")
+    if cycle_task and ti is not None:
+        cycle = ti.xcom_pull(task_ids=cycle_task)
+        if cycle:
+            return str(cycle)
+    return triggering_cycle(context)
 
 
 def _form(params: dict | None, nodes: list[str] | None) -> dict[str, Any]:
@@ -228,6 +243,7 @@ def _emit(
     outlets: dict[str, str],
     *,
     narrowed: bool,
+    cycle: str | None = None,
 ) -> None:
     """The extra of each Asset event (every relation this DAG run built, in whichever try); a run
     that built less than the whole selection emits only what it built."""
@@ -236,6 +252,8 @@ def _emit(
         if uid in built and asset in outlets:
             this_try = by_node.get(uid)
             extra: dict[str, Any] = {"unique_id": uid, "built_in_try": built[uid]}
+            if cycle is not None:
+                extra[CYCLE_KEY] = cycle
             if this_try is not None:
                 extra.update(
                     status=this_try.status,

@@ -21,6 +21,7 @@ from ..plan.model import AlertingDag, DagSpec, DbtDag, Kind, MeltanoDag, StateDa
 from ..runners.reconcile import meltano_streams
 from . import dbt_form, dbt_task, state_dag, tasks
 from .callbacks import airflow_alerts
+from .cycle_wait import CycleSensor
 
 
 def assets(plan: Plan, names: Iterable[str]) -> list[Asset]:
@@ -38,7 +39,9 @@ class Context:
     config: OrchestrationConfig
 
 
-def _operator(ctx: Context, spec: DagSpec, task: TaskSpec, call: Callable, kwargs: dict[str, Any]) -> PythonOperator:
+def _operator(
+    ctx: Context, spec: DagSpec, task: TaskSpec, call: Callable, kwargs: dict[str, Any], inlets: Iterable[str] = ()
+) -> PythonOperator:
     # Every task reads the config (and profile) its DAG was rendered from, whatever the worker's
     # environment says: a deployment may render several configs in one Airflow.
     where = {"config_path": str(ctx.config.path), "profile": ctx.config.profile.name}
@@ -47,7 +50,7 @@ def _operator(ctx: Context, spec: DagSpec, task: TaskSpec, call: Callable, kwarg
         python_callable=call,
         op_kwargs={**kwargs, **where},
         outlets=assets(ctx.plan, task.outlets),
-        inlets=assets(ctx.plan, task.inlets),
+        inlets=assets(ctx.plan, [*task.inlets, *inlets]),
         pool=spec.pool or "default_pool",
     )
 
@@ -86,8 +89,10 @@ def _meltano(ctx: Context, spec: DagSpec) -> None:
             "tables": {asset: table for table, asset in t.relations},
             "extractors": list(spec.extractors),
             "state_ids": list(spec.state_ids),
+            # a run by hand loads for the latest cycle its schedule's Assets (the tick) name
+            "cycle_from": {n: ctx.plan.uri(n) for n in spec.schedule.assets},
         }
-        _operator(ctx, spec, t, tasks.meltano_run, kwargs)
+        _operator(ctx, spec, t, tasks.meltano_run, kwargs, inlets=spec.schedule.assets)
 
 
 def _dbt(ctx: Context, spec: DagSpec) -> None:
@@ -104,8 +109,33 @@ def _dbt(ctx: Context, spec: DagSpec) -> None:
         }
         if len(spec.tasks) == 1:  # the whole DAG in one task: the run form may select within it
             kwargs["nodes"] = [*spec.models, *spec.tests]
+        if spec.wait_task:
+            kwargs["cycle_task"] = spec.wait_task
         ops[t.task_id] = _operator(ctx, spec, t, dbt_task.dbt_build, kwargs)
     _wire(spec, ops)
+    if spec.wait_task:
+        _cycle_wait(ctx, spec, spec.wait_task, [ops[t.task_id] for t in spec.tasks if not t.upstream])
+
+
+def _cycle_wait(ctx: Context, spec: DbtDag, task_id: str, first: list[PythonOperator]) -> None:
+    """The first task: a sensor in reschedule mode (no worker slot, nor the warehouse pool's one,
+    held between looks) until the latest events of the DAG's inputs name one cycle. It fails
+    itself at `timeout_minutes` with a `late` alert that names the inputs behind; Airflow's own
+    timeout, a little later, is only a backstop."""
+    wait = ctx.config.dbt.cycle_wait
+    inputs = {n: ctx.plan.uri(n) for n in spec.schedule.assets}
+    sensor = CycleSensor(
+        task_id=task_id,
+        inputs=inputs,
+        timeout_s=wait.timeout_minutes * 60,
+        inlets=assets(ctx.plan, spec.schedule.assets),
+        mode="reschedule",
+        poke_interval=wait.poke_seconds,
+        timeout=wait.timeout_minutes * 60 + 3 * wait.poke_seconds,
+    )
+    for op in first:  # as in _wire: no per-edge hash of the whole DAG
+        op.upstream_task_ids.add(sensor.task_id)
+        sensor.downstream_task_ids.add(op.task_id)
 
 
 def _state(ctx: Context, spec: DagSpec) -> None:

@@ -16,6 +16,7 @@ from airflow.sdk import Asset
 from alerting.airflow import check_lateness, redeliver
 
 from ..config import OrchestrationConfig, load_config
+from ..plan.cycles import CYCLE_KEY, cycle_of
 from ..plan.translator import load_translator
 from ..runners.dbt_profile import DbtProfileError, resolve_target
 from ..runners.meltano import MeltanoError, record_counts, run_meltano
@@ -43,10 +44,30 @@ def set_extra(context: dict, name: str, uri: str, extra: dict[str, Any]) -> None
 
 
 def emit_tick(*, asset: str, config_path: str | None = None, profile: str | None = None, **context) -> str:
-    """The tick's only job: succeed, so Airflow emits its Asset."""
-    stamp = str(context.get("logical_date") or context.get("run_id"))
-    set_extra(context, asset, asset, {"cycle": stamp})
+    """The tick's only job: succeed, so Airflow emits its Asset, named after the cycle it starts
+    (its logical date; a manual run without one: when it was asked to run)."""
+    dag_run = context.get("dag_run")
+    when = context.get("logical_date") or getattr(dag_run, "run_after", None)
+    stamp = when.isoformat() if isinstance(when, datetime) else str(when or context.get("run_id"))
+    set_extra(context, asset, asset, {CYCLE_KEY: stamp})
     return stamp
+
+
+def triggering_cycle(context: dict) -> str | None:
+    """The cycle this run belongs to: the newest one named by the Asset events that started it
+    (None: started by hand or by a cron of its own)."""
+    events = context.get("triggering_asset_events") or {}
+    return cycle_of(getattr(e, "extra", None) for evs in events.values() for e in evs)
+
+
+def latest_cycle(context: dict, inputs: dict[str, str]) -> str | None:
+    """The newest cycle named by the latest event of each of `inputs` (Asset name -> URI, which
+    the task declares as inlets): the cycle a run started by hand catches up to."""
+    extras = []
+    for name, uri in inputs.items():
+        events = context["inlet_events"][Asset(name=name, uri=uri)].ascending(False).limit(1)
+        extras.append(events[0].extra if len(events) else None)
+    return cycle_of(extras)
 
 
 def meltano_run(
@@ -57,13 +78,16 @@ def meltano_run(
     tables: dict[str, str],
     state_ids: list[str] | None = None,
     reconcile: dict[str, list[str]] | None = None,
+    cycle_from: dict[str, str] | None = None,
     config_path: str | None = None,
     profile: str | None = None,
     **context,
 ) -> dict[str, int]:
     """`meltano run ...` in the configured Meltano project, with the profile's environment; one Asset
-    event per table, with its record count (`tables`: the plan's Asset -> the table it counts by) and
-    its reconciliation (`reconcile`: Asset -> [relation, table, extractor]; runners/reconcile.py)."""
+    event per table, with its record count (`tables`: the plan's Asset -> the table it counts by),
+    its reconciliation (`reconcile`: Asset -> [relation, table, extractor]; runners/reconcile.py)
+    and the cycle it loads for: the tick's that started it; a run by hand catches up to the latest
+    cycle of `cycle_from` (its schedule's Assets: the tick)."""
     config = load_config(config_path, profile)
     env = config.profile.environment()
     streams = {a: (rel, table, ext) for a, (rel, table, ext) in (reconcile or {}).items()}
@@ -86,6 +110,7 @@ def meltano_run(
         meltano = {"extractor": ", ".join(extractors), "state_id": ", ".join(state_ids or []) or None}
         alert = {"error": exc.summary(), "meltano": {**meltano, "log_tail": exc.tail[-30:]}}
         raise TaskFailure(str(exc), alert) from None
+    cycle = triggering_cycle(context) or (latest_cycle(context, cycle_from) if cycle_from else None)
     table_of = load_translator(config).stream_table
     records: dict[str, int] = {}
     for extractor in extractors:
@@ -99,6 +124,8 @@ def meltano_run(
         }
         if asset in streams and streams[asset][0] in checks:
             extra.update(checks[streams[asset][0]].extra())
+        if cycle is not None:
+            extra[CYCLE_KEY] = cycle
         set_extra(context, asset, uri, extra)
     _report_mismatches(config, [c for c in checks.values() if c.status == "mismatch"], state_ids, context)
     return records

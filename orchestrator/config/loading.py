@@ -87,6 +87,11 @@ class OrchestrationConfig(OrchestrationFile):
     def var_dir(self) -> Path:
         return self._resolved.var_dir
 
+    @property
+    def dags_folder(self) -> Path | None:
+        """`paths.dags`, the DAG folder `init` wrote (what `check` imports by default); None: unset."""
+        return Path(resolve_path(self.path.parent, self.paths.dags)) if self.paths.dags else None
+
     def with_overrides(
         self,
         *,

@@ -142,8 +142,11 @@ Text = Annotated[str, StringConstraints(min_length=1)]
 DagId = Annotated[str, AfterValidator(_dag_id)]
 Prefix = Annotated[str, AfterValidator(_prefix)]
 Cron = Annotated[str, AfterValidator(_cron)]
-Minutes = Annotated[int, Field(ge=0)]
-Seconds = Annotated[int, Field(ge=0)]
+# At most a year: a bound a user can read, far inside what a timedelta holds (1e13 minutes overflowed
+# Python's timedelta in a DAG file, with no key named).
+YEAR_MINUTES = 366 * 24 * 60
+Minutes = Annotated[int, Field(ge=0, le=YEAR_MINUTES)]
+Seconds = Annotated[int, Field(ge=0, le=YEAR_MINUTES * 60)]
 EnvName = Annotated[str, AfterValidator(_env_name)]
 EnvValue = Annotated[str | int | float | bool | None, PlainValidator(_env_value)]
 AssetName = Annotated[str, StringConstraints(min_length=1), AfterValidator(_asset_name)]
@@ -165,6 +168,16 @@ class CatchAll(_Section):
     dag_id: DagId = "dbt_untagged"
 
 
+class CycleWait(_Section):
+    """A dbt DAG builds only on inputs of one cycle (orchestrator/plan/cycles.py): its first task
+    waits, in reschedule mode, until they agree, for at most `timeout_minutes`; then a `late`
+    alert names the stale inputs and nothing is built."""
+
+    enabled: bool = True
+    timeout_minutes: Annotated[int, Field(ge=1)] = 360
+    poke_seconds: Annotated[int, Field(ge=1)] = 60
+
+
 class Dbt(_Section):
     project_dir: Text = "dbt_project"
     manifest: Text | None = None  # default: <project_dir>/target/manifest.json
@@ -177,6 +190,9 @@ class Dbt(_Section):
     monolith_dag_id: DagId = "dbt_all"
     task_granularity: Literal["dag", "model"] = "dag"
     retry_from_failure: bool = True  # a retry builds only what failed (and what it skipped) the try before
+    # a cycle between tag DAGs that the tags force: split the tags on it into stages, or refuse it
+    on_forced_cycle: Literal["split", "error"] = "split"
+    cycle_wait: CycleWait = CycleWait()
 
     @field_validator("tags")
     @classmethod
@@ -224,6 +240,7 @@ class Alerting(_Section):
 
 class Paths(_Section):
     var: Text = "var"  # what the orchestrator writes: plan cache, dbt runs, state backups, local Airflow
+    dags: Annotated[Text, AfterValidator(_no_nul)] | None = None  # the DAG folder init wrote: check's default
 
 
 class AirflowRun(_Section):

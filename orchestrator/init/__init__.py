@@ -21,7 +21,8 @@ from typing import Any
 TAGS_RULE = (
     "default: the manifest's tags, most frequent first (a tag on more nodes comes first, and "
     "first is the precedence for a node with several), each kept only if it adds a dbt DAG and the "
-    "plan stays free of errors with it (no cycle forced between dbt DAGs, no DAG id collision...), at most 8"
+    "plan stays free of errors with it (no cycle forced between dbt DAGs, even one split into stages; "
+    "no DAG id collision...), at most 8"
 )
 
 

@@ -4,6 +4,7 @@ plan and the next steps. See orchestrator/init/__init__.py for the command line.
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib.util
 import os
 import sys
@@ -133,15 +134,21 @@ def _print_plan(config_path: Path, profile: str) -> int:
     """The written config's plan and `check`'s verdict; the number of errors."""
     try:
         config = load_config(config_path, profile)
-        plan = plan_from_config(config, cache_dir=None)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    errors = [str(e) for e in plan.errors]
+    errors = []
     try:
         RoutingConfig.load(config.alerting_config)
     except ValueError as exc:
         errors += str(exc).splitlines()
+    try:
+        plan = plan_from_config(config, cache_dir=None)
+    except ValueError as exc:
+        for e in [*str(exc).splitlines(), *errors]:
+            print(f"error: {e}", file=sys.stderr)
+        return 1 + len(errors)
+    errors = [str(e) for e in plan.errors] + errors
     print()
     print(plan_table(plan))
     for w in plan.warnings:
@@ -229,28 +236,37 @@ def run_init(args: argparse.Namespace) -> int:
     outputs = _outputs(inputs, choice, manifest is not None)
     if not write_and_say(outputs, args.force):
         return 1
-    _print_plan(inputs.config_path, inputs.profile)
+    errors = _print_plan(inputs.config_path, inputs.profile)
     dag_files = [o.path for o in outputs[2:]]
     relative = inputs.dags_folder.is_relative_to(inputs.base)
     _next_steps(inputs.config_path, dag_files, relative, inputs.env_vars, dbt.manifest, manifest is not None)
     print(f"\ninit took {time.monotonic() - started:.1f} s")
-    return 0
+    return 1 if errors else 0  # written, but `check` would fail: say so to scripts too
+
+
+def _resolved(value: str, flag: str) -> Path:
+    """A path of the command line, absolute; a symlink loop (RuntimeError, OSError) names the flag."""
+    try:
+        return Path(value).expanduser().resolve()
+    except (RuntimeError, OSError) as exc:
+        why = "a symlink loop" if isinstance(exc, RuntimeError) or exc.errno == errno.ELOOP else exc.strerror
+        raise ConfigError(f"{value}: {flag}: {why}: nothing written") from None
 
 
 def _read_inputs(args: argparse.Namespace) -> _Inputs:
     """Where init writes, and both projects read (and printed)."""
-    config_path = Path(args.init_config or args.config or "orchestration.yml").expanduser().resolve()
+    config_path = _resolved(args.init_config or args.config or "orchestration.yml", "--config")
     if config_path.is_dir():
         raise ConfigError(f"{config_path}: is a directory: --config names the orchestration file to write")
-    dags_folder = Path(args.dags_folder).expanduser().resolve() if args.dags_folder else config_path.parent / "dags"
+    dags_folder = _resolved(args.dags_folder, "--dags-folder") if args.dags_folder else config_path.parent / "dags"
     dbt = inspect_dbt(
-        Path(args.dbt_project).expanduser().resolve(),
-        Path(args.dbt_profiles_dir).expanduser().resolve() if args.dbt_profiles_dir else None,
+        _resolved(args.dbt_project, "--dbt-project"),
+        _resolved(args.dbt_profiles_dir, "--dbt-profiles-dir") if args.dbt_profiles_dir else None,
         args.target,
         os.environ,
     )
     meltano = inspect_meltano(
-        Path(args.meltano_project).expanduser().resolve(),
+        _resolved(args.meltano_project, "--meltano-project"),
         args.meltano_environment,
         args.loader,
         _names(args.extractors),
@@ -315,6 +331,7 @@ def _outputs(inputs: _Inputs, choice: TagChoice, manifest_exists: bool) -> list[
             uri_note=dbt.uri_note,
             adapter=dbt.adapter,
             env_vars=inputs.env_vars,
+            dags_folder=_ref(inputs.dags_folder, args.dags_folder or "dags", base),
         )
     )
     dags = inputs.dags_folder

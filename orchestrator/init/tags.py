@@ -124,8 +124,16 @@ def tag_counts(dbt: DbtProject) -> list[tuple[str, int]]:
     return sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
 
 
-def evaluate(config: OrchestrationConfig, meltano: MeltanoProject, dbt: DbtProject, tags: tuple[str, ...]) -> Plan:
+def evaluate(
+    config: OrchestrationConfig, meltano: MeltanoProject, dbt: DbtProject, tags: tuple[str, ...], strict: bool = False
+) -> Plan:
+    """The plan with these tags. `strict`: a cycle the tags force is an error rather than split into
+    stages, so that init proposes only tags that make one DAG each."""
     config = config.with_overrides(tags=tags)
+    if strict:
+        resolved = config._resolved
+        config = config.model_copy(update={"dbt": config.dbt.model_copy(update={"on_forced_cycle": "error"})})
+        config._resolved = resolved
     return assemble(
         config, kinds=KINDS, meltano=meltano, dbt=dbt, names=load_translator(config), env=config.profile.environment()
     )
@@ -217,7 +225,7 @@ class _Trial:
 
     def __init__(self, config: OrchestrationConfig, meltano: MeltanoProject, dbt: DbtProject, shapes: Shapes):
         self.config, self.meltano, self.dbt, self.shapes = config, meltano, dbt, shapes
-        self.baseline = len(evaluate(config, meltano, dbt, ()).errors)
+        self.baseline = len(evaluate(config, meltano, dbt, (), strict=True).errors)
         self.kept: tuple[str, ...] = ()
         self.tries: list[Try] = []
 
@@ -228,7 +236,7 @@ class _Trial:
         if len(self.tries) >= MAX_TRIES:
             return Verdict(tag, n, NOT_TRIED, f"not tried: {MAX_TRIES} plans tried already")
         tags = (*self.kept, tag)
-        plan = evaluate(self.config, self.meltano, self.dbt, tags)
+        plan = evaluate(self.config, self.meltano, self.dbt, tags, strict=True)
         errors = tuple(str(e) for e in plan.errors)
         if len(errors) > self.baseline:
             why = f"with it the plan has {len(errors) - self.baseline} more error(s): {errors[-1]}"

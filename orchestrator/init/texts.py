@@ -48,6 +48,7 @@ class ConfigText:
     uri_note: str
     adapter: str
     env_vars: dict[str, list[str]]  # name -> where it is read
+    dags_folder: str = "dags"  # where init wrote the DAG files, as the config names it
 
 
 def places_text(places: list[str]) -> str:
@@ -122,6 +123,7 @@ def config_text(c: ConfigText) -> str:
         "",
         "paths:",
         "  var: var                    # what the orchestrator writes: plan cache, dbt runs, state backups",
+        f"  {'dags: ' + scalar(c.dags_folder):<27} # the DAG files init wrote: what `check` imports, as Airflow will",
         "",
         "profiles:",
         f"  {scalar(c.profile)}:",

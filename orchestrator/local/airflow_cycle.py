@@ -13,7 +13,7 @@ from __future__ import annotations
 import importlib.util
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import settings
@@ -24,7 +24,7 @@ from .airflow_env import celery_env
 from .client import AirflowClient, utcnow
 from .direct import advance_sources
 from .processes import LocalAirflow
-from .report import RunReport, follow_cycle, format_report
+from .report import CycleSeen, RunReport, cycles_seen, follow_cycle, format_report
 from .warehouse import table_row_counts
 
 DAGS_FOLDER = REPO_ROOT / "dags"  # a checkout's DAG files (an installed package has none)
@@ -83,9 +83,10 @@ def _before_scheduler(af: LocalAirflow, plan: Plan) -> None:
     """Before the scheduler runs: the pools, and every DAG of the plan parsed again by this start's
     dag-processor. A cron DAG left unpaused by an earlier run (the alerting housekeeping every 5
     minutes, the tick at midnight) still has the `next_dagrun` of before the stop; a scheduler that
-    starts first creates that overdue run at once (catchup=False: only the latest), in the middle of
-    the start-up writes. Parsing it again moves `next_dagrun` to the next cron point after now, so
-    nothing overdue starts, and the first scheduling happens on a stored, current set of DAGs."""
+    starts first creates that stale run at once, in the middle of the start-up writes. Parsing it
+    again recomputes `next_dagrun` by catchup=False's rule (the next cron point after the latest run,
+    or the latest past point if the DAG missed it: that one runs once, as Airflow promises), so the
+    stale point never runs, and the first scheduling happens on a stored, current set of DAGs."""
     client = af.client
     for pool in sorted({d.pool for d in plan.dags if d.pool}):
         client.create_pool(pool, 1, POOL_DESCRIPTION)
@@ -110,13 +111,14 @@ class AirflowCycle:
     reports: list[RunReport]
     raw_rows: dict[str, int]
     source_days: list[int]
+    cycles: list[CycleSeen] = field(default_factory=list)  # every cycle that ran meanwhile (a cron tick too)
 
     @property
     def ok(self) -> bool:
         return all(r.state == "success" for r in self.reports)
 
     def summary(self) -> str:
-        return format_report(self.reports, self.raw_rows)
+        return format_report(self.reports, self.raw_rows, self.cycles)
 
 
 def tick_dag_id(plan: Plan) -> str:
@@ -150,7 +152,8 @@ def run_cycle_in(
     client.trigger(tick_dag_id(plan))
     graph = {d.dag_id: (d.schedule.assets, d.outlets) for d in plan.dags}
     reports = follow_cycle(client, since, wait_for or cycle_dag_ids(plan), graph=graph, timeout=timeout, log=log)
-    return AirflowCycle(reports=reports, raw_rows=table_row_counts(config, env, plan), source_days=days)
+    cycles = cycles_seen(client, tick_dag_id(plan), since)
+    return AirflowCycle(reports=reports, raw_rows=table_row_counts(config, env, plan), source_days=days, cycles=cycles)
 
 
 @contextmanager

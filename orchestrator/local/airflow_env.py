@@ -99,6 +99,7 @@ def airflow_env(
     env.update(_instance(home, Path(dags_folder).resolve(), metadata_db_url, executor, sec))
     env.update(_api(home, port, sec))
     env.update(_latency(port))
+    env.update(execution_api_client())
     if executor == "CeleryExecutor":
         env.update(celery_env(metadata_db_url))
     env.update({k: str(v) for k, v in (extra or {}).items()})
@@ -167,16 +168,43 @@ def _latency(port: int) -> dict[str, str]:
         # (`[scheduler] scheduler_heartbeat_sec` is only the liveness heartbeat in 3.3, not the loop
         # pace: the default 5 s is kept.)
         # DAG files: look for new files every 10 s (default 300 s). Changed files are re-parsed at
-        # once anyway (file_parsing_sort_mode=modified_time); unchanged ones every 30 s (dbt/Meltano
-        # DAGs read their project files at parse time, so they need a periodic re-parse).
+        # once anyway (file_parsing_sort_mode=modified_time); unchanged ones every 2 minutes
+        # (default 30 s): dbt/Meltano DAGs read their project files at parse time, so they need a
+        # periodic re-parse, but each parse of one of our 6 files took 1.4-3 s on 2 loaded cores
+        # (dag-processor stats), so every 30 s the re-parsing took ~40 % of a core from the tasks
+        # of a running cycle. `orchestrator run` parses every file again at each start anyway.
         "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "10",
-        "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "30",
+        "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "120",
         "AIRFLOW__DAG_PROCESSOR__PARSING_PROCESSES": "2",  # one per core
         # Log servers on free ports (not the fixed 8793/8794), so two local instances never clash.
         "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port(avoid={port})),
         "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port(avoid={port})),
         # Process logs go to files: no ANSI colour codes in them.
         "AIRFLOW__LOGGING__COLORED_CONSOLE_LOG": "False",
+    }
+
+
+# The task processes' client of the Execution API (the Task SDK's; `[workers]` options). Airflow's
+# default timeout is 5 s per request, which a loaded 2-core machine exceeds: a task-state write through
+# the API server waits for SQLite's write lock (up to SQLITE_BUSY_TIMEOUT_S) while the scheduler and
+# dag-processor write, and the API server's one worker shares the cores with dbt and Meltano. Seen:
+# the tick's first try failed with `httpx.ReadTimeout` and passed on its retry 140 s later. A request
+# may take longer than the busy timeout (the lock wait plus the work), so the client waits twice
+# that before it gives up on one; it retries 5 times (Airflow's default) on a timeout or a 5xx, but
+# after 1 to 10 s, not up to 90 s: a local API server that is busy for a moment answers soon, and
+# one that is gone will not come back within minutes.
+EXECUTION_API_TIMEOUT_S = 2 * SQLITE_BUSY_TIMEOUT_S
+EXECUTION_API_RETRIES = 5
+EXECUTION_API_RETRY_WAIT_S = (1.0, 10.0)
+
+
+def execution_api_client() -> dict[str, str]:
+    """Timeouts and retries of the task processes' Execution API client (see above)."""
+    return {
+        "AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT": str(float(EXECUTION_API_TIMEOUT_S)),
+        "AIRFLOW__WORKERS__EXECUTION_API_RETRIES": str(EXECUTION_API_RETRIES),
+        "AIRFLOW__WORKERS__EXECUTION_API_RETRY_WAIT_MIN": str(EXECUTION_API_RETRY_WAIT_S[0]),
+        "AIRFLOW__WORKERS__EXECUTION_API_RETRY_WAIT_MAX": str(EXECUTION_API_RETRY_WAIT_S[1]),
     }
 
 

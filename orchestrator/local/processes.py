@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import importlib.metadata
+import json
 import os
 import signal
 import subprocess
@@ -21,12 +23,14 @@ from datetime import datetime
 from pathlib import Path
 
 import httpx
+from sqlalchemy import create_engine, text
 
 from .airflow_env import ADMIN_USER, AirflowLocalError, airflow_env, free_port, local_secrets
 from .client import AirflowClient, utcnow
 from .warehouse import ensure_postgres_database
 
 PROCESSES = ("scheduler", "dag-processor", "api-server", "triggerer")
+LOG_TEMPLATE_SETTINGS = ("AIRFLOW__LOGGING__LOG_FILENAME_TEMPLATE", "AIRFLOW__ELASTICSEARCH__LOG_ID_TEMPLATE")
 
 
 def _table() -> dict[int, tuple[int, int, str, str]]:
@@ -189,23 +193,33 @@ class LocalAirflow:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         if self.metadata_db_url and self.metadata_db_url.startswith("postgresql"):
             ensure_postgres_database(self.metadata_db_url)
-        # Idempotent: creates the schema on a new database, upgrades an old one, else a no-op.
-        (self.log_dir / "db-migrate.log").write_text(self.airflow("db", "migrate"))
+        # Idempotent: creates the schema on a new database, upgrades an old one, else a no-op. The
+        # no-op still costs an `airflow` CLI process (15 s on 2 loaded cores): skipped when this
+        # Airflow version already migrated this database and it is still at that revision.
+        if not self.schema_current():
+            (self.log_dir / "db-migrate.log").write_text(self.airflow("db", "migrate"))
+            self._stamp_schema()
         self.timings["db migrate"] = time.monotonic() - t0
         atexit.register(self.stop)
         self.started_at = utcnow()
         try:
+            # With a `before_scheduler` step, the API server and dag-processor start alone: on 2 cores
+            # each component's start-up (importing Airflow) competes with the others, and these two
+            # are what the step waits for (pools through the API, every DAG parsed again). The
+            # triggerer, which nothing needs until a task defers, starts with the scheduler after.
+            later = {"scheduler", "triggerer"} if before_scheduler else set()
             for name in PROCESSES:
-                if name == "scheduler" and before_scheduler:
-                    continue
-                self._spawn(name, [name, "--port", str(self.port)] if name == "api-server" else [name])
+                if name not in later:
+                    self._spawn(name, [name, "--port", str(self.port)] if name == "api-server" else [name])
             for i in range(1, self.workers + 1):
                 self.start_worker(f"worker-{i}")
             if before_scheduler:
-                self.wait_healthy(self.startup_timeout - (time.monotonic() - t0), scheduler=False)
+                self.wait_healthy(self.startup_timeout - (time.monotonic() - t0), scheduler=False, triggerer=False)
                 before_scheduler(self)
                 self.timings["before scheduler"] = time.monotonic() - t0
-                self._spawn("scheduler", ["scheduler"])
+                for name in PROCESSES:
+                    if name in later:
+                        self._spawn(name, [name])
             self.wait_healthy(self.startup_timeout - (time.monotonic() - t0))
             for i in range(1, self.workers + 1):
                 self.wait_worker_ready(f"worker-{i}", self.startup_timeout - (time.monotonic() - t0))
@@ -214,6 +228,38 @@ class LocalAirflow:
             raise
         self.startup_seconds = self.timings["healthy"] = time.monotonic() - t0
         return self
+
+    @property
+    def _schema_stamp(self) -> Path:
+        return self.home / "schema-migrated.json"
+
+    def _schema_state(self) -> dict[str, str | None]:
+        """This Airflow's version, the database's Alembic revision (None: no schema yet) and the log
+        templates this environment sets."""
+        revision = None
+        with contextlib.suppress(Exception):  # no database, no table yet: not migrated
+            engine = create_engine(self.env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"])
+            try:
+                with engine.connect() as conn:
+                    revision = conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+            finally:
+                engine.dispose()
+        # `db migrate` also records the log file name templates (synchronize_log_template): a changed
+        # one must migrate again, or task logs are looked for under the old names.
+        templates = {k: self.env.get(k) for k in LOG_TEMPLATE_SETTINGS}
+        return {"airflow": importlib.metadata.version("apache-airflow"), "revision": revision, **templates}
+
+    def schema_current(self) -> bool:
+        """Whether `airflow db migrate` would be a no-op: this Airflow version migrated this database
+        (the stamp, written after it succeeded) and the database is still at the revision it left."""
+        try:
+            stamp = json.loads(self._schema_stamp.read_text())
+        except (OSError, ValueError):
+            return False
+        return bool(stamp.get("revision")) and stamp == self._schema_state()
+
+    def _stamp_schema(self) -> None:
+        self._schema_stamp.write_text(json.dumps(self._schema_state()))
 
     def _spawn(self, name: str, args: list[str], env: dict[str, str] | None = None) -> subprocess.Popen:
         with open(self.log_dir / f"{name}.log", "ab") as log:
@@ -269,11 +315,16 @@ class LocalAirflow:
                 tail = (self.log_dir / f"{name}.log").read_text(errors="replace")[-4000:]
                 raise AirflowLocalError(f"airflow {name} exited with {status}; end of its log:\n{tail}")
 
-    def wait_healthy(self, timeout: float, *, scheduler: bool = True) -> dict:
-        """Until /api/v2/monitor/health says the metadata DB, scheduler (unless `scheduler=False`),
-        triggerer and dag-processor are healthy (each component heartbeats into the metadata DB; the API
-        server reads them)."""
-        components = ("metadatabase", "triggerer", "dag_processor", *(("scheduler",) if scheduler else ()))
+    def wait_healthy(self, timeout: float, *, scheduler: bool = True, triggerer: bool = True) -> dict:
+        """Until /api/v2/monitor/health says the metadata DB, dag-processor, scheduler (unless
+        `scheduler=False`) and triggerer (unless `triggerer=False`) are healthy (each component
+        heartbeats into the metadata DB; the API server reads them)."""
+        components = (
+            "metadatabase",
+            "dag_processor",
+            *(("scheduler",) if scheduler else ()),
+            *(("triggerer",) if triggerer else ()),
+        )
         deadline, health = time.monotonic() + timeout, {}
         while time.monotonic() < deadline:
             self.check_alive()

@@ -14,7 +14,7 @@ import statistics
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import httpx
 
@@ -54,21 +54,37 @@ def log_root(events: Iterable[dict]) -> tuple[str, str | None]:
     return error, (sources[0] if sources else None)
 
 
-def failed_tasks(client: AirflowClient, dag_id: str, run_id: str) -> list[FailedTask]:
+def _try_root(client: AirflowClient, dag_id: str, run_id: str, ti: dict, try_number: int) -> FailedTask:
+    """One try of a task instance: the root error its log ends with, and the log's path."""
+    try:
+        events = client.task_log(dag_id, run_id, ti["task_id"], try_number, int(ti.get("map_index", -1)))
+    except (httpx.HTTPError, AirflowLocalError) as exc:  # the report still comes; it says why not this
+        events = [{"event": "no log", "error_detail": [{"exc_type": "log unavailable", "exc_value": str(exc)}]}]
+    error, log = log_root(events)
+    return FailedTask(ti["task_id"], try_number, error or "no exception in its log", log)
+
+
+def failed_tasks(
+    client: AirflowClient, dag_id: str, run_id: str, task_instances: list[dict] | None = None
+) -> list[FailedTask]:
     """The failed tasks of a run (not those that did not run because an upstream failed), each with
     its last try's root error and log path, from the REST API."""
-    out = []
-    for ti in client.task_instances(dag_id, run_id):
-        if ti.get("state") != "failed":
-            continue
-        try_number = int(ti.get("try_number") or 1)
-        try:
-            events = client.task_log(dag_id, run_id, ti["task_id"], try_number, int(ti.get("map_index", -1)))
-        except (httpx.HTTPError, AirflowLocalError) as exc:  # the report still comes; it says why not this
-            events = [{"event": "no log", "error_detail": [{"exc_type": "log unavailable", "exc_value": str(exc)}]}]
-        error, log = log_root(events)
-        out.append(FailedTask(ti["task_id"], try_number, error or "no exception in its log", log))
-    return out
+    tis = task_instances if task_instances is not None else client.task_instances(dag_id, run_id)
+    return [
+        _try_root(client, dag_id, run_id, ti, int(ti.get("try_number") or 1))
+        for ti in tis
+        if ti.get("state") == "failed"
+    ]
+
+
+def retried_tries(
+    client: AirflowClient, dag_id: str, run_id: str, task_instances: list[dict] | None = None
+) -> list[FailedTask]:
+    """Every try of a run's tasks that was followed by another (Airflow retried it: it failed), each
+    with its root error and log path; a retry that then succeeded still cost its time, and a
+    run that succeeded only on a retry is worth knowing about (a flaky source, a loaded machine)."""
+    tis = task_instances if task_instances is not None else client.task_instances(dag_id, run_id)
+    return [_try_root(client, dag_id, run_id, ti, n) for ti in tis for n in range(1, int(ti.get("try_number") or 0))]
 
 
 @dataclass
@@ -84,10 +100,17 @@ class RunReport:
     blocked_by: tuple[str, ...] = ()  # blocked: the finished upstream DAGs whose Assets never came
     missing: tuple[str, ...] = ()  # blocked: the Assets of its schedule that did not arrive
     failures: list[FailedTask] = field(default_factory=list)  # failed: its failed tasks, why, and their logs
+    retries: list[FailedTask] = field(default_factory=list)  # tries that failed and were retried, why, their logs
 
     @property
     def duration(self) -> float | None:
         return (self.end - self.start).total_seconds() if self.start and self.end else None
+
+    @property
+    def cycles(self) -> list[str]:
+        """The cycles its events name (the tick's logical date, in extra): what it ran for."""
+        events = self.emitted or self.triggered_by
+        return sorted({c for e in events if (c := (e.get("extra") or {}).get("cycle"))})
 
     @property
     def lag(self) -> float | None:
@@ -160,14 +183,19 @@ def follow_cycle(
     runs: dict[str, dict] = {}  # dag_id -> its run of this cycle, as last seen
     blocked: dict[str, Blocked] = {}
     names: dict[int, str] = {}  # asset id -> name
+    tries: dict[str, tuple[list[FailedTask], list[FailedTask]]] = {}  # dag_id -> (failures, retries)
     while True:
         for dag_id in dag_ids:
             if runs.get(dag_id, {}).get("state") not in TERMINAL_STATES and (
                 found := client.dag_runs(dag_id, since)[:1]
             ):
                 runs[dag_id] = found[0]
-                if log and found[0]["state"] in TERMINAL_STATES:
-                    log(f"    {dag_id}: {found[0]['state']}")
+                if found[0]["state"] in TERMINAL_STATES:
+                    tries[dag_id] = _tries(client, dag_id, found[0])
+                    if log:
+                        log(f"    {dag_id}: {found[0]['state']}")
+                        for t in tries[dag_id][1]:
+                            log(f"    {dag_id}: {_retry_line(t)}")
         finished = {d: r["state"] for d, r in runs.items() if r["state"] in TERMINAL_STATES}
         if graph is not None and any(s != "success" for s in finished.values()):
             # Run states first, then the events: a run is marked done only after its tasks emitted.
@@ -214,10 +242,52 @@ def follow_cycle(
                 end=parse_ts(run["end_date"]),
                 triggered_by=client.triggering_asset_events(dag_id, run["dag_run_id"]),
                 emitted=client.asset_events(source_dag_id=dag_id, source_run_id=run["dag_run_id"]),
-                failures=failed_tasks(client, dag_id, run["dag_run_id"]) if run["state"] == "failed" else [],
+                failures=tries[dag_id][0],
+                retries=tries[dag_id][1],
             )
         )
     return reports
+
+
+def _tries(client: AirflowClient, dag_id: str, run: dict) -> tuple[list[FailedTask], list[FailedTask]]:
+    """A finished run's failed tasks (if it failed) and retried tries, from one task-instance listing."""
+    tis = client.task_instances(dag_id, run["dag_run_id"])
+    failures = failed_tasks(client, dag_id, run["dag_run_id"], tis) if run["state"] == "failed" else []
+    return failures, retried_tries(client, dag_id, run["dag_run_id"], tis)
+
+
+def _retry_line(t: FailedTask) -> str:
+    return f"{t.task_id} try {t.try_number} failed, retried: {t.error}"
+
+
+@dataclass(frozen=True)
+class CycleSeen:
+    """A cycle whose events came while this one was followed, and the tick run that started it."""
+
+    cycle: str
+    run_type: str | None  # manual (orchestrator run, a person) | scheduled (the cron) | None: no tick event
+    run_id: str | None
+
+
+def cycles_seen(client: AirflowClient, tick_dag_id: str, since: datetime) -> list[CycleSeen]:
+    """Every cycle named by an Asset event since `since`, oldest first, each with its tick run: the
+    one `orchestrator run` triggered, one the cron started beside it (a tick just before midnight
+    and the cron's at 00:00), or an earlier cycle's late load landing now."""
+    named = {c for e in client.asset_events(since) if (c := (e.get("extra") or {}).get("cycle"))}
+    ticks = {}
+    for e in client.asset_events(since - timedelta(days=7), source_dag_id=tick_dag_id):
+        if (c := (e.get("extra") or {}).get("cycle")) in named:
+            ticks[c] = e.get("source_run_id")
+    out = []
+    for cycle in sorted(named):
+        run_id = ticks.get(cycle)
+        kind = None
+        if run_id:
+            kind = (
+                "scheduled" if run_id.startswith("scheduled") else "manual" if run_id.startswith("manual") else "other"
+            )
+        out.append(CycleSeen(cycle, kind, run_id))
+    return out
 
 
 def cycle_report(
@@ -231,14 +301,21 @@ def _secs(v: float | None) -> str:
     return "-" if v is None else f"{v:.1f}s"
 
 
-def format_report(reports: list[RunReport], raw_rows: Mapping[str, int] | None = None) -> str:
-    """Per DAG: state, duration, hop lag, what started it; then each Asset it emitted (with the
-    metadata that matters), or for a blocked DAG what it waits for; cycle wall time and hop lag."""
+def format_report(
+    reports: list[RunReport], raw_rows: Mapping[str, int] | None = None, cycles: Sequence[CycleSeen] = ()
+) -> str:
+    """Per DAG: state, duration, hop lag, what started it (and, when more than one cycle ran, which
+    cycle); then each Asset it emitted (with the metadata that matters), or for a blocked DAG what
+    it waits for; cycle wall time and hop lag; every cycle that ran, and what started it."""
     w = max([len("DAG"), *(len(r.dag_id) for r in reports)]) + 2
     lines = [f"{'DAG':<{w}}{'state':<9}{'duration':>9}{'lag':>7}  started by"]
+    several = len(cycles) > 1
     for r in reports:
         started = sorted({e["name"] for e in r.triggered_by}) or [r.run_type or "-"]
-        lines.append(f"{r.dag_id:<{w}}{r.state:<9}{_secs(r.duration):>9}{_secs(r.lag):>7}  {', '.join(started)}")
+        line = f"{r.dag_id:<{w}}{r.state:<9}{_secs(r.duration):>9}{_secs(r.lag):>7}  {', '.join(started)}"
+        if several and r.cycles:
+            line += f"  [cycle {', '.join(r.cycles)}]"
+        lines.append(line)
         for event in sorted(r.emitted, key=lambda e: e["name"]):
             extra = event.get("extra") or {}
             detail = " ".join(
@@ -249,6 +326,9 @@ def format_report(reports: list[RunReport], raw_rows: Mapping[str, int] | None =
             lines.append(f"    -> {event['name']:<40} {detail}".rstrip())
             if extra.get("reconcile") == "mismatch":  # the tap's records and the loader's rows disagree
                 lines.append(f"       ! RECONCILE MISMATCH: {extra.get('reconcile_note', '')}".rstrip())
+        for t in r.retries:
+            lines.append(f"    ~ {_retry_line(t)}")
+            lines.append(f"      log: {t.log or 'not found through the API: see the Airflow UI'}")
         for f in r.failures:
             lines.append(f"    ! {f.task_id} failed (try {f.try_number}): {f.error}")
             lines.append(f"      log: {f.log or 'not found through the API: see the Airflow UI'}")
@@ -266,9 +346,24 @@ def format_report(reports: list[RunReport], raw_rows: Mapping[str, int] | None =
             f"Asset event -> downstream run start: median {statistics.median(lags):.2f}s, "
             f"max {max(lags):.2f}s over {len(lags)} hops"
         )
+    if retried := [r for r in reports if r.retries]:
+        lines.append(
+            f"{sum(len(r.retries) for r in retried)} task try(s) failed and were retried, in "
+            + ", ".join(r.dag_id for r in retried)
+        )
     if blocked := [r for r in reports if r.state == "blocked"]:
         roots = sorted({u for r in blocked for u in r.blocked_by})
         lines.append(f"{len(blocked)} DAG(s) blocked this cycle by {', '.join(roots)}")
+    if cycles:
+        started_by = {"scheduled": "the cron", "manual": "by hand or orchestrator run"}
+        lines.append(
+            f"Cycles that ran: {len(cycles)}: "
+            + "; ".join(
+                f"{c.cycle} ({started_by.get(c.run_type or '', c.run_type or 'no tick run seen')})" for c in cycles
+            )
+        )
+        if several:
+            lines.append("    more than one cycle ran: a dbt DAG builds only once its inputs belong to one cycle")
     if raw_rows is not None:
         lines += ["", f"{'warehouse table':<28}{'rows':>8}"]
         lines += [f"{name:<28}{n:>8}" for name, n in raw_rows.items()]

@@ -89,7 +89,8 @@ def run_airflow_cycle(
         home = config.airflow_home(env)
         log(f"==> starting Airflow in {home} (logs: {home / 'logs'})")
         with start_airflow(config, env, plan) as af:
-            log(f"    up in {af.startup_seconds:.1f}s at {af.url}")
+            parts = ", ".join(f"{k} {v:.1f}s" for k, v in af.timings.items())
+            log(f"    up in {af.startup_seconds:.1f}s at {af.url} (from the start: {parts})")
             prepare(af, plan)
             log(f"==> triggering {tick_dag_id(plan)}; following {len(cycle_dag_ids(plan))} DAGs")
             return run_cycle_in(af, config, env, plan, new_day=new_day, log=log)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from ..config import ConfigError, OrchestrationConfig, load_config
 from .build import assemble
-from .cache import RecordingEnv, cached_plan
+from .cache import RecordingEnv, cached_plan, gc_paused
 from .manifest import ManifestError, load_manifest
 from .meltano_project import MeltanoProjectError, load_meltano_project
 from .model import KINDS, DagSpec, Issue, Plan, Schedule, TaskSpec
@@ -67,7 +67,8 @@ def plan_from_config(
     if cache_dir == CONFIGURED:
         cache_dir = config.cache_dir()
     key = (kinds, config.fingerprint())
-    return cached_plan(Path(cache_dir) if cache_dir else None, key, build, config.profile.environment())
+    with gc_paused():
+        return cached_plan(Path(cache_dir) if cache_dir else None, key, build, config.profile.environment())
 
 
 def build_plan(

@@ -12,7 +12,7 @@ from .dbt_wiring import Wiring, orchestration_tags
 from .graphs import sccs, shortest_cycle
 from .manifest import NEWEST_KNOWN_VERSION, DbtProject
 from .model import Issue
-from .placement import Placement
+from .placement import CycleError, Placement
 from .translator import Translator
 
 
@@ -119,6 +119,19 @@ def check_dag_ids(config: OrchestrationConfig, dbt: DbtProject, placement: Place
                     (dag_id,),
                 )
             )
+    for dag_id, (stage, _) in sorted(placement.tag_stage_of_dag.items()):
+        if stage > 1 and (dag_id in by_id or dag_id in placement.stage_of_dag):
+            other = f"the tag {', '.join(sorted(by_id[dag_id]))}" if dag_id in by_id else "a catch-all stage"
+            errors.append(
+                Issue(
+                    str(config.path),
+                    dag_id,
+                    f"stage {stage} of the tag {placement.tag_of_dag.get(dag_id)}, split by a forced cycle, "
+                    f"has the DAG id of {other}: "
+                    "rename that tag, or set dbt.on_forced_cycle: error",
+                    (dag_id,),
+                )
+            )
     return errors
 
 
@@ -161,8 +174,7 @@ def dag_cycles(graph: DbtGraph, placement: Placement, wiring: Wiring) -> list[Is
     mf = graph.project.path
     errors = []
     for c in placement.cycles:
-        hops = " -> ".join(f"{u} ({placement.dag_of.get(u, '?')})" for u in c.nodes)
-        message = f"cycle between dbt DAGs, forced by the tags of the models on it: {hops}. Smallest fix: {c.fix}"
+        message = f"cycle between dbt DAGs, forced by the tags of the models on it: {_hops(c)}. Smallest fix: {c.fix}"
         errors.append(Issue(mf, " -> ".join(c.path), message, c.dags))
     reported = {d for c in placement.cycles for d in c.dags}
     for comp in sccs({d: set(u) for d, u in wiring.upstream.items()}, key=str):  # any other (monolith, catch-all off)
@@ -170,3 +182,36 @@ def dag_cycles(graph: DbtGraph, placement: Placement, wiring: Wiring) -> list[Is
             path = shortest_cycle({d: set(u) for d, u in wiring.upstream.items()}, comp)
             errors.append(Issue(mf, " -> ".join(reversed(path)), "cycle between dbt DAGs", tuple(sorted(comp))))
     return errors
+
+
+def split_warnings(graph: DbtGraph, placement: Placement) -> list[Issue]:
+    """A forced cycle split into stages (dbt.on_forced_cycle: split): the path that forces it, the
+    reads between DAGs that keep each stage after the one before, and the smallest tag change
+    that would avoid the split."""
+    warnings = []
+    for c, split in placement.splits:
+        parts = []
+        for dag, stage_ids in split.stages.items():
+            if len(stage_ids) == 1:
+                continue
+            reasons = []
+            for sid in stage_ids[1:]:
+                reads = split.why.get(sid, ())
+                shown = ", ".join(f"{a} -> {b}" for a, b in reads[:4]) + (" ..." if len(reads) > 4 else "")
+                reasons.append(f"{sid} after reads {shown}" if shown else sid)
+            parts.append(
+                f"{dag} into {len(stage_ids)} stages ({'; '.join(reasons[:3])}{' ...' if len(reasons) > 3 else ''})"
+            )
+        message = (
+            f"cycle between dbt DAGs, forced by the tags of the models on it: {_hops(c)}. "
+            f"Split into stages (dbt.on_forced_cycle: split): {'; '.join(parts)}. "
+            f"Smallest fix, which avoids the split: {c.fix}"
+        )
+        warnings.append(Issue(graph.project.path, " -> ".join(c.path), message))
+    return warnings
+
+
+def _hops(c: CycleError) -> str:
+    if c.nodes:
+        return " -> ".join(f"{u} ({d})" for u, d in zip(c.nodes, c.node_dags, strict=False))
+    return "; ".join(f"{b} ({y}) reads {a} ({x})" for (a, b), x, y in zip(c.reads, c.path, c.path[1:], strict=False))

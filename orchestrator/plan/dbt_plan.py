@@ -14,7 +14,14 @@ only those are left out of the rendering.
 from __future__ import annotations
 
 from ..config import OrchestrationConfig
-from .dbt_checks import check_dag_ids, check_manifest, dag_cycles, placement_warnings, tag_warnings
+from .dbt_checks import (
+    check_dag_ids,
+    check_manifest,
+    dag_cycles,
+    placement_warnings,
+    split_warnings,
+    tag_warnings,
+)
 from .dbt_graph import build_graph
 from .dbt_specs import DbtContext, dbt_dag_spec, tests_dag_spec
 from .dbt_wiring import place_nodes, place_tests, wire
@@ -35,6 +42,7 @@ def plan_dbt(
     warnings, errors = check_manifest(dbt, graph, produced, placement.dag_of, names)
     errors += check_dag_ids(config, dbt, placement, names)
     warnings += tag_warnings(config, dbt, placement) + placement_warnings(dbt, graph, placement)
+    warnings += split_warnings(graph, placement)
     wiring, unread = wire(graph, placement, produced, names)
     warnings += unread
     errors += dag_cycles(graph, placement, wiring)

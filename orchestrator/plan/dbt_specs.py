@@ -32,6 +32,12 @@ class DbtContext:
         """The Assets of the relations these nodes build, sorted."""
         return tuple(sorted(self.names.asset_name(r) for u in uids if (r := self.graph.built[u].relation)))
 
+    def wait_task(self, assets: tuple[str, ...]) -> str | None:
+        """The task that holds a run until its inputs belong to one cycle (DbtDag.wait_task)."""
+        if not self.config.dbt.cycle_wait.enabled or len(assets) < 2:
+            return None
+        return self.names.task_id("wait_for_cycle")
+
     def owners(self, uids) -> list[str]:
         """The owners (meta.owner) of these built nodes, sorted."""
         return sorted({o for u in uids if (o := self.names.owner(self.graph.built[u]))})
@@ -69,6 +75,7 @@ def dbt_dag_spec(ctx: DbtContext, dag_id: str, tests: list[str]) -> DbtDag | Iss
         models=tuple(sorted(members)),
         tests=tuple(sorted(tests)),
         owners=owners,
+        wait_task=ctx.wait_task(assets),
     )
 
 
@@ -104,6 +111,7 @@ def tests_dag_spec(ctx: DbtContext, parent_dags: tuple[str, ...], tests: list[st
         models=(),
         tests=tuple(sorted(tests)),
         owners=owners,
+        wait_task=ctx.wait_task(assets),
     )
 
 
@@ -195,11 +203,12 @@ def _selection(ctx: DbtContext, dag_id: str, members: list[str], tests: list[str
     select = sorted(graph.built[u].selector for u in members)
     picked = cautious(mine)
     tag = ctx.placement.tag_of_dag.get(dag_id)
-    if tag is not None:
+    if tag is not None and dag_id not in ctx.placement.tag_stage_of_dag:  # a stage never holds its whole tag
         carrying = graph.tagged.get(tag, set())
-        tag_tests = {t for t in carrying if nodes[t].resource_type == "test"} | cautious(carrying)
-        if {u for u in carrying if u in graph.built} == mine and tag_tests <= assigned:
-            select, picked = [f"tag:{tag}"], tag_tests
+        if {u for u in carrying if u in graph.built} == mine:
+            tag_tests = {t for t in carrying if nodes[t].resource_type == "test"} | cautious(carrying)
+            if tag_tests <= assigned:
+                select, picked = [f"tag:{tag}"], tag_tests
     named = sorted(nodes[t].selector for t in assigned - picked)
     return ("build", "--select", *select, *named, "--indirect-selection", "cautious")
 
@@ -214,6 +223,10 @@ def _what(ctx: DbtContext, dag_id: str) -> str:
     if tag is None:
         stage = ctx.placement.stage_of_dag.get(dag_id, 1)
         return "the models with no orchestration tag (catch-all" + (f", stage {stage})" if stage > 1 else ")")
+    if staged := ctx.placement.tag_stage_of_dag.get(dag_id):
+        return (
+            f"the models whose orchestration tag is `{tag}` (stage {staged[0]} of {staged[1]}: a forced cycle split it)"
+        )
     return f"the models whose orchestration tag is `{tag}`"
 
 

@@ -49,6 +49,7 @@ def place_nodes(config: OrchestrationConfig, graph: DbtGraph, names: Translator)
         order,
         names.tag_dag_id,
         names.catch_all_dag_id if config.dbt.catch_all.enabled else None,
+        names.tag_stage_dag_id if config.dbt.on_forced_cycle == "split" else None,
     )
 
 

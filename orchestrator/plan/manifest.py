@@ -110,7 +110,7 @@ class DbtProject:
         return [n for n in self.nodes.values() if n.resource_type == "test"]
 
 
-def _read_bytes(path: Path) -> bytes:
+def _read_bytes(path: Path) -> bytes | bytearray:
     try:
         raw = path.read_bytes()
     except FileNotFoundError as exc:
@@ -124,31 +124,54 @@ def _read_bytes(path: Path) -> bytes:
 
 GUNZIP_CHUNK = 1 << 20  # decompress 1 MiB at a time: the size cap is checked as it grows
 
+# A manifest's plausible size, when $ORCHESTRATOR_MANIFEST_MAX_BYTES does not set one. Real manifests
+# compress 9-15x (those in tests/data/manifests); a gzip bomb about 1,000x. A 10,000-model manifest
+# is 144 MB (bench/parse_cost.py). So: at most PLAUSIBLE_RATIO times the .gz, at least
+# PLAUSIBLE_FLOOR, never more than PLAUSIBLE_MAX. A 2 MB bomb is refused at 100 MB, not read to 2 GiB.
+PLAUSIBLE_RATIO = 50
+PLAUSIBLE_FLOOR = 64 << 20
+PLAUSIBLE_MAX = 512 << 20
 
-def max_manifest_bytes() -> int:
-    """The most a gzipped manifest may expand to ($ORCHESTRATOR_MANIFEST_MAX_BYTES, default 2 GiB)."""
+
+def max_manifest_bytes() -> int | None:
+    """The most a gzipped manifest may expand to: $ORCHESTRATOR_MANIFEST_MAX_BYTES; None when unset
+    (the plausible bound, which depends on the .gz's size)."""
     value = settings.MANIFEST_MAX_BYTES.get().strip()
+    if not value:
+        return None
     if not value.isdigit() or int(value) == 0:
         raise ManifestError(f"{settings.MANIFEST_MAX_BYTES.name}={value!r}: expected a positive whole number of bytes")
     return int(value)
 
 
-def _gunzip(raw: bytes, path: Path, limit: int) -> bytes:
-    """Decompress in chunks, refusing to expand beyond `limit` bytes (a small .gz can expand
-    without bound: a gzip bomb would exhaust the memory of every DAG-file parse)."""
+def plausible_bytes(compressed: int) -> int:
+    return min(PLAUSIBLE_MAX, max(PLAUSIBLE_FLOOR, PLAUSIBLE_RATIO * compressed))
+
+
+def _gunzip(raw: bytes, path: Path, limit: int | None) -> bytearray:
+    """Decompress in chunks, refusing to expand beyond `limit` bytes, or beyond a manifest's
+    plausible size (a small .gz can expand without bound: a gzip bomb would exhaust the memory of
+    every DAG-file parse). The bytearray is decoded as it is: no second copy."""
+    setting = settings.MANIFEST_MAX_BYTES.name
+    if limit is None:
+        limit = plausible_bytes(len(raw))
+        why = (
+            f"more than a dbt manifest plausibly is ({PLAUSIBLE_RATIO}x its {len(raw):,} compressed bytes, "
+            f"at least {PLAUSIBLE_FLOOR >> 20} MiB, at most {PLAUSIBLE_MAX >> 20} MiB): refused as a gzip bomb "
+            f"(set {setting} to its real size if it is a manifest)"
+        )
+    else:
+        why = f"refused (raise {setting} if the manifest really is that large)"
     out = bytearray()
     try:
         with gzip.GzipFile(fileobj=io.BytesIO(raw)) as stream:
             while chunk := stream.read(min(GUNZIP_CHUNK, limit + 1 - len(out))):
                 out += chunk
                 if len(out) > limit:
-                    raise ManifestError(
-                        f"{path}: expands to more than {limit:,} bytes when decompressed: refused "
-                        f"(raise {settings.MANIFEST_MAX_BYTES.name} if the manifest really is that large)"
-                    )
+                    raise ManifestError(f"{path}: expands to more than {limit:,} bytes when decompressed: {why}")
     except (OSError, EOFError) as exc:
         raise ManifestError(f"{path}: not a readable gzip file ({exc})") from exc
-    return bytes(out)
+    return out
 
 
 def _version(path: Path, url: str) -> int:
@@ -175,7 +198,7 @@ def load_manifest(path: str | Path) -> DbtProject:
     return parse_manifest(_read_bytes(path), path)
 
 
-def parse_manifest(raw: bytes, path: str | Path = "manifest.json") -> DbtProject:
+def parse_manifest(raw: bytes | bytearray, path: str | Path = "manifest.json") -> DbtProject:
     """A manifest's bytes (JSON) as a DbtProject; `path` names it in errors."""
     path = Path(path)
     try:

@@ -115,6 +115,9 @@ class DbtDag(DagSpec):
     models: tuple[str, ...] = ()  # unique_ids of the nodes it builds
     tests: tuple[str, ...] = ()  # unique_ids of the tests it runs
     owners: dict[str, str] = field(default_factory=dict)  # unique_id -> meta.owner
+    # The first task, which waits until the inputs' latest events agree on a cycle (plan/cycles.py);
+    # None: a single input (it cannot disagree with itself), or `dbt.cycle_wait.enabled: false`.
+    wait_task: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -15,9 +15,11 @@ it does not have to have:
    never sits both before and after a tag DAG, and there are no more stages than needed: each
    is forced by a chain catch-all -> tag DAG -> catch-all.
 
-Ephemeral models are placed nowhere (see dbt_graph). A cycle is an error only when it is
-forced: nodes whose tag leaves no choice form a path A -> ... -> B -> ... -> A. The error
-names that path and the smallest fix; the DAGs on it are left out, every other DAG renders.
+Ephemeral models are placed nowhere (see dbt_graph). A cycle is forced when nodes whose tag
+leaves no choice form a path A -> ... -> B -> ... -> A. By default (`dbt.on_forced_cycle:
+split`) the tags on it are split into stages (tag_stages.py), and a warning names the path, the
+reads that keep each stage apart and the smallest fix; with `error`, the error names the path
+and the fix, and the DAGs on it are left out (every other DAG renders).
 
 Tags are bit positions and the "which tag DAG must run before which" relation is a
 transitively closed bit matrix (tag_choice.py, which also holds the search of rule 1), so the
@@ -34,8 +36,9 @@ from typing import Literal
 from .dbt_graph import DbtGraph
 from .graphs import path_between, sccs, shortest_cycle
 from .tag_choice import Reach, TagChoice, fixed_constraints
+from .tag_stages import Split, Unsplittable, split_cycle
 
-Rule = Literal["tag", "multi_tag", "joins_tag", "catch_all", "unplaced"]
+Rule = Literal["tag", "multi_tag", "joins_tag", "catch_all", "unplaced", "tag_stage"]
 
 
 @dataclass(frozen=True)
@@ -53,6 +56,8 @@ class CycleError:
     path: tuple[str, ...]  # the DAG ids of one cycle, first repeated at the end
     nodes: tuple[str, ...]  # a node-level path that forces it (first and last in the same DAG)
     fix: str
+    node_dags: tuple[str, ...] = ()  # the DAG of each of `nodes` when the cycle was found
+    reads: tuple[tuple[str, str], ...] = ()  # without `nodes`: one read (parent, child) per hop of `path`
 
 
 @dataclass
@@ -62,6 +67,8 @@ class Placement:
     placed: dict[str, Placed] = field(default_factory=dict)  # nodes placed by a rule, and why
     cycles: list[CycleError] = field(default_factory=list)
     stage_of_dag: dict[str, int] = field(default_factory=dict)  # catch-all DAG id -> stage (1, 2, ...)
+    tag_stage_of_dag: dict[str, tuple[int, int]] = field(default_factory=dict)  # split tag's DAG -> (stage, of)
+    splits: list[tuple[CycleError, Split]] = field(default_factory=list)  # forced cycles split into stages
 
 
 def place(
@@ -70,10 +77,13 @@ def place(
     tag_order: list[str],
     dag_id_of_tag: Callable[[str], str],
     catch_all: Callable[[int], str] | None,
+    tag_stage: Callable[[str, int], str] | None = None,
 ) -> Placement:
     """Place every built node. `node_tags(uid)` gives its orchestration tags in precedence order;
     `tag_order` every orchestration tag in precedence order; `catch_all(stage)` the DAG id of a
-    catch-all stage (None: untagged nodes that join no tag DAG are built by no DAG)."""
+    catch-all stage (None: untagged nodes that join no tag DAG are built by no DAG);
+    `tag_stage(tag, stage)` the DAG id of a stage of a tag split by a forced cycle (None: a
+    forced cycle is an error)."""
     index = {t: i for i, t in enumerate(tag_order)}
     tags_of = {u: [index[t] for t in node_tags(u) if t in index] for u in graph.order}
     tag_of, reach = fixed_constraints(graph, tags_of, len(tag_order))
@@ -81,7 +91,47 @@ def place(
     p.out.placed = _choose_among_tags(p, tags_of, reach)
     _assign(p, _untagged_stages(graph, tag_of, len(tag_order)))
     p.out.cycles = _forced_cycles(graph, p.out)
+    if tag_stage is not None and p.out.cycles:
+        _split(p, tag_stage, index)
     return p.out
+
+
+def _split(p: _Placing, tag_stage: Callable[[str, int], str], index: dict[str, int]) -> None:
+    """Each forced cycle between tag DAGs into stages of its tags (tag_stages.py)."""
+    out = p.out
+    kept = []
+    for cycle in out.cycles:
+        tags = {d: out.tag_of_dag.get(d) for d in cycle.dags}
+        if any(t is None for t in tags.values()):  # a catch-all on a cycle: not the tags' doing
+            kept.append(cycle)
+            continue
+        tag_of = {d: str(t) for d, t in tags.items()}
+        comp = [d for _, d in sorted((index[t], d) for d, t in tag_of.items())]  # in precedence order
+        try:
+            split = split_cycle(p.graph, out.dag_of, comp, tag_of, tag_stage)
+        except Unsplittable:
+            kept.append(cycle)
+            continue
+        for d, stage_ids in split.stages.items():
+            for k, sid in enumerate(stage_ids, 1):
+                out.tag_of_dag[sid] = tags[d]
+                if len(stage_ids) > 1:
+                    out.tag_stage_of_dag[sid] = (k, len(stage_ids))
+        for u, sid in split.dag_of.items():
+            out.dag_of[u] = sid
+            if u in out.placed:
+                out.placed[u] = Placed(sid, out.placed[u].rule, out.placed[u].reason + f"; stage {split.stage_of[sid]}")
+            else:
+                reads = ", ".join(f"{a} -> {b}" for a, b in split.why.get(sid, ())[:3])
+                out.placed[u] = Placed(
+                    sid,
+                    "tag_stage",
+                    f"orchestration tag {out.tag_of_dag[sid]}, "
+                    f"split by a forced cycle: stage {split.stage_of[sid]}"
+                    + (f", after the earlier stage through {reads}" if reads else ""),
+                )
+        out.splits.append((cycle, split))
+    out.cycles = _forced_cycles(p.graph, out) if out.splits else kept  # none left but a catch-all's
 
 
 @dataclass
@@ -165,17 +215,29 @@ def _untagged_stages(graph: DbtGraph, tag_of: dict[str, int], ntags: int) -> _St
             for member in comp:
                 level[member] = value
             continue
-        (single,) = comp
-        value, why = 0, None
-        for pred, witness in preds.get(single, {}).items():
-            # The witness of a stage: a read of a tag DAG's node, or the witness of a catch-all read.
-            w = via.get(pred) if isinstance(pred, str) and pred not in joined else witness
-            if level[pred] > value or (why is None and level[pred] == value > 0):
-                value, why = level[pred], w
-        level[single] = value
-        if value > 0 and why is not None:
-            via[str(single)] = why
+        _untagged_stage(comp, preds, _Stages(joined, level, via))
     return _Stages(joined, level, via)
+
+
+def _untagged_stage(
+    comp: list[int | str], preds: dict[int | str, dict[int | str, tuple[str, str]]], s: _Stages
+) -> None:
+    """The catch-all stage of one untagged node, or of several on a cycle (a hand-made manifest,
+    which dbt_checks reports): they share it. Its witness too (`via`)."""
+    members = set(comp)
+    value, why = 0, None
+    for member in comp:
+        for pred, witness in preds.get(member, {}).items():
+            if pred in members:
+                continue
+            # The witness of a stage: a read of a tag DAG's node, or the witness of a catch-all read.
+            w = s.via.get(pred) if isinstance(pred, str) and pred not in s.joined else witness
+            if s.level[pred] > value or (why is None and s.level[pred] == value > 0):
+                value, why = s.level[pred], w
+    for member in comp:
+        s.level[member] = value
+        if value > 0 and why is not None:
+            s.via[str(member)] = why
 
 
 def _assign(p: _Placing, stages: _Stages) -> None:
@@ -225,29 +287,23 @@ def _between(graph: DbtGraph, u: str, tag_of: dict[str, int], t: int, dag: str) 
 
 def _forced_cycles(graph: DbtGraph, out: Placement) -> list[CycleError]:
     edges: dict[str, set[str]] = {d: set() for d in out.tag_of_dag}
+    read_of: dict[tuple[str, str], tuple[str, str]] = {}  # (DAG, DAG it feeds) -> one read (parent, child)
     for u, d in out.dag_of.items():
         for p in graph.parents[u]:
             dp = out.dag_of.get(p)
             if dp is not None and dp != d:
                 edges[dp].add(d)
+                read_of.setdefault((dp, d), (p, u))
     components = [c for c in sccs(edges, key=str) if len(c) > 1]
     if not components:
         return []
-    # Which DAGs each node reads from (up) and is read by (down), as bits: one pass each way.
     dag_index = {d: i for i, d in enumerate(sorted(out.tag_of_dag))}
-    order = graph.order
-    bit = {u: 1 << dag_index[out.dag_of[u]] if u in out.dag_of else 0 for u in order}
-    up: dict[str, int] = {}
-    for u in order:
-        up[u] = 0
-        for p in graph.parents[u]:
-            up[u] |= up[p] | bit[p]
-    down: dict[str, int] = {}
-    for u in reversed(order):
-        down[u] = 0
-        for c in graph.children[u]:
-            down[u] |= down[c] | bit[c]
+    up, down = _dags_around(graph, out, dag_index)
     errors = []
+    between: dict[str, list[str]] = {}  # DAG -> its nodes that read, and are read by, some other DAG
+    for u in graph.order:
+        if u in out.dag_of and up[u] & down[u]:
+            between.setdefault(out.dag_of[u], []).append(u)
     for comp in components:
         cycle = shortest_cycle(edges, comp)
         # The smallest fix: the nodes of one DAG Y that read, and are read by, another DAG X of the
@@ -256,12 +312,18 @@ def _forced_cycles(graph: DbtGraph, out: Placement) -> list[CycleError]:
         for y in sorted(comp):
             for x in sorted(set(comp) - {y}):
                 xb = 1 << dag_index[x]
-                sandwiched = [u for u in order if out.dag_of.get(u) == y and up[u] & down[u] & xb]
+                sandwiched = [u for u in between.get(y, ()) if up[u] & down[u] & xb]
                 if sandwiched and (best is None or len(sandwiched) < best[0]):
                     best = (len(sandwiched), y, x, sandwiched)
         if best is None:  # a cycle through several DAGs with no single node between two of one
             errors.append(
-                CycleError(tuple(sorted(comp)), tuple(cycle), (), "run the project as one DAG (dbt.mode: monolith)")
+                CycleError(
+                    tuple(sorted(comp)),
+                    tuple(cycle),
+                    (),
+                    _join_fix(graph, out, comp, up, dag_index),
+                    reads=tuple(read_of[(a, b)] for a, b in zip(cycle, cycle[1:], strict=False)),
+                )
             )
             continue
         _, y, x, culprits = best
@@ -281,5 +343,49 @@ def _forced_cycles(graph: DbtGraph, out: Placement) -> list[CycleError]:
             + f", so {'they join' if len(culprits) > 1 else 'it joins'} {x}; "
             "or run the project as one DAG (dbt.mode: monolith)"
         )
-        errors.append(CycleError(tuple(sorted(comp)), tuple(cycle), tuple(nodes), fix))
+        chain = [out.dag_of[u] for u in nodes]
+        path = [d for i, d in enumerate(chain) if i == 0 or d != chain[i - 1]]  # the DAGs the nodes cite
+        errors.append(CycleError(tuple(sorted(comp)), tuple(path), tuple(nodes), fix, tuple(chain)))
     return errors
+
+
+def _join_fix(graph: DbtGraph, out: Placement, comp: list[str], up: dict[str, int], dag_index: dict[str, int]) -> str:
+    """The fix of a cycle between two DAGs that no single node sits between (X reads Y through
+    some nodes, Y reads X through others): the nodes of Y downstream of X, placed in X, leave only
+    X reading Y. Longer cycles: one DAG."""
+    monolith = "run the project as one DAG (dbt.mode: monolith)"
+    if len(comp) != 2:
+        return monolith
+    options = []
+    for y, x in (tuple(sorted(comp)), tuple(sorted(comp, reverse=True))):
+        xb = 1 << dag_index[x]
+        moved = [u for u in graph.order if out.dag_of.get(u) == y and up[u] & xb]
+        if out.tag_of_dag.get(x) is not None:
+            options.append((len(moved), y, x, moved))
+    if not options:
+        return monolith
+    _, y, x, moved = min(options)
+    tag_x, tag_y = out.tag_of_dag.get(x), out.tag_of_dag.get(y)
+    shown = ", ".join(moved[:5]) + (f" and {len(moved) - 5} more" if len(moved) > 5 else "")
+    return (
+        f"on {shown}: add the tag `{tag_x}`"
+        + (f" (or remove `{tag_y}`)" if tag_y else "")
+        + f", so {'they join' if len(moved) > 1 else 'it joins'} {x}; or {monolith}"
+    )
+
+
+def _dags_around(graph: DbtGraph, out: Placement, dag_index: dict[str, int]) -> tuple[dict[str, int], dict[str, int]]:
+    """Which DAGs each node reads from (up) and is read by (down), as bits: one pass each way."""
+    order = graph.order
+    bit = {u: 1 << dag_index[out.dag_of[u]] if u in out.dag_of else 0 for u in order}
+    up: dict[str, int] = {}
+    for u in order:
+        up[u] = 0
+        for p in graph.parents[u]:
+            up[u] |= up.get(p, 0) | bit[p]  # a node on a cycle may come later: dbt_checks reports it
+    down: dict[str, int] = {}
+    for u in reversed(order):
+        down[u] = 0
+        for c in graph.children[u]:
+            down[u] |= down.get(c, 0) | bit[c]
+    return up, down

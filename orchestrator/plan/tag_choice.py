@@ -38,7 +38,7 @@ def fixed_constraints(graph: DbtGraph, tags_of: dict[str, list[int]], ntags: int
     for u in graph.order:
         mask = 0
         for p in graph.parents[u]:
-            mask |= anc[p] | (1 << tag_of[p] if p in tag_of else 0)
+            mask |= anc.get(p, 0) | (1 << tag_of[p] if p in tag_of else 0)
         anc[u] = mask
     reach = Reach(ntags)
     for u, t in tag_of.items():
@@ -71,14 +71,14 @@ class TagChoice:
         for u in graph.order:
             fa = ma = 0
             for p in graph.parents[u]:
-                fa |= self.fixed_anc[p] | (1 << tag_of[p] if p in tag_of else 0)
-                ma |= self.multi_anc[p] | (1 << position[p] if p in position else 0)
+                fa |= self.fixed_anc.get(p, 0) | (1 << tag_of[p] if p in tag_of else 0)
+                ma |= self.multi_anc.get(p, 0) | (1 << position[p] if p in position else 0)
             self.fixed_anc[u], self.multi_anc[u] = fa, ma
         self.fixed_desc: dict[str, int] = {}  # single-tag tags downstream
         for u in reversed(graph.order):
             mask = 0
             for c in graph.children[u]:
-                mask |= self.fixed_desc[c] | (1 << tag_of[c] if c in tag_of else 0)
+                mask |= self.fixed_desc.get(c, 0) | (1 << tag_of[c] if c in tag_of else 0)
             self.fixed_desc[u] = mask
 
     def above(self, i: int) -> int:

@@ -39,6 +39,7 @@ TaskRole = Literal[
     "dbt_build",  # a dbt DAG's one task (dbt.task_granularity: dag)
     "dbt_test_relationships",  # per-model dbt DAGs: the tests across models, after every model
     "dbt_test",  # a tests-only dbt DAG's task
+    "wait_for_cycle",  # a dbt DAG's first task: waits until its inputs belong to one cycle
     "meltano_state",  # the Meltano State DAG's task
     "redeliver",  # the alerting DAG: send what the outbox holds
     "check_lateness",  # the alerting DAG: alert about dbt DAGs not run in time
@@ -157,6 +158,11 @@ class Translator:
             tag = tag[len(config.dbt.tag_prefix) :]
         return config.dbt.dag_id_prefix + slug(tag)
 
+    def tag_stage_dag_id(self, tag: str, stage: int) -> str:
+        """A stage (1, 2, ...) of a tag split by a forced cycle: `dbt_finance`, `dbt_finance_2`, ..."""
+        base = self.tag_dag_id(tag)
+        return base if stage == 1 else f"{base}_{stage}"
+
     def monolith_dag_id(self) -> str:
         """The one dbt DAG of `dbt.mode: monolith` (`dbt.monolith_dag_id`)."""
         return self.config.dbt.monolith_dag_id
@@ -212,6 +218,11 @@ def load_translator(config: OrchestrationConfig) -> Translator:
         cls = getattr(importlib.import_module(module_name), attr)
     except (ImportError, AttributeError) as exc:
         raise ConfigError(f"{config.path}: translator: cannot import {config.translator!r}: {exc}") from None
+    except (Exception, SystemExit) as exc:  # noqa: BLE001 - the module's own code; SystemExit would end the parse
+        what = f"SystemExit({exc.code!r})" if isinstance(exc, SystemExit) else f"{type(exc).__name__}: {exc}"
+        raise ConfigError(
+            f"{config.path}: translator: importing {module_name!r} raised {what}: fix the module"
+        ) from None
     if not (isinstance(cls, type) and issubclass(cls, Translator)):
         raise ConfigError(
             f"{config.path}: translator: {config.translator!r} is not a subclass of "

@@ -49,6 +49,9 @@ class EveryNameRenamed(Translator):
     def tag_dag_id(self, tag: str) -> str:
         return f"renamed_tag_{slug(tag)}"
 
+    def tag_stage_dag_id(self, tag: str, stage: int) -> str:
+        return f"renamed_tag_{slug(tag)}_stage_{stage}"
+
     def monolith_dag_id(self) -> str:
         return "renamed_everything"
 

@@ -1,0 +1,100 @@
+"""The pure tier stays pure (tests/tiers.py): an unmarked test that starts a process or connects to a
+service is refused loudly, even when the code under test swallows the error; a server in the test's
+own process (the Slack and SMTP fakes) stays reachable; marked tests are left alone."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import subprocess
+import threading
+from http.server import BaseHTTPRequestHandler, HTTPServer
+
+import pytest
+from tiers import _GUARD_KEY, TIER_MARKERS, TierViolation, _bound_ports, _Guard, activated
+
+
+def installed():
+    """A guard of its own, active inside the test's body in place of the one around this test."""
+    return activated(_Guard("tests/test_x.py::test_y"))
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.parametrize(
+    "start",
+    [
+        lambda: subprocess.run(["true"], check=False),
+        lambda: subprocess.check_output(["echo", "hi"]),
+        lambda: subprocess.Popen(["sleep", "0"]),
+        lambda: os.system("true"),
+    ],
+    ids=["run", "check_output", "Popen", "os.system"],
+)
+def test_starting_a_process_is_refused_naming_the_test_and_the_fix(start):
+    with installed() as guard, pytest.raises(TierViolation) as refused:
+        start()
+    message = str(refused.value)
+    assert message.startswith("tests/test_x.py::test_y is unmarked (pure tier) but ")
+    assert all(name in message for name in TIER_MARKERS) and "tests/tiers.py" in message
+    assert guard.violations == [message]
+
+
+def test_connecting_to_a_service_is_refused():
+    port = 5432  # PostgreSQL's; whether or not one listens, a pure test must not try
+    free = _free_port()
+    _bound_ports.discard(free)  # bound a moment ago by this process, closed since: "a service elsewhere"
+    with installed():
+        with pytest.raises(TierViolation, match=r"connects a socket to \('127\.0\.0\.1', 5432\)"):
+            socket.create_connection(("127.0.0.1", port), timeout=1)
+        with socket.socket() as s, pytest.raises(TierViolation):
+            s.connect_ex(("127.0.0.1", free))
+
+
+def test_a_refusal_the_code_under_test_swallows_is_still_recorded():
+    with installed() as guard, contextlib.suppress(Exception):  # what careless code under test does
+        subprocess.run(["true"], check=False)
+    assert len(guard.violations) == 1  # pytest_runtest_makereport fails the test from this record
+
+
+def test_a_server_in_this_process_stays_reachable():
+    class Ok(BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 (http.server's name)
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Ok)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        with installed() as guard:
+            with socket.create_connection(("127.0.0.1", server.server_address[1]), timeout=10) as conn:
+                conn.sendall(b"GET / HTTP/1.0\r\n\r\n")
+                assert conn.recv(64).startswith(b"HTTP/1.0 204")
+            a, b = socket.socketpair()  # and a socketpair (asyncio's self-pipe) is no service either
+            a.close(), b.close()
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert guard.violations == []
+
+
+def test_this_unmarked_test_runs_under_the_guard(request):
+    assert request.node.get_closest_marker("pure") is not None
+    with pytest.raises(TierViolation):
+        subprocess.run(["true"], check=False)
+    request.node.stash[_GUARD_KEY].violations.clear()  # refused as it should be: not a failure here
+
+
+@pytest.mark.subprocess
+def test_a_marked_test_may_start_a_process(request):
+    assert request.node.get_closest_marker("pure") is None
+    assert subprocess.run(["true"], check=False).returncode == 0
