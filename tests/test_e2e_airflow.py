@@ -94,6 +94,10 @@ def test_first_cycle_runs_every_dag_from_the_asset_events(pipeline):
     for dag_id, source in SOURCE_OF.items():
         extracted = {e["name"].split(".")[1]: e["extra"]["records_extracted"] for e in runs[dag_id].emitted}
         assert extracted == expected_extracted(1, source), dag_id
+        # every table reconciled in the Asset event: the rows written are the records emitted
+        for e in runs[dag_id].emitted:
+            assert e["extra"]["reconcile"] == "ok", e
+            assert e["extra"]["rows_written"] == e["extra"]["records_extracted"], e
 
 
 def test_second_cycle_is_incremental_and_the_marts_are_right(pipeline):
@@ -105,6 +109,8 @@ def test_second_cycle_is_incremental_and_the_marts_are_right(pipeline):
     for dag_id, source in SOURCE_OF.items():
         extracted = {e["name"].split(".")[1]: e["extra"]["records_extracted"] for e in runs[dag_id].emitted}
         assert extracted == expected_extracted(2, source), dag_id
+        # upserts reconciled too: ok (orders: the bookmark row's key comes again, the loader's count says so)
+        assert {e["extra"]["reconcile"] for e in runs[dag_id].emitted} == {"ok"}, runs[dag_id].emitted
     assert cycle.raw_rows == expected_row_counts(2)
     extras = {e["name"]: e["extra"] for d in ("dbt_core", "dbt_finance", "dbt_marketing") for e in runs[d].emitted}
     assert {x.get("status") for x in extras.values()} == {"success"}, extras

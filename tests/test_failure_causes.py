@@ -229,6 +229,17 @@ def test_the_console_line_is_the_tasks_first_line_and_its_log():
     ]
 
 
+def test_a_reconcile_mismatch_is_in_the_run_report():
+    report = RunReport("meltano_tap_fleet", "r1", "success", "asset_triggered", None, None)
+    note = "1 record(s) lost by the loader (target-duckdb==0.8.0 loses ...)"
+    extra = {"records_extracted": 20, "rows_written": 19, "reconcile": "mismatch", "reconcile_note": note}
+    report.emitted = [{"name": "raw_fleet.inspections", "extra": extra}]
+    assert format_report([report]).splitlines()[2:4] == [
+        "    -> raw_fleet.inspections                    records_extracted=20 rows_written=19",
+        f"       ! RECONCILE MISMATCH: {note}",
+    ]
+
+
 # ------------------------------------------------------------------------------ real plugins
 
 

@@ -35,6 +35,7 @@ class CycleReport:
     raw_rows: dict[str, int] = field(default_factory=dict)
     duration_s: float = 0.0
     reconciled: list[StreamCheck] = field(default_factory=list)
+    reconcile_s: float = 0.0  # spent reconciling, against the Meltano runs' own time
 
     def summary(self) -> str:
         lines = [
@@ -47,7 +48,12 @@ class CycleReport:
             for stream, n in sorted(res.records.items()):
                 lines.append(f"{extractor:<24}{stream:<14}{n:>10}")
         mismatches = [c for c in self.reconciled if c.status == "mismatch"]
-        lines += ["", f"reconciled {len(self.reconciled)} table(s): {len(mismatches)} mismatch(es)"]
+        meltano_s = sum(r.duration_s for r in self.loads.values())
+        lines += [
+            "",
+            f"reconciled {len(self.reconciled)} table(s): {len(mismatches)} mismatch(es), in {self.reconcile_s:.3f}s "
+            f"({100 * self.reconcile_s / meltano_s if meltano_s else 0:.1f}% of the Meltano runs' {meltano_s:.1f}s)",
+        ]
         lines += [f"  MISMATCH {c.message()}" for c in mismatches]
         lines += [f"  skipped {c.relation}: {c.cause}" for c in self.reconciled if c.status == "skipped"]
         lines += ["", f"{'warehouse table':<28}{'rows':>8}"]
@@ -153,7 +159,9 @@ def run_cycle(
     for extractor in profile.extractors:
         log(f"==> meltano run {extractor} {profile.loader}")
         mine = {rel: (table, e) for rel, table, e in streams.values() if e == extractor}
+        setup_started = time.monotonic()  # the probe and the loader's defect: part of the overhead
         check = reconciliation(config, env, mine, log=meltano_log or (lambda line: None))
+        report.reconcile_s += time.monotonic() - setup_started
         check.before()
         report.loads[extractor] = run_extractor(
             extractor,
@@ -166,6 +174,7 @@ def run_cycle(
         )
         checks = check.after(report.loads[extractor].metric_lines)
         report.reconciled += checks
+        report.reconcile_s += check.seconds
         _report_mismatches(config, env, [c for c in checks if c.status == "mismatch"], log)
     project = DbtProjectRef.of(config, env)
     log(f"==> dbt build ({project.project_dir})")

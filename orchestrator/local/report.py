@@ -320,10 +320,12 @@ def format_report(
             extra = event.get("extra") or {}
             detail = " ".join(
                 f"{k}={extra[k]}"
-                for k in ("records_extracted", "status", "rows_affected", "duration_s", "rows")
+                for k in ("records_extracted", "rows_written", "status", "rows_affected", "duration_s", "rows")
                 if extra.get(k) is not None
             )
             lines.append(f"    -> {event['name']:<40} {detail}".rstrip())
+            if extra.get("reconcile") == "mismatch":  # the tap's records and the loader's rows disagree
+                lines.append(f"       ! RECONCILE MISMATCH: {extra.get('reconcile_note', '')}".rstrip())
         for t in r.retries:
             lines.append(f"    ~ {_retry_line(t)}")
             lines.append(f"      log: {t.log or 'not found through the API: see the Airflow UI'}")

@@ -24,6 +24,7 @@ from .root_error import root_error
 # Singer plugins (SDK and singer-python alike) report rows as METRIC lines, which
 # Meltano prefixes with the plugin name: "... [info     ] tap-shop METRIC: {...}".
 _METRIC = re.compile(r"\]\s+(?P<plugin>\S+)\s+METRIC: (?P<json>\{.*\})")
+_LOADED = " rows into '"  # pipelinewise loaders (target-duckdb...): "Loading 20 rows into '"raw"."t"'"
 
 
 class MeltanoError(RuntimeError):
@@ -127,7 +128,7 @@ def run_meltano(
             line = raw.rstrip("\n")
             tail.append(line)
             scanned.append(line)
-            if "METRIC:" in line:
+            if "METRIC:" in line or _LOADED in line:  # what the tap emitted, what the loader says it loaded
                 metrics.append(line)
             log(line)
         returncode = proc.wait()

@@ -14,50 +14,27 @@ row they insert *or* update, so one comparison covers the three replication shap
 Written < emitted: the loader lost records. Written > emitted: something else wrote the table
 during the run, or the tap's metrics undercount.
 
-Cheap by construction: two queries per table (max before, a filtered count after) through the
-dbt target's connection, inside the run's warehouse lock. A table bigger than `MAX_SCAN_ROWS` with
-no index on `_sdc_batched_at` is not reconciled (said so, never scanned); DuckDB's zone maps make
-the filter read only the row groups the run wrote. No `_sdc_batched_at` column: not reconciled
-(the loader's `add_metadata_columns` / `add_record_metadata` setting adds it).
+Without `_sdc_batched_at` (target-duckdb's default): a new or empty table's rows, else the rows
+added, which proves a loss only for a stream without key properties (the run's catalog says).
+A key sent twice in one run is no loss when the rows equal the loader's own de-duplicated count
+(pipelinewise: "Loading N rows into ..."). Cheap by construction: reconcile_probe.py.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
-from collections.abc import Iterator, Mapping
+import re
+import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from .dbt_profile import DbtTarget
+from .reconcile_probe import BATCHED_AT, MAX_SCAN_ROWS, Mark, Probe, Written
 
-BATCHED_AT = "_sdc_batched_at"
-# Above this (estimated) size a table without an index on _sdc_batched_at is not reconciled.
-MAX_SCAN_ROWS = {"duckdb": 50_000_000, "postgres": 2_000_000}
+__all__ = ["BATCHED_AT", "MAX_SCAN_ROWS", "Mark", "Probe", "Written"]  # the probe's, used here and by callers
 
 Status = Literal["ok", "mismatch", "skipped"]
-
-
-@dataclass(frozen=True)
-class Mark:
-    """A table before the run: where its stamps end, its rows, or why it cannot be reconciled."""
-
-    relation: str
-    stamped: bool = True  # has _sdc_batched_at (else: compare row counts)
-    last: Any = None  # max(_sdc_batched_at) before the run (None: empty or new table)
-    rows: int = 0  # rows before the run (count mode)
-    skip: str | None = None
-
-
-@dataclass(frozen=True)
-class Written:
-    """Rows the run wrote to a table, and how they were told: `stamp` (rows stamped by this run:
-    inserts and updates), `new` (a new or empty table's rows), `delta` (more rows than before:
-    inserts only, a keyed upsert's updates are not seen)."""
-
-    rows: int
-    how: Literal["stamp", "new", "delta"]
 
 
 @dataclass(frozen=True)
@@ -89,125 +66,18 @@ class ReconcileError(RuntimeError):
     """A mismatch on an extractor whose `meltano.reconcile` is `fail`: one line, the streams and counts."""
 
 
-class Probe:
-    """Read-only queries on the dbt target's warehouse (DuckDB or PostgreSQL)."""
-
-    def __init__(self, target: DbtTarget, project_dir: Path | None = None):
-        self.type = target.type
-        self.target = target
-        self.duckdb = target.duckdb_path(project_dir)
-        if self.type not in MAX_SCAN_ROWS or (self.type == "duckdb" and self.duckdb is None):
-            raise ValueError(f"rows are reconciled on DuckDB files and PostgreSQL, not on {self.type}")
-
-    @contextlib.contextmanager
-    def _cursor(self) -> Iterator[Any]:
-        if self.duckdb is not None:
-            import duckdb  # the `duckdb` extra
-
-            with duckdb.connect(str(self.duckdb), read_only=True) as conn:
-                yield lambda sql: conn.execute(sql).fetchall()
-            return
-        import sqlalchemy as sa
-
-        engine = sa.create_engine(postgres_url(self.target))
-        try:
-            with engine.connect() as conn:
-                yield lambda sql: [tuple(r) for r in conn.execute(sa.text(sql))]
-        finally:
-            engine.dispose()
-
-    def marks(self, relations: list[str]) -> dict[str, Mark]:
-        """Each table's latest stamp before the run (a table that does not exist yet: None)."""
-        if self.duckdb is not None and not self.duckdb.exists():
-            return {r: Mark(r) for r in relations}
-        with self._cursor() as q:
-            return {r: self._mark(q, r) for r in relations}
-
-    def written(self, marks: Mapping[str, Mark]) -> dict[str, Written | str]:
-        """Rows each table got from the run (or why that cannot be told: a string)."""
-        out: dict[str, Written | str] = {}
-        with self._cursor() as q:
-            for r, before in marks.items():
-                after = before if before.skip else self._mark(q, r, need_last=False)
-                if after.skip:
-                    out[r] = after.skip
-                elif before.stamped and after.stamped:
-                    where = f"{_q(BATCHED_AT)} > {_literal(before.last)}" if before.last is not None else "true"
-                    out[r] = Written(int(q(f"SELECT count(*) FROM {_table(r)} WHERE {where}")[0][0]), "stamp")
-                else:
-                    rows = int(q(f"SELECT count(*) FROM {_table(r)}")[0][0]) if after.rows >= 0 else 0
-                    out[r] = Written(rows, "new") if before.rows == 0 else Written(rows - before.rows, "delta")
-        return out
-
-    def _mark(self, q: Any, relation: str, need_last: bool = True) -> Mark:
-        schema, _, table = relation.partition(".")
-        cols = q(
-            "SELECT lower(column_name) FROM information_schema.columns "
-            f"WHERE lower(table_schema) = {_literal(schema)} AND lower(table_name) = {_literal(table)}"
-        )
-        if not cols:
-            return Mark(relation, stamped=False, rows=-1 if not need_last else 0)  # not there (yet)
-        stamped = (BATCHED_AT,) in cols
-        rows, indexed = self._size(q, schema, table)
-        if rows > MAX_SCAN_ROWS[self.type] and not (indexed and stamped):
-            why = f"no index on {BATCHED_AT}" if stamped else f"no {BATCHED_AT} column"
-            return Mark(relation, skip=f"~{rows} rows and {why}: not scanned")
-        if not need_last:
-            return Mark(relation, stamped=stamped)
-        if not stamped:
-            return Mark(relation, stamped=False, rows=int(q(f"SELECT count(*) FROM {_table(relation)}")[0][0]))
-        return Mark(relation, last=q(f"SELECT max({_q(BATCHED_AT)}) FROM {_table(relation)}")[0][0])
-
-    def _size(self, q: Any, schema: str, table: str) -> tuple[int, bool]:
-        """The table's estimated rows (from statistics, not a count) and whether an index leads on the stamp."""
-        where = f"lower({{s}}) = {_literal(schema)} AND lower({{t}}) = {_literal(table)}"
-        if self.type == "duckdb":
-            found = q(
-                "SELECT estimated_size FROM duckdb_tables() WHERE " + where.format(s="schema_name", t="table_name")
-            )
-            return (int(found[0][0] or 0) if found else 0), False
-        found = q(
-            "SELECT c.reltuples::bigint FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-            "WHERE c.relkind IN ('r', 'p') AND " + where.format(s="n.nspname", t="c.relname")
-        )
-        indexed = q(
-            "SELECT 1 FROM pg_indexes WHERE "
-            + where.format(s="schemaname", t="tablename")
-            + f" AND indexdef LIKE '%(' || {_literal(BATCHED_AT)} || '%'"
-        )
-        return (max(int(found[0][0] or 0), 0) if found else 0), bool(indexed)
+_LOADING = re.compile(r"Loading (\d+) rows into '(?:\"[^\"]*\"\.)?\"(?P<schema>[^\"]+)\"\.\"(?P<table>[^\"]+)\"'")
 
 
-def postgres_url(target: DbtTarget) -> Any:
-    """The SQLAlchemy URL of a dbt postgres target (host, port, user, password/pass, dbname/database)."""
-    import sqlalchemy as sa
-
-    s = target.settings
-    return sa.URL.create(
-        "postgresql+psycopg2",
-        username=s.get("user") or None,
-        password=s.get("password") or s.get("pass") or None,
-        host=s.get("host") or None,
-        port=int(s["port"]) if s.get("port") else None,
-        database=s.get("dbname") or s.get("database") or None,
-    )
-
-
-def _q(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def _table(relation: str) -> str:
-    schema, _, table = relation.partition(".")
-    return f"{_q(schema)}.{_q(table)}"
-
-
-def _literal(value: Any) -> str:
-    """A constant in SQL: the plan's names and a timestamp the warehouse itself returned."""
-    if hasattr(value, "isoformat"):
-        tz = getattr(value, "tzinfo", None)
-        return f"TIMESTAMP{' WITH TIME ZONE' if tz else ''} '{value.isoformat(sep=' ')}'"
-    return "'" + str(value).replace("'", "''") + "'"
+def loader_counts(lines: list[str]) -> dict[str, int]:
+    """Rows a pipelinewise loader (target-duckdb...) says it loaded, per relation: after its own
+    de-duplication of a batch by key, so records that shared a key count once."""
+    out: dict[str, int] = {}
+    for line in lines:
+        if m := _LOADING.search(line):
+            relation = f"{m['schema']}.{m['table']}".lower()
+            out[relation] = out.get(relation, 0) + int(m[1])
+    return out
 
 
 def compare(
@@ -217,11 +87,13 @@ def compare(
     written: Written | str,
     *,
     keyed: bool | None = None,
+    loaded: int | None = None,
     known_defect: str | None = None,
 ) -> StreamCheck:
     """One table's verdict. `emitted` None: the tap reported no record_count metric at all;
     `written` a string: why the table could not be read; `keyed`: the stream has key properties
-    (None: unknown); `known_defect`: what the loader is known to lose."""
+    (None: unknown); `loaded`: the rows the loader says it loaded, its batches de-duplicated by key
+    (None: it does not say); `known_defect`: what the loader is known to lose."""
     if isinstance(written, str):
         return StreamCheck(relation, extractor, emitted, None, "skipped", written)
     n = written.rows
@@ -244,6 +116,10 @@ def compare(
             f"({BATCHED_AT}) would tell"
         )
         return StreamCheck(relation, extractor, emitted, n, "skipped", cause)
+    if keyed is not False and loaded is not None and n == loaded:
+        # The loader kept one row per key of its batch, and every one of them arrived.
+        cause = f"{emitted - n} record(s) shared a key with another record of the run (the loader loaded {loaded})"
+        return StreamCheck(relation, extractor, emitted, n, "ok", cause)
     cause = f"{emitted - n} record(s) lost by the loader" + (
         f" ({known_defect})"
         if known_defect
@@ -290,20 +166,24 @@ class Reconciliation:
         self.known_defect, self.log = known_defect, log
         self.marks: dict[str, Mark] = {}
         self.error: str | None = None
+        self.seconds = 0.0  # spent reading the warehouse and the catalog: the overhead on the run
 
     def before(self) -> None:
         if self.probe is None or not self.streams:
             return
+        started = time.monotonic()
         try:
             self.marks = self.probe.marks(sorted(self.streams))
         except Exception as exc:  # noqa: BLE001 - the warehouse unreadable: the load still runs
             self.error = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+        self.seconds += time.monotonic() - started
 
     def after(self, metric_lines: list[str]) -> list[StreamCheck]:
         from .meltano import record_counts  # meltano.py is the runner; this module only reads its lines
 
         if self.probe is None or not self.streams:
             return []
+        started = time.monotonic()
         written: dict[str, Written | str] = {}
         if self.error is None:
             try:
@@ -312,6 +192,7 @@ class Reconciliation:
                 self.error = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
         counts: dict[str, dict[str, int]] = {}
         keyed: dict[str, dict[str, bool]] = {}
+        loaded = loader_counts(metric_lines)
         checks = []
         for relation, (table, extractor) in sorted(self.streams.items()):
             if extractor not in counts:
@@ -326,9 +207,11 @@ class Reconciliation:
                     emitted,
                     got,
                     keyed=keyed[extractor].get(table),
+                    loaded=loaded.get(relation),
                     known_defect=self.known_defect,
                 )
             )
+        self.seconds += time.monotonic() - started
         for c in checks:
             if c.status == "mismatch":
                 self.log(f"RECONCILE MISMATCH {c.message()}")
