@@ -88,14 +88,21 @@ def assemble(
         for name in (*d.outlets, *d.schedule.assets, *(a for t in d.tasks for a in t.inlets)):
             if name not in plan.assets:
                 plan.assets[name] = _unknown(names, name)
+    plan.errors.extend(_duplicate_ids(config, plan))
+    return plan
+
+
+def _duplicate_ids(config: OrchestrationConfig, plan: Plan) -> list[Issue]:
+    """Two DAGs of one id (a translator's names, or a stage named like another tag's DAG)."""
     seen: dict[str, str] = {}
+    errors = []
     for d in plan.dags:
         if d.dag_id in seen:
-            plan.errors.append(
+            errors.append(
                 Issue(str(config.path), d.dag_id, f"two DAGs have this id ({seen[d.dag_id]} and {d.kind})", (d.dag_id,))
             )
         seen[d.dag_id] = d.kind
-    return plan
+    return errors
 
 
 def _unknown(names: Translator, name: str) -> AssetSpec:
