@@ -201,6 +201,18 @@ def _deployment(root: Path, changes: dict | None = None, nodes=None, extractors:
     return config
 
 
+def _check_and_dagbag(tmp_path, config, monkeypatch, capsys, expected):
+    """`check` on the deployment, then Airflow's DagBag on its folder: both agree, and on `expected`."""
+    code = main(["--config", str(config), "check"])
+    out, err = capsys.readouterr()
+    assert "Traceback" not in err
+    bag = _dagbag(tmp_path / "dags", monkeypatch)
+    broken = {Path(f).name for f in bag.import_errors}
+    assert (code == 0) == (broken == set()), f"check exited {code}; DagBag: {bag.import_errors}\n{out}\n{err}"
+    assert code == expected, f"{out}\n{err}"
+    return code, out, err, bag, broken
+
+
 @pytest.mark.subprocess  # check imports the folder through a DagBag in a subprocess
 @pytest.mark.parametrize("case", list(DEPLOYED))
 def test_check_of_an_initd_deployment_passes_iff_its_dagbag_has_no_import_errors(tmp_path, monkeypatch, capsys, case):
@@ -211,13 +223,7 @@ def test_check_of_an_initd_deployment_passes_iff_its_dagbag_has_no_import_errors
     config = _deployment(tmp_path)
     (tmp_path / "dags" / file).write_text(text)
 
-    code = main(["--config", str(config), "check"])
-    out, err = capsys.readouterr()
-    assert "Traceback" not in err
-    bag = _dagbag(tmp_path / "dags", monkeypatch)
-    broken = {Path(f).name for f in bag.import_errors}
-    assert (code == 0) == (broken == set()), f"check exited {code}; DagBag: {bag.import_errors}\n{out}\n{err}"
-    assert code == expected, f"{out}\n{err}"
+    code, out, err, bag, broken = _check_and_dagbag(tmp_path, config, monkeypatch, capsys, expected)
     assert _failing_files(out) == broken, f"{out}\n{err}"
     if code == 0:
         assert "weekly_report" in bag.dag_ids and "tick" in bag.dag_ids
@@ -241,7 +247,8 @@ def test_check_names_a_dag_file_that_raises_system_exit(tmp_path, monkeypatch, c
 ON_A_DEPLOYMENT = [
     "valid: monolith",
     "Asset URI: reserved scheme airflow://",
-    "a forced cycle",
+    "a forced cycle, split into stages (the default)",
+    "a forced cycle (dbt.on_forced_cycle: error)",
     "a DAG id across kinds (tick = a dbt DAG)",
     "meltano.yml: an unknown plugin type",
 ]
@@ -256,13 +263,7 @@ def test_the_same_configs_on_an_initd_deployment_with_a_user_dag(tmp_path, monke
     config = _deployment(tmp_path, changes, nodes, extractors)
     (tmp_path / "dags" / "reports.py").write_text(USER_DAG.format(dag_id="weekly_report"))
 
-    code = main(["--config", str(config), "check"])
-    out, err = capsys.readouterr()
-    assert "Traceback" not in err
-    bag = _dagbag(tmp_path / "dags", monkeypatch)
-    broken = {Path(f).name for f in bag.import_errors}
-    assert (code == 0) == (broken == set()), f"check exited {code}; DagBag: {bag.import_errors}\n{out}\n{err}"
-    assert code == expected, f"{out}\n{err}"
+    code, out, err, bag, broken = _check_and_dagbag(tmp_path, config, monkeypatch, capsys, expected)
     failing = _failing_files(out)
     if failing is not None:
         assert failing == broken, f"check: {failing}; DagBag: {sorted(broken)}\n{err}"

@@ -23,7 +23,7 @@ from ..runners.dbt import DbtProjectRef, DbtRunResult, run_dbt
 from ..runners.dbt_profile import resolve_target
 from ..runners.meltano import MeltanoResult, run_extractor, run_meltano
 from ..runners.reconcile import ReconcileError, StreamCheck, meltano_streams, reconciliation
-from .warehouse import ensure_postgres_database, table_row_counts, target_url
+from .warehouse import ensure_postgres_database, table_row_counts
 
 
 @dataclass
@@ -96,7 +96,7 @@ def prepare_warehouse(config: OrchestrationConfig, env: dict[str, str]) -> None:
     if (duckdb := target.duckdb_path(config.dbt_project_dir)) is not None:
         duckdb.parent.mkdir(parents=True, exist_ok=True)
     if target.type == "postgres" and config.profile.demo_data is not None:
-        ensure_postgres_database(target_url(target))
+        ensure_postgres_database(target.postgres_url())
     prepare_meltano_system_db(config, env)
     prepare_alert_outbox(config.outbox_url(env))
 

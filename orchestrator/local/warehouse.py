@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 from ..config import OrchestrationConfig
 from ..plan import Plan
-from ..runners.dbt_profile import DbtTarget, resolve_target
+from ..runners.dbt_profile import resolve_target
 
 
 class UnsupportedWarehouse(RuntimeError):
@@ -27,19 +27,6 @@ def postgres_url(env: Mapping[str, str], prefix: str = "WAREHOUSE_PG", database:
         host=env.get(f"{prefix}_HOST"),
         port=int(env[f"{prefix}_PORT"]) if env.get(f"{prefix}_PORT") else None,
         database=database or env.get(f"{prefix}_DATABASE"),
-    )
-
-
-def target_url(target: DbtTarget) -> sa.URL:
-    """The SQLAlchemy URL of a dbt postgres target (host, port, user, password/pass, dbname/database)."""
-    s = target.settings
-    return sa.URL.create(
-        "postgresql+psycopg2",
-        username=s.get("user") or None,
-        password=s.get("password") or s.get("pass") or None,
-        host=s.get("host") or None,
-        port=int(s["port"]) if s.get("port") else None,
-        database=s.get("dbname") or s.get("database") or None,
     )
 
 
@@ -75,7 +62,7 @@ class Warehouse:
                 return []
             with duckdb.connect(str(self.duckdb), read_only=True) as conn:
                 return conn.execute(sql, dict(params or {})).fetchall()
-        engine = sa.create_engine(target_url(self.target))
+        engine = sa.create_engine(self.target.postgres_url())
         try:
             with engine.connect() as conn:
                 return [tuple(r) for r in conn.execute(sa.text(sql), dict(params or {}))]

@@ -52,6 +52,20 @@ class DbtTarget:
         base = project_dir or self.project_dir
         return Path(path) if os.path.isabs(path) else (base / path).resolve()
 
+    def postgres_url(self) -> Any:
+        """The SQLAlchemy URL of a postgres target (host, port, user, password/pass, dbname/database)."""
+        import sqlalchemy as sa  # only a PostgreSQL warehouse needs it, not every dbt task
+
+        s = self.settings
+        return sa.URL.create(
+            "postgresql+psycopg2",
+            username=s.get("user") or None,
+            password=s.get("password") or s.get("pass") or None,
+            host=s.get("host") or None,
+            port=int(s["port"]) if s.get("port") else None,
+            database=s.get("dbname") or s.get("database") or None,
+        )
+
 
 class ProfileRenderer:
     """Render profiles.yml values as dbt does (`env_var(name[, default])` and its filters).

@@ -57,7 +57,7 @@ class Probe:
             return
         import sqlalchemy as sa
 
-        engine = sa.create_engine(postgres_url(self.target))
+        engine = sa.create_engine(self.target.postgres_url())
         try:
             with engine.connect() as conn:
                 yield lambda sql: [tuple(r) for r in conn.execute(sa.text(sql))]
@@ -124,21 +124,6 @@ class Probe:
             f"AND indexdef LIKE {_literal('%(' + BATCHED_AT + '%')}"
         )
         return (max(int(found[0][0] or 0), 0) if found else 0), bool(indexed)
-
-
-def postgres_url(target: DbtTarget) -> Any:
-    """The SQLAlchemy URL of a dbt postgres target (host, port, user, password/pass, dbname/database)."""
-    import sqlalchemy as sa
-
-    s = target.settings
-    return sa.URL.create(
-        "postgresql+psycopg2",
-        username=s.get("user") or None,
-        password=s.get("password") or s.get("pass") or None,
-        host=s.get("host") or None,
-        port=int(s["port"]) if s.get("port") else None,
-        database=s.get("dbname") or s.get("database") or None,
-    )
 
 
 def _q(name: str) -> str:
