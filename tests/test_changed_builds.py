@@ -5,6 +5,7 @@
   exactly the DAG's nodes downstream of a changed input or of an always-built model; every input
   changed keeps the plan's arguments; nothing changed and nothing always built builds nothing.
 - The plan on the demo: each dbt DAG's inputs in dbt's selection syntax, under `changed` only.
+- The direct cycle's rule on the whole project (the Meltano tables as inputs).
 - Real dbt on the demo project: `dbt ls` of a DAG's selection on a day where only one source
   brought rows lists only the affected subgraph.
 - The dbt task on a day with no new rows: dbt does not run, and every relation's event says
@@ -151,6 +152,19 @@ def test_the_plan_names_each_input_in_dbts_syntax_under_changed_only(installed):
     assert all(d.inputs == {} and d.always_build == () for d in default)
 
 
+def test_the_direct_cycle_builds_the_project_downstream_of_the_tables_with_rows(installed):
+    from orchestrator.local.direct import project_selection
+
+    plan = plan_from_config(_demo("changed"), cache_dir=None)
+    tables = {a for d in plan.meltano_dags() for a in d.outlets}
+    marketing = [(t, {"records_extracted": int(t.startswith("raw_marketing.")), "rows_written": 0}) for t in tables]
+    args, changed = project_selection(plan, tables, marketing)
+    assert changed == {"raw_marketing.ad_spend", "raw_marketing.campaigns"}
+    assert args == ["build", "--select", "source:marketing.ad_spend+", "source:marketing.campaigns+"]
+    assert project_selection(plan, tables, [(t, {"records_extracted": 0}) for t in tables]) == (None, set())
+    assert project_selection(plan, tables, [(t, {"records_extracted": 3}) for t in tables])[0] == ["build"]
+
+
 # ------------------------------------------------------------------ real dbt
 
 
@@ -178,7 +192,7 @@ def test_a_day_with_only_crm_rows_lists_only_what_crm_reaches(installed, tmp_pat
     chosen = _dbt_ls(config, narrowed[1:], tmp_path / "narrowed")
     manifest = json.loads(config.manifest.read_text())
     children = manifest["child_map"]
-    reach, todo = set(), ["source.shop_analytics.crm.accounts"]
+    reach: set[str] = set()
     todo = [u for u in children if u.startswith("source.") and u.endswith(".crm.accounts")]
     while todo:
         for c in children.get(todo.pop(), []):

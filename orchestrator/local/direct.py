@@ -215,11 +215,17 @@ def _changed_build(
         if relation in written:
             extra["rows_written"] = written[relation]
         events.append((asset, extra))
+    return project_selection(plan, set(streams), events)
+
+
+def project_selection(plan, tables: set[str], events: list[tuple[str, dict]]) -> tuple[list[str] | None, set[str]]:
+    """`dbt build` of the whole project under `dbt.build: changed`: the Meltano `tables` (Assets)
+    the dbt DAGs read are the inputs; `events` (Asset, extra) say which brought new rows."""
     inputs: dict[str, set[str]] = {}
     always: set[str] = set()
     for dag in plan.dbt_dags():
         for asset, selectors in dag.inputs.items():
-            if asset in streams:
+            if asset in tables:
                 inputs.setdefault(asset, set()).update(selectors)
         always.update(dag.always_build)
     changed = changed_inputs(events, inputs)
