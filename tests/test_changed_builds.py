@@ -38,6 +38,9 @@ def test_event_is_new_reads_meltano_and_dbt_events():
     assert event_is_new({"cycle": "2026-01-01"})  # the tick's: no rows to tell by
     assert event_is_new(None)
     assert event_is_new({"records_extracted": True})  # not a count: when in doubt, build
+    # the bookmark row an SDK tap re-sends: extracted and written again, but past no high-water mark
+    assert not event_is_new({"records_extracted": 1, "rows_written": 1, "rows_new": 0})
+    assert event_is_new({"records_extracted": 3, "rows_written": 3, "rows_new": 2})
 
 
 _EXTRAS = st.fixed_dictionaries(

@@ -208,13 +208,10 @@ def _changed_build(
     for extractor, load in report.loads.items():
         for table, n in record_counts(load.metric_lines, extractor, table_of).items():
             records[table] = records.get(table, 0) + n
-    written = {c.relation: c.written for c in report.reconciled if c.written is not None}
+    checks = {c.relation: c.extra() for c in report.reconciled}
     events = []
     for asset, (relation, table, _) in streams.items():
-        extra = {"records_extracted": records.get(table, 0)}
-        if relation in written:
-            extra["rows_written"] = written[relation]
-        events.append((asset, extra))
+        events.append((asset, {"records_extracted": records.get(table, 0), **checks.get(relation, {})}))
     return project_selection(plan, set(streams), events)
 
 

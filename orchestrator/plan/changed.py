@@ -23,12 +23,17 @@ ROW_KEYS = ("rows_written", "records_extracted")  # a Meltano event's (runners/r
 def event_is_new(extra: Any) -> bool:
     """Did the run behind this Asset event bring new rows? A dbt event: unless it says
     `nothing_new`; a Meltano event: when it extracted or wrote a row (both are read: without
-    `_sdc_batched_at`, an upsert of existing keys writes no *new* row but changes one); any other
-    event: yes."""
+    `_sdc_batched_at`, an upsert of existing keys writes no *new* row but changes one), or, when
+    the reconciliation read the stream's replication key, when a row got past the key's
+    high-water mark of before the load (`rows_new`: not the bookmark row an SDK tap re-sends);
+    any other event: yes."""
     if not isinstance(extra, Mapping):
         return True
     if extra.get(NOTHING_NEW) is True:
         return False
+    fresh = extra.get("rows_new")
+    if isinstance(fresh, int) and not isinstance(fresh, bool):
+        return fresh > 0
     counts = [v for k in ROW_KEYS if isinstance(v := extra.get(k), int) and not isinstance(v, bool)]
     return any(v > 0 for v in counts) if counts else True
 
