@@ -8,8 +8,9 @@
    events such a day's loads emit: every table with rows (the full cycle), only one source's tables
    (marketing; the CRM), none. Per case: models built, tests run, dbt's wall time (median of 3 back to back, in this
    process: dbt imported once).
-3. A real no-new-data cycle under `changed` (`orchestrator cycle --no-new-day`'s path): what the
-   demo's taps report, and what it builds.
+3. Real cycles under `changed` (`orchestrator cycle`'s path): a one-source day (a new demo day
+   for marketing only: the other sources' files put back) and a no-new-data day: what the taps
+   report, what the rule reads, what dbt builds.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ REPEATS = 3
 sys.path.insert(0, str(ROOT))
 
 from orchestrator.config import load_config  # noqa: E402
-from orchestrator.local.direct import project_selection, run_cycle  # noqa: E402
+from orchestrator.local.direct import advance_sources, project_selection, run_cycle  # noqa: E402
 from orchestrator.plan import plan_from_config  # noqa: E402
 from orchestrator.runners.dbt import DbtProjectRef, run_dbt  # noqa: E402
 
@@ -62,11 +63,28 @@ def main() -> None:
         wall = statistics.median(walls)
         models = sum(1 for m in result.of_type("model") if m.status == "success")
         print(f"{name:<32}{models:>7}{len(result.of_type('test')):>7}{wall:>8.2f}  {' '.join(args)}")
+    print("\nreal cycles under changed (Meltano and dbt, orchestrator cycle's path):")
+    _real(config, env, "one-source day (a new demo day for marketing only)", only="marketing")
+    _real(config, env, "no-new-data day (no new demo day)", only=None)
+
+
+def _real(config, env: dict[str, str], name: str, only: str | None) -> None:
+    """A real cycle; `only`: write a new demo day, then put the other sources' files back as they
+    were, so only that source has new rows (they skip that day: the next day's rows still agree)."""
+    if only is not None:
+        data = Path(env["DEMO_DATA_DIR"])
+        kept = {f: f.read_bytes() for f in data.glob("*/*.jsonl") if f.parent.name != only}
+        advance_sources(config.profile, env)
+        for f, content in kept.items():
+            f.write_bytes(content)
     report = run_cycle(config, new_day=False, log=lambda line: None)
     extracted = {f"{e}/{s}": n for e, r in report.loads.items() for s, n in sorted(r.records.items())}
-    built = sum(1 for m in report.dbt.of_type("model") if m.status == "success") if report.dbt else 0
-    print(f"\nreal no-new-data cycle, changed: extracted {extracted}")
-    print(f"  new rows in: {', '.join(report.dbt_changed or []) or 'none'}; models built: {built}")
+    dbt = report.dbt
+    built = sum(1 for m in dbt.of_type("model") if m.status == "success") if dbt else 0
+    print(f"  {name}: extracted {extracted}")
+    print(f"    new rows in: {', '.join(report.dbt_changed or []) or 'none'}")
+    args = " ".join(dbt.args) if dbt else "-"
+    print(f"    models built: {built}, dbt wall {dbt.duration_s if dbt else 0:.2f} s, args: {args}")
 
 
 if __name__ == "__main__":
