@@ -256,3 +256,19 @@ def test_a_day_with_no_new_rows_builds_nothing_and_marks_every_event(installed, 
     extras = {asset.name: ev.extra for asset, ev in outlets.items()}
     assert set(extras) == {a for _, a in task.relations}
     assert all(e[NOTHING_NEW] is True and e["cycle"] == "2026-01-02" for e in extras.values())
+
+
+def test_a_model_that_opts_out_in_dbts_meta_is_an_always_built_root(installed, tmp_path):
+    """`meta: {orchestrator: {always_build: true}}` (in its config or its YAML): built on every run."""
+    config = _demo("changed")
+    manifest = json.loads(config.manifest.read_text())
+    uid = next(u for u, n in manifest["nodes"].items() if n["name"] == "stg_campaigns")
+    manifest["nodes"][uid]["config"]["meta"] = {"orchestrator": {"always_build": True}}
+    path = tmp_path / "manifest.json"
+    path.write_text(json.dumps(manifest))
+    dags = {d.dag_id: d for d in plan_from_config(config.with_overrides(manifest=path), cache_dir=None).dbt_dags()}
+    assert dags["dbt_marketing"].always_build == ("stg_campaigns",)
+    assert all(d.always_build == () for name, d in dags.items() if name != "dbt_marketing")
+    args = list(dags["dbt_marketing"].tasks[0].args)
+    narrowed = changed_selection(args, dags["dbt_marketing"].inputs, set(), dags["dbt_marketing"].always_build)
+    assert narrowed == ["build", "--select", "tag:marketing,stg_campaigns+", "--indirect-selection", "cautious"]
