@@ -184,6 +184,10 @@ def retry(ctx: Context) -> Section:
     )
 
 
+def changed(ctx: Context) -> Section:
+    return Section([PYTHON, "bench/dbt_changed.py"])
+
+
 def imports(ctx: Context) -> Section:
     return Section([PYTHON, "bench/import_cost.py", "--runs", "1" if ctx.quick else "5"])
 
@@ -194,6 +198,7 @@ SECTIONS: dict[str, Callable[[Context], Section]] = {
     "parse": parse,
     "dbt": dbt,
     "retry": retry,
+    "changed": changed,
     "cycle": cycle,
     "ratio": ratio,
     "alerts": alerts,

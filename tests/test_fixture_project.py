@@ -236,3 +236,47 @@ def test_datagen_is_deterministic(tmp_path):
         assert path.read_bytes() == (tmp_path / "b" / path.relative_to(tmp_path / "a")).read_bytes()
     with pytest.raises(ValueError):
         datagen.write_day(tmp_path / "a", 5)
+
+
+def test_a_day_with_only_the_fleets_rows_builds_only_what_they_reach(two_days):
+    """`dbt.build: changed` with real dbt (orchestrator/plan/changed.py): on day 2's warehouse, the
+    rule's selection for a day where only the fleet's source brought rows builds exactly the
+    models downstream of its tables (the manifest's own graph), and a day with none builds nothing."""
+    from orchestrator.plan.changed import changed_inputs, changed_selection
+
+    fx, _ = two_days
+    manifest = json.loads((fx.root / "target-day2" / "manifest.json").read_text())
+    sources = {u: s for u, s in manifest["sources"].items()}
+    inputs = {f"{s['schema']}.{s['name']}": (f"source:{s['source_name']}.{s['name']}",) for s in sources.values()}
+    fleet = {a for a in inputs if a.startswith(EXTRACTOR_SCHEMA["tap-fleet"] + ".")}
+    events = [
+        (a, {"records_extracted": 4 if a in fleet else 1, "rows_written": 4, "rows_new": int(a in fleet)})
+        for a in inputs
+    ]
+    changed = changed_inputs(events, inputs)
+    assert changed == fleet
+    args = changed_selection(["build"], inputs, changed)
+    assert args is not None
+    fx.dbt(*args, "--target-path", str(fx.root / "target-fleet"))
+    built = {
+        r["unique_id"]
+        for r in json.loads((fx.root / "target-fleet" / "run_results.json").read_text())["results"]
+        if r["unique_id"].split(".")[0] in ("model", "seed", "snapshot") and r["status"] == "success"
+    }
+    reach: set[str] = set()
+    todo = [u for u, s in sources.items() if f"{s['schema']}.{s['name']}" in fleet]
+    while todo:
+        for child in manifest["child_map"].get(todo.pop(), []):
+            if child not in reach:
+                reach.add(child)
+                todo.append(child)
+    expected = {
+        u
+        for u in reach
+        if u.split(".")[0] in ("model", "snapshot") and manifest["nodes"][u]["config"]["materialized"] != "ephemeral"
+    }
+    all_models = {u for u, n in manifest["nodes"].items() if n["resource_type"] == "model"}
+    assert built == expected
+    assert {u for u in built if u.startswith("model.")} < all_models  # not the whole project
+    none = [(a, {"records_extracted": 1, "rows_written": 1, "rows_new": 0}) for a in inputs]
+    assert changed_selection(["build"], inputs, changed_inputs(none, inputs)) is None

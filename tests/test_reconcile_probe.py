@@ -109,3 +109,30 @@ def test_a_big_table_is_not_scanned_unless_an_index_leads_on_the_stamp(wh, monke
     if wh.kind == "postgres":
         wh.sql(f'CREATE INDEX ON "{wh.schema}".t (_sdc_batched_at)')
         assert Probe(wh.target).marks([relation])[relation].skip is None
+
+
+def test_rows_past_the_replication_keys_high_water_mark_leave_out_the_re_sent_bookmark_row(wh):
+    """`dbt.build: changed` (plan/changed.py): an SDK tap re-sends the row at its bookmark
+    (`key >= bookmark`); only rows past the key's max of before the run are new (`fresh`)."""
+    t = f'"{wh.schema}".k'
+    wh.sql(f"CREATE TABLE {t} (id INTEGER PRIMARY KEY, updated_at TIMESTAMP, _sdc_batched_at TIMESTAMP)")
+
+    def upsert(i: int, updated: datetime, at: datetime) -> str:
+        return (
+            f"INSERT INTO {t} VALUES ({i}, TIMESTAMP '{updated.isoformat(sep=' ')}', "
+            f"TIMESTAMP '{at.isoformat(sep=' ')}') ON CONFLICT (id) DO UPDATE SET "
+            "updated_at = excluded.updated_at, _sdc_batched_at = excluded._sdc_batched_at"
+        )
+
+    wh.sql(*(upsert(i, T0 + timedelta(hours=i), T0) for i in range(5)))
+    relation, probe = f"{wh.schema}.k", Probe(wh.target)
+    marks = probe.marks([relation], {relation: "updated_at"})
+    assert marks[relation].high == T0 + timedelta(hours=4)
+    wh.sql(upsert(4, T0 + timedelta(hours=4), T0 + timedelta(days=1)))  # a day with no new rows
+    assert probe.written(marks) == {relation: Written(1, "stamp", fresh=0)}
+    marks = probe.marks([relation], {relation: "updated_at"})
+    later = T0 + timedelta(days=2)
+    wh.sql(upsert(4, T0 + timedelta(hours=4), later), upsert(1, later, later), upsert(5, later, later))
+    assert probe.written(marks) == {relation: Written(3, "stamp", fresh=2)}  # an update and a new row
+    no_column = probe.marks([relation], {relation: "not_a_column"})
+    assert probe.written(no_column) == {relation: Written(0, "stamp")}  # no key to tell by: fresh None

@@ -12,6 +12,11 @@
 - **Asset events**: one per relation built in this DAG run, in whichever try, with the try
   that built it in `extra`. A partial (manual) run emits only what it built, so only the
   downstream DAGs whose Assets it updated can start.
+- **`dbt.build: changed`** (plan/changed.py): a run builds only what is downstream of the inputs
+  whose triggering events brought new rows (and the models that opt out); the relations it did
+  not rebuild get an event marked `nothing_new`, so every downstream DAG still runs as in a
+  full cycle, and builds nothing in turn. The run form's select/exclude or full refresh builds
+  what it says.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from typing import Any
 from airflow.sdk.exceptions import AirflowFailException
 
 from ..config import load_config
+from ..plan.changed import NOTHING_NEW, changed_inputs, changed_selection
 from ..plan.cycles import CYCLE_KEY
 from ..runners.dbt import FAILED, DbtError, DbtProjectRef, DbtRunResult, run_dbt
 from ..runners.dbt_profile import resolve_target
@@ -106,6 +112,8 @@ def dbt_build(
     tag: str | None = None,
     nodes: list[str] | None = None,
     cycle_task: str | None = None,
+    inputs: dict[str, list[str]] | None = None,
+    always_build: list[str] | None = None,
     config_path: str | None = None,
     profile: str | None = None,
     **context,
@@ -114,19 +122,30 @@ def dbt_build(
     and the try that built it. `relations` maps a node's unique_id to its Asset; `nodes` are every
     model and test of the DAG (what the run form may select); `cycle_task` the task that found the
     cycle the inputs agree on (its XCom goes into every event's extra). A failure's alert lists the failed
-    models and tests with their owners (the blast radius is the callbacks': lineage_alert.enrich)."""
+    models and tests with their owners (the blast radius is the callbacks': lineage_alert.enrich).
+    `inputs`/`always_build` (`dbt.build: changed`): what each input Asset is in dbt's selection
+    syntax, and the models built on every run (plan/changed.py)."""
     config = load_config(config_path, profile)  # the config its DAG was rendered from
     env = config.profile.environment()
     project = DbtProjectRef.of(config, env)
     values = _form(context.get("params"), nodes)
     attempt = _Try.of(context, config.dbt_runs_dir(env), values, config.dbt.retry_from_failure)
     dbt = functools.partial(run_dbt, env=env, project=project, target_path=attempt.target_path, raise_on_failure=False)
+    cycle = _cycle(context, cycle_task)
+    follows = attempt.record.get("follows_changes", False) if attempt.retry else _follows(values, inputs)
+    if follows and not attempt.retry:
+        changed = changed_inputs(_triggering(context), inputs or {})
+        narrowed = changed_selection(args, inputs or {}, changed, always_build or ())
+        log.info("dbt.build changed: new rows in %s", ", ".join(sorted(changed)) or "none of the inputs")
+        if narrowed is None:
+            return _nothing_new(context, relations, outlets, cycle, attempt)
+        args = narrowed
     invocation = _retry_invocation(attempt) if attempt.retry else _build_invocation(values, args, nodes, dbt)
     with warehouse_lock(resolve_target(config, env).duckdb_path(config.dbt_project_dir), log.info):
         result = dbt(invocation)
-    built = attempt.save(result, relations, invocation)
-    cycle = _cycle(context, cycle_task)
-    _emit(context, result, built, relations, outlets, narrowed=attempt.partial or attempt.retry, cycle=cycle)
+    built = attempt.save(result, relations, invocation, follows)
+    narrowed_run = (attempt.partial or attempt.retry) and not follows
+    _emit(context, result, built, relations, outlets, narrowed=narrowed_run, cycle=cycle, unchanged=follows)
     if not result.success:  # the message lists the failed models and tests; the alert gets them with owners
         alert = dbt_alert_context(attempt.target_path / "run_results.json", result, owners or {}, tag)
         raise TaskFailure(str(DbtError(result)), alert)
@@ -139,6 +158,50 @@ def dbt_build(
         "models": {n.unique_id: n.status for n in result.of_type("model")},
         "tests": {n.unique_id: n.status for n in result.of_type("test")},
         "failed": [n.unique_id for n in result.failed],
+    }
+
+
+def _follows(values: dict[str, Any], inputs: dict[str, list[str]] | None) -> bool:
+    """Does this run build only what new rows reach? Not when the run form selects, excludes or
+    fully refreshes (it builds what it says), nor without inputs to tell by."""
+    return bool(inputs) and not (values["select"] or values["exclude"] or values["full_refresh"])
+
+
+def _triggering(context: dict) -> list[tuple[str, Any]]:
+    """(Asset name, extra) of each event that started this run (none: started by hand, or a cron)."""
+    events = context.get("triggering_asset_events") or {}
+    return [
+        (getattr(getattr(e, "asset", None), "name", None) or str(key), getattr(e, "extra", None))
+        for key, evs in events.items()
+        for e in evs
+    ]
+
+
+def _nothing_new(
+    context: dict, relations: dict[str, str], outlets: dict[str, str], cycle: str | None, attempt: _Try
+) -> dict[str, Any]:
+    """No input brought new rows: dbt does not run; every relation's event says `nothing_new`, so
+    the DAGs downstream, the lateness checks and the recoveries see the cycle through."""
+    for uid, asset in relations.items():
+        if asset in outlets:
+            extra: dict[str, Any] = {"unique_id": uid, NOTHING_NEW: True}
+            if cycle is not None:
+                extra[CYCLE_KEY] = cycle
+            set_extra(context, asset, outlets[asset], extra)
+    _save_record(attempt.target_path, {"run_id": attempt.run_id, "try": attempt.number, "built": {}, "failed": []})
+    log.info(
+        "dbt.build changed: no input brought new rows; nothing built, %s event(s) marked nothing_new", len(relations)
+    )
+    return {
+        "success": True,
+        "duration_s": 0.0,
+        "try": attempt.number,
+        "retry": False,
+        "invocation": [],
+        NOTHING_NEW: True,
+        "models": {},
+        "tests": {},
+        "failed": [],
     }
 
 
@@ -198,7 +261,9 @@ class _Try:
             record = {"run_id": run_id, "built": {}}
         return cls(target_path, run_id, number, record, retry, bool(values["select"] or values["exclude"]))
 
-    def save(self, result: DbtRunResult, relations: dict[str, str], invocation: list[str]) -> dict[str, int]:
+    def save(
+        self, result: DbtRunResult, relations: dict[str, str], invocation: list[str], follows: bool = False
+    ) -> dict[str, int]:
         """Record what this try built (with what earlier tries of a retried run built) and what
         failed; return unique_id -> the try that built it."""
         built: dict[str, int] = dict(self.record.get("built") or {}) if self.retry else {}
@@ -208,7 +273,14 @@ class _Try:
         failed = [n.unique_id for n in result.failed]
         _save_record(
             self.target_path,
-            {"run_id": self.run_id, "try": self.number, "built": built, "failed": failed, "invocation": invocation},
+            {
+                "run_id": self.run_id,
+                "try": self.number,
+                "built": built,
+                "failed": failed,
+                "invocation": invocation,
+                "follows_changes": follows,
+            },
         )
         return built
 
@@ -244,12 +316,19 @@ def _emit(
     *,
     narrowed: bool,
     cycle: str | None = None,
+    unchanged: bool = False,
 ) -> None:
     """The extra of each Asset event (every relation this DAG run built, in whichever try); a run
-    that built less than the whole selection emits only what it built."""
+    that built less than the whole selection emits only what it built, except under `dbt.build:
+    changed` (`unchanged`), where a relation no new row reached gets an event marked `nothing_new`."""
     by_node = {n.unique_id: n for n in result.nodes}
     for uid, asset in relations.items():
-        if uid in built and asset in outlets:
+        if unchanged and uid not in built and asset in outlets:
+            same: dict[str, Any] = {"unique_id": uid, NOTHING_NEW: True}
+            if cycle is not None:
+                same[CYCLE_KEY] = cycle
+            set_extra(context, asset, outlets[asset], same)
+        elif uid in built and asset in outlets:
             this_try = by_node.get(uid)
             extra: dict[str, Any] = {"unique_id": uid, "built_in_try": built[uid]}
             if cycle is not None:
@@ -262,7 +341,7 @@ def _emit(
                 )
             set_extra(context, asset, outlets[asset], extra)
     task = context.get("task")
-    if task is not None and (narrowed or len(built) < len(relations)):
+    if task is not None and not unchanged and (narrowed or len(built) < len(relations)):
         # Only what this DAG run built gets an Asset event: Airflow emits one per outlet the task
         # still declares when it succeeds.
         emitted = {relations[u] for u in built}

@@ -100,7 +100,7 @@ def _dbt(ctx: Context, spec: DagSpec) -> None:
     ops = {}
     for t in spec.tasks:
         owners = {u: spec.owners[u] for u in (*t.models, *spec.tests) if u in spec.owners}
-        kwargs = {
+        kwargs: dict[str, Any] = {
             "args": list(t.args),
             "outlets": _outlets(ctx, t),
             "relations": dict(t.relations),
@@ -111,6 +111,9 @@ def _dbt(ctx: Context, spec: DagSpec) -> None:
             kwargs["nodes"] = [*spec.models, *spec.tests]
         if spec.wait_task:
             kwargs["cycle_task"] = spec.wait_task
+        if spec.inputs and len(spec.tasks) == 1:  # dbt.build: changed (plan/changed.py)
+            kwargs["inputs"] = {a: list(s) for a, s in spec.inputs.items()}
+            kwargs["always_build"] = list(spec.always_build)
         ops[t.task_id] = _operator(ctx, spec, t, dbt_task.dbt_build, kwargs)
     _wire(spec, ops)
     if spec.wait_task:

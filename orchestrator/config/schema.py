@@ -192,6 +192,9 @@ class Dbt(_Section):
     retry_from_failure: bool = True  # a retry builds only what failed (and what it skipped) the try before
     # a cycle between tag DAGs that the tags force: split the tags on it into stages, or refuse it
     on_forced_cycle: Literal["split", "error"] = "split"
+    # changed: a run builds only what is downstream of the inputs that brought new rows (README,
+    # "dbt work follows new data"); all: every run builds the DAG's whole selection
+    build: Literal["changed", "all"] = "all"
     cycle_wait: CycleWait = CycleWait()
 
     @field_validator("tags")

@@ -19,9 +19,11 @@ import sqlalchemy as sa
 
 from ..config import ConfigError, OrchestrationConfig, Profile
 from ..plan import plan_from_config
+from ..plan.changed import changed_inputs, changed_selection
+from ..plan.translator import load_translator
 from ..runners.dbt import DbtProjectRef, DbtRunResult, run_dbt
 from ..runners.dbt_profile import resolve_target
-from ..runners.meltano import MeltanoResult, run_extractor, run_meltano
+from ..runners.meltano import MeltanoResult, record_counts, run_extractor, run_meltano
 from ..runners.reconcile import ReconcileError, StreamCheck, meltano_streams, reconciliation
 from .warehouse import ensure_postgres_database, table_row_counts
 
@@ -36,6 +38,8 @@ class CycleReport:
     duration_s: float = 0.0
     reconciled: list[StreamCheck] = field(default_factory=list)
     reconcile_s: float = 0.0  # spent reconciling, against the Meltano runs' own time
+    # `dbt.build: changed`: the Meltano tables that brought new rows (None: `all`, the whole project)
+    dbt_changed: list[str] | None = None
 
     def summary(self) -> str:
         lines = [
@@ -58,6 +62,8 @@ class CycleReport:
         lines += [f"  skipped {c.relation}: {c.cause}" for c in self.reconciled if c.status == "skipped"]
         lines += ["", f"{'warehouse table':<28}{'rows':>8}"]
         lines += [f"{name:<28}{n:>8}" for name, n in self.raw_rows.items()]
+        if self.dbt_changed is not None:
+            lines += ["", f"dbt.build changed: new rows in {', '.join(self.dbt_changed) or 'no table'}"]
         if self.dbt:
             models, tests = self.dbt.of_type("model"), self.dbt.of_type("test")
             ok_models = sum(1 for m in models if m.status == "success")
@@ -154,7 +160,8 @@ def run_cycle(
     env = env if env is not None else profile.environment()
     prepare_warehouse(config, env)
     report = CycleReport(profile=profile.name, source_days=advance_sources(profile, env) if new_day else [])
-    plan = plan_from_config(config, kinds=("meltano",), cache_dir=None)
+    changed_mode = config.dbt.build == "changed"
+    plan = plan_from_config(config, kinds=("meltano", "dbt") if changed_mode else ("meltano",), cache_dir=None)
     streams = {a: s for d in plan.meltano_dags() for a, s in meltano_streams(d, plan.assets).items()}
     for extractor in profile.extractors:
         log(f"==> meltano run {extractor} {profile.loader}")
@@ -177,11 +184,49 @@ def run_cycle(
         report.reconcile_s += check.seconds
         _report_mismatches(config, env, [c for c in checks if c.status == "mismatch"], log)
     project = DbtProjectRef.of(config, env)
-    log(f"==> dbt build ({project.project_dir})")
-    report.dbt = run_dbt(["build"], env=env, project=project, target_path=config.dbt_runs_dir(env) / "cycle")
+    args: list[str] | None = ["build"]
+    if changed_mode:
+        args, changed = _changed_build(config, plan, streams, report)
+        report.dbt_changed = sorted(changed)
+    if args is None:
+        log("==> dbt build: no Meltano table brought new rows, nothing to build (dbt.build: changed)")
+    else:
+        log(f"==> dbt {' '.join(args)} ({project.project_dir})")
+        report.dbt = run_dbt(args, env=env, project=project, target_path=config.dbt_runs_dir(env) / "cycle")
     report.raw_rows = table_row_counts(config, env, plan)
     report.duration_s = time.monotonic() - started
     return report
+
+
+def _changed_build(
+    config: OrchestrationConfig, plan, streams: dict[str, tuple[str, str, str]], report: CycleReport
+) -> tuple[list[str] | None, set[str]]:
+    """The rule the dbt DAGs follow under `dbt.build: changed` (plan/changed.py), on the whole
+    project: the Meltano tables are the inputs, each with the rows this cycle extracted and wrote."""
+    table_of = load_translator(config).stream_table
+    records: dict[str, int] = {}
+    for extractor, load in report.loads.items():
+        for table, n in record_counts(load.metric_lines, extractor, table_of).items():
+            records[table] = records.get(table, 0) + n
+    checks = {c.relation: c.extra() for c in report.reconciled}
+    events = []
+    for asset, (relation, table, _) in streams.items():
+        events.append((asset, {"records_extracted": records.get(table, 0), **checks.get(relation, {})}))
+    return project_selection(plan, set(streams), events)
+
+
+def project_selection(plan, tables: set[str], events: list[tuple[str, dict]]) -> tuple[list[str] | None, set[str]]:
+    """`dbt build` of the whole project under `dbt.build: changed`: the Meltano `tables` (Assets)
+    the dbt DAGs read are the inputs; `events` (Asset, extra) say which brought new rows."""
+    inputs: dict[str, set[str]] = {}
+    always: set[str] = set()
+    for dag in plan.dbt_dags():
+        for asset, selectors in dag.inputs.items():
+            if asset in tables:
+                inputs.setdefault(asset, set()).update(selectors)
+        always.update(dag.always_build)
+    changed = changed_inputs(events, inputs)
+    return changed_selection(["build"], inputs, changed, always), changed
 
 
 def _report_mismatches(

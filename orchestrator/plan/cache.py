@@ -19,7 +19,7 @@ from pathlib import Path
 
 from .model import Plan
 
-_VERSION = "13"  # bump when the plan's shape or rules change
+_VERSION = "14"  # bump when the plan's shape or rules change
 
 
 def _stat(path: str) -> tuple[str, int, int]:

@@ -56,7 +56,7 @@ def plan_dbt(
     tests_of, orphans = place_tests(graph, placement, wiring)
     asset_dag = {asset_of[u]: d for u, d in placement.dag_of.items() if u in asset_of}
     produced = {asset: dag for tables in loaded.by_relation.values() for _, asset, dag in tables}
-    ctx = DbtContext(config, names, graph, placement, wiring, produced, asset_dag, asset_of)
+    ctx = DbtContext(config, names, graph, placement, wiring, produced, asset_dag, asset_of, loaded)
     part = Part(warnings=warnings, errors=errors, assets=_assets(ctx))
     for dag_id in sorted(wiring.members):
         spec = dbt_dag_spec(ctx, dag_id, tests_of.get(dag_id, []))

@@ -12,6 +12,7 @@ from .dbt_wiring import Wiring
 from .doc_md import asset_bullets
 from .model import DbtDag, Issue, Schedule, TaskSpec
 from .placement import Placement
+from .relations import Loaded
 from .translator import Translator
 
 
@@ -28,6 +29,7 @@ class DbtContext:
     produced: dict[str, str]  # Asset -> the Meltano DAG that loads it
     asset_dag: dict[str, str]  # Asset -> the dbt DAG that builds it
     asset_of: dict[str, str]  # built node -> the Asset of the relation it builds (relations.py)
+    loaded: Loaded | None = None  # what Meltano loads: which Asset a source is (`dbt.build: changed`)
 
     def outlets(self, uids) -> tuple[str, ...]:
         """The Assets of the relations these nodes build, sorted."""
@@ -77,7 +79,29 @@ def dbt_dag_spec(ctx: DbtContext, dag_id: str, tests: list[str]) -> DbtDag | Iss
         tests=tuple(sorted(tests)),
         owners=owners,
         wait_task=ctx.wait_task(assets),
+        **_changed(ctx, members, assets),
     )
+
+
+def _changed(ctx: DbtContext, members: list[str], assets: tuple[str, ...]) -> dict:
+    """`dbt.build: changed` (plan/changed.py): what each input Asset is in dbt's selection syntax
+    (the sources a Meltano table is, the other DAGs' models), and the members that opt out. The
+    whole-DAG task only: per-model tasks build their node on every run."""
+    if ctx.config.dbt.build != "changed" or ctx.config.dbt.task_granularity != "dag":
+        return {}
+    graph, wanted = ctx.graph, set(assets)
+    inputs: dict[str, set[str]] = defaultdict(set)
+    for u in members:
+        for s in graph.sources[u]:
+            src = graph.project.sources[s]
+            found = ctx.loaded.find(src.database, src.relation) if ctx.loaded else None
+            if found and found[0] in wanted:
+                inputs[found[0]].add("source:" + ".".join(s.split(".")[2:4]))
+        for p in graph.parents[u]:
+            if (a := ctx.asset_of.get(p)) in wanted:
+                inputs[a].add(graph.built[p].selector)
+    always = tuple(sorted(graph.built[u].selector for u in members if graph.built[u].always_build))
+    return {"inputs": {a: tuple(sorted(s)) for a, s in sorted(inputs.items())}, "always_build": always}
 
 
 def tests_dag_spec(ctx: DbtContext, parent_dags: tuple[str, ...], tests: list[str]) -> DbtDag:

@@ -88,6 +88,7 @@ class Node:
     selector: str  # how `dbt --select` names it
     description: str = ""
     database: str | None = None  # lower-case; part of the relation's identity (relations.py)
+    always_build: bool = False  # meta: {orchestrator: {always_build: true}} (plan/changed.py)
 
 
 @dataclass(frozen=True)
@@ -244,6 +245,7 @@ def parse_manifest(raw: bytes | bytearray, path: str | Path = "manifest.json") -
             selector=selector,
             description=n.description or "",
             database=n.database.lower() if n.database and relation else None,
+            always_build=_always_build(n.meta) or _always_build(n.config.meta),
         )
     sources = {}
     for s in manifest.sources.values():
@@ -256,3 +258,9 @@ def parse_manifest(raw: bytes | bytearray, path: str | Path = "manifest.json") -
                 database=s.database.lower() if s.database else None,
             )
     return DbtProject(path=str(path), schema_version=version, nodes=nodes, sources=sources)
+
+
+def _always_build(meta: dict | None) -> bool:
+    """`meta: {orchestrator: {always_build: true}}`: built on every run, new rows or not (plan/changed.py)."""
+    own = (meta or {}).get("orchestrator")
+    return isinstance(own, dict) and own.get("always_build") is True

@@ -119,6 +119,10 @@ class DbtDag(DagSpec):
     # The first task, which waits until the inputs' latest events agree on a cycle (plan/cycles.py);
     # None: a single input (it cannot disagree with itself), or `dbt.cycle_wait.enabled: false`.
     wait_task: str | None = None
+    # `dbt.build: changed` (plan/changed.py): each input Asset -> the dbt selectors of what it is
+    # (a source, another DAG's model), and the models built on every run; empty with `all`.
+    inputs: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    always_build: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, kw_only=True)

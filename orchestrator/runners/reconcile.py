@@ -26,7 +26,7 @@ import json
 import re
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -45,12 +45,15 @@ class StreamCheck:
     written: int | None
     status: Status
     cause: str = ""  # a mismatch's likely cause, or why it was skipped
+    fresh: int | None = None  # rows past the replication key's high-water mark (reconcile_probe.Written)
 
     def extra(self) -> dict[str, Any]:
         """What the Asset event's `extra` carries."""
         out: dict[str, Any] = {"reconcile": self.status}
         if self.written is not None:
             out["rows_written"] = self.written
+        if self.fresh is not None:
+            out["rows_new"] = self.fresh  # what dbt.build: changed reads first (plan/changed.py)
         if self.status != "ok" and self.cause:
             out["reconcile_note"] = self.cause
         return out
@@ -129,6 +132,24 @@ def compare(
     return StreamCheck(relation, extractor, emitted, n, "mismatch", cause)
 
 
+def catalog_replication_keys(sys_dir: Path, extractor: str, table_of: Any) -> dict[str, str]:
+    """Table -> its stream's replication key, from the catalog of the extractor's last run ({}: none
+    to read, e.g. before its first run)."""
+    try:
+        catalog = json.loads((sys_dir / "run" / extractor / "tap.properties.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    out = {}
+    for stream in catalog.get("streams") or []:
+        key = stream.get("replication_key")
+        for m in stream.get("metadata") or []:
+            if not m.get("breadcrumb"):
+                key = key or (m.get("metadata") or {}).get("replication-key")
+        if isinstance(key, str) and key:
+            out[table_of(str(stream.get("tap_stream_id") or stream.get("stream") or ""))] = key
+    return out
+
+
 def catalog_keys(sys_dir: Path, extractor: str, table_of: Any) -> dict[str, bool]:
     """Table -> whether its stream has key properties, from the catalog Meltano wrote for this run
     (`<.meltano>/run/<extractor>/tap.properties.json`); {} when there is none to read."""
@@ -172,8 +193,16 @@ class Reconciliation:
         if self.probe is None or not self.streams:
             return
         started = time.monotonic()
+        keys: dict[str, str] = {}
+        if self.sys_dir is not None:
+            by_extractor: dict[str, dict[str, str]] = {}
+            for relation, (table, extractor) in self.streams.items():
+                if extractor not in by_extractor:
+                    by_extractor[extractor] = catalog_replication_keys(self.sys_dir, extractor, self.table_of)
+                if key := by_extractor[extractor].get(table):
+                    keys[relation] = key
         try:
-            self.marks = self.probe.marks(sorted(self.streams))
+            self.marks = self.probe.marks(sorted(self.streams), keys)
         except Exception as exc:  # noqa: BLE001 - the warehouse unreadable: the load still runs
             self.error = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
         self.seconds += time.monotonic() - started
@@ -200,17 +229,16 @@ class Reconciliation:
                 keyed[extractor] = catalog_keys(self.sys_dir, extractor, self.table_of) if self.sys_dir else {}
             emitted = counts[extractor].get(table, 0) if counts[extractor] else None
             got = written.get(relation, f"the warehouse could not be read: {self.error}")
-            checks.append(
-                compare(
-                    relation,
-                    extractor,
-                    emitted,
-                    got,
-                    keyed=keyed[extractor].get(table),
-                    loaded=loaded.get(relation),
-                    known_defect=self.known_defect,
-                )
+            check = compare(
+                relation,
+                extractor,
+                emitted,
+                got,
+                keyed=keyed[extractor].get(table),
+                loaded=loaded.get(relation),
+                known_defect=self.known_defect,
             )
+            checks.append(replace(check, fresh=got.fresh) if isinstance(got, Written) else check)
         self.seconds += time.monotonic() - started
         for c in checks:
             if c.status == "mismatch":

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -25,6 +25,8 @@ class Mark:
     last: Any = None  # max(_sdc_batched_at) before the run (None: empty or new table)
     rows: int = 0  # rows before the run (count mode)
     skip: str | None = None
+    key: str | None = None  # the stream's replication key (the run's catalog), when the table has it
+    high: Any = None  # max(key) before the run: rows past it after the run are new (dbt.build: changed)
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,9 @@ class Written:
 
     rows: int
     how: Literal["stamp", "new", "delta"]
+    # Rows past the replication key's high-water mark of before the run: new or updated rows, not
+    # the bookmark row an SDK tap re-sends (`key >= bookmark`). None: no replication key to tell by.
+    fresh: int | None = None
 
 
 class Probe:
@@ -64,12 +69,14 @@ class Probe:
         finally:
             engine.dispose()
 
-    def marks(self, relations: list[str]) -> dict[str, Mark]:
-        """Each table's latest stamp before the run (a table that does not exist yet: None)."""
+    def marks(self, relations: list[str], keys: Mapping[str, str] | None = None) -> dict[str, Mark]:
+        """Each table's latest stamp before the run (a table that does not exist yet: None), and the
+        high-water mark of its replication key (`keys`: relation -> column) where it has one."""
+        keys = keys or {}
         if self.duckdb is not None and not self.duckdb.exists():
-            return {r: Mark(r) for r in relations}
+            return {r: Mark(r) for r in relations}  # every table new: its rows are the new ones
         with self._cursor() as q:
-            return {r: self._mark(q, r) for r in relations}
+            return {r: self._mark(q, r, key=keys.get(r)) for r in relations}
 
     def written(self, marks: Mapping[str, Mark]) -> dict[str, Written | str]:
         """Rows each table got from the run (or why that cannot be told: a string)."""
@@ -85,9 +92,13 @@ class Probe:
                 else:
                     rows = int(q(f"SELECT count(*) FROM {_table(r)}")[0][0]) if after.rows >= 0 else 0
                     out[r] = Written(rows, "new") if before.rows == 0 else Written(rows - before.rows, "delta")
+                got = out[r]
+                if before.key and isinstance(got, Written):
+                    where = f"{_q(before.key)} > {_literal(before.high)}" if before.high is not None else "true"
+                    out[r] = replace(got, fresh=int(q(f"SELECT count(*) FROM {_table(r)} WHERE {where}")[0][0]))
         return out
 
-    def _mark(self, q: Any, relation: str, need_last: bool = True) -> Mark:
+    def _mark(self, q: Any, relation: str, need_last: bool = True, key: str | None = None) -> Mark:
         schema, _, table = relation.partition(".")
         cols = q(
             "SELECT lower(column_name) FROM information_schema.columns "
@@ -95,6 +106,11 @@ class Probe:
         )
         if not cols:
             return Mark(relation, stamped=False, rows=-1 if not need_last else 0)  # not there (yet)
+        if key is not None and need_last:
+            mark = self._mark(q, relation, need_last, key=None)
+            if mark.skip or (key.lower(),) not in cols:
+                return mark
+            return replace(mark, key=key, high=q(f"SELECT max({_q(key)}) FROM {_table(relation)}")[0][0])
         stamped = (BATCHED_AT,) in cols
         rows, indexed = self._size(q, schema, table)
         if rows > MAX_SCAN_ROWS[self.type] and not (indexed and stamped):
