@@ -174,16 +174,20 @@ def _as_the_file_does(call: Callable[..., Any], args: list, kwargs: dict) -> Dag
 
 @contextlib.contextmanager
 def _plan_cache_off() -> Iterator[None]:
-    name = settings.CACHE_DIR.name
-    before = os.environ.get(name)
-    os.environ[name] = ""  # set and empty: no cache
+    """The plan cache off while the DAG files render; the variables they set put back afterwards (a
+    DAG file init wrote pins ORCHESTRATION_CONFIG in its process: `check` called in-process, as
+    by a test or a tool, must leave the caller's environment as it found it)."""
+    names = (settings.CACHE_DIR.name, settings.ORCHESTRATION_CONFIG.name)
+    before = {name: os.environ.get(name) for name in names}
+    os.environ[settings.CACHE_DIR.name] = ""  # set and empty: no cache
     try:
         yield
     finally:
-        if before is None:
-            os.environ.pop(name, None)
-        else:
-            os.environ[name] = before
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def _check_assets(plan: Plan, config: OrchestrationConfig, report: Report) -> None:

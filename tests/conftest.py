@@ -19,6 +19,22 @@ from orchestrator.config import REPO_ROOT, load_config
 os.environ.setdefault("AIRFLOW_HOME", str(REPO_ROOT / "var" / "airflow-test"))
 os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 
+# The variables that choose which config and profile the product reads. Code that parses a DAG
+# file init wrote sets ORCHESTRATION_CONFIG in its process (as Airflow's parser must): a test that
+# does so in-process must not hand its temporary config to every test after it.
+_SELECTING = ("ORCHESTRATION_CONFIG", "PIPELINE_PROFILE", "ORCHESTRATOR_CACHE_DIR")
+
+
+@pytest.fixture(autouse=True)
+def _config_selection_restored():
+    before = {k: os.environ.get(k) for k in _SELECTING}
+    yield
+    for k, v in before.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+
 
 def pytest_configure(config: pytest.Config) -> None:
     register(config)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import os
 import shutil
 from pathlib import Path
 from unittest import mock
@@ -19,6 +20,11 @@ def _dagbag(folder: Path, monkeypatch, **env):
     from airflow.dag_processing.dagbag import DagBag
 
     monkeypatch.setenv("ORCHESTRATOR_CACHE_DIR", "")  # parse the files afresh
+    # A DAG file init wrote pins ORCHESTRATION_CONFIG in the parsing process: undone after the test.
+    had = "ORCHESTRATION_CONFIG" in os.environ
+    monkeypatch.setenv("ORCHESTRATION_CONFIG", os.environ.get("ORCHESTRATION_CONFIG", ""))
+    if not had:
+        monkeypatch.delenv("ORCHESTRATION_CONFIG")
     for k, v in env.items():
         monkeypatch.setenv(k, v)
     return DagBag(dag_folder=str(folder))

@@ -203,7 +203,8 @@ def _failed_at(af, dag_id: str, run_id: str) -> float:
     TI's end_date comes later: the supervisor reports it after the callbacks ran)."""
     from datetime import datetime
 
-    ti = af.client.task_instances(dag_id, run_id)[0]
+    tis = af.client.task_instances(dag_id, run_id)
+    ti = next((t for t in tis if t["state"] == "failed"), tis[0])  # not the cycle wait before it
     text = af.client.request(
         "GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{ti['task_id']}/logs/{ti['try_number']}"
     ).text

@@ -291,7 +291,10 @@ def test_a_gzip_manifest_expanding_toward_2_gib_is_refused_early_in_little_memor
     assert out[0].startswith(f"{bomb}: expands to more than ") and "more than a dbt manifest plausibly is" in out[0]
     assert "ORCHESTRATOR_MANIFEST_MAX_BYTES" in out[0]
     seconds, rss_mib = out[1].split()
-    assert float(seconds) < 5 and int(rss_mib) < 300, out[1]
+    # Before the bound: 84 s and 4.2 GB, then a JSON error. Alone this measures ~0.4 s and ~150 MiB;
+    # inside the whole suite on a loaded machine one run measured 580 MiB: the ceiling says "refused
+    # long before 2 GiB", not an allocator's exact peak.
+    assert float(seconds) < 30 and int(rss_mib) < 1024, out[1]
 
 
 @settings(max_examples=100, deadline=None)

@@ -72,7 +72,7 @@ def test_check_names_the_stock_loader_what_it_loses_and_the_switch(tmp_path, cap
     [
         ("var/warehouse.duckdb", True),
         ("./data", True),
-        ("../shared/x", True),
+        ("../sibling/x", True),
         ("warehouse.duckdb", True),
         (".", True),
         ("/abs/warehouse.duckdb", False),

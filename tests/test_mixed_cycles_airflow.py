@@ -80,11 +80,13 @@ def test_a_slow_source_across_two_cycles_gives_no_build_on_mixed_data(tmp_path, 
 
         def waiting():
             tis = {ti["task_id"]: ti for ti in client.task_instances(CORE, core["dag_run_id"])}
-            return tis if tis["wait_for_cycle"]["state"] == "up_for_reschedule" else None
+            if tis["wait_for_cycle"]["state"] not in ("running", "up_for_reschedule"):  # poke | reschedule
+                return None
+            log = " ".join(str(e.get("event")) for e in client.task_log(CORE, core["dag_run_id"], "wait_for_cycle", 1))
+            return (tis, log) if "waiting for cycle" in log else None
 
-        tis = _until("dbt_core's cycle wait looked and waits", waiting)
+        tis, log = _until("dbt_core's cycle wait looked and waits", waiting)
         assert tis["dbt_build"]["state"] in (None, "none", "scheduled")  # not built on the mix
-        log = " ".join(str(e.get("event")) for e in client.task_log(CORE, core["dag_run_id"], "wait_for_cycle", 1))
         assert f"waiting for cycle {t2} of raw_shop.customers (cycle {t1})" in log, log[-2000:]
         time.sleep(6)  # a few more looks: still waiting
         assert client.dag_runs(CORE, since2)[0]["state"] == "running"

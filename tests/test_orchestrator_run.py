@@ -349,6 +349,7 @@ def test_up_status_run_down_on_one_service(tmp_path, installed):
         assert sorted(p.name for p in home.glob("*.json")) == [
             "local_secrets.json",
             "orchestrator-up.json",
+            "schema-migrated.json",  # the stamp that skips a no-op `airflow db migrate` next time
             "simple_auth_manager_passwords.json",
         ]
         status = _cli(tmp_path, "status", timeout=180)

@@ -1,7 +1,7 @@
 """A dbt DAG's first task: wait until its inputs belong to one cycle (the rule: plan/cycles.py).
 
-A sensor in reschedule mode: between looks it holds no worker slot and none of the warehouse
-pool's, and each look is one small query per input through the Task SDK's `inlet_events`.
+A sensor (`dbt.cycle_wait.mode`, poke by default: config/schema.py says why), never in the
+warehouse pool; each look is one small query per input through the Task SDK's `inlet_events`.
 """
 
 from __future__ import annotations

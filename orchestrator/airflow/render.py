@@ -121,8 +121,8 @@ def _dbt(ctx: Context, spec: DagSpec) -> None:
 
 
 def _cycle_wait(ctx: Context, spec: DbtDag, task_id: str, first: list[PythonOperator]) -> None:
-    """The first task: a sensor in reschedule mode (no worker slot, nor the warehouse pool's one,
-    held between looks) until the latest events of the DAG's inputs name one cycle. It fails
+    """The first task: a sensor (`dbt.cycle_wait.mode`; never in the warehouse pool) until the
+    latest events of the DAG's inputs name one cycle. It fails
     itself at `timeout_minutes` with a `late` alert that names the inputs behind; Airflow's own
     timeout, a little later, is only a backstop."""
     wait = ctx.config.dbt.cycle_wait
@@ -132,7 +132,7 @@ def _cycle_wait(ctx: Context, spec: DbtDag, task_id: str, first: list[PythonOper
         inputs=inputs,
         timeout_s=wait.timeout_minutes * 60,
         inlets=assets(ctx.plan, spec.schedule.assets),
-        mode="reschedule",
+        mode=wait.mode,  # poke by default: see config/schema.py CycleWait
         poke_interval=wait.poke_seconds,
         timeout=wait.timeout_minutes * 60 + 3 * wait.poke_seconds,
     )
