@@ -132,40 +132,41 @@ def compare(
     return StreamCheck(relation, extractor, emitted, n, "mismatch", cause)
 
 
-def catalog_replication_keys(sys_dir: Path, extractor: str, table_of: Any) -> dict[str, str]:
-    """Table -> its stream's replication key, from the catalog of the extractor's last run ({}: none
-    to read, e.g. before its first run)."""
+def _catalog_streams(sys_dir: Path, extractor: str) -> list[tuple[dict, dict]]:
+    """Each stream of the catalog Meltano wrote for the extractor's last run
+    (`<.meltano>/run/<extractor>/tap.properties.json`) with its stream-level metadata; [] when there
+    is none to read (e.g. before its first run)."""
     try:
         catalog = json.loads((sys_dir / "run" / extractor / "tap.properties.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        return {}
-    out = {}
+        return []
+    out = []
     for stream in catalog.get("streams") or []:
-        key = stream.get("replication_key")
-        for m in stream.get("metadata") or []:
-            if not m.get("breadcrumb"):
-                key = key or (m.get("metadata") or {}).get("replication-key")
+        top = next((m.get("metadata") or {} for m in stream.get("metadata") or [] if not m.get("breadcrumb")), {})
+        out.append((stream, top))
+    return out
+
+
+def _table(stream: dict, table_of: Any) -> str:
+    return table_of(str(stream.get("tap_stream_id") or stream.get("stream") or ""))
+
+
+def catalog_replication_keys(sys_dir: Path, extractor: str, table_of: Any) -> dict[str, str]:
+    """Table -> its stream's replication key, from the catalog of the extractor's last run."""
+    out = {}
+    for stream, top in _catalog_streams(sys_dir, extractor):
+        key = stream.get("replication_key") or top.get("replication-key")
         if isinstance(key, str) and key:
-            out[table_of(str(stream.get("tap_stream_id") or stream.get("stream") or ""))] = key
+            out[_table(stream, table_of)] = key
     return out
 
 
 def catalog_keys(sys_dir: Path, extractor: str, table_of: Any) -> dict[str, bool]:
-    """Table -> whether its stream has key properties, from the catalog Meltano wrote for this run
-    (`<.meltano>/run/<extractor>/tap.properties.json`); {} when there is none to read."""
-    try:
-        catalog = json.loads((sys_dir / "run" / extractor / "tap.properties.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    out = {}
-    for stream in catalog.get("streams") or []:
-        keys = stream.get("key_properties") or []
-        for m in stream.get("metadata") or []:
-            if not m.get("breadcrumb"):
-                keys = keys or (m.get("metadata") or {}).get("table-key-properties") or []
-        name = stream.get("tap_stream_id") or stream.get("stream") or ""
-        out[table_of(str(name))] = bool(keys)
-    return out
+    """Table -> whether its stream has key properties, from the catalog Meltano wrote for this run."""
+    return {
+        _table(stream, table_of): bool(stream.get("key_properties") or top.get("table-key-properties"))
+        for stream, top in _catalog_streams(sys_dir, extractor)
+    }
 
 
 class Reconciliation:
