@@ -212,7 +212,9 @@ def test_per_model_granularity_renders_one_task_per_model(tmp_path, monkeypatch,
     }
     roots = {"stg_customers", "stg_orders", "stg_accounts", "int_order_payments"}  # every task with no upstream
     assert tasks["wait_for_cycle"].downstream_task_ids == roots
-    assert tasks["wait_for_cycle"].pool == "default_pool" and tasks["wait_for_cycle"].mode == "reschedule"
+    assert (
+        tasks["wait_for_cycle"].pool == "default_pool" and tasks["wait_for_cycle"].mode == "poke"
+    )  # dbt.cycle_wait.mode default
     assert tasks["fct_orders"].upstream_task_ids == {"stg_orders", "int_order_payments"}
     assert [a.name for a in tasks["fct_orders"].outlets] == ["analytics.fct_orders"]
     assert tasks["fct_orders"].op_kwargs["args"] == [
