@@ -122,9 +122,9 @@ def _dbt(ctx: Context, spec: DagSpec) -> None:
 
 def _cycle_wait(ctx: Context, spec: DbtDag, task_id: str, first: list[PythonOperator]) -> None:
     """The first task: a sensor (`dbt.cycle_wait.mode`; never in the warehouse pool) until the
-    latest events of the DAG's inputs name one cycle. It fails
-    itself at `timeout_minutes` with a `late` alert that names the inputs behind; Airflow's own
-    timeout, a little later, is only a backstop."""
+    latest events of the DAG's inputs name one cycle. It fails itself at `timeout_minutes` with a
+    `late` alert that names the inputs behind; Airflow's own timeout, a little later, is only a
+    backstop."""
     wait = ctx.config.dbt.cycle_wait
     inputs = {n: ctx.plan.uri(n) for n in spec.schedule.assets}
     sensor = CycleSensor(
