@@ -102,6 +102,8 @@ def meltano_run(
                 project_root=config.meltano_project,
                 executable=config.meltano.executable,
                 log=log.info,
+                # a retry may find the earlier try's Meltano job still marked running (its worker died)
+                wait_for_dead_holder=int(getattr(context.get("ti"), "try_number", 1) or 1) > 1,
             )
             checks = {c.relation: c for c in check.after(result.metric_lines)}
     except MeltanoError as exc:

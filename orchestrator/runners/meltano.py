@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..plan.meltano_project import default_stream_table
+from .meltano_held import held_job, now_utc
 from .root_error import root_error
 
 # Singer plugins (SDK and singer-python alike) report rows as METRIC lines, which
@@ -101,12 +102,42 @@ def run_meltano(
     log: Callable[[str], None] = print,
     tail_lines: int = 60,
     scanned_lines: int = 5000,
+    wait_for_dead_holder: bool = False,
 ) -> MeltanoResult:
     """`meltano --environment <environment> <args...>` in the project root (the config's
     `meltano.project_dir`), with `executable` (its `meltano.executable`). A failure raises
     MeltanoError with the last `tail_lines` lines and the root cause found in the last
-    `scanned_lines` (a traceback, and Meltano's copy of it, easily fill the tail)."""
+    `scanned_lines` (a traceback, and Meltano's copy of it, easily fill the tail).
+
+    `wait_for_dead_holder` (an Airflow retry): a run refused because a job of the same state ID is
+    still marked running, by a process that stopped heartbeating (the earlier try's, killed with its
+    worker), waits until Meltano fails that job as stale and runs once more (meltano_held.py)."""
     argv = [meltano_executable(executable), "--environment", environment, *args]
+    try:
+        return _run_once(argv, project_root, env, log, tail_lines, scanned_lines)
+    except MeltanoError as exc:
+        held = held_job(exc.tail) if wait_for_dead_holder else None
+        now = now_utc()
+        if held is None or held.alive(now):
+            raise
+        wait = held.wait_s(now)
+        log(
+            f"orchestrator: {held.describe(now)}: its process is gone (this is a retry of a try Airflow "
+            f"found dead). Meltano fails it as stale at {held.stale_at:%H:%M:%S} UTC: waiting {wait:.0f}s, "
+            "then running again (not forced: a holder that is still alive refuses this run again)"
+        )
+        time.sleep(wait)
+    return _run_once(argv, project_root, env, log, tail_lines, scanned_lines)
+
+
+def _run_once(
+    argv: list[str],
+    project_root: str | Path,
+    env: Mapping[str, str],
+    log: Callable[[str], None],
+    tail_lines: int,
+    scanned_lines: int,
+) -> MeltanoResult:
     started = time.monotonic()
     tail: deque[str] = deque(maxlen=tail_lines)
     scanned: deque[str] = deque(maxlen=max(scanned_lines, tail_lines))
