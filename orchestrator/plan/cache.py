@@ -56,12 +56,19 @@ _BODY = msgspec.msgpack.Decoder(_Body)
 
 
 def _encode(inputs: list[tuple[str, int, int]], variables: dict[str, str | None], plan: Plan) -> bytes:
-    by_kind: dict[str, list[DagSpec]] = {k: [] for k in KINDS}
-    for d in plan.dags:
-        by_kind[d.kind].append(d)
     order = bytes(KINDS.index(d.kind) for d in plan.dags)
     body = _Body(
-        order, *by_kind.values(), plan.assets, plan.warnings, plan.errors, plan.profile, plan.placement  # type: ignore[arg-type]
+        order=order,
+        tick=[d for d in plan.dags if isinstance(d, TickDag)],
+        meltano=[d for d in plan.dags if isinstance(d, MeltanoDag)],
+        dbt=[d for d in plan.dags if isinstance(d, DbtDag)],
+        meltano_state=[d for d in plan.dags if isinstance(d, StateDag)],
+        alerting=[d for d in plan.dags if isinstance(d, AlertingDag)],
+        assets=plan.assets,
+        warnings=plan.warnings,
+        errors=plan.errors,
+        profile=plan.profile,
+        placement=plan.placement,
     )
     header = msgspec.msgpack.encode(_Header(inputs, variables))
     return _LENGTH.pack(len(header)) + header + msgspec.msgpack.encode(body)
