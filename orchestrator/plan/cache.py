@@ -19,6 +19,7 @@ import struct
 import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +49,9 @@ class _Body(msgspec.Struct, array_like=True):
     errors: list[Issue]
     profile: str
     placement: dict[str, dict[str, Any]]
+    # Each dbt DAG's owners, compactly: its distinct owners, and for each of its models then tests
+    # the index of its owner there (0: none). As a plain dict they were a quarter of the entry.
+    dbt_owners: list[tuple[list[str], bytes | list[int]]]
 
 
 _LENGTH = struct.Struct("<I")  # the header's length, before it
@@ -57,11 +61,13 @@ _BODY = msgspec.msgpack.Decoder(_Body)
 
 def _encode(inputs: list[tuple[str, int, int]], variables: dict[str, str | None], plan: Plan) -> bytes:
     order = bytes(KINDS.index(d.kind) for d in plan.dags)
+    dbt = [d for d in plan.dags if isinstance(d, DbtDag)]
+    owners = [_owner_index(d) for d in dbt]
     body = _Body(
         order=order,
         tick=[d for d in plan.dags if isinstance(d, TickDag)],
         meltano=[d for d in plan.dags if isinstance(d, MeltanoDag)],
-        dbt=[d for d in plan.dags if isinstance(d, DbtDag)],
+        dbt=[replace(d, owners={}) if o is not None else d for d, o in zip(dbt, owners, strict=True)],
         meltano_state=[d for d in plan.dags if isinstance(d, StateDag)],
         alerting=[d for d in plan.dags if isinstance(d, AlertingDag)],
         assets=plan.assets,
@@ -69,9 +75,23 @@ def _encode(inputs: list[tuple[str, int, int]], variables: dict[str, str | None]
         errors=plan.errors,
         profile=plan.profile,
         placement=plan.placement,
+        dbt_owners=[o or ([], b"") for o in owners],
     )
     header = msgspec.msgpack.encode(_Header(inputs, variables))
     return _LENGTH.pack(len(header)) + header + msgspec.msgpack.encode(body)
+
+
+def _owner_index(dag: DbtDag) -> tuple[list[str], bytes | list[int]] | None:
+    """`_Body.dbt_owners` of one DAG; None when an owner is not of its models or tests (kept as is)."""
+    if not dag.owners:
+        return None
+    ids = (*dag.models, *dag.tests)
+    if not dag.owners.keys() <= set(ids):
+        return None
+    names = sorted(set(dag.owners.values()))
+    number = {n: i for i, n in enumerate(names, 1)}
+    index = [number.get(dag.owners.get(u), 0) for u in ids]  # type: ignore[arg-type]
+    return names, bytes(index) if len(names) < 256 else index
 
 
 def _decode(raw: bytes, env: Mapping[str, str]) -> Plan | None:
@@ -84,6 +104,11 @@ def _decode(raw: bytes, env: Mapping[str, str]) -> Plan | None:
     if not all(env.get(k) == v for k, v in header.variables.items()):
         return None
     body = _BODY.decode(view[_LENGTH.size + size :])
+    for dag, (names, index) in zip(body.dbt, body.dbt_owners, strict=True):
+        if names:  # a frozen dataclass, just decoded and not shared yet
+            owner = [None, *names]
+            ids = (*dag.models, *dag.tests)
+            object.__setattr__(dag, "owners", {u: owner[i] for u, i in zip(ids, index, strict=True) if i})
     kinds = [iter(body.tick), iter(body.meltano), iter(body.dbt), iter(body.meltano_state), iter(body.alerting)]
     dags: list[DagSpec] = [next(kinds[k]) for k in body.order]
     return Plan(dags, body.assets, body.warnings, body.errors, body.profile, body.placement)
