@@ -177,7 +177,7 @@ def cached_plan(cache_dir: Path | None, key_parts: tuple, build: Build, env: Map
         cached = _decode(path.read_bytes(), env)
         if cached is not None:
             return cached
-    except (OSError, struct.error, msgspec.DecodeError, StopIteration):
+    except (OSError, ValueError, struct.error, msgspec.DecodeError, StopIteration):
         pass  # missing, torn or of another shape: rebuild
     plan, files, variables = build()
     inputs = [_stat(f) for f in files]
