@@ -1,22 +1,28 @@
 """Time the plan on real and generated manifests.
 
     .venv/bin/python bench/plan_time.py [--runs 7] [--generated 1000,5000,10000] [--markdown]
-        [--both-ways 0.3] [--only-generated] [--gc-on]
+        [--both-ways 0.3] [--only-generated] [--gc-on] [--checkout DIR]
 
 For each manifest, three numbers (medians of --runs, seconds):
   cold   a fresh Python process: import the plan, read the inputs, build every kind (no cache)
   warm   the same, repeated in one process (imports done, no cache); also its CPU time
          (process_time), which a busy shared machine inflates far less than the wall clock
-  cached a DAG-file parse when nothing changed: stat the inputs and load the cached plan
+  cached a parse of plan_errors.py when nothing changed: stat the inputs and load the cached
+         plan of every kind; also its CPU time
+  dbt    what dags/dbt_tags.py pays on each parse: the cached plan of the dbt kind alone (CPU)
 Tags: the manifest's 20 most frequent tags (generated projects: their domain tags; ours: orchestration.yml's).
 --both-ways SHARE also generates each size with domains that reference each other both ways
 (bench/gen_dbt_project.py --both-ways: forced cycles, split into stages). --gc-on leaves the
 garbage collector on while the plan is built or loaded (the figure before it was paused).
+--checkout DIR also measures the plan code of another checkout (a worktree of main: the figures
+before a change) on the same manifests, each manifest's two rows one after the other (each code
+in a process of its own), so the before and after columns are taken side by side.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import subprocess
 import sys
@@ -26,7 +32,9 @@ from collections import Counter
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+# The code measured: this checkout's, or (--code, in the subprocess --checkout starts) another's.
+CODE = Path(sys.argv[sys.argv.index("--code") + 1]).resolve() if "--code" in sys.argv else ROOT
+sys.path.insert(0, str(CODE))
 
 from orchestrator.config import load_config  # noqa: E402
 from orchestrator.plan import plan_from_config  # noqa: E402
@@ -51,7 +59,7 @@ def _cold(path: Path, tags: tuple[str, ...]) -> float:
         f"plan_from_config(load_config().with_overrides(manifest=Path({str(path)!r}), tags={tags!r}), cache_dir=None); "
         f"print(time.perf_counter()-t)"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=CODE)
     return float(out.stdout.strip())
 
 
@@ -73,11 +81,16 @@ def measure(path: Path, runs: int) -> dict:
         warm_cpu.append(time.process_time() - c)
     with tempfile.TemporaryDirectory() as cache:
         plan_from_config(config, cache_dir=Path(cache))
-        cached = []
+        plan_from_config(config, kinds=("dbt",), cache_dir=Path(cache))
+        cached, cached_cpu, dbt_cpu = [], [], []
         for _ in range(runs):
-            t = time.perf_counter()
+            t, c = time.perf_counter(), time.process_time()
             plan_from_config(config, cache_dir=Path(cache))
             cached.append(time.perf_counter() - t)
+            cached_cpu.append(time.process_time() - c)
+            c = time.process_time()
+            plan_from_config(config, kinds=("dbt",), cache_dir=Path(cache))
+            dbt_cpu.append(time.process_time() - c)
     dbt = load_manifest(path)
     return {
         "manifest": path.name,
@@ -91,6 +104,8 @@ def measure(path: Path, runs: int) -> dict:
         "warm": warm,
         "warm_cpu": warm_cpu,
         "cached": cached,
+        "cached_cpu": cached_cpu,
+        "dbt_cpu": dbt_cpu,
     }
 
 
@@ -106,7 +121,13 @@ def main() -> int:
     parser.add_argument("--both-ways", type=float, default=0.0, help="also generate each size with both-ways refs")
     parser.add_argument("--only-generated", action="store_true", help="skip the real manifests")
     parser.add_argument("--gc-on", action="store_true", help="leave the garbage collector on while building")
+    parser.add_argument("--checkout", help="also measure the plan code of this checkout (e.g. a worktree of main)")
+    parser.add_argument("--code", help=argparse.SUPPRESS)  # internal: the checkout this process measures
+    parser.add_argument("--one", help=argparse.SUPPRESS)  # internal: measure one manifest, print JSON
     args = parser.parse_args()
+    if args.one:
+        print(json.dumps(measure(Path(args.one), args.runs)))
+        return 0
     global GC_ON
     GC_ON = args.gc_on
     manifests = [] if args.only_generated else sorted(REAL_MANIFESTS.glob("*.json.gz"))
@@ -138,15 +159,18 @@ def main() -> int:
             manifests.append(generated)
         print(
             "| manifest | MB | nodes | sources | dbt DAGs | warnings | errors | cold process s | warm s | warm CPU s "
-            "| cached s |"
+            "| cached s | cached CPU s | dbt file CPU s |"
         )
-        print("|---|---|---|---|---|---|---|---|---|---|---|")
-        for path in manifests:
-            r = measure(path, args.runs)
+        print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+        codes = [("before", Path(args.checkout)), ("after", ROOT)] if args.checkout else [("", ROOT)]
+        for path, (label, code) in ((p, c) for p in manifests for c in codes):
+            one = [sys.executable, __file__, "--one", str(path), "--runs", str(args.runs), "--code", str(code)]
+            out = subprocess.run(one + (["--gc-on"] if args.gc_on else []), capture_output=True, text=True, check=True)
+            r = json.loads(out.stdout.strip().splitlines()[-1])
             print(
-                f"| {r['manifest'][:48]} | {r['mb']:.1f} | {r['models']} | {r['sources']} | {r['dags']} | "
+                f"| {label} {r['manifest'][:48]} | {r['mb']:.1f} | {r['models']} | {r['sources']} | {r['dags']} | "
                 f"{r['warnings']} | {r['errors']} | {_fmt(r['cold'])} | {_fmt(r['warm'])} | "
-                f"{_fmt(r['warm_cpu'])} | {_fmt(r['cached'])} |",
+                f"{_fmt(r['warm_cpu'])} | {_fmt(r['cached'])} | {_fmt(r['cached_cpu'])} | {_fmt(r['dbt_cpu'])} |",
                 flush=True,
             )
     return 0

@@ -54,7 +54,7 @@ def test_probe_renders_the_plan_on_a_foreign_manifest(work):
     assert {"dbt_customers", "dbt_untagged", "tick", "meltano_state"} <= set(result["dags"])
     assert result["dagbag_s"] > 0 and result["wall_s"] > result["dagbag_s"] and result["serialize_s"] > 0
     assert result["rss_peak_kib"] >= result["rss_before_kib"] > 0
-    assert list((work / "cache" / case.name).glob("plan-*.pickle"))  # the warm system really caches
+    assert list((work / "cache" / case.name).glob("plan-*.msgpack"))  # the warm system really caches
 
 
 def test_choose_tags_leaves_a_plan_without_errors(work):

@@ -585,7 +585,7 @@ def test_cache_hits_while_inputs_are_unchanged_and_misses_after_a_change(project
     config = load_config(project.root / "orchestration.yml")
     cache = tmp_path / "cache"
     first = plan_from_config(config, cache_dir=cache)
-    assert len(list(cache.glob("plan-*.pickle"))) == 1
+    assert len(list(cache.glob("plan-*.msgpack"))) == 1
     again = plan_from_config(config, cache_dir=cache)
     assert [d.to_dict() for d in again.dags] == [d.to_dict() for d in first.dags]
     write_manifest(project.root / "manifest.json", [model("a", ["core"]), model("b", ["core"])], SOURCES)

@@ -131,7 +131,7 @@ def test_the_plan_cache_follows_the_variables_of_a_load_schema(tmp_path, monkeyp
     monkeypatch.setenv("LANDING_SCHEMA", "landing_b")
     second = plan_from_config(load_config(path, "embedded"), kinds=("meltano",), cache_dir=cache)
     assert second.dag("meltano_tap_shop").outlets[0].startswith("landing_b.")
-    assert len(list(cache.glob("plan-*.pickle"))) == 1  # one cache entry, rebuilt: only the variable differs
+    assert len(list(cache.glob("plan-*.msgpack"))) == 1  # one cache entry, rebuilt: only the variable differs
 
 
 # ------------------------------------------------------------------ every name, from the translator

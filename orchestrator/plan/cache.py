@@ -4,6 +4,10 @@ Airflow parses every DAG file every 30 s, each in a fresh process, so an
 in-memory cache would never hit. A cached plan is reused when every input file
 (and every directory an include glob reads) has the same size and mtime, and every
 environment variable the build looked up has the same value.
+
+The entry is msgpack (msgspec): a small header (the inputs and variables to check) and then the
+plan, each kind's DAGs in a list of their own class, so msgspec decodes them straight into the
+model's dataclasses (no tagged union needed). A stale entry is known from the header alone.
 """
 
 from __future__ import annotations
@@ -11,15 +15,103 @@ from __future__ import annotations
 import gc
 import hashlib
 import os
-import pickle
+import struct
 import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
-from .model import Plan
+import msgspec
 
-_VERSION = "14"  # bump when the plan's shape or rules change
+from .model import KINDS, AlertingDag, AssetSpec, DagSpec, DbtDag, Issue, MeltanoDag, Plan, StateDag, TickDag
+
+_VERSION = "15"  # bump when the plan's shape or rules change
+
+
+class _Header(msgspec.Struct, array_like=True):
+    inputs: list[tuple[str, int, int]]  # path, mtime_ns, size (-1, -1: missing)
+    variables: dict[str, str | None]
+
+
+class _Body(msgspec.Struct, array_like=True):
+    """The plan, by kind: `order` is each DAG's kind (its index in KINDS), in the plan's order."""
+
+    order: bytes
+    tick: list[TickDag]
+    meltano: list[MeltanoDag]
+    dbt: list[DbtDag]
+    meltano_state: list[StateDag]
+    alerting: list[AlertingDag]
+    assets: dict[str, AssetSpec]
+    warnings: list[Issue]
+    errors: list[Issue]
+    profile: str
+    placement: dict[str, dict[str, Any]]
+    # Each dbt DAG's owners, compactly: its distinct owners, and for each of its models then tests
+    # the index of its owner there (0: none). As a plain dict they were a quarter of the entry.
+    dbt_owners: list[tuple[list[str], bytes | list[int]]]
+
+
+_LENGTH = struct.Struct("<I")  # the header's length, before it
+_HEADER = msgspec.msgpack.Decoder(_Header)
+_BODY = msgspec.msgpack.Decoder(_Body)
+
+
+def _encode(inputs: list[tuple[str, int, int]], variables: dict[str, str | None], plan: Plan) -> bytes:
+    order = bytes(KINDS.index(d.kind) for d in plan.dags)
+    dbt = [d for d in plan.dags if isinstance(d, DbtDag)]
+    owners = [_owner_index(d) for d in dbt]
+    body = _Body(
+        order=order,
+        tick=[d for d in plan.dags if isinstance(d, TickDag)],
+        meltano=[d for d in plan.dags if isinstance(d, MeltanoDag)],
+        dbt=[replace(d, owners={}) if o is not None else d for d, o in zip(dbt, owners, strict=True)],
+        meltano_state=[d for d in plan.dags if isinstance(d, StateDag)],
+        alerting=[d for d in plan.dags if isinstance(d, AlertingDag)],
+        assets=plan.assets,
+        warnings=plan.warnings,
+        errors=plan.errors,
+        profile=plan.profile,
+        placement=plan.placement,
+        dbt_owners=[o or ([], b"") for o in owners],
+    )
+    header = msgspec.msgpack.encode(_Header(inputs, variables))
+    return _LENGTH.pack(len(header)) + header + msgspec.msgpack.encode(body)
+
+
+def _owner_index(dag: DbtDag) -> tuple[list[str], bytes | list[int]] | None:
+    """`_Body.dbt_owners` of one DAG; None when an owner is not of its models or tests (kept as is)."""
+    if not dag.owners:
+        return None
+    ids = (*dag.models, *dag.tests)
+    if not dag.owners.keys() <= set(ids):
+        return None
+    names = sorted(set(dag.owners.values()))
+    number = {n: i for i, n in enumerate(names, 1)}
+    index = [number.get(dag.owners.get(u), 0) for u in ids]  # type: ignore[arg-type]
+    return names, bytes(index) if len(names) < 256 else index
+
+
+def _decode(raw: bytes, env: Mapping[str, str]) -> Plan | None:
+    """The cached plan, or None when an input changed since it was built."""
+    view = memoryview(raw)
+    (size,) = _LENGTH.unpack_from(view)
+    header = _HEADER.decode(view[_LENGTH.size : _LENGTH.size + size])
+    if not all(_stat(p) == (p, m, s) for p, m, s in header.inputs):
+        return None
+    if not all(env.get(k) == v for k, v in header.variables.items()):
+        return None
+    body = _BODY.decode(view[_LENGTH.size + size :])
+    for dag, (names, index) in zip(body.dbt, body.dbt_owners, strict=True):
+        if names:  # a frozen dataclass, just decoded and not shared yet
+            owner = [None, *names]
+            ids = (*dag.models, *dag.tests)
+            object.__setattr__(dag, "owners", {u: owner[i] for u, i in zip(ids, index, strict=True) if i})
+    kinds = [iter(body.tick), iter(body.meltano), iter(body.dbt), iter(body.meltano_state), iter(body.alerting)]
+    dags: list[DagSpec] = [next(kinds[k]) for k in body.order]
+    return Plan(dags, body.assets, body.warnings, body.errors, body.profile, body.placement)
 
 
 def _stat(path: str) -> tuple[str, int, int]:
@@ -80,20 +172,19 @@ def cached_plan(cache_dir: Path | None, key_parts: tuple, build: Build, env: Map
     if cache_dir is None:
         return build()[0]
     key = hashlib.sha256(repr((_VERSION, key_parts)).encode()).hexdigest()[:24]
-    path = cache_dir / f"plan-{key}.pickle"
+    path = cache_dir / f"plan-{key}.msgpack"
     try:
-        with path.open("rb") as fh:
-            inputs, variables, plan = pickle.load(fh)
-        if all(_stat(p) == (p, m, s) for p, m, s in inputs) and all(env.get(k) == v for k, v in variables.items()):
-            return plan
-    except (OSError, EOFError, pickle.UnpicklingError, ValueError, TypeError, AttributeError):
-        pass  # missing or stale: rebuild
+        cached = _decode(path.read_bytes(), env)
+        if cached is not None:
+            return cached
+    except (OSError, ValueError, struct.error, msgspec.DecodeError, StopIteration):
+        pass  # missing, torn or of another shape: rebuild
     plan, files, variables = build()
     inputs = [_stat(f) for f in files]
     try:
         cache_dir.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=cache_dir, delete=False, suffix=".tmp") as tmp:
-            pickle.dump((inputs, variables, plan), tmp, protocol=pickle.HIGHEST_PROTOCOL)
+            tmp.write(_encode(inputs, variables, plan))
         os.replace(tmp.name, path)  # atomic: a concurrent parse sees the old or the new entry
     except OSError:
         pass  # a read-only deployment simply does not cache

@@ -230,7 +230,7 @@ def _selection(ctx: DbtContext, dag_id: str, members: list[str], tests: list[str
     tag = ctx.placement.tag_of_dag.get(dag_id)
     if tag is not None and dag_id not in ctx.placement.tag_stage_of_dag:  # a stage never holds its whole tag
         carrying = graph.tagged.get(tag, set())
-        if {u for u in carrying if u in graph.built} == mine:
+        if carrying & graph.built.keys() == mine:
             tag_tests = {t for t in carrying if nodes[t].resource_type == "test"} | cautious(carrying)
             if tag_tests <= assigned:
                 select, picked = [f"tag:{tag}"], tag_tests

@@ -10,6 +10,7 @@ from __future__ import annotations
 import gzip
 import io
 import re
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,39 +22,42 @@ from ..config import ConfigError
 # Manifest schema versions whose fields the plan reads (v4 = dbt 1.0 ... v12 = dbt 1.8+).
 OLDEST_VERSION, NEWEST_KNOWN_VERSION = 4, 12
 BUILDABLE = ("model", "seed", "snapshot")  # nodes that build a warehouse relation
+_KEPT = frozenset((*BUILDABLE, "test"))
 
 
 class ManifestError(ConfigError):
     """The manifest cannot be used; the message names the file and the problem."""
 
 
-class _DependsOn(msgspec.Struct):
-    nodes: list[str] = []
+# gc=False: tens of thousands of these, none in a reference cycle, kept out of the collector's passes.
+class _DependsOn(msgspec.Struct, gc=False):
+    nodes: tuple[str, ...] = ()
 
 
-class _Config(msgspec.Struct):
+class _Config(msgspec.Struct, gc=False):
     materialized: str | None = None
-    meta: dict = {}
+    meta: dict | None = None
 
 
-class _Node(msgspec.Struct):
+class _Node(msgspec.Struct, gc=False):
+    """Only the fields the plan reads: msgspec skips the others (SQL, columns, checksums) unparsed."""
+
     unique_id: str
     resource_type: str
     name: str
-    package_name: str = ""
     database: str | None = None
     schema: str | None = None
     alias: str | None = None
-    tags: list[str] = []
-    meta: dict = {}
-    config: _Config = msgspec.field(default_factory=_Config)
-    depends_on: _DependsOn = msgspec.field(default_factory=_DependsOn)
+    tags: tuple[str, ...] = ()
+    meta: dict | None = None
+    config: _Config | None = None
+    depends_on: _DependsOn | None = None
     original_file_path: str = ""
-    fqn: list[str] = []
+    fqn: tuple[str, ...] = ()
     description: str | None = None
 
 
-class _Source(msgspec.Struct):
+class _Source(msgspec.Struct, gc=False):
     unique_id: str
     name: str
     source_name: str = ""
@@ -74,8 +78,7 @@ class _Manifest(msgspec.Struct):
     sources: dict[str, _Source] = {}
 
 
-@dataclass(frozen=True)
-class Node:
+class Node(msgspec.Struct, frozen=True, gc=False):
     unique_id: str
     resource_type: str  # model | seed | snapshot | test
     name: str
@@ -91,8 +94,7 @@ class Node:
     always_build: bool = False  # meta: {orchestrator: {always_build: true}} (plan/changed.py)
 
 
-@dataclass(frozen=True)
-class Source:
+class Source(msgspec.Struct, frozen=True, gc=False):
     unique_id: str
     relation: str  # lower-case schema.identifier
     file: str
@@ -217,35 +219,33 @@ def parse_manifest(raw: bytes | bytearray, path: str | Path = "manifest.json") -
         raise ManifestError(f"{path}: {problem}: {exc}") from exc
     version = _version(path, manifest.metadata.dbt_schema_version)
 
-    names: dict[str, int] = {}
-    for n in manifest.nodes.values():
-        if n.resource_type in BUILDABLE or n.resource_type == "test":
-            names[n.name] = names.get(n.name, 0) + 1
+    kept = [n for n in manifest.nodes.values() if n.resource_type in _KEPT]
+    names = Counter(n.name for n in kept)
     nodes: dict[str, Node] = {}
-    for n in manifest.nodes.values():
-        if n.resource_type not in BUILDABLE and n.resource_type != "test":
-            continue
-        materialized = n.config.materialized
+    no_config, no_depends = _Config(), _DependsOn()
+    for n in kept:
+        config = n.config or no_config
+        materialized = config.materialized
         relation = None
-        if n.resource_type in BUILDABLE and materialized != "ephemeral":
+        if materialized != "ephemeral" and n.resource_type != "test":
             relation = _relation(n.schema, n.alias or n.name)
-        owner = (n.meta or {}).get("owner") or (n.config.meta or {}).get("owner")
+        owner = (n.meta and n.meta.get("owner")) or (config.meta and config.meta.get("owner"))
         # A bare name selects a node unless another package has one of the same name.
-        selector = n.name if names.get(n.name, 0) <= 1 or not n.fqn else ".".join(n.fqn)
+        selector = n.name if names[n.name] <= 1 or not n.fqn else ".".join(n.fqn)
         nodes[n.unique_id] = Node(
             unique_id=n.unique_id,
             resource_type=n.resource_type,
             name=n.name,
             relation=relation,
             materialized=materialized,
-            tags=tuple(n.tags),
+            tags=n.tags,
             owner=str(owner) if owner else None,
-            depends_on=tuple(n.depends_on.nodes),
+            depends_on=(n.depends_on or no_depends).nodes,
             file=n.original_file_path,
             selector=selector,
             description=n.description or "",
             database=n.database.lower() if n.database and relation else None,
-            always_build=_always_build(n.meta) or _always_build(n.config.meta),
+            always_build=_always_build(n.meta) or _always_build(config.meta),
         )
     sources = {}
     for s in manifest.sources.values():
@@ -262,5 +262,7 @@ def parse_manifest(raw: bytes | bytearray, path: str | Path = "manifest.json") -
 
 def _always_build(meta: dict | None) -> bool:
     """`meta: {orchestrator: {always_build: true}}`: built on every run, new rows or not (plan/changed.py)."""
-    own = (meta or {}).get("orchestrator")
+    if not meta:
+        return False
+    own = meta.get("orchestrator")
     return isinstance(own, dict) and own.get("always_build") is True
