@@ -197,11 +197,15 @@ def test_env_uses_real_options_and_consistent_ports(tmp_path):
         env["AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT"],
         env["AIRFLOW__API__PORT"],
     )
-    # Every AIRFLOW__SECTION__KEY we set is an option Airflow 3.3 knows (its config.yml).
+    # Every AIRFLOW__SECTION__KEY we set is an option Airflow 3.3 knows (its config.yml), or a [core]
+    # option that Airflow also reads per component (utils/process_utils.py: [scheduler] first).
     spec = importlib.util.find_spec("airflow")
     known = yaml.safe_load(Path(spec.submodule_search_locations[0], "config_templates", "config.yml").read_text())
+    per_component = {("scheduler", "mp_start_method"), ("scheduler", "mp_forkserver_preload")}
     for key in (k for k in env if k.startswith("AIRFLOW__")):
         section, option = key.removeprefix("AIRFLOW__").lower().split("__")
+        if (section, option) in per_component:
+            section = "core"
         assert option in known[section]["options"], f"{key} is not an Airflow 3.3 option"
     # Secrets are made once per home: every process and every restart agree.
     again = airflow_env(tmp_path / "home", tmp_path / "dags", port=18081)
@@ -226,6 +230,35 @@ def test_task_processes_execution_api_client_gets_timeouts_for_a_small_loaded_ma
     timeout, retries, wait_min, wait_max = done.stdout.split()[-4:]
     assert float(timeout) == EXECUTION_API_TIMEOUT_S > SQLITE_BUSY_TIMEOUT_S
     assert (int(retries), float(wait_min), float(wait_max)) == (EXECUTION_API_RETRIES, *EXECUTION_API_RETRY_WAIT_S)
+
+
+def test_the_schedulers_task_processes_fork_from_a_forkserver_that_preloaded_dbt(tmp_path):
+    """Airflow's scheduler command applies our [scheduler] start method before its LocalExecutor
+    starts workers: they fork from a forkserver that imported dbt and our task code once, so a task
+    process (a fork of a worker) finds them imported. The Celery profile sets none of it."""
+    env = airflow_env(tmp_path / "home", tmp_path / "dags", port=18080)
+    code = (
+        "import json, multiprocessing as mp, sys\n"
+        "from airflow.utils.process_utils import set_component_mp_start_method\n"
+        "set_component_mp_start_method('scheduler')\n"
+        "with mp.Pool(1) as pool:\n"  # its worker forks from the forkserver, as the LocalExecutor's do
+        "    scheduler_has_dbt = 'dbt.cli.main' in sys.modules\n"
+        "    from orchestrator.airflow import preload\n"
+        "    print(json.dumps([mp.get_start_method(), scheduler_has_dbt, pool.apply(preload.inherited)]))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    method, scheduler_has_dbt, worker_inherited = json.loads(done.stdout.splitlines()[-1])
+    assert method == "forkserver"
+    assert not scheduler_has_dbt  # the scheduler itself does not carry dbt
+    assert {"dbt.cli.main", "dbt.adapters.duckdb", "orchestrator.airflow.dag_files"} <= set(worker_inherited)
+    pg = "postgresql+psycopg2://postgres@127.0.0.1:5432/x"
+    celery = airflow_env(
+        tmp_path / "home", tmp_path / "dags", port=18080, executor="CeleryExecutor", metadata_db_url=pg
+    )
+    assert "AIRFLOW__SCHEDULER__MP_START_METHOD" not in celery
 
 
 def test_db_migrate_is_skipped_only_while_this_airflow_already_migrated_this_database(tmp_path):

@@ -91,6 +91,21 @@ def test_every_dag_file_imports_and_matches_the_plan(monkeypatch, installed, pro
         assert dag.on_success_callback.__name__ == "on_dag_success"
 
 
+def test_a_task_process_parse_builds_only_the_dag_it_runs(monkeypatch, installed):
+    """The task runner parses the DAG's file inside Airflow's parsing context naming the DAG: the
+    file builds that DAG alone (the same as the dag-processor's), the others none."""
+    from airflow.sdk.definitions._internal.dag_parsing_context import _airflow_parsing_context_manager
+
+    full = _dagbag(DAGS, monkeypatch)
+    with _airflow_parsing_context_manager(dag_id="dbt_core", task_id="dbt_build"):
+        bag = _dagbag(DAGS, monkeypatch)
+    assert bag.import_errors == {}
+    assert bag.dag_ids == ["dbt_core"]
+    assert [t.task_id for t in bag.dags["dbt_core"].tasks] == [t.task_id for t in full.dags["dbt_core"].tasks]
+    build, built_by_all = (b.dags["dbt_core"].get_task("dbt_build") for b in (bag, full))
+    assert build.op_kwargs == built_by_all.op_kwargs
+
+
 def test_no_dag_file_shadows_a_package():
     """Airflow puts dags/ on sys.path: dags/alerting.py would hide the alerting package from every
     DAG file's imports (a circular import in all of them, seen in the e2e run)."""

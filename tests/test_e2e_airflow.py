@@ -100,6 +100,23 @@ def test_first_cycle_runs_every_dag_from_the_asset_events(pipeline):
             assert e["extra"]["rows_written"] == e["extra"]["records_extracted"], e
 
 
+def test_dbt_tasks_start_with_dbt_already_imported(pipeline):
+    """The LocalExecutor's workers fork from a forkserver that preloaded dbt (local/airflow_env.py:
+    warm_task_start), so no dbt task process imports dbt itself: each says so in its log."""
+    cycle = _cycle(pipeline, "first")
+    af, _, _, plan, _ = pipeline
+    runs = _by_dag(cycle)
+    said = {}
+    for spec in plan.of_kind("dbt"):
+        run_id = runs[spec.dag_id].run_id
+        for ti in af.client.task_instances(spec.dag_id, run_id):
+            events = af.client.task_log(spec.dag_id, run_id, ti["task_id"], ti["try_number"])
+            for e in (str(e.get("event")) for e in events):
+                if e.startswith("dbt: "):
+                    said[spec.dag_id, ti["task_id"]] = e
+    assert said and set(said.values()) == {"dbt: preloaded"}, said
+
+
 def test_second_cycle_is_incremental_and_the_marts_are_right(pipeline):
     _cycle(pipeline, "first")
     cycle = _cycle(pipeline, "second")

@@ -24,7 +24,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from airflow.sdk import DAG
+from airflow.sdk import DAG, get_parsing_context
 
 from alerting.routing import RoutingConfig
 
@@ -128,10 +128,12 @@ def _render_kind(kind: Kind, config: OrchestrationConfig) -> dict[str, DAG]:
             + "\n".join(f"  {e}" for e in whole)
         )
     broken = {d for e in plan.errors for d in e.dags}
+    # A task process parses its DAG's file only to run one task: Airflow names that DAG in the
+    # parsing context, and the file builds only it (the dag-processor's parse builds them all).
+    only = get_parsing_context().dag_id
+    specs = [s for s in plan.of_kind(kind) if s.dag_id not in broken and only in (None, s.dag_id)]
     alerts = airflow_alerts(config)  # one per DAG file: every DAG's callbacks share it
-    return {
-        spec.dag_id: render_dag(plan, config, spec, alerts) for spec in plan.of_kind(kind) if spec.dag_id not in broken
-    }
+    return {spec.dag_id: render_dag(plan, config, spec, alerts) for spec in specs}
 
 
 def _kinds_left_out(config: OrchestrationConfig) -> list[str]:

@@ -24,6 +24,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -125,6 +126,8 @@ def dbt_build(
     models and tests with their owners (the blast radius is the callbacks': lineage_alert.enrich).
     `inputs`/`always_build` (`dbt.build: changed`): what each input Asset is in dbt's selection
     syntax, and the models built on every run (plan/changed.py)."""
+    # whether this process started with dbt imported (local/airflow_env.py: warm_task_start)
+    log.info("dbt: %s", "preloaded" if "dbt.cli.main" in sys.modules else "not imported yet (imported on first run)")
     config = load_config(config_path, profile)  # the config its DAG was rendered from
     env = config.profile.environment()
     project = DbtProjectRef.of(config, env)

@@ -100,6 +100,8 @@ def airflow_env(
     env.update(_api(home, port, sec))
     env.update(_latency(port))
     env.update(execution_api_client())
+    if executor == "LocalExecutor":
+        env.update(warm_task_start())
     if executor == "CeleryExecutor":
         env.update(celery_env(metadata_db_url))
     env.update({k: str(v) for k, v in (extra or {}).items()})
@@ -181,6 +183,26 @@ def _latency(port: int) -> dict[str, str]:
         "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port(avoid={port})),
         # Process logs go to files: no ANSI colour codes in them.
         "AIRFLOW__LOGGING__COLORED_CONSOLE_LOG": "False",
+    }
+
+
+# What the LocalExecutor's task processes start with already imported. Its workers are forks of the
+# scheduler (multiprocessing's default start method on Linux) and each task process is a fork of a
+# worker (the Task SDK's supervisor: bare os.fork), so a task imports whatever the scheduler had not:
+# dbt-core and its adapter (8-16 s per dbt task on 2 loaded cores), the task runner, our DAG files'
+# code. With `forkserver` the workers are forked from a server process that first imports
+# `mp_forkserver_preload` once (Airflow 3.3's `[scheduler] mp_start_method`, applied by the
+# scheduler command before the executor starts): orchestrator/airflow/preload.py imports all of it,
+# so every task starts warm. The scheduler itself imports none of it. LocalExecutor only: the
+# CeleryExecutor's scheduler starts no workers (its workers are `airflow celery worker` processes).
+PRELOAD_MODULE = "orchestrator.airflow.preload"
+
+
+def warm_task_start() -> dict[str, str]:
+    """The scheduler's LocalExecutor workers forked from a forkserver that preloads the tasks' imports."""
+    return {
+        "AIRFLOW__SCHEDULER__MP_START_METHOD": "forkserver",
+        "AIRFLOW__SCHEDULER__MP_FORKSERVER_PRELOAD": PRELOAD_MODULE,
     }
 
 
