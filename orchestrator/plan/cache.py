@@ -27,7 +27,7 @@ import msgspec
 
 from .model import KINDS, AlertingDag, AssetSpec, DagSpec, DbtDag, Issue, MeltanoDag, Plan, StateDag, TickDag
 
-_VERSION = "15"  # bump when the plan's shape or rules change
+_VERSION = "16"  # bump when the plan's shape or rules change
 
 
 class _Header(msgspec.Struct, array_like=True):

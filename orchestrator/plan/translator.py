@@ -93,13 +93,21 @@ class Translator:
     def asset_uri(self, name: str, relation: str | None, database: str | None = None) -> str:
         """`<warehouse_uri>/<schema>/<table>` (the profile's `warehouse_uri`); `name` when there is
         none. A relation in another `database` than the URI's: that database in its place."""
-        base = self.config.profile.warehouse_uri.rstrip("/")
+        base = self._warehouse_base()
         if not base or relation is None:
             return name
         if database and database != uri_database(base):
             base = with_database(base, database).rstrip("/")
         schema, _, table = relation.partition(".")
         return f"{base}/{schema}/{table}"
+
+    def _warehouse_base(self) -> str:
+        """The profile's `warehouse_uri` without a trailing slash, read once: asked for every dbt
+        node, and the config's profile is a pydantic private attribute (slow to read)."""
+        base = self.__dict__.get("_warehouse_uri_base")
+        if base is None:
+            base = self.__dict__["_warehouse_uri_base"] = self.config.profile.warehouse_uri.rstrip("/")
+        return base
 
     def asset_group(self, relation: str | None) -> str:
         """The group the Assets view folds it into: the warehouse schema (raw_shop, staging, analytics)."""
