@@ -25,12 +25,14 @@ DBT_FILES := $(shell find dbt_project -path dbt_project/target -prune -o -path d
 run: setup
 	$(BIN)/orchestrator run
 
+# Over TEST_WORKERS pytest-xdist processes: the tests that start Airflow or reach the database servers
+# run one at a time on one worker while the others take the rest (the groups: tests/tiers.py).
+TEST_WORKERS ?= 2
 test: setup
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
 # The pure tier (tests/tiers.py): no process, no service, nothing of `make setup` but the virtualenv;
 # spread over TEST_WORKERS processes (pytest-xdist), under a minute on 2 cores.
-TEST_WORKERS ?= 2
 test-fast: $(VENV)/.installed
 	$(BIN)/pytest -m pure -n $(TEST_WORKERS) $(PYTEST_ARGS)
 

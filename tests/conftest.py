@@ -15,8 +15,10 @@ from tiers import mark_tiers, pytest_runtest_call, pytest_runtest_makereport, py
 
 from orchestrator.config import REPO_ROOT, load_config
 
-# Airflow reads its home at import: keep the tests' Airflow out of ~/airflow.
-os.environ.setdefault("AIRFLOW_HOME", str(REPO_ROOT / "var" / "airflow-test"))
+# Airflow reads its home at import: keep the tests' Airflow out of ~/airflow, one home per
+# pytest-xdist worker (`make test` runs two) so that two in-process Airflows never share a file.
+_WORKER = os.environ.get("PYTEST_XDIST_WORKER")
+os.environ.setdefault("AIRFLOW_HOME", str(REPO_ROOT / "var" / ("airflow-test" + (f"-{_WORKER}" if _WORKER else ""))))
 os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 
 # The variables that choose which config and profile the product reads. Code that parses a DAG
