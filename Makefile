@@ -28,7 +28,10 @@ run: setup
 # Over TEST_WORKERS pytest-xdist processes: the tests that start Airflow or reach the database servers
 # run one at a time on one worker while the others take the rest (the groups: tests/tiers.py).
 TEST_WORKERS ?= 2
+# The repository's own packages are compiled first, as the virtualenv is (see its rule): each task
+# and DAG-file parse in a test's Airflow imports them (compileall redoes only what changed).
 test: setup
+	$(BIN)/python -m compileall -q orchestrator alerting demo_data dags
 	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
 # The pure tier (tests/tiers.py): no process, no service, nothing of `make setup` but the virtualenv;
