@@ -80,13 +80,17 @@ def installed(meltano_installed) -> None:
 
 
 def isolated_embedded(root: Path):
-    """The embedded profile, isolated in `root`: its own source files, warehouse and Meltano state."""
+    """The embedded profile, isolated in `root`: its own source files, warehouse, Meltano state, dbt
+    target directories and plan cache (nothing under the repository's var/, which test_byo_airflow,
+    perhaps running beside it on another pytest-xdist worker, checks is left alone)."""
     profile = load_config(profile="embedded").profile
     env = profile.environment()
     env.update(
         DEMO_DATA_DIR=str(root / "demo_data"),
         WAREHOUSE_DUCKDB_PATH=str(root / "warehouse.duckdb"),
         MELTANO_DATABASE_URI=f"sqlite:///{root / 'meltano.db'}",
+        DBT_RUNS_DIR=str(root / "dbt"),
+        ORCHESTRATOR_CACHE_DIR=str(root / "cache"),
     )
     return profile, env
 
