@@ -25,12 +25,17 @@ DBT_FILES := $(shell find dbt_project -path dbt_project/target -prune -o -path d
 run: setup
 	$(BIN)/orchestrator run
 
+# Over TEST_WORKERS pytest-xdist processes: the tests that start Airflow or reach the database servers
+# run one at a time on one worker while the others take the rest (the groups: tests/tiers.py).
+TEST_WORKERS ?= 2
+# The repository's own packages are compiled first, as the virtualenv is (see its rule): each task
+# and DAG-file parse in a test's Airflow imports them (compileall redoes only what changed).
 test: setup
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/python -m compileall -q orchestrator alerting demo_data dags
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
 # The pure tier (tests/tiers.py): no process, no service, nothing of `make setup` but the virtualenv;
 # spread over TEST_WORKERS processes (pytest-xdist), under a minute on 2 cores.
-TEST_WORKERS ?= 2
 test-fast: $(VENV)/.installed
 	$(BIN)/pytest -m pure -n $(TEST_WORKERS) $(PYTEST_ARGS)
 
@@ -42,21 +47,27 @@ lint: $(VENV)/.installed
 
 setup: $(VENV)/.installed meltano/.meltano/.installed dbt_project/target/manifest.json $(FIXTURE_MELTANO)/.meltano/.installed
 
-# Python environment: uv (from PyPI) installs the pinned set in constraints.txt.
+# Python environment: uv (from PyPI) installs the pinned set in constraints.txt, compiled to bytecode:
+# uv does not compile by default, and where PYTHONDONTWRITEBYTECODE is set nothing writes .pyc later,
+# so every Airflow, dbt and CLI process (dozens per test run) would compile its imports again (an
+# `import airflow` took 6 s of CPU instead of 2).
 $(VENV)/.installed: pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --disable-pip-version-check uv==$(UV_VERSION)
-	$(BIN)/uv pip install -q --python $(BIN)/python -c constraints.txt -e '.[demo,test,dev]'
+	$(BIN)/uv pip install -q --compile-bytecode --python $(BIN)/python -c constraints.txt -e '.[demo,test,dev]'
 	touch $@
 
 # Meltano plugins, each in its own virtualenv under meltano/.meltano/.
+# Compiled to bytecode too (see the virtualenv's rule): every `meltano run` starts a tap and a target.
 meltano/.meltano/.installed: $(VENV)/.installed $(MELTANO_FILES)
 	cd meltano && ../$(BIN)/meltano install
+	$(BIN)/python -m compileall -q meltano/.meltano
 	touch $@
 
 # The fixture's plugins, once per machine (its pip_urls are relative: run from its directory).
 $(FIXTURE_MELTANO)/.meltano/.installed: $(VENV)/.installed $(FIXTURE_MELTANO_FILES)
 	cd $(FIXTURE_MELTANO) && $(CURDIR)/$(BIN)/meltano install
+	$(BIN)/python -m compileall -q $(FIXTURE_MELTANO)/.meltano
 	touch $@
 
 # dbt: packages (none today) and the manifest the orchestration plan reads.

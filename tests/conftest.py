@@ -15,8 +15,10 @@ from tiers import mark_tiers, pytest_runtest_call, pytest_runtest_makereport, py
 
 from orchestrator.config import REPO_ROOT, load_config
 
-# Airflow reads its home at import: keep the tests' Airflow out of ~/airflow.
-os.environ.setdefault("AIRFLOW_HOME", str(REPO_ROOT / "var" / "airflow-test"))
+# Airflow reads its home at import: keep the tests' Airflow out of ~/airflow, one home per
+# pytest-xdist worker (`make test` runs two) so that two in-process Airflows never share a file.
+_WORKER = os.environ.get("PYTEST_XDIST_WORKER")
+os.environ.setdefault("AIRFLOW_HOME", str(REPO_ROOT / "var" / ("airflow-test" + (f"-{_WORKER}" if _WORKER else ""))))
 os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 
 # The variables that choose which config and profile the product reads. Code that parses a DAG
@@ -78,13 +80,17 @@ def installed(meltano_installed) -> None:
 
 
 def isolated_embedded(root: Path):
-    """The embedded profile, isolated in `root`: its own source files, warehouse and Meltano state."""
+    """The embedded profile, isolated in `root`: its own source files, warehouse, Meltano state, dbt
+    target directories and plan cache (nothing under the repository's var/, which test_byo_airflow,
+    perhaps running beside it on another pytest-xdist worker, checks is left alone)."""
     profile = load_config(profile="embedded").profile
     env = profile.environment()
     env.update(
         DEMO_DATA_DIR=str(root / "demo_data"),
         WAREHOUSE_DUCKDB_PATH=str(root / "warehouse.duckdb"),
         MELTANO_DATABASE_URI=f"sqlite:///{root / 'meltano.db'}",
+        DBT_RUNS_DIR=str(root / "dbt"),
+        ORCHESTRATOR_CACHE_DIR=str(root / "cache"),
     )
     return profile, env
 

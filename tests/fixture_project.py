@@ -171,6 +171,8 @@ def ensure_installed() -> None:
         )
         if proc.returncode != 0:
             raise RuntimeError(f"meltano install in {MELTANO_DIR} failed:\n{proc.stdout[-3000:]}{proc.stderr[-3000:]}")
+        # as the Makefile's rule does: each `meltano run` then imports bytecode, not source
+        subprocess.run([str(BIN / "python"), "-m", "compileall", "-q", str(MELTANO_DIR / ".meltano")], check=True)
         INSTALL_STAMP.touch()
 
 

@@ -12,7 +12,17 @@ import threading
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
-from tiers import _GUARD_KEY, TIER_MARKERS, TierViolation, _bound_ports, _Guard, activated
+from tiers import (
+    _GUARD_KEY,
+    PURE,
+    SERIAL_GROUP,
+    SERIAL_TIERS,
+    TIER_MARKERS,
+    TierViolation,
+    _bound_ports,
+    _Guard,
+    activated,
+)
 
 
 def installed():
@@ -98,3 +108,21 @@ def test_this_unmarked_test_runs_under_the_guard(request):
 def test_a_marked_test_may_start_a_process(request):
     assert request.node.get_closest_marker("pure") is None
     assert subprocess.run(["true"], check=False).returncode == 0
+
+
+def test_the_worker_groups_keep_airflow_serial_and_a_module_together(request):
+    """`make test`'s `--dist loadgroup`: every test that starts Airflow or reaches the database servers
+    is in one group (one at a time, on one worker); the other non-pure tests of a module share a group
+    (its module-scoped fixtures are built once); pure tests have none (any free worker)."""
+    items = request.session.items
+
+    def group(item: pytest.Item) -> str | None:
+        mark = item.get_closest_marker("xdist_group")
+        return mark.args[0] if mark else None
+
+    serial = [i for i in items if any(i.get_closest_marker(m) for m in SERIAL_TIERS)]
+    assert {group(i) for i in serial} <= {SERIAL_GROUP}
+    assert all(group(i) is None for i in items if i.get_closest_marker(PURE))
+    for item in items:
+        if not item.get_closest_marker(PURE):
+            assert group(item) in (SERIAL_GROUP, item.path.name), item.nodeid

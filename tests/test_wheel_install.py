@@ -45,7 +45,10 @@ def build_and_install(tmp: Path) -> Path:
         assert done.returncode == 0, done.stderr[-3000:]
     [wheel] = (tmp / "dist").glob("*.whl")
     venv_python = tmp / "venv" / "bin" / "python"
-    install = [uv, "pip", "install", "--python", str(venv_python), "-c", str(REPO_ROOT / "constraints.txt")]
+    # Compiled as `make setup` compiles its own: each Airflow process of the cycle then imports bytecode
+    # (where PYTHONDONTWRITEBYTECODE is set nothing would cache it, and every process compiles anew).
+    install = [uv, "pip", "install", "--compile-bytecode", "--python", str(venv_python)]
+    install += ["-c", str(REPO_ROOT / "constraints.txt")]
     done, _ = cli([*install, f"{wheel}[{EXTRAS}]"], tmp, os.environ, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
     return venv_python.parent
