@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import socket
 import subprocess
+import sys
 import threading
 from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
 
 import pytest
 from tiers import (
@@ -126,3 +129,42 @@ def test_the_worker_groups_keep_airflow_serial_and_a_module_together(request):
     for item in items:
         if not item.get_closest_marker(PURE):
             assert group(item) in (SERIAL_GROUP, item.path.name), item.nodeid
+
+
+@pytest.mark.subprocess
+def test_two_real_workers_run_each_group_on_one_worker(tmp_path):
+    """The groups above only help if pytest-xdist honours them: pytest 9.2 moved a node's id out of
+    the attribute pytest-xdist 3.8 rewrites, and `--dist loadgroup` then spread every group over the
+    workers, two Airflows at once, without a word. So: a real two-worker run of this repository's
+    tier rules on two Airflow-marked modules, one Meltano-marked module and pure tests; each group's
+    tests must all report from one worker."""
+    tests_dir = Path(__file__).resolve().parent
+    (tmp_path / "conftest.py").write_text(
+        "import sys\n"
+        f"sys.path.insert(0, {str(tests_dir)!r})\n"
+        "import pytest\n"
+        "from tiers import mark_tiers, register\n"
+        "def pytest_configure(config):\n    register(config)\n"
+        "@pytest.hookimpl(tryfirst=True)\n"
+        "def pytest_collection_modifyitems(items):\n    mark_tiers(items)\n"
+    )
+    (tmp_path / "pytest.ini").write_text("[pytest]\n")
+    body = "".join(f"def test_{i}():\n    time.sleep(0.2)\n" for i in range(4))
+    for name, mark in (("af1", "airflow"), ("af2", "airflow"), ("mel", "meltano"), ("pure", None)):
+        head = "import time\nimport pytest\n" + (f"pytestmark = pytest.mark.{mark}\n" if mark else "")
+        (tmp_path / f"test_{name}.py").write_text(head + body)
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-n", "2", "--dist", "loadgroup", "-v", "-p", "no:cacheprovider"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    ran = re.findall(r"^\[(gw\d)\] .*PASSED (test_\w+)\.py::test_\d", done.stdout, re.M)
+    workers: dict[str, set[str]] = {}
+    for worker, module in ran:
+        workers.setdefault(module, set()).add(worker)
+    assert len(ran) == 16, done.stdout[-3000:]
+    assert len(workers["test_af1"] | workers["test_af2"]) == 1, workers  # Airflow: one at a time
+    assert len(workers["test_mel"]) == 1, workers  # a module's group stays together
