@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -24,7 +26,16 @@ os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 # The variables that choose which config and profile the product reads. Code that parses a DAG
 # file init wrote sets ORCHESTRATION_CONFIG in its process (as Airflow's parser must): a test that
 # does so in-process must not hand its temporary config to every test after it.
-_SELECTING = ("ORCHESTRATION_CONFIG", "PIPELINE_PROFILE", "ORCHESTRATOR_CACHE_DIR")
+# Airflow's parsing context (which DAG a task process parses its file for) is two more: Airflow's own
+# `_airflow_parsing_context_manager` leaves them set on exit when they were unset before, and every
+# DagBag after it would then build that one DAG alone (33 failures on one xdist worker).
+_SELECTING = (
+    "ORCHESTRATION_CONFIG",
+    "PIPELINE_PROFILE",
+    "ORCHESTRATOR_CACHE_DIR",
+    "_AIRFLOW_PARSING_CONTEXT_DAG_ID",
+    "_AIRFLOW_PARSING_CONTEXT_TASK_ID",
+)
 
 
 @pytest.fixture(autouse=True)
@@ -100,20 +111,40 @@ def embedded(tmp_path: Path, meltano_installed):
     return isolated_embedded(tmp_path)
 
 
-def pipeline_config(tmp: Path, **defaults) -> Path:
+def pipeline_config(tmp: Path, manifest: Path | None = None, **defaults) -> Path:
     """The repo's orchestration.yml copied into `tmp` with absolute project paths (so the profile's
-    relative var/ paths resolve under tmp), and `defaults` (retries...) overridden."""
+    relative var/ paths resolve under tmp), and `defaults` (retries...) overridden. `manifest`: one
+    parsed for the test's own warehouse (`parsed_manifest`), else the repo's."""
     import yaml
 
     data = yaml.safe_load((REPO_ROOT / "orchestration.yml").read_text())
     data["dbt"]["project_dir"] = str(REPO_ROOT / "dbt_project")
-    data["dbt"]["manifest"] = str(REPO_ROOT / "dbt_project" / "target" / "manifest.json")
+    data["dbt"]["manifest"] = str(manifest or REPO_ROOT / "dbt_project" / "target" / "manifest.json")
     data["meltano"]["project_dir"] = str(REPO_ROOT / "meltano")
     data["alerting"]["config"] = str(REPO_ROOT / "alerting.yml")
     data["defaults"].update(defaults)
     path = tmp / "orchestration.yml"
     path.write_text(yaml.safe_dump(data))
     return path
+
+
+def parsed_manifest(tmp: Path, env: dict[str, str], target: str) -> Path:
+    """`dbt parse` of the demo project for a test's own warehouse (`env`: its WAREHOUSE_PG_DATABASE),
+    into `tmp`. Relations are database.schema.table: the repo's manifest names the database
+    `warehouse`, and a test that loads `warehouse_celery` with it would find no source loaded by
+    Meltano (each dbt DAG scheduled on the tick alone, building on whatever is there)."""
+    out = tmp / "dbt_target"
+    done = subprocess.run(
+        [str(Path(sys.executable).with_name("dbt")), "parse", "--profiles-dir", ".", "--target", target]
+        + ["--target-path", str(out), "--log-path", str(tmp / "dbt_logs")],
+        cwd=REPO_ROOT / "dbt_project",
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return out / "manifest.json"
 
 
 SLACK_TOKEN = "xoxb-test-alert-sinks"  # the bot token the local Slack fake accepts

@@ -7,6 +7,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import re
 import sqlite3
 import statistics
 import subprocess
@@ -463,6 +464,16 @@ def test_processes_and_logs(airflow):
     assert len(family(airflow)) > len(airflow.processes)  # executor workers, log servers, ...
     for name in airflow.processes:
         assert (airflow.log_dir / f"{name}.log").stat().st_size > 0
+
+
+def test_the_execution_api_is_warmed_before_any_task_starts(airflow):
+    """The Task Execution API builds its versioned routers on its first request, blocking the API
+    server for seconds: start() makes that request, so it precedes every task's start call (this
+    module's DAGs have run tasks by now) and none of them pays for it."""
+    assert "execution api warm" in airflow.timings
+    paths = re.findall(r"method=\w+ path=(/execution/\S+)", (airflow.log_dir / "api-server.log").read_text())
+    runs = [i for i, path in enumerate(paths) if path.endswith("/run")]
+    assert runs and paths.index("/execution/health") < runs[0], paths[:5]
 
 
 def test_stop_with_a_task_running(airflow):

@@ -94,11 +94,14 @@ def test_every_dag_file_imports_and_matches_the_plan(monkeypatch, installed, pro
 def test_a_task_process_parse_builds_only_the_dag_it_runs(monkeypatch, installed):
     """The task runner parses the DAG's file inside Airflow's parsing context naming the DAG: the
     file builds that DAG alone (the same as the dag-processor's), the others none."""
-    from airflow.sdk.definitions._internal.dag_parsing_context import _airflow_parsing_context_manager
+    from airflow.sdk.definitions._internal import dag_parsing_context as parsing
 
     full = _dagbag(DAGS, monkeypatch)
-    with _airflow_parsing_context_manager(dag_id="dbt_core", task_id="dbt_build"):
-        bag = _dagbag(DAGS, monkeypatch)
+    # what the task runner's `_airflow_parsing_context_manager` sets (monkeypatch also unsets them
+    # after: Airflow's context manager leaves them set when they were unset before)
+    monkeypatch.setenv(parsing._AIRFLOW_PARSING_CONTEXT_DAG_ID, "dbt_core")
+    monkeypatch.setenv(parsing._AIRFLOW_PARSING_CONTEXT_TASK_ID, "dbt_build")
+    bag = _dagbag(DAGS, monkeypatch)
     assert bag.import_errors == {}
     assert bag.dag_ids == ["dbt_core"]
     assert [t.task_id for t in bag.dags["dbt_core"].tasks] == [t.task_id for t in full.dags["dbt_core"].tasks]

@@ -215,12 +215,15 @@ class LocalAirflow:
                 self.start_worker(f"worker-{i}")
             if before_scheduler:
                 self.wait_healthy(self.startup_timeout - (time.monotonic() - t0), scheduler=False, triggerer=False)
+                self.warm_execution_api()
                 before_scheduler(self)
                 self.timings["before scheduler"] = time.monotonic() - t0
                 for name in PROCESSES:
                     if name in later:
                         self._spawn(name, [name])
             self.wait_healthy(self.startup_timeout - (time.monotonic() - t0))
+            if not before_scheduler:
+                self.warm_execution_api()
             for i in range(1, self.workers + 1):
                 self.wait_worker_ready(f"worker-{i}", self.startup_timeout - (time.monotonic() - t0))
         except BaseException:
@@ -314,6 +317,17 @@ class LocalAirflow:
             if (status := _exit_status(proc)) is not None:
                 tail = (self.log_dir / f"{name}.log").read_text(errors="replace")[-4000:]
                 raise AirflowLocalError(f"airflow {name} exited with {status}; end of its log:\n{tail}")
+
+    def warm_execution_api(self) -> None:
+        """One request into the Task Execution API before any task needs it. Its app (Cadwyn)
+        builds the routers of every API version on its first request, synchronously, on the API
+        server's only event loop: 6-25 s on 2 loaded cores during which every request waits, the
+        first task's start call included (seen as the tick's task taking 17-20 s in
+        bench/cycle_ratio.py). Paid here, at start-up, nothing waits on it. Any answer will do."""
+        t0 = time.monotonic()
+        with contextlib.suppress(httpx.HTTPError):
+            httpx.get(f"{self.url}/execution/health", timeout=max(60.0, self.startup_timeout / 2))
+        self.timings["execution api warm"] = time.monotonic() - t0
 
     def wait_healthy(self, timeout: float, *, scheduler: bool = True, triggerer: bool = True) -> dict:
         """Until /api/v2/monitor/health says the metadata DB, dag-processor, scheduler (unless
