@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from conftest import drop_databases, pipeline_config, require_services
+from conftest import drop_databases, parsed_manifest, pipeline_config, require_services
 from pipeline_expectations import expected_row_counts
 
 pytestmark = [pytest.mark.airflow, pytest.mark.production, pytest.mark.meltano, pytest.mark.timeout(1500)]
@@ -45,11 +45,11 @@ def celery(tmp_path_factory, installed):
 
     _fresh_databases()
     tmp = tmp_path_factory.mktemp("celery")
-    config = load_config(
-        pipeline_config(tmp, retries=2, retry_delay_seconds=5, max_retry_delay_seconds=10), "production"
-    )
+    config = load_config(pipeline_config(tmp), "production")
     env = config.profile.environment()
-    with FakeSlack(tokens={"xoxb-celery"}) as slack, FakeSMTP() as smtp:
+    # this process plans with the warehouse the Airflow processes load (${WAREHOUSE_PG_DATABASE})
+    with pytest.MonkeyPatch.context() as mp, FakeSlack(tokens={"xoxb-celery"}) as slack, FakeSMTP() as smtp:
+        mp.setenv("WAREHOUSE_PG_DATABASE", DBS["warehouse"])
         env.update(
             SOURCE_MARIADB_DATABASE="demo_shop_celery",
             DEMO_MARIADB_URL="mysql+pymysql://root@127.0.0.1:3306/demo_shop_celery",
@@ -68,6 +68,15 @@ def celery(tmp_path_factory, installed):
             ALERTING_SMTP_HOST="127.0.0.1",
             ALERTING_SMTP_PORT=str(smtp.port),
         )
+        # the manifest of this warehouse (database warehouse_celery), as a deployment's would be
+        manifest = parsed_manifest(tmp, env, config.profile.dbt_target)
+        config = load_config(
+            pipeline_config(tmp, manifest, retries=2, retry_delay_seconds=5, max_retry_delay_seconds=10),
+            "production",
+        )
+        assert {d.dag_id: d.wait_task for d in plan_from_config(config, cache_dir=None).dags if d.kind == "dbt"}[
+            "dbt_core"
+        ], "dbt_core must wait for one cycle of its four inputs"
         prepare_warehouse(config, env)
         plan = plan_from_config(config, cache_dir=None)
         af = start_airflow(config, env)
