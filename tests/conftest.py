@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import os
 import socket
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -128,22 +126,16 @@ def pipeline_config(tmp: Path, manifest: Path | None = None, **defaults) -> Path
     return path
 
 
-def parsed_manifest(tmp: Path, env: dict[str, str], target: str) -> Path:
-    """`dbt parse` of the demo project for a test's own warehouse (`env`: its WAREHOUSE_PG_DATABASE),
-    into `tmp`. Relations are database.schema.table: the repo's manifest names the database
-    `warehouse`, and a test that loads `warehouse_celery` with it would find no source loaded by
-    Meltano (each dbt DAG scheduled on the tick alone, building on whatever is there)."""
+def parsed_manifest(tmp: Path, config, env: dict[str, str]) -> Path:
+    """`dbt parse` of the configured project for a test's own warehouse (`env`: its
+    WAREHOUSE_PG_DATABASE), with the product's dbt runner, into `tmp`. Relations are
+    database.schema.table: the repo's manifest names the database `warehouse`, and a test that loads
+    `warehouse_celery` with it would find no source loaded by Meltano (each dbt DAG scheduled on the
+    tick alone, building on whatever is there)."""
+    from orchestrator.runners.dbt import DbtProjectRef, run_dbt
+
     out = tmp / "dbt_target"
-    done = subprocess.run(
-        [str(Path(sys.executable).with_name("dbt")), "parse", "--profiles-dir", ".", "--target", target]
-        + ["--target-path", str(out), "--log-path", str(tmp / "dbt_logs")],
-        cwd=REPO_ROOT / "dbt_project",
-        env={**os.environ, **env},
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    run_dbt(["parse"], env=env, project=DbtProjectRef.of(config, env), target_path=out)
     return out / "manifest.json"
 
 

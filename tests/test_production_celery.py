@@ -69,7 +69,7 @@ def celery(tmp_path_factory, installed):
             ALERTING_SMTP_PORT=str(smtp.port),
         )
         # the manifest of this warehouse (database warehouse_celery), as a deployment's would be
-        manifest = parsed_manifest(tmp, env, config.profile.dbt_target)
+        manifest = parsed_manifest(tmp, config, env)
         config = load_config(
             pipeline_config(tmp, manifest, retries=2, retry_delay_seconds=5, max_retry_delay_seconds=10),
             "production",
