@@ -25,19 +25,21 @@ DBT_FILES := $(shell find dbt_project -path dbt_project/target -prune -o -path d
 run: setup
 	$(BIN)/orchestrator run
 
-# Over TEST_WORKERS pytest-xdist processes: the tests that start Airflow or reach the database servers
-# run one at a time on one worker while the others take the rest (the groups: tests/tiers.py).
-TEST_WORKERS ?= 2
+# Over TEST_WORKERS pytest-xdist processes (tests/lanes.py): the tests that reach the database servers
+# run one at a time in one lane, the Airflow tests are dealt into that lane and one more (so at most two
+# Airflows at once on 2 cores), and the third worker takes everything else; the lanes start first.
+TEST_WORKERS ?= 3
 # The repository's own packages are compiled first, as the virtualenv is (see its rule): each task
 # and DAG-file parse in a test's Airflow imports them (compileall redoes only what changed).
 test: setup
 	$(BIN)/python -m compileall -q orchestrator alerting demo_data dags
-	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder $(PYTEST_ARGS)
 
 # The pure tier (tests/tiers.py): no process, no service, nothing of `make setup` but the virtualenv;
-# spread over TEST_WORKERS processes (pytest-xdist), under a minute on 2 cores.
+# spread over FAST_WORKERS processes (pytest-xdist), under a minute on 2 cores.
+FAST_WORKERS ?= 2
 test-fast: $(VENV)/.installed
-	$(BIN)/pytest -m pure -n $(TEST_WORKERS) $(PYTEST_ARGS)
+	$(BIN)/pytest -m pure -n $(FAST_WORKERS) $(PYTEST_ARGS)
 
 # What .ci/run checks before the tests (and .pre-commit-config.yaml before each commit).
 lint: $(VENV)/.installed

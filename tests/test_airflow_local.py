@@ -318,10 +318,11 @@ def test_stop_ends_a_process_whose_parent_ended_before_stop_looked(tmp_path):
 
 
 # --------------------------------------------------------------------------- PostgreSQL
-# First in the file on purpose: it runs before the module's SQLite Airflow starts, so the two never
-# share the 2 cores.
+# `services`: it runs in the servers lane (tests/lanes.py), one at a time with the other tests that
+# create databases on the local servers.
 
 
+@pytest.mark.services
 @pytest.mark.timeout(300)
 def test_postgres_metadata_db(tmp_path, dags_folder):
     require_services("postgres")

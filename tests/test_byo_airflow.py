@@ -24,7 +24,9 @@ from fixture_project import BIN, DBT_ROWS, DBT_TARGET, RAW_ROWS, FixtureCopy, co
 
 from orchestrator.config import REPO_ROOT
 
-pytestmark = [pytest.mark.airflow, pytest.mark.meltano]
+# `services`: it reads the servers' databases and users before and after (nothing may be written
+# there), so it runs in the servers lane, never beside a test that creates its databases (tests/lanes.py).
+pytestmark = [pytest.mark.airflow, pytest.mark.meltano, pytest.mark.services]
 
 # The DAGs one cycle runs on the fixture with the tags init proposes (docs/your-project.md).
 FIXTURE_CYCLE_DAGS = {

@@ -15,11 +15,10 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
 import pytest
+from lanes import AIRFLOW_TIER, SERVERS_LANE, SERVERS_TIERS, deal_lanes
 from tiers import (
     _GUARD_KEY,
     PURE,
-    SERIAL_GROUP,
-    SERIAL_TIERS,
     TIER_MARKERS,
     TierViolation,
     _bound_ports,
@@ -113,31 +112,53 @@ def test_a_marked_test_may_start_a_process(request):
     assert subprocess.run(["true"], check=False).returncode == 0
 
 
-def test_the_worker_groups_keep_airflow_serial_and_a_module_together(request):
-    """`make test`'s `--dist loadgroup`: every test that starts Airflow or reaches the database servers
-    is in one group (one at a time, on one worker); the other non-pure tests of a module share a group
-    (its module-scoped fixtures are built once); pure tests have none (any free worker)."""
+def test_the_worker_groups_keep_servers_serial_airflow_in_lanes_and_a_module_together(request):
+    """`make test`'s `--dist loadgroup` (tests/lanes.py): every test that reaches the database servers
+    is in the servers lane; every other Airflow test in one of the lanes, a module's tests in one; the
+    other non-pure tests of a module share a group (its module-scoped fixtures are built once); pure
+    tests have none (any free worker); and the lanes come first."""
     items = request.session.items
 
     def group(item: pytest.Item) -> str | None:
         mark = item.get_closest_marker("xdist_group")
         return mark.args[0] if mark else None
 
-    serial = [i for i in items if any(i.get_closest_marker(m) for m in SERIAL_TIERS)]
-    assert {group(i) for i in serial} <= {SERIAL_GROUP}
+    lanes = {group(i) for i in items if any(i.get_closest_marker(m) for m in (*SERVERS_TIERS, AIRFLOW_TIER))}
+    assert {group(i) for i in items if any(i.get_closest_marker(m) for m in SERVERS_TIERS)} <= {SERVERS_LANE}
     assert all(group(i) is None for i in items if i.get_closest_marker(PURE))
     for item in items:
         if not item.get_closest_marker(PURE):
-            assert group(item) in (SERIAL_GROUP, item.path.name), item.nodeid
+            assert group(item) in lanes | {item.path.name}, item.nodeid
+    airflow_modules: dict[str, set[str | None]] = {}
+    for item in items:
+        if item.get_closest_marker(AIRFLOW_TIER) and not any(item.get_closest_marker(m) for m in SERVERS_TIERS):
+            airflow_modules.setdefault(item.path.name, set()).add(group(item))
+    assert all(len(g) == 1 for g in airflow_modules.values()), airflow_modules
+    kinds = [0 if group(i) in lanes else 1 if group(i) else 2 for i in items]
+    assert kinds == sorted(kinds), "lanes first, then the other groups, then the pure tests"
+
+
+def test_airflow_modules_are_dealt_longest_first_into_the_least_loaded_lane():
+    lane_of = deal_lanes({"srv_a.py": 300, "srv_b.py": 100}, {"a.py": 350, "b.py": 200, "c.py": 150, "d.py": 90}, 2)
+    assert lane_of == {
+        "srv_a.py": SERVERS_LANE,
+        "srv_b.py": SERVERS_LANE,
+        "a.py": "airflow-1",  # 0 < 400
+        "b.py": "airflow-1",  # 350 < 400
+        "c.py": SERVERS_LANE,  # 400 < 550
+        "d.py": SERVERS_LANE,  # 550 = 550: the first lane named
+    }
+    assert set(deal_lanes({}, {"a.py": 1, "b.py": 2}, 1).values()) == {SERVERS_LANE}  # one lane: all serial
 
 
 @pytest.mark.subprocess
-def test_two_real_workers_run_each_group_on_one_worker(tmp_path):
+def test_real_workers_run_each_group_on_one_worker(tmp_path):
     """The groups above only help if pytest-xdist honours them: pytest 9.2 moved a node's id out of
     the attribute pytest-xdist 3.8 rewrites, and `--dist loadgroup` then spread every group over the
-    workers, two Airflows at once, without a word. So: a real two-worker run of this repository's
-    tier rules on two Airflow-marked modules, one Meltano-marked module and pure tests; each group's
-    tests must all report from one worker."""
+    workers, two Airflows at once, without a word. So: a real three-worker run, as `make test` runs,
+    of this repository's tier rules on three Airflow-marked modules (two lanes: the servers lane and
+    one more), one services-marked module, one Meltano-marked module and pure tests; each group's
+    tests must all report from one worker, and the servers lane's module with its Airflow modules."""
     tests_dir = Path(__file__).resolve().parent
     (tmp_path / "conftest.py").write_text(
         "import sys\n"
@@ -150,21 +171,31 @@ def test_two_real_workers_run_each_group_on_one_worker(tmp_path):
     )
     (tmp_path / "pytest.ini").write_text("[pytest]\n")
     body = "".join(f"def test_{i}():\n    time.sleep(0.2)\n" for i in range(4))
-    for name, mark in (("af1", "airflow"), ("af2", "airflow"), ("mel", "meltano"), ("pure", None)):
+    marks = {"af1": "airflow", "af2": "airflow", "af3": "airflow", "srv": "services", "mel": "meltano", "pure": None}
+    for name, mark in marks.items():
         head = "import time\nimport pytest\n" + (f"pytestmark = pytest.mark.{mark}\n" if mark else "")
         (tmp_path / f"test_{name}.py").write_text(head + body)
     done = subprocess.run(
-        [sys.executable, "-m", "pytest", "-n", "2", "--dist", "loadgroup", "-v", "-p", "no:cacheprovider"],
+        [sys.executable, "-m", "pytest", "-n", "3", "--dist", "loadgroup", "--no-loadscope-reorder", "-v"]
+        + ["-p", "no:cacheprovider"],
         cwd=tmp_path,
+        env={**os.environ, "TEST_AIRFLOW_LANES": "2"},
         capture_output=True,
         text=True,
         timeout=300,
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    ran = re.findall(r"^\[(gw\d)\] .*PASSED (test_\w+)\.py::test_\d", done.stdout, re.M)
-    workers: dict[str, set[str]] = {}
-    for worker, module in ran:
-        workers.setdefault(module, set()).add(worker)
-    assert len(ran) == 16, done.stdout[-3000:]
-    assert len(workers["test_af1"] | workers["test_af2"]) == 1, workers  # Airflow: one at a time
-    assert len(workers["test_mel"]) == 1, workers  # a module's group stays together
+    ran = re.findall(r"^\[(gw\d)\] .*PASSED (test_\w+)\.py::test_\d+(?:@([\w.-]+))?", done.stdout, re.M)
+    assert len(ran) == 24, done.stdout[-3000:]
+    by_group: dict[str, set[str]] = {}
+    modules_of: dict[str, set[str]] = {}
+    for worker, module, group in ran:
+        if group:
+            by_group.setdefault(group, set()).add(worker)
+            modules_of.setdefault(group, set()).add(module)
+    assert all(len(w) == 1 for w in by_group.values()), by_group  # a group on one worker
+    # no module in the test's directory has a recorded duration: each counts the same, so the servers
+    # lane (test_srv) gets the second Airflow module and the other lane the first and third
+    assert modules_of[SERVERS_LANE] == {"test_srv", "test_af2"}, modules_of
+    assert modules_of["airflow-1"] == {"test_af1", "test_af3"}, modules_of
+    assert modules_of["test_mel.py"] == {"test_mel"}, modules_of

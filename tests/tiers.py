@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import lanes
 import pytest
 
 # Each tier marker says what the test needs beyond a plain `pip install -e .[test]`.
@@ -67,22 +68,9 @@ def mark_tiers(items: list[pytest.Item]) -> None:
     group_for_workers(items)
 
 
-# `make test` spreads the suite over pytest-xdist workers with `--dist loadgroup` (one group runs
-# on one worker, in order). The modules with a test that starts Airflow or reaches the database
-# servers are one group, run one test at a time: two Airflows on 2 cores slow each other past what
-# their waits allow for, and test_byo_airflow checks that the servers' databases and users are as
-# it found them. Each other module with a non-pure test is a group of its own, so a module-scoped
-# fixture (a Meltano load, a dbt parse) is still built once. Pure tests go to whichever worker is free.
-SERIAL_TIERS = ("airflow", "production", "services")
-SERIAL_GROUP = "airflow-and-servers"
-
-
 def group_for_workers(items: list[pytest.Item]) -> None:
-    serial = {item.path for item in items if any(item.get_closest_marker(m) for m in SERIAL_TIERS)}
-    for item in items:
-        if is_pure(item) or item.get_closest_marker("xdist_group"):
-            continue
-        item.add_marker(pytest.mark.xdist_group(SERIAL_GROUP if item.path in serial else item.path.name))
+    """The xdist groups and the order of `make test` (tests/lanes.py)."""
+    lanes.group_for_workers(items, is_pure)
 
 
 # Ports bound in this process (the in-process fakes of tests/alerting_fakes.py): connecting to
