@@ -26,8 +26,9 @@ run: setup
 	$(BIN)/orchestrator run
 
 # Over TEST_WORKERS pytest-xdist processes (tests/lanes.py): the tests that reach the database servers
-# run one at a time in one lane, the Airflow tests are dealt into that lane and one more (so at most two
-# Airflows at once on 2 cores), and the third worker takes everything else; the lanes start first.
+# run one at a time in one lane, the Airflow tests are dealt into that lane and two more (so at most
+# three Airflows at once on 2 cores, mostly waiting), the lanes start first, and the rest of the suite
+# fills each worker's end.
 TEST_WORKERS ?= 3
 # The repository's own packages are compiled first, as the virtualenv is (see its rule): each task
 # and DAG-file parse in a test's Airflow imports them (compileall redoes only what changed).

@@ -11,9 +11,10 @@ one worker, in order, and `--no-loadscope-reorder`, groups start in the order of
 - Each other module with a non-pure test is a group of its own, so a module-scoped fixture (a
   Meltano load, a dbt parse) is built once. Pure tests go to whichever worker is free.
 
-The items are ordered lanes first, then the other groups longest first, then the pure tests: with
-one worker more than lanes, every lane starts at once and the rest fills the gaps (the lanes are
-the suite's critical path; a lane that started last would decide its wall time).
+The items are ordered lanes first, then the other groups longest first, then the pure tests: every
+lane starts at once (the lanes are the suite's critical path; a lane that started last would decide
+its wall time) and the rest fills the gaps: a worker without a lane if there is one, else each
+worker as its lane drains (the last lane, dealt the rest's duration up front, drains first).
 
 `python tests/lanes.py record JUNIT_XML` rewrites durations.json from a run's JUnit report (a
 module's tests' total, setup included). A module missing from it counts DEFAULT_SECONDS.
@@ -33,8 +34,9 @@ import pytest
 SERVERS_TIERS = ("production", "services")
 AIRFLOW_TIER = "airflow"
 SERVERS_LANE = "servers"
-# Two: with the servers lane, at most two Airflows (and one more worker for everything else) on 2 cores.
-AIRFLOW_LANES = int(os.environ.get("TEST_AIRFLOW_LANES", "2"))
+# Three lanes on `make test`'s three workers: at most three Airflows at once on 2 cores, most of their
+# time waiting on a scheduler loop or a task; the rest of the suite fills each worker's end.
+AIRFLOW_LANES = int(os.environ.get("TEST_AIRFLOW_LANES", "3"))
 DURATIONS = Path(__file__).with_name("durations.json")
 DEFAULT_SECONDS = 60.0
 
@@ -50,13 +52,16 @@ def _has(item: pytest.Item, markers: tuple[str, ...]) -> bool:
     return any(item.get_closest_marker(m) for m in markers)
 
 
-def deal_lanes(servers: dict[str, float], airflow: dict[str, float], lanes: int) -> dict[str, str]:
+def deal_lanes(servers: dict[str, float], airflow: dict[str, float], lanes: int, rest: float = 0.0) -> dict[str, str]:
     """Module name -> lane: the servers modules in the servers lane; each Airflow module, longest
-    first, into the lane with the least work so far (ties to the lane named first)."""
+    first, into the lane with the least work so far (ties to the lane named first). `rest`: the work
+    outside the lanes that the lanes' own workers will take (every worker has a lane), counted on the
+    last lane, which then gets the fewest Airflow modules and drains first."""
     names = [SERVERS_LANE] + [f"airflow-{i}" for i in range(1, max(1, lanes))]
     load = dict.fromkeys(names, 0.0)
     lane_of = dict.fromkeys(servers, SERVERS_LANE)
     load[SERVERS_LANE] = sum(servers.values())
+    load[names[-1]] += rest
     for module, seconds in sorted(airflow.items(), key=lambda kv: (-kv[1], kv[0])):
         lane = min(names, key=lambda n: (load[n], names.index(n)))
         lane_of[module] = lane
@@ -73,7 +78,11 @@ def group_for_workers(items: list[pytest.Item], is_pure, durations: dict[str, fl
 
     servers = {i.path.name for i in items if _has(i, SERVERS_TIERS)}
     airflow = {i.path.name for i in items if _has(i, (AIRFLOW_TIER,))} - servers
-    lane_of = deal_lanes({m: seconds(m) for m in servers}, {m: seconds(m) for m in airflow}, AIRFLOW_LANES)
+    others = {i.path.name for i in items} - servers - airflow
+    # pytest-xdist sets the worker count in each worker (where the groups are set); 0 without -n
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0"))
+    rest = sum(seconds(m) for m in others) if workers and workers <= AIRFLOW_LANES else 0.0
+    lane_of = deal_lanes({m: seconds(m) for m in servers}, {m: seconds(m) for m in airflow}, AIRFLOW_LANES, rest)
     group: dict[int, str] = {}
     for item in items:
         if is_pure(item):

@@ -149,6 +149,11 @@ def test_airflow_modules_are_dealt_longest_first_into_the_least_loaded_lane():
         "d.py": SERVERS_LANE,  # 550 = 550: the first lane named
     }
     assert set(deal_lanes({}, {"a.py": 1, "b.py": 2}, 1).values()) == {SERVERS_LANE}  # one lane: all serial
+    # three lanes on three workers: the rest of the suite (450 s) counts on the last lane up front
+    lane_of = deal_lanes({"srv.py": 300}, {"a.py": 350, "b.py": 200, "c.py": 150, "d.py": 90}, 3, rest=450)
+    assert lane_of == {"srv.py": SERVERS_LANE, "a.py": "airflow-1", "b.py": SERVERS_LANE, "c.py": "airflow-1"} | {
+        "d.py": "airflow-2"  # 450 (the rest) < 500 (srv, b) = 500 (a, c): the last lane gets only d
+    }
 
 
 @pytest.mark.subprocess
