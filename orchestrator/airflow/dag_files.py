@@ -24,7 +24,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from airflow.sdk import DAG, get_parsing_context
+from airflow.sdk import DAG, Asset, get_parsing_context
 
 from alerting.routing import RoutingConfig
 
@@ -133,7 +133,8 @@ def _render_kind(kind: Kind, config: OrchestrationConfig) -> dict[str, DAG]:
     only = get_parsing_context().dag_id
     specs = [s for s in plan.of_kind(kind) if s.dag_id not in broken and only in (None, s.dag_id)]
     alerts = airflow_alerts(config)  # one per DAG file: every DAG's callbacks share it
-    return {spec.dag_id: render_dag(plan, config, spec, alerts) for spec in specs}
+    made: dict[str, Asset] = {}  # and its Assets (render.assets)
+    return {spec.dag_id: render_dag(plan, config, spec, alerts, made) for spec in specs}
 
 
 def _kinds_left_out(config: OrchestrationConfig) -> list[str]:
