@@ -88,7 +88,7 @@ def raise_plan_errors(
         return
     problems = _kinds_left_out(config) if whole_kinds else []
     try:  # every kind at once, as `orchestrator check` sees it: errors between kinds (one DAG id twice)
-        plan = plan_from_config(config)
+        plan = plan_from_config(config, errors_only=True)
     except ConfigError:  # a broken input: the DAG files that read it report it (or the kinds above)
         plan = None
     except Exception:  # noqa: BLE001 - a bug: shown here, unless the kinds above reported it already

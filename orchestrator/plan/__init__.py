@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..config import ConfigError, OrchestrationConfig, load_config
-from .cache import RecordingEnv, cached_plan, gc_paused
+from .cache import RecordingEnv, cached_errors, cached_plan, gc_paused
 from .model import KINDS, DagSpec, Issue, Plan, Schedule, TaskSpec
 
 if TYPE_CHECKING:
@@ -47,10 +47,16 @@ def __getattr__(name: str) -> Any:
 
 
 def plan_from_config(
-    config: OrchestrationConfig, kinds: Iterable[str] = KINDS, cache_dir: Path | str | None = CONFIGURED
+    config: OrchestrationConfig,
+    kinds: Iterable[str] = KINDS,
+    cache_dir: Path | str | None = CONFIGURED,
+    *,
+    errors_only: bool = False,
 ) -> Plan:
     """Build (or reuse) the plan of the given kinds. Raises ManifestError / MeltanoProjectError
-    when an input the kinds need is broken; the message names the file."""
+    when an input the kinds need is broken; the message names the file. `errors_only`: a Plan that
+    holds only the errors (what dags/plan_errors.py shows), read from a cached plan without decoding
+    its DAGs and Assets."""
     kinds = tuple(sorted(set(kinds)))
     needs_meltano = bool({"meltano", "meltano_state", "dbt"} & set(kinds))
     needs_dbt = "dbt" in kinds
@@ -86,8 +92,11 @@ def plan_from_config(
     if cache_dir == CONFIGURED:
         cache_dir = config.cache_dir()
     key = (kinds, config.fingerprint())
+    where = Path(cache_dir) if cache_dir else None
     with gc_paused():
-        return cached_plan(Path(cache_dir) if cache_dir else None, key, build, config.profile.environment())
+        if errors_only:
+            return Plan(errors=cached_errors(where, key, build, config.profile.environment()))
+        return cached_plan(where, key, build, config.profile.environment())
 
 
 def build_plan(
