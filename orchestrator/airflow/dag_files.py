@@ -26,8 +26,6 @@ from pathlib import Path
 
 from airflow.sdk import DAG, Asset, get_parsing_context
 
-from alerting.routing import RoutingConfig
-
 from .. import settings
 from ..config import ConfigError, OrchestrationConfig, load_config
 from ..plan import plan_from_config
@@ -117,7 +115,7 @@ def _load(config_path: str | Path | None) -> OrchestrationConfig:
 def _render_kind(kind: Kind, config: OrchestrationConfig) -> dict[str, DAG]:
     """Every DAG of one kind; PlanError (or the input's own error) when the kind cannot render."""
     if kind == "alerting":  # the routing file is read by callbacks at run time: check it here, loudly
-        RoutingConfig.load(config.alerting_config)
+        _check_routing(config)
     plan = plan_from_config(config, kinds=(kind,))
     # An error that concerns some DAGs leaves only those out (the errors file shows it); one that
     # concerns the whole kind fails this kind, naming the problem.
@@ -142,7 +140,7 @@ def _kinds_left_out(config: OrchestrationConfig) -> list[str]:
     raise), checked without building DAG objects: a DAG built here would be registered twice."""
     problems: list[str] = []
     try:
-        RoutingConfig.load(config.alerting_config)
+        _check_routing(config)
     except ValueError as exc:  # RoutingConfigError: names the file and the key
         problems.append(f"the alerting DAGs are left out: {exc}")
     for kind in KINDS:
@@ -155,3 +153,11 @@ def _kinds_left_out(config: OrchestrationConfig) -> list[str]:
         if whole := [e for e in plan.errors if not e.dags]:
             problems.append(f"the {kind} DAGs are left out: " + "; ".join(str(e) for e in whole))
     return list(dict.fromkeys(problems))
+
+
+def _check_routing(config: OrchestrationConfig) -> None:
+    """RoutingConfigError (a ValueError naming the file and the key) when alerting.yml is broken.
+    Imported here: the routing schema is the alerting file's import, not every DAG file's."""
+    from alerting.routing import RoutingConfig
+
+    RoutingConfig.load(config.alerting_config)

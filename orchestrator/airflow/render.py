@@ -18,7 +18,6 @@ from airflow.sdk import DAG, Asset, CronTriggerTimetable, Param
 from ..config import OrchestrationConfig
 from ..plan import Plan
 from ..plan.model import AlertingDag, DagSpec, DbtDag, Kind, MeltanoDag, StateDag, TaskSpec, TickDag
-from ..runners.reconcile import meltano_streams
 from . import dbt_form, dbt_task, state_dag, tasks
 from .callbacks import airflow_alerts
 from .cycle_wait import CycleSensor
@@ -91,6 +90,8 @@ def _tick(ctx: Context, spec: DagSpec) -> None:
 
 def _meltano(ctx: Context, spec: DagSpec) -> None:
     assert isinstance(spec, MeltanoDag)
+    from ..runners.reconcile import meltano_streams  # the Meltano DAG file's alone: not every parse's
+
     streams = meltano_streams(spec, ctx.plan.assets)
     for t in spec.tasks:
         kwargs = {
