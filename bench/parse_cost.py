@@ -3,7 +3,7 @@
     .venv/bin/python bench/parse_cost.py [--manifests all|real|generated|NAME,...] [--generated 1000,5000,10000]
                                          [--repeats 5] [--slow-repeats 3] [--skip cosmos,classic,model,meltano,cold]
                                          [--model-max 5000] [--quick] [--prepare-only] [--out var/bench/parse_cost.json]
-                                         [--checkout DIR] [--gc frozen|live]
+                                         [--checkout DIR] [--gc frozen|live] [--per-file]
 
 Each measurement is one fresh process (bench/dagbag_probe.py) that imports Airflow, then loads
 the DAG files in a DagBag. Per run it reports:
@@ -43,6 +43,9 @@ As the DAG processor parses (both systems alike):
   `before_run`: "To prevent COW in forked process parsing dag file"). Without it (--gc live), the
   first full collection in the DagBag scans the ~200,000 objects of Airflow's imports (0.12-0.23 s
   here), a cost no real parse pays, charged to whichever DAG file happens to trigger it.
+- --per-file: each DAG file of dags/ in a process of its own, the figures summed (peak RSS: the
+  largest), as the DAG processor parses (a process per file); each then pays the imports of its
+  own. Without it, one DagBag loads all of dags/ and the imports are paid once.
 - Bytecode: every module a DAG file imports is compiled first (our packages with compileall, the
   cosmos virtualenv by uv --compile-bytecode). Where PYTHONDONTWRITEBYTECODE is set (this
   machine's shell) nothing caches it otherwise, and each parse compiled our ~80 modules from source
@@ -397,10 +400,34 @@ def _base_env(home: str) -> dict[str, str]:
 
 
 GC_FROZEN = True  # main() sets it from --gc
+PER_FILE = False  # main() sets it from --per-file
 
 
 def probe(system: System, serialize: bool, log_path: Path) -> dict:
-    argv = [str(system.python), str(PROBE), *map(str, system.paths)] + (["--serialize"] if serialize else [])
+    """One measurement: the DagBag of the system's paths in one process, or (--per-file) of each DAG
+    file in a process of its own, as the DAG processor parses them, the figures summed."""
+    files = [f for p in system.paths for f in (sorted(p.glob("*.py")) if p.is_dir() else [p])]
+    if not PER_FILE or len(files) < 2:
+        return _probe(system, system.paths, serialize, log_path)
+    runs = [_probe(system, [f], serialize, log_path.with_name(f"{log_path.stem}-{f.stem}.log")) for f in files]
+    out = dict(runs[0])
+    for key in ("started_s", "imports_s", "dagbag_s", "process_age_s", "serialize_s", "wall_s"):
+        if all(key in r for r in runs):
+            out[key] = sum(r[key] for r in runs)
+    for key in ("rss_before_kib", "rss_peak_kib", "rss_peak_serialized_kib"):
+        if all(key in r for r in runs):
+            out[key] = max(r[key] for r in runs)
+    out["dags"] = {k: v for r in runs for k, v in r["dags"].items()}
+    out["tasks"] = sum(r["tasks"] for r in runs)
+    out["import_errors"] = {k: v for r in runs for k, v in r["import_errors"].items()}
+    out["per_file"] = {
+        f.name: {"dagbag_s": r["dagbag_s"], "wall_s": r["wall_s"]} for f, r in zip(files, runs, strict=True)
+    }
+    return out
+
+
+def _probe(system: System, paths: list[Path], serialize: bool, log_path: Path) -> dict:
+    argv = [str(system.python), str(PROBE), *map(str, paths)] + (["--serialize"] if serialize else [])
     argv += ["--gc-frozen"] if GC_FROZEN else []
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "w") as err:
@@ -813,6 +840,7 @@ def markdown(report: dict) -> str:
         "### dbt: our dags/ against cosmos (one DbtDag per tag)",
         "",
         f"Probe: gc {report.get('gc', 'live')}"
+        + ("; each DAG file in a process of its own, summed" if report.get("per_file") else "")
         + (f"; 'ours, before' is {report['checkout']['path']}" if report.get("checkout") else ""),
         "",
         "| manifest | models | tag DAGs | system | DAGs | tasks | runs | DagBag s | whole process s | "
@@ -905,6 +933,11 @@ def main(argv=None) -> int:
         help="also measure this checkout's dags/ and code as 'ours, before' (a worktree of an earlier commit)",
     )
     parser.add_argument(
+        "--per-file",
+        action="store_true",
+        help="each DAG file in a process of its own, as the DAG processor parses, the figures summed",
+    )
+    parser.add_argument(
         "--gc",
         choices=("frozen", "live"),
         default="frozen",
@@ -921,8 +954,9 @@ def main(argv=None) -> int:
     )
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     args = parser.parse_args(argv)
-    global GC_FROZEN
+    global GC_FROZEN, PER_FILE
     GC_FROZEN = args.gc == "frozen"
+    PER_FILE = args.per_file
     repeats = args.repeats or (2 if args.quick else 5)
     generated = args.generated if args.generated is not None else ("1000" if args.quick else "1000,5000,10000")
     counts = [int(x) for x in generated.split(",") if x]
@@ -958,6 +992,7 @@ def main(argv=None) -> int:
         "slow_repeats": args.slow_repeats,
         "slow_s": args.slow_s,
         "gc": args.gc,
+        "per_file": args.per_file,
         "checkout": {"path": str(args.checkout), "commit": _short_commit(args.checkout)} if args.checkout else None,
         "dbt": [],
         "meltano": None,
