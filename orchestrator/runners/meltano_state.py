@@ -175,7 +175,7 @@ class _Cli:
             lines.append(_ANSI.sub("", line))
             self.log(line)
 
-        from .meltano import run_meltano
+        from .meltano import run_meltano  # a run's import: the State DAG's parse imports this module
 
         run_meltano(
             ["state", *args],
