@@ -18,7 +18,7 @@ from airflow.sdk import DAG, Asset, CronTriggerTimetable, Param
 from ..config import OrchestrationConfig
 from ..plan import Plan
 from ..plan.model import AlertingDag, DagSpec, DbtDag, Kind, MeltanoDag, StateDag, TaskSpec, TickDag
-from . import dbt_form, dbt_task, state_dag, tasks
+from . import dbt_form, state_dag, tasks
 from .callbacks import airflow_alerts
 from .cycle_wait import CycleSensor
 
@@ -109,6 +109,8 @@ def _meltano(ctx: Context, spec: DagSpec) -> None:
 
 def _dbt(ctx: Context, spec: DagSpec) -> None:
     assert isinstance(spec, DbtDag)
+    from . import dbt_task  # the dbt DAG file's alone (with the dbt runner's modules): not every parse's
+
     ops = {}
     for t in spec.tasks:
         owners = {u: spec.owners[u] for u in (*t.models, *spec.tests) if u in spec.owners}
