@@ -50,6 +50,7 @@ CASES = [
         "orchestrator.airflow.render",
         "orchestrator.runners.reconcile",
     ),
+    ("orchestrator/airflow/render.py (the dbt DAGs)", "orchestrator.airflow.render", "orchestrator.airflow.dbt_task"),
     (
         "orchestrator/airflow/dag_files.py (the alerting DAG file's routing check)",
         "orchestrator.airflow.dag_files",
