@@ -1,6 +1,6 @@
 """Load DAG files in an Airflow DagBag and report time, memory and what was rendered, as JSON.
 
-    <python> bench/dagbag_probe.py PATH [PATH ...] [--serialize]
+    <python> bench/dagbag_probe.py PATH [PATH ...] [--serialize] [--gc-frozen]
 
 Run by bench/parse_cost.py, one fresh process per measurement, with whichever
 virtualenv's Python is measured (ours or cosmos'); standard library + Airflow only.
@@ -8,6 +8,9 @@ The process first imports Airflow (the DAG processor has it imported before it
 parses a file), then times only `DagBag(dag_folder=PATH)` for each PATH (a
 folder or one file). With --serialize it then also times what the DAG processor
 does next with every DAG (DagSerialization.to_dict), outside the DagBag figure.
+With --gc-frozen it calls gc.freeze() after the imports, as the DAG processor's
+manager does before it forks the process that parses a file (manager.py,
+before_run): the collector then never scans Airflow's own objects during a parse.
 
 Prints a JSON line as soon as the DagBag is loaded (the caller stops its wall
 clock there): the process's age when this script started (`started_s`, from
@@ -64,6 +67,10 @@ def main(argv: list[str]) -> None:
     from airflow.dag_processing.dagbag import DagBag
 
     imports_s = time.perf_counter() - t
+    if "--gc-frozen" in argv:
+        import gc
+
+        gc.freeze()
     rss_before = _hwm_kib()
 
     t = time.perf_counter()

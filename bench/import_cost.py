@@ -23,6 +23,39 @@ CASES = [
     ("orchestrator/check.py (rendering the DAG files)", "orchestrator.check", "airflow.sdk"),
     ("orchestrator/runners/dbt.py (run_dbt)", "orchestrator.runners.dbt", "dbt.cli.main"),
     ("orchestrator/local/direct.py (advance_sources)", "orchestrator.local.direct", "demo_data.writers"),
+    # A DAG file's parse (every file every 30 s, each in a process of its own): what only building a
+    # plan, running a task or one other DAG file needs.
+    (
+        "orchestrator/plan/__init__.py (a plan to build: no valid cache entry)",
+        "orchestrator.plan",
+        "orchestrator.plan.build, orchestrator.plan.manifest, orchestrator.plan.translator",
+    ),
+    (
+        "orchestrator/airflow/tasks.py (meltano_run)",
+        "orchestrator.airflow.tasks",
+        "orchestrator.runners.meltano, orchestrator.runners.reconcile, orchestrator.plan.translator",
+    ),
+    (
+        "orchestrator/airflow/state_dag.py (the state task)",
+        "orchestrator.airflow.state_dag",
+        "orchestrator.plan.translator",
+    ),
+    (
+        "orchestrator/runners/meltano_state.py (a state action)",
+        "orchestrator.runners.meltano_state",
+        "orchestrator.runners.meltano",
+    ),
+    (
+        "orchestrator/airflow/render.py (the Meltano DAGs)",
+        "orchestrator.airflow.render",
+        "orchestrator.runners.reconcile",
+    ),
+    ("orchestrator/airflow/render.py (the dbt DAGs)", "orchestrator.airflow.render", "orchestrator.airflow.dbt_task"),
+    (
+        "orchestrator/airflow/dag_files.py (the alerting DAG file's routing check)",
+        "orchestrator.airflow.dag_files",
+        "alerting.routing.config, alerting.routing.schema",
+    ),
 ]
 
 PROBE = "import time, {context}; t = time.perf_counter(); import {target}; print(time.perf_counter() - t)"

@@ -1,8 +1,9 @@
 """DAG parse cost: our dags/ against astronomer-cosmos and Meltano's classic DAG generator.
 
     .venv/bin/python bench/parse_cost.py [--manifests all|real|generated|NAME,...] [--generated 1000,5000,10000]
-                                         [--repeats 5] [--slow-repeats 3] [--skip cosmos,classic,model,meltano]
+                                         [--repeats 5] [--slow-repeats 3] [--skip cosmos,classic,model,meltano,cold]
                                          [--model-max 5000] [--quick] [--prepare-only] [--out var/bench/parse_cost.json]
+                                         [--checkout DIR] [--gc frozen|live] [--per-file]
 
 Each measurement is one fresh process (bench/dagbag_probe.py) that imports Airflow, then loads
 the DAG files in a DagBag. Per run it reports:
@@ -17,6 +18,9 @@ dbt, for each real manifest in tests/data/manifests/ and generated projects (ben
   ours, cold      the same with the cache off (ORCHESTRATOR_CACHE_DIR=""): manifest and meltano.yml read afresh
   ours, per model the same, warm, with dbt.task_granularity: model (one task per model, like cosmos;
                   up to --model-max models)
+  ours, before    with --checkout DIR: DIR's dags/ and code (a worktree of an earlier commit, e.g.
+                  `git worktree add --detach /tmp/before <commit>`), run by our Python with DIR first on
+                  PYTHONPATH, cache warm: before and after side by side in one run
   cosmos          bench/cosmos/dags/cosmos_dbt_tags.py: one DbtDag per tag (LoadMode.DBT_MANIFEST, select tag:X),
                   plus one DbtDag of the models with none of the tags when ours has a catch-all DAG, in its own
                   virtualenv (bench/cosmos/make_venv.py)
@@ -32,6 +36,20 @@ tasks against the manifest.
 
 Runs are interleaved (ours, cosmos, ours, ...) after one unmeasured warm-up run each, so load drift on
 a shared machine hits every system alike. Results: JSON to --out, a Markdown table to stdout.
+
+As the DAG processor parses (both systems alike):
+- --gc frozen (the default): the probe calls gc.freeze() after importing Airflow, as the DAG
+  processor's manager does before it forks a process per file (airflow/dag_processing/manager.py,
+  `before_run`: "To prevent COW in forked process parsing dag file"). Without it (--gc live), the
+  first full collection in the DagBag scans the ~200,000 objects of Airflow's imports (0.12-0.23 s
+  here), a cost no real parse pays, charged to whichever DAG file happens to trigger it.
+- --per-file: each DAG file of dags/ in a process of its own, the figures summed (peak RSS: the
+  largest), as the DAG processor parses (a process per file); each then pays the imports of its
+  own. Without it, one DagBag loads all of dags/ and the imports are paid once.
+- Bytecode: every module a DAG file imports is compiled first (our packages with compileall, the
+  cosmos virtualenv by uv --compile-bytecode). Where PYTHONDONTWRITEBYTECODE is set (this
+  machine's shell) nothing caches it otherwise, and each parse compiled our ~80 modules from source
+  (0.4 s of a 0.6 s DagBag) and cosmos' own.
 """
 
 from __future__ import annotations
@@ -69,6 +87,7 @@ DEFAULT_OUT = ROOT / "var" / "bench" / "parse_cost.json"
 PROBE = BENCH / "dagbag_probe.py"
 PROBE_MARK = "@@dagbag_probe "
 OUR_PYTHON = ROOT / ".venv" / "bin" / "python"
+OUR_PACKAGES = ("orchestrator", "alerting", "dags")  # what a DAG parse imports of a checkout
 COSMOS_DAG = BENCH / "cosmos" / "dags" / "cosmos_dbt_tags.py"
 CLASSIC_DAG = BENCH / "meltano_classic" / "dags" / "meltano.py"
 SCHEDULES = BENCH / "meltano_classic" / "schedules.yml"
@@ -380,8 +399,36 @@ def _base_env(home: str) -> dict[str, str]:
     return env
 
 
+GC_FROZEN = True  # main() sets it from --gc
+PER_FILE = False  # main() sets it from --per-file
+
+
 def probe(system: System, serialize: bool, log_path: Path) -> dict:
-    argv = [str(system.python), str(PROBE), *map(str, system.paths)] + (["--serialize"] if serialize else [])
+    """One measurement: the DagBag of the system's paths in one process, or (--per-file) of each DAG
+    file in a process of its own, as the DAG processor parses them, the figures summed."""
+    files = [f for p in system.paths for f in (sorted(p.glob("*.py")) if p.is_dir() else [p])]
+    if not PER_FILE or len(files) < 2:
+        return _probe(system, system.paths, serialize, log_path)
+    runs = [_probe(system, [f], serialize, log_path.with_name(f"{log_path.stem}-{f.stem}.log")) for f in files]
+    out = dict(runs[0])
+    for key in ("started_s", "imports_s", "dagbag_s", "process_age_s", "serialize_s", "wall_s"):
+        if all(key in r for r in runs):
+            out[key] = sum(r[key] for r in runs)
+    for key in ("rss_before_kib", "rss_peak_kib", "rss_peak_serialized_kib"):
+        if all(key in r for r in runs):
+            out[key] = max(r[key] for r in runs)
+    out["dags"] = {k: v for r in runs for k, v in r["dags"].items()}
+    out["tasks"] = sum(r["tasks"] for r in runs)
+    out["import_errors"] = {k: v for r in runs for k, v in r["import_errors"].items()}
+    out["per_file"] = {
+        f.name: {"dagbag_s": r["dagbag_s"], "wall_s": r["wall_s"]} for f, r in zip(files, runs, strict=True)
+    }
+    return out
+
+
+def _probe(system: System, paths: list[Path], serialize: bool, log_path: Path) -> dict:
+    argv = [str(system.python), str(PROBE), *map(str, paths)] + (["--serialize"] if serialize else [])
+    argv += ["--gc-frozen"] if GC_FROZEN else []
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "w") as err:
         t = time.perf_counter()
@@ -509,13 +556,30 @@ def summarize(s: System) -> dict:
 
 
 def dbt_systems(
-    case: Case, skip: set[str], cosmos_python: Path | None, profiles_yml: Path, model_max: int = 5000
+    case: Case,
+    skip: set[str],
+    cosmos_python: Path | None,
+    profiles_yml: Path,
+    model_max: int = 5000,
+    checkout: Path | None = None,
 ) -> list[System]:
     config = write_config(case.name, manifest=case.manifest, project_dir=case.project_dir, tags=case.tags)
     expected = expected_ours(config)
     env = _base_env("airflow-home-ours") | {"ORCHESTRATION_CONFIG": str(config)}
     cache = WORK / "cache" / case.name
-    systems = [
+    systems = []
+    if checkout is not None:  # the same DAGs and tasks are expected: a change must not alter them
+        systems.append(
+            System(
+                "ours_before",
+                f"ours, before ({_short_commit(checkout)})",
+                OUR_PYTHON,
+                [checkout / "dags"],
+                env | {"ORCHESTRATOR_CACHE_DIR": str(cache) + "-before", "PYTHONPATH": str(checkout)},
+                check_ours(expected),
+            )
+        )
+    systems.append(
         System(
             "ours",
             "ours",
@@ -523,16 +587,19 @@ def dbt_systems(
             [ROOT / "dags"],
             env | {"ORCHESTRATOR_CACHE_DIR": str(cache)},
             check_ours(expected),
-        ),
-        System(
-            "ours_cold",
-            "ours, cache off",
-            OUR_PYTHON,
-            [ROOT / "dags"],
-            env | {"ORCHESTRATOR_CACHE_DIR": ""},
-            check_ours(expected),
-        ),
-    ]
+        )
+    )
+    if "cold" not in skip:
+        systems.append(
+            System(
+                "ours_cold",
+                "ours, cache off",
+                OUR_PYTHON,
+                [ROOT / "dags"],
+                env | {"ORCHESTRATOR_CACHE_DIR": ""},
+                check_ours(expected),
+            )
+        )
     if "model" not in skip and case.models <= model_max:
         config_m = write_config(
             f"{case.name}-model",
@@ -699,6 +766,19 @@ def versions(cosmos_python: Path | None) -> dict:
     return out
 
 
+def _short_commit(checkout: Path) -> str:
+    out = subprocess.run(["git", "-C", str(checkout), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    return out.stdout.strip() or checkout.name
+
+
+def compile_packages(checkout: Path) -> None:
+    """Bytecode for what a DAG parse imports of `checkout` (see the module doc; compileall redoes
+    only what changed)."""
+    subprocess.run(
+        [str(OUR_PYTHON), "-m", "compileall", "-q", *OUR_PACKAGES], cwd=checkout, check=True, stdout=subprocess.DEVNULL
+    )
+
+
 def git_state() -> dict:
     def git(*args: str) -> str:
         return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=False).stdout
@@ -758,6 +838,10 @@ def _dagbag(st: dict) -> str:
 def markdown(report: dict) -> str:
     lines = [
         "### dbt: our dags/ against cosmos (one DbtDag per tag)",
+        "",
+        f"Probe: gc {report.get('gc', 'live')}"
+        + ("; each DAG file in a process of its own, summed" if report.get("per_file") else "")
+        + (f"; 'ours, before' is {report['checkout']['path']}" if report.get("checkout") else ""),
         "",
         "| manifest | models | tag DAGs | system | DAGs | tasks | runs | DagBag s | whole process s | "
         "peak RSS MB | DagBag +MB | serialize s | ×ours DagBag | ×ours process |",
@@ -841,7 +925,24 @@ def main(argv=None) -> int:
         default=5000,
         help="'ours, one task per model' only up to this many models (5k: a minute a run)",
     )
-    parser.add_argument("--skip", default="", help="comma-separated: cosmos, classic, model, meltano")
+    parser.add_argument("--skip", default="", help="comma-separated: cosmos, classic, model, meltano, cold")
+    parser.add_argument(
+        "--checkout",
+        type=Path,
+        default=None,
+        help="also measure this checkout's dags/ and code as 'ours, before' (a worktree of an earlier commit)",
+    )
+    parser.add_argument(
+        "--per-file",
+        action="store_true",
+        help="each DAG file in a process of its own, as the DAG processor parses, the figures summed",
+    )
+    parser.add_argument(
+        "--gc",
+        choices=("frozen", "live"),
+        default="frozen",
+        help="frozen: gc.freeze() after Airflow's imports, as the DAG processor does before it forks (default)",
+    )
     parser.add_argument("--no-serialize", action="store_true", help="do not time DagSerialization after the DagBag")
     parser.add_argument(
         "--quick", action="store_true", help="a smoke run: 2 runs, jaffle_shop, mattermost and 1,000 generated models"
@@ -853,6 +954,9 @@ def main(argv=None) -> int:
     )
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     args = parser.parse_args(argv)
+    global GC_FROZEN, PER_FILE
+    GC_FROZEN = args.gc == "frozen"
+    PER_FILE = args.per_file
     repeats = args.repeats or (2 if args.quick else 5)
     generated = args.generated if args.generated is not None else ("1000" if args.quick else "1000,5000,10000")
     counts = [int(x) for x in generated.split(",") if x]
@@ -887,6 +991,9 @@ def main(argv=None) -> int:
         "repeats": repeats,
         "slow_repeats": args.slow_repeats,
         "slow_s": args.slow_s,
+        "gc": args.gc,
+        "per_file": args.per_file,
+        "checkout": {"path": str(args.checkout), "commit": _short_commit(args.checkout)} if args.checkout else None,
         "dbt": [],
         "meltano": None,
     }
@@ -896,6 +1003,8 @@ def main(argv=None) -> int:
         for case in cases:
             log(f"{case.name}: {case.manifest} ({case.manifest.stat().st_size / 1e6:.1f} MB)")
         return 0
+    for code in [ROOT, *([args.checkout] if args.checkout else [])]:
+        compile_packages(code)
     for case in cases:
         choose_tags(case)
         log(
@@ -903,7 +1012,7 @@ def main(argv=None) -> int:
             + (f", dropped on cycles: {case.dropped_tags}" if case.dropped_tags else "")
             + (", + catch-all" if case.catch_all else "")
         )
-        systems = dbt_systems(case, skip, cosmos_python, profiles, args.model_max)
+        systems = dbt_systems(case, skip, cosmos_python, profiles, args.model_max, args.checkout)
         measure(case.name, systems, repeats, args.slow_repeats, args.slow_s, not args.no_serialize)
         report["dbt"].append(
             {

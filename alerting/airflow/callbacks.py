@@ -27,10 +27,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..events import Alert
-
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # every DAG parse makes an AirflowAlerts: only a callback that fires needs these
     from ..delivery import Notifier
+    from ..events import Alert
     from ..outbox import Outbox
 
 log = logging.getLogger("alerting.airflow")
@@ -157,6 +156,8 @@ def now_utc() -> datetime:
 
 def alert_from_context(kind: str, context: dict, *, task_level: bool = True) -> Alert:
     """An Alert from an Airflow callback context (Task SDK or DAG-processor flavour)."""
+    from ..events import Alert
+
     ti = context.get("ti") or context.get("task_instance")
     dag = context.get("dag")
     task = context.get("task")

@@ -5,6 +5,9 @@
 uv (from our .venv) installs exactly bench/cosmos/requirements.txt from PyPI into its own
 virtualenv, so cosmos never shares a site-packages with our orchestrator. The venv is stamped
 with the requirements' hash: a second call with unchanged pins does nothing.
+
+Compiled to bytecode, as our .venv is (Makefile): where PYTHONDONTWRITEBYTECODE is set nothing
+caches it otherwise, and every DagBag of the benchmark would compile cosmos' modules again.
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ def ensure_venv(venv: Path = DEFAULT_VENV, quiet: bool = True) -> Path:
     """The venv's python, after installing the pinned requirements if they changed."""
     python = venv / "bin" / "python"
     stamp = venv / ".bench-requirements.sha256"
-    digest = hashlib.sha256(REQUIREMENTS.read_bytes()).hexdigest()
+    digest = hashlib.sha256(REQUIREMENTS.read_bytes() + b"\n--compile-bytecode").hexdigest()
     if python.exists() and stamp.exists() and stamp.read_text().strip() == digest:
         return python
     uv = _uv()
@@ -43,7 +46,8 @@ def ensure_venv(venv: Path = DEFAULT_VENV, quiet: bool = True) -> Path:
     if not python.exists():
         # the same interpreter as ours (Python 3.11), so only the packages differ
         subprocess.run([uv, "venv", *q, "--python", str(ROOT / ".venv" / "bin" / "python"), str(venv)], check=True)
-    subprocess.run([uv, "pip", "sync", *q, "--python", str(python), str(REQUIREMENTS)], check=True)
+    sync = [uv, "pip", "sync", *q, "--compile-bytecode", "--python", str(python), str(REQUIREMENTS)]
+    subprocess.run(sync, check=True)
     stamp.write_text(digest + "\n")
     return python
 

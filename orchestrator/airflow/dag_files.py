@@ -24,9 +24,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from airflow.sdk import DAG, get_parsing_context
-
-from alerting.routing import RoutingConfig
+from airflow.sdk import DAG, Asset, get_parsing_context
 
 from .. import settings
 from ..config import ConfigError, OrchestrationConfig, load_config
@@ -88,7 +86,7 @@ def raise_plan_errors(
         return
     problems = _kinds_left_out(config) if whole_kinds else []
     try:  # every kind at once, as `orchestrator check` sees it: errors between kinds (one DAG id twice)
-        plan = plan_from_config(config)
+        plan = plan_from_config(config, errors_only=True)
     except ConfigError:  # a broken input: the DAG files that read it report it (or the kinds above)
         plan = None
     except Exception:  # noqa: BLE001 - a bug: shown here, unless the kinds above reported it already
@@ -117,7 +115,7 @@ def _load(config_path: str | Path | None) -> OrchestrationConfig:
 def _render_kind(kind: Kind, config: OrchestrationConfig) -> dict[str, DAG]:
     """Every DAG of one kind; PlanError (or the input's own error) when the kind cannot render."""
     if kind == "alerting":  # the routing file is read by callbacks at run time: check it here, loudly
-        RoutingConfig.load(config.alerting_config)
+        _check_routing(config)
     plan = plan_from_config(config, kinds=(kind,))
     # An error that concerns some DAGs leaves only those out (the errors file shows it); one that
     # concerns the whole kind fails this kind, naming the problem.
@@ -133,7 +131,8 @@ def _render_kind(kind: Kind, config: OrchestrationConfig) -> dict[str, DAG]:
     only = get_parsing_context().dag_id
     specs = [s for s in plan.of_kind(kind) if s.dag_id not in broken and only in (None, s.dag_id)]
     alerts = airflow_alerts(config)  # one per DAG file: every DAG's callbacks share it
-    return {spec.dag_id: render_dag(plan, config, spec, alerts) for spec in specs}
+    made: dict[str, Asset] = {}  # and its Assets (render.assets)
+    return {spec.dag_id: render_dag(plan, config, spec, alerts, made) for spec in specs}
 
 
 def _kinds_left_out(config: OrchestrationConfig) -> list[str]:
@@ -141,7 +140,7 @@ def _kinds_left_out(config: OrchestrationConfig) -> list[str]:
     raise), checked without building DAG objects: a DAG built here would be registered twice."""
     problems: list[str] = []
     try:
-        RoutingConfig.load(config.alerting_config)
+        _check_routing(config)
     except ValueError as exc:  # RoutingConfigError: names the file and the key
         problems.append(f"the alerting DAGs are left out: {exc}")
     for kind in KINDS:
@@ -154,3 +153,11 @@ def _kinds_left_out(config: OrchestrationConfig) -> list[str]:
         if whole := [e for e in plan.errors if not e.dags]:
             problems.append(f"the {kind} DAGs are left out: " + "; ".join(str(e) for e in whole))
     return list(dict.fromkeys(problems))
+
+
+def _check_routing(config: OrchestrationConfig) -> None:
+    """RoutingConfigError (a ValueError naming the file and the key) when alerting.yml is broken.
+    Imported here: the routing schema is the alerting file's import, not every DAG file's."""
+    from alerting.routing import RoutingConfig
+
+    RoutingConfig.load(config.alerting_config)

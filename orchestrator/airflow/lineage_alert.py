@@ -9,13 +9,14 @@ downstream DAGs the failure held back and that run late now (`extra.late`, the s
 
 from __future__ import annotations
 
-from typing import Any
-
-from alerting.events import Alert
+from typing import TYPE_CHECKING, Any
 
 from ..config import OrchestrationConfig
 from ..plan import plan_from_config
 from ..plan.lineage import blast_radius, still_arriving
+
+if TYPE_CHECKING:
+    from alerting.events import Alert
 
 FAILURES = ("task_failed", "dag_failed")
 

@@ -18,18 +18,24 @@ from airflow.sdk import DAG, Asset, CronTriggerTimetable, Param
 from ..config import OrchestrationConfig
 from ..plan import Plan
 from ..plan.model import AlertingDag, DagSpec, DbtDag, Kind, MeltanoDag, StateDag, TaskSpec, TickDag
-from ..runners.reconcile import meltano_streams
-from . import dbt_form, dbt_task, state_dag, tasks
+from . import dbt_form, state_dag, tasks
 from .callbacks import airflow_alerts
 from .cycle_wait import CycleSensor
 
 
-def assets(plan: Plan, names: Iterable[str]) -> list[Asset]:
-    """Airflow Assets, with the group and extra the Assets view shows."""
+def assets(plan: Plan, names: Iterable[str], made: dict[str, Asset] | None = None) -> list[Asset]:
+    """Airflow Assets, with the group and extra the Assets view shows. `made`: the Assets of this
+    DAG file so far, by name, reused: an Asset is one of a task's outlets, another DAG's schedule
+    and a third task's inlets, and each Asset() parses and normalizes its URI (about a third of a
+    dbt DAG file's render). Airflow never changes an Asset once made (DAG files share them)."""
+    made = {} if made is None else made
     out = []
     for n in names:
-        spec = plan.assets[n]
-        out.append(Asset(name=n, uri=spec.uri, group=spec.group, extra=dict(spec.extra)))
+        asset = made.get(n)
+        if asset is None:
+            spec = plan.assets[n]
+            asset = made[n] = Asset(name=n, uri=spec.uri, group=spec.group, extra=dict(spec.extra))
+        out.append(asset)
     return out
 
 
@@ -37,6 +43,10 @@ def assets(plan: Plan, names: Iterable[str]) -> list[Asset]:
 class Context:
     plan: Plan
     config: OrchestrationConfig
+    made: dict[str, Asset]  # the Assets made so far (see assets())
+
+    def assets(self, names: Iterable[str]) -> list[Asset]:
+        return assets(self.plan, names, self.made)
 
 
 def _operator(
@@ -49,8 +59,8 @@ def _operator(
         task_id=task.task_id,
         python_callable=call,
         op_kwargs={**kwargs, **where},
-        outlets=assets(ctx.plan, task.outlets),
-        inlets=assets(ctx.plan, [*task.inlets, *inlets]),
+        outlets=ctx.assets(task.outlets),
+        inlets=ctx.assets([*task.inlets, *inlets]),
         pool=spec.pool or "default_pool",
     )
 
@@ -80,6 +90,8 @@ def _tick(ctx: Context, spec: DagSpec) -> None:
 
 def _meltano(ctx: Context, spec: DagSpec) -> None:
     assert isinstance(spec, MeltanoDag)
+    from ..runners.reconcile import meltano_streams  # the Meltano DAG file's alone: not every parse's
+
     streams = meltano_streams(spec, ctx.plan.assets)
     for t in spec.tasks:
         kwargs = {
@@ -97,6 +109,8 @@ def _meltano(ctx: Context, spec: DagSpec) -> None:
 
 def _dbt(ctx: Context, spec: DagSpec) -> None:
     assert isinstance(spec, DbtDag)
+    from . import dbt_task  # the dbt DAG file's alone (with the dbt runner's modules): not every parse's
+
     ops = {}
     for t in spec.tasks:
         owners = {u: spec.owners[u] for u in (*t.models, *spec.tests) if u in spec.owners}
@@ -131,7 +145,7 @@ def _cycle_wait(ctx: Context, spec: DbtDag, task_id: str, first: list[PythonOper
         task_id=task_id,
         inputs=inputs,
         timeout_s=wait.timeout_minutes * 60,
-        inlets=assets(ctx.plan, spec.schedule.assets),
+        inlets=ctx.assets(spec.schedule.assets),
         mode=wait.mode,  # poke by default: see config/schema.py CycleWait
         poke_interval=wait.poke_seconds,
         timeout=wait.timeout_minutes * 60 + 3 * wait.poke_seconds,
@@ -197,7 +211,7 @@ def _default_args(config: OrchestrationConfig, spec: DagSpec, alerts) -> dict:
     }
 
 
-def _schedule(plan: Plan, spec: DagSpec):
+def _schedule(ctx: Context, spec: DagSpec):
     if spec.schedule.cron:
         # Unpausing waits for the next cron point; a surprise run of the latest past one would start
         # a second cycle beside the one `orchestrator run` triggers, and a dbt DAG would then fire on
@@ -206,24 +220,33 @@ def _schedule(plan: Plan, spec: DagSpec):
         # tenth of the interval ago (2h24m after midnight for the daily tick).
         return CronTriggerTimetable(spec.schedule.cron, timezone="UTC", run_immediately=timedelta(0))
     if spec.schedule.assets:
-        return assets(plan, spec.schedule.assets)  # a list: every Asset must be updated (AND)
+        return ctx.assets(spec.schedule.assets)  # a list: every Asset must be updated (AND)
     return None
 
 
-def render_dag(plan: Plan, config: OrchestrationConfig, spec: DagSpec, alerts=None) -> DAG:
+def render_dag(
+    plan: Plan, config: OrchestrationConfig, spec: DagSpec, alerts=None, made: dict[str, Asset] | None = None
+) -> DAG:
+    """The Airflow DAG of one spec. `made`: the Assets a DAG file made so far (see assets()), to
+    share across its DAGs."""
     alerts = alerts or airflow_alerts(config)
+    ctx = Context(plan, config, {} if made is None else made)
     params = PARAMS[spec.kind](spec) if spec.kind in PARAMS else None
     with DAG(
         dag_id=spec.dag_id,
         description=spec.description,
         doc_md=spec.doc_md,
-        schedule=_schedule(plan, spec),
+        schedule=_schedule(ctx, spec),
         catchup=False,
         max_active_runs=spec.max_active_runs,
         tags=list(spec.tags),
         default_args=_default_args(config, spec, alerts),
         params=params,
+        # The DAG files hand Airflow their DAGs as module globals. Auto-registering them too would
+        # hash each DAG on leaving this block, and a DAG's hash hashes every schedule Asset (a
+        # JSON dump each): a quarter of a dbt DAG file's render, paid again by the DagBag.
+        auto_register=False,
         **alerts.dag_callbacks(),  # a run that fails for another reason than a task; DAG-level recovery
     ) as dag:
-        BUILDERS[spec.kind](Context(plan, config), spec)
+        BUILDERS[spec.kind](ctx, spec)
     return dag

@@ -10,7 +10,6 @@ from airflow.sdk import Param
 
 from ..config import OrchestrationConfig, load_config
 from ..plan.model import StateDag
-from ..plan.translator import load_translator
 from ..runners.meltano_state import ACTIONS, StateError, run_state_action
 from .tasks import TaskFailure
 
@@ -61,6 +60,8 @@ def _run(*, state_dags: dict[str, str], config_path: str | None = None, profile:
             return None
         n = ti.get_dr_count(dag_id=dag_id, states=["running", "queued"])
         return f"DAG {dag_id} has {n} run(s) running or queued; wait for it, or pause it first" if n else None
+
+    from ..plan.translator import load_translator  # a task run's import, not a DAG parse's
 
     config = load_config(config_path, profile)
     try:

@@ -2,6 +2,9 @@
 
 Each callable gets its arguments from the plan (op_kwargs) and the Airflow
 context; it reports per-relation metadata on the Asset events it emits.
+
+Every DAG parse imports this module (the DAGs name its callables), so what only a task run needs
+(the Meltano runner, the translator, reconciliation: about 10 ms) is imported where it runs.
 """
 
 from __future__ import annotations
@@ -9,7 +12,7 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import Asset
 
@@ -17,12 +20,10 @@ from alerting.airflow import check_lateness, redeliver
 
 from ..config import OrchestrationConfig, load_config
 from ..plan.cycles import CYCLE_KEY, cycle_of
-from ..plan.translator import load_translator
-from ..runners.dbt_profile import DbtProfileError, resolve_target
-from ..runners.meltano import MeltanoError, record_counts, run_meltano
-from ..runners.reconcile import StreamCheck, reconciliation
-from ..runners.warehouse_lock import warehouse_lock
 from .callbacks import airflow_alerts
+
+if TYPE_CHECKING:
+    from ..runners.reconcile import StreamCheck
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +89,11 @@ def meltano_run(
     its reconciliation (`reconcile`: Asset -> [relation, table, extractor]; runners/reconcile.py)
     and the cycle it loads for: the tick's that started it; a run by hand catches up to the latest
     cycle of `cycle_from` (its schedule's Assets: the tick)."""
+    from ..plan.translator import load_translator
+    from ..runners.meltano import MeltanoError, record_counts, run_meltano
+    from ..runners.reconcile import reconciliation
+    from ..runners.warehouse_lock import warehouse_lock
+
     config = load_config(config_path, profile)
     env = config.profile.environment()
     streams = {a: (rel, table, ext) for a, (rel, table, ext) in (reconcile or {}).items()}
@@ -167,6 +173,8 @@ def _report_mismatches(
 
 def _duckdb_file(config: OrchestrationConfig, env: dict[str, str]) -> Path | None:
     """The DuckDB file dbt's target writes (None: another warehouse, or no readable profile)."""
+    from ..runners.dbt_profile import DbtProfileError, resolve_target
+
     try:
         return resolve_target(config, env).duckdb_path(config.dbt_project_dir)
     except DbtProfileError:

@@ -54,9 +54,26 @@ class _Body(msgspec.Struct, array_like=True):
     dbt_owners: list[tuple[list[str], bytes | list[int]]]
 
 
+class _Errors(msgspec.Struct, array_like=True):
+    """The body up to its errors, every other field left undecoded (msgspec only skips over a Raw's
+    bytes, and ignores the fields after): what the errors file (dags/plan_errors.py) reads of the
+    whole plan on each parse, without making its tens of thousands of objects."""
+
+    order: msgspec.Raw
+    tick: msgspec.Raw
+    meltano: msgspec.Raw
+    dbt: msgspec.Raw
+    meltano_state: msgspec.Raw
+    alerting: msgspec.Raw
+    assets: msgspec.Raw
+    warnings: msgspec.Raw
+    errors: list[Issue]
+
+
 _LENGTH = struct.Struct("<I")  # the header's length, before it
 _HEADER = msgspec.msgpack.Decoder(_Header)
 _BODY = msgspec.msgpack.Decoder(_Body)
+_ERRORS = msgspec.msgpack.Decoder(_Errors)
 
 
 def _encode(inputs: list[tuple[str, int, int]], variables: dict[str, str | None], plan: Plan) -> bytes:
@@ -94,8 +111,8 @@ def _owner_index(dag: DbtDag) -> tuple[list[str], bytes | list[int]] | None:
     return names, bytes(index) if len(names) < 256 else index
 
 
-def _decode(raw: bytes, env: Mapping[str, str]) -> Plan | None:
-    """The cached plan, or None when an input changed since it was built."""
+def _fresh_body(raw: bytes, env: Mapping[str, str]) -> memoryview | None:
+    """The entry's body, or None when an input changed since it was built."""
     view = memoryview(raw)
     (size,) = _LENGTH.unpack_from(view)
     header = _HEADER.decode(view[_LENGTH.size : _LENGTH.size + size])
@@ -103,7 +120,15 @@ def _decode(raw: bytes, env: Mapping[str, str]) -> Plan | None:
         return None
     if not all(env.get(k) == v for k, v in header.variables.items()):
         return None
-    body = _BODY.decode(view[_LENGTH.size + size :])
+    return view[_LENGTH.size + size :]
+
+
+def _decode(raw: bytes, env: Mapping[str, str]) -> Plan | None:
+    """The cached plan, or None when an input changed since it was built."""
+    view = _fresh_body(raw, env)
+    if view is None:
+        return None
+    body = _BODY.decode(view)
     for dag, (names, index) in zip(body.dbt, body.dbt_owners, strict=True):
         if names:  # a frozen dataclass, just decoded and not shared yet
             owner = [None, *names]
@@ -161,6 +186,7 @@ def gc_paused() -> Iterator[None]:
 
 
 Build = Callable[[], tuple[Plan, list[str], dict[str, str | None]]]
+_UNREADABLE = (OSError, ValueError, struct.error, msgspec.DecodeError, StopIteration)  # an entry to rebuild
 
 
 def cached_plan(cache_dir: Path | None, key_parts: tuple, build: Build, env: Mapping[str, str]) -> Plan:
@@ -171,14 +197,38 @@ def cached_plan(cache_dir: Path | None, key_parts: tuple, build: Build, env: Map
     """
     if cache_dir is None:
         return build()[0]
-    key = hashlib.sha256(repr((_VERSION, key_parts)).encode()).hexdigest()[:24]
-    path = cache_dir / f"plan-{key}.msgpack"
+    path = _entry(cache_dir, key_parts)
     try:
         cached = _decode(path.read_bytes(), env)
         if cached is not None:
             return cached
-    except (OSError, ValueError, struct.error, msgspec.DecodeError, StopIteration):
+    except _UNREADABLE:
         pass  # missing, torn or of another shape: rebuild
+    return _store(path, build)
+
+
+def cached_errors(cache_dir: Path | None, key_parts: tuple, build: Build, env: Mapping[str, str]) -> list[Issue]:
+    """`cached_plan(...).errors`, decoding only them from a valid entry."""
+    if cache_dir is None:
+        return build()[0].errors
+    path = _entry(cache_dir, key_parts)
+    try:
+        view = _fresh_body(path.read_bytes(), env)
+        if view is not None:
+            return _ERRORS.decode(view).errors
+    except _UNREADABLE:
+        pass
+    return _store(path, build).errors
+
+
+def _entry(cache_dir: Path, key_parts: tuple) -> Path:
+    key = hashlib.sha256(repr((_VERSION, key_parts)).encode()).hexdigest()[:24]
+    return cache_dir / f"plan-{key}.msgpack"
+
+
+def _store(path: Path, build: Build) -> Plan:
+    """`build()`, written to the entry at `path` (when it can be)."""
+    cache_dir = path.parent
     plan, files, variables = build()
     inputs = [_stat(f) for f in files]
     try:

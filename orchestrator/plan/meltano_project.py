@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, PlainValidator, ValidationErr
 
 from ..config import ConfigError, load_yaml
 from ..config.schema import at_key, validation_errors
+from .relations import default_stream_table
 
 # Loader settings that name the target schema (pipelinewise and SDK targets).
 _SCHEMA_SETTINGS = ("default_target_schema", "schema", "target_schema")
@@ -319,11 +320,6 @@ def load_meltano_project(path: str | Path, environment: str | None = None) -> Me
                 executable=p.get("executable"),
             )
     return project
-
-
-def default_stream_table(stream: str) -> str:
-    """A stream ID `db-table` loads table `table` (Singer loaders split on '-'), lower-case."""
-    return stream.split("-")[-1].lower()
 
 
 def stream_tables(select: tuple[str, ...], table_of=default_stream_table) -> tuple[tuple[str, ...], str | None]:

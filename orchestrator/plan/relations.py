@@ -23,6 +23,13 @@ from pathlib import PurePosixPath
 from urllib.parse import urlsplit
 
 
+def default_stream_table(stream: str) -> str:
+    """A stream ID `db-table` loads table `table` (Singer loaders split on '-'), lower-case. (Here,
+    not in meltano_project.py, so that a DAG parse, whose task modules name it, does not import
+    that module's schema.)"""
+    return stream.split("-")[-1].lower()
+
+
 def qualified(database: str | None, relation: str) -> str:
     """`database.schema.table`, or `schema.table` when the database is unknown."""
     return f"{database}.{relation}" if database else relation

@@ -29,8 +29,7 @@ from urllib.parse import quote
 
 from ..config import ConfigError, OrchestrationConfig
 from .manifest import Node
-from .meltano_project import default_stream_table
-from .relations import qualified, uri_database, with_database
+from .relations import default_stream_table, qualified, uri_database, with_database
 
 # What each task of the generated DAGs does (its default id is the role itself); the tasks of
 # per-model dbt DAGs are named by model_task_id instead.

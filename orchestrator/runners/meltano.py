@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..plan.meltano_project import default_stream_table
+from ..plan.relations import default_stream_table
 from .meltano_held import held_job, now_utc
 from .root_error import root_error
 

@@ -43,11 +43,12 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..config import Profile
-from ..plan.translator import StateId, Translator
-from .meltano import run_meltano
+
+if TYPE_CHECKING:  # the State DAG's form imports this module at each parse: only a run needs them
+    from ..plan.translator import StateId, Translator
 
 ACTIONS = ("list", "get", "set", "merge", "clear")
 WRITE_ACTIONS = ("set", "merge", "clear")
@@ -173,6 +174,8 @@ class _Cli:
         def collect(line: str) -> None:  # run_meltano keeps only a tail; parsing needs it all
             lines.append(_ANSI.sub("", line))
             self.log(line)
+
+        from .meltano import run_meltano  # a run's import: the State DAG's parse imports this module
 
         run_meltano(
             ["state", *args],
