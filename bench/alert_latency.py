@@ -12,7 +12,8 @@ server (tests/alerting_fakes.py FakeSlack) and smtplib to aiosmtpd; the outbox i
 3. 100 failures of 100 different tasks in one cycle, and 100 repeats of one failure: messages.
 
 The end-to-end figure (a task's final failure in a real Airflow -> Slack) is recorded by
-tests/test_e2e_airflow.py in var/bench/alert_latency_e2e.json and summarised here when present.
+tests/test_e2e_airflow.py in var/bench/alert_latency_e2e.json (run it with
+ALERT_LATENCY_E2E_JSON=var/bench/alert_latency_e2e.json) and summarised here when present.
 """
 
 from __future__ import annotations

@@ -26,8 +26,15 @@ MODULES = (
     "airflow.executors.local_executor",
     "airflow.sdk.execution_time.supervisor",
     "airflow.sdk.execution_time.task_runner",
-    # what every DAG file imports when the task process parses it, and the tasks' code
+    # what every DAG file imports when the task process parses it, and the tasks' code: what only
+    # a task run needs is imported by the task (not at every DAG parse), so it is listed here
     "orchestrator.airflow.dag_files",
+    "orchestrator.airflow.dbt_task",
+    "orchestrator.runners.meltano",
+    "orchestrator.runners.reconcile",
+    "orchestrator.runners.warehouse_lock",
+    "orchestrator.runners.dbt_profile",
+    "orchestrator.plan.translator",
     # dbt's runner, what `dbt build` imports only when it runs, and the adapters installed
     "dbt.cli.main",
     "dbt.task.build",

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from ..plan.relations import default_stream_table
 from .meltano_held import held_job, now_utc
+from .meltano_run_lock import plugin_run_locks
 from .root_error import root_error
 
 # Singer plugins (SDK and singer-python alike) report rows as METRIC lines, which
@@ -113,8 +114,13 @@ def run_meltano(
     still marked running, by a process that stopped heartbeating (the earlier try's, killed with its
     worker), waits until Meltano fails that job as stale and runs once more (meltano_held.py)."""
     argv = [meltano_executable(executable), "--environment", environment, *args]
+
+    def once() -> MeltanoResult:  # a `meltano run` holds its plugins' run directories (meltano_run_lock.py)
+        with plugin_run_locks(args, project_root, env, log):
+            return _run_once(argv, project_root, env, log, tail_lines, scanned_lines)
+
     try:
-        return _run_once(argv, project_root, env, log, tail_lines, scanned_lines)
+        return once()
     except MeltanoError as exc:
         held = held_job(exc.tail) if wait_for_dead_holder else None
         now = now_utc()
@@ -127,7 +133,7 @@ def run_meltano(
             "then running again (not forced: a holder that is still alive refuses this run again)"
         )
         time.sleep(wait)
-    return _run_once(argv, project_root, env, log, tail_lines, scanned_lines)
+    return once()
 
 
 def _run_once(
