@@ -14,12 +14,12 @@ kernel drops a dead process's lock.
 
 from __future__ import annotations
 
-import fcntl
 import re
-import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
+
+from .file_lock import lock_exclusive
 
 VALUE_OPTIONS = ("--state-id-suffix", "--run-id")  # `meltano run` options that take the next word
 # What can name a plugin, and so a lock file: anything else (a path, a shell fragment) is no plugin
@@ -63,11 +63,10 @@ def plugin_run_locks(
     with ExitStack() as stack:
         for plugin in plugins:
             fh = stack.enter_context(open(directory / f"{plugin}.orchestrator.lock", "a+b"))
-            try:
-                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                log(f"orchestrator: waiting for another `meltano run` of {plugin} on this project to end")
-                started = time.monotonic()
-                fcntl.flock(fh, fcntl.LOCK_EX)
-                log(f"orchestrator: {plugin} free after {time.monotonic() - started:.1f}s")
+            lock_exclusive(
+                fh,
+                log,
+                f"orchestrator: waiting for another `meltano run` of {plugin} on this project to end",
+                f"orchestrator: {plugin} free after {{seconds:.1f}}s",
+            )
         yield

@@ -9,10 +9,11 @@ beside the database: `<warehouse>.duckdb.lock`.
 from __future__ import annotations
 
 import fcntl
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+from .file_lock import lock_exclusive
 
 
 @contextmanager
@@ -23,13 +24,12 @@ def warehouse_lock(database: Path | None, log: Callable[[str], None] = print) ->
         return
     database.parent.mkdir(parents=True, exist_ok=True)
     with open(database.with_name(database.name + ".lock"), "a+b") as fh:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            log(f"waiting for the DuckDB warehouse {database} (another writer holds it)")
-            started = time.monotonic()
-            fcntl.flock(fh, fcntl.LOCK_EX)
-            log(f"got the DuckDB warehouse after {time.monotonic() - started:.1f}s")
+        lock_exclusive(
+            fh,
+            log,
+            f"waiting for the DuckDB warehouse {database} (another writer holds it)",
+            "got the DuckDB warehouse after {seconds:.1f}s",
+        )
         try:
             yield
         finally:
