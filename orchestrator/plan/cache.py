@@ -54,20 +54,16 @@ class _Body(msgspec.Struct, array_like=True):
     dbt_owners: list[tuple[list[str], bytes | list[int]]]
 
 
-class _Errors(msgspec.Struct, array_like=True):
-    """The body up to its errors, every other field left undecoded (msgspec only skips over a Raw's
-    bytes, and ignores the fields after): what the errors file (dags/plan_errors.py) reads of the
-    whole plan on each parse, without making its tens of thousands of objects."""
-
-    order: msgspec.Raw
-    tick: msgspec.Raw
-    meltano: msgspec.Raw
-    dbt: msgspec.Raw
-    meltano_state: msgspec.Raw
-    alerting: msgspec.Raw
-    assets: msgspec.Raw
-    warnings: msgspec.Raw
-    errors: list[Issue]
+# The body up to its errors, every field before them left undecoded (msgspec only skips over a
+# Raw's bytes, and ignores the fields after): what the errors file (dags/plan_errors.py) reads of the
+# whole plan on each parse, without making its tens of thousands of objects. Derived from _Body's
+# fields, so that the two can never disagree on the position of `errors`.
+_ERRORS_AT = _Body.__struct_fields__.index("errors")
+_Errors = msgspec.defstruct(
+    "_Errors",
+    [(name, msgspec.Raw) for name in _Body.__struct_fields__[:_ERRORS_AT]] + [("errors", list[Issue])],
+    array_like=True,
+)
 
 
 _LENGTH = struct.Struct("<I")  # the header's length, before it
@@ -215,7 +211,7 @@ def cached_errors(cache_dir: Path | None, key_parts: tuple, build: Build, env: M
     try:
         view = _fresh_body(path.read_bytes(), env)
         if view is not None:
-            return _ERRORS.decode(view).errors
+            return list(getattr(_ERRORS.decode(view), "errors"))  # noqa: B009 - a defstruct: mypy knows no fields
     except _UNREADABLE:
         pass
     return _store(path, build).errors
