@@ -73,6 +73,18 @@ AIRFLOW_BROKER_URL = Setting("ORCHESTRATOR_AIRFLOW_BROKER_URL", "", "overrides a
 DBT_PROFILES_DIR = Setting(
     "DBT_PROFILES_DIR", "", "dbt's own: where profiles.yml is, when `dbt.profiles_dir` is not configured", read_by="dbt"
 )
+PRELOAD_DBT_PARSE = Setting(
+    "ORCHESTRATOR_PRELOAD_DBT_PARSE",
+    "1",
+    "0: the embedded Airflow's task processes start without the preload's `dbt parse` (dbt's serialisers "
+    "compiled once per Airflow start, orchestrator/airflow/preload.py); each dbt task then compiles them itself",
+)
+DBT_SEND_ANONYMOUS_USAGE_STATS = Setting(
+    "DBT_SEND_ANONYMOUS_USAGE_STATS",
+    "",
+    "dbt's own: set to false for the preload's `dbt parse` only (no tracker in a process that forks the tasks)",
+    read_by="dbt",
+)
 
 ALERTING_CONFIG = Setting(
     "ALERTING_CONFIG", "alerting.yml", "the routing file when no orchestration config names it", "alerting"
@@ -119,6 +131,8 @@ ALL = (
     AIRFLOW_METADATA_DB_URL,
     AIRFLOW_BROKER_URL,
     DBT_PROFILES_DIR,
+    PRELOAD_DBT_PARSE,
+    DBT_SEND_ANONYMOUS_USAGE_STATS,
     *ALERTING,
 )
 _AIRFLOW = {

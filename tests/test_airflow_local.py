@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import require_services
+from conftest import pipeline_config, require_services
 from sqlalchemy import create_engine, text
 
 from orchestrator.local.airflow_env import (
@@ -236,8 +236,14 @@ def test_task_processes_execution_api_client_gets_timeouts_for_a_small_loaded_ma
 def test_the_schedulers_task_processes_fork_from_a_forkserver_that_preloaded_dbt(tmp_path):
     """Airflow's scheduler command applies our [scheduler] start method before its LocalExecutor
     starts workers: they fork from a forkserver that imported dbt and our task code once, so a task
-    process (a fork of a worker) finds them imported. The Celery profile sets none of it."""
+    process (a fork of a worker) finds them imported, and dbt's serialisers compiled by one `dbt parse`
+    of the configured project, written under its dbt runs directory. The Celery profile sets none of it."""
     env = airflow_env(tmp_path / "home", tmp_path / "dags", port=18080)
+    env.update(
+        ORCHESTRATION_CONFIG=str(pipeline_config(tmp_path)),
+        DBT_RUNS_DIR=str(tmp_path / "dbt"),
+        WAREHOUSE_DUCKDB_PATH=str(tmp_path / "warehouse.duckdb"),
+    )
     code = (
         "import json, multiprocessing as mp, sys\n"
         "from airflow.utils.process_utils import set_component_mp_start_method\n"
@@ -255,6 +261,10 @@ def test_the_schedulers_task_processes_fork_from_a_forkserver_that_preloaded_dbt
     assert method == "forkserver"
     assert not scheduler_has_dbt  # the scheduler itself does not carry dbt
     assert {"dbt.cli.main", "dbt.adapters.duckdb", "orchestrator.airflow.dag_files"} <= set(worker_inherited)
+    assert "dbt parse" in worker_inherited
+    assert (tmp_path / "dbt" / ".preload" / "manifest.json").exists()  # under the configured runs dir
+    assert (tmp_path / "dbt" / "partial_parse.msgpack.default").exists()  # the state the runs start from
+    assert not (tmp_path / "warehouse.duckdb").exists()  # a parse opens no warehouse
     pg = "postgresql+psycopg2://postgres@127.0.0.1:5432/x"
     celery = airflow_env(
         tmp_path / "home", tmp_path / "dags", port=18080, executor="CeleryExecutor", metadata_db_url=pg

@@ -127,7 +127,7 @@ def dbt_build(
     `inputs`/`always_build` (`dbt.build: changed`): what each input Asset is in dbt's selection
     syntax, and the models built on every run (plan/changed.py)."""
     # whether this process started with dbt imported (local/airflow_env.py: warm_task_start)
-    log.info("dbt: %s", "preloaded" if "dbt.cli.main" in sys.modules else "not imported yet (imported on first run)")
+    log.info("dbt: %s", _warmth())
     config = load_config(config_path, profile)  # the config its DAG was rendered from
     env = config.profile.environment()
     project = DbtProjectRef.of(config, env)
@@ -162,6 +162,15 @@ def dbt_build(
         "tests": {n.unique_id: n.status for n in result.of_type("test")},
         "failed": [n.unique_id for n in result.failed],
     }
+
+
+def _warmth() -> str:
+    """Whether this process started with dbt imported, and with dbt's serialisers compiled by the
+    preload's parse (orchestrator/airflow/preload.py)."""
+    preload = sys.modules.get("orchestrator.airflow.preload")
+    if preload is not None and "dbt parse" in preload.inherited():
+        return "preloaded, project parsed at start"
+    return "preloaded" if "dbt.cli.main" in sys.modules else "not imported yet (imported on first run)"
 
 
 def _follows(values: dict[str, Any], inputs: dict[str, list[str]] | None) -> bool:

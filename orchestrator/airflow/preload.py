@@ -7,6 +7,14 @@ that imports `mp_forkserver_preload` once: this module. So dbt-core and its adap
 SDK's task runner and our DAG files' code are imported once per Airflow start instead of once
 per task (dbt alone took 8-16 s per dbt task on 2 loaded cores).
 
+Then one `dbt parse` of the configured project (`_warm_dbt`): dbt generates its (de)serialisers the
+first time each is used, per process (mashumaro's lazy compilation: the partial-parse state's
+decoder, manifest.json's and run_results.json's encoders, the project's and profile's JSON
+schemas), which cost every dbt task ~2-3 s on 2 cores before its first model. Parsed once here, every
+task process inherits them; the parse's state is shared with the runs (runners/dbt.py), so no dbt
+task of the cycle re-parses the project either. It writes only under the configured dbt runs
+directory (`.preload/`). `ORCHESTRATOR_PRELOAD_DBT_PARSE=0` skips it.
+
 Each import is guarded: the forkserver ignores an ImportError of a preload module but dies on
 any other exception, and a task must then still start, only colder. `PRELOADED` lists what was
 imported; `inherited()` tells a process forked after the preload from one that imported it itself.
@@ -20,6 +28,8 @@ from __future__ import annotations
 
 import importlib
 import os
+
+from orchestrator import settings
 
 MODULES = (
     # the worker's own loop, the supervisor that forks each task, the task process's main
@@ -59,6 +69,28 @@ def _preload() -> None:
         except Exception:  # noqa: BLE001 - not installed, or broken: the task imports it (or fails) itself
             continue
         PRELOADED.append(name)
+    if "dbt.cli.main" in PRELOADED and settings.PRELOAD_DBT_PARSE.get() != "0":
+        _warm_dbt()
+
+
+def _warm_dbt() -> None:
+    """`dbt parse` of the configured project once, so the task processes forked after it inherit
+    what dbt compiles lazily on first use (see the module's doc). Never fails the preload: without
+    it each task is only slower."""
+    try:
+        from orchestrator.config import load_config
+        from orchestrator.runners.dbt import DbtProjectRef, run_dbt
+
+        config = load_config(None, None)
+        env = config.profile.environment()
+        env[settings.DBT_SEND_ANONYMOUS_USAGE_STATS.name] = "false"  # no tracker in a process that forks
+        project = DbtProjectRef.of(config, env)
+        target = config.dbt_runs_dir(env) / ".preload"
+        result = run_dbt(["parse", "--quiet"], env=env, project=project, target_path=target, raise_on_failure=False)
+    except Exception:  # noqa: BLE001 - no config, no project: the tasks say why when they run
+        return
+    if result.success:
+        PRELOADED.append("dbt parse")
 
 
 _preload()

@@ -20,6 +20,7 @@ from ..config import OrchestrationConfig
 from .dbt_profile import default_target, profiles_dir
 from .root_error import dbt_node_root, dbt_root
 
+PARTIAL_PARSE = "partial_parse.msgpack"  # dbt's partial-parse state, in its target path
 FAILED = frozenset({"error", "fail", "runtime error"})  # dbt's statuses of a node that did not succeed
 
 
@@ -147,31 +148,58 @@ class DbtProjectRef:
     project_dir: Path
     profiles_dir: Path
     target: str | None  # passed as --target only when dbt would not pick it by itself
+    # the partial-parse state the runs of this project share (see `private_target`); None: the
+    # published one only
+    parse_state: Path | None = None
 
     @classmethod
     def of(cls, config: OrchestrationConfig, env: Mapping[str, str]) -> DbtProjectRef:
         target = config.profile.dbt_target
         if target and target == default_target(config, env):
             target = None  # an explicit --target would not match the published partial-parse state
-        return cls(config.dbt_project_dir, profiles_dir(config, env), target)
+        shared = config.dbt_runs_dir(env) / f"{PARTIAL_PARSE}.{target or 'default'}"
+        return cls(config.dbt_project_dir, profiles_dir(config, env), target, shared)
 
     def args(self) -> list[str]:
         out = ["--project-dir", str(self.project_dir), "--profiles-dir", str(self.profiles_dir)]
         return out + (["--target", self.target] if self.target else [])
 
 
-def private_target(project_dir: Path, target_path: Path) -> None:
-    """Prepare a target directory of the caller's own, seeded with the project's partial-parse state.
+def private_target(project_dir: Path, target_path: Path, shared: Path | None = None) -> None:
+    """Prepare a target directory of the caller's own, seeded with the newest partial-parse state.
 
     Runs never write into the project's `target/`: its manifest.json is the published one the
     DAG files read, and concurrent DAG runs would overwrite each other's artifacts. Seeding
     `partial_parse.msgpack` lets dbt skip re-parsing the project when nothing changed.
+
+    The published state was parsed by whoever published it (`make setup`, a CI job, `init`), often
+    with another environment: dbt hashes the profile's rendered connection (a warehouse path, a
+    host) and the `--vars`, and a state parsed under other values is thrown away for a full parse
+    (3-4 s on the demo, per invocation). So the runs also share the last state one of them parsed
+    (`shared`, see `share_parse_state`), and a run starts from whichever is newer. dbt itself checks
+    the state against the project's files, profile, vars and env vars and re-parses what differs,
+    as it does in a project's own target/, so seeding with a newer state is never wrong, only faster.
     """
     target_path.mkdir(parents=True, exist_ok=True)
-    published = project_dir / "target" / "partial_parse.msgpack"
-    mine = target_path / "partial_parse.msgpack"
-    if published.exists() and (not mine.exists() or mine.stat().st_mtime < published.stat().st_mtime):
-        shutil.copy2(published, mine)
+    seeds = [p for p in (project_dir / "target" / PARTIAL_PARSE, shared) if p is not None and p.exists()]
+    if not seeds:
+        return
+    seed = max(seeds, key=lambda p: p.stat().st_mtime)
+    mine = target_path / PARTIAL_PARSE
+    if not mine.exists() or mine.stat().st_mtime < seed.stat().st_mtime:
+        shutil.copy2(seed, mine)
+
+
+def share_parse_state(target_path: Path, shared: Path) -> None:
+    """Offer the state this run's dbt parsed (when newer than the shared one) to the next runs.
+    Atomic (a copy renamed into place): runs of several DAGs may finish at once."""
+    mine = target_path / PARTIAL_PARSE
+    if not mine.exists() or (shared.exists() and shared.stat().st_mtime >= mine.stat().st_mtime):
+        return
+    shared.parent.mkdir(parents=True, exist_ok=True)
+    tmp = shared.with_name(f".{shared.name}.{os.getpid()}.tmp")
+    shutil.copy2(mine, tmp)
+    os.replace(tmp, shared)
 
 
 def run_dbt(
@@ -191,7 +219,7 @@ def run_dbt(
 
     full = [*args, *project.args()]
     if target_path is not None:
-        private_target(project.project_dir, Path(target_path))
+        private_target(project.project_dir, Path(target_path), project.parse_state)
         full += ["--target-path", str(target_path), "--log-path", str(target_path)]
     started = time.monotonic()
     with _environ(env):
@@ -199,6 +227,9 @@ def run_dbt(
             res = dbtRunner().invoke(full)
         finally:
             _release_duckdb()
+    # a run-form --vars parses under vars the DAGs' own runs do not have: its state is not theirs
+    if target_path is not None and project.parse_state is not None and "--vars" not in args:
+        share_parse_state(Path(target_path), project.parse_state)
     results = getattr(res.result, "results", None) or []
     listed = []
     if isinstance(res.result, list):  # `dbt ls`: one line per node
