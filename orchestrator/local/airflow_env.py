@@ -15,6 +15,8 @@ import socket
 from collections.abc import Iterable
 from pathlib import Path
 
+from .sqlite_clock import write_local_settings
+
 WORKER_LOG_SERVER_PORT = 8793  # Airflow's default worker log server port: never our API port
 ADMIN_USER = "admin"
 SIMPLE_AUTH_MANAGER = "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
@@ -85,12 +87,14 @@ def airflow_env(
 
     Starts from this process's environment without any inherited `AIRFLOW_HOME`/`AIRFLOW_CONFIG`/
     `AIRFLOW__*` (a developer's shell must not silently reconfigure the instance); `extra` wins last.
-    Writes `<home>/local_secrets.json` and the simple auth manager's password file on first use.
+    Writes `<home>/local_secrets.json` and the simple auth manager's password file on first use, and
+    `<home>/config/airflow_local_settings.py` (sqlite_clock.py).
     """
     if port == WORKER_LOG_SERVER_PORT:
         raise ValueError(f"port {port} is Airflow's worker log server port; pick another for the API server")
     home = Path(home).resolve()
     sec = local_secrets(home)
+    write_local_settings(home)  # sub-second now() on SQLite: runs start without a whole-second wait
     env = {
         k: v
         for k, v in os.environ.items()
