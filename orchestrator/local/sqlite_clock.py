@@ -21,13 +21,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-LOCAL_SETTINGS = '''\
+LOCAL_SETTINGS = """\
 # Written by the orchestrator for its local Airflow (orchestrator/local/sqlite_clock.py says why).
 from orchestrator.local.sqlite_clock import install
 
 __all__: list[str] = []  # nothing for Airflow to copy into airflow.settings
 install()
-'''
+"""
 # SQLite's %f is "SS.SSS"; the three zeros make Airflow's six-digit microseconds
 NOW_SQL = "(STRFTIME('%Y-%m-%d %H:%M:%f000', 'now'))"  # parenthesised: valid in a DEFAULT too
 
