@@ -13,7 +13,8 @@ decoder, manifest.json's and run_results.json's encoders, the project's and prof
 schemas), which cost every dbt task ~2-3 s on 2 cores before its first model. Parsed once here, every
 task process inherits them; the parse's state is shared with the runs (runners/dbt.py), so no dbt
 task of the cycle re-parses the project either. It writes only under the configured dbt runs
-directory (`.preload/`). `ORCHESTRATOR_PRELOAD_DBT_PARSE=0` skips it.
+directory (`.preload/`), and only when the Airflow was started for a config (ORCHESTRATION_CONFIG
+set, as `orchestrator run`/`up` do). `ORCHESTRATOR_PRELOAD_DBT_PARSE=0` skips it.
 
 Each import is guarded: the forkserver ignores an ImportError of a preload module but dies on
 any other exception, and a task must then still start, only colder. `PRELOADED` lists what was
@@ -69,7 +70,10 @@ def _preload() -> None:
         except Exception:  # noqa: BLE001 - not installed, or broken: the task imports it (or fails) itself
             continue
         PRELOADED.append(name)
-    if "dbt.cli.main" in PRELOADED and settings.PRELOAD_DBT_PARSE.get() != "0":
+    # only for the project this Airflow was started for (local_airflow sets the config): an
+    # Airflow started without one (a test's) must not parse the checkout's project into its var/
+    warm = settings.PRELOAD_DBT_PARSE.get() != "0" and bool(settings.ORCHESTRATION_CONFIG.get())
+    if "dbt.cli.main" in PRELOADED and warm:
         _warm_dbt()
 
 
