@@ -7,7 +7,9 @@ environment variable the build looked up has the same value.
 
 The entry is msgpack (msgspec): a small header (the inputs and variables to check) and then the
 plan, each kind's DAGs in a list of their own class, so msgspec decodes them straight into the
-model's dataclasses (no tagged union needed). A stale entry is known from the header alone.
+model's dataclasses (no tagged union needed). A stale entry is known from the header alone. The
+Assets and the dbt DAGs' long tuples are columns and index arrays into one pool of distinct values
+(cache_layout.py): most of a 10,000-model plan, decoded once per distinct value.
 """
 
 from __future__ import annotations
@@ -20,14 +22,16 @@ import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import replace
+from itertools import chain, compress
 from pathlib import Path
 from typing import Any
 
 import msgspec
 
-from .model import KINDS, AlertingDag, AssetSpec, DagSpec, DbtDag, Issue, MeltanoDag, Plan, StateDag, TickDag
+from . import cache_layout
+from .model import KINDS, AlertingDag, DagSpec, DbtDag, Issue, MeltanoDag, Plan, StateDag, TickDag
 
-_VERSION = "16"  # bump when the plan's shape or rules change
+_VERSION = "18"  # bump when the plan's shape or rules change
 
 
 class _Header(msgspec.Struct, array_like=True):
@@ -39,12 +43,15 @@ class _Body(msgspec.Struct, array_like=True):
     """The plan, by kind: `order` is each DAG's kind (its index in KINDS), in the plan's order."""
 
     order: bytes
+    pool: list[Any]  # the distinct values that `dbt_refs` (and `assets`) name by index (cache_layout.py)
+    seqs: list[tuple[bool, bytes]]  # the dbt DAGs' long tuples: runs of the pool, or indices into it
     tick: list[TickDag]
     meltano: list[MeltanoDag]
-    dbt: list[DbtDag]
+    dbt: list[DbtDag]  # their long tuples left empty: `dbt_refs` says where each goes
+    dbt_refs: list[cache_layout.Refs]
     meltano_state: list[StateDag]
     alerting: list[AlertingDag]
-    assets: dict[str, AssetSpec]
+    assets: msgspec.Raw  # cache_layout.Assets: decoded when the first Asset is read
     warnings: list[Issue]
     errors: list[Issue]
     profile: str
@@ -76,14 +83,23 @@ def _encode(inputs: list[tuple[str, int, int]], variables: dict[str, str | None]
     order = bytes(KINDS.index(d.kind) for d in plan.dags)
     dbt = [d for d in plan.dags if isinstance(d, DbtDag)]
     owners = [_owner_index(d) for d in dbt]
+    pool = cache_layout.Pool()
+    compact = [
+        cache_layout.encode_dbt(pool, replace(d, owners={}) if o is not None else d)
+        for d, o in zip(dbt, owners, strict=True)
+    ]
+    assets = cache_layout.encode_assets(pool, plan.assets)  # the values only Assets name: apart
     body = _Body(
         order=order,
+        pool=pool.values,
+        seqs=pool.seqs,
         tick=[d for d in plan.dags if isinstance(d, TickDag)],
         meltano=[d for d in plan.dags if isinstance(d, MeltanoDag)],
-        dbt=[replace(d, owners={}) if o is not None else d for d, o in zip(dbt, owners, strict=True)],
+        dbt=[d for d, _ in compact],
+        dbt_refs=[r for _, r in compact],
         meltano_state=[d for d in plan.dags if isinstance(d, StateDag)],
         alerting=[d for d in plan.dags if isinstance(d, AlertingDag)],
-        assets=plan.assets,
+        assets=assets,
         warnings=plan.warnings,
         errors=plan.errors,
         profile=plan.profile,
@@ -125,14 +141,18 @@ def _decode(raw: bytes, env: Mapping[str, str]) -> Plan | None:
     if view is None:
         return None
     body = _BODY.decode(view)
+    cache_layout.decode_dbt(body.pool, body.seqs, body.dbt, body.dbt_refs)
     for dag, (names, index) in zip(body.dbt, body.dbt_owners, strict=True):
         if names:  # a frozen dataclass, just decoded and not shared yet
             owner = [None, *names]
-            ids = (*dag.models, *dag.tests)
-            object.__setattr__(dag, "owners", {u: owner[i] for u, i in zip(ids, index, strict=True) if i})
+            ids = chain(dag.models, dag.tests)  # each node's owner, where it has one (index not 0):
+            named = zip(ids, map(owner.__getitem__, index), strict=True)  # C loops, no bytecode
+            owners = dict(compress(named, index) if 0 in index else named)
+            object.__setattr__(dag, "owners", owners)
     kinds = [iter(body.tick), iter(body.meltano), iter(body.dbt), iter(body.meltano_state), iter(body.alerting)]
     dags: list[DagSpec] = [next(kinds[k]) for k in body.order]
-    return Plan(dags, body.assets, body.warnings, body.errors, body.profile, body.placement)
+    assets = cache_layout.decode_assets(body.pool, body.assets)
+    return Plan(dags, assets, body.warnings, body.errors, body.profile, body.placement)
 
 
 def _stat(path: str) -> tuple[str, int, int]:

@@ -7,6 +7,7 @@ only the fields of its kind; the Airflow layer picks a builder per kind.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar, Literal, get_args
 
@@ -157,7 +158,8 @@ class Part:
 @dataclass
 class Plan:
     dags: list[DagSpec] = field(default_factory=list)
-    assets: dict[str, AssetSpec] = field(default_factory=dict)  # Asset name -> URI, group, extra
+    # Asset name -> URI, group, extra: a dict when built, an asset_table.AssetTable when cached
+    assets: Mapping[str, AssetSpec] = field(default_factory=dict)
     warnings: list[Issue] = field(default_factory=list)
     errors: list[Issue] = field(default_factory=list)
     profile: str = ""
@@ -179,7 +181,16 @@ class Plan:
         return [d for d in self.dags if isinstance(d, MeltanoDag)]
 
     def uri(self, name: str) -> str:
-        return self.assets[name].uri
+        fast = getattr(self.assets, "uri", None)  # a cached plan's AssetTable: no AssetSpec made
+        return fast(name) if fast else self.assets[name].uri
+
+    def asset_fields(self, name: str) -> tuple[str, str, dict[str, Any]]:
+        """(uri, group, extra) of an Asset, the extra a dict of its own: what an Airflow Asset takes."""
+        fast = getattr(self.assets, "fields", None)
+        if fast:
+            return fast(name)
+        spec = self.assets[name]
+        return spec.uri, spec.group, dict(spec.extra)
 
     def to_dict(self) -> dict[str, Any]:
         return {
