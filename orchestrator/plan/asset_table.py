@@ -1,98 +1,61 @@
-"""A cached plan's Assets, kept as the plan cache stores them (cache_layout.py): columns of indices
-into one pool of distinct values, read as a mapping name -> AssetSpec.
+"""A cached plan's Assets, read as a mapping name -> AssetSpec, decoded when the first is read.
 
 A 10,000-model plan holds ~9,500 dbt Assets, each with a URI, a group and a 7-key `extra`. Decoded as
 one AssetSpec and one dict each they were about half of the dbt DAG file's cached load (~21 of
 ~38 ms), and the renderer then copied every `extra` anyway (an Airflow Asset gets a dict of its own).
-Here the load makes none of them: the columns are decoded when the first Asset is read, and
-`fields(name)` gives the renderer the URI, the group and a fresh `extra` dict (what its copy made
-before), without an AssetSpec in between.
+Here the cached load makes none of them: the plan cache (cache_layout.py) keeps the Assets as one
+msgpack part of their own, decoded as plain rows (no AssetSpec) when the first Asset is read, and
+`fields(name)` gives the renderer the URI, the group and a copy of the `extra` (as its copy did).
 """
 
 from __future__ import annotations
 
-from array import array
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
-from itertools import repeat
+from collections.abc import Callable, Iterator, Mapping
+from operator import itemgetter
 from typing import Any
 
 from .model import AssetSpec
 
-
-@dataclass(frozen=True)
-class Columns:
-    """The Assets as columns: `pool` the values the others name by index; one index per Asset in
-    each column, in the order of `names`; `keys[shapes[i]]` are Asset i's extra keys, and
-    `extras[shapes[i]]` the values of every Asset of those keys, one Asset after the other."""
-
-    pool: Sequence[Any]
-    names: array
-    uris: array
-    groups: array
-    relations: array
-    databases: array
-    shapes: array
-    keys: Sequence[tuple[str, ...]]
-    extras: Sequence[array]
+# One Asset: name, URI, group, extra, relation, database (AssetSpec's fields after its name).
+Row = tuple[str, str, str, dict[str, Any], str | None, str | None]
 
 
 class AssetTable(Mapping[str, AssetSpec]):
-    """Read-only. `load` gives the columns, called when the first Asset is read (a parse that renders
-    one DAG of a file, as a task process does, may read few; the cached load itself reads none)."""
+    """Read-only. `load` gives the rows, called when the first Asset is read: a parse that renders
+    one DAG of its file (a task process) reads few, the cached load itself none."""
 
-    __slots__ = ("_load", "_cols", "_names", "_index", "_rows")
+    __slots__ = ("_load", "_rows")
 
-    def __init__(self, load: Callable[[], Columns]):
-        self._load: Callable[[], Columns] | None = load
-        self._cols: Columns | None = None
-        self._names: list[str] = []
-        self._index: dict[str, int] = {}
-        self._rows: list[tuple] = []
+    def __init__(self, load: Callable[[], list[Row]]):
+        self._load: Callable[[], list[Row]] | None = load
+        self._rows: dict[str, Row] = {}
 
-    def _columns(self) -> Columns:
-        if self._cols is None:
-            assert self._load is not None
-            cols, self._load = self._load(), None
-            get = cols.pool.__getitem__
-            self._names = list(map(get, cols.names))
-            self._index = dict(zip(self._names, range(len(self._names)), strict=True))
-            # each Asset's extra values, a row each, made by C loops (no bytecode per Asset)
-            rows = []
-            for shape, (keys, values) in enumerate(zip(cols.keys, cols.extras, strict=True)):
-                one = map(get, values)  # cut in rows of len(keys): one iterator, zipped with itself
-                rows.append(zip(*[one] * len(keys), strict=False) if keys else repeat((), cols.shapes.count(shape)))
-            self._rows = list(map(next, map(rows.__getitem__, cols.shapes)))
-            self._cols = cols
-        return self._cols
+    def _all(self) -> dict[str, Row]:
+        if self._load is not None:
+            rows, self._load = self._load(), None
+            self._rows = dict(zip(map(itemgetter(0), rows), rows, strict=True))  # C loops: no bytecode per Asset
+        return self._rows
 
     def fields(self, name: str) -> tuple[str, str, dict[str, Any]]:
         """(uri, group, extra) of an Asset, the extra a dict of its own: what an Airflow Asset takes."""
-        cols = self._cols if self._cols is not None else self._columns()
-        i = self._index[name]
-        extra = dict(zip(cols.keys[cols.shapes[i]], self._rows[i]))  # noqa: B905 - a row is its keys' values
-        return cols.pool[cols.uris[i]], cols.pool[cols.groups[i]], extra
+        row = (self._rows if self._load is None else self._all())[name]
+        return row[1], row[2], row[3].copy()
 
     def uri(self, name: str) -> str:
-        cols = self._columns()
-        return cols.pool[cols.uris[self._index[name]]]
+        return self._all()[name][1]
 
     def __getitem__(self, name: str) -> AssetSpec:
-        uri, group, extra = self.fields(name)
-        cols, i = self._columns(), self._index[name]
-        return AssetSpec(uri, group, extra, cols.pool[cols.relations[i]], cols.pool[cols.databases[i]])
+        _, uri, group, extra, relation, database = self._all()[name]
+        return AssetSpec(uri, group, extra.copy(), relation, database)
 
     def __contains__(self, name: object) -> bool:
-        self._columns()
-        return name in self._index
+        return name in self._all()
 
     def __iter__(self) -> Iterator[str]:
-        self._columns()
-        return iter(self._names)
+        return iter(self._all())
 
     def __len__(self) -> int:
-        self._columns()
-        return len(self._names)
+        return len(self._all())
 
     def __repr__(self) -> str:
         return f"AssetTable({len(self)} Assets)"

@@ -8,8 +8,8 @@ environment variable the build looked up has the same value.
 The entry is msgpack (msgspec): a small header (the inputs and variables to check) and then the
 plan, each kind's DAGs in a list of their own class, so msgspec decodes them straight into the
 model's dataclasses (no tagged union needed). A stale entry is known from the header alone. The
-Assets and the dbt DAGs' long tuples are columns and index arrays into one pool of distinct values
-(cache_layout.py): most of a 10,000-model plan, decoded once per distinct value.
+dbt DAGs' long tuples are runs of one pool of distinct values, each decoded once, and the Assets a
+part decoded only when the first is read (cache_layout.py): together most of a 10,000-model plan.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ import msgspec
 from . import cache_layout
 from .model import KINDS, AlertingDag, DagSpec, DbtDag, Issue, MeltanoDag, Plan, StateDag, TickDag
 
-_VERSION = "18"  # bump when the plan's shape or rules change
+_VERSION = "19"  # bump when the plan's shape or rules change
 
 
 class _Header(msgspec.Struct, array_like=True):
@@ -43,7 +43,7 @@ class _Body(msgspec.Struct, array_like=True):
     """The plan, by kind: `order` is each DAG's kind (its index in KINDS), in the plan's order."""
 
     order: bytes
-    pool: list[Any]  # the distinct values that `dbt_refs` (and `assets`) name by index (cache_layout.py)
+    pool: list[Any]  # the distinct values that `dbt_refs` name by index (cache_layout.py)
     seqs: list[tuple[bool, bytes]]  # the dbt DAGs' long tuples: runs of the pool, or indices into it
     tick: list[TickDag]
     meltano: list[MeltanoDag]
@@ -51,7 +51,7 @@ class _Body(msgspec.Struct, array_like=True):
     dbt_refs: list[cache_layout.Refs]
     meltano_state: list[StateDag]
     alerting: list[AlertingDag]
-    assets: msgspec.Raw  # cache_layout.Assets: decoded when the first Asset is read
+    assets: msgspec.Raw  # asset_table.Row each: decoded when the first Asset is read
     warnings: list[Issue]
     errors: list[Issue]
     profile: str
@@ -88,7 +88,7 @@ def _encode(inputs: list[tuple[str, int, int]], variables: dict[str, str | None]
         cache_layout.encode_dbt(pool, replace(d, owners={}) if o is not None else d)
         for d, o in zip(dbt, owners, strict=True)
     ]
-    assets = cache_layout.encode_assets(pool, plan.assets)  # the values only Assets name: apart
+    assets = cache_layout.encode_assets(plan.assets)
     body = _Body(
         order=order,
         pool=pool.values,
@@ -151,7 +151,7 @@ def _decode(raw: bytes, env: Mapping[str, str]) -> Plan | None:
             object.__setattr__(dag, "owners", owners)
     kinds = [iter(body.tick), iter(body.meltano), iter(body.dbt), iter(body.meltano_state), iter(body.alerting)]
     dags: list[DagSpec] = [next(kinds[k]) for k in body.order]
-    assets = cache_layout.decode_assets(body.pool, body.assets)
+    assets = cache_layout.decode_assets(body.assets)
     return Plan(dags, assets, body.warnings, body.errors, body.profile, body.placement)
 
 

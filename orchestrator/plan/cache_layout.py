@@ -1,13 +1,13 @@
-"""The compact part of a plan cache entry (cache.py): the Assets as columns and the dbt DAGs' long
-tuples (models, tests, outlets, a task's selection and relations) as index arrays, all naming one
-pool of distinct values.
+"""The compact part of a plan cache entry (cache.py): the dbt DAGs' long tuples (models, tests,
+outlets, a task's selection and relations) as runs of one pool of distinct values, and the Assets
+as a part of their own, decoded when the first is read (asset_table.py).
 
 A 10,000-model plan names each model's unique_id in its DAG's `models`, its task's `models` and
-`relations` and its Asset's `extra`, and each Asset in the DAG's and the task's `outlets` and
-`relations`: decoded field by field, every occurrence was a string of its own (~190,000 objects
-in the dbt kind's entry). Here each distinct value is decoded once, a tuple that two fields share
-(a DAG's and its one task's models) is one tuple, and an index array is bytes that msgspec copies
-without making an object per index.
+its task's `relations`, and each Asset in the DAG's and the task's `outlets` and the `relations`:
+decoded field by field, every occurrence was a string of its own. Here each distinct value is
+decoded once (the pool), a tuple that two fields share (a DAG's and its one task's models) is one
+tuple, and a tuple whose values came into the pool together (a DAG's models, its tests) is a slice
+of it, copied without a lookup per value.
 """
 
 from __future__ import annotations
@@ -21,29 +21,13 @@ from typing import Any
 
 import msgspec
 
-from .asset_table import AssetTable, Columns
+from .asset_table import AssetTable, Row
 from .model import AssetSpec, DbtDag
 
-_LONG = 8  # a tuple at least this long is stored as an index array
+_LONG = 8  # a tuple at least this long is stored apart, in the pool
 _DAG_FIELDS = ("outlets", "models", "tests")
 _TASK_FIELDS = ("args", "models", "outlets", "relations", "upstream")
 _SWAP = sys.byteorder != "little"  # index arrays are stored little-endian
-
-
-class Assets(msgspec.Struct, array_like=True):
-    """Plan.assets as columns: per Asset one index into the pool each (uint32, little-endian). The
-    pool's values that only Assets name (URIs, relations, descriptions) are here, after the entry's
-    own pool (what the dbt DAGs name), and decoded only when an Asset is read."""
-
-    pool: list[Any]
-    names: bytes
-    uris: bytes
-    groups: bytes
-    relations: bytes
-    databases: bytes
-    shapes: bytes  # index into keys: the Asset's extra keys
-    keys: list[tuple[str, ...]]
-    extras: list[bytes]  # per keys: the extra values of each Asset of those keys, in order, one after the other
 
 
 class Pool:
@@ -66,9 +50,6 @@ class Pool:
             found = self._value[key] = len(self.values)
             self.values.append(value)
         return found
-
-    def indices(self, values) -> bytes:
-        return _plain_indices(list(map(self.ref, values)))
 
     def seq(self, values: tuple) -> int:
         found = self._seq.get(values)
@@ -101,28 +82,10 @@ def _array(raw: bytes) -> array:
     return out
 
 
-def encode_assets(pool: Pool, assets: Mapping[str, AssetSpec]) -> msgspec.Raw:
-    """The Assets, encoded apart (the cached load skips them): their own values go after the pool's."""
-    specs = list(assets.values())
-    keys: dict[tuple[str, ...], int] = {}
-    shapes = [keys.setdefault(tuple(a.extra), len(keys)) for a in specs]
-    extras: list[list[Any]] = [[] for _ in keys]
-    for a, shape in zip(specs, shapes, strict=True):
-        extras[shape] += a.extra.values()
-    before = len(pool.values)
-    columns = Assets(
-        pool=[],
-        names=pool.indices(assets),
-        uris=pool.indices(a.uri for a in specs),
-        groups=pool.indices(a.group for a in specs),
-        relations=pool.indices(a.relation for a in specs),
-        databases=pool.indices(a.database for a in specs),
-        shapes=_plain_indices(shapes),
-        keys=list(keys),
-        extras=[pool.indices(values) for values in extras],
-    )
-    columns.pool, pool.values = pool.values[before:], pool.values[:before]
-    return msgspec.Raw(msgspec.msgpack.encode(columns))
+def encode_assets(assets: Mapping[str, AssetSpec]) -> msgspec.Raw:
+    """The Assets as rows (asset_table.Row), encoded apart: the cached load skips their bytes."""
+    rows = [(n, a.uri, a.group, a.extra, a.relation, a.database) for n, a in assets.items()]
+    return msgspec.Raw(msgspec.msgpack.encode(rows))
 
 
 def _plain_indices(numbers: list[int]) -> bytes:
@@ -132,27 +95,12 @@ def _plain_indices(numbers: list[int]) -> bytes:
     return out.tobytes()
 
 
-_ASSETS = msgspec.msgpack.Decoder(Assets)
+_ROWS = msgspec.msgpack.Decoder(list[Row])
 
 
-def decode_assets(pool: list[Any], raw: msgspec.Raw) -> AssetTable:
-    """The Assets of an entry whose pool is `pool`, decoded when the first is read."""
-
-    def load() -> Columns:
-        cols = _ASSETS.decode(raw)
-        return Columns(
-            pool + cols.pool,
-            _array(cols.names),
-            _array(cols.uris),
-            _array(cols.groups),
-            _array(cols.relations),
-            _array(cols.databases),
-            _array(cols.shapes),
-            [tuple(k) for k in cols.keys],
-            [_array(values) for values in cols.extras],
-        )
-
-    return AssetTable(load)
+def decode_assets(raw: msgspec.Raw) -> AssetTable:
+    """The Assets of an entry, decoded (by msgspec, into plain rows) when the first is read."""
+    return AssetTable(lambda: _ROWS.decode(raw))
 
 
 # A DAG's long tuples: (task number, -1 for the DAG itself; field; sequence number). A task's
