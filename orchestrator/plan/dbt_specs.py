@@ -57,8 +57,15 @@ def dbt_dag_spec(ctx: DbtContext, dag_id: str, tests: list[str]) -> DbtDag | Iss
     tag = ctx.placement.tag_of_dag.get(dag_id)
     assets = tuple(sorted(ctx.wiring.assets[dag_id]))
     owners = {u: o for u in members if (o := names.owner(ctx.graph.built[u]))}
+    of_member = owners.copy()  # the members' owners: a test's parent is mostly one of them
     for t in tests:  # a test's owners are those of the models it tests
-        tested = sorted({o for p in nodes[t].depends_on if p in nodes for o in [names.owner(nodes[p])] if o})
+        deps = nodes[t].depends_on
+        if len(deps) == 1:  # most tests: the owner of their one model
+            p = deps[0]
+            if one := of_member[p] if p in of_member else (names.owner(nodes[p]) if p in nodes else None):
+                owners[t] = one
+            continue
+        tested = sorted({o for p in deps if p in nodes for o in [names.owner(nodes[p])] if o})
         if tested:
             owners[t] = ", ".join(tested)
     owner = ", ".join(ctx.owners(members)) or config.defaults.owner
