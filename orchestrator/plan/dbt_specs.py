@@ -228,9 +228,10 @@ def _selection(ctx: DbtContext, dag_id: str, members: list[str], tests: list[str
     nodes = graph.project.nodes
     mine, assigned = set(members), set(tests)
 
+    direct = graph.direct_tests
+
     def cautious(selected: set[str]) -> set[str]:  # tests dbt adds: all their direct parents selected
-        touching = {t for u in selected for t in graph.direct_tests.get(u, ())}
-        return {t for t in touching if set(nodes[t].depends_on) <= selected}
+        return {t for u in selected for t in direct.get(u, ()) if selected.issuperset(nodes[t].depends_on)}
 
     select = sorted(graph.built[u].selector for u in members)
     picked = cautious(mine)
