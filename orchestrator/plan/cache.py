@@ -31,7 +31,7 @@ import msgspec
 from . import cache_layout
 from .model import KINDS, AlertingDag, DagSpec, DbtDag, Issue, MeltanoDag, Plan, StateDag, TickDag
 
-_VERSION = "19"  # bump when the plan's shape or rules change
+_VERSION = "20"  # bump when the plan's shape or rules change
 
 
 class _Header(msgspec.Struct, array_like=True):
@@ -51,7 +51,7 @@ class _Body(msgspec.Struct, array_like=True):
     dbt_refs: list[cache_layout.Refs]
     meltano_state: list[StateDag]
     alerting: list[AlertingDag]
-    assets: msgspec.Raw  # asset_table.Row each: decoded when the first Asset is read
+    assets: msgspec.Raw  # dict[str, AssetSpec]: decoded when the first Asset is read (asset_table.py)
     warnings: list[Issue]
     errors: list[Issue]
     profile: str

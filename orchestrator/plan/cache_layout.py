@@ -21,7 +21,7 @@ from typing import Any
 
 import msgspec
 
-from .asset_table import AssetTable, Row
+from .asset_table import AssetTable
 from .model import AssetSpec, DbtDag
 
 _LONG = 8  # a tuple at least this long is stored apart, in the pool
@@ -83,9 +83,8 @@ def _array(raw: bytes) -> array:
 
 
 def encode_assets(assets: Mapping[str, AssetSpec]) -> msgspec.Raw:
-    """The Assets as rows (asset_table.Row), encoded apart: the cached load skips their bytes."""
-    rows = [(n, a.uri, a.group, a.extra, a.relation, a.database) for n, a in assets.items()]
-    return msgspec.Raw(msgspec.msgpack.encode(rows))
+    """The Assets, encoded apart: the cached load skips their bytes (asset_table.py)."""
+    return msgspec.Raw(msgspec.msgpack.encode(dict(assets)))
 
 
 def _plain_indices(numbers: list[int]) -> bytes:
@@ -95,12 +94,13 @@ def _plain_indices(numbers: list[int]) -> bytes:
     return out.tobytes()
 
 
-_ROWS = msgspec.msgpack.Decoder(list[Row])
+_ASSETS = msgspec.msgpack.Decoder(dict[str, AssetSpec])
 
 
 def decode_assets(raw: msgspec.Raw) -> AssetTable:
-    """The Assets of an entry, decoded (by msgspec, into plain rows) when the first is read."""
-    return AssetTable(lambda: _ROWS.decode(raw))
+    """The Assets of an entry, decoded when the first is read. AssetSpec is a gc=False Struct: the
+    collector, on again by then, never tracks them."""
+    return AssetTable(lambda: _ASSETS.decode(raw))
 
 
 # A DAG's long tuples: (task number, -1 for the DAG itself; field; sequence number). A task's
