@@ -68,15 +68,11 @@ def measure(manifest: Path, runs: int) -> dict[str, float]:
 
 
 def _read_assets(plan) -> None:
-    """What the dbt DAG file's render reads of the plan's Assets (orchestrator/airflow/render.py):
-    each Asset's URI, group and extra (a dict of its own), and the URI of each task's outlets."""
-    if hasattr(plan, "asset_fields"):
-        for name in plan.assets:
-            plan.asset_fields(name)
-    else:  # a checkout before the Asset table: render.assets() read the AssetSpec and copied its extra
-        for name in plan.assets:
-            spec = plan.assets[name]
-            (spec.uri, spec.group, dict(spec.extra))
+    """What the dbt DAG file's render reads of the plan's Assets (orchestrator/airflow/render.py
+    assets()): each Asset's URI, group and a copy of its extra, and the URI of each task's outlets."""
+    for name in plan.assets:
+        spec = plan.assets[name]
+        (spec.uri, spec.group, dict(spec.extra))
     for dag in plan.dags:
         for task in dag.tasks:
             for name in task.outlets:

@@ -26,10 +26,14 @@ def _same(cached: Plan, fresh: Plan) -> None:
     assert cached == fresh  # the classes too: DAG kinds, owners, tasks, Assets, warnings
     assert list(cached.assets) == list(fresh.assets)  # the order the plan made them in
     for name in fresh.assets:  # what the renderer reads (render.assets)
-        assert cached.asset_fields(name) == fresh.asset_fields(name)
-        assert cached.uri(name) == fresh.uri(name)
-    for first in list(fresh.assets)[:1]:  # each read is a dict of its own
-        assert cached.asset_fields(first)[2] is not cached.asset_fields(first)[2]
+        spec = cached.assets[name]
+        assert (spec.uri, spec.group, spec.extra) == (
+            fresh.assets[name].uri,
+            fresh.assets[name].group,
+            fresh.assets[name].extra,
+        )
+        assert cached.uri(name) == fresh.uri(name) and name in cached.assets
+    assert "no such Asset" not in cached.assets and len(cached.assets) == len(fresh.assets)
 
 
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])

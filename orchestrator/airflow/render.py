@@ -33,8 +33,8 @@ def assets(plan: Plan, names: Iterable[str], made: dict[str, Asset] | None = Non
     for n in names:
         asset = made.get(n)
         if asset is None:
-            uri, group, extra = plan.asset_fields(n)
-            asset = made[n] = Asset(name=n, uri=uri, group=group, extra=extra)
+            spec = plan.assets[n]
+            asset = made[n] = Asset(name=n, uri=spec.uri, group=spec.group, extra=dict(spec.extra))
         out.append(asset)
     return out
 

@@ -13,14 +13,13 @@ cheaper to decode, but making 9,500 extras from rows cost the renderer more than
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any
 
 from .model import AssetSpec
 
 
 class AssetTable(Mapping[str, AssetSpec]):
-    """Read-only. `load` gives the Assets, called when the first is read: a parse that renders
-    one DAG of its file (a task process) may read none (a tick-scheduled DAG), the cached load none."""
+    """Read-only. `load` gives the Assets, called when the first is read: the cached load reads none,
+    a parse that renders reads them all (one decode, as before); `plan_errors.py` never does."""
 
     __slots__ = ("_load", "_specs")
 
@@ -33,16 +32,8 @@ class AssetTable(Mapping[str, AssetSpec]):
             self._specs, self._load = self._load(), None
         return self._specs
 
-    def fields(self, name: str) -> tuple[str, str, dict[str, Any]]:
-        """(uri, group, extra) of an Asset, the extra a dict of its own: what an Airflow Asset takes."""
-        spec = (self._specs if self._load is None else self._all())[name]
-        return spec.uri, spec.group, dict(spec.extra)
-
-    def uri(self, name: str) -> str:
-        return self._all()[name].uri
-
     def __getitem__(self, name: str) -> AssetSpec:
-        return self._all()[name]
+        return (self._specs if self._load is None else self._all())[name]
 
     def __contains__(self, name: object) -> bool:
         return name in self._all()

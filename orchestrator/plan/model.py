@@ -181,16 +181,7 @@ class Plan:
         return [d for d in self.dags if isinstance(d, MeltanoDag)]
 
     def uri(self, name: str) -> str:
-        fast = getattr(self.assets, "uri", None)  # a cached plan's AssetTable: no AssetSpec made
-        return fast(name) if fast else self.assets[name].uri
-
-    def asset_fields(self, name: str) -> tuple[str, str, dict[str, Any]]:
-        """(uri, group, extra) of an Asset, the extra a dict of its own: what an Airflow Asset takes."""
-        fast = getattr(self.assets, "fields", None)
-        if fast:
-            return fast(name)
-        spec = self.assets[name]
-        return spec.uri, spec.group, dict(spec.extra)
+        return self.assets[name].uri
 
     def to_dict(self) -> dict[str, Any]:
         return {
