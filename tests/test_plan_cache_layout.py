@@ -1,8 +1,8 @@
-"""The plan cache's compact layout (orchestrator/plan/cache_layout.py, asset_table.py): a cached plan
-is the plan a fresh build gives, on generated projects (bench/gen_dbt_project.py) of every shape the
-layout has a path for (whole-DAG and per-model tasks, `dbt.build: changed`, forced cycles split into
-stages), and on plans whose Assets and long tuples hypothesis makes up (extras of several shapes,
-unhashable and look-alike values, tuples around the length the layout stores apart)."""
+"""The plan cache's entry (orchestrator/plan/cache.py, asset_table.py): a cached plan is the plan a
+fresh build gives, on generated projects (bench/gen_dbt_project.py) of every shape (whole-DAG and
+per-model tasks, `dbt.build: changed`, forced cycles split into stages, kinds), and on plans whose
+Assets, owners and long tuples hypothesis makes up (extras of several shapes, unhashable and
+look-alike values, owners of some nodes only)."""
 
 from __future__ import annotations
 

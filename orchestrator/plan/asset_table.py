@@ -3,11 +3,11 @@
 A 10,000-model plan holds ~9,500 dbt Assets, each with a URI, a group and a 7-key `extra`. Decoded as
 one AssetSpec and one dict each they were about half of the dbt DAG file's cached load (~21 of
 ~38 ms), and the renderer then copied every `extra` anyway (an Airflow Asset gets a dict of its own).
-Here the cached load makes none of them: the plan cache (cache_layout.py) keeps the Assets as one
-msgpack part of their own, decoded when the first Asset is read (by the renderer, which needs
-them all in the DAG processor: the cost moves, it does not go away). Tried and dropped: columns of
-indices into the entry's pool of distinct values, made into dicts by C loops on the first read:
-cheaper to decode, but making 9,500 extras from rows cost the renderer more than msgspec's decode.
+Here the cached load makes none of them: the plan cache (cache.py) keeps the Assets as one msgpack
+part of their own, decoded when the first Asset is read (by the renderer, which needs them all in
+the DAG processor: there the cost moves, it does not go away). Tried and dropped (BENCHMARKS.md):
+the entry's strings in one pool of distinct values, the long tuples as slices of it, and the Assets
+as columns made into dicts by C loops: no faster to load than msgspec's own decode, and slower to read.
 """
 
 from __future__ import annotations

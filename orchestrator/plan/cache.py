@@ -8,8 +8,8 @@ environment variable the build looked up has the same value.
 The entry is msgpack (msgspec): a small header (the inputs and variables to check) and then the
 plan, each kind's DAGs in a list of their own class, so msgspec decodes them straight into the
 model's dataclasses (no tagged union needed). A stale entry is known from the header alone. The
-dbt DAGs' long tuples are runs of one pool of distinct values, each decoded once, and the Assets a
-part decoded only when the first is read (cache_layout.py): together most of a 10,000-model plan.
+Assets are a part of their own, decoded when the first is read (asset_table.py): the cached load
+of the dbt kind at 10,000 models skips ~9,500 of them, which the renderer decodes when it needs them.
 """
 
 from __future__ import annotations
@@ -28,10 +28,10 @@ from typing import Any
 
 import msgspec
 
-from . import cache_layout
-from .model import KINDS, AlertingDag, DagSpec, DbtDag, Issue, MeltanoDag, Plan, StateDag, TickDag
+from .asset_table import AssetTable
+from .model import KINDS, AlertingDag, AssetSpec, DagSpec, DbtDag, Issue, MeltanoDag, Plan, StateDag, TickDag
 
-_VERSION = "20"  # bump when the plan's shape or rules change
+_VERSION = "21"  # bump when the plan's shape or rules change
 
 
 class _Header(msgspec.Struct, array_like=True):
@@ -43,15 +43,12 @@ class _Body(msgspec.Struct, array_like=True):
     """The plan, by kind: `order` is each DAG's kind (its index in KINDS), in the plan's order."""
 
     order: bytes
-    pool: list[Any]  # the distinct values that `dbt_refs` name by index (cache_layout.py)
-    seqs: list[tuple[bool, bytes]]  # the dbt DAGs' long tuples: runs of the pool, or indices into it
     tick: list[TickDag]
     meltano: list[MeltanoDag]
-    dbt: list[DbtDag]  # their long tuples left empty: `dbt_refs` says where each goes
-    dbt_refs: list[cache_layout.Refs]
+    dbt: list[DbtDag]
     meltano_state: list[StateDag]
     alerting: list[AlertingDag]
-    assets: msgspec.Raw  # dict[str, AssetSpec]: decoded when the first Asset is read (asset_table.py)
+    assets: msgspec.Raw  # dict[str, AssetSpec], decoded when the first Asset is read (asset_table.py)
     warnings: list[Issue]
     errors: list[Issue]
     profile: str
@@ -77,29 +74,21 @@ _LENGTH = struct.Struct("<I")  # the header's length, before it
 _HEADER = msgspec.msgpack.Decoder(_Header)
 _BODY = msgspec.msgpack.Decoder(_Body)
 _ERRORS = msgspec.msgpack.Decoder(_Errors)
+_ASSETS = msgspec.msgpack.Decoder(dict[str, AssetSpec])  # gc=False Structs: never tracked, decoded when read
 
 
 def _encode(inputs: list[tuple[str, int, int]], variables: dict[str, str | None], plan: Plan) -> bytes:
     order = bytes(KINDS.index(d.kind) for d in plan.dags)
     dbt = [d for d in plan.dags if isinstance(d, DbtDag)]
     owners = [_owner_index(d) for d in dbt]
-    pool = cache_layout.Pool()
-    compact = [
-        cache_layout.encode_dbt(pool, replace(d, owners={}) if o is not None else d)
-        for d, o in zip(dbt, owners, strict=True)
-    ]
-    assets = cache_layout.encode_assets(plan.assets)
     body = _Body(
         order=order,
-        pool=pool.values,
-        seqs=pool.seqs,
         tick=[d for d in plan.dags if isinstance(d, TickDag)],
         meltano=[d for d in plan.dags if isinstance(d, MeltanoDag)],
-        dbt=[d for d, _ in compact],
-        dbt_refs=[r for _, r in compact],
+        dbt=[replace(d, owners={}) if o is not None else d for d, o in zip(dbt, owners, strict=True)],
         meltano_state=[d for d in plan.dags if isinstance(d, StateDag)],
         alerting=[d for d in plan.dags if isinstance(d, AlertingDag)],
-        assets=assets,
+        assets=msgspec.Raw(msgspec.msgpack.encode(dict(plan.assets))),
         warnings=plan.warnings,
         errors=plan.errors,
         profile=plan.profile,
@@ -141,18 +130,18 @@ def _decode(raw: bytes, env: Mapping[str, str]) -> Plan | None:
     if view is None:
         return None
     body = _BODY.decode(view)
-    cache_layout.decode_dbt(body.pool, body.seqs, body.dbt, body.dbt_refs)
     for dag, (names, index) in zip(body.dbt, body.dbt_owners, strict=True):
         if names:  # a frozen dataclass, just decoded and not shared yet
             owner = [None, *names]
-            ids = chain(dag.models, dag.tests)  # each node's owner, where it has one (index not 0):
-            named = zip(ids, map(owner.__getitem__, index), strict=True)  # C loops, no bytecode
-            owners = dict(compress(named, index) if 0 in index else named)
-            object.__setattr__(dag, "owners", owners)
+            ids = chain(dag.models, dag.tests)  # each node's owner where it has one (index not 0), by C loops
+            named = zip(ids, map(owner.__getitem__, index), strict=True)
+            object.__setattr__(dag, "owners", dict(compress(named, index) if 0 in index else named))
     kinds = [iter(body.tick), iter(body.meltano), iter(body.dbt), iter(body.meltano_state), iter(body.alerting)]
     dags: list[DagSpec] = [next(kinds[k]) for k in body.order]
-    assets = cache_layout.decode_assets(body.assets)
-    return Plan(dags, assets, body.warnings, body.errors, body.profile, body.placement)
+    assets = body.assets
+    return Plan(
+        dags, AssetTable(lambda: _ASSETS.decode(assets)), body.warnings, body.errors, body.profile, body.placement
+    )
 
 
 def _stat(path: str) -> tuple[str, int, int]:
