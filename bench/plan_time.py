@@ -10,6 +10,8 @@ For each manifest, three numbers (medians of --runs, seconds):
   cached a parse of plan_errors.py when nothing changed: stat the inputs and load the cached
          plan of every kind; also its CPU time
   dbt    what dags/dbt_tags.py pays on each parse: the cached plan of the dbt kind alone (CPU)
+  floor  the least any warm build pays for the manifest: read its bytes (gunzip a .gz) and let
+         msgspec walk the JSON into a Struct with no fields (every byte scanned, nothing kept; CPU)
 Tags: the manifest's 20 most frequent tags (generated projects: their domain tags; ours: orchestration.yml's).
 --both-ways SHARE also generates each size with domains that reference each other both ways
 (bench/gen_dbt_project.py --both-ways: forced cycles, split into stages). --gc-on leaves the
@@ -31,6 +33,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import msgspec
+
 ROOT = Path(__file__).resolve().parents[1]
 # The code measured: this checkout's, or (--code, in the subprocess --checkout starts) another's.
 CODE = Path(sys.argv[sys.argv.index("--code") + 1]).resolve() if "--code" in sys.argv else ROOT
@@ -38,10 +42,14 @@ sys.path.insert(0, str(CODE))
 
 from orchestrator.config import load_config  # noqa: E402
 from orchestrator.plan import plan_from_config  # noqa: E402
-from orchestrator.plan.manifest import load_manifest  # noqa: E402
+from orchestrator.plan.manifest import _read_bytes, load_manifest  # noqa: E402
 
 REAL_MANIFESTS = ROOT / "tests" / "data" / "manifests"  # vendored: tests/data/README.md
 GC_ON = False
+
+
+class _Nothing(msgspec.Struct):
+    """A manifest with none of its fields: what decoding costs when it keeps nothing (the floor)."""
 
 
 def _tags(path: Path, n: int = 20) -> tuple[str, ...]:
@@ -91,6 +99,11 @@ def measure(path: Path, runs: int) -> dict:
             c = time.process_time()
             plan_from_config(config, kinds=("dbt",), cache_dir=Path(cache))
             dbt_cpu.append(time.process_time() - c)
+    floor = []
+    for _ in range(runs):
+        c = time.process_time()
+        msgspec.json.decode(_read_bytes(path), type=_Nothing)
+        floor.append(time.process_time() - c)
     dbt = load_manifest(path)
     return {
         "manifest": path.name,
@@ -106,6 +119,7 @@ def measure(path: Path, runs: int) -> dict:
         "cached": cached,
         "cached_cpu": cached_cpu,
         "dbt_cpu": dbt_cpu,
+        "floor": floor,
     }
 
 
@@ -159,9 +173,9 @@ def main() -> int:
             manifests.append(generated)
         print(
             "| manifest | MB | nodes | sources | dbt DAGs | warnings | errors | cold process s | warm s | warm CPU s "
-            "| cached s | cached CPU s | dbt file CPU s |"
+            "| cached s | cached CPU s | dbt file CPU s | floor CPU s |"
         )
-        print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+        print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
         codes = [("before", Path(args.checkout)), ("after", ROOT)] if args.checkout else [("", ROOT)]
         for path, (label, code) in ((p, c) for p in manifests for c in codes):
             one = [sys.executable, __file__, "--one", str(path), "--runs", str(args.runs), "--code", str(code)]
@@ -170,7 +184,8 @@ def main() -> int:
             print(
                 f"| {label} {r['manifest'][:48]} | {r['mb']:.1f} | {r['models']} | {r['sources']} | {r['dags']} | "
                 f"{r['warnings']} | {r['errors']} | {_fmt(r['cold'])} | {_fmt(r['warm'])} | "
-                f"{_fmt(r['warm_cpu'])} | {_fmt(r['cached'])} | {_fmt(r['cached_cpu'])} | {_fmt(r['dbt_cpu'])} |",
+                f"{_fmt(r['warm_cpu'])} | {_fmt(r['cached'])} | {_fmt(r['cached_cpu'])} | {_fmt(r['dbt_cpu'])} | "
+                f"{_fmt(r['floor'])} |",
                 flush=True,
             )
     return 0

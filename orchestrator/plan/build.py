@@ -40,8 +40,9 @@ def assemble(
     profile's environment)."""
     kinds = set(kinds)
     env = config.profile.environment() if env is None else env
-    plan = Plan(profile=config.profile.name)
-    plan.assets[names.tick_asset()] = tick_asset(config, names)
+    assets: dict[str, AssetSpec] = {}
+    plan = Plan(profile=config.profile.name, assets=assets)
+    assets[names.tick_asset()] = tick_asset(config, names)
     plan.warnings.extend(profile_warnings(config))
 
     def add(part: Part, dags: bool = True) -> None:
@@ -50,7 +51,7 @@ def assemble(
         plan.warnings.extend(part.warnings)
         plan.errors.extend(part.errors)
         for name, asset in part.assets.items():
-            plan.assets.setdefault(name, asset)
+            assets.setdefault(name, asset)
 
     if "tick" in kinds:
         add(plan_tick(config, names))
@@ -89,8 +90,8 @@ def assemble(
     # the cache at 10k models holds ~1,800 of them, not all ~9,500 (29 ms -> a few).
     for d in plan.dags:
         for name in (*d.outlets, *d.schedule.assets, *(a for t in d.tasks for a in t.inlets)):
-            if name not in plan.assets:
-                plan.assets[name] = dbt_assets.get(name) or _unknown(names, name)
+            if name not in assets:
+                assets[name] = dbt_assets.get(name) or _unknown(names, name)
     plan.errors.extend(_duplicate_ids(config, plan))
     return plan
 

@@ -57,8 +57,15 @@ def dbt_dag_spec(ctx: DbtContext, dag_id: str, tests: list[str]) -> DbtDag | Iss
     tag = ctx.placement.tag_of_dag.get(dag_id)
     assets = tuple(sorted(ctx.wiring.assets[dag_id]))
     owners = {u: o for u in members if (o := names.owner(ctx.graph.built[u]))}
+    of_member = owners.copy()  # the members' owners: a test's parent is mostly one of them
     for t in tests:  # a test's owners are those of the models it tests
-        tested = sorted({o for p in nodes[t].depends_on if p in nodes for o in [names.owner(nodes[p])] if o})
+        deps = nodes[t].depends_on
+        if len(deps) == 1:  # most tests: the owner of their one model
+            p = deps[0]
+            if one := of_member[p] if p in of_member else (names.owner(nodes[p]) if p in nodes else None):
+                owners[t] = one
+            continue
+        tested = sorted({o for p in deps if p in nodes for o in [names.owner(nodes[p])] if o})
         if tested:
             owners[t] = ", ".join(tested)
     owner = ", ".join(ctx.owners(members)) or config.defaults.owner
@@ -221,9 +228,10 @@ def _selection(ctx: DbtContext, dag_id: str, members: list[str], tests: list[str
     nodes = graph.project.nodes
     mine, assigned = set(members), set(tests)
 
+    direct = graph.direct_tests
+
     def cautious(selected: set[str]) -> set[str]:  # tests dbt adds: all their direct parents selected
-        touching = {t for u in selected for t in graph.direct_tests.get(u, ())}
-        return {t for t in touching if set(nodes[t].depends_on) <= selected}
+        return {t for u in selected for t in direct.get(u, ()) if selected.issuperset(nodes[t].depends_on)}
 
     select = sorted(graph.built[u].selector for u in members)
     picked = cautious(mine)

@@ -148,10 +148,15 @@ def place_tests(
     for d, ups in wiring.ancestors.items():
         for u in ups:
             downstream[u].add(d)
+    dag_of = placement.dag_of
     for t, parents in graph.test_parents.items():
-        if not parents or any(p not in placement.dag_of for p in parents):
+        if len(parents) == 1:  # most tests (not_null, unique, ...): the DAG of their one parent
+            if (one := dag_of.get(parents[0])) is not None:
+                tests_of[one].append(t)
+            continue  # else a parent no DAG builds (reported by the wiring)
+        if not parents or any(p not in dag_of for p in parents):
             continue  # a source-only test, or a parent no DAG builds (reported by the wiring)
-        dags = {placement.dag_of[p] for p in parents}
+        dags = {dag_of[p] for p in parents}
         if len(dags) == 1:
             tests_of[next(iter(dags))].append(t)
             continue

@@ -223,29 +223,37 @@ def parse_manifest(raw: bytes | bytearray, path: str | Path = "manifest.json") -
     names = Counter(n.name for n in kept)
     nodes: dict[str, Node] = {}
     no_config, no_depends = _Config(), _DependsOn()
+    # One Node per kept node (36,000 at 10,000 models, most of them tests): the checks below are
+    # ordered so that a test, which has no relation, owner or opt-out, does the least.
     for n in kept:
         config = n.config or no_config
         materialized = config.materialized
-        relation = None
+        relation = database = None
         if materialized != "ephemeral" and n.resource_type != "test":
             relation = _relation(n.schema, n.alias or n.name)
-        owner = (n.meta and n.meta.get("owner")) or (config.meta and config.meta.get("owner"))
+            if relation and n.database:
+                database = n.database.lower()
+        meta, config_meta = n.meta, config.meta
+        owner = always = None
+        if meta or config_meta:
+            owner = (meta and meta.get("owner")) or (config_meta and config_meta.get("owner"))
+            always = _always_build(meta) or _always_build(config_meta)
         # A bare name selects a node unless another package has one of the same name.
-        selector = n.name if names[n.name] <= 1 or not n.fqn else ".".join(n.fqn)
+        name = n.name
         nodes[n.unique_id] = Node(
-            unique_id=n.unique_id,
-            resource_type=n.resource_type,
-            name=n.name,
-            relation=relation,
-            materialized=materialized,
-            tags=n.tags,
-            owner=str(owner) if owner else None,
-            depends_on=(n.depends_on or no_depends).nodes,
-            file=n.original_file_path,
-            selector=selector,
-            description=n.description or "",
-            database=n.database.lower() if n.database and relation else None,
-            always_build=_always_build(n.meta) or _always_build(config.meta),
+            n.unique_id,
+            n.resource_type,
+            name,
+            relation,
+            materialized,
+            n.tags,
+            str(owner) if owner else None,
+            (n.depends_on or no_depends).nodes,
+            n.original_file_path,
+            name if names[name] <= 1 or not n.fqn else ".".join(n.fqn),
+            n.description or "",
+            database,
+            bool(always),
         )
     sources = {}
     for s in manifest.sources.values():

@@ -7,6 +7,7 @@ only the fields of its kind; the Airflow layer picks a builder per kind.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar, Literal, get_args
 
@@ -157,7 +158,8 @@ class Part:
 @dataclass
 class Plan:
     dags: list[DagSpec] = field(default_factory=list)
-    assets: dict[str, AssetSpec] = field(default_factory=dict)  # Asset name -> URI, group, extra
+    # Asset name -> URI, group, extra: a dict when built, an asset_table.AssetTable when cached
+    assets: Mapping[str, AssetSpec] = field(default_factory=dict)
     warnings: list[Issue] = field(default_factory=list)
     errors: list[Issue] = field(default_factory=list)
     profile: str = ""
