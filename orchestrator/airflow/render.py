@@ -18,7 +18,7 @@ from airflow.sdk import DAG, Asset, CronTriggerTimetable, Param
 from ..config import OrchestrationConfig
 from ..plan import Plan
 from ..plan.model import AlertingDag, DagSpec, DbtDag, Kind, MeltanoDag, StateDag, TaskSpec, TickDag
-from . import dbt_form, state_dag, tasks
+from . import dbt_entry, dbt_form, form, state_dag, tasks
 from .callbacks import airflow_alerts
 from .cycle_wait import CycleSensor
 
@@ -109,8 +109,6 @@ def _meltano(ctx: Context, spec: DagSpec) -> None:
 
 def _dbt(ctx: Context, spec: DagSpec) -> None:
     assert isinstance(spec, DbtDag)
-    from . import dbt_task  # the dbt DAG file's alone (with the dbt runner's modules): not every parse's
-
     ops = {}
     for t in spec.tasks:
         owners = {u: spec.owners[u] for u in (*t.models, *spec.tests) if u in spec.owners}
@@ -128,7 +126,7 @@ def _dbt(ctx: Context, spec: DagSpec) -> None:
         if spec.inputs and len(spec.tasks) == 1:  # dbt.build: changed (plan/changed.py)
             kwargs["inputs"] = {a: list(s) for a, s in spec.inputs.items()}
             kwargs["always_build"] = list(spec.always_build)
-        ops[t.task_id] = _operator(ctx, spec, t, dbt_task.dbt_build, kwargs)
+        ops[t.task_id] = _operator(ctx, spec, t, dbt_entry.dbt_build, kwargs)
     _wire(spec, ops)
     if spec.wait_task:
         _cycle_wait(ctx, spec, spec.wait_task, [ops[t.task_id] for t in spec.tasks if not t.upstream])
@@ -173,7 +171,7 @@ def _alerting(ctx: Context, spec: DagSpec) -> None:
 
 def _alerting_params(spec: DagSpec) -> dict[str, Param]:
     return {
-        "as_of": Param(
+        "as_of": form.field(
             None,
             type=["null", "string"],
             format="date-time",
