@@ -18,7 +18,7 @@ from airflow.sdk import DAG, Asset, CronTriggerTimetable, Param
 from ..config import OrchestrationConfig
 from ..plan import Plan
 from ..plan.model import AlertingDag, DagSpec, DbtDag, Kind, MeltanoDag, StateDag, TaskSpec, TickDag
-from . import dbt_entry, dbt_form, form, state_dag, tasks
+from . import dbt_entry, dbt_form, form, tasks
 from .callbacks import airflow_alerts
 from .cycle_wait import CycleSensor
 
@@ -155,6 +155,8 @@ def _cycle_wait(ctx: Context, spec: DbtDag, task_id: str, first: list[PythonOper
 
 def _state(ctx: Context, spec: DagSpec) -> None:
     assert isinstance(spec, StateDag)
+    from . import state_dag  # the state DAG file's alone (with the Meltano state runner): not every parse's
+
     state_dag.state_task(spec, ctx.config)
 
 
@@ -167,6 +169,12 @@ def _alerting(ctx: Context, spec: DagSpec) -> None:
             tick = t.args[0]  # the Asset whose event starts a cycle
             kwargs = {"expectations": list(spec.lateness), "tick": {tick: ctx.plan.uri(tick)}}
             _operator(ctx, spec, t, tasks.alerts_lateness, kwargs)
+
+
+def _state_params(spec: Any) -> dict[str, Param]:
+    from . import state_dag
+
+    return state_dag.params(spec)
 
 
 def _alerting_params(spec: DagSpec) -> dict[str, Param]:
@@ -188,7 +196,7 @@ BUILDERS: dict[Kind, Callable[[Context, DagSpec], None]] = {
     "alerting": _alerting,
 }
 PARAMS: dict[Kind, Callable[[Any], dict[str, Param]]] = {
-    "meltano_state": state_dag.params,
+    "meltano_state": _state_params,
     "alerting": _alerting_params,
     "dbt": dbt_form.params,
 }
