@@ -11,7 +11,6 @@ rendering the whole of it (a 50 MB string, a list of a million items), and each 
 
 from __future__ import annotations
 
-import difflib
 import re
 import reprlib
 import types
@@ -144,6 +143,8 @@ def unknown_key(root: type[BaseModel], loc: tuple[Any, ...]) -> str:
     known, key = list(model.model_fields), str(loc[-1])
     if len(key) > KEY_MAX:  # no typo of a known key is that long (and difflib's cost grows with it)
         return f"unknown key (expected one of {', '.join(known)})"
+    import difflib  # a typo's message: not every parse of a valid config
+
     close = difflib.get_close_matches(key, known, n=1, cutoff=0.6) or [
         k for k in known if len(key) >= 3 and (k.startswith(key) or key.startswith(k))
     ]

@@ -30,8 +30,6 @@ from .. import settings
 from ..config import ConfigError, OrchestrationConfig, load_config
 from ..plan import plan_from_config
 from ..plan.model import KINDS, Kind
-from .callbacks import airflow_alerts
-from .render import assets, render_dag
 
 log = logging.getLogger(__name__)
 
@@ -130,6 +128,10 @@ def _render_kind(kind: Kind, config: OrchestrationConfig) -> dict[str, DAG]:
     # parsing context, and the file builds only it (the dag-processor's parse builds them all).
     only = get_parsing_context().dag_id
     specs = [s for s in plan.of_kind(kind) if s.dag_id not in broken and only in (None, s.dag_id)]
+    # Airflow's operators and the alerting callbacks: what renders DAGs imports them, not the errors file
+    from .callbacks import airflow_alerts
+    from .render import render_dag
+
     alerts = airflow_alerts(config)  # one per DAG file: every DAG's callbacks share it
     made: dict[str, Asset] = {}  # and its Assets (render.assets)
     return {spec.dag_id: render_dag(plan, config, spec, alerts, made) for spec in specs}
@@ -138,6 +140,8 @@ def _render_kind(kind: Kind, config: OrchestrationConfig) -> dict[str, DAG]:
 def _kinds_left_out(config: OrchestrationConfig) -> list[str]:
     """Why each kind that a file of several kinds leaves out cannot render (what _render_kind would
     raise), checked without building DAG objects: a DAG built here would be registered twice."""
+    from .render import assets
+
     problems: list[str] = []
     try:
         _check_routing(config)

@@ -17,6 +17,7 @@ from typing import Any
 from airflow.sdk import Param
 
 from ..plan.model import DbtDag
+from . import form
 
 
 def params(spec: DbtDag) -> dict[str, Param]:
@@ -24,29 +25,29 @@ def params(spec: DbtDag) -> dict[str, Param]:
     return {
         # ["null", "string"] with a None default: Airflow's form marks a field whose type has no
         # "null" as required, and an empty required field disables "Trigger".
-        "select": Param(
+        "select": form.field(
             None,
             type=["null", "string"],
             title="Select",
             description=f"dbt selection syntax, within this DAG's {len(spec.models or spec.tests)} {what} "
             "(e.g. `fct_orders+`, `tag:daily`); empty: all of them",
         ),
-        "exclude": Param(
+        "exclude": form.field(
             None, type=["null", "string"], title="Exclude", description="dbt selection syntax; empty: nothing"
         ),
-        "full_refresh": Param(
+        "full_refresh": form.field(
             False,
             type="boolean",
             title="Full refresh",
             description="rebuild incremental models and seeds from scratch (--full-refresh)",
         ),
-        "vars": Param(
+        "vars": form.field(
             {},
             type="object",
             title="vars",
             description='dbt variables, a JSON object (--vars), e.g. {"start_date": "2024-01-01"}',
         ),
-        "retry_from_failure": Param(
+        "retry_from_failure": form.field(
             True,
             type="boolean",
             title="Retry from the point of failure",

@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, Any
 
 from ..config import OrchestrationConfig
 from ..plan import plan_from_config
-from ..plan.lineage import blast_radius, still_arriving
 
 if TYPE_CHECKING:
     from alerting.events import Alert
@@ -24,6 +23,8 @@ FAILURES = ("task_failed", "dag_failed")
 def radius(config: OrchestrationConfig, dag_id: str, task_id: str | None) -> dict[str, Any] | None:
     """The blast radius of `dag_id`'s task `task_id` failing (None: the run as a whole), as a dict;
     None when the DAG is not a Meltano or dbt DAG of the plan."""
+    from ..plan.lineage import blast_radius, still_arriving  # an alert's import, not every DAG parse's
+
     plan = plan_from_config(config, kinds=("meltano", "dbt"))  # the DAG files' cache: cheap
     if dag_id not in {d.dag_id for d in plan.dags}:
         return None

@@ -40,6 +40,7 @@ MODULES = (
     # what every DAG file imports when the task process parses it, and the tasks' code: what only
     # a task run needs is imported by the task (not at every DAG parse), so it is listed here
     "orchestrator.airflow.dag_files",
+    "orchestrator.airflow.render",  # dag_files imports it where it renders (the errors file never does)
     "orchestrator.airflow.dbt_task",
     "orchestrator.runners.meltano",
     "orchestrator.runners.reconcile",

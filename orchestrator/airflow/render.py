@@ -18,7 +18,7 @@ from airflow.sdk import DAG, Asset, CronTriggerTimetable, Param
 from ..config import OrchestrationConfig
 from ..plan import Plan
 from ..plan.model import AlertingDag, DagSpec, DbtDag, Kind, MeltanoDag, StateDag, TaskSpec, TickDag
-from . import dbt_form, state_dag, tasks
+from . import dbt_entry, dbt_form, form, tasks
 from .callbacks import airflow_alerts
 from .cycle_wait import CycleSensor
 
@@ -109,8 +109,6 @@ def _meltano(ctx: Context, spec: DagSpec) -> None:
 
 def _dbt(ctx: Context, spec: DagSpec) -> None:
     assert isinstance(spec, DbtDag)
-    from . import dbt_task  # the dbt DAG file's alone (with the dbt runner's modules): not every parse's
-
     ops = {}
     for t in spec.tasks:
         owners = {u: spec.owners[u] for u in (*t.models, *spec.tests) if u in spec.owners}
@@ -128,7 +126,7 @@ def _dbt(ctx: Context, spec: DagSpec) -> None:
         if spec.inputs and len(spec.tasks) == 1:  # dbt.build: changed (plan/changed.py)
             kwargs["inputs"] = {a: list(s) for a, s in spec.inputs.items()}
             kwargs["always_build"] = list(spec.always_build)
-        ops[t.task_id] = _operator(ctx, spec, t, dbt_task.dbt_build, kwargs)
+        ops[t.task_id] = _operator(ctx, spec, t, dbt_entry.dbt_build, kwargs)
     _wire(spec, ops)
     if spec.wait_task:
         _cycle_wait(ctx, spec, spec.wait_task, [ops[t.task_id] for t in spec.tasks if not t.upstream])
@@ -157,6 +155,8 @@ def _cycle_wait(ctx: Context, spec: DbtDag, task_id: str, first: list[PythonOper
 
 def _state(ctx: Context, spec: DagSpec) -> None:
     assert isinstance(spec, StateDag)
+    from . import state_dag  # the state DAG file's alone (with the Meltano state runner): not every parse's
+
     state_dag.state_task(spec, ctx.config)
 
 
@@ -171,9 +171,15 @@ def _alerting(ctx: Context, spec: DagSpec) -> None:
             _operator(ctx, spec, t, tasks.alerts_lateness, kwargs)
 
 
+def _state_params(spec: Any) -> dict[str, Param]:
+    from . import state_dag
+
+    return state_dag.params(spec)
+
+
 def _alerting_params(spec: DagSpec) -> dict[str, Param]:
     return {
-        "as_of": Param(
+        "as_of": form.field(
             None,
             type=["null", "string"],
             format="date-time",
@@ -190,7 +196,7 @@ BUILDERS: dict[Kind, Callable[[Context, DagSpec], None]] = {
     "alerting": _alerting,
 }
 PARAMS: dict[Kind, Callable[[Any], dict[str, Param]]] = {
-    "meltano_state": state_dag.params,
+    "meltano_state": _state_params,
     "alerting": _alerting_params,
     "dbt": dbt_form.params,
 }

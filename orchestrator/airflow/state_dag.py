@@ -11,6 +11,7 @@ from airflow.sdk import Param
 from ..config import OrchestrationConfig, load_config
 from ..plan.model import StateDag
 from ..runners.meltano_state import ACTIONS, StateError, run_state_action
+from . import form
 from .tasks import TaskFailure
 
 log = logging.getLogger(__name__)
@@ -25,26 +26,26 @@ _EXAMPLE = {
 def params(spec: StateDag) -> dict[str, Param]:
     ids = list(spec.state_ids)
     return {
-        "action": Param(
+        "action": form.field(
             "get",
             enum=list(ACTIONS),
             title="Action",
             description="list the IDs, get a state, set (replace) it, merge into it, or clear it",
         ),
-        "state_id": Param(
+        "state_id": form.field(
             ids[0] if ids else "",
             enum=ids or [""],
             title="State ID",
             description="the source's Meltano state ID (<environment>:<extractor>-to-<loader>[:<suffix>])",
         ),
-        "state_json": Param(
+        "state_json": form.field(
             json.dumps(_EXAMPLE, indent=2),
             type="string",
             title="State JSON (set, merge)",
             description="an object with `singer_state`; ignored by list, get and clear",
             format="multiline",
         ),
-        "dry_run": Param(
+        "dry_run": form.field(
             True, type="boolean", title="Dry run", description="show what would change and write nothing (default)"
         ),
     }

@@ -33,7 +33,6 @@ No Airflow import: the DAG wraps this module.
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import json
 import os
@@ -147,6 +146,7 @@ def deep_merge(base: dict, patch: dict) -> dict:
 
 def state_diff(before: dict, after: dict, state_id: str) -> str:
     """Unified diff of pretty-printed, key-sorted JSON ("" when equal)."""
+    import difflib  # a state action's import, not every DAG parse's (the state DAG's form imports this module)
 
     def lines(state: dict) -> list[str]:
         return json.dumps(state, indent=2, sort_keys=True).splitlines()
