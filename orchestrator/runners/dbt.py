@@ -7,6 +7,7 @@ turn into a summary, Asset events or a failure listing what failed.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -157,7 +158,10 @@ class DbtProjectRef:
         target = config.profile.dbt_target
         if target and target == default_target(config, env):
             target = None  # an explicit --target would not match the published partial-parse state
-        shared = config.dbt_runs_dir(env) / f"{PARTIAL_PARSE}.{target or 'default'}"
+        # per project and target: a state of another project (two configs, one runs directory)
+        # would cost a full parse and replace this project's
+        project_key = hashlib.sha1(str(config.dbt_project_dir.resolve()).encode()).hexdigest()[:10]
+        shared = config.dbt_runs_dir(env) / f"{PARTIAL_PARSE}.{target or 'default'}.{project_key}"
         return cls(config.dbt_project_dir, profiles_dir(config, env), target, shared)
 
     def args(self) -> list[str]:
