@@ -100,3 +100,26 @@ def test_the_newer_of_the_published_and_the_shared_state_seeds_a_target(tmp_path
     share_parse_state(target, shared)  # this target's state is the newest: it is shared
     assert shared.read_bytes() == b"republished"
     assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_two_projects_on_one_runs_directory_share_no_state(tmp_path: Path):
+    """The shared state is per project (and target): two configs whose dbt projects differ but
+    whose runs directory is one never seed each other (a full parse each time, and each replacing
+    the other's)."""
+    import yaml
+    from conftest import REPO_ROOT, pipeline_config
+
+    from orchestrator.config import load_config
+
+    env = {**os.environ, "DBT_RUNS_DIR": str(tmp_path / "runs")}
+    demo = load_config(pipeline_config(tmp_path))
+    other_dir = tmp_path / "other"
+    other_dir.mkdir()
+    data = yaml.safe_load((tmp_path / "orchestration.yml").read_text())
+    data["dbt"]["project_dir"] = str(REPO_ROOT / "tests" / "fixtures" / "bikeshare" / "dbt")
+    (other_dir / "orchestration.yml").write_text(yaml.safe_dump(data))
+    other = load_config(other_dir / "orchestration.yml")
+    a, b = DbtProjectRef.of(demo, env).parse_state, DbtProjectRef.of(other, env).parse_state
+    assert a is not None and b is not None
+    assert a.parent == b.parent == tmp_path / "runs" and a != b
+    assert DbtProjectRef.of(demo, env).parse_state == a  # stable for one project
