@@ -118,7 +118,7 @@ def _plans(draw) -> Plan:
     return Plan(dags, assets, warnings, [], "p", {})
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(_plans())
 def test_the_layout_gives_back_any_plan(plan):
     cached = _decode(_encode([], {}, plan), {})
