@@ -8,12 +8,18 @@ import socket
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 # The tiers (tests/tiers.py): markers, the `pure` marker on unmarked tests, and the guard that fails
 # a pure test which starts a process or reaches a service. Imported hooks are conftest hooks.
 from tiers import mark_tiers, pytest_runtest_call, pytest_runtest_makereport, pytest_runtest_setup, register  # noqa: F401
 
 from orchestrator.config import REPO_ROOT, load_config
+
+# Property tests assert on outcomes, never on time (speed lives in bench/): hypothesis's default
+# 200 ms deadline per example fails them on a loaded 2-core machine, as it did under the full suite.
+settings.register_profile("outcomes", deadline=None)
+settings.load_profile("outcomes")
 
 # Airflow reads its home at import: keep the tests' Airflow out of ~/airflow, one home per
 # pytest-xdist worker (`make test` runs two) so that two in-process Airflows never share a file.

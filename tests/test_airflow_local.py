@@ -237,7 +237,8 @@ def test_the_schedulers_task_processes_fork_from_a_forkserver_that_preloaded_dbt
     """Airflow's scheduler command applies our [scheduler] start method before its LocalExecutor
     starts workers: they fork from a forkserver that imported dbt and our task code once, so a task
     process (a fork of a worker) finds them imported, and dbt's serialisers compiled by one `dbt parse`
-    of the configured project, written under its dbt runs directory. The Celery profile sets none of it."""
+    of the configured project, written under its dbt runs directory, and the API client's SSL context
+built. The Celery profile sets none of it."""
     env = airflow_env(tmp_path / "home", tmp_path / "dags", port=18080)
     env.update(
         ORCHESTRATION_CONFIG=str(pipeline_config(tmp_path)),
@@ -251,17 +252,22 @@ def test_the_schedulers_task_processes_fork_from_a_forkserver_that_preloaded_dbt
         "with mp.Pool(1) as pool:\n"  # its worker forks from the forkserver, as the LocalExecutor's do
         "    scheduler_has_dbt = 'dbt.cli.main' in sys.modules\n"
         "    from orchestrator.airflow import preload\n"
-        "    print(json.dumps([mp.get_start_method(), scheduler_has_dbt, pool.apply(preload.inherited)]))\n"
+        "    ssl = pool.apply(eval, (SSL,))\n"
+        "    print(json.dumps([mp.get_start_method(), scheduler_has_dbt, pool.apply(preload.inherited), ssl]))\n"
     )
+    # the Task SDK client's SSL context, cached in the worker before any task asked for it
+    ssl = "__import__('airflow.sdk.api.client', fromlist=['C']).Client._get_ssl_context_cached.cache_info().currsize"
+    code = f"SSL = {ssl!r}\n" + code
     done = subprocess.run(
         [sys.executable, "-c", code], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300
     )
     assert done.returncode == 0, done.stderr[-2000:]
-    method, scheduler_has_dbt, worker_inherited = json.loads(done.stdout.splitlines()[-1])
+    method, scheduler_has_dbt, worker_inherited, ssl_contexts = json.loads(done.stdout.splitlines()[-1])
     assert method == "forkserver"
     assert not scheduler_has_dbt  # the scheduler itself does not carry dbt
     assert {"dbt.cli.main", "dbt.adapters.duckdb", "orchestrator.airflow.dag_files"} <= set(worker_inherited)
     assert "dbt parse" in worker_inherited
+    assert "api client ssl context" in worker_inherited and ssl_contexts == 1
     assert (tmp_path / "dbt" / ".preload" / "manifest.json").exists()  # under the configured runs dir
     assert list((tmp_path / "dbt").glob("partial_parse.msgpack.default.*"))  # the state the runs start from
     assert not (tmp_path / "warehouse.duckdb").exists()  # a parse opens no warehouse

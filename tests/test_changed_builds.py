@@ -235,18 +235,21 @@ def test_a_day_with_no_new_rows_builds_nothing_and_marks_every_event(installed, 
     context = {
         "dag": SimpleNamespace(dag_id=core.dag_id),
         "task": SimpleNamespace(task_id=task.task_id, outlets=[]),
-        "ti": SimpleNamespace(try_number=1, run_id="r1", xcom_pull=lambda **k: "2026-01-02"),
+        "ti": SimpleNamespace(try_number=1, run_id="r1"),
         "run_id": "r1",
         "params": {},
         "triggering_asset_events": events,
         "outlet_events": outlets,
+        # the build's own cycle look (cycle_wait.hold_build): every input's latest event names the cycle
+        "inlet_events": _Latest("2026-01-02"),
+        "dag_run": SimpleNamespace(start_date=None),
     }
     out = dbt_task.dbt_build(
         args=list(task.args),
         relations=dict(task.relations),
         outlets={a: f"uri://{a}" for _, a in task.relations},
         nodes=[*core.models, *core.tests],
-        cycle_task="wait_for_cycle",
+        cycle_wait={"inputs": {a: f"uri://{a}" for a in core.inputs}, "timeout_s": 600, "poke_seconds": 60},
         inputs={a: list(s) for a, s in core.inputs.items()},
         always_build=[],
         **context,
@@ -256,6 +259,22 @@ def test_a_day_with_no_new_rows_builds_nothing_and_marks_every_event(installed, 
     extras = {asset.name: ev.extra for asset, ev in outlets.items()}
     assert set(extras) == {a for _, a in task.relations}
     assert all(e[NOTHING_NEW] is True and e["cycle"] == "2026-01-02" for e in extras.values())
+
+
+class _Latest:
+    """The Task SDK's `inlet_events`: for any input, its latest event names `cycle`."""
+
+    def __init__(self, cycle: str):
+        self.cycle = cycle
+
+    def __getitem__(self, asset):
+        return self
+
+    def ascending(self, ascending: bool = True):
+        return self
+
+    def limit(self, n: int):
+        return [SimpleNamespace(extra={"cycle": self.cycle})]
 
 
 def test_a_model_that_opts_out_in_dbts_meta_is_an_always_built_root(installed, tmp_path):

@@ -1,6 +1,6 @@
 """The cycle wait around the rule: which dbt DAGs get it (the plan), what one look does with the
-inputs' latest events, and the `late` alert its bounded wait ends in. Through a real Airflow:
-tests/test_mixed_cycles_airflow.py."""
+inputs' latest events, how a build task that looks itself gives its slot back, and the `late`
+alert the bounded wait ends in. Through a real Airflow: tests/test_mixed_cycles_airflow.py."""
 
 from __future__ import annotations
 
@@ -9,10 +9,11 @@ from types import SimpleNamespace
 
 import pytest
 import yaml
+from airflow.sdk.exceptions import AirflowRescheduleException
 from conftest import pipeline_config
 
 from alerting.airflow import alert_from_context
-from orchestrator.airflow.cycle_wait import CycleWaitExpired, wait_for_cycle
+from orchestrator.airflow.cycle_wait import MIN_RESCHEDULE_S, CycleWaitExpired, hold_build, wait_for_cycle
 from orchestrator.config import load_config
 from orchestrator.plan import plan_from_config
 
@@ -74,11 +75,33 @@ def test_two_cycles_wait_then_end_in_a_late_alert_naming_the_stale_input():
     assert alert.extra["missing_assets"] == ["raw_shop.orders"] and alert.extra["cycle"] == T2
 
 
+def test_a_build_task_that_looks_itself_builds_the_agreed_cycle_or_gives_its_slot_back():
+    agreed = _context({"raw_crm.accounts": {"cycle": T2}, "raw_shop.orders": {"cycle": T2}}, timedelta(0))
+    assert hold_build(inputs=INPUTS, timeout_s=600, poke_seconds=60, **agreed) == T2
+    mixed = {"raw_crm.accounts": {"cycle": T2}, "raw_shop.orders": {"cycle": T1}}
+    for poke, after in ((60, 60), (2, MIN_RESCHEDULE_S)):  # never sooner than MIN_RESCHEDULE_S (airflow#71172)
+        before = datetime.now(UTC)
+        with pytest.raises(AirflowRescheduleException) as raised:  # up_for_reschedule: same try, no slot
+            hold_build(inputs=INPUTS, timeout_s=600, poke_seconds=poke, **_context(mixed, timedelta(minutes=9)))
+        wait = (raised.value.reschedule_date - before).total_seconds()
+        assert after <= wait < after + 5
+    with pytest.raises(CycleWaitExpired):  # the same bounded wait as the sensor's: a `late` alert
+        hold_build(inputs=INPUTS, timeout_s=600, poke_seconds=60, **_context(mixed, timedelta(minutes=10)))
+
+
 def test_the_plan_gives_the_wait_to_dbt_dags_of_two_inputs_or_more_unless_turned_off(tmp_path):
     plan = plan_from_config(load_config(pipeline_config(tmp_path), "embedded"), cache_dir=None)
     waits = {d.dag_id: d.wait_task for d in plan.of_kind("dbt")}
-    assert waits["dbt_core"] == "wait_for_cycle" and waits["dbt_finance"] == "wait_for_cycle"
+    # a DAG of one task: the build task looks itself (no task of its own on the critical path)
+    assert waits["dbt_core"] == "dbt_build" and waits["dbt_finance"] == "dbt_build"
     assert waits["dbt_untagged"] is None  # on the tick alone: one input cannot disagree with itself
+    path = pipeline_config(tmp_path)
+    data = yaml.safe_load(path.read_text())
+    data["dbt"]["task_granularity"] = "model"  # several tasks: a sensor before their roots
+    path.write_text(yaml.safe_dump(data))
+    per_model = plan_from_config(load_config(path, "embedded"), cache_dir=None)
+    waits = {d.dag_id: d.wait_task for d in per_model.of_kind("dbt")}
+    assert waits["dbt_core"] == "wait_for_cycle" and waits["dbt_untagged"] is None
     path = pipeline_config(tmp_path)
     data = yaml.safe_load(path.read_text())
     data["dbt"]["cycle_wait"] = {"enabled": False}

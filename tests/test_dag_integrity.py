@@ -210,6 +210,21 @@ def test_gzipped_manifest_reads_the_same(tmp_path, installed):
     assert [d.to_dict() for d in zipped.dags] == [d.to_dict() for d in plain.dags]
 
 
+def test_a_dbt_dag_of_one_task_looks_for_the_cycle_itself(monkeypatch, installed):
+    """No sensor on the critical path: the build task reads its inputs' latest events (its inlets)
+    before dbt starts (orchestrator/airflow/cycle_wait.py hold_build)."""
+    bag = _dagbag(DAGS, monkeypatch)
+    core = bag.dags["dbt_core"]
+    [build] = core.tasks
+    inputs = build.op_kwargs["cycle_wait"]["inputs"]
+    assert build.task_id == "dbt_build" and "cycle_task" not in build.op_kwargs
+    scheduled_on = sorted(a.name for a in core.timetable.asset_condition.objects)
+    assert sorted(inputs) == sorted(a.name for a in build.inlets) == scheduled_on
+    assert build.op_kwargs["cycle_wait"]["poke_seconds"] == 60 and build.pool == "warehouse_duckdb"
+    [untagged] = bag.dags["dbt_untagged"].tasks  # on the tick alone: nothing to look for
+    assert "cycle_wait" not in untagged.op_kwargs and not untagged.inlets
+
+
 def test_per_model_granularity_renders_one_task_per_model(tmp_path, monkeypatch, installed):
     root = _project_copy(tmp_path)
     text = (root / "orchestration.yml").read_text().replace("task_granularity: dag", "task_granularity: model")

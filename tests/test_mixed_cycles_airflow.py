@@ -4,8 +4,9 @@ The incident: the shop source loaded a second time in cycle 1, after `dbt_core` 
 events waited in dbt_core's queue); in cycle 2 the shop was slow and the CRM fast, so Airflow's
 Asset condition ("each input updated since my last run") started `dbt_core` on the new CRM load
 beside cycle 1's shop load, and a relationships test failed on rows whose customers had not
-landed. Here every run is a real DAG run: the cycle wait (orchestrator/airflow/cycle_wait.py)
-holds dbt_core until the shop catches up, then it builds once, on cycle 2 only, on its first try.
+landed. Here every run is a real DAG run: the cycle wait (orchestrator/airflow/cycle_wait.py) holds
+dbt_core's build task, rescheduled with its warehouse slot free, until the shop catches up; then it
+builds once, on cycle 2 only, on its first try.
 """
 
 from __future__ import annotations
@@ -78,18 +79,20 @@ def test_a_slow_source_across_two_cycles_gives_no_build_on_mixed_data(tmp_path, 
         [t2] = _cycles(client.asset_events(since2, source_dag_id="tick"))
         assert t2 != t1
 
-        def waiting():
+        def waiting():  # the build task looked, found two cycles and gave its slot back
             tis = {ti["task_id"]: ti for ti in client.task_instances(CORE, core["dag_run_id"])}
-            if tis["wait_for_cycle"]["state"] not in ("running", "up_for_reschedule"):  # poke | reschedule
+            if tis["dbt_build"]["state"] != "up_for_reschedule":
                 return None
-            log = " ".join(str(e.get("event")) for e in client.task_log(CORE, core["dag_run_id"], "wait_for_cycle", 1))
+            log = " ".join(str(e.get("event")) for e in client.task_log(CORE, core["dag_run_id"], "dbt_build", 1))
             return (tis, log) if "waiting for cycle" in log else None
 
-        tis, log = _until("dbt_core's cycle wait looked and waits", waiting)
-        assert tis["dbt_build"]["state"] in (None, "none", "scheduled")  # not built on the mix
+        tis, log = _until("dbt_core's build looked, found two cycles and waits", waiting)
+        assert list(tis) == ["dbt_build"]  # no sensor task: the build looks before dbt starts
         assert f"waiting for cycle {t2} of raw_shop.customers (cycle {t1})" in log, log[-2000:]
-        time.sleep(6)  # a few more looks: still waiting
+        assert "Running with dbt" not in log  # not built on the mix
+        time.sleep(6)  # still waiting (its next look is MIN_RESCHEDULE_S after the last)
         assert client.dag_runs(CORE, since2)[0]["state"] == "running"
+        assert not client.asset_events(since2, source_dag_id=CORE)
 
         # The shop catches up (by hand: cycle 2, the latest tick's); dbt_core builds cycle 2, once.
         client.unpause(SHOP)
@@ -101,10 +104,12 @@ def test_a_slow_source_across_two_cycles_gives_no_build_on_mixed_data(tmp_path, 
         assert shop_events and _cycles(shop_events) == {t2}
         tis = {ti["task_id"]: ti for ti in client.task_instances(CORE, done["dag_run_id"])}
         build = tis["dbt_build"]
-        assert build["state"] == "success" and build["try_number"] == 1  # no false test failure
-        assert parse_ts(build["start_date"]) > max(parse_ts(e["timestamp"]) for e in shop_events)
+        # rescheduled, not retried: the same try built, after the shop's cycle-2 load (no false test failure)
+        assert build["state"] == "success" and build["try_number"] == 1
         emitted = client.asset_events(source_dag_id=CORE, source_run_id=done["dag_run_id"])
         assert emitted and _cycles(emitted) == {t2}
+        landed = max(parse_ts(e["timestamp"]) for e in shop_events)
+        assert min(parse_ts(e["timestamp"]) for e in emitted) > landed
         assert len(client.dag_runs(CORE, since2)) == 1  # one build for cycle 2 so far
 
         # Downstream, dbt_finance had cycle 1's shop payments queued too: it builds cycle 2 only.

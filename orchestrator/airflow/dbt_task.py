@@ -38,6 +38,7 @@ from ..runners.dbt import FAILED, DbtError, DbtProjectRef, DbtRunResult, run_dbt
 from ..runners.dbt_profile import resolve_target
 from ..runners.root_error import dbt_node_root
 from ..runners.warehouse_lock import warehouse_lock
+from .cycle_wait import hold_build
 from .dbt_form import FormError, extra_args, form_values, selection_words
 from .tasks import TaskFailure, set_extra, triggering_cycle
 
@@ -113,6 +114,7 @@ def dbt_build(
     tag: str | None = None,
     nodes: list[str] | None = None,
     cycle_task: str | None = None,
+    cycle_wait: dict[str, Any] | None = None,
     inputs: dict[str, list[str]] | None = None,
     always_build: list[str] | None = None,
     config_path: str | None = None,
@@ -122,19 +124,21 @@ def dbt_build(
     """Run dbt for this task's nodes; an Asset event per relation built, with rows, duration, status
     and the try that built it. `relations` maps a node's unique_id to its Asset; `nodes` are every
     model and test of the DAG (what the run form may select); `cycle_task` the task that found the
-    cycle the inputs agree on (its XCom goes into every event's extra). A failure's alert lists the failed
+    cycle the inputs agree on (its XCom goes into every event's extra), or `cycle_wait` what this task
+    needs to find it itself, before dbt starts (cycle_wait.hold_build). A failure's alert lists the failed
     models and tests with their owners (the blast radius is the callbacks': lineage_alert.enrich).
     `inputs`/`always_build` (`dbt.build: changed`): what each input Asset is in dbt's selection
     syntax, and the models built on every run (plan/changed.py)."""
     # whether this process started with dbt imported (local/airflow_env.py: warm_task_start)
     log.info("dbt: %s", _warmth())
+    # first: inputs of two cycles give the warehouse slot back (a reschedule) before anything runs
+    cycle = (hold_build(**cycle_wait, **context) if cycle_wait else None) or _cycle(context, cycle_task)
     config = load_config(config_path, profile)  # the config its DAG was rendered from
     env = config.profile.environment()
     project = DbtProjectRef.of(config, env)
     values = _form(context.get("params"), nodes)
     attempt = _Try.of(context, config.dbt_runs_dir(env), values, config.dbt.retry_from_failure)
     dbt = functools.partial(run_dbt, env=env, project=project, target_path=attempt.target_path, raise_on_failure=False)
-    cycle = _cycle(context, cycle_task)
     follows = attempt.record.get("follows_changes", False) if attempt.retry else _follows(values, inputs)
     if follows and not attempt.retry:
         changed = changed_inputs(_triggering(context), inputs or {})

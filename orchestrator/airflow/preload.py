@@ -71,11 +71,25 @@ def _preload() -> None:
         except Exception:  # noqa: BLE001 - not installed, or broken: the task imports it (or fails) itself
             continue
         PRELOADED.append(name)
+    _warm_api_client()
     # only for the project this Airflow was started for (local_airflow sets the config): an
     # Airflow started without one (a test's) must not parse the checkout's project into its var/
     warm = settings.PRELOAD_DBT_PARSE.get() != "0" and bool(settings.ORCHESTRATION_CONFIG.get())
     if "dbt.cli.main" in PRELOADED and warm:
         _warm_dbt()
+
+
+def _warm_api_client() -> None:
+    """The Task SDK's API client builds its SSL context (the CA store, certifi's bundle too) on first
+    use, then caches it per process: each new LocalExecutor worker paid it (0.15 s on a loaded
+    machine) for its first task's start call. Built here, every worker inherits it."""
+    try:
+        from airflow.sdk.api import client
+
+        client.Client._get_ssl_context_cached(client.API_SSL_CA_FILE_PATH, client.API_SSL_CERT_PATH)
+    except Exception:  # noqa: BLE001 - another SDK version: the first task builds it itself
+        return
+    PRELOADED.append("api client ssl context")
 
 
 def _warm_dbt() -> None:

@@ -121,28 +121,39 @@ def _dbt(ctx: Context, spec: DagSpec) -> None:
         }
         if len(spec.tasks) == 1:  # the whole DAG in one task: the run form may select within it
             kwargs["nodes"] = [*spec.models, *spec.tests]
-        if spec.wait_task:
+        inlets: tuple[str, ...] = ()
+        if spec.wait_task == t.task_id:  # the task looks itself before dbt starts (cycle_wait.hold_build)
+            kwargs["cycle_wait"] = _cycle_look(ctx, spec)
+            inlets = spec.schedule.assets
+        elif spec.wait_task:
             kwargs["cycle_task"] = spec.wait_task
         if spec.inputs and len(spec.tasks) == 1:  # dbt.build: changed (plan/changed.py)
             kwargs["inputs"] = {a: list(s) for a, s in spec.inputs.items()}
             kwargs["always_build"] = list(spec.always_build)
-        ops[t.task_id] = _operator(ctx, spec, t, dbt_entry.dbt_build, kwargs)
+        ops[t.task_id] = _operator(ctx, spec, t, dbt_entry.dbt_build, kwargs, inlets=inlets)
     _wire(spec, ops)
-    if spec.wait_task:
+    if spec.wait_task and spec.wait_task not in ops:
         _cycle_wait(ctx, spec, spec.wait_task, [ops[t.task_id] for t in spec.tasks if not t.upstream])
 
 
+def _cycle_look(ctx: Context, spec: DbtDag) -> dict[str, Any]:
+    """What a DAG's one task needs to hold its run until the inputs agree on a cycle."""
+    wait = ctx.config.dbt.cycle_wait
+    inputs = {n: ctx.plan.uri(n) for n in spec.schedule.assets}
+    return {"inputs": inputs, "timeout_s": wait.timeout_minutes * 60, "poke_seconds": wait.poke_seconds}
+
+
 def _cycle_wait(ctx: Context, spec: DbtDag, task_id: str, first: list[PythonOperator]) -> None:
-    """The first task: a sensor (`dbt.cycle_wait.mode`; never in the warehouse pool) until the
-    latest events of the DAG's inputs name one cycle. It fails itself at `timeout_minutes` with a
+    """The first task of a DAG of several: a sensor (`dbt.cycle_wait.mode`; never in the warehouse
+    pool) until the latest events of the DAG's inputs name one cycle. It fails itself at `timeout_minutes` with a
     `late` alert that names the inputs behind; Airflow's own timeout, a little later, is only a
     backstop."""
     wait = ctx.config.dbt.cycle_wait
-    inputs = {n: ctx.plan.uri(n) for n in spec.schedule.assets}
+    look = _cycle_look(ctx, spec)
     sensor = CycleSensor(
         task_id=task_id,
-        inputs=inputs,
-        timeout_s=wait.timeout_minutes * 60,
+        inputs=look["inputs"],
+        timeout_s=look["timeout_s"],
         inlets=ctx.assets(spec.schedule.assets),
         mode=wait.mode,  # poke by default: see config/schema.py CycleWait
         poke_interval=wait.poke_seconds,

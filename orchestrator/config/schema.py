@@ -169,14 +169,15 @@ class CatchAll(_Section):
 
 
 class CycleWait(_Section):
-    """A dbt DAG builds only on inputs of one cycle (orchestrator/plan/cycles.py): its first task
-    waits until they agree, for at most `timeout_minutes`; then a `late` alert names the stale
-    inputs and nothing is built."""
+    """A dbt DAG builds only on inputs of one cycle (orchestrator/plan/cycles.py): it waits until
+    they agree, for at most `timeout_minutes`; then a `late` alert names the stale inputs and nothing
+    is built. A DAG of one task waits in its build task (rescheduled between looks, at least 10 s
+    apart: airflow/cycle_wait.py); a per-model DAG in a first sensor task, which `mode` is for."""
 
     enabled: bool = True
     timeout_minutes: Annotated[int, Field(ge=1, le=366 * 24 * 60)] = 360
     poke_seconds: Annotated[int, Field(ge=1, le=24 * 3600)] = 60
-    # poke: the waiting task holds one worker slot (not the warehouse pool's) between looks.
+    # a per-model DAG's sensor. poke: it holds one worker slot (not the warehouse pool's) between looks.
     # reschedule frees it, but Airflow 3.2-3.3 can fail a reschedule-mode sensor when one look's
     # executor result is processed after the next look was queued (apache/airflow#71172): seen here
     # under load as "Server indicated the task shouldn't be running anymore", then a 409.

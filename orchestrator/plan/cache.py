@@ -31,7 +31,7 @@ import msgspec
 from .asset_table import AssetTable
 from .model import KINDS, AlertingDag, AssetSpec, DagSpec, DbtDag, Issue, MeltanoDag, Plan, StateDag, TickDag
 
-_VERSION = "21"  # bump when the plan's shape or rules change
+_VERSION = "22"  # bump when the plan's shape or rules change
 
 
 class _Header(msgspec.Struct, array_like=True):

@@ -35,11 +35,12 @@ class DbtContext:
         """The Assets of the relations these nodes build, sorted."""
         return tuple(sorted(self.asset_of[u] for u in uids if u in self.asset_of))
 
-    def wait_task(self, assets: tuple[str, ...]) -> str | None:
-        """The task that holds a run until its inputs belong to one cycle (DbtDag.wait_task)."""
+    def wait_task(self, assets: tuple[str, ...], tasks: tuple[TaskSpec, ...]) -> str | None:
+        """The task that holds a run until its inputs belong to one cycle (DbtDag.wait_task): a
+        DAG's one task itself, or a sensor before the roots of several."""
         if not self.config.dbt.cycle_wait.enabled or len(assets) < 2:
             return None
-        return self.names.task_id("wait_for_cycle")
+        return tasks[0].task_id if len(tasks) == 1 else self.names.task_id("wait_for_cycle")
 
     def owners(self, uids) -> list[str]:
         """The owners (meta.owner) of these built nodes, sorted."""
@@ -85,7 +86,7 @@ def dbt_dag_spec(ctx: DbtContext, dag_id: str, tests: list[str]) -> DbtDag | Iss
         models=tuple(sorted(members)),
         tests=tuple(sorted(tests)),
         owners=owners,
-        wait_task=ctx.wait_task(assets),
+        wait_task=ctx.wait_task(assets, tasks),
         **_changed(ctx, members, assets),
     )
 
@@ -118,17 +119,18 @@ def tests_dag_spec(ctx: DbtContext, parent_dags: tuple[str, ...], tests: list[st
     nodes = graph.project.nodes
     assets = tuple(sorted({a for t in tests for a in ctx.outlets(graph.test_parents[t])}))
     owners = {t: ", ".join(o) for t in tests if (o := ctx.owners(graph.test_parents[t]))}
+    tasks = (
+        TaskSpec(
+            task_id=names.task_id("dbt_test"),
+            kind="dbt_test",
+            args=("test", "--select", *sorted(nodes[t].selector for t in tests)),
+        ),
+    )
     return DbtDag(
         dag_id=names.tests_dag_id(parent_dags),
         schedule=Schedule(assets=assets or (names.tick_asset(),)),
         outlets=(),
-        tasks=(
-            TaskSpec(
-                task_id=names.task_id("dbt_test"),
-                kind="dbt_test",
-                args=("test", "--select", *sorted(nodes[t].selector for t in tests)),
-            ),
-        ),
+        tasks=tasks,
         description=f"dbt test: {len(tests)} tests across {', '.join(parent_dags)}",
         doc_md=(
             f"### dbt tests across DAGs\n\n**Runs** {len(tests)} tests that read models of "
@@ -143,7 +145,7 @@ def tests_dag_spec(ctx: DbtContext, parent_dags: tuple[str, ...], tests: list[st
         models=(),
         tests=tuple(sorted(tests)),
         owners=owners,
-        wait_task=ctx.wait_task(assets),
+        wait_task=ctx.wait_task(assets, tasks),
     )
 
 

@@ -123,8 +123,10 @@ class DbtDag(DagSpec):
     models: tuple[str, ...] = ()  # unique_ids of the nodes it builds
     tests: tuple[str, ...] = ()  # unique_ids of the tests it runs
     owners: dict[str, str] = field(default_factory=dict)  # unique_id -> meta.owner
-    # The first task, which waits until the inputs' latest events agree on a cycle (plan/cycles.py);
-    # None: a single input (it cannot disagree with itself), or `dbt.cycle_wait.enabled: false`.
+    # The task that holds a run until the inputs' latest events agree on a cycle (plan/cycles.py):
+    # the DAG's one task itself (it looks before dbt starts), or a `wait_for_cycle` sensor before
+    # the roots of a DAG of several tasks (airflow/cycle_wait.py); None: a single input (it cannot
+    # disagree with itself), or `dbt.cycle_wait.enabled: false`.
     wait_task: str | None = None
     # `dbt.build: changed` (plan/changed.py): each input Asset -> the dbt selectors of what it is
     # (a source, another DAG's model), and the models built on every run; empty with `all`.

@@ -39,7 +39,7 @@ TaskRole = Literal[
     "dbt_build",  # a dbt DAG's one task (dbt.task_granularity: dag)
     "dbt_test_relationships",  # per-model dbt DAGs: the tests across models, after every model
     "dbt_test",  # a tests-only dbt DAG's task
-    "wait_for_cycle",  # a dbt DAG's first task: waits until its inputs belong to one cycle
+    "wait_for_cycle",  # the first task of a per-model dbt DAG: waits until its inputs belong to one cycle
     "meltano_state",  # the Meltano State DAG's task
     "redeliver",  # the alerting DAG: send what the outbox holds
     "check_lateness",  # the alerting DAG: alert about dbt DAGs not run in time
