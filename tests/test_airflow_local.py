@@ -238,7 +238,7 @@ def test_the_schedulers_task_processes_fork_from_a_forkserver_that_preloaded_dbt
     starts workers: they fork from a forkserver that imported dbt and our task code once, so a task
     process (a fork of a worker) finds them imported, and dbt's serialisers compiled by one `dbt parse`
     of the configured project, written under its dbt runs directory, and the API client's SSL context
-built. The Celery profile sets none of it."""
+    built. The Celery profile sets none of it."""
     env = airflow_env(tmp_path / "home", tmp_path / "dags", port=18080)
     env.update(
         ORCHESTRATION_CONFIG=str(pipeline_config(tmp_path)),
