@@ -123,3 +123,21 @@ def test_two_projects_on_one_runs_directory_share_no_state(tmp_path: Path):
     assert a is not None and b is not None
     assert a.parent == b.parent == tmp_path / "runs" and a != b
     assert DbtProjectRef.of(demo, env).parse_state == a  # stable for one project
+
+
+@pytest.mark.dbt
+def test_a_run_without_manifest_json_still_leaves_what_dbt_retry_reads(project: Path, tmp_path: Path):
+    """A DAG's dbt task writes no manifest.json (nothing reads one from a private target), but the
+    run_results.json `dbt retry` and the failure alerts read, and the shared parse state, as before."""
+    env = {**os.environ, "PS_DUCKDB_PATH": str(tmp_path / "warehouse.duckdb")}
+    ref = DbtProjectRef(project, project / "profiles", None, tmp_path / "runs" / f"{PARTIAL_PARSE}.default")
+    (project / "models" / "two.sql").write_text("select id from {{ ref('one') }} where no_such_column = 1")
+    target = tmp_path / "runs" / "dag_a"
+    failed = run_dbt(["build"], env=env, project=ref, target_path=target, raise_on_failure=False, manifest_json=False)
+    assert not failed.success and [n.name for n in failed.failed] == ["two"]
+    assert not (target / "manifest.json").exists() and not (target / "graph.gpickle").exists()
+    assert (target / "run_results.json").exists() and ref.parse_state.exists()
+
+    (project / "models" / "two.sql").write_text(FILES["models/two.sql"])  # fixed: the retry builds what failed
+    retried = run_dbt(["retry"], env=env, project=ref, target_path=target, raise_on_failure=False, manifest_json=False)
+    assert retried.success and [n.name for n in retried.nodes] == ["two"]

@@ -213,10 +213,13 @@ def run_dbt(
     project: DbtProjectRef,
     target_path: str | Path | None = None,
     raise_on_failure: bool = True,
+    manifest_json: bool = True,
 ) -> DbtRunResult:
     """`dbt <args>` against `project` (DbtProjectRef.of(config, env): the configured one), with its
     profile; returns per-node results. With `target_path`, artifacts and logs go there (see
-    `private_target`)."""
+    `private_target`). `manifest_json=False`: dbt writes no manifest.json (twice per invocation: once
+    parsed, once after the run) nor graph.gpickle, which no reader of a private target needs; the
+    run_results.json that `dbt retry` and the failure alerts read is written all the same."""
     # Only when dbt runs: importing it takes seconds (7.7 s on 2 loaded cores, bench/import_cost.py),
     # and this module is imported by every DAG file that renders a task calling it.
     from dbt.cli.main import dbtRunner
@@ -225,12 +228,16 @@ def run_dbt(
     if target_path is not None:
         private_target(project.project_dir, Path(target_path), project.parse_state)
         full += ["--target-path", str(target_path), "--log-path", str(target_path)]
+    if not manifest_json:
+        full.append("--no-write-json")
     started = time.monotonic()
     with _environ(env):
         try:
             res = dbtRunner().invoke(full)
         finally:
             _release_duckdb()
+    if not manifest_json and target_path is not None and hasattr(res.result, "write"):
+        res.result.write(str(Path(target_path) / "run_results.json"))  # what dbt's write_json would have
     # a run-form --vars parses under vars the DAGs' own runs do not have: its state is not theirs
     if target_path is not None and project.parse_state is not None and "--vars" not in args:
         share_parse_state(Path(target_path), project.parse_state)
