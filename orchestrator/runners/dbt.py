@@ -236,8 +236,9 @@ def run_dbt(
             res = dbtRunner().invoke(full)
         finally:
             _release_duckdb()
-    if not manifest_json and target_path is not None and hasattr(res.result, "write"):
-        res.result.write(str(Path(target_path) / "run_results.json"))  # what dbt's write_json would have
+    write = getattr(res.result, "write", None)  # a run's results (RunExecutionResult); not `ls`'s list
+    if not manifest_json and target_path is not None and write is not None:
+        write(str(Path(target_path) / "run_results.json"))  # what dbt's write_json would have written
     # a run-form --vars parses under vars the DAGs' own runs do not have: its state is not theirs
     if target_path is not None and project.parse_state is not None and "--vars" not in args:
         share_parse_state(Path(target_path), project.parse_state)
