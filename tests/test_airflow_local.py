@@ -276,6 +276,16 @@ def test_the_schedulers_task_processes_fork_from_a_forkserver_that_preloaded_dbt
         tmp_path / "home", tmp_path / "dags", port=18080, executor="CeleryExecutor", metadata_db_url=pg
     )
     assert "AIRFLOW__SCHEDULER__MP_START_METHOD" not in celery
+    # its workers import the same preload through their Celery config, which the scheduler imports too:
+    # naming it must not import dbt (tests/test_production_celery.py checks the workers' tasks)
+    assert celery["AIRFLOW__CELERY__CELERY_CONFIG_OPTIONS"] == "orchestrator.airflow.celery_config.CELERY_CONFIG"
+    probe = (
+        "import sys; from orchestrator.airflow.celery_config import CELERY_CONFIG as c; "
+        "print(c['imports'][-1], 'dbt.cli.main' in sys.modules, c['broker_url'] is not None)"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, env=celery)
+    last = done.stdout.splitlines()[-1].split()  # after Airflow's own log lines
+    assert last == ["orchestrator.airflow.preload", "False", "True"], done.stderr[-2000:]
 
 
 def test_db_migrate_is_skipped_only_while_this_airflow_already_migrated_this_database(tmp_path):

@@ -112,6 +112,15 @@ def test_full_cycle_on_celery_with_two_workers(celery):
     assert all("execute_workload" in text or "Executing workload" in text for text in logs.values()), {
         n: t[-2000:] for n, t in logs.items()
     }
+    # each worker imported the tasks' preload before forking its pool (airflow/celery_config.py):
+    # every dbt task started with dbt imported and the project parsed, as under the LocalExecutor
+    said = {}
+    for r in (r for r in cycle.reports if r.dag_id.startswith("dbt_")):
+        for ti in af.client.task_instances(r.dag_id, r.run_id):
+            for e in af.client.task_log(r.dag_id, r.run_id, ti["task_id"], ti["try_number"]):
+                if str(e.get("event")).startswith("dbt: "):
+                    said[r.dag_id, ti["task_id"]] = str(e.get("event"))
+    assert said and set(said.values()) == {"dbt: preloaded, project parsed at start"}, said
     engine = sa.create_engine(f"{PG}/{DBS['meltano']}")
     with engine.connect() as conn:
         ids = {r[0] for r in conn.execute(sa.text("select state_id from state"))}

@@ -198,7 +198,8 @@ def _latency(port: int) -> dict[str, str]:
 # `mp_forkserver_preload` once (Airflow 3.3's `[scheduler] mp_start_method`, applied by the
 # scheduler command before the executor starts): orchestrator/airflow/preload.py imports all of it,
 # so every task starts warm. The scheduler itself imports none of it. LocalExecutor only: the
-# CeleryExecutor's scheduler starts no workers (its workers are `airflow celery worker` processes).
+# CeleryExecutor's scheduler starts no workers (its workers are `airflow celery worker` processes,
+# which import the same preload through their Celery config: celery_env).
 PRELOAD_MODULE = "orchestrator.airflow.preload"
 
 
@@ -234,6 +235,9 @@ def execution_api_client() -> dict[str, str]:
     }
 
 
+CELERY_CONFIG_OPTIONS = "orchestrator.airflow.celery_config.CELERY_CONFIG"
+
+
 def celery_env(metadata_db_url: str | None, broker_url: str | None = None) -> dict[str, str]:
     """CeleryExecutor settings: Redis broker, results in the metadata PostgreSQL database.
 
@@ -250,6 +254,8 @@ def celery_env(metadata_db_url: str | None, broker_url: str | None = None) -> di
         or "redis://127.0.0.1:6379/0",
         "AIRFLOW__CELERY__RESULT_BACKEND": backend,
         "AIRFLOW__CELERY__WORKER_CONCURRENCY": "2",  # per worker: 2 cores here
+        # each worker imports the tasks' preload before forking its pool (airflow/celery_config.py)
+        "AIRFLOW__CELERY__CELERY_CONFIG_OPTIONS": CELERY_CONFIG_OPTIONS,
         "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "60",
         "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "5",
     }
