@@ -3,7 +3,8 @@
 The LocalExecutor's task processes are forks of its worker processes (the Task SDK's supervisor
 forks the task from the worker, bare `os.fork` on Linux). With the scheduler's
 `mp_start_method = forkserver` (local/airflow_env.py), the workers are forked from a forkserver
-that imports `mp_forkserver_preload` once: this module. So dbt-core and its adapter, the Task
+that imports `mp_forkserver_preload` once: this module. A Celery worker imports it too, in its
+main process before it forks its pool (celery_config.py). So dbt-core and its adapter, the Task
 SDK's task runner and our DAG files' code are imported once per Airflow start instead of once
 per task (dbt alone took 8-16 s per dbt task on 2 loaded cores).
 
