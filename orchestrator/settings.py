@@ -76,8 +76,9 @@ DBT_PROFILES_DIR = Setting(
 PRELOAD_DBT_PARSE = Setting(
     "ORCHESTRATOR_PRELOAD_DBT_PARSE",
     "1",
-    "0: the embedded Airflow's task processes start without the preload's `dbt parse` (dbt's serialisers "
-    "compiled once per Airflow start, orchestrator/airflow/preload.py); each dbt task then compiles them itself",
+    "0: the task processes (embedded Airflow, Celery workers) start without the preload's `dbt parse` "
+    "(dbt's serialisers compiled once per Airflow start, orchestrator/airflow/preload.py); each dbt task "
+    "then compiles them itself",
 )
 DBT_SEND_ANONYMOUS_USAGE_STATS = Setting(
     "DBT_SEND_ANONYMOUS_USAGE_STATS",
