@@ -4,7 +4,7 @@ Each look is one small query per input through the Task SDK's `inlet_events`. Wh
 
 - a DAG of one task (`dbt.task_granularity: dag`, the default): the build task itself, before dbt
   starts (`hold_build`). Inputs that agree, as in every cycle that runs on time, cost no task of
-  their own (a task process and a scheduler hand-off, 0.4-0.9 s per chained DAG on the demo's
+  their own (a task process and a scheduler hand-off, 0.37-0.9 s per chained DAG on the demo's
   critical path); inputs that disagree give the warehouse slot back until the next look (the task
   is rescheduled, which keeps its try), so the late source's Meltano run can write.
 - a DAG of several tasks (per-model): a `wait_for_cycle` sensor before the roots, so that they all

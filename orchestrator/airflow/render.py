@@ -145,9 +145,9 @@ def _cycle_look(ctx: Context, spec: DbtDag) -> dict[str, Any]:
 
 def _cycle_wait(ctx: Context, spec: DbtDag, task_id: str, first: list[PythonOperator]) -> None:
     """The first task of a DAG of several: a sensor (`dbt.cycle_wait.mode`; never in the warehouse
-    pool) until the latest events of the DAG's inputs name one cycle. It fails itself at `timeout_minutes` with a
-    `late` alert that names the inputs behind; Airflow's own timeout, a little later, is only a
-    backstop."""
+    pool) until the latest events of the DAG's inputs name one cycle. It fails itself at
+    `timeout_minutes` with a `late` alert that names the inputs behind; Airflow's own timeout, a
+    little later, is only a backstop."""
     wait = ctx.config.dbt.cycle_wait
     look = _cycle_look(ctx, spec)
     sensor = CycleSensor(
