@@ -174,6 +174,18 @@ def airflow_test_env(config, tmp: Path, slack=None, smtp=None, token: str | None
     return env
 
 
+def dbt_task_starts(client, runs) -> dict[tuple[str, str], str]:
+    """What each dbt task of these (dag_id, run_id) runs logged of how it started (dbt_task._warmth:
+    `dbt: preloaded, project parsed at start` when its process inherited the preload)."""
+    said = {}
+    for dag_id, run_id in runs:
+        for ti in client.task_instances(dag_id, run_id):
+            for e in client.task_log(dag_id, run_id, ti["task_id"], ti["try_number"]):
+                if str(e.get("event")).startswith("dbt: "):
+                    said[dag_id, ti["task_id"]] = str(e.get("event"))
+    return said
+
+
 def drop_databases(postgres: list[str] = (), mariadb: list[str] = ()) -> None:
     """Drop the tests' own databases on the local PostgreSQL and MariaDB (if they exist)."""
     import sqlalchemy as sa

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from conftest import SLACK_TOKEN, airflow_test_env, pipeline_config
+from conftest import SLACK_TOKEN, airflow_test_env, dbt_task_starts, pipeline_config
 from pipeline_expectations import (
     CAMPAIGN_SQL,
     DAILY_SQL,
@@ -111,14 +111,7 @@ def test_dbt_tasks_start_with_dbt_already_imported(pipeline):
     cycle = _cycle(pipeline, "first")
     af, _, _, plan, _ = pipeline
     runs = _by_dag(cycle)
-    said = {}
-    for spec in plan.of_kind("dbt"):
-        run_id = runs[spec.dag_id].run_id
-        for ti in af.client.task_instances(spec.dag_id, run_id):
-            events = af.client.task_log(spec.dag_id, run_id, ti["task_id"], ti["try_number"])
-            for e in (str(e.get("event")) for e in events):
-                if e.startswith("dbt: "):
-                    said[spec.dag_id, ti["task_id"]] = e
+    said = dbt_task_starts(af.client, [(spec.dag_id, runs[spec.dag_id].run_id) for spec in plan.of_kind("dbt")])
     assert said and set(said.values()) == {"dbt: preloaded, project parsed at start"}, said
 
 

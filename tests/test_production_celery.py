@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from conftest import drop_databases, parsed_manifest, pipeline_config, require_services
+from conftest import dbt_task_starts, drop_databases, parsed_manifest, pipeline_config, require_services
 from pipeline_expectations import expected_row_counts
 
 pytestmark = [pytest.mark.airflow, pytest.mark.production, pytest.mark.meltano, pytest.mark.timeout(1500)]
@@ -114,12 +114,7 @@ def test_full_cycle_on_celery_with_two_workers(celery):
     }
     # each worker imported the tasks' preload before forking its pool (airflow/celery_config.py):
     # every dbt task started with dbt imported and the project parsed, as under the LocalExecutor
-    said = {}
-    for r in (r for r in cycle.reports if r.dag_id.startswith("dbt_")):
-        for ti in af.client.task_instances(r.dag_id, r.run_id):
-            for e in af.client.task_log(r.dag_id, r.run_id, ti["task_id"], ti["try_number"]):
-                if str(e.get("event")).startswith("dbt: "):
-                    said[r.dag_id, ti["task_id"]] = str(e.get("event"))
+    said = dbt_task_starts(af.client, [(r.dag_id, r.run_id) for r in cycle.reports if r.dag_id.startswith("dbt_")])
     assert said and set(said.values()) == {"dbt: preloaded, project parsed at start"}, said
     engine = sa.create_engine(f"{PG}/{DBS['meltano']}")
     with engine.connect() as conn:

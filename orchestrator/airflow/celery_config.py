@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from airflow.providers.celery.executors.default_celery import DEFAULT_CELERY_CONFIG
 
-PRELOAD_MODULE = "orchestrator.airflow.preload"
+PRELOAD_MODULE = f"{__package__}.preload"  # named, not imported: importing it runs the preload
 
 CELERY_CONFIG = {
     **DEFAULT_CELERY_CONFIG,
