@@ -9,7 +9,9 @@ For each manifest, three numbers (medians of --runs, seconds):
          (process_time), which a busy shared machine inflates far less than the wall clock
   cached a parse of plan_errors.py when nothing changed: stat the inputs and load the cached
          plan of every kind; also its CPU time
-  dbt    what dags/dbt_tags.py pays on each parse: the cached plan of the dbt kind alone (CPU)
+  dbt    what dags/dbt_tags.py pays on each parse: the cached plan of the dbt kind alone (CPU),
+         its DAGs' node lists left undecoded (model.Deferred: a task reads its own when it runs);
+         bench/plan_kinds.py adds what the render reads of the Assets
   floor  the least any warm build pays for the manifest: read its bytes (gunzip a .gz) and let
          msgspec walk the JSON into a Struct with no fields (every byte scanned, nothing kept; CPU)
 Tags: the manifest's 20 most frequent tags (generated projects: their domain tags; ours: orchestration.yml's).

@@ -174,6 +174,17 @@ def airflow_test_env(config, tmp: Path, slack=None, smtp=None, token: str | None
     return env
 
 
+def run_kwargs(task) -> dict:
+    """What a rendered task's callable runs with: its op_kwargs, and for a dbt task what it reads of
+    the plan when it runs (dbt_task.task_arguments: the DAG file hands over no node lists)."""
+    kwargs = dict(task.op_kwargs)
+    if "plan_task" in kwargs:
+        from orchestrator.airflow.dbt_entry import task_arguments
+
+        kwargs |= task_arguments(*kwargs["plan_task"], kwargs.get("config_path"), kwargs.get("profile"))
+    return kwargs
+
+
 def dbt_task_starts(client, runs) -> dict[tuple[str, str], str]:
     """What each dbt task of these (dag_id, run_id) runs logged of how it started (dbt_task._warmth:
     `dbt: preloaded, project parsed at start` when its process inherited the preload)."""

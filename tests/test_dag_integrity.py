@@ -9,6 +9,7 @@ from pathlib import Path
 from unittest import mock
 
 import pytest
+from conftest import run_kwargs
 
 from orchestrator.config import REPO_ROOT
 from orchestrator.plan import build_plan
@@ -210,6 +211,28 @@ def test_gzipped_manifest_reads_the_same(tmp_path, installed):
     assert [d.to_dict() for d in zipped.dags] == [d.to_dict() for d in plain.dags]
 
 
+@pytest.mark.parametrize("granularity", ["dag", "model"])
+def test_a_dbt_dag_files_parse_decodes_no_node_list(tmp_path, installed, granularity):
+    """The dbt file renders every DAG from a cached plan without reading a node list or a task's
+    dbt arguments (model.Deferred), and hands its tasks none: each reads its own when it runs
+    (dbt_entry.task_arguments), the same as the plan says."""
+    from orchestrator.airflow.render import render_dag
+    from orchestrator.config import load_config
+    from orchestrator.plan import plan_from_config
+
+    config = load_config(REPO_ROOT / "orchestration.yml", "embedded")
+    config = config.model_copy(update={"dbt": config.dbt.model_copy(update={"task_granularity": granularity})})
+    fresh = plan_from_config(config, kinds=("dbt",), cache_dir=tmp_path)  # built and stored
+    plan = plan_from_config(config, kinds=("dbt",), cache_dir=tmp_path)  # loaded, as each parse does
+    dags = [render_dag(plan, config, spec) for spec in plan.dbt_dags()]
+    assert all("_fill" in d.__dict__ and all("_fill" in t.__dict__ for t in d.tasks) for d in plan.dbt_dags())
+    light = {"plan_task", "tag", "cycle_wait", "cycle_task", "config_path", "profile"}
+    builds = [t for d in dags for t in d.tasks if hasattr(t, "op_kwargs")]  # not the per-model wait sensor
+    assert len(builds) == sum(len(d.tasks) for d in plan.dbt_dags())
+    assert all(set(t.op_kwargs) <= light for t in builds)
+    assert plan == fresh  # and what the tasks read is the plan's
+
+
 def test_a_dbt_dag_of_one_task_looks_for_the_cycle_itself(monkeypatch, installed):
     """No sensor on the critical path: the build task reads its inputs' latest events (its inlets)
     before dbt starts (orchestrator/airflow/cycle_wait.py hold_build)."""
@@ -250,7 +273,7 @@ def test_per_model_granularity_renders_one_task_per_model(tmp_path, monkeypatch,
     )  # dbt.cycle_wait.mode default
     assert tasks["fct_orders"].upstream_task_ids == {"stg_orders", "int_order_payments"}
     assert [a.name for a in tasks["fct_orders"].outlets] == ["analytics.fct_orders"]
-    assert tasks["fct_orders"].op_kwargs["args"] == [
+    assert run_kwargs(tasks["fct_orders"])["args"] == [
         "build",
         "--select",
         "fct_orders",

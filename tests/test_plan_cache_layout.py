@@ -9,6 +9,7 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_placement import _generator
@@ -111,7 +112,8 @@ def _plans(draw) -> Plan:
                 tag=None,
                 models=models,
                 tests=tests,
-                owners={u: o for u, o in owners.items() if u in (*models, *tests)},
+                # mostly of its own nodes (stored by index); sometimes of others too (stored as is)
+                owners=owners if draw(st.booleans()) else {u: o for u, o in owners.items() if u in (*models, *tests)},
             )
         )
     warnings = [Issue("f", "s", "m")] if draw(st.booleans()) else []
@@ -128,3 +130,41 @@ def test_the_layout_gives_back_any_plan(plan):
         assert back.tasks[0].relations == fresh.tasks[0].relations  # pairs, not a flat tuple
         if fresh.tasks[0].models == fresh.models:  # one tuple for both, as the plan has it
             assert back.tasks[0].models == back.models
+
+
+@settings(max_examples=60, deadline=None)
+@given(_plans(), st.sampled_from(["dag", "task", "task without its plan"]))
+def test_a_cached_dbt_dags_node_lists_are_decoded_on_their_first_read(plan, first):
+    """What a DAG file renders from is decoded with the plan; the node lists and dbt arguments
+    (model.Deferred) only when read, by the DAG or by a task first, even with the plan dropped."""
+    cached = _decode(_encode([], {}, plan), {})
+    assert cached is not None
+    for fresh, back in zip(plan.dbt_dags(), cached.dbt_dags(), strict=True):
+        task, fresh_task = back.tasks[0], fresh.tasks[0]
+        assert not set(DbtDag.DEFERRED) & back.__dict__.keys()
+        assert not set(TaskSpec.DEFERRED) & task.__dict__.keys()
+        assert (back.dag_id, back.outlets, back.schedule) == (fresh.dag_id, fresh.outlets, fresh.schedule)
+        assert (task.task_id, task.outlets, task.upstream) == (
+            fresh_task.task_id,
+            fresh_task.outlets,
+            fresh_task.upstream,
+        )
+        assert back.node_counts() == fresh.node_counts() == (len(fresh.models), len(fresh.tests))
+        if first == "task without its plan":
+            del back
+            cached.dags.clear()
+        if first != "dag":
+            assert (task.args, task.models, task.relations) == (
+                fresh_task.args,
+                fresh_task.models,
+                fresh_task.relations,
+            )
+            assert "_fill" not in task.__dict__
+        if first != "task without its plan":
+            assert (back.models, back.tests, back.owners) == (fresh.models, fresh.tests, fresh.owners)
+            assert (back.inputs, back.always_build) == (fresh.inputs, fresh.always_build)
+            assert "_fill" not in back.__dict__
+            assert task == fresh_task
+    for back in cached.dbt_dags():
+        with pytest.raises(AttributeError, match="no_such_field"):
+            back.no_such_field  # noqa: B018 - any other missing name is still an AttributeError

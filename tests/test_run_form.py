@@ -7,7 +7,8 @@ from __future__ import annotations
 import pytest
 
 from orchestrator.airflow.form import JSON_SCHEMA_DIALECT
-from orchestrator.config import REPO_ROOT
+from orchestrator.config import REPO_ROOT, load_config
+from orchestrator.plan import plan_from_config
 
 # per form field: values the form must take, values it must refuse
 CASES = {
@@ -89,13 +90,23 @@ def test_a_bad_trigger_conf_is_refused_by_the_serialized_dag(form_dags):
 
 def test_the_dbt_tasks_callable_hands_the_whole_context_to_dbt_task(form_dags, monkeypatch):
     """The dbt DAG file names dbt_entry.dbt_build (dbt_task imported where it runs): the task gets
-    its arguments and Airflow's context as dbt_task.dbt_build itself would."""
-    from orchestrator.airflow import dbt_task
+    Airflow's context and what it reads of the plan (its dbt arguments, relations, outlets, owners,
+    nodes) as dbt_task.dbt_build itself would, none of which its DAG file hands over."""
+    from orchestrator.airflow import dbt_entry, dbt_task
 
     got = []
     monkeypatch.setattr(dbt_task, "dbt_build", lambda **kw: got.append(kw) or {"ok": 1})
     task = next(t for d in form_dags if "dbt" in d.tags for t in d.tasks if t.task_id != "wait_for_cycle")
     assert task.python_callable.__name__ == "dbt_build"
-    context = {**task.op_kwargs, "params": {"select": ""}, "ti": object(), "run_id": "r"}
+    assert set(task.op_kwargs) <= {"plan_task", "tag", "cycle_wait", "cycle_task", "config_path", "profile"}
+    context = {**task.op_kwargs, "params": {"select": ""}, "ti": object(), "run_id": "r", "outlets": [object()]}
     kwargs = task.determine_kwargs(context)  # what PythonOperator.execute hands the callable
-    assert task.python_callable(**kwargs) == {"ok": 1} and got == [context]
+    assert task.python_callable(**kwargs) == {"ok": 1}
+    plan = dbt_entry.task_arguments(
+        *task.op_kwargs["plan_task"], task.op_kwargs["config_path"], task.op_kwargs["profile"]
+    )
+    # what the plan says wins over Airflow's context (its `outlets` are Asset objects), as op_kwargs do
+    assert got == [{**{k: v for k, v in context.items() if k != "plan_task"}, **plan}]
+    spec = plan_from_config(load_config(task.op_kwargs["config_path"]), kinds=("dbt",)).dag(task.dag_id)
+    assert plan["nodes"] == [*spec.models, *spec.tests] and plan["args"] == list(spec.tasks[0].args)
+    assert plan["outlets"] == {a.name: a.uri for a in task.outlets}

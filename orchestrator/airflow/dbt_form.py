@@ -21,7 +21,8 @@ from . import form
 
 
 def params(spec: DbtDag) -> dict[str, Param]:
-    what = "nodes" if spec.models else "tests"
+    models, tests = spec.node_counts()  # not the lists: a cached plan decodes them for the task that runs
+    what = "nodes" if models else "tests"
     return {
         # ["null", "string"] with a None default: Airflow's form marks a field whose type has no
         # "null" as required, and an empty required field disables "Trigger".
@@ -29,7 +30,7 @@ def params(spec: DbtDag) -> dict[str, Param]:
             None,
             type=["null", "string"],
             title="Select",
-            description=f"dbt selection syntax, within this DAG's {len(spec.models or spec.tests)} {what} "
+            description=f"dbt selection syntax, within this DAG's {models or tests} {what} "
             "(e.g. `fct_orders+`, `tag:daily`); empty: all of them",
         ),
         "exclude": form.field(

@@ -111,25 +111,17 @@ def _dbt(ctx: Context, spec: DagSpec) -> None:
     assert isinstance(spec, DbtDag)
     ops = {}
     for t in spec.tasks:
-        owners = {u: spec.owners[u] for u in (*t.models, *spec.tests) if u in spec.owners}
-        kwargs: dict[str, Any] = {
-            "args": list(t.args),
-            "outlets": _outlets(ctx, t),
-            "relations": dict(t.relations),
-            "owners": owners,
-            "tag": spec.tag,
-        }
-        if len(spec.tasks) == 1:  # the whole DAG in one task: the run form may select within it
-            kwargs["nodes"] = [*spec.models, *spec.tests]
+        # The node lists, dbt arguments and owners are read from the plan when the task runs
+        # (dbt_task.task_arguments), not handed over here: a parse decodes none of them (the plan
+        # cache defers them) and the DAG Airflow serializes carries none (about half of a dbt
+        # DAG's serialization at 10,000 models, and a walk of every list for XComArgs).
+        kwargs: dict[str, Any] = {"plan_task": [spec.dag_id, t.task_id], "tag": spec.tag}
         inlets: tuple[str, ...] = ()
         if spec.wait_task == t.task_id:  # the task looks itself before dbt starts (cycle_wait.hold_build)
             kwargs["cycle_wait"] = _cycle_look(ctx, spec)
             inlets = spec.schedule.assets
         elif spec.wait_task:
             kwargs["cycle_task"] = spec.wait_task
-        if spec.inputs and len(spec.tasks) == 1:  # dbt.build: changed (plan/changed.py)
-            kwargs["inputs"] = {a: list(s) for a, s in spec.inputs.items()}
-            kwargs["always_build"] = list(spec.always_build)
         ops[t.task_id] = _operator(ctx, spec, t, dbt_entry.dbt_build, kwargs, inlets=inlets)
     _wire(spec, ops)
     if spec.wait_task and spec.wait_task not in ops:

@@ -10,6 +10,9 @@ plan, each kind's DAGs in a list of their own class, so msgspec decodes them str
 model's dataclasses (no tagged union needed). A stale entry is known from the header alone. The
 Assets are a part of their own, decoded when the first is read (asset_table.py): the cached load
 of the dbt kind at 10,000 models skips ~9,500 of them, which the renderer decodes when it needs them.
+Each dbt DAG's node lists and dbt arguments are a part of their own too (`_DbtNodes`), decoded on
+their first read (model.Deferred): a DAG file renders without them, and the task that runs reads
+its own DAG's.
 """
 
 from __future__ import annotations
@@ -21,7 +24,8 @@ import struct
 import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import replace
+from dataclasses import fields
+from functools import partial
 from itertools import chain, compress
 from pathlib import Path
 from typing import Any
@@ -29,14 +33,37 @@ from typing import Any
 import msgspec
 
 from .asset_table import AssetTable
-from .model import KINDS, AlertingDag, AssetSpec, DagSpec, DbtDag, Issue, MeltanoDag, Plan, StateDag, TickDag
+from .model import KINDS, AlertingDag, AssetSpec, DagSpec, DbtDag, Issue, MeltanoDag, Plan, StateDag, TaskSpec, TickDag
 
-_VERSION = "22"  # bump when the plan's shape or rules change
+_VERSION = "23"  # bump when the plan's shape or rules change
 
 
 class _Header(msgspec.Struct, array_like=True):
     inputs: list[tuple[str, int, int]]  # path, mtime_ns, size (-1, -1: missing)
     variables: dict[str, str | None]
+
+
+class _DbtNodes(msgspec.Struct, array_like=True):
+    """A dbt DAG's deferred fields (model.Deferred): what its tasks read when they run."""
+
+    models: tuple[str, ...]
+    tests: tuple[str, ...]
+    # Its owners, compactly: its distinct owners, and for each of its models then tests the index
+    # of its owner there (0: none); or, when an owner is not of its own nodes, the dict as it is.
+    # As a plain dict they were a quarter of the entry.
+    owner_names: list[str]
+    owner_index: bytes | list[int]
+    owners: dict[str, str]
+    inputs: dict[str, tuple[str, ...]]
+    always_build: tuple[str, ...]
+    # each task's args, models (None: the DAG's own, as in a DAG of one task) and relations
+    tasks: list[tuple[tuple[str, ...], tuple[str, ...] | None, tuple[tuple[str, str], ...]]]
+
+
+class _Dbt(msgspec.Struct, array_like=True):
+    dag: DbtDag  # without its deferred fields, nor its tasks'
+    counts: tuple[int, int]  # its models and tests (DbtDag.node_counts)
+    nodes: msgspec.Raw  # _DbtNodes, decoded on the first read of a deferred field
 
 
 class _Body(msgspec.Struct, array_like=True):
@@ -45,7 +72,7 @@ class _Body(msgspec.Struct, array_like=True):
     order: bytes
     tick: list[TickDag]
     meltano: list[MeltanoDag]
-    dbt: list[DbtDag]
+    dbt: list[_Dbt]
     meltano_state: list[StateDag]
     alerting: list[AlertingDag]
     assets: msgspec.Raw  # dict[str, AssetSpec], decoded when the first Asset is read (asset_table.py)
@@ -53,9 +80,6 @@ class _Body(msgspec.Struct, array_like=True):
     errors: list[Issue]
     profile: str
     placement: dict[str, dict[str, Any]]
-    # Each dbt DAG's owners, compactly: its distinct owners, and for each of its models then tests
-    # the index of its owner there (0: none). As a plain dict they were a quarter of the entry.
-    dbt_owners: list[tuple[list[str], bytes | list[int]]]
 
 
 # The body up to its errors, every field before them left undecoded (msgspec only skips over a
@@ -75,17 +99,16 @@ _HEADER = msgspec.msgpack.Decoder(_Header)
 _BODY = msgspec.msgpack.Decoder(_Body)
 _ERRORS = msgspec.msgpack.Decoder(_Errors)
 _ASSETS = msgspec.msgpack.Decoder(dict[str, AssetSpec])  # gc=False Structs: never tracked, decoded when read
+_NODES = msgspec.msgpack.Decoder(_DbtNodes)
 
 
 def _encode(inputs: list[tuple[str, int, int]], variables: dict[str, str | None], plan: Plan) -> bytes:
     order = bytes(KINDS.index(d.kind) for d in plan.dags)
-    dbt = [d for d in plan.dags if isinstance(d, DbtDag)]
-    owners = [_owner_index(d) for d in dbt]
     body = _Body(
         order=order,
         tick=[d for d in plan.dags if isinstance(d, TickDag)],
         meltano=[d for d in plan.dags if isinstance(d, MeltanoDag)],
-        dbt=[replace(d, owners={}) if o is not None else d for d, o in zip(dbt, owners, strict=True)],
+        dbt=[_dbt_entry(d) for d in plan.dags if isinstance(d, DbtDag)],
         meltano_state=[d for d in plan.dags if isinstance(d, StateDag)],
         alerting=[d for d in plan.dags if isinstance(d, AlertingDag)],
         assets=msgspec.Raw(msgspec.msgpack.encode(dict(plan.assets))),
@@ -93,23 +116,81 @@ def _encode(inputs: list[tuple[str, int, int]], variables: dict[str, str | None]
         errors=plan.errors,
         profile=plan.profile,
         placement=plan.placement,
-        dbt_owners=[o or ([], b"") for o in owners],
     )
     header = msgspec.msgpack.encode(_Header(inputs, variables))
     return _LENGTH.pack(len(header)) + header + msgspec.msgpack.encode(body)
 
 
-def _owner_index(dag: DbtDag) -> tuple[list[str], bytes | list[int]] | None:
-    """`_Body.dbt_owners` of one DAG; None when an owner is not of its models or tests (kept as is)."""
-    if not dag.owners:
-        return None
+def _light(obj: DbtDag | TaskSpec) -> dict[str, Any]:
+    """A dataclass's fields but its deferred ones, as a map: msgspec decodes it into the class
+    with those fields unset (_defer drops them in any case)."""
+    return {f.name: getattr(obj, f.name) for f in fields(obj) if f.name not in obj.DEFERRED}
+
+
+def _dbt_entry(dag: DbtDag) -> _Dbt:
     ids = (*dag.models, *dag.tests)
-    if not dag.owners.keys() <= set(ids):
-        return None
-    names = sorted(set(dag.owners.values()))
-    number = {n: i for i, n in enumerate(names, 1)}
-    index = [number.get(dag.owners.get(u), 0) for u in ids]  # type: ignore[arg-type]
-    return names, bytes(index) if len(names) < 256 else index
+    names: list[str] = []
+    index: bytes | list[int] = b""
+    owners = dag.owners
+    if owners and owners.keys() <= set(ids):
+        names = sorted(set(owners.values()))
+        number = {n: i for i, n in enumerate(names, 1)}
+        index = [number.get(owners.get(u), 0) for u in ids]  # type: ignore[arg-type]
+        index = bytes(index) if len(names) < 256 else index
+        owners = {}
+    one = len(dag.tasks) == 1
+    nodes = _DbtNodes(
+        models=dag.models,
+        tests=dag.tests,
+        owner_names=names,
+        owner_index=index,
+        owners=owners,
+        inputs=dag.inputs,
+        always_build=dag.always_build,
+        tasks=[(t.args, None if one and t.models == dag.models else t.models, t.relations) for t in dag.tasks],
+    )
+    light = _light(dag) | {"tasks": [_light(t) for t in dag.tasks]}
+    return _Dbt(light, (len(dag.models), len(dag.tests)), msgspec.Raw(msgspec.msgpack.encode(nodes)))  # type: ignore[arg-type]
+
+
+def _defer(entry: _Dbt) -> DbtDag:
+    """The entry's DAG, its deferred fields (and its tasks') to be decoded on their first read."""
+    dag = entry.dag
+    state = dag.__dict__
+    for name in DbtDag.DEFERRED:
+        state.pop(name, None)
+    state["_fill"] = partial(_fill_dag, entry.nodes)
+    state["_counts"] = entry.counts
+    for i, task in enumerate(dag.tasks):
+        state = task.__dict__
+        for name in TaskSpec.DEFERRED:
+            state.pop(name, None)
+        # Each its own decode of the part (no reference to the DAG: no reference cycle, and a task
+        # kept after its plan still reads its fields).
+        state["_fill"] = partial(_fill_task, entry.nodes, i)
+    return dag
+
+
+def _fill_dag(raw: msgspec.Raw, dag: DbtDag) -> None:
+    nodes = _NODES.decode(raw)
+    owners = nodes.owners
+    if nodes.owner_names:  # each node's owner where it has one (index not 0), by C loops
+        owner: list[Any] = [None, *nodes.owner_names]  # index 0: no owner (left out below)
+        index = nodes.owner_index
+        named = zip(chain(nodes.models, nodes.tests), map(owner.__getitem__, index), strict=True)
+        owners = dict(compress(named, index) if 0 in index else named)
+    state = dag.__dict__  # a frozen dataclass: its fields set as msgspec sets them
+    state.update(
+        models=nodes.models, tests=nodes.tests, owners=owners, inputs=nodes.inputs, always_build=nodes.always_build
+    )
+    state.pop("_fill", None)  # (a second thread's fill may have been first: the same values)
+
+
+def _fill_task(raw: msgspec.Raw, i: int, task: TaskSpec) -> None:
+    nodes = _NODES.decode(raw)
+    args, models, relations = nodes.tasks[i]
+    task.__dict__.update(args=args, models=nodes.models if models is None else models, relations=relations)
+    task.__dict__.pop("_fill", None)
 
 
 def _fresh_body(raw: bytes, env: Mapping[str, str]) -> memoryview | None:
@@ -130,13 +211,7 @@ def _decode(raw: bytes, env: Mapping[str, str]) -> Plan | None:
     if view is None:
         return None
     body = _BODY.decode(view)
-    for dag, (names, index) in zip(body.dbt, body.dbt_owners, strict=True):
-        if names:  # a frozen dataclass, just decoded and not shared yet
-            owner = [None, *names]
-            ids = chain(dag.models, dag.tests)  # each node's owner where it has one (index not 0), by C loops
-            named = zip(ids, map(owner.__getitem__, index), strict=True)
-            object.__setattr__(dag, "owners", dict(compress(named, index) if 0 in index else named))
-    kinds = [iter(body.tick), iter(body.meltano), iter(body.dbt), iter(body.meltano_state), iter(body.alerting)]
+    kinds = [iter(body.tick), iter(body.meltano), map(_defer, body.dbt), iter(body.meltano_state), iter(body.alerting)]
     dags: list[DagSpec] = [next(kinds[k]) for k in body.order]
     assets = body.assets
     return Plan(

@@ -39,8 +39,37 @@ class Schedule:
     assets: tuple[str, ...] = ()  # all of them (AND), by Asset name
 
 
+class Deferred:
+    """Fields a cached plan decodes on their first read (plan/cache.py): a DAG file renders each dbt
+    DAG from its schedule, outlets and task ids; only the task that runs reads the node lists and
+    the dbt arguments (about 45,000 unique_ids and selectors at 10,000 models, most of a cached
+    plan's decode). A deferred instance holds `_fill` (and not the fields) until then; any other
+    instance is a plain frozen dataclass: Python calls `__getattr__` only for a missing attribute."""
+
+    DEFERRED: ClassVar[tuple[str, ...]] = ()
+
+    def __getattr__(self, name: str) -> Any:
+        fill = self.__dict__.get("_fill")
+        if fill is None or name not in self.DEFERRED:
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+        fill(self)  # sets every deferred field and drops `_fill`
+        return self.__dict__[name]
+
+
+def _no_class_defaults(cls: type) -> type:
+    """Drop the class attributes a dataclass leaves for its deferred fields' defaults: else a
+    deferred instance would read the default () instead of reaching `__getattr__`. The generated
+    `__init__` keeps its own copy of each default."""
+    for name in cls.DEFERRED:  # type: ignore[attr-defined]
+        if name in vars(cls):
+            delattr(cls, name)
+    return cls
+
+
+@_no_class_defaults
 @dataclass(frozen=True)
-class TaskSpec:
+class TaskSpec(Deferred):
+    DEFERRED: ClassVar[tuple[str, ...]] = ("args", "models", "relations")
     task_id: str
     kind: TaskKind
     args: tuple[str, ...] = ()  # argv for the runner (never a shell string)
@@ -89,7 +118,7 @@ class DagSpec:
             if f.name == "schedule":
                 value = {"cron": value.cron, "assets": list(value.assets)}
             elif f.name == "tasks":
-                value = [_plain(t.__dict__) for t in value]
+                value = [_plain({f.name: getattr(t, f.name) for f in fields(t)}) for t in value]
             out[f.name] = _plain(value)
         return out
 
@@ -116,9 +145,11 @@ class MeltanoDag(DagSpec):
     state_ids: tuple[str, ...] = ()  # Meltano state IDs it writes, one per extractor
 
 
+@_no_class_defaults
 @dataclass(frozen=True, kw_only=True)
-class DbtDag(DagSpec):
+class DbtDag(DagSpec, Deferred):
     kind: ClassVar[Kind] = "dbt"
+    DEFERRED: ClassVar[tuple[str, ...]] = ("models", "tests", "owners", "inputs", "always_build")
     tag: str | None  # the orchestration tag (None: monolith, catch-all stage, tests-only)
     models: tuple[str, ...] = ()  # unique_ids of the nodes it builds
     tests: tuple[str, ...] = ()  # unique_ids of the tests it runs
@@ -132,6 +163,11 @@ class DbtDag(DagSpec):
     # (a source, another DAG's model), and the models built on every run; empty with `all`.
     inputs: dict[str, tuple[str, ...]] = field(default_factory=dict)
     always_build: tuple[str, ...] = ()
+
+    def node_counts(self) -> tuple[int, int]:
+        """(models, tests): what the run form says, without decoding a cached DAG's node lists."""
+        counts = self.__dict__.get("_counts")
+        return counts if counts is not None else (len(self.models), len(self.tests))
 
 
 @dataclass(frozen=True, kw_only=True)
