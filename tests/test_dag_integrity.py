@@ -273,13 +273,11 @@ def test_per_model_granularity_renders_one_task_per_model(tmp_path, monkeypatch,
     )  # dbt.cycle_wait.mode default
     assert tasks["fct_orders"].upstream_task_ids == {"stg_orders", "int_order_payments"}
     assert [a.name for a in tasks["fct_orders"].outlets] == ["analytics.fct_orders"]
-    assert run_kwargs(tasks["fct_orders"])["args"] == [
-        "build",
-        "--select",
-        "fct_orders",
-        "--indirect-selection",
-        "cautious",
-    ]
+    fct_orders = run_kwargs(tasks["fct_orders"])  # what the task reads of the plan when it runs
+    assert fct_orders["args"] == ["build", "--select", "fct_orders", "--indirect-selection", "cautious"]
+    assert fct_orders["relations"] == {"model.demo_analytics.fct_orders": "analytics.fct_orders"}
+    assert fct_orders["outlets"] == {"analytics.fct_orders": tasks["fct_orders"].outlets[0].uri}
+    assert "nodes" not in fct_orders  # select/exclude apply to whole-DAG tasks only (dbt_task._form)
     finance = {t.task_id for t in bag.dags["dbt_finance"].tasks}
     assert "dbt_test_relationships" in finance  # tests with parents in two models run after both
 
