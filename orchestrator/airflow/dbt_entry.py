@@ -41,7 +41,7 @@ def task_arguments(dag_id: str, task_id: str, config_path: str | None = None, pr
     except (KeyError, StopIteration):
         raise AirflowFailException(
             f"the orchestration plan of {config.path} has no dbt task {dag_id}.{task_id} any more "
-            "(the manifest or the config changed since this DAG was parsed); it runs again once Airflow re-parses it"
+            "(the manifest or the config changed since this DAG was parsed): run it again once Airflow has parsed it"
         ) from None
     owners = spec.owners
     kwargs: dict[str, Any] = {
