@@ -233,6 +233,21 @@ def test_a_dbt_dag_files_parse_decodes_no_node_list(tmp_path, installed, granula
     assert plan == fresh  # and what the tasks read is the plan's
 
 
+def test_a_dbt_task_the_plan_no_longer_has_fails_naming_it(installed):
+    """A task whose DAG left the plan between its parse and its start (a new manifest) fails at
+    once, without retries, naming the task and what to do."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from orchestrator.airflow.dbt_entry import task_arguments
+
+    config = str(REPO_ROOT / "orchestration.yml")
+    assert task_arguments("dbt_core", "dbt_build", config, "embedded")["args"][0] == "build"
+    with pytest.raises(AirflowFailException, match=r"no dbt task dbt_gone\.dbt_build any more .* run it again"):
+        task_arguments("dbt_gone", "dbt_build", config, "embedded")
+    with pytest.raises(AirflowFailException, match=r"no dbt task dbt_core\.stg_orders any more"):
+        task_arguments("dbt_core", "stg_orders", config, "embedded")
+
+
 def test_a_dbt_dag_of_one_task_looks_for_the_cycle_itself(monkeypatch, installed):
     """No sensor on the critical path: the build task reads its inputs' latest events (its inlets)
     before dbt starts (orchestrator/airflow/cycle_wait.py hold_build)."""
