@@ -343,6 +343,13 @@ def test_real_manifests_render_every_dag_without_import_errors(tmp_path, monkeyp
     assert sorted(bag.dag_ids) == sorted(d.dag_id for d in plan.dags)
     for spec in plan.of_kind("dbt"):
         assert _asset_names(bag.dags[spec.dag_id].schedule) == sorted(spec.schedule.assets)
+        # what each task reads of the plan when it runs (dbt_entry.task_arguments) is its spec's
+        [build] = bag.dags[spec.dag_id].tasks
+        kwargs = run_kwargs(build)
+        assert (kwargs["args"], kwargs["relations"]) == (list(spec.tasks[0].args), dict(spec.tasks[0].relations))
+        assert kwargs["nodes"] == [*spec.models, *spec.tests]
+    build_plan(config, cache_dir=tmp_path / "cache")  # stored, then loaded with its node lists deferred
+    assert build_plan(config, cache_dir=tmp_path / "cache") == plan
 
 
 def _forced_cycle_config(tmp_path: Path, on_forced_cycle: str) -> Path:

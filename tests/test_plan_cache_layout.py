@@ -6,7 +6,9 @@ look-alike values, owners of some nodes only)."""
 
 from __future__ import annotations
 
+import gc
 import tempfile
+import weakref
 from pathlib import Path
 
 import pytest
@@ -139,7 +141,8 @@ def test_a_cached_dbt_dags_node_lists_are_decoded_on_their_first_read(plan, firs
     (model.Deferred) only when read, by the DAG or by a task first, even with the plan dropped."""
     cached = _decode(_encode([], {}, plan), {})
     assert cached is not None
-    for fresh, back in zip(plan.dbt_dags(), cached.dbt_dags(), strict=True):
+    pairs = list(zip(plan.dbt_dags(), cached.dbt_dags(), strict=True))
+    for fresh, back in pairs:
         task, fresh_task = back.tasks[0], fresh.tasks[0]
         assert not set(DbtDag.DEFERRED) & back.__dict__.keys()
         assert not set(TaskSpec.DEFERRED) & task.__dict__.keys()
@@ -150,21 +153,74 @@ def test_a_cached_dbt_dags_node_lists_are_decoded_on_their_first_read(plan, firs
             fresh_task.upstream,
         )
         assert back.node_counts() == fresh.node_counts() == (len(fresh.models), len(fresh.tests))
-        if first == "task without its plan":
-            del back
-            cached.dags.clear()
-        if first != "dag":
+    if first == "task without its plan":  # only the tasks kept: the plan and its DAGs are freed
+        tasks = [(back.tasks[0], fresh.tasks[0]) for fresh, back in pairs]
+        gone = [weakref.ref(back) for _, back in pairs]
+        cached = pairs = back = None  # type: ignore[assignment]  # (back: the first loop's last DAG)
+        gc.collect()
+        assert [ref() for ref in gone] == [None] * len(gone)
+        for task, fresh_task in tasks:
             assert (task.args, task.models, task.relations) == (
                 fresh_task.args,
                 fresh_task.models,
                 fresh_task.relations,
             )
             assert "_fill" not in task.__dict__
-        if first != "task without its plan":
-            assert (back.models, back.tests, back.owners) == (fresh.models, fresh.tests, fresh.owners)
-            assert (back.inputs, back.always_build) == (fresh.inputs, fresh.always_build)
-            assert "_fill" not in back.__dict__
-            assert task == fresh_task
-    for back in cached.dbt_dags():
+        return
+    for fresh, back in pairs:
+        task, fresh_task = back.tasks[0], fresh.tasks[0]
+        if first == "task":
+            assert (task.args, task.models, task.relations) == (
+                fresh_task.args,
+                fresh_task.models,
+                fresh_task.relations,
+            )
+            assert "_fill" not in task.__dict__ and "_fill" in back.__dict__
+        assert (back.models, back.tests, back.owners) == (fresh.models, fresh.tests, fresh.owners)
+        assert (back.inputs, back.always_build) == (fresh.inputs, fresh.always_build)
+        assert "_fill" not in back.__dict__
+        assert task == fresh_task
         with pytest.raises(AttributeError, match="no_such_field"):
             back.no_such_field  # noqa: B018 - any other missing name is still an AttributeError
+
+
+def test_a_dbt_dag_of_many_tasks_decodes_its_node_lists_once(monkeypatch):
+    """Reading every task of a per-model DAG (the CLI, a plan's equality) decodes the DAG's part
+    once, not once per task: at 10,000 models that was 7 s against 0.03 s."""
+    from orchestrator.plan import cache
+
+    models = tuple(f"model.p.m{i}" for i in range(50))
+    tasks = tuple(
+        TaskSpec(
+            task_id=f"m{i}",
+            kind="dbt_build",
+            args=("build", "--select", f"m{i}"),
+            models=(u,),
+            relations=((u, f"s.m{i}"),),
+        )
+        for i, u in enumerate(models)
+    )
+    dag = DbtDag(
+        dag_id="dbt_x",
+        schedule=Schedule(assets=("tick",)),
+        outlets=(),
+        tasks=tasks,
+        description="d",
+        doc_md="",
+        tags=("dbt",),
+        owner="o",
+        tag=None,
+        models=models,
+        owners=dict.fromkeys(models, "a@x"),
+    )
+    plan = Plan([dag], {}, [], [], "p", {})
+    cached = _decode(_encode([], {}, plan), {})
+    decodes = []
+    real = cache._NODES
+    monkeypatch.setattr(
+        cache, "_NODES", type("Counting", (), {"decode": lambda self, raw: decodes.append(1) or real.decode(raw)})()
+    )
+    [back] = cached.dbt_dags()
+    assert [(t.args, t.models, t.relations) for t in back.tasks] == [(t.args, t.models, t.relations) for t in tasks]
+    assert back.owners == dag.owners and back == dag
+    assert len(decodes) == 1

@@ -138,7 +138,6 @@ def _dbt_entry(dag: DbtDag) -> _Dbt:
         index = [number.get(owners.get(u), 0) for u in ids]  # type: ignore[arg-type]
         index = bytes(index) if len(names) < 256 else index
         owners = {}
-    one = len(dag.tasks) == 1
     nodes = _DbtNodes(
         models=dag.models,
         tests=dag.tests,
@@ -147,32 +146,48 @@ def _dbt_entry(dag: DbtDag) -> _Dbt:
         owners=owners,
         inputs=dag.inputs,
         always_build=dag.always_build,
-        tasks=[(t.args, None if one and t.models == dag.models else t.models, t.relations) for t in dag.tasks],
+        tasks=[(t.args, None if t.models == dag.models else t.models, t.relations) for t in dag.tasks],
     )
     light = _light(dag) | {"tasks": [_light(t) for t in dag.tasks]}
     return _Dbt(light, (len(dag.models), len(dag.tests)), msgspec.Raw(msgspec.msgpack.encode(nodes)))  # type: ignore[arg-type]
 
 
+class _Part:
+    """One dbt DAG's `_DbtNodes`, decoded once for the DAG and all its tasks (a DAG of per-model
+    tasks has thousands: each decoding the part on its own made reading them all quadratic). It
+    refers to no DAG or task: no reference cycle, and a task kept after its plan still reads."""
+
+    __slots__ = ("raw", "nodes")
+
+    def __init__(self, raw: msgspec.Raw):
+        self.raw: msgspec.Raw | None = raw
+        self.nodes: _DbtNodes | None = None
+
+    def get(self) -> _DbtNodes:
+        if self.nodes is None:
+            assert self.raw is not None
+            self.nodes, self.raw = _NODES.decode(self.raw), None
+        return self.nodes
+
+
 def _defer(entry: _Dbt) -> DbtDag:
     """The entry's DAG, its deferred fields (and its tasks') to be decoded on their first read."""
-    dag = entry.dag
+    dag, part = entry.dag, _Part(entry.nodes)
     state = dag.__dict__
     for name in DbtDag.DEFERRED:
         state.pop(name, None)
-    state["_fill"] = partial(_fill_dag, entry.nodes)
+    state["_fill"] = partial(_fill_dag, part)
     state["_counts"] = entry.counts
     for i, task in enumerate(dag.tasks):
         state = task.__dict__
         for name in TaskSpec.DEFERRED:
             state.pop(name, None)
-        # Each its own decode of the part (no reference to the DAG: no reference cycle, and a task
-        # kept after its plan still reads its fields).
-        state["_fill"] = partial(_fill_task, entry.nodes, i)
+        state["_fill"] = partial(_fill_task, part, i)
     return dag
 
 
-def _fill_dag(raw: msgspec.Raw, dag: DbtDag) -> None:
-    nodes = _NODES.decode(raw)
+def _fill_dag(part: _Part, dag: DbtDag) -> None:
+    nodes = part.get()
     owners = nodes.owners
     if nodes.owner_names:  # each node's owner where it has one (index not 0), by C loops
         owner: list[Any] = [None, *nodes.owner_names]  # index 0: no owner (left out below)
@@ -186,8 +201,8 @@ def _fill_dag(raw: msgspec.Raw, dag: DbtDag) -> None:
     state.pop("_fill", None)  # (a second thread's fill may have been first: the same values)
 
 
-def _fill_task(raw: msgspec.Raw, i: int, task: TaskSpec) -> None:
-    nodes = _NODES.decode(raw)
+def _fill_task(part: _Part, i: int, task: TaskSpec) -> None:
+    nodes = part.get()
     args, models, relations = nodes.tasks[i]
     task.__dict__.update(args=args, models=nodes.models if models is None else models, relations=relations)
     task.__dict__.pop("_fill", None)
