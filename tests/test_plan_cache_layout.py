@@ -73,6 +73,12 @@ _VALUE = st.one_of(st.none(), st.booleans(), st.integers(-2, 300), _TEXT, st.lis
 _KEYS = st.sampled_from([(), ("unique_id", "tag"), ("a", "b", "c"), ("a",)])
 
 
+def _dbt_dag(dag_id: str, tasks: tuple[TaskSpec, ...], **nodes) -> DbtDag:
+    """A made-up dbt DAG: these tasks and node fields, the rest fixed."""
+    fixed = {"description": "d", "doc_md": "", "tags": ("dbt",), "owner": "o", "tag": None}
+    return DbtDag(dag_id=dag_id, schedule=Schedule(assets=("tick",)), tasks=tasks, **{"outlets": (), **fixed, **nodes})
+
+
 @st.composite
 def _plans(draw) -> Plan:
     names = draw(st.lists(st.text("xyz._", min_size=1, max_size=5), unique=True, max_size=30))
@@ -102,16 +108,10 @@ def _plans(draw) -> Plan:
         )
         owners = {u: draw(st.sampled_from(["a@x", "b@x"])) for u in draw(st.lists(st.sampled_from(models or ("x",))))}
         dags.append(
-            DbtDag(
-                dag_id=f"dbt_{i}",
-                schedule=Schedule(assets=("tick",)),
+            _dbt_dag(
+                f"dbt_{i}",
+                (task,),
                 outlets=outlets,
-                tasks=(task,),
-                description="d",
-                doc_md="",
-                tags=("dbt",),
-                owner="o",
-                tag=None,
                 models=models,
                 tests=tests,
                 # mostly of its own nodes (stored by index); sometimes of others too (stored as is)
@@ -200,19 +200,7 @@ def test_a_dbt_dag_of_many_tasks_decodes_its_node_lists_once(monkeypatch):
         )
         for i, u in enumerate(models)
     )
-    dag = DbtDag(
-        dag_id="dbt_x",
-        schedule=Schedule(assets=("tick",)),
-        outlets=(),
-        tasks=tasks,
-        description="d",
-        doc_md="",
-        tags=("dbt",),
-        owner="o",
-        tag=None,
-        models=models,
-        owners=dict.fromkeys(models, "a@x"),
-    )
+    dag = _dbt_dag("dbt_x", tasks, models=models, owners=dict.fromkeys(models, "a@x"))
     plan = Plan([dag], {}, [], [], "p", {})
     cached = _decode(_encode([], {}, plan), {})
     decodes = []
