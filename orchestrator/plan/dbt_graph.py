@@ -38,7 +38,6 @@ class DbtGraph:
 def _expand(project: DbtProject) -> tuple[dict[str, tuple[str, ...]], dict[str, tuple[str, ...]]]:
     """Every node's reads with ephemeral models replaced by what they read: (built or test deps, missing)."""
     nodes, sources = project.nodes, project.sources
-    expanded: dict[str, tuple[str, ...]] = {}
     missing: dict[str, tuple[str, ...]] = {}
 
     def direct(uid: str) -> tuple[list[str], list[str], list[str]]:
@@ -53,22 +52,26 @@ def _expand(project: DbtProject) -> tuple[dict[str, tuple[str, ...]], dict[str, 
                 lost.append(dep)
         return eph, other, lost
 
-    # Most nodes read only known, non-ephemeral nodes and sources: two set checks in C decide it,
-    # and only the others take the per-dependency walk (a 10,000-model project: 4x faster).
+    # Most nodes read only known, non-ephemeral nodes and sources: set checks in C decide it, in
+    # one comprehension, and only the others take the per-dependency walk (10,000 models: 4x faster).
     ephemeral = {u for u, n in nodes.items() if n.materialized == "ephemeral" and n.resource_type == "model"}
     known = nodes.keys() | sources.keys()
+    if ephemeral:
+        known -= ephemeral
+    expanded: dict[str, tuple[str, ...]] = {
+        uid: deps if len(deps) < 2 else tuple(dict.fromkeys(deps))
+        for uid, n in nodes.items()
+        if known.issuperset(deps := n.depends_on)
+    }
+    rest = [u for u in nodes if u not in expanded] if len(expanded) < len(nodes) else []
     reads: dict[str, tuple[list[str], list[str], list[str]]] = {}
-    for uid, node in nodes.items():
-        deps = node.depends_on
-        if ephemeral.isdisjoint(deps) and known.issuperset(deps):
-            expanded[uid] = tuple(dict.fromkeys(deps))
-            continue
+    for uid in rest:
         eph, other, lost = reads[uid] = direct(uid)
         if lost:
             missing[uid] = tuple(lost)
         if not eph:
             expanded[uid] = tuple(dict.fromkeys(other))
-    for start in nodes:
+    for start in rest:
         if start in expanded:
             continue
         # Iterative post-order DFS over ephemeral deps: a chain of 10,000 is fine.
@@ -120,9 +123,14 @@ def build_graph(project: DbtProject) -> DbtGraph:
         parents[u], src[u] = resolve(expanded[u], u)
 
     order, children, cycle = _topological(built_ids, parents)
-    test_parents, test_sources = {}, {}
+    test_parents: dict[str, tuple[str, ...]] = {}
+    test_sources: dict[str, tuple[str, ...]] = {}
     for t in project.tests:
-        deps = expanded[t.unique_id]
+        uid = t.unique_id
+        deps = expanded[uid]
+        if len(deps) == 1 and deps[0] in is_built and uid not in missing:  # most tests: of one built node
+            test_parents[uid], test_sources[uid] = deps, ()
+            continue
         # A test of a disabled or unknown node, or of an ephemeral model reading nothing built: no DAG runs it.
         ok = t.unique_id not in missing and (
             is_built.issuperset(deps) or all(d in is_built or d in sources for d in deps)

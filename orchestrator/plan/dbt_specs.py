@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
+from functools import cached_property
 
 from ..config import OrchestrationConfig
 from .dbt_graph import DbtGraph
@@ -41,6 +42,19 @@ class DbtContext:
         if not self.config.dbt.cycle_wait.enabled or len(assets) < 2:
             return None
         return tasks[0].task_id if len(tasks) == 1 else self.names.task_id("wait_for_cycle")
+
+    @cached_property
+    def cautious_tests(self) -> dict[str, set[str]]:
+        """DAG id -> the tests dbt's `--indirect-selection cautious` adds to a selection of its
+        members: those whose direct parents are all its members. Members partition the built nodes,
+        so a test is added by at most one DAG: computed once for all of them."""
+        dag_of, picked = self.placement.dag_of, defaultdict(set)
+        for n in self.graph.project.tests:
+            deps = n.depends_on
+            d = dag_of.get(deps[0]) if deps else None
+            if d is not None and (len(deps) == 1 or all(dag_of.get(p) == d for p in deps)):
+                picked[d].add(n.unique_id)
+        return picked
 
     def owners(self, uids) -> list[str]:
         """The owners (meta.owner) of these built nodes, sorted."""
@@ -230,18 +244,19 @@ def _selection(ctx: DbtContext, dag_id: str, members: list[str], tests: list[str
     nodes = graph.project.nodes
     mine, assigned = set(members), set(tests)
 
-    direct = graph.direct_tests
-
-    def cautious(selected: set[str]) -> set[str]:  # tests dbt adds: all their direct parents selected
-        return {t for u in selected for t in direct.get(u, ()) if selected.issuperset(nodes[t].depends_on)}
-
     select = sorted(graph.built[u].selector for u in members)
-    picked = cautious(mine)
+    picked = ctx.cautious_tests.get(dag_id, set())
     tag = ctx.placement.tag_of_dag.get(dag_id)
     if tag is not None and dag_id not in ctx.placement.tag_stage_of_dag:  # a stage never holds its whole tag
         carrying = graph.tagged.get(tag, set())
         if carrying & graph.built.keys() == mine:
-            tag_tests = {t for t in carrying if nodes[t].resource_type == "test"} | cautious(carrying)
+            others = carrying.difference(graph.built)  # the tests and ephemeral models carrying the tag
+            tag_tests = {t for t in others if nodes[t].resource_type == "test"}
+            if others := others - tag_tests:  # an ephemeral model of the tag: dbt adds the tests reading it
+                direct, sel = graph.direct_tests, mine | others
+                tag_tests |= {t for u in sel for t in direct.get(u, ()) if sel.issuperset(nodes[t].depends_on)}
+            else:  # the tag selects exactly the members (a test reads no test): the members' tests
+                tag_tests |= picked
             if tag_tests <= assigned:
                 select, picked = [f"tag:{tag}"], tag_tests
     named = sorted(nodes[t].selector for t in assigned - picked)
