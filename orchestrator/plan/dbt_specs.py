@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 from functools import cached_property
+from itertools import chain
 
 from ..config import OrchestrationConfig
 from .dbt_graph import DbtGraph
@@ -48,56 +49,68 @@ class DbtContext:
         """DAG id -> the tests dbt's `--indirect-selection cautious` adds to a selection of its
         members: those whose direct parents are all its members. Members partition the built nodes,
         so a test is added by at most one DAG: computed once for all of them."""
-        dag_of, picked = self.placement.dag_of, defaultdict(set)
-        for n in self.graph.project.tests:
-            deps = n.depends_on
+        graph, dag_of = self.graph, self.placement.dag_of
+        only = graph.only_tests.get  # the tests of one built node: picked with it
+        picked = {d: set(chain.from_iterable(filter(None, map(only, m)))) for d, m in self.wiring.members.items()}
+        nodes = graph.project.nodes
+        for t in graph.other_tests:
+            deps = nodes[t].depends_on
             d = dag_of.get(deps[0]) if deps else None
-            if d is not None and (len(deps) == 1 or all(dag_of.get(p) == d for p in deps)):
-                picked[d].add(n.unique_id)
+            if d is not None and all(dag_of.get(p) == d for p in deps):
+                picked[d].add(t)
         return picked
+
+    @cached_property
+    def owner_of(self) -> dict[str, str]:
+        """The owner of each node that has one (Translator.owner), asked once per node."""
+        owner = self.names.owner
+        return {n.unique_id: o for n in self.graph.project.buildable if (o := owner(n))}
+
+    @cached_property
+    def test_owners(self) -> dict[str, str]:
+        """A test's owners: those of the nodes it tests (most tests: their one node's)."""
+        owner_of, graph = self.owner_of, self.graph
+        out = {t: o for node, tests in graph.only_tests.items() if (o := owner_of.get(node)) for t in tests}
+        nodes = graph.project.nodes
+        for t in graph.other_tests:
+            if tested := sorted({o for p in nodes[t].depends_on if (o := owner_of.get(p))}):
+                out[t] = ", ".join(tested)
+        return out
 
     def owners(self, uids) -> list[str]:
         """The owners (meta.owner) of these built nodes, sorted."""
-        return sorted({o for u in uids if (o := self.names.owner(self.graph.built[u]))})
+        owner_of = self.owner_of
+        return sorted({o for u in uids if (o := owner_of.get(u))})
 
 
 def dbt_dag_spec(ctx: DbtContext, dag_id: str, tests: list[str]) -> DbtDag | Issue:
     """The DAG that builds the nodes the placement gave `dag_id` and runs `tests` after them."""
     config, names = ctx.config, ctx.names
     members = ctx.wiring.members[dag_id]
-    tasks = _tasks(ctx, dag_id, members, tests)
+    models, outlets = tuple(sorted(members)), ctx.outlets(members)  # each sorted once, shared below
+    tasks = _tasks(ctx, dag_id, members, tests, models, outlets)
     if isinstance(tasks, Issue):
         return tasks
-    nodes = ctx.graph.project.nodes
     tag = ctx.placement.tag_of_dag.get(dag_id)
     assets = tuple(sorted(ctx.wiring.assets[dag_id]))
-    owners = {u: o for u in members if (o := names.owner(ctx.graph.built[u]))}
-    of_member = owners.copy()  # the members' owners: a test's parent is mostly one of them
-    for t in tests:  # a test's owners are those of the models it tests
-        deps = nodes[t].depends_on
-        if len(deps) == 1:  # most tests: the owner of their one model
-            p = deps[0]
-            if one := of_member[p] if p in of_member else (names.owner(nodes[p]) if p in nodes else None):
-                owners[t] = one
-            continue
-        tested = sorted({o for p in deps if p in nodes for o in [names.owner(nodes[p])] if o})
-        if tested:
-            owners[t] = ", ".join(tested)
+    owner_of, test_owners = ctx.owner_of, ctx.test_owners
+    owners = {u: o for u in members if (o := owner_of.get(u))}
+    owners.update({t: o for t in tests if (o := test_owners.get(t))})  # those of the models they test
     owner = ", ".join(ctx.owners(members)) or config.defaults.owner
     kind_tag = f"dbt_tag:{tag}" if tag else ("monolith" if config.dbt.mode == "monolith" else "catch-all")
     return DbtDag(
         dag_id=dag_id,
         schedule=Schedule(assets=assets or (names.tick_asset(),)),
-        outlets=ctx.outlets(members),
+        outlets=outlets,
         tasks=tasks,
         description=f"dbt build: {_what(ctx, dag_id)} ({len(members)} nodes)",
-        doc_md=_doc(ctx, dag_id, tasks[0], tests, assets, owner),
+        doc_md=_doc(ctx, dag_id, tasks[0], tests, assets, owner, outlets),
         tags=("dbt", kind_tag),
         owner=owner,
         max_active_runs=1,
         pool=config.profile.warehouse_pool,
         tag=tag,
-        models=tuple(sorted(members)),
+        models=models,
         tests=tuple(sorted(tests)),
         owners=owners,
         wait_task=ctx.wait_task(assets, tasks),
@@ -166,18 +179,25 @@ def tests_dag_spec(ctx: DbtContext, parent_dags: tuple[str, ...], tests: list[st
 # ------------------------------------------------------------------ the tasks
 
 
-def _tasks(ctx: DbtContext, dag_id: str, members: list[str], tests: list[str]) -> tuple[TaskSpec, ...] | Issue:
+def _tasks(
+    ctx: DbtContext,
+    dag_id: str,
+    members: list[str],
+    tests: list[str],
+    models: tuple[str, ...],
+    outlets: tuple[str, ...],
+) -> tuple[TaskSpec, ...] | Issue:
+    """The DAG's tasks; `models` are its members sorted, `outlets` their Assets sorted."""
     if ctx.config.dbt.task_granularity == "dag":
-        names = ctx.names
-        relations = tuple(sorted((u, ctx.asset_of[u]) for u in members if u in ctx.asset_of))
+        names, asset_of = ctx.names, ctx.asset_of
         return (
             TaskSpec(
                 task_id=names.task_id("dbt_build"),
                 kind="dbt_build",
                 args=_selection(ctx, dag_id, members, tests),
-                outlets=tuple(sorted(r for _, r in relations)),
-                models=tuple(sorted(members)),
-                relations=relations,
+                outlets=outlets,
+                models=models,
+                relations=tuple([(u, asset_of[u]) for u in models if u in asset_of]),
             ),
         )
     return _model_tasks(ctx, dag_id, members, tests)
@@ -280,7 +300,15 @@ def _what(ctx: DbtContext, dag_id: str) -> str:
     return f"the models whose orchestration tag is `{tag}`"
 
 
-def _doc(ctx: DbtContext, dag_id: str, first: TaskSpec, tests: list[str], assets: tuple[str, ...], owner: str) -> str:
+def _doc(
+    ctx: DbtContext,
+    dag_id: str,
+    first: TaskSpec,
+    tests: list[str],
+    assets: tuple[str, ...],
+    owner: str,
+    outlets: tuple[str, ...],
+) -> str:
     """The DAG's docs: what it builds, what triggers it and from which DAGs, what it emits."""
     names = ctx.names
     tick = names.tick_asset()
@@ -296,7 +324,7 @@ def _doc(ctx: DbtContext, dag_id: str, first: TaskSpec, tests: list[str], assets
         f"### dbt: {_what(ctx, dag_id)}\n\n**Builds** {len(members)} nodes and runs {len(tests)} tests "
         f"(`dbt {' '.join(first.args[:3])} ...`).\n\n**Triggered by:** {trigger}\n\n"
         + (f"Upstream DAGs: {', '.join(f'`{d}`' for d in from_dags)}.\n\n" if from_dags else "")
-        + f"**Emits** one Asset per relation it builds:\n\n{asset_bullets(names, ctx.outlets(members))}\n\n"
+        + f"**Emits** one Asset per relation it builds:\n\n{asset_bullets(names, outlets)}\n\n"
         + (f"**Placed here by a rule** (see `orchestrator plan`): {len(placed)} node(s).\n\n" if placed else "")
         + f"**Owners:** {owner}."
     )

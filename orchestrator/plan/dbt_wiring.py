@@ -149,8 +149,12 @@ def place_tests(
         for u in ups:
             downstream[u].add(d)
     dag_of = placement.dag_of
-    for t, parents in graph.test_parents.items():
-        if len(parents) == 1:  # most tests (not_null, unique, ...): the DAG of their one parent
+    for node, tests in graph.only_tests.items():  # most tests (not_null, unique, ...): their node's DAG
+        if (one := dag_of.get(node)) is not None:
+            tests_of[one] += tests
+    for t in graph.other_tests:
+        parents = graph.test_parents[t]
+        if len(parents) == 1:  # a test of an ephemeral model reading one built node: the DAG of that node
             if (one := dag_of.get(parents[0])) is not None:
                 tests_of[one].append(t)
             continue  # else a parent no DAG builds (reported by the wiring)

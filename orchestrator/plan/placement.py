@@ -86,9 +86,9 @@ def place(
     forced cycle is an error)."""
     index = {t: i for i, t in enumerate(tag_order)}
     tags_of = {u: [index[t] for t in node_tags(u) if t in index] for u in graph.order}
-    tag_of, reach = fixed_constraints(graph, tags_of, len(tag_order))
+    tag_of, reach, fixed_anc = fixed_constraints(graph, tags_of, len(tag_order))
     p = _Placing(graph, tag_order, [dag_id_of_tag(t) for t in tag_order], catch_all, tag_of)
-    p.out.placed = _choose_among_tags(p, tags_of, reach)
+    p.out.placed = _choose_among_tags(p, tags_of, reach, fixed_anc)
     _assign(p, _untagged_stages(graph, tag_of, len(tag_order)))
     p.out.cycles = _forced_cycles(graph, p.out)
     if tag_stage is not None and p.out.cycles:
@@ -155,7 +155,9 @@ class _Stages:
     via: dict[str, tuple[str, str]]  # untagged node -> (its node, a node of the DAG it must follow)
 
 
-def _choose_among_tags(p: _Placing, tags_of: dict[str, list[int]], reach: Reach) -> dict[str, Placed]:
+def _choose_among_tags(
+    p: _Placing, tags_of: dict[str, list[int]], reach: Reach, fixed_anc: dict[str, int]
+) -> dict[str, Placed]:
     """Nodes with several orchestration tags, upstream first: each takes the first tag that leaves
     every node (downstream ones too) a DAG without a cycle. A depth-first search in precedence
     order, so the result is the first acyclic assignment in that order; if none exists within a
@@ -164,7 +166,7 @@ def _choose_among_tags(p: _Placing, tags_of: dict[str, list[int]], reach: Reach)
     multi = [u for u in p.graph.order if len(tags_of[u]) > 1]
     if not multi:
         return {}
-    choice = TagChoice(p.graph, multi, tags_of, p.tag_of, reach, p.dag_ids, p.tag_order)
+    choice = TagChoice(p.graph, multi, tags_of, p.tag_of, reach, p.dag_ids, p.tag_order, fixed_anc)
     if not choice.search():
         choice.each_on_its_own()
     placed = {}

@@ -31,8 +31,11 @@ class Reach:
         return sum(1 << x for x, row in enumerate(self.after) if row >> t & 1)
 
 
-def fixed_constraints(graph: DbtGraph, tags_of: dict[str, list[int]], ntags: int) -> tuple[dict[str, int], Reach]:
-    """Single-tag nodes fix the first constraints: tag a upstream of a node of tag b -> a before b."""
+def fixed_constraints(
+    graph: DbtGraph, tags_of: dict[str, list[int]], ntags: int
+) -> tuple[dict[str, int], Reach, dict[str, int]]:
+    """Single-tag nodes fix the first constraints: tag a upstream of a node of tag b -> a before b.
+    Also returns each node's single-tag tags upstream, as bits (TagChoice reads them too)."""
     tag_of = {u: ts[0] for u, ts in tags_of.items() if len(ts) == 1}
     anc: dict[str, int] = {}
     for u in graph.order:
@@ -44,7 +47,7 @@ def fixed_constraints(graph: DbtGraph, tags_of: dict[str, list[int]], ntags: int
     for u, t in tag_of.items():
         for a in bits(anc[u]):
             reach.add(a, t)
-    return tag_of, reach
+    return tag_of, reach, anc
 
 
 class TagChoice:
@@ -60,20 +63,20 @@ class TagChoice:
         reach: Reach,
         names: list[str],
         tag_order: list[str],
+        fixed_anc: dict[str, int],
     ):
         self.multi, self.tags_of, self.reach, self.names, self.tag_order = multi, tags_of, reach, names, tag_order
         self.initial = list(reach.after)
         self.chosen = [-1] * len(multi)
         self.why: dict[tuple[int, int], str] = {}  # (position, candidate) -> why it was not taken
         position = {u: i for i, u in enumerate(multi)}
-        self.fixed_anc: dict[str, int] = {}  # single-tag tags upstream
+        self.fixed_anc = fixed_anc  # single-tag tags upstream (fixed_constraints)
         self.multi_anc: dict[str, int] = {}  # multi-tag nodes upstream, as bits of their position
         for u in graph.order:
-            fa = ma = 0
+            ma = 0
             for p in graph.parents[u]:
-                fa |= self.fixed_anc.get(p, 0) | (1 << tag_of[p] if p in tag_of else 0)
                 ma |= self.multi_anc.get(p, 0) | (1 << position[p] if p in position else 0)
-            self.fixed_anc[u], self.multi_anc[u] = fa, ma
+            self.multi_anc[u] = ma
         self.fixed_desc: dict[str, int] = {}  # single-tag tags downstream
         for u in reversed(graph.order):
             mask = 0

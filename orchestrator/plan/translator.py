@@ -117,7 +117,8 @@ class Translator:
         has none), so the view's `extra` column reads alike for every dbt Asset: `unique_id`,
         `materialized`, `resource_type`, `dag_id`, `tag` (the orchestration tag of its DAG; null
         in a catch-all or monolith DAG), `owner` (`meta.owner`), `description` (its first line)."""
-        description = node.description.strip().splitlines()[0].strip() if node.description.strip() else None
+        text = node.description.strip()
+        description = text.splitlines()[0].strip() if text else None
         if description and len(description) > 200:
             description = description[:199] + "…"
         return {
