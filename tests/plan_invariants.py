@@ -241,16 +241,22 @@ def _schedules_are_what_is_read(project: DbtProject, dags, builds, runs, dag_of_
                     elif ident in produced or src.relation in produced:
                         expect.add(src.relation)
         if not any(d.dag_id in ds for ds in builds.values()):  # a tests-only DAG: what its tests read
-            expect = {
-                relation_of[p]
-                for t, ds in runs.items()
-                if d.dag_id in ds
-                for p in reads(project, t, memo)
-                if p in dag_of_uid
-            }
+            tests = [t for t, ds in runs.items() if d.dag_id in ds]
+            expect = {relation_of[p] for p in _built_reads(project, tests, built_rel, memo) if p in dag_of_uid}
         want = tuple(sorted(expect)) or (TICK,)
         if tuple(sorted(d.schedule.assets)) != want:
             out.append(f"5: {d.dag_id} waits for {sorted(d.schedule.assets)}, reads {list(want)}")
+    return out
+
+
+def _built_reads(project: DbtProject, uids: list[str], built_rel: dict, memo: dict) -> set[str]:
+    """The nodes and sources these read, a source on a relation the project builds as that node."""
+    out = set()
+    for p in (p for u in uids for p in reads(project, u, memo)):
+        if p in project.sources:
+            src = project.sources[p]
+            p = built_rel.get(_identity(src.database, src.relation), p)
+        out.add(p)
     return out
 
 

@@ -547,3 +547,68 @@ def test_the_invariant_checker_itself_catches_violations():
     swapped = check(project, [x, y], [], {"model.p.a": ["y"], "model.p.b": ["y"]}, set())
     assert any(v.startswith("3: model.p.a") for v in swapped)
     assert check(project, [], [], {"model.p.a": ["x"], "model.p.b": ["x"], "c": []}, set())  # nothing built
+
+
+# ------------------------------------------------- tests handled a node at a time (DbtGraph.only_tests)
+
+
+@st.composite
+def projects_with_tests(draw):
+    """Models (some ephemeral, some owned, one snapshot on a declared source's relation) and tests of
+    every shape dbt makes and a few it does not: of one node, of two, of a source, of an ephemeral
+    model, of a node twice, of a node the manifest lacks, tagged or not."""
+    n = draw(st.integers(1, 10))
+    sources = [source(f"s{i}") for i in range(3)]
+    nodes: list[dict] = []
+    for i in range(n):
+        deps = draw(st.lists(st.sampled_from([nodes[j]["unique_id"] for j in range(i)] or [None]), max_size=2))
+        deps = sorted({d for d in deps if d}) + draw(
+            st.lists(st.sampled_from([s["unique_id"] for s in sources]), max_size=1)
+        )
+        rtype = "snapshot" if i == 0 and draw(st.booleans()) else "model"
+        node = model(
+            f"n{i}",
+            draw(st.lists(st.sampled_from(TAGS), max_size=2, unique=True)),
+            deps,
+            rtype=rtype,
+            materialized=draw(st.sampled_from(["table", "table", "view", "ephemeral"])) if rtype == "model" else rtype,
+            schema="raw" if rtype == "snapshot" else "analytics",
+        )
+        if rtype == "snapshot":
+            node["alias"] = "s0"  # the relation of the source raw.s0: that source is a read of this node
+        if draw(st.booleans()):
+            node["meta"] = {"owner": draw(st.sampled_from(["ana", "bo"]))}
+        nodes.append(node)
+    targets = [x["unique_id"] for x in nodes] + [s["unique_id"] for s in sources] + ["model.p.gone"]
+    for k in range(draw(st.integers(0, 8))):
+        deps = draw(st.lists(st.sampled_from(targets), min_size=1, max_size=3))
+        nodes.append(dtest(f"t{k}", deps, tags=draw(st.lists(st.sampled_from(TAGS), max_size=1))))
+    return manifest(nodes, sources), list(draw(st.permutations(TAGS)))
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(projects_with_tests(), st.sampled_from(["dag", "model"]))
+def test_tests_grouped_by_their_node_are_placed_selected_and_owned_as_one_by_one(case, granularity):
+    """The graph groups the tests of one built node (most tests) to handle them a node at a time: every
+    test is in exactly one group or in `other_tests`; each test runs in the DAG of all its parents;
+    its owners are those of the nodes it reads; and every invariant holds (each DAG's selection,
+    re-implemented from dbt's cautious indirect selection, is exactly its nodes and tests)."""
+    from orchestrator.plan.dbt_graph import build_graph
+
+    project, tags = case
+    graph = build_graph(project)
+    grouped = [t for ts in graph.only_tests.values() for t in ts]
+    assert sorted(grouped + list(graph.other_tests)) == sorted(t.unique_id for t in project.tests)
+    for node, ts in graph.only_tests.items():
+        assert node in graph.built
+        assert all(set(project.nodes[t].depends_on) == {node} and graph.test_parents[t] == (node,) for t in ts)
+    cfg = config(tags)
+    cfg = cfg.model_copy(update={"dbt": cfg.dbt.model_copy(update={"task_granularity": granularity})})
+    dags, _, errors, _, violations = plan_and_check(project, cfg)
+    assert violations == [], violations
+    owner = {n.unique_id: n.owner for n in project.buildable}
+    for d in dags:
+        for t in d.tests:  # a tests-only DAG: the owners of the built nodes the test reads
+            tested_nodes = project.nodes[t].depends_on if d.models else graph.test_parents[t]
+            tested = sorted({o for p in tested_nodes if (o := owner.get(p))})
+            assert d.owners.get(t) == (", ".join(tested) or None), (t, d.dag_id)
