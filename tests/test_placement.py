@@ -612,3 +612,18 @@ def test_tests_grouped_by_their_node_are_placed_selected_and_owned_as_one_by_one
             tested_nodes = project.nodes[t].depends_on if d.models else graph.test_parents[t]
             tested = sorted({o for p in tested_nodes if (o := owner.get(p))})
             assert d.owners.get(t) == (", ".join(tested) or None), (t, d.dag_id)
+
+
+def test_a_resource_type_the_fast_decode_does_not_know_is_read_the_plain_way():
+    """parse_manifest decodes each node by its resource_type (a test skips a relation's fields); a
+    type it has no class for (an old dbt's `rpc`, a future one) falls back to the plain decode:
+    the same nodes. A value of the wrong type is still refused, naming where."""
+    from orchestrator.plan.manifest import ManifestError
+
+    nodes = [model("a", ["x"]), model("s", rtype="seed", materialized="seed"), dtest("t", [m("a")], tags=["x"])]
+    odd = {**model("r"), "unique_id": "rpc.p.r", "resource_type": "rpc"}
+    fast, plain = manifest(nodes), manifest([*nodes, odd])
+    assert plain.nodes == fast.nodes and list(plain.nodes) == ["model.p.a", "seed.p.s", "test.p.t"]
+    assert fast.nodes["test.p.t"].resource_type == "test" and fast.nodes["seed.p.s"].relation == "analytics.s"
+    with pytest.raises(ManifestError, match=r"does not look like a dbt manifest: Expected `array`.*\$\.nodes"):
+        manifest([{**model("b"), "tags": "x"}])

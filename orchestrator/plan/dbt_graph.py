@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from .manifest import DbtProject, Node
 
@@ -26,7 +27,6 @@ class DbtGraph:
     test_parents: dict[str, tuple[str, ...]]  # test -> the built nodes it reads; () when one is not built
     test_sources: dict[str, tuple[str, ...]]  # test -> the sources it reads
     missing: dict[str, tuple[str, ...]] = field(default_factory=dict)  # node/test -> deps not in the manifest
-    direct_tests: dict[str, list[str]] = field(default_factory=dict)  # node -> the tests that name it directly
     tagged: dict[str, set[str]] = field(default_factory=dict)  # tag -> every node and test carrying it
     cycle: tuple[str, ...] = ()  # built nodes on a cycle (only in a hand-made manifest: dbt refuses them)
     # Most tests (not_null, unique, ...) read one built node and nothing else: grouped by that node,
@@ -37,6 +37,15 @@ class DbtGraph:
     @property
     def order(self) -> list[str]:
         return list(self.built)
+
+    @cached_property
+    def direct_tests(self) -> dict[str, list[str]]:
+        """Node -> the tests that name it directly (rarely read: made when first read)."""
+        direct: dict[str, list[str]] = defaultdict(list)
+        for t in self.project.tests:
+            for dep in t.depends_on:
+                direct[dep].append(t.unique_id)
+        return dict(direct)
 
 
 def _expand(project: DbtProject, uids: list[str]) -> tuple[dict[str, tuple[str, ...]], dict[str, tuple[str, ...]]]:
@@ -133,9 +142,17 @@ def build_graph(project: DbtProject) -> DbtGraph:
             tuple(d for d in deps if d in sources and d not in via_source),
         )
 
-    parents, src = {}, {}
+    parents: dict[str, tuple[str, ...]] = {}
+    src: dict[str, tuple[str, ...]] = {}
+    source_ids = set(sources) if not via_source else set()
     for u in built_ids:
-        parents[u], src[u] = resolve(expanded[u], u)
+        deps = expanded[u]
+        if source_ids and is_built.issuperset(deps) and u not in deps:  # reads built nodes only
+            parents[u], src[u] = deps, ()
+        elif source_ids and source_ids.issuperset(deps):  # reads sources only (a staging model)
+            parents[u], src[u] = (), deps
+        else:
+            parents[u], src[u] = resolve(deps, u)
 
     order, children, cycle = _topological(built_ids, parents)
     for t in unresolved:
@@ -148,7 +165,6 @@ def build_graph(project: DbtProject) -> DbtGraph:
         test_sources[uid] = read
     return DbtGraph(
         project=project,
-        direct_tests=dict(tests.direct),
         tagged=dict(tagged),
         built={u: nodes[u] for u in order},
         parents=parents,
@@ -167,7 +183,6 @@ def build_graph(project: DbtProject) -> DbtGraph:
 class _Tests:
     parents: dict[str, tuple[str, ...]] = field(default_factory=dict)  # () for the unresolved, in order
     source_reads: dict[str, tuple[str, ...]] = field(default_factory=dict)
-    direct: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
     only: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
     tagged: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
     other: list[str] = field(default_factory=list)
@@ -180,30 +195,24 @@ def _sort_tests(project: DbtProject, is_built: set[str], via_source: dict[str, s
     before: 10,000 models' 27,000 tests were most of the graph's time); the expansion and the
     general loop of build_graph get the others (a test of an ephemeral model, of a missing node)."""
     out, sources = _Tests(), project.sources
-    parents, direct, only, other = out.parents, out.direct, out.only, out.other
+    parents, only, other = out.parents, out.only, out.other
     for t in project.tests:
         uid, deps = t.unique_id, t.depends_on
-        for tag in t.tags:
-            out.tagged[tag].add(uid)
-        if len(deps) == 1:
-            dep = deps[0]
-            direct[dep].append(uid)
-            if dep in is_built:
-                parents[uid] = deps
-                only[dep].append(uid)
-                continue
-            other.append(uid)
-            if dep in sources and dep not in via_source:
-                parents[uid], out.source_reads[uid] = (), deps
-                continue
-        else:
-            for dep in deps:
-                direct[dep].append(uid)
-            if is_built.issuperset(deps):
-                parents[uid] = read = tuple(dict.fromkeys(deps))
-                (only[read[0]] if len(read) == 1 else other).append(uid)
-                continue
-            other.append(uid)
+        if t.tags:
+            for tag in t.tags:
+                out.tagged[tag].add(uid)
+        if len(deps) == 1 and deps[0] in is_built:
+            parents[uid] = deps
+            only[deps[0]].append(uid)
+            continue
+        if len(deps) > 1 and is_built.issuperset(deps):
+            parents[uid] = read = tuple(dict.fromkeys(deps))
+            (only[read[0]] if len(read) == 1 else other).append(uid)
+            continue
+        other.append(uid)
+        if len(deps) == 1 and deps[0] in sources and deps[0] not in via_source:
+            parents[uid], out.source_reads[uid] = (), deps
+            continue
         parents[uid] = ()  # keeps the tests' order; build_graph sets it
         out.unresolved.append(t)
     return out

@@ -14,6 +14,7 @@ from collections import Counter
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+from typing import ClassVar, cast
 
 import msgspec
 
@@ -59,6 +60,56 @@ class _Node(msgspec.Struct, gc=False):
     # costs ~10% of the decode. Those few are read by a second, narrow decode (_Fqns).
 
 
+class _Kind(msgspec.Struct, tag_field="resource_type", gc=False):
+    """A node of the fast decode (_KindsManifest): msgspec picks the class by `resource_type`, so a
+    test, most of a manifest's nodes, skips the fields only a relation needs. `resource_type` is
+    the class's: the loop of parse_manifest reads these and _Node alike."""
+
+    resource_type: ClassVar[str]
+    unique_id: str
+    name: str
+    tags: tuple[str, ...] = ()
+    meta: dict | None = None
+    config: _Config | None = None
+    depends_on: _DependsOn | None = None
+    original_file_path: str = ""
+    description: str | None = None
+
+
+class _Test(_Kind, tag="test"):
+    resource_type = "test"
+
+
+class _Relation(_Kind):
+    database: str | None = None
+    schema: str | None = None
+    alias: str | None = None
+
+
+class _Model(_Relation, tag="model"):
+    resource_type = "model"
+
+
+class _Seed(_Relation, tag="seed"):
+    resource_type = "seed"
+
+
+class _Snapshot(_Relation, tag="snapshot"):
+    resource_type = "snapshot"
+
+
+class _Analysis(_Relation, tag="analysis"):
+    resource_type = "analysis"
+
+
+class _Operation(_Relation, tag="operation"):
+    resource_type = "operation"
+
+
+class _SqlOperation(_Relation, tag="sql_operation"):
+    resource_type = "sql_operation"
+
+
 class _Fqn(msgspec.Struct, gc=False):
     fqn: tuple[str, ...] = ()
 
@@ -87,6 +138,16 @@ class _Metadata(msgspec.Struct):
 class _Manifest(msgspec.Struct):
     metadata: _Metadata
     nodes: dict[str, _Node] = {}
+    sources: dict[str, _Source] = {}
+
+
+class _KindsManifest(msgspec.Struct):
+    """The fast decode: the resource types dbt 1.x writes in `nodes`. A manifest with another one
+    (an older or a future dbt's) fails it and is decoded the plain way (_Manifest). 10% faster
+    at 10,000 models: fewer fields decoded, fewer objects made and freed."""
+
+    metadata: _Metadata
+    nodes: dict[str, _Test | _Model | _Seed | _Snapshot | _Analysis | _Operation | _SqlOperation] = {}
     sources: dict[str, _Source] = {}
 
 
@@ -222,7 +283,10 @@ def parse_manifest(raw: bytes | bytearray, path: str | Path = "manifest.json") -
     """A manifest's bytes (JSON) as a DbtProject; `path` names it in errors."""
     path = Path(path)
     try:
-        manifest = msgspec.json.decode(raw, type=_Manifest)
+        try:
+            manifest: _Manifest | _KindsManifest = msgspec.json.decode(raw, type=_KindsManifest)
+        except msgspec.ValidationError:  # a resource type it does not know, or a value of the wrong type
+            manifest = msgspec.json.decode(raw, type=_Manifest)  # names the problem, if there is one
     except msgspec.DecodeError as exc:
         problem = (
             "truncated or not valid JSON"
@@ -249,9 +313,10 @@ def parse_manifest(raw: bytes | bytearray, path: str | Path = "manifest.json") -
             if kind not in BUILDABLE:
                 continue
             if materialized != "ephemeral":
-                relation = _relation(n.schema, n.alias or n.name)
-                if relation and n.database:
-                    database = n.database.lower()
+                built = cast(_Relation | _Node, n)  # not a test: it has a relation's fields
+                relation = _relation(built.schema, built.alias or built.name)
+                if relation and built.database:
+                    database = built.database.lower()
         name = n.name
         nodes[n.unique_id] = Node(
             n.unique_id,
@@ -285,10 +350,9 @@ def parse_manifest(raw: bytes | bytearray, path: str | Path = "manifest.json") -
 def _qualify_shared_names(nodes: dict[str, Node], raw: bytes | bytearray) -> None:
     """A name two nodes share (a model of the same name in two packages) selects both: those nodes
     are selected by their fqn (`package.path.name`). Rare, so their fqn is decoded only then."""
-    names = [n.name for n in nodes.values()]
-    if len(set(names)) == len(names):
+    if len({n.name for n in nodes.values()}) == len(nodes):
         return
-    shared = {name for name, count in Counter(names).items() if count > 1}
+    shared = {name for name, count in Counter(n.name for n in nodes.values()).items() if count > 1}
     fqns = msgspec.json.decode(raw, type=_Fqns).nodes
     for uid, node in nodes.items():
         if node.name in shared and (fqn := fqns[uid].fqn):
