@@ -83,9 +83,12 @@ def tag_cycle_forced(project: DbtProject, node_tags: dict[str, list[str]]) -> bo
     single = {u: ts[0] for u, ts in node_tags.items() if len(ts) == 1}
     children: dict[str, set[str]] = defaultdict(set)
     memo: dict = {}
-    for u in built_nodes(project):
-        for p in reads(project, u, memo):
-            if p in project.nodes:
+    built = built_nodes(project)
+    nodes = project.nodes
+    built_rel = {_identity(nodes[u].database, nodes[u].relation): u for u in built if nodes[u].relation}
+    for u in built:
+        for p in _built_reads(project, [u], built_rel, memo):  # a source on a built relation: its node
+            if p in project.nodes and p != u:
                 children[p].add(u)
     after: dict[str, set[str]] = defaultdict(set)
     for start, tag in single.items():
