@@ -62,28 +62,36 @@ class _Node(msgspec.Struct, gc=False):
 
 class _Kind(msgspec.Struct, tag_field="resource_type", gc=False):
     """A node of the fast decode (_KindsManifest): msgspec picks the class by `resource_type`, so a
-    test, most of a manifest's nodes, skips the fields only a relation needs. `resource_type` is
+    test, most of a manifest's nodes, skips the fields only a built node needs. `resource_type` is
     the class's: the loop of parse_manifest reads these and _Node alike."""
 
     resource_type: ClassVar[str]
     unique_id: str
     name: str
     tags: tuple[str, ...] = ()
-    meta: dict | None = None
-    config: _Config | None = None
     depends_on: _DependsOn | None = None
     original_file_path: str = ""
-    description: str | None = None
+
+
+class _TestConfig(msgspec.Struct, gc=False):
+    materialized: str | None = None
 
 
 class _Test(_Kind, tag="test"):
+    """A test: no relation, and no owner or opt-out of its own is read (its owners are those of
+    the nodes it tests: dbt_specs.py)."""
+
     resource_type = "test"
+    config: _TestConfig | None = None
 
 
 class _Relation(_Kind):
     database: str | None = None
     schema: str | None = None
     alias: str | None = None
+    meta: dict | None = None
+    config: _Config | None = None
+    description: str | None = None
 
 
 class _Model(_Relation, tag="model"):
@@ -158,11 +166,11 @@ class Node(msgspec.Struct, frozen=True, gc=False):
     relation: str | None  # lower-case schema.identifier; None for ephemeral models and tests
     materialized: str | None
     tags: tuple[str, ...]
-    owner: str | None
+    owner: str | None  # meta.owner; None for a test (its owners are those of what it tests)
     depends_on: tuple[str, ...]
     file: str
     selector: str  # how `dbt --select` names it
-    description: str = ""
+    description: str = ""  # "" for a test (nothing reads it)
     database: str | None = None  # lower-case; part of the relation's identity (relations.py)
     always_build: bool = False  # meta: {orchestrator: {always_build: true}} (plan/changed.py)
 
@@ -301,35 +309,49 @@ def parse_manifest(raw: bytes | bytearray, path: str | Path = "manifest.json") -
     # One Node per kept node (36,000 at 10,000 models, most of them tests): a test, which has no
     # relation and is the most common node, takes the shortest path.
     for n in manifest.nodes.values():
-        kind, config = n.resource_type, n.config or no_config
-        meta, config_meta = n.meta, config.meta
+        kind = n.resource_type
+        if kind == "test":  # most nodes: no relation, and no owner or opt-out of its own is read
+            name = n.name
+            nodes[n.unique_id] = Node(
+                n.unique_id,
+                kind,
+                name,
+                None,
+                (n.config or no_config).materialized,
+                n.tags,
+                None,
+                (n.depends_on or no_depends).nodes,
+                n.original_file_path,
+                name,  # a bare name selects a node unless another package has one of the same name (below)
+            )
+            continue
+        if kind not in BUILDABLE:
+            continue
+        b = cast(_Relation | _Node, n)  # not a test: it has a built node's fields
+        config = b.config or no_config
+        meta, config_meta, materialized = b.meta, config.meta, config.materialized
         owner = always = None
         if meta or config_meta:
             owner = (meta and meta.get("owner")) or (config_meta and config_meta.get("owner"))
             always = _always_build(meta) or _always_build(config_meta)
-        materialized = config.materialized
         relation = database = None
-        if kind != "test":
-            if kind not in BUILDABLE:
-                continue
-            if materialized != "ephemeral":
-                built = cast(_Relation | _Node, n)  # not a test: it has a relation's fields
-                relation = _relation(built.schema, built.alias or built.name)
-                if relation and built.database:
-                    database = built.database.lower()
-        name = n.name
-        nodes[n.unique_id] = Node(
-            n.unique_id,
+        if materialized != "ephemeral":
+            relation = _relation(b.schema, b.alias or b.name)
+            if relation and b.database:
+                database = b.database.lower()
+        name = b.name
+        nodes[b.unique_id] = Node(
+            b.unique_id,
             kind,
             name,
             relation,
             materialized,
-            n.tags,
+            b.tags,
             str(owner) if owner else None,
-            (n.depends_on or no_depends).nodes,
-            n.original_file_path,
-            name,  # a bare name selects a node unless another package has one of the same name (below)
-            n.description or "",
+            (b.depends_on or no_depends).nodes,
+            b.original_file_path,
+            name,
+            b.description or "",
             database,
             bool(always),
         )
