@@ -42,9 +42,9 @@ class _Config(msgspec.Struct, gc=False):
 
 
 class _Node(msgspec.Struct, gc=False):
-    """Only the fields the plan reads: msgspec skips the others (SQL, columns, checksums) unparsed."""
+    """Only the fields the plan reads: msgspec skips the others (SQL, columns, checksums) unparsed.
+    Not `unique_id`: the key of `nodes` is it (one string fewer per node to make and free)."""
 
-    unique_id: str
     resource_type: str
     name: str
     database: str | None = None
@@ -66,23 +66,17 @@ class _Kind(msgspec.Struct, tag_field="resource_type", gc=False):
     the class's: the loop of parse_manifest reads these and _Node alike."""
 
     resource_type: ClassVar[str]
-    unique_id: str
     name: str
     tags: tuple[str, ...] = ()
     depends_on: _DependsOn | None = None
     original_file_path: str = ""
 
 
-class _TestConfig(msgspec.Struct, gc=False):
-    materialized: str | None = None
-
-
 class _Test(_Kind, tag="test"):
-    """A test: no relation, and no owner or opt-out of its own is read (its owners are those of
-    the nodes it tests: dbt_specs.py)."""
+    """A test: no relation and no config of its own is read (its materialization is `test`; its
+    owners are those of the nodes it tests: dbt_specs.py)."""
 
     resource_type = "test"
-    config: _TestConfig | None = None
 
 
 class _Relation(_Kind):
@@ -308,16 +302,16 @@ def parse_manifest(raw: bytes | bytearray, path: str | Path = "manifest.json") -
     no_config, no_depends = _Config(), _DependsOn()
     # One Node per kept node (36,000 at 10,000 models, most of them tests): a test, which has no
     # relation and is the most common node, takes the shortest path.
-    for n in manifest.nodes.values():
+    for uid, n in manifest.nodes.items():
         kind = n.resource_type
         if kind == "test":  # most nodes: no relation, and no owner or opt-out of its own is read
             name = n.name
-            nodes[n.unique_id] = Node(
-                n.unique_id,
+            nodes[uid] = Node(
+                uid,
                 kind,
                 name,
                 None,
-                (n.config or no_config).materialized,
+                "test",
                 n.tags,
                 None,
                 (n.depends_on or no_depends).nodes,
@@ -340,8 +334,8 @@ def parse_manifest(raw: bytes | bytearray, path: str | Path = "manifest.json") -
             if relation and b.database:
                 database = b.database.lower()
         name = b.name
-        nodes[b.unique_id] = Node(
-            b.unique_id,
+        nodes[uid] = Node(
+            uid,
             kind,
             name,
             relation,
