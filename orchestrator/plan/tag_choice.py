@@ -37,15 +37,20 @@ def fixed_constraints(
     """Single-tag nodes fix the first constraints: tag a upstream of a node of tag b -> a before b.
     Also returns each node's single-tag tags upstream, as bits (TagChoice reads them too)."""
     tag_of = {u: ts[0] for u, ts in tags_of.items() if len(ts) == 1}
+    own = {u: 1 << t for u, t in tag_of.items()}  # a node's own tag, as a bit
     anc: dict[str, int] = {}
-    for u in graph.order:
+    parents, get, own_get = graph.parents, anc.get, own.get
+    for u in graph.order:  # parents first (but on a cycle): each node ORs its parents'
         mask = 0
-        for p in graph.parents[u]:
-            mask |= anc.get(p, 0) | (1 << tag_of[p] if p in tag_of else 0)
+        for p in parents[u]:
+            mask |= get(p, 0) | own_get(p, 0)
         anc[u] = mask
-    reach = Reach(ntags)
+    before = [0] * ntags  # tag t -> the tags upstream of any of its nodes
     for u, t in tag_of.items():
-        for a in bits(anc[u]):
+        before[t] |= anc[u]
+    reach = Reach(ntags)
+    for t, mask in enumerate(before):  # the closure is the same whatever the order of the adds
+        for a in bits(mask):
             reach.add(a, t)
     return tag_of, reach, anc
 
@@ -71,18 +76,24 @@ class TagChoice:
         self.why: dict[tuple[int, int], str] = {}  # (position, candidate) -> why it was not taken
         position = {u: i for i, u in enumerate(multi)}
         self.fixed_anc = fixed_anc  # single-tag tags upstream (fixed_constraints)
-        self.multi_anc: dict[str, int] = {}  # multi-tag nodes upstream, as bits of their position
+        own = {u: 1 << i for u, i in position.items()}
+        multi_anc: dict[str, int] = {}  # multi-tag nodes upstream, as bits of their position
+        parents, children = graph.parents, graph.children
+        get, own_get = multi_anc.get, own.get
         for u in graph.order:
             ma = 0
-            for p in graph.parents[u]:
-                ma |= self.multi_anc.get(p, 0) | (1 << position[p] if p in position else 0)
-            self.multi_anc[u] = ma
-        self.fixed_desc: dict[str, int] = {}  # single-tag tags downstream
+            for p in parents[u]:
+                ma |= get(p, 0) | own_get(p, 0)
+            multi_anc[u] = ma
+        fixed = {u: 1 << t for u, t in tag_of.items()}
+        fixed_desc: dict[str, int] = {}  # single-tag tags downstream
+        get, fixed_get = fixed_desc.get, fixed.get
         for u in reversed(graph.order):
             mask = 0
-            for c in graph.children[u]:
-                mask |= self.fixed_desc.get(c, 0) | (1 << tag_of[c] if c in tag_of else 0)
-            self.fixed_desc[u] = mask
+            for c in children[u]:
+                mask |= get(c, 0) | fixed_get(c, 0)
+            fixed_desc[u] = mask
+        self.multi_anc, self.fixed_desc = multi_anc, fixed_desc
 
     def above(self, i: int) -> int:
         mask = self.fixed_anc[self.multi[i]]
