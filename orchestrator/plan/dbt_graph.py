@@ -170,7 +170,7 @@ def build_graph(project: DbtProject) -> DbtGraph:
         tagged=dict(tagged),
         built={u: nodes[u] for u in order},
         parents=parents,
-        children={u: children.get(u, []) for u in order},
+        children={u: children[u] for u in order},
         sources=src,
         test_parents=test_parents,
         test_sources=test_sources,
@@ -225,20 +225,20 @@ def _topological(
 ) -> tuple[list[str], dict[str, list[str]], tuple[str, ...]]:
     """Kahn's algorithm, stable by unique_id: a deterministic topological order, each node's
     children, and the nodes on a cycle (appended to the order: still placed, the cycle is reported)."""
-    children: dict[str, list[str]] = defaultdict(list)
-    indegree = {u: len(parents[u]) for u in built_ids}
+    children: dict[str, list[str]] = {u: [] for u in built_ids}
     for u in built_ids:
-        for p in parents[u]:
+        for p in parents[u]:  # a parent is a built node
             children[p].append(u)
-    ready = sorted(u for u in built_ids if indegree[u] == 0)
+    indegree = {u: len(parents[u]) for u in built_ids}
+    ready = sorted([u for u, d in indegree.items() if not d])
     order: list[str] = []
     while ready:
+        order += ready
         nxt: list[str] = []
         for u in ready:
-            order.append(u)
             for c in children[u]:
-                indegree[c] -= 1
-                if indegree[c] == 0:
+                indegree[c] = d = indegree[c] - 1
+                if not d:
                     nxt.append(c)
         ready = sorted(nxt)
     cycle = tuple(sorted(u for u in built_ids if indegree[u] > 0))

@@ -72,24 +72,15 @@ def plan_dbt(
 
 def _assets(ctx: DbtContext) -> dict[str, AssetSpec]:
     """One Asset per relation a dbt DAG builds, with the group and extra the Assets view shows."""
-    names, built = ctx.names, ctx.graph.built
+    names, built, asset_of = ctx.names, ctx.graph.built, ctx.asset_of
+    uri_of, group_of, extra_of = names.asset_uri, names.asset_group, names.dbt_asset_extra
     assets = {}
     for dag_id in sorted(ctx.wiring.members):
         dag_tag = ctx.placement.tag_of_dag.get(dag_id)
         for u in ctx.wiring.members[dag_id]:
             node = built[u]
-            if node.relation:
-                name = ctx.asset_of[u]
-                uri = (
-                    names.asset_uri(name, node.relation, node.database)
-                    if node.database
-                    else names.asset_uri(name, node.relation)
-                )
-                assets[name] = AssetSpec(
-                    uri,
-                    names.asset_group(node.relation),
-                    names.dbt_asset_extra(node, dag_id, dag_tag),
-                    node.relation,
-                    node.database,
-                )
+            if relation := node.relation:
+                name, database = asset_of[u], node.database
+                uri = uri_of(name, relation, database) if database else uri_of(name, relation)
+                assets[name] = AssetSpec(uri, group_of(relation), extra_of(node, dag_id, dag_tag), relation, database)
     return assets
