@@ -627,3 +627,31 @@ def test_a_resource_type_the_fast_decode_does_not_know_is_read_the_plain_way():
     assert fast.nodes["test.p.t"].resource_type == "test" and fast.nodes["seed.p.s"].relation == "analytics.s"
     with pytest.raises(ManifestError, match=r"does not look like a dbt manifest: Expected `array`.*\$\.nodes"):
         manifest([{**model("b"), "tags": "x"}])
+
+
+def test_a_name_two_nodes_share_selects_each_by_its_fqn():
+    """`dbt --select orders` would select both packages' `orders`: the plan names each by its fqn,
+    read by a second, narrow decode only when a name is shared (parse_manifest decodes no fqn
+    otherwise). Every other node keeps its bare name, and each DAG still selects exactly its nodes."""
+    a = model("orders", ["x"])
+    b = {
+        **model("orders", ["y"], schema="other"),
+        "unique_id": "model.other.orders",
+        "package_name": "other",
+        "fqn": ["other", "marts", "orders"],
+    }
+    c = model("customers", ["y"], [m("orders")])
+    project = manifest([a, b, c, dtest("orders_check", [m("orders")])])
+    assert [project.nodes[u].selector for u in ("model.p.orders", "model.other.orders", "model.p.customers")] == [
+        "p.orders",
+        "other.marts.orders",
+        "customers",
+    ]
+    assert project.nodes["test.p.orders_check"].selector == "orders_check"
+    dags, _, errors, _, violations = plan_and_check(project, config(["x", "y"]))
+    assert violations == [] and errors == []
+    per_model = config(["x", "y"])
+    per_model = per_model.model_copy(update={"dbt": per_model.dbt.model_copy(update={"task_granularity": "model"})})
+    dags, _, errors, _, violations = plan_and_check(project, per_model)
+    assert violations == [] and errors == []
+    assert {"p.orders", "other.marts.orders", "customers"} <= {a for d in dags for t in d.tasks for a in t.args}
