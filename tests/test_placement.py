@@ -631,8 +631,8 @@ def test_a_resource_type_the_fast_decode_does_not_know_is_read_the_plain_way():
 
 def test_a_name_two_nodes_share_selects_each_by_its_fqn():
     """`dbt --select orders` would select both packages' `orders`: the plan names each by its fqn,
-    read by a second, narrow decode only when a name is shared (parse_manifest decodes no fqn
-    otherwise). Every other node keeps its bare name, and each DAG still selects exactly its nodes."""
+    kept undecoded by parse_manifest and decoded for those nodes alone. Every other node keeps its
+    bare name, and each DAG still selects exactly its nodes."""
     a = model("orders", ["x"])
     b = {
         **model("orders", ["y"], schema="other"),
