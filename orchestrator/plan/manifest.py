@@ -188,6 +188,16 @@ class DbtProject:
     def tests(self) -> tuple[Node, ...]:
         return tuple([n for n in self.nodes.values() if n.resource_type == "test"])
 
+    @classmethod
+    def read(
+        cls, path: str, version: int, nodes: dict[str, Node], sources: dict[str, Source], buildable: list, tests: list
+    ) -> DbtProject:
+        """As parse_manifest makes it: with the buildable nodes and the tests it sorted as it read
+        them (two passes fewer over 36,000 nodes at 10,000 models)."""
+        project = cls(path, version, nodes, sources)
+        project.__dict__.update(buildable=tuple(buildable), tests=tuple(tests))  # the cached properties
+        return project
+
 
 def _read_bytes(path: Path) -> bytes | bytearray:
     try:
@@ -295,6 +305,9 @@ def parse_manifest(raw: bytes | bytearray, path: str | Path = "manifest.json") -
     version = _version(path, manifest.metadata.dbt_schema_version)
 
     nodes: dict[str, Node] = {}
+    buildable: list[Node] = []
+    tests: list[Node] = []
+    names: set[str] = set()
     no_config, no_depends = _Config(), _DependsOn()
     # One Node per kept node (36,000 at 10,000 models, most of them tests): a test, which has no
     # relation and is the most common node, takes the shortest path.
@@ -302,7 +315,7 @@ def parse_manifest(raw: bytes | bytearray, path: str | Path = "manifest.json") -
         kind = n.resource_type
         if kind == "test":  # most nodes: no relation, and no owner or opt-out of its own is read
             name = n.name
-            nodes[uid] = Node(
+            nodes[uid] = node = Node(
                 uid,
                 kind,
                 name,
@@ -314,6 +327,8 @@ def parse_manifest(raw: bytes | bytearray, path: str | Path = "manifest.json") -
                 n.original_file_path,
                 name,  # a bare name selects a node unless another package has one of the same name (below)
             )
+            tests.append(node)
+            names.add(name)
             continue
         if kind not in BUILDABLE:
             continue
@@ -330,7 +345,7 @@ def parse_manifest(raw: bytes | bytearray, path: str | Path = "manifest.json") -
             if relation and b.database:
                 database = b.database.lower()
         name = b.name
-        nodes[uid] = Node(
+        nodes[uid] = node = Node(
             uid,
             kind,
             name,
@@ -345,7 +360,12 @@ def parse_manifest(raw: bytes | bytearray, path: str | Path = "manifest.json") -
             database,
             bool(always),
         )
-    _qualify_shared_names(nodes, manifest.nodes)
+        buildable.append(node)
+        names.add(name)
+    if len(names) < len(nodes):  # a shared name: those nodes are selected by their fqn
+        _qualify_shared_names(nodes, manifest.nodes)
+        buildable = [n for n in nodes.values() if n.resource_type != "test"]
+        tests = [n for n in nodes.values() if n.resource_type == "test"]
     sources = {}
     for s in manifest.sources.values():
         relation = _relation(s.schema, s.identifier or s.name)
@@ -356,15 +376,13 @@ def parse_manifest(raw: bytes | bytearray, path: str | Path = "manifest.json") -
                 file=s.original_file_path,
                 database=s.database.lower() if s.database else None,
             )
-    return DbtProject(path=str(path), schema_version=version, nodes=nodes, sources=sources)
+    return DbtProject.read(str(path), version, nodes, sources, buildable, tests)
 
 
 def _qualify_shared_names(nodes: dict[str, Node], decoded: Mapping[str, _Node | _Kind]) -> None:
     """A name two nodes share (a model of the same name in two packages, a custom generic test
     applied twice) selects both: those nodes are selected by their fqn (`package.path.name`),
     decoded for them alone."""
-    if len({n.name for n in nodes.values()}) == len(nodes):
-        return
     shared = {name for name, count in Counter(n.name for n in nodes.values()).items() if count > 1}
     for uid, node in nodes.items():
         if node.name in shared and (fqn := msgspec.json.decode(decoded[uid].fqn, type=tuple[str, ...])):
