@@ -73,9 +73,18 @@ class DbtContext:
     def apart_owners(self) -> dict[str, str]:
         """The owners of each test apart from the groups: those of the nodes it tests. (A grouped
         test's owner is its node's.)"""
-        owner_of, nodes, out = self.owner_of, self.graph.project.nodes, {}
+        owner_of, nodes = self.owner_of, self.graph.project.nodes
+        out: dict[str, str] = {}
+        if not owner_of:
+            return out
+        get = owner_of.get
         for t in self.graph.other_tests:
-            if tested := sorted({o for p in nodes[t].depends_on if (o := owner_of.get(p))}):
+            deps = nodes[t].depends_on
+            if len(deps) == 2:  # most of them: a relationships test, two models (often one owner)
+                a, b = get(deps[0]), get(deps[1])
+                if one := (a if a == b or not b else b if not a else ", ".join(sorted((a, b)))):
+                    out[t] = one
+            elif tested := sorted({o for p in deps if (o := get(p))}):
                 out[t] = ", ".join(tested)
         return out
 
