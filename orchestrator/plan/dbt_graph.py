@@ -113,13 +113,14 @@ def _expand(
 
 def build_graph(project: DbtProject) -> DbtGraph:
     nodes = project.nodes
-    built_ids = [n.unique_id for n in project.buildable if n.materialized != "ephemeral"]
+    built_nodes = [n for n in project.buildable if n.materialized != "ephemeral"]
+    built_ids = [n.unique_id for n in built_nodes]
     is_built = set(built_ids)
     sources = project.sources
     # A source declared on a relation the project itself builds (a snapshot's table, say) is a read
     # of the node that builds it: that is the edge that orders them. The same schema.table in
     # another database is another relation (relations.py): no edge.
-    builder = {(nodes[u].database, nodes[u].relation): u for u in built_ids if nodes[u].relation}
+    builder = {(n.database, n.relation): n.unique_id for n in built_nodes if n.relation}
     via_source = {s: builder[key] for s, src in sources.items() if (key := (src.database, src.relation)) in builder}
     tests = _sort_tests(project, is_built, via_source)
     test_parents, tagged, unresolved = tests.parents, tests.tagged, tests.unresolved
