@@ -79,7 +79,7 @@ def _expand(
     rest = [n.unique_id for n in pending if n.unique_id not in expanded] if len(expanded) < len(pending) else []
     reads: dict[str, tuple[list[str], list[str], list[str]]] = {}
 
-    def read(uid: str) -> tuple[list[str], list[str], list[str]]:  # an ephemeral model may not be in `uids`
+    def read(uid: str) -> tuple[list[str], list[str], list[str]]:  # an ephemeral model may not be pending
         return reads[uid] if uid in reads else reads.setdefault(uid, direct(uid))
 
     for uid in rest:

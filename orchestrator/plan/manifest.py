@@ -25,7 +25,6 @@ from ..config import ConfigError
 # Manifest schema versions whose fields the plan reads (v4 = dbt 1.0 ... v12 = dbt 1.8+).
 OLDEST_VERSION, NEWEST_KNOWN_VERSION = 4, 12
 BUILDABLE = ("model", "seed", "snapshot")  # nodes that build a warehouse relation
-_KEPT = frozenset((*BUILDABLE, "test"))
 
 
 class ManifestError(ConfigError):
