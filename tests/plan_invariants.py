@@ -84,8 +84,7 @@ def tag_cycle_forced(project: DbtProject, node_tags: dict[str, list[str]]) -> bo
     children: dict[str, set[str]] = defaultdict(set)
     memo: dict = {}
     built = built_nodes(project)
-    nodes = project.nodes
-    built_rel = {_identity(nodes[u].database, nodes[u].relation): u for u in built if nodes[u].relation}
+    built_rel = _builders(project, built)
     for u in built:
         for p in _built_reads(project, [u], built_rel, memo):  # a source on a built relation: its node
             if p in project.nodes and p != u:
@@ -228,7 +227,7 @@ def _schedules_are_what_is_read(project: DbtProject, dags, builds, runs, dag_of_
         u: _identity(n.database, n.relation) if n.relation and len(databases[n.relation]) > 1 else n.relation
         for u, n in nodes.items()
     }
-    built_rel = {_identity(nodes[u].database, nodes[u].relation): u for u in built}
+    built_rel = _builders(project, built)
     for d in dags:
         expect = set()
         for u in (u for u, ds in builds.items() if d.dag_id in ds):
@@ -250,6 +249,12 @@ def _schedules_are_what_is_read(project: DbtProject, dags, builds, runs, dag_of_
         if tuple(sorted(d.schedule.assets)) != want:
             out.append(f"5: {d.dag_id} waits for {sorted(d.schedule.assets)}, reads {list(want)}")
     return out
+
+
+def _builders(project: DbtProject, built: set[str]) -> dict[str, str]:
+    """A built relation's identity (database.schema.table) -> the node that builds it."""
+    nodes = project.nodes
+    return {_identity(nodes[u].database, nodes[u].relation): u for u in built if nodes[u].relation}
 
 
 def _built_reads(project: DbtProject, uids: list[str], built_rel: dict, memo: dict) -> set[str]:

@@ -41,7 +41,6 @@ def same_database(a: str | None, b: str | None) -> bool:
 
 
 @lru_cache(maxsize=64)  # asked once per dbt node, of the same few URIs: urlsplit was 10% of the plan
-@lru_cache(maxsize=256)  # asked for each of 10,000 dbt Assets' URIs, of one warehouse URI
 def uri_database(uri: str) -> str | None:
     """The database a warehouse URI names: its last path segment (`postgres://host:5432/warehouse`),
     else its host (`duckdb://warehouse`); lower-case."""
